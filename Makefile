@@ -1,0 +1,36 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Each sets up .venv itself.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export VIDPIPE_DATA_DIR ?= $(CURDIR)/.vidpipe
+export DAGSTER_HOME ?= $(VIDPIPE_DATA_DIR)/dagster
+HOST ?= 127.0.0.1
+PORT ?= 3000
+
+.PHONY: demo test dev install bench clean browser
+
+$(STAMP): pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev,bench]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/vidpipe demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+dev: $(STAMP)
+	mkdir -p $(DAGSTER_HOME)
+	test -f $(DAGSTER_HOME)/dagster.yaml || cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/dagster dev -w workspace.yaml -h $(HOST) -p $(PORT)
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .vidpipe test-artifacts

@@ -1,0 +1,42 @@
+"""The Dagster CLI against the real instance: the CI recipe from the README."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from vidpipe_core import media
+from vidpipe_core.storage import Layout
+from vidpipe_dagster.cli import register
+
+REPO = Path(__file__).resolve().parents[2]
+DAGSTER = str(Path(sys.executable).parent / "dagster")
+
+
+def _dagster(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([DAGSTER, *args], cwd=REPO, env=dict(os.environ), capture_output=True, text=True, timeout=timeout)
+
+
+def test_definitions_validate():
+    proc = _dagster("definitions", "validate", "-w", "workspace.yaml")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_job_execute_renders_a_partition(vp_env):
+    spec = register("A snail races a leaf across a garden path.", id="ci-snail", scenes=2, clip_duration=1)
+    proc = _dagster("job", "execute", "-m", "vidpipe_dagster.definitions", "-j", "render_project",
+                    "--tags", json.dumps({"dagster/partition": spec.id}))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    info = media.probe(vp_env.services().store.path(spec.id, Layout.FINAL))
+    assert info.has_video and abs(info.duration_s - 2.0) <= 0.25
+
+
+def test_job_execute_unknown_partition_fails(vp_env):
+    vp_env.instance()  # make sure DAGSTER_HOME is configured
+    proc = _dagster("job", "execute", "-m", "vidpipe_dagster.definitions", "-j", "render_project",
+                    "--tags", json.dumps({"dagster/partition": "never-registered"}))
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert "never-registered" in out and "vidpipe new" in out

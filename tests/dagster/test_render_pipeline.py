@@ -1,0 +1,97 @@
+"""The four assets for one partition on a SQLite Dagster instance, offline (animatic)."""
+from __future__ import annotations
+
+import os
+
+from sqlalchemy import select
+
+from tests.helpers import check_results, latest_metadata, mean_abs_diff, png
+from vidpipe_core import media
+from vidpipe_core.models import Keyframe, VideoClip
+from vidpipe_core.steps.state import resolve_state
+from vidpipe_core.storage import Layout
+from vidpipe_dagster.cli import register, render_project
+
+FRAME_TOLERANCE = 14.0   # mean abs diff (0-255) between a decoded video frame and its keyframe
+
+
+def _render(project_id: str):
+    result = render_project(project_id, show=False)
+    assert result.success, [e.message for e in result.all_events if e.is_failure]
+    return result
+
+
+def test_render_offline_project_end_to_end(vp_env):
+    spec = register("A lighthouse keeper climbs the stairs. The lamp turns on. Ships pass safely in the storm.",
+                    id="lighthouse", scenes=3, clip_duration=1, provider="animatic")
+    result = _render(spec.id)
+    services = vp_env.services()
+    final = services.store.path(spec.id, Layout.FINAL)
+
+    info = media.probe(final)
+    assert (info.width, info.height) == (256, 144)
+    assert info.video_codec == "h264" and info.audio_codec == "aac"
+    assert abs(info.duration_s - 3.0) <= 0.25
+
+    # Continuity: the video opens on frame 0, and every scene boundary shows the shared keyframe.
+    state = resolve_state(services, spec.id)
+    frames = [png(services.store.read_bytes(spec.id, f.row.path)) for f in state.frames]
+    assert mean_abs_diff(media.read_frame(final, "first"), frames[0]) < FRAME_TOLERANCE
+    fps = info.fps
+    for boundary in (1, 2):
+        before = media.read_frame(final, boundary - 1.0 / fps)
+        after = media.read_frame(final, boundary + 0.01)
+        assert mean_abs_diff(before, frames[boundary]) < FRAME_TOLERANCE, f"scene {boundary - 1} does not end on frame {boundary}"
+        assert mean_abs_diff(after, frames[boundary]) < FRAME_TOLERANCE, f"scene {boundary} does not start on frame {boundary}"
+    # Consecutive keyframes differ (the scenes are not one still image).
+    assert mean_abs_diff(frames[0], frames[3]) > 5
+
+    instance = vp_env.instance()
+    assert latest_metadata(instance, "storyboard", spec.id)["scene_count"] == 3
+    kf = latest_metadata(instance, "keyframes", spec.id)
+    assert (kf["generated"], kf["reused"]) == (4, 0)
+    assert os.path.exists(kf["contact_sheet"])
+    assert "| 2 | generated |" in latest_metadata(instance, "clips", spec.id)["scenes"]
+    fv = latest_metadata(instance, "final_video", spec.id)
+    assert fv["resolution"] == "256x144" and fv["video_codec"] == "h264"
+    assert check_results(instance, result.run_id) == {
+        "storyboard_complete": True, "keyframes_decode": True, "final_video_valid": True}
+
+
+def test_second_materialization_renders_nothing(vp_env):
+    spec = register("Two friends build a kite and fly it over the dunes.", id="kite", scenes=2, clip_duration=1)
+    _render(spec.id)
+    services = vp_env.services()
+    with services.db.session() as s:
+        before = {(r.id, r.updated_at) for r in s.scalars(select(Keyframe))} | {(r.id, r.updated_at) for r in s.scalars(select(VideoClip))}
+    mtimes = {p: os.stat(p).st_mtime_ns for p in (services.store.path(spec.id, r[1]) for r in _artifact_paths(services, spec.id))}
+
+    _render(spec.id)
+    instance = vp_env.instance()
+    kf = latest_metadata(instance, "keyframes", spec.id)
+    clips = latest_metadata(instance, "clips", spec.id)
+    assert (kf["generated"], kf["reused"]) == (0, 3)
+    assert clips.get("generated", 0) == 0 and clips["reused"] == 2
+    with services.db.session() as s:
+        after = {(r.id, r.updated_at) for r in s.scalars(select(Keyframe))} | {(r.id, r.updated_at) for r in s.scalars(select(VideoClip))}
+    assert after == before
+    assert mtimes == {p: os.stat(p).st_mtime_ns for p in mtimes}
+
+
+def _artifact_paths(services, project_id):
+    with services.db.session() as s:
+        rows = list(s.scalars(select(Keyframe).where(Keyframe.project_id == project_id))) + \
+            list(s.scalars(select(VideoClip).where(VideoClip.project_id == project_id)))
+    return [(r.id, r.path) for r in rows]
+
+
+def test_crossfade_restitch_keeps_audio_and_shortens(vp_env):
+    spec = register("Waves roll in. A crab runs. Gulls circle.", id="beach", scenes=3, clip_duration=2)
+    _render(spec.id)
+    result = render_project(spec.id, show=False, asset_names=["final_video"],
+                            run_config={"ops": {"final_video": {"config": {"crossfade": 0.5}}}})
+    assert result.success
+    services = vp_env.services()
+    info = media.probe(services.store.path(spec.id, Layout.FINAL))
+    assert info.has_audio and info.audio_codec == "aac"
+    assert abs(info.duration_s - (3 * 2 - 2 * 0.5)) <= 0.25

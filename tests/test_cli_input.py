@@ -1,0 +1,86 @@
+"""Bad input: a clear error naming the field and what is allowed, exit code 2, nothing left behind."""
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from vidpipe_dagster.cli import app
+from vidpipe_dagster.partitions import projects_partitions
+
+runner = CliRunner()
+
+
+def _leftovers(vp_env) -> dict:
+    services = vp_env.services()
+    from vidpipe_core.projects import list_projects
+
+    projects_dir = vp_env.data_dir / "artifacts" / "projects"
+    return {
+        "rows": [p.id for p in list_projects(services)],
+        "partitions": vp_env.instance().get_dynamic_partitions(projects_partitions.name),
+        "folders": sorted(p.name for p in projects_dir.iterdir()) if projects_dir.exists() else [],
+    }
+
+
+@pytest.mark.parametrize(
+    "args, field, allowed",
+    [
+        (["   "], "prompt", "describe"),
+        (["x" * 4001], "prompt", "at most 4000"),
+        (["a cat", "--id", "../x"], "id", "lower-case letters"),
+        (["a cat", "--id", "Upper"], "id", "lower-case letters"),
+        (["a cat", "--id", "a" * 64], "id", "1-63 characters"),
+        (["a cat", "--id", "-lead"], "id", "starting with a letter or digit"),
+        (["a cat", "--aspect-ratio", "4:3"], "aspect_ratio", "16:9, 9:16"),
+        (["a cat", "--clip-duration", "0"], "clip_duration", "1, 2, 3"),
+        (["a cat", "--clip-duration", "60"], "clip_duration", "1, 2, 3"),
+        (["a cat", "--scenes", "0"], "scenes", "1-24"),
+        (["a cat", "--scenes", "99"], "scenes", "1-24"),
+        (["a cat", "--provider", "sora"], "provider", "animatic, google"),
+        (["a cat", "--safety-policy", "ignore"], "safety_policy", "fail, skip, retry"),
+    ],
+)
+def test_bad_input_is_rejected_and_leaves_nothing(vp_env, args, field, allowed):
+    result = runner.invoke(app, ["new", *args])
+    assert result.exit_code == 2, result.output
+    assert f"{field}:" in result.output and allowed in result.output
+    assert _leftovers(vp_env) == {"rows": [], "partitions": [], "folders": []}
+
+
+def test_google_clip_duration_is_checked_against_the_model(vp_env, monkeypatch):
+    monkeypatch.setenv("GOOGLE_GENAI_USE_VERTEXAI", "true")
+    monkeypatch.setenv("GOOGLE_API_KEY", "sentinel-not-a-key")
+    result = runner.invoke(app, ["new", "a cat", "--provider", "google", "--clip-duration", "5"])
+    assert result.exit_code == 2
+    assert "clip_duration" in result.output and "4, 6, 8" in result.output
+    assert _leftovers(vp_env)["rows"] == []
+
+
+def test_google_without_credentials_says_what_to_set(vp_env):
+    result = runner.invoke(app, ["new", "a cat", "--provider", "google"])
+    assert result.exit_code != 0
+    assert "GOOGLE_GENAI_USE_VERTEXAI" in result.output
+    assert _leftovers(vp_env)["rows"] == []
+
+
+def test_taken_id_is_rejected(vp_env):
+    assert runner.invoke(app, ["new", "a cat", "--id", "cat"]).exit_code == 0
+    result = runner.invoke(app, ["new", "another cat", "--id", "cat"])
+    assert result.exit_code == 2 and "already taken" in result.output
+    assert _leftovers(vp_env)["rows"] == ["cat"]
+
+
+def test_new_generates_unique_ids_from_the_prompt(vp_env):
+    first = runner.invoke(app, ["new", "A Fox jumps!"]).output.strip()
+    second = runner.invoke(app, ["new", "A fox jumps"]).output.strip()
+    assert first == "a-fox-jumps"
+    assert second.startswith("a-fox-jumps-") and second != first
+    assert sorted(_leftovers(vp_env)["partitions"]) == sorted([first, second])
+
+
+def test_render_unknown_project_says_so(vp_env):
+    result = runner.invoke(app, ["render", "nope"])
+    assert result.exit_code == 2
+    assert "'nope' does not exist" in result.output and "vidpipe new" in result.output
+    result = runner.invoke(app, ["render", "../etc"])
+    assert result.exit_code == 2 and "id:" in result.output

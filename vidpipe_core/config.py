@@ -1,0 +1,126 @@
+"""Typed settings. Environment variables use the prefix ``VIDPIPE_``; an optional TOML file
+(``VIDPIPE_CONFIG`` or ``./vidpipe.toml``) sets the same keys. Environment wins over the file."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+ProviderName = Literal["animatic", "google"]
+ProviderChoice = Literal["auto", "animatic", "google"]
+SafetyPolicy = Literal["fail", "skip", "retry"]
+
+ASPECT_RATIOS: dict[str, tuple[int, int]] = {"16:9": (16, 9), "9:16": (9, 16)}
+MAX_PROMPT_CHARS = 4000
+MIN_SCENES, MAX_SCENES = 1, 24
+ANIMATIC_DURATIONS = tuple(range(1, 9))
+
+# USD list prices (2026). Text: per 1M tokens in/out; image: per image; video: per second.
+DEFAULT_PRICES: dict[str, dict[str, float]] = {
+    "gemini-2.5-flash": {"input_per_mtok": 0.30, "output_per_mtok": 2.50},
+    "gemini-2.5-pro": {"input_per_mtok": 1.25, "output_per_mtok": 10.0},
+    "gemini-2.5-flash-image": {"per_image": 0.039},
+    "veo-3.1-generate-001": {"per_second": 0.40, "per_second_no_audio": 0.20},
+    "veo-3.1-fast-generate-001": {"per_second": 0.15, "per_second_no_audio": 0.10},
+    "veo-3.0-generate-001": {"per_second": 0.40, "per_second_no_audio": 0.20},
+    "veo-3.0-fast-generate-001": {"per_second": 0.15, "per_second_no_audio": 0.10},
+    "animatic": {},
+}
+
+
+def _config_file() -> Path | None:
+    explicit = os.environ.get("VIDPIPE_CONFIG")
+    if explicit:
+        return Path(explicit)
+    local = Path("vidpipe.toml")
+    return local if local.is_file() else None
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VIDPIPE_", extra="ignore")
+
+    data_dir: Path = Field(default=Path(".vidpipe"), description="Where the database, artifacts, inbox and Dagster home live by default.")
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL; default sqlite under data_dir.")
+    artifacts_url: str | None = Field(default=None, description="fsspec URL of the artifact store; default data_dir/artifacts.")
+    inbox_dir: Path | None = None
+
+    provider: ProviderChoice = "auto"
+    storyboard_provider: ProviderName | None = None
+    keyframe_provider: ProviderName | None = None
+    clip_provider: ProviderName | None = None
+
+    default_style: str = "cinematic, soft natural light"
+    default_aspect_ratio: str = "16:9"
+    default_clip_duration: int = 4
+    default_scenes: int = 4
+    generate_audio: bool = True
+    safety_policy: SafetyPolicy = "fail"
+    max_cost_usd: float = 25.0
+
+    animatic_resolution: int = Field(default=720, description="Short side in pixels of animatic keyframes and clips.")
+    fps: int = 24
+
+    storyboard_model: str = "gemini-2.5-flash"
+    image_model: str = "gemini-2.5-flash-image"
+    video_model: str = "veo-3.1-generate-001"
+    video_fast_model: str = "veo-3.1-fast-generate-001"
+    video_durations: tuple[int, ...] = (4, 6, 8)
+    gcs_base_url: str = "https://storage.googleapis.com"
+    prices: dict[str, dict[str, float]] = Field(default_factory=lambda: {k: dict(v) for k, v in DEFAULT_PRICES.items()})
+
+    retry_attempts: int = 5
+    retry_initial_s: float = 1.0
+    retry_max_s: float = 30.0
+    poll_initial_s: float = 5.0
+    poll_max_s: float = 30.0
+    poll_timeout_s: float = 1200.0
+    clip_concurrency: int = Field(default=4, description="Video operations in flight per project run.")
+    safety_retries: int = 2
+
+    @field_validator("data_dir", mode="after")
+    @classmethod
+    def _absolute(cls, v: Path) -> Path:
+        return v.expanduser().resolve()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = _config_file()
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+    # Derived locations -------------------------------------------------------------
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'vidpipe.db'}"
+
+    @property
+    def resolved_artifacts_url(self) -> str:
+        return self.artifacts_url or str(self.data_dir / "artifacts")
+
+    @property
+    def resolved_inbox_dir(self) -> Path:
+        return (self.inbox_dir or self.data_dir / "inbox").expanduser().resolve()
+
+    @property
+    def dagster_home(self) -> Path:
+        return Path(os.environ.get("DAGSTER_HOME") or self.data_dir / "dagster").resolve()
+
+    def price(self, model: str) -> dict[str, Any]:
+        return self.prices.get(model, {})
+
+
+def get_settings(**overrides: Any) -> Settings:
+    """Settings read afresh from the environment (cheap; never stale in tests or daemons)."""
+    return Settings(**overrides)

@@ -1,0 +1,122 @@
+"""SQLAlchemy 2.0 models. One enum per status, used everywhere (no string literals elsewhere).
+
+Keyframes and clips are keyed by (project, index, fingerprint): a row is the ledger entry of
+one paid-for artifact, so reverting an edit reuses what was already bought, and the unique
+key is what stops two runs from submitting the same scene twice."""
+from __future__ import annotations
+
+import enum
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Enum, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class KeyframeStatus(str, enum.Enum):
+    PENDING = "pending"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class ClipStatus(str, enum.Enum):
+    CLAIMED = "claimed"          # a run owns the scene; nothing sent yet
+    SUBMITTED = "submitted"      # the provider accepted it; operation_name is set
+    DONE = "done"                # bytes stored at path
+    REJECTED = "rejected"        # content-safety filter; reasons recorded
+    FAILED = "failed"            # error recorded
+
+    @property
+    def in_flight(self) -> bool:
+        return self in (ClipStatus.CLAIMED, ClipStatus.SUBMITTED)
+
+
+def _enum(e: type[enum.Enum]) -> Enum:
+    return Enum(e, values_callable=lambda cls: [m.value for m in cls], native_enum=False, length=16)
+
+
+class Project(Base):
+    __tablename__ = "projects"
+
+    id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    prompt: Mapped[str] = mapped_column(Text)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    source: Mapped[str] = mapped_column(String(255), default="cli")
+    lock_holder: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    lock_heartbeat: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class Scene(Base):
+    __tablename__ = "scenes"
+    __table_args__ = (UniqueConstraint("project_id", "index", name="uq_scene"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    index: Mapped[int] = mapped_column(Integer)
+    description: Mapped[str] = mapped_column(Text)
+    start_frame_prompt: Mapped[str] = mapped_column(Text)
+    end_frame_prompt: Mapped[str] = mapped_column(Text)
+    motion_prompt: Mapped[str] = mapped_column(Text)
+    transition_notes: Mapped[str] = mapped_column(Text, default="")
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class Keyframe(Base):
+    """Frame k is scene k's start and scene k-1's end (N scenes have N+1 frames)."""
+
+    __tablename__ = "keyframes"
+    __table_args__ = (UniqueConstraint("project_id", "frame_index", "fingerprint", name="uq_keyframe"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    frame_index: Mapped[int] = mapped_column(Integer)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    status: Mapped[KeyframeStatus] = mapped_column(_enum(KeyframeStatus), default=KeyframeStatus.PENDING)
+    provider: Mapped[str] = mapped_column(String(32))
+    model: Mapped[str] = mapped_column(String(128))
+    path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    width: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    height: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class VideoClip(Base):
+    __tablename__ = "video_clips"
+    __table_args__ = (UniqueConstraint("project_id", "scene_index", "fingerprint", name="uq_clip"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    scene_index: Mapped[int] = mapped_column(Integer)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    status: Mapped[ClipStatus] = mapped_column(_enum(ClipStatus), default=ClipStatus.CLAIMED)
+    provider: Mapped[str] = mapped_column(String(32))
+    model: Mapped[str] = mapped_column(String(128))
+    operation_name: Mapped[str | None] = mapped_column(Text, nullable=True)
+    claimed_by: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    prompt_used: Mapped[str | None] = mapped_column(Text, nullable=True)
+    path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    duration_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    safety_reasons: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)

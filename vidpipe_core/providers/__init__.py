@@ -1,0 +1,68 @@
+"""Provider selection: per project and per stage, `auto` meaning google when credentials exist."""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from vidpipe_core.config import ProviderName, Settings
+from vidpipe_core.errors import ConfigurationError, InvalidInput
+from vidpipe_core.providers.base import ClipProvider, KeyframeProvider, StoryboardProvider
+
+PROVIDERS = ("animatic", "google")
+STAGES = ("storyboard", "keyframes", "clips")
+
+
+def google_ready(env: Mapping[str, str] | None = None) -> tuple[bool, str]:
+    from vidpipe_core.providers.google import google_credentials_status
+
+    return google_credentials_status(os.environ if env is None else env)
+
+
+def resolve_stage_providers(settings: Settings, provider: str | None = None, **per_stage: str | None) -> dict[str, ProviderName]:
+    """The provider of each stage: explicit per-stage choice > explicit project choice > settings > auto."""
+    for key, value in [("provider", provider), *per_stage.items()]:
+        if value is not None and value not in (*PROVIDERS, "auto"):
+            raise InvalidInput(key, f"unknown provider {value!r}", ", ".join(PROVIDERS))
+    default = provider or settings.provider
+    if default == "auto":
+        default = "google" if google_ready()[0] else "animatic"
+    configured = {"storyboard": settings.storyboard_provider, "keyframes": settings.keyframe_provider, "clips": settings.clip_provider}
+    chosen: dict[str, ProviderName] = {}
+    for stage in STAGES:
+        value = per_stage.get(stage) or (None if provider else configured[stage]) or default
+        chosen[stage] = "google" if value == "auto" and google_ready()[0] else ("animatic" if value == "auto" else value)  # type: ignore[assignment]
+    if "google" in chosen.values():
+        ok, message = google_ready()
+        if not ok:
+            raise ConfigurationError(message)
+    return chosen
+
+
+def storyboard_provider(name: str, settings: Settings) -> StoryboardProvider:
+    if name == "google":
+        from vidpipe_core.providers.google import GoogleStoryboard
+
+        return GoogleStoryboard(settings)
+    from vidpipe_core.providers.animatic import AnimaticProvider
+
+    return AnimaticProvider(settings)
+
+
+def keyframe_provider(name: str, settings: Settings) -> KeyframeProvider:
+    if name == "google":
+        from vidpipe_core.providers.google import GoogleKeyframes
+
+        return GoogleKeyframes(settings)
+    from vidpipe_core.providers.animatic import AnimaticProvider
+
+    return AnimaticProvider(settings)
+
+
+def clip_provider(name: str, settings: Settings) -> ClipProvider:
+    if name == "google":
+        from vidpipe_core.providers.google import GoogleClips
+
+        return GoogleClips(settings)
+    from vidpipe_core.providers.animatic import AnimaticProvider
+
+    return AnimaticProvider(settings)

@@ -1,0 +1,95 @@
+"""The provider interface: one per stage, so stages can mix providers
+(a Gemini storyboard with animatic clips is a cheap way to preview a real plan)."""
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from vidpipe_core.schemas import ProjectSpec, Storyboard, StyleGuide
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What a call consumed, for the cost ledger."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    images: int = 0
+    video_seconds: float = 0.0
+    cost_usd: float = 0.0
+
+
+@dataclass(frozen=True)
+class KeyframeRequest:
+    project_id: str
+    frame_index: int                 # frame k = scene k's start = scene k-1's end
+    prompt: str                      # full image prompt (frame prompt + style guide)
+    caption: str                     # short human caption (scene number and description)
+    style: StyleGuide
+    aspect_ratio: str
+    reference_png: bytes | None      # frame k-1 for k >= 1 (continuity), None for frame 0
+
+
+@dataclass(frozen=True)
+class ClipRequest:
+    project_id: str
+    scene_index: int
+    prompt: str                      # motion prompt + style guide
+    start_png: bytes
+    end_png: bytes
+    duration_s: int
+    aspect_ratio: str
+    generate_audio: bool
+    negative_prompt: str = ""
+    seed: int | None = None
+
+
+class ClipOutcomeKind(str, enum.Enum):
+    DONE = "done"
+    REJECTED = "rejected"
+    FAILED = "failed"
+
+
+@dataclass
+class ClipOutcome:
+    kind: ClipOutcomeKind
+    video: bytes | None = None
+    reasons: list[str] = field(default_factory=list)
+    error: str | None = None
+    usage: Usage = Usage()
+
+
+PollCallback = Callable[[str], None]   # called with a short status line while waiting
+
+
+@runtime_checkable
+class StoryboardProvider(Protocol):
+    name: str
+
+    def model_for(self, spec: ProjectSpec) -> str: ...
+    def plan(self, spec: ProjectSpec) -> tuple[Storyboard, Usage]: ...
+
+
+@runtime_checkable
+class KeyframeProvider(Protocol):
+    name: str
+
+    def model_for(self, spec: ProjectSpec) -> str: ...
+    def expected_size(self, aspect_ratio: str) -> tuple[int, int] | None:
+        """Exact pixel size this provider renders, or None when only the aspect ratio is known."""
+        ...
+    def render(self, request: KeyframeRequest) -> tuple[bytes, Usage]: ...
+
+
+@runtime_checkable
+class ClipProvider(Protocol):
+    name: str
+
+    def model_for(self, spec: ProjectSpec) -> str: ...
+    def allowed_durations(self, spec: ProjectSpec) -> tuple[int, ...]: ...
+    def submit(self, request: ClipRequest, model: str) -> str:
+        """Start one clip; returns an operation name that `wait` can re-attach to after a crash."""
+        ...
+    def wait(self, operation: str, request: ClipRequest, model: str, on_poll: PollCallback | None = None) -> ClipOutcome: ...

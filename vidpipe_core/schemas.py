@@ -1,0 +1,70 @@
+"""Pydantic models at the boundaries: the project spec (user input), the storyboard (LLM output)."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from vidpipe_core.config import ProviderName, SafetyPolicy
+
+
+class Character(BaseModel):
+    name: str = Field(description="Short name used in scene prompts")
+    appearance: str = Field(description="Fixed visual description repeated in every prompt that shows the character")
+
+
+class StyleGuide(BaseModel):
+    visual_style: str = Field(description="Overall look, medium and lighting")
+    color_palette: list[str] = Field(description="3-6 colours (names or #hex) used throughout")
+    camera_style: str = Field(description="Lenses, framing and movement conventions")
+    characters: list[Character] = Field(default_factory=list, description="Recurring characters")
+
+    def prompt_suffix(self) -> str:
+        parts = [f"Style: {self.visual_style}.", f"Palette: {', '.join(self.color_palette)}.", f"Camera: {self.camera_style}."]
+        for c in self.characters:
+            parts.append(f"{c.name}: {c.appearance}.")
+        return " ".join(parts)
+
+
+class ScenePlan(BaseModel):
+    """One scene as planned. Its index is its position in the storyboard, never a claimed field."""
+
+    description: str = Field(description="What happens in the scene, one or two sentences")
+    start_frame_prompt: str = Field(description="Image prompt for the first frame")
+    end_frame_prompt: str = Field(description="Image prompt for the last frame")
+    motion_prompt: str = Field(description="How the camera and subjects move from first to last frame")
+    transition_notes: str = Field(default="", description="How this scene hands over to the next")
+
+
+class Storyboard(BaseModel):
+    title: str = Field(description="Short title of the video")
+    style_guide: StyleGuide
+    scenes: list[ScenePlan]
+
+
+class StageProviders(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    storyboard: ProviderName
+    keyframes: ProviderName
+    clips: ProviderName
+
+
+class ProjectSpec(BaseModel):
+    """Everything a project needs, validated before anything is written or spent."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    prompt: str
+    style: str
+    aspect_ratio: Literal["16:9", "9:16"]
+    clip_duration: int
+    scenes: int
+    providers: StageProviders
+    generate_audio: bool = True
+    negative_prompt: str = ""
+    seed: int | None = None
+    fast: bool = False
+    max_cost_usd: float = 25.0
+    safety_policy: SafetyPolicy = "fail"
+    crossfade: float = 0.0

@@ -1,0 +1,138 @@
+"""Where a project stands: the fingerprint each keyframe and clip *should* have for the current
+storyboard, and the stored row that matches it (if any). Every step and `status` reads this;
+nothing stores a derived "scene status" that could disagree with it."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+
+from vidpipe_core.fingerprint import clip_fingerprint, keyframe_fingerprint
+from vidpipe_core.models import ClipStatus, Keyframe, KeyframeStatus, Scene, VideoClip
+from vidpipe_core.projects import load_spec
+from vidpipe_core.providers import clip_provider, keyframe_provider
+from vidpipe_core.schemas import ProjectSpec, ScenePlan, StyleGuide
+from vidpipe_core.services import Services
+from vidpipe_core.storage import Layout
+
+
+@dataclass
+class FrameState:
+    index: int
+    prompt: str
+    fingerprint: str | None          # None when the previous frame does not exist yet
+    row: Keyframe | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.row is not None and self.row.status == KeyframeStatus.DONE
+
+
+@dataclass
+class ClipState:
+    index: int
+    prompt: str
+    fingerprint: str | None          # None while its keyframes are missing
+    row: VideoClip | None = None
+
+    @property
+    def status(self) -> ClipStatus | None:
+        return self.row.status if self.row else None
+
+
+@dataclass
+class ProjectState:
+    spec: ProjectSpec
+    style: StyleGuide | None
+    scenes: list[ScenePlan]
+    frames: list[FrameState] = field(default_factory=list)
+    clips: list[ClipState] = field(default_factory=list)
+
+    @property
+    def has_storyboard(self) -> bool:
+        return bool(self.scenes)
+
+
+def frame_prompt(scenes: list[ScenePlan], style: StyleGuide, k: int) -> str:
+    """Frame 0 is scene 0's start; frame k >= 1 is scene k-1's end (and scene k's start)."""
+    text = scenes[0].start_frame_prompt if k == 0 else scenes[k - 1].end_frame_prompt
+    return f"{text}\n\n{style.prompt_suffix()}"
+
+
+def frame_caption(scenes: list[ScenePlan], k: int) -> str:
+    if k == 0:
+        return f"Scene 1 - {scenes[0].description}"
+    return f"Scene {k} end - {scenes[k - 1].description}"
+
+
+def clip_prompt(scene: ScenePlan, style: StyleGuide) -> str:
+    return f"{scene.motion_prompt}\n\nScene: {scene.description}\n{style.prompt_suffix()}"
+
+
+def load_storyboard_rows(services: Services, project_id: str) -> list[ScenePlan]:
+    with services.db.session() as s:
+        rows = s.scalars(select(Scene).where(Scene.project_id == project_id).order_by(Scene.index)).all()
+        return [
+            ScenePlan(description=r.description, start_frame_prompt=r.start_frame_prompt, end_frame_prompt=r.end_frame_prompt,
+                      motion_prompt=r.motion_prompt, transition_notes=r.transition_notes)
+            for r in rows
+        ]
+
+
+def load_style(services: Services, project_id: str) -> StyleGuide | None:
+    import json
+
+    if not services.store.exists(project_id, Layout.STORYBOARD):
+        return None
+    data = json.loads(services.store.read_bytes(project_id, Layout.STORYBOARD))
+    return StyleGuide.model_validate(data["storyboard"]["style_guide"])
+
+
+def clip_render_params(spec: ProjectSpec, services: Services) -> dict[str, Any]:
+    if spec.providers.clips == "animatic":
+        return {"fps": services.settings.fps, "short_side": services.settings.animatic_resolution}
+    return {}
+
+
+def resolve_state(services: Services, project_id: str) -> ProjectState:
+    spec = load_spec(services, project_id)
+    scenes = load_storyboard_rows(services, project_id)
+    style = load_style(services, project_id) if scenes else None
+    state = ProjectState(spec=spec, style=style, scenes=scenes)
+    if not scenes or style is None:
+        return state
+
+    kp = keyframe_provider(spec.providers.keyframes, services.settings)
+    cp = clip_provider(spec.providers.clips, services.settings)
+    k_model, c_model = kp.model_for(spec), cp.model_for(spec)
+    size = kp.expected_size(spec.aspect_ratio)
+    with services.db.session() as s:
+        kf_rows = {(r.frame_index, r.fingerprint): r for r in s.scalars(select(Keyframe).where(Keyframe.project_id == project_id))}
+        clip_rows = {(r.scene_index, r.fingerprint): r for r in s.scalars(select(VideoClip).where(VideoClip.project_id == project_id))}
+
+    previous_sha: str | None = None
+    chain_ok = True
+    for k in range(len(scenes) + 1):
+        prompt = frame_prompt(scenes, style, k)
+        fp = None
+        if chain_ok:
+            fp = keyframe_fingerprint(provider=kp.name, model=k_model, prompt=prompt, aspect_ratio=spec.aspect_ratio,
+                                      reference_sha256=previous_sha, render_size=size)
+        fs = FrameState(index=k, prompt=prompt, fingerprint=fp, row=kf_rows.get((k, fp)) if fp else None)
+        state.frames.append(fs)
+        chain_ok = fs.done
+        previous_sha = fs.row.sha256 if fs.done and fs.row else None
+
+    render = clip_render_params(spec, services)
+    for i, scene in enumerate(scenes):
+        start, end = state.frames[i], state.frames[i + 1]
+        prompt = clip_prompt(scene, style)
+        fp = None
+        if start.done and end.done and start.row and end.row:
+            fp = clip_fingerprint(provider=cp.name, model=c_model, prompt=prompt, start_sha256=start.row.sha256 or "",
+                                  end_sha256=end.row.sha256 or "", duration_s=spec.clip_duration, aspect_ratio=spec.aspect_ratio,
+                                  generate_audio=spec.generate_audio, negative_prompt=spec.negative_prompt, seed=spec.seed,
+                                  render=render)
+        state.clips.append(ClipState(index=i, prompt=prompt, fingerprint=fp, row=clip_rows.get((i, fp)) if fp else None))
+    return state

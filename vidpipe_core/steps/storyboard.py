@@ -1,0 +1,93 @@
+"""Storyboard step: plan the scenes, store storyboard.json and the scene rows."""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+from sqlalchemy import delete
+
+from vidpipe_core.cost import estimate, guard_budget, usage_cost
+from vidpipe_core.errors import ProviderError
+from vidpipe_core.models import Scene
+from vidpipe_core.projects import load_spec
+from vidpipe_core.providers import clip_provider, keyframe_provider, storyboard_provider
+from vidpipe_core.schemas import ProjectSpec, Storyboard
+from vidpipe_core.services import Services
+from vidpipe_core.steps.state import load_storyboard_rows
+from vidpipe_core.steps.report import Progress, ProgressEvent, no_progress
+from vidpipe_core.storage import Layout
+
+
+@dataclass
+class StoryboardResult:
+    storyboard: Storyboard
+    provider: str
+    model: str
+    reused: bool
+    cost_usd: float
+    projected_usd: float     # keyframes + clips still to pay for
+    fingerprint: str
+
+
+def storyboard_fingerprint(spec: ProjectSpec, provider: str, model: str) -> str:
+    fields = {"prompt": spec.prompt, "style": spec.style, "scenes": spec.scenes, "aspect": spec.aspect_ratio,
+              "duration": spec.clip_duration, "provider": provider, "model": model}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+
+
+def stage_models(services: Services, spec: ProjectSpec) -> dict[str, str]:
+    s = services.settings
+    return {
+        "storyboard": storyboard_provider(spec.providers.storyboard, s).model_for(spec),
+        "keyframes": keyframe_provider(spec.providers.keyframes, s).model_for(spec),
+        "clips": clip_provider(spec.providers.clips, s).model_for(spec),
+    }
+
+
+def _stored(services: Services, project_id: str) -> dict | None:
+    if not services.store.exists(project_id, Layout.STORYBOARD):
+        return None
+    return json.loads(services.store.read_bytes(project_id, Layout.STORYBOARD))
+
+
+def make_storyboard(services: Services, project_id: str, *, replan: bool = False, progress: Progress = no_progress) -> StoryboardResult:
+    """Plan the project. An unchanged project keeps its stored plan unless `replan` is set, so
+    re-running a finished project never buys a new plan (and with it new clips) by accident."""
+    spec = load_spec(services, project_id)
+    provider = storyboard_provider(spec.providers.storyboard, services.settings)
+    model = provider.model_for(spec)
+    models = stage_models(services, spec)
+    projection = estimate(services.settings, spec, models)
+    fingerprint = storyboard_fingerprint(spec, provider.name, model)
+
+    stored = _stored(services, project_id)
+    if stored and not replan and stored.get("fingerprint") == fingerprint:
+        progress(ProgressEvent("storyboard", "reusing the stored storyboard", done=1, total=1))
+        board = Storyboard.model_validate(stored["storyboard"])
+        if len(load_storyboard_rows(services, project_id)) != len(board.scenes):
+            _write_scene_rows(services, project_id, board)
+        return StoryboardResult(board, provider.name, model, True, 0.0, projection.keyframes_usd + projection.clips_usd, fingerprint)
+
+    guard_budget("storyboard", 0.0, projection.total_usd, spec.max_cost_usd)
+    progress(ProgressEvent("storyboard", f"planning {spec.scenes} scenes with {provider.name}", total=1))
+    board, usage = provider.plan(spec)
+    if len(board.scenes) != spec.scenes:
+        raise ProviderError("storyboard", f"planned {len(board.scenes)} scenes, {spec.scenes} were asked for")
+    cost = usage_cost(services.settings, model, usage)
+    document = {"fingerprint": fingerprint, "provider": provider.name, "model": model, "cost_usd": cost,
+                "storyboard": board.model_dump(mode="json")}
+    services.store.write_bytes(project_id, Layout.STORYBOARD, json.dumps(document, indent=2).encode())
+    _write_scene_rows(services, project_id, board)
+    progress(ProgressEvent("storyboard", "storyboard written", done=1, total=1))
+    return StoryboardResult(board, provider.name, model, False, cost, projection.keyframes_usd + projection.clips_usd, fingerprint)
+
+
+def _write_scene_rows(services: Services, project_id: str, board: Storyboard) -> None:
+    """Replace the scene rows; indices come from position, never from the planner."""
+    with services.db.session() as s:
+        s.execute(delete(Scene).where(Scene.project_id == project_id))
+        for index, plan in enumerate(board.scenes):
+            s.add(Scene(project_id=project_id, index=index, description=plan.description,
+                        start_frame_prompt=plan.start_frame_prompt, end_frame_prompt=plan.end_frame_prompt,
+                        motion_prompt=plan.motion_prompt, transition_notes=plan.transition_notes))

@@ -1,0 +1,168 @@
+"""The four assets. Each is a few lines around a vidpipe_core step, turning its report into
+MaterializeResult metadata and asset-check results."""
+
+import dagster as dg
+
+from vidpipe_core import media
+from vidpipe_core.checks import CheckOutcome, check_final_video, check_keyframes, check_storyboard
+from vidpipe_core.errors import InvalidInput, VidpipeError
+from vidpipe_core.ids import is_valid_project_id, ID_RULE
+from vidpipe_core.steps.clips import make_clips
+from vidpipe_core.steps.keyframes import make_keyframes
+from vidpipe_core.steps.report import StepReport
+from vidpipe_core.steps.state import resolve_state
+from vidpipe_core.steps.stitch import make_final
+from vidpipe_core.steps.storyboard import make_storyboard
+from vidpipe_core.storage import Layout
+from vidpipe_dagster.partitions import projects_partitions
+from vidpipe_dagster.progress import for_context
+from vidpipe_dagster.resources import VidpipeResource
+
+GROUP = "vidpipe"
+
+
+class StoryboardConfig(dg.Config):
+    replan: bool = False
+    """Ask the planner again even when the project is unchanged (pays for a new plan)."""
+
+
+class ClipsConfig(dg.Config):
+    concurrency: int | None = None
+    """Video operations in flight for this project (default: VIDPIPE_CLIP_CONCURRENCY)."""
+
+
+class FinalVideoConfig(dg.Config):
+    crossfade: float | None = None
+    """Seconds of crossfade between scenes (default: the project's setting)."""
+
+
+def _project_id(context: dg.AssetExecutionContext) -> str:
+    key = context.partition_key
+    if not is_valid_project_id(key):
+        raise InvalidInput("partition", f"{key!r} is not a valid project id", ID_RULE)
+    return key
+
+
+def _check(outcome: CheckOutcome) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(check_name=outcome.name, passed=outcome.passed, description=outcome.description,
+                               metadata=outcome.metadata)
+
+
+def _fail(exc: VidpipeError) -> dg.Failure:
+    return dg.Failure(description=str(exc), allow_retries=False)
+
+
+def _scene_table(report: StepReport) -> str:
+    lines = ["| scene | status | duration (s) | cost (USD) | fingerprint | detail |", "|---|---|---|---|---|---|"]
+    for i in report.items:
+        dur = f"{i.duration_s:.2f}" if i.duration_s is not None else ""
+        lines.append(f"| {i.index} | {i.action.value} | {dur} | {i.cost_usd:.3f} | `{i.fingerprint[:12]}` | {i.detail[:120]} |")
+    return "\n".join(lines)
+
+
+@dg.asset(
+    partitions_def=projects_partitions, group_name=GROUP, kinds={"python", "json"},
+    description="Scene plan and style guide, from the storyboard provider (structured output).",
+    check_specs=[dg.AssetCheckSpec("storyboard_complete", asset="storyboard")],
+)
+def storyboard(context: dg.AssetExecutionContext, config: StoryboardConfig, vidpipe: VidpipeResource) -> dg.MaterializeResult:
+    services, project_id = vidpipe.services(), _project_id(context)
+    try:
+        result = make_storyboard(services, project_id, replan=config.replan, progress=for_context(context))
+    except VidpipeError as exc:
+        raise _fail(exc) from exc
+    spec = resolve_state(services, project_id).spec
+    context.log.info(f"{len(result.storyboard.scenes)} scenes ({'reused' if result.reused else 'planned'}) by {result.provider}")
+    return dg.MaterializeResult(
+        metadata={
+            "title": result.storyboard.title,
+            "scene_count": len(result.storyboard.scenes),
+            "style_guide": dg.MetadataValue.json(result.storyboard.style_guide.model_dump(mode="json")),
+            "provider": result.provider, "model": result.model, "reused": result.reused,
+            "cost_usd": round(result.cost_usd, 6), "projected_cost_usd": round(result.projected_usd, 4),
+            "budget_usd": spec.max_cost_usd,
+            "path": dg.MetadataValue.path(services.store.uri(project_id, Layout.STORYBOARD)),
+        },
+        check_results=[_check(check_storyboard(spec, result.storyboard))],
+    )
+
+
+@dg.asset(
+    partitions_def=projects_partitions, group_name=GROUP, kinds={"python", "image"}, deps=[storyboard],
+    description="N+1 keyframes with continuity: scene i+1 starts on scene i's end frame.",
+    check_specs=[dg.AssetCheckSpec("keyframes_decode", asset="keyframes")],
+)
+def keyframes(context: dg.AssetExecutionContext, vidpipe: VidpipeResource) -> dg.MaterializeResult:
+    services, project_id = vidpipe.services(), _project_id(context)
+    try:
+        report = make_keyframes(services, project_id, progress=for_context(context))
+    except VidpipeError as exc:
+        raise _fail(exc) from exc
+    pngs = [services.store.read_bytes(project_id, i.path) for i in report.items if i.path]
+    sheet = media.contact_sheet(pngs, labels=[f"frame {i.index}" for i in report.items])
+    services.store.write_bytes(project_id, Layout.CONTACT_SHEET, sheet)
+    context.log.info(f"keyframes: {report.counts['generated']} generated, {report.counts['reused']} reused")
+    return dg.MaterializeResult(
+        metadata={
+            "frames": len(report.items), "generated": report.counts["generated"], "reused": report.counts["reused"],
+            "provider": report.provider, "model": report.model, "cost_usd": report.cost_usd,
+            "projected_cost_usd": round(report.projected_usd, 4),
+            "contact_sheet": dg.MetadataValue.path(services.store.uri(project_id, Layout.CONTACT_SHEET)),
+        },
+        check_results=[_check(check_keyframes(services, project_id))],
+    )
+
+
+@dg.asset(
+    partitions_def=projects_partitions, group_name=GROUP, kinds={"python", "video"}, deps=[keyframes],
+    description="One clip per scene from its first and last keyframe; paid operations are never resubmitted.",
+)
+def clips(context: dg.AssetExecutionContext, config: ClipsConfig, vidpipe: VidpipeResource) -> dg.MaterializeResult:
+    services, project_id = vidpipe.services(), _project_id(context)
+    try:
+        report = make_clips(services, project_id, run_id=context.run.run_id, concurrency=config.concurrency,
+                            progress=for_context(context))
+    except VidpipeError as exc:
+        raise _fail(exc) from exc
+    counts = report.counts
+    context.log.info("clips: " + ", ".join(f"{n} {k}" for k, n in counts.items() if n))
+    return dg.MaterializeResult(
+        metadata={
+            "scenes": dg.MetadataValue.md(_scene_table(report)),
+            **{k: v for k, v in counts.items() if v}, "clip_count": len(report.items),
+            "provider": report.provider, "model": report.model, "cost_usd": report.cost_usd,
+            "projected_cost_usd": round(report.projected_usd, 4),
+            "total_duration_s": round(sum(i.duration_s or 0 for i in report.items), 3),
+        },
+    )
+
+
+@dg.asset(
+    partitions_def=projects_partitions, group_name=GROUP, kinds={"python", "ffmpeg"}, deps=[clips],
+    description="The stitched MP4: stream-copy concat, or crossfade re-encode with audio kept.",
+    check_specs=[dg.AssetCheckSpec("final_video_valid", asset="final_video")],
+)
+def final_video(context: dg.AssetExecutionContext, config: FinalVideoConfig, vidpipe: VidpipeResource) -> dg.MaterializeResult:
+    services, project_id = vidpipe.services(), _project_id(context)
+    try:
+        result = make_final(services, project_id, crossfade=config.crossfade, progress=for_context(context))
+    except VidpipeError as exc:
+        raise _fail(exc) from exc
+    info = result.info
+    metadata: dict = {
+        "path": dg.MetadataValue.path(result.uri), "duration_s": round(info.duration_s, 3),
+        "size_bytes": info.size_bytes, "resolution": f"{info.width}x{info.height}", "fps": round(info.fps, 3),
+        "video_codec": info.video_codec or "none", "audio_codec": info.audio_codec or "none",
+        "scenes": len(result.scenes), "crossfade_s": result.crossfade,
+    }
+    if result.skipped:
+        metadata["skipped_scenes"] = dg.MetadataValue.md(
+            "\n".join(f"- scene {i}: {reason}" for i, reason in sorted(result.skipped.items())))
+    context.log.info(f"final video {info.duration_s:.2f}s {info.width}x{info.height} at {result.uri}")
+    return dg.MaterializeResult(
+        metadata=metadata,
+        check_results=[_check(check_final_video(info, result.expected_duration_s, result.audio_expected))],
+    )
+
+
+render_assets = [storyboard, keyframes, clips, final_video]

@@ -1,0 +1,11 @@
+import dagster as dg
+
+from vidpipe_dagster.assets import render_assets
+from vidpipe_dagster.jobs import render_project
+from vidpipe_dagster.resources import VidpipeResource
+
+defs = dg.Definitions(
+    assets=render_assets,
+    jobs=[render_project],
+    resources={"vidpipe": VidpipeResource()},
+)

@@ -1,0 +1,9 @@
+import dagster as dg
+
+from vidpipe_dagster.assets import render_assets
+
+render_project = dg.define_asset_job(
+    "render_project",
+    selection=dg.AssetSelection.assets(*render_assets),
+    description="Storyboard -> keyframes -> clips -> final video for one project partition.",
+)

@@ -1,0 +1,3 @@
+import dagster as dg
+
+projects_partitions = dg.DynamicPartitionsDefinition(name="projects")

@@ -1,0 +1,74 @@
+"""Where a project stands: materializations from Dagster, scenes and costs from the database."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import dagster as dg
+
+from vidpipe_core.cost import image_cost, video_cost
+from vidpipe_core.models import ClipStatus
+from vidpipe_core.providers import clip_provider, keyframe_provider
+from vidpipe_core.services import Services
+from vidpipe_core.steps.keyframes import spent_usd
+from vidpipe_core.steps.state import resolve_state
+from vidpipe_dagster.instance import get_instance
+
+ASSETS = ("storyboard", "keyframes", "clips", "final_video")
+
+
+def asset_states(instance: dg.DagsterInstance, project_id: str) -> list[dict[str, Any]]:
+    latest_run = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/partition": project_id}), limit=1)
+    rows = []
+    for name in ASSETS:
+        records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=dg.AssetKey(name), asset_partitions=[project_id]), limit=1).records
+        if records:
+            rec = records[0]
+            rows.append({"asset": name, "state": "materialized", "run_id": rec.run_id[:8],
+                         "when": datetime.fromtimestamp(rec.timestamp, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")})
+        else:
+            rows.append({"asset": name, "state": "missing", "run_id": None, "when": None})
+    if latest_run:
+        run = latest_run[0]
+        rows.append({"asset": "(latest run)", "state": run.status.value.lower(), "run_id": run.run_id[:8], "when": None})
+    return rows
+
+
+def scene_rows(services: Services, project_id: str) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    state = resolve_state(services, project_id)
+    spec = state.spec
+    rows = []
+    for c in state.clips:
+        start, end = state.frames[c.index], state.frames[c.index + 1]
+        clip = c.row
+        detail = ""
+        if clip is not None and clip.status == ClipStatus.REJECTED:
+            detail = "safety: " + "; ".join(clip.safety_reasons or [])
+            if spec.safety_policy == "skip":
+                detail = "skipped in final video - " + detail
+        elif clip is not None and clip.status == ClipStatus.FAILED:
+            detail = clip.error or ""
+        elif clip is not None and clip.status == ClipStatus.SUBMITTED:
+            detail = f"operation {clip.operation_name}"
+        rows.append({
+            "index": c.index,
+            "start_frame": "done" if start.done else "missing",
+            "end_frame": "done" if end.done else "missing",
+            "clip": clip.status.value if clip is not None else "missing",
+            "duration_s": clip.duration_s if clip is not None else None,
+            "cost_usd": clip.cost_usd if clip is not None else 0.0,
+            "detail": detail,
+        })
+    frames_left = sum(1 for f in state.frames if not f.done) if state.frames else spec.scenes + 1
+    clips_left = sum(1 for c in state.clips if c.row is None or c.row.status in (ClipStatus.CLAIMED, ClipStatus.FAILED)) \
+        if state.clips else spec.scenes
+    s = services.settings
+    projected = image_cost(s, keyframe_provider(spec.providers.keyframes, s).model_for(spec), frames_left) + video_cost(
+        s, clip_provider(spec.providers.clips, s).model_for(spec), clips_left * spec.clip_duration, spec.generate_audio)
+    cost = {"spent_usd": spent_usd(services, project_id), "projected_usd": projected, "budget_usd": spec.max_cost_usd}
+    return rows, cost
+
+
+def project_status(services: Services, project_id: str) -> dict[str, Any]:
+    scenes, cost = scene_rows(services, project_id)
+    return {"assets": asset_states(get_instance(services.settings), project_id), "scenes": scenes, "cost": cost}
