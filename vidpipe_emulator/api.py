@@ -1,0 +1,286 @@
+"""Endpoint behaviour: generateContent, Veo submit/poll and the fake GCS.
+
+The HTTP layer (``handler.py``) has already done auth, latency and transport
+faults by the time these functions run; they only build replies and update
+state.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import time
+import uuid
+from typing import TYPE_CHECKING, Any, Mapping
+from urllib.parse import quote
+
+from . import media
+from .config import Faults, Settings
+from .media import VideoSpec
+from .schema import generate_from_schema
+from .state import Operation, RequestRecord
+from .videos import completed
+from .wire import (
+    BadRequest,
+    Reply,
+    error_reply,
+    parse_content_request,
+    parse_video_request,
+    sha256_hex,
+)
+
+if TYPE_CHECKING:
+    from .server import Emulator
+
+VIDEO_RESPONSE_TYPE = "type.googleapis.com/cloud.ai.large_models.vision.GenerateVideoResponse"
+DEFAULT_DURATION_S = 8.0
+MAX_SAMPLES = 4
+_PATH_KEYS = ("projects", "locations")
+
+
+def content_kind(body: Mapping[str, Any]) -> str:
+    """``"image"`` when IMAGE is among the response modalities, else ``"text"``."""
+    config = body.get("generationConfig") or body.get("generation_config") or {}
+    modalities = (config.get("responseModalities") or []) if isinstance(config, Mapping) else []
+    return "image" if any(str(m).upper() == "IMAGE" for m in modalities) else "text"
+
+
+def _snippet(text: str, limit: int = 120) -> str:
+    return " ".join(text.split())[:limit]
+
+
+def _tokens(text: str) -> int:
+    return max(1, len(text) // 4)
+
+
+def _matches(word: str | None, text: str) -> bool:
+    """Case-insensitive containment; an unset/empty word never matches."""
+    return bool(word) and str(word).lower() in text.lower()
+
+
+def _project_location(path: str) -> tuple[str, str]:
+    """Project/location from a project-mode path, or emulator defaults."""
+    parts = path.strip("/").split("/")
+    found = {k: parts[i + 1] for i, k in enumerate(parts[:-1]) if k in _PATH_KEYS}
+    return found.get("projects", "vidpipe-emulator"), found.get("locations", "us-central1")
+
+
+def describe(kind: str, model: str | None, body: Mapping[str, Any], path: str) -> RequestRecord:
+    """Best-effort request log entry (never raises, never sees headers)."""
+    prompt: str | None = None
+    images: list[str] = []
+    config: dict[str, Any] = {}
+    operation: str | None = None
+    try:
+        if kind in ("text", "image"):
+            req = parse_content_request(body)
+            prompt, config = req.prompt, req.generation_config
+            images = [sha256_hex(i) for i in req.images]
+        elif kind == "video_submit":
+            vreq = parse_video_request(body)
+            prompt, config = vreq.prompt, vreq.parameters
+            images = [sha256_hex(i) for i in vreq.all_images]
+        elif kind == "video_poll":
+            operation = str(body.get("operationName") or "") or None
+    except (BadRequest, AttributeError, TypeError):
+        pass
+    return RequestRecord(
+        kind=kind, model=model, prompt=prompt, image_sha256=images, config=config,
+        timestamp=time.time(), path=path, operation=operation,
+    )
+
+
+class Api:
+    """Business logic of the emulated endpoints."""
+
+    def __init__(self, emulator: Emulator) -> None:
+        self._emu = emulator
+
+    # -- generateContent -------------------------------------------------------
+    def generate_content(self, model: str, body: Mapping[str, Any]) -> Reply:
+        req = parse_content_request(body)
+        settings = self._emu.settings
+        state = self._emu.state
+        prompt_tokens = _tokens(req.instruction + req.prompt) + 258 * len(req.images)
+        if req.wants_image:
+            if state.take_empty_image():
+                parts: list[dict[str, Any]] = [
+                    {"text": "I'm unable to generate an image for this request right now."}
+                ]
+                out_tokens = 14
+            else:
+                ref = req.images[0] if req.images else None
+                png = media.generate_png(req.prompt, settings.image_height, req.aspect_ratio, ref)
+                parts = [{"inlineData": {"mimeType": "image/png", "data": base64.b64encode(png).decode()}}]
+                out_tokens = 1290
+        else:
+            text = self._text_answer(req.prompt, req.instruction, req.response_mime_type, req.schema())
+            parts = [{"text": text}]
+            out_tokens = _tokens(text)
+        return Reply(
+            body={
+                "candidates": [
+                    {"content": {"role": "model", "parts": parts}, "finishReason": "STOP", "index": 0}
+                ],
+                "usageMetadata": {
+                    "promptTokenCount": prompt_tokens,
+                    "candidatesTokenCount": out_tokens,
+                    "totalTokenCount": prompt_tokens + out_tokens,
+                },
+                "modelVersion": model,
+            }
+        )
+
+    def _text_answer(
+        self, prompt: str, instruction: str, mime: str, schema: tuple[str, Mapping[str, Any]] | None
+    ) -> str:
+        if not mime.lower().startswith("application/json"):
+            return f"Emulated answer: {_snippet(prompt) or 'empty prompt'}"
+        if schema is not None:
+            try:
+                value = generate_from_schema(schema[1], prompt, scene_text=f"{instruction}\n{prompt}")
+            except (KeyError, ValueError, TypeError) as exc:
+                raise BadRequest(f"unsupported response schema: {exc}") from exc
+        else:
+            value = {"text": _snippet(prompt) or "emulated"}
+        text = json.dumps(value, ensure_ascii=False)
+        if self._emu.state.take_malformed_json():
+            text = text[: max(1, len(text) // 2)]  # unbalanced, hence invalid JSON
+        return text
+
+    # -- Veo ---------------------------------------------------------------------
+    def submit_video(self, model: str, body: Mapping[str, Any], path: str) -> Reply:
+        req = parse_video_request(body)
+        settings, faults = self._emu.settings, self._emu.faults
+        params = req.parameters
+        try:
+            duration = float(params.get("durationSeconds", DEFAULT_DURATION_S))
+        except (TypeError, ValueError) as exc:
+            raise BadRequest("durationSeconds must be a number") from exc
+        if not 0 < duration <= 60:
+            raise BadRequest(f"durationSeconds out of range: {duration}")
+        aspect = params.get("aspectRatio") or media.DEFAULT_VIDEO_ASPECT
+        media.parse_aspect_ratio(aspect, media.DEFAULT_VIDEO_ASPECT)
+        for image in req.all_images:
+            media.decode_image(image)  # 400 early for undecodable inputs
+        samples = max(1, min(MAX_SAMPLES, int(params.get("sampleCount") or 1)))
+
+        outcome, word = self._outcome(req.prompt, faults)
+        spec = VideoSpec(
+            prompt=req.prompt, first_image=req.image, last_image=req.last_frame,
+            duration_s=duration, aspect=aspect, height=settings.video_height,
+            fps=settings.fps, audio=bool(params.get("generateAudio", False)),
+        )
+        video = None
+        if outcome == "ok":
+            video = self._emu.videos.render(spec)
+        elif outcome == "corrupt":
+            video = completed(media.corrupt_bytes(spec.cache_key()))
+
+        op_id = str(uuid.uuid4())
+        project, location = _project_location(path)
+        name = f"projects/{project}/locations/{location}/publishers/google/models/{model}/operations/{op_id}"
+        gcs_uri = self._publish(op_id, params.get("storageUri"), settings, video)
+        self._emu.state.add_operation(
+            Operation(
+                op_id=op_id, name=name, model=model, prompt=req.prompt,
+                submitted_at=time.monotonic(), latency_s=settings.video_latency_s,
+                outcome=outcome, sample_count=samples, video=video, gcs_uri=gcs_uri,
+                matched_word=word,
+            )
+        )
+        return Reply(body={"name": name})
+
+    @staticmethod
+    def _outcome(prompt: str, faults: Faults) -> tuple[str, str | None]:
+        for outcome, word in (
+            ("never", faults.never_finish_word),
+            ("error", faults.error_word),
+            ("safety", faults.safety_word),
+            ("corrupt", faults.corrupt_word),
+        ):
+            if _matches(word, prompt):
+                return outcome, word
+        return ("corrupt", None) if faults.corrupt_video else ("ok", None)
+
+    def _publish(self, op_id: str, storage_uri: Any, settings: Settings, video: Any) -> str | None:
+        """Register the clip in fake GCS when it is delivered by URI."""
+        if isinstance(storage_uri, str) and storage_uri.startswith("gs://"):
+            bucket, _, prefix = storage_uri[len("gs://"):].partition("/")
+            obj = f"{prefix.strip('/')}/{op_id}/sample_0.mp4".lstrip("/")
+        elif settings.video_delivery == "uri":
+            bucket, obj = settings.bucket, f"{op_id}.mp4"
+        else:
+            return None
+        if video is not None:
+            self._emu.state.put_object(bucket, obj, video)
+        return f"gs://{bucket}/{obj}"
+
+    def poll_video(self, operation_name: Any) -> Reply:
+        if not isinstance(operation_name, str) or not operation_name:
+            return error_reply(400, "operationName is required")
+        op_id = operation_name.rsplit("/operations/", 1)[-1]
+        state = self._emu.state
+        op = state.get_operation(op_id)
+        if op is None:
+            return error_reply(404, f"Operation {operation_name} not found.")
+        if not op.is_done(time.monotonic()):
+            state.mark_polled(op, done=False)
+            return Reply(body={"name": op.name, "done": False})
+        body = self._done_body(op)
+        state.mark_polled(op, done=True)
+        return Reply(body=body)
+
+    def _done_body(self, op: Operation) -> dict[str, Any]:
+        base: dict[str, Any] = {"name": op.name, "done": True}
+        if op.outcome == "error":
+            base["error"] = {
+                "code": 13,
+                "message": f"Video generation failed: internal error while rendering "
+                f"(prompt contained {op.matched_word!r}; vidpipe-emulator injected fault).",
+            }
+            return base
+        if op.outcome == "safety":
+            base["response"] = {
+                "@type": VIDEO_RESPONSE_TYPE,
+                "raiMediaFilteredCount": 1,
+                "raiMediaFilteredReasons": [
+                    f"The prompt contains the word {op.matched_word!r}, which violates the "
+                    "usage guidelines; no video was generated. (vidpipe-emulator safety filter)"
+                ],
+            }
+            return base
+        assert op.video is not None
+        try:
+            data = op.video.result(timeout=600)
+        except Exception as exc:  # encode failure -> an operation error, like Veo
+            base["error"] = {"code": 13, "message": f"Video rendering failed: {exc}"}
+            return base
+        if op.gcs_uri is not None:
+            videos = [{"gcsUri": op.gcs_uri, "mimeType": "video/mp4"}] * op.sample_count
+        else:
+            encoded = base64.b64encode(data).decode()
+            videos = [{"bytesBase64Encoded": encoded, "mimeType": "video/mp4"}] * op.sample_count
+        base["response"] = {"@type": VIDEO_RESPONSE_TYPE, "raiMediaFilteredCount": 0, "videos": videos}
+        return base
+
+    # -- fake GCS ------------------------------------------------------------------
+    def download(self, bucket: str, obj: str, alt: str | None) -> Reply:
+        future = self._emu.state.get_object(bucket, obj)
+        if future is None:
+            return error_reply(404, f"No such object: {bucket}/{obj}")
+        data = future.result(timeout=600)
+        if alt != "media":
+            link = f"/download/storage/v1/b/{bucket}/o/{quote(obj, safe='')}?alt=media"
+            return Reply(
+                body={
+                    "kind": "storage#object", "bucket": bucket, "name": obj, "size": str(len(data)),
+                    "contentType": "video/mp4",
+                    "md5Hash": base64.b64encode(hashlib.md5(data).digest()).decode(),
+                    "mediaLink": link,
+                }
+            )
+        self._emu.state.count_download()
+        return Reply(raw=data, content_type="video/mp4")
+
