@@ -1,0 +1,362 @@
+"""media: pure ffmpeg argument builders, probing, animatic clips, stitching, contact sheets."""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from pathlib import Path
+
+import av
+import pytest
+from PIL import Image, ImageDraw
+
+from tests.helpers import mean_abs_diff, png
+from vidpipe_core import media
+from vidpipe_core.errors import InvalidInput, MediaError
+
+SIZE = (256, 144)
+FPS = 12
+
+
+def make_png(colour: tuple[int, int, int], size: tuple[int, int] = SIZE, accent: tuple[int, int, int] = (250, 220, 40)) -> bytes:
+    """A frame with structure (a disc and a bar) so zooms and pans are visible."""
+    im = Image.new("RGB", size, colour)
+    d = ImageDraw.Draw(im)
+    w, h = size
+    d.ellipse((w * 0.15, h * 0.2, w * 0.45, h * 0.75), fill=accent)
+    d.rectangle((w * 0.6, h * 0.1, w * 0.9, h * 0.45), fill=(255 - colour[0], 255 - colour[1], 255 - colour[2]))
+    buf = io.BytesIO()
+    im.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+START = make_png((30, 60, 140))
+END = make_png((200, 110, 40), accent=(40, 200, 90))
+
+
+def render(tmp: Path, name: str, *, duration: float = 1.0, audio: bool = True, seed: str = "slow push-in",
+           size: tuple[int, int] = SIZE, start: bytes = START, end: bytes = END) -> Path:
+    path = tmp / name
+    path.write_bytes(media.render_animatic_clip(start, end, duration_s=duration, fps=FPS, size=size, audio=audio, seed_text=seed))
+    return path
+
+
+def args_value(args: list[str], flag: str) -> str:
+    return args[args.index(flag) + 1]
+
+
+def video_packets(path: Path) -> list[bytes]:
+    with av.open(str(path)) as c:
+        return [bytes(p) for p in c.demux(c.streams.video[0]) if p.size]
+
+
+def nal_units(packet: bytes) -> list[bytes]:
+    """The NAL units of an MP4 (length-prefixed, 4-byte lengths as x264 writes) H.264 packet."""
+    units, i = [], 0
+    while i + 4 <= len(packet):
+        n = int.from_bytes(packet[i:i + 4], "big")
+        units.append(packet[i + 4:i + 4 + n])
+        i += 4 + n
+    assert i == len(packet)
+    return units
+
+
+def same_coded_pictures(copied: bytes, original: bytes) -> bool:
+    """Equal packets up to parameter sets (SPS/PPS) that a muxer may repeat in-band."""
+    def strip(units: list[bytes]) -> list[bytes]:
+        return [u for u in units if u and u[0] & 0x1F not in (7, 8)]
+    return strip(nal_units(copied)) == strip(nal_units(original))
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Three same-format clips with audio (1 s, 2 s, 1 s) and continuous frames between them."""
+    tmp = tmp_path_factory.mktemp("clips")
+    frames = [START, END, make_png((20, 120, 60)), make_png((120, 20, 120))]
+    return [render(tmp, f"c{i}.mp4", duration=d, start=frames[i], end=frames[i + 1], seed=f"scene {i}")
+            for i, d in enumerate([1.0, 2.0, 1.0])]
+
+
+# --- pure helpers -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("ratio, short, expected", [
+    ("16:9", 720, (1280, 720)), ("9:16", 720, (720, 1280)), ("16:9", 144, (256, 144)),
+    ("9:16", 144, (144, 256)), ("16:9", 145, (256, 144)), ("16:9", 1080, (1920, 1080)),
+])
+def test_dimensions(ratio: str, short: int, expected: tuple[int, int]) -> None:
+    w, h = media.dimensions(ratio, short)
+    assert (w, h) == expected
+    assert w % 2 == 0 and h % 2 == 0
+
+
+def test_dimensions_rejects_unknown_ratio() -> None:
+    with pytest.raises(InvalidInput) as exc:
+        media.dimensions("4:3", 720)
+    assert exc.value.field == "aspect_ratio" and "16:9" in str(exc.value)
+
+
+def test_concat_args_stream_copy(tmp_path: Path) -> None:
+    args = media.concat_args(tmp_path / "list.txt", tmp_path / "out.mp4")
+    assert args_value(args, "-f") == "concat"
+    assert args_value(args, "-safe") == "0"
+    assert args_value(args, "-c") == "copy"
+    assert args_value(args, "-movflags") == "+faststart"
+    assert args_value(args, "-i") == str(tmp_path / "list.txt")
+    assert str(tmp_path / "out.mp4") in args
+    assert "-filter_complex" not in args
+
+
+def test_crossfade_offsets_from_measured_durations() -> None:
+    assert media.crossfade_offsets([2.0, 2.04, 1.96], 0.5) == [1.5, 3.04]
+    assert media.crossfade_offsets([4.0], 0.5) == []
+
+
+def test_crossfade_args_chain(tmp_path: Path) -> None:
+    inputs = [(tmp_path / f"{i}.mp4", d, True) for i, d in enumerate([2.0, 2.04, 1.96])]
+    args = media.crossfade_args(inputs, tmp_path / "out.mp4", crossfade=0.5, fps=24, size=(256, 144))
+    graph = args_value(args, "-filter_complex")
+    assert graph.count("xfade=") == 2
+    assert "offset=1.5" in graph and "offset=3.04" in graph
+    assert graph.count("acrossfade=") == 2
+    assert args_value(args, "-c:a") == "aac"
+    assert args_value(args, "-c:v") == "libx264"
+    assert args.count("-i") == 3
+
+
+def test_crossfade_args_without_audio_when_one_input_is_silent(tmp_path: Path) -> None:
+    inputs = [(tmp_path / "a.mp4", 2.0, True), (tmp_path / "b.mp4", 2.0, False)]
+    args = media.crossfade_args(inputs, tmp_path / "out.mp4", crossfade=0.5, fps=24, size=(256, 144))
+    graph = args_value(args, "-filter_complex")
+    assert "xfade=" in graph and "acrossfade" not in graph
+    assert "-c:a" not in args
+    with pytest.raises(InvalidInput):
+        media.crossfade_args(inputs, tmp_path / "out.mp4", crossfade=0, fps=24, size=(256, 144))
+
+
+@pytest.mark.parametrize("audio", [True, False])
+def test_animatic_clip_args(tmp_path: Path, audio: bool) -> None:
+    args = media.animatic_clip_args(tmp_path / "s.png", tmp_path / "e.png", tmp_path / "o.mp4", duration_s=1.5, fps=24,
+                                    size=(256, 144), audio=audio, tone_hz=220.0, motion="pan_left")
+    graph = args_value(args, "-filter_complex")
+    assert "zoompan" in graph and "xfade" in graph and "s=256x144" in graph
+    assert args_value(args, "-frames:v") == "36"
+    assert args_value(args, "-pix_fmt") == "yuv420p"
+    assert args_value(args, "-movflags") == "+faststart"
+    assert args_value(args, "-threads") == "2"
+    assert ("aevalsrc" in " ".join(args)) is audio
+    assert ("-c:a" in args) is audio
+    if audio:
+        assert args_value(args, "-ar") == "48000" and args_value(args, "-ac") == "2"
+    with pytest.raises(InvalidInput):
+        media.animatic_clip_args(tmp_path / "s.png", tmp_path / "e.png", tmp_path / "o.mp4", duration_s=1, fps=24,
+                                 size=(256, 144), audio=False, tone_hz=220.0, motion="spin")  # type: ignore[arg-type]
+
+
+def test_motion_follows_the_prompt_else_the_hash() -> None:
+    assert media.motion_for("Camera: slow pan left over the hills") == "pan_left"
+    assert media.motion_for("a gentle pull-out, then a pan right") == "pull_out"
+    assert media.motion_for("Camera: still.\n\nCamera: slow push-ins") in media.MOTIONS
+    assert media.motion_for("anything") == media.motion_for("anything")
+    assert {media.motion_for(f"scene {i}") for i in range(40)} == set(media.MOTIONS)
+
+
+# --- the binary ---------------------------------------------------------------------------
+
+
+def test_ffmpeg_runs() -> None:
+    assert media.check_ffmpeg().startswith("ffmpeg version")
+    assert Path(media.ffmpeg_exe()).exists()
+
+
+@pytest.mark.parametrize("exe", ["/nonexistent/ffmpeg", "/bin/false"])
+def test_missing_ffmpeg_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, exe: str) -> None:
+    media.check_ffmpeg()                       # a cached success for the real binary must not hide the problem
+    monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", exe)
+    for call in (media.check_ffmpeg, media.ffmpeg_exe):
+        with pytest.raises(MediaError) as exc:
+            call()
+        message = str(exc.value)
+        assert message.startswith("ffmpeg cannot run") and exe in message
+        assert "install imageio-ffmpeg or set IMAGEIO_FFMPEG_EXE" in message
+    with pytest.raises(MediaError, match="ffmpeg cannot run"):
+        media.render_animatic_clip(START, END, duration_s=1, fps=FPS, size=SIZE, audio=False, seed_text="x")
+    monkeypatch.delenv("IMAGEIO_FFMPEG_EXE")
+    assert media.check_ffmpeg().startswith("ffmpeg version")
+
+
+# --- probing ------------------------------------------------------------------------------
+
+
+def test_probe_rejects_garbage(tmp_path: Path) -> None:
+    bad = tmp_path / "garbage.mp4"
+    bad.write_bytes(os.urandom(4096))
+    with pytest.raises(MediaError, match="garbage.mp4"):
+        media.probe(bad)
+    with pytest.raises(MediaError):
+        media.probe_bytes(b"not a video at all" * 100)
+    with pytest.raises(MediaError, match="missing.mp4"):
+        media.probe(tmp_path / "missing.mp4")
+
+
+# --- animatic clips ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed, audio, duration", [
+    ("slow push-in", True, 1.0), ("gentle pull-out", False, 1.0), ("slow pan left", True, 1.5), ("slow pan right", False, 2.0),
+])
+def test_rendered_clip_decodes_as_asked(tmp_path: Path, seed: str, audio: bool, duration: float) -> None:
+    path = render(tmp_path, "clip.mp4", duration=duration, audio=audio, seed=seed)
+    info = media.probe(path)
+    frames = round(duration * FPS)
+    assert (info.width, info.height) == SIZE
+    assert info.video_codec == "h264" and info.pix_fmt == "yuv420p"
+    assert info.fps == pytest.approx(FPS)
+    assert info.frames == frames
+    assert abs(info.video_duration_s - duration) <= 1 / FPS
+    assert abs(info.duration_s - duration) <= 1 / FPS
+    with av.open(str(path)) as c:
+        assert sum(1 for _ in c.decode(video=0)) == frames
+    assert info.has_audio is audio
+    if audio:
+        assert (info.audio_codec, info.audio_channels, info.sample_rate) == ("aac", 2, 48000)
+    first, last = media.read_frame(path, "first"), media.read_frame(path, "last")
+    assert mean_abs_diff(first, png(START)) < 12
+    assert mean_abs_diff(last, png(END)) < 12
+    middle = media.read_frame(path, duration / 2)
+    assert mean_abs_diff(middle, png(START)) > 20 and mean_abs_diff(middle, png(END)) > 20   # it dissolves
+
+
+def test_camera_moves_differ_mid_clip(tmp_path: Path) -> None:
+    mids = [media.read_frame(render(tmp_path, f"{m}.mp4", audio=False, seed=m.replace("_", " ")), 0.5) for m in media.MOTIONS]
+    for i in range(len(mids)):
+        for j in range(i + 1, len(mids)):
+            assert mean_abs_diff(mids[i], mids[j]) > 1.0
+
+
+def test_clip_is_deterministic_and_leaves_no_temp_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr("tempfile.tempdir", str(scratch))
+    a = media.render_animatic_clip(START, END, duration_s=1, fps=FPS, size=SIZE, audio=True, seed_text="s")
+    b = media.render_animatic_clip(START, END, duration_s=1, fps=FPS, size=SIZE, audio=True, seed_text="s")
+    assert media.probe_bytes(a).frames == FPS
+    assert hashlib.sha256(a).digest() == hashlib.sha256(b).digest()
+    assert list(scratch.iterdir()) == []
+
+
+def test_clip_from_differently_sized_keyframes(tmp_path: Path) -> None:
+    path = render(tmp_path, "c.mp4", audio=False, start=make_png((10, 10, 10), (320, 200)), end=make_png((90, 90, 90), (200, 120)))
+    assert (media.probe(path).width, media.probe(path).height) == SIZE
+
+
+@pytest.mark.parametrize("kwargs", [{"duration_s": 0}, {"fps": 0}, {"size": (255, 144)}])
+def test_clip_rejects_bad_parameters(kwargs: dict) -> None:
+    params = {"duration_s": 1.0, "fps": FPS, "size": SIZE, **kwargs}
+    with pytest.raises(InvalidInput):
+        media.render_animatic_clip(START, END, audio=False, seed_text="x", **params)
+
+
+# --- stitching ----------------------------------------------------------------------------
+
+
+def test_stitch_concat_is_a_stream_copy_with_audio(tmp_path: Path, clips: list[Path]) -> None:
+    out = tmp_path / "final.mp4"
+    result = media.stitch(clips, out)
+    assert result.method == "copy" and result.notes == ()
+    info = media.probe(out)
+    assert info == media.MediaInfo(**{k: getattr(result, k) for k in media.MediaInfo.__dataclass_fields__})
+    assert info.has_audio and info.audio_codec == "aac" and info.video_codec == "h264"
+    assert info.duration_s == pytest.approx(4.0, abs=0.1)
+    assert info.video_duration_s == pytest.approx(4.0, abs=1 / FPS)
+    # Stream copy: the very same compressed video packets, in order (ffmpeg may repeat the
+    # parameter sets in front of each clip's keyframe; the coded picture is untouched).
+    copied, originals = video_packets(out), [p for c in clips for p in video_packets(c)]
+    assert len(copied) == len(originals) == 4 * FPS
+    assert all(same_coded_pictures(a, b) for a, b in zip(copied, originals))
+    assert sum(a == b for a, b in zip(copied, originals)) >= len(originals) - len(clips)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["final.mp4"]
+
+
+def test_stitch_copes_with_awkward_file_names(tmp_path: Path, clips: list[Path]) -> None:
+    named = []
+    for i, clip in enumerate(clips[:2]):
+        target = tmp_path / f"it's clip {i}.mp4"
+        target.write_bytes(clip.read_bytes())
+        named.append(target)
+    result = media.stitch(named, tmp_path / "final cut.mp4")
+    assert result.method == "copy" and result.video_duration_s == pytest.approx(3.0, abs=1 / FPS)
+
+
+def test_stitch_crossfade_keeps_audio(tmp_path: Path, clips: list[Path]) -> None:
+    out = tmp_path / "final.mp4"
+    result = media.stitch(clips, out, crossfade=0.5)
+    assert result.method == "crossfade"
+    info = media.probe(out)
+    assert info.has_audio and info.has_video
+    assert info.duration_s == pytest.approx(4.0 - 2 * 0.5, abs=0.1)
+    assert (info.width, info.height) == SIZE
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["final.mp4"]
+
+
+def test_stitch_rejects_a_crossfade_longer_than_a_clip(tmp_path: Path, clips: list[Path]) -> None:
+    with pytest.raises(InvalidInput) as exc:
+        media.stitch(clips, tmp_path / "final.mp4", crossfade=1.0)
+    assert exc.value.field == "crossfade"
+    with pytest.raises(InvalidInput):
+        media.stitch([], tmp_path / "final.mp4")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_stitch_reencodes_mismatched_clips(tmp_path: Path, clips: list[Path]) -> None:
+    odd = render(tmp_path, "odd.mp4", size=(320, 180), audio=True)
+    out = tmp_path / "final.mp4"
+    result = media.stitch([clips[0], odd], out)
+    assert result.method == "reencode"
+    assert any("re-encoded" in n and "320x180" in n for n in result.notes)
+    info = media.probe(out)
+    assert (info.width, info.height) == SIZE
+    assert info.has_audio
+    assert info.video_duration_s == pytest.approx(2.0, abs=1 / FPS)
+
+
+def test_stitch_failure_leaves_no_partial_output(tmp_path: Path, clips: list[Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "final.mp4"
+    out.write_bytes(b"previous final")
+    real = media.concat_args
+    monkeypatch.setattr(media, "concat_args", lambda lst, o: [*real(lst, o)[:-2], "-no_such_option", "1", *real(lst, o)[-2:]])
+    with pytest.raises(MediaError) as exc:
+        media.stitch(clips, out)
+    assert "no_such_option" in str(exc.value)          # ffmpeg's own words reach the user
+    assert out.read_bytes() == b"previous final"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["final.mp4"]
+
+
+def test_stitch_refuses_undecodable_clip(tmp_path: Path, clips: list[Path]) -> None:
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"\x00" * 1000)
+    with pytest.raises(MediaError, match="bad.mp4"):
+        media.stitch([clips[0], bad], tmp_path / "final.mp4")
+    assert not (tmp_path / "final.mp4").exists()
+
+
+# --- contact sheet ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("labels", [None, ["frame 0", "frame 1", "frame 2", "frame 3", "a very long label " * 5]])
+def test_contact_sheet_grid(labels: list[str] | None) -> None:
+    pngs = [make_png((i * 40, 80, 200 - i * 30), (64, 36)) for i in range(5)]
+    sheet = png(media.contact_sheet(pngs, columns=4, thumb_width=80, labels=labels))
+    assert sheet.format == "PNG"
+    gap = media.SHEET_GAP
+    label_h = media.contact_sheet_size(1, columns=1, thumb_size=(80, 45), labels=True)[1] - 45 - 2 * gap if labels else 0
+    assert sheet.size == (4 * 80 + 5 * gap, 2 * (45 + label_h) + 3 * gap)
+
+
+def test_contact_sheet_input_errors() -> None:
+    with pytest.raises(InvalidInput):
+        media.contact_sheet([])
+    with pytest.raises(InvalidInput):
+        media.contact_sheet([START], labels=["a", "b"])
+    with pytest.raises(MediaError):
+        media.contact_sheet([b"not a png"])

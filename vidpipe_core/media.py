@@ -1,0 +1,688 @@
+"""The one ffmpeg wrapper and prober of vidpipe.
+
+ffmpeg command lines are built with ffmpeg-python by pure functions (``*_args``) that return
+the arguments *after* the program name, so they can be unit-tested without running anything;
+``run_ffmpeg`` prepends the binary from imageio-ffmpeg (``IMAGEIO_FFMPEG_EXE`` wins) and runs
+it with stderr captured. Probing and decoding use PyAV; there is no ffprobe.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import math
+import os
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Literal
+
+import av
+import ffmpeg
+import imageio_ffmpeg
+from PIL import Image, ImageDraw, ImageFont
+
+from vidpipe_core.config import ASPECT_RATIOS
+from vidpipe_core.errors import InvalidInput, MediaError
+
+Motion = Literal["push_in", "pull_out", "pan_left", "pan_right"]
+MOTIONS: tuple[Motion, ...] = ("push_in", "pull_out", "pan_left", "pan_right")
+
+# Every clip vidpipe renders uses these parameters, so clips of one project can be joined by
+# stream copy. Changing one of them changes every clip's bytes (and fingerprints downstream).
+VIDEO_CODEC = "libx264"
+PIX_FMT = "yuv420p"
+X264_PRESET = "veryfast"
+X264_CRF = 20
+AUDIO_CODEC = "aac"
+AUDIO_RATE = 48000
+AUDIO_BITRATE = "128k"
+THREADS = 2
+FFMPEG_TIMEOUT_S = 900.0
+
+_GLOBAL_ARGS = ("-hide_banner", "-nostdin", "-nostats", "-loglevel", "error")
+_ZOOM_AMOUNT = 0.12          # peak zoom of a push-in / pull-out (12 %)
+_PAN_ZOOM_AMOUNT = 0.16      # overscan that a pan needs to travel
+_STDERR_TAIL_LINES = 15
+
+
+# --------------------------------------------------------------------------------------
+# The binary
+# --------------------------------------------------------------------------------------
+
+_checked: dict[str, str] = {}   # exe path -> version line (successes only)
+
+
+def _ffmpeg_missing(detail: str) -> MediaError:
+    return MediaError(
+        f"ffmpeg cannot run: {detail}; install imageio-ffmpeg or set IMAGEIO_FFMPEG_EXE to a working ffmpeg"
+    )
+
+
+def _locate_ffmpeg() -> str:
+    try:
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except (RuntimeError, OSError) as exc:
+        raise _ffmpeg_missing(str(exc)) from exc
+
+
+def check_ffmpeg() -> str:
+    """The first line of ``ffmpeg -version``; MediaError when ffmpeg is missing or broken.
+
+    A success is cached per executable path, so setting IMAGEIO_FFMPEG_EXE later is still honoured."""
+    exe = _locate_ffmpeg()
+    if exe in _checked:
+        return _checked[exe]
+    try:
+        proc = subprocess.run([exe, "-version"], capture_output=True, timeout=30, check=False)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise _ffmpeg_missing(f"{exe!r}: {exc}") from exc
+    out = proc.stdout.decode("utf-8", "replace").strip()
+    if proc.returncode != 0 or not out.startswith("ffmpeg"):
+        err = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise _ffmpeg_missing(f"{exe!r} -version exited with {proc.returncode}: {' '.join(err[-3:]) or out[:200]}")
+    _checked[exe] = out.splitlines()[0]
+    return _checked[exe]
+
+
+def ffmpeg_exe() -> str:
+    """Path of a working ffmpeg binary (checked once per path)."""
+    check_ffmpeg()
+    return _locate_ffmpeg()
+
+
+def run_ffmpeg(args: Sequence[str], *, what: str, timeout: float = FFMPEG_TIMEOUT_S) -> None:
+    """Run ffmpeg with ``args`` (everything after the program name); MediaError with stderr's tail on failure."""
+    argv = [ffmpeg_exe(), *_GLOBAL_ARGS, *args]
+    try:
+        proc = subprocess.run(argv, capture_output=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise MediaError(f"{what}: ffmpeg did not finish within {timeout:.0f} s") from exc
+    except OSError as exc:
+        raise _ffmpeg_missing(str(exc)) from exc
+    if proc.returncode != 0:
+        tail = proc.stderr.decode("utf-8", "replace").strip().splitlines()[-_STDERR_TAIL_LINES:]
+        raise MediaError(f"{what}: ffmpeg exited with {proc.returncode}: " + ("\n".join(tail) or "(no output)"))
+
+
+# --------------------------------------------------------------------------------------
+# Sizes and probing
+# --------------------------------------------------------------------------------------
+
+
+def _even(x: float) -> int:
+    return max(2, int(round(x / 2.0)) * 2)
+
+
+def dimensions(aspect_ratio: str, short_side: int) -> tuple[int, int]:
+    """(width, height) in even pixels for an aspect ratio and the length of the short side."""
+    if aspect_ratio not in ASPECT_RATIOS:
+        raise InvalidInput("aspect_ratio", f"unknown aspect ratio {aspect_ratio!r}", allowed=", ".join(ASPECT_RATIOS))
+    if short_side < 2:
+        raise InvalidInput("animatic_resolution", f"short side must be at least 2 pixels, got {short_side}")
+    w, h = ASPECT_RATIOS[aspect_ratio]
+    short = _even(short_side)
+    if w >= h:
+        return _even(short * w / h), short
+    return short, _even(short * h / w)
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    duration_s: float                 # container duration (longest stream)
+    width: int
+    height: int
+    fps: float
+    video_codec: str | None
+    audio_codec: str | None
+    audio_channels: int
+    sample_rate: int
+    size_bytes: int
+    video_duration_s: float = 0.0     # the video stream alone; what crossfade offsets are based on
+    frames: int = 0                   # video frames (from the container index)
+    pix_fmt: str | None = None
+    copy_key: str = ""                # equal keys => streams can be joined by stream copy
+
+    @property
+    def has_audio(self) -> bool:
+        return self.audio_codec is not None
+
+    @property
+    def has_video(self) -> bool:
+        return self.video_codec is not None
+
+
+@dataclass(frozen=True)
+class StitchResult(MediaInfo):
+    """A MediaInfo of the stitched file plus how it was made."""
+
+    method: Literal["copy", "reencode", "crossfade"] = "copy"
+    notes: tuple[str, ...] = ()
+
+
+def _copy_key(vs: av.video.stream.VideoStream | None, as_: av.audio.stream.AudioStream | None) -> str:
+    parts: list[bytes] = []
+    if vs is not None:
+        cc = vs.codec_context
+        parts += [str((cc.name, cc.profile, cc.width, cc.height, str(cc.format.name if cc.format else None),
+                       str(vs.average_rate), str(vs.time_base))).encode(), bytes(cc.extradata or b"")]
+    if as_ is not None:
+        cc = as_.codec_context
+        parts += [str((cc.name, cc.profile, cc.sample_rate, cc.layout.nb_channels)).encode(), bytes(cc.extradata or b"")]
+    return hashlib.sha256(b"\x00".join(parts)).hexdigest()[:16]
+
+
+def _stream_seconds(stream: av.stream.Stream) -> float:
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    return 0.0
+
+
+def _probe_container(container: av.container.InputContainer, size_bytes: int) -> MediaInfo:
+    vs = container.streams.video[0] if container.streams.video else None
+    as_ = container.streams.audio[0] if container.streams.audio else None
+    if vs is None and as_ is None:
+        raise MediaError("no audio or video stream")
+    fps = float(vs.average_rate or vs.guessed_rate or 0) if vs is not None else 0.0
+    frames = int(vs.frames or 0) if vs is not None else 0
+    video_s = _stream_seconds(vs) if vs is not None else 0.0
+    if vs is not None and video_s <= 0 and frames and fps:
+        video_s = frames / fps
+    duration = container.duration / 1_000_000 if container.duration else 0.0
+    duration = max(duration, video_s, _stream_seconds(as_) if as_ is not None else 0.0)
+    return MediaInfo(
+        duration_s=duration,
+        width=vs.codec_context.width if vs is not None else 0,
+        height=vs.codec_context.height if vs is not None else 0,
+        fps=fps,
+        video_codec=vs.codec_context.name if vs is not None else None,
+        audio_codec=as_.codec_context.name if as_ is not None else None,
+        audio_channels=as_.codec_context.layout.nb_channels if as_ is not None else 0,
+        sample_rate=as_.codec_context.sample_rate if as_ is not None else 0,
+        size_bytes=size_bytes,
+        video_duration_s=video_s,
+        frames=frames,
+        pix_fmt=(vs.codec_context.format.name if vs is not None and vs.codec_context.format else None),
+        copy_key=_copy_key(vs, as_),
+    )
+
+
+def probe(path: str | Path) -> MediaInfo:
+    """Stream facts of a media file; MediaError naming the file when it does not decode."""
+    path = Path(path)
+    try:
+        with av.open(str(path)) as container:
+            return _probe_container(container, path.stat().st_size)
+    except (av.FFmpegError, MediaError, OSError, ValueError) as exc:
+        raise MediaError(f"{path}: not a readable media file ({exc})") from exc
+
+
+def probe_bytes(data: bytes, *, name: str = "<bytes>") -> MediaInfo:
+    try:
+        with av.open(io.BytesIO(data)) as container:
+            return _probe_container(container, len(data))
+    except (av.FFmpegError, MediaError, OSError, ValueError) as exc:
+        raise MediaError(f"{name}: not a readable media file ({exc})") from exc
+
+
+def read_frame(path: str | Path, at: float | Literal["first", "last"]) -> Image.Image:
+    """One decoded RGB frame: the first, the last, or the one showing at ``at`` seconds."""
+    path = Path(path)
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise MediaError("no video stream")
+            stream = container.streams.video[0]
+            frame = _pick_frame(container, stream, at)
+            return frame.to_image().convert("RGB")
+    except (av.FFmpegError, MediaError, OSError, ValueError) as exc:
+        raise MediaError(f"{path}: cannot decode a frame at {at!r} ({exc})") from exc
+
+
+def _pick_frame(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
+                at: float | Literal["first", "last"]) -> av.VideoFrame:
+    if at == "first":
+        for frame in container.decode(stream):
+            return frame
+        raise MediaError("no decodable video frame")
+    if at == "last":
+        last = None
+        for last in container.decode(stream):
+            pass
+        if last is None:
+            raise MediaError("no decodable video frame")
+        return last
+    at = float(at)
+    if at < 0:
+        raise InvalidInput("at", f"time must be >= 0, got {at}")
+    if at > 0 and stream.time_base:
+        container.seek(int(at / stream.time_base), stream=stream, backward=True, any_frame=False)
+    half = 0.5 / float(stream.average_rate or 24)
+    last = None
+    for last in container.decode(stream):
+        if last.time is not None and last.time >= at - half:
+            return last
+    if last is None:
+        raise MediaError("no decodable video frame")
+    return last
+
+
+# --------------------------------------------------------------------------------------
+# Animatic clips
+# --------------------------------------------------------------------------------------
+
+
+def _num(x: float) -> str:
+    """A float as ffmpeg should read it: plain decimal, at most 6 places (never 3.0400000000000005)."""
+    return f"{float(x):.6f}".rstrip("0").rstrip(".") or "0"
+
+
+def _rate(fps: float) -> str:
+    return str(Fraction(fps).limit_denominator(1001))
+
+
+def frame_count(duration_s: float, fps: float) -> int:
+    return max(1, int(round(duration_s * fps)))
+
+
+def _layer_windows(motion: Motion) -> tuple[tuple[float, float, float, float], tuple[float, float, float, float]]:
+    """(zoom_from, zoom_to, anchor_x, anchor_y) for the start layer and the end layer.
+
+    The start layer always begins at zoom 1 and the end layer always finishes at zoom 1, and the
+    dissolve weight is 0 at the first frame and 1 at the last, so the clip opens on exactly the
+    start keyframe and closes on exactly the end keyframe (seamless scene boundaries)."""
+    z, p = 1.0 + _ZOOM_AMOUNT, 1.0 + _PAN_ZOOM_AMOUNT
+    return {
+        "push_in": ((1.0, z, 0.5, 0.5), (1.0, 1.0, 0.5, 0.5)),     # start pushes in; end fades in still
+        "pull_out": ((1.0, 1.0, 0.5, 0.5), (z, 1.0, 0.5, 0.5)),    # start still; end pulls back to full
+        "pan_left": ((1.0, p, 0.0, 0.5), (p, 1.0, 1.0, 0.5)),      # view window travels leftwards
+        "pan_right": ((1.0, p, 1.0, 0.5), (p, 1.0, 0.0, 0.5)),     # view window travels rightwards
+    }[motion]
+
+
+def _zoompan(stream: ffmpeg.nodes.FilterableStream, window: tuple[float, float, float, float], *,
+             frames: int, fps: int, size: tuple[int, int]) -> ffmpeg.nodes.FilterableStream:
+    z0, z1, ax, ay = window
+    last = max(1, frames - 1)
+    ease = f"(3*pow(on/{last},2)-2*pow(on/{last},3))"          # smoothstep: no jerk at the ends
+    zoom = f"{_num(z0)}+({_num(z1 - z0)})*{ease}"
+    return stream.filter(
+        "zoompan", z=zoom, x=f"(iw-iw/zoom)*{_num(ax)}", y=f"(ih-ih/zoom)*{_num(ay)}",
+        d=frames, s=f"{size[0]}x{size[1]}", fps=fps,
+    )
+
+
+def _fit(stream: ffmpeg.nodes.FilterableStream, size: tuple[int, int]) -> ffmpeg.nodes.FilterableStream:
+    """Scale to cover ``size`` and centre-crop (keyframes of another provider may differ slightly)."""
+    w, h = size
+    return (stream.filter("scale", w, h, force_original_aspect_ratio="increase", flags="bicubic")
+            .filter("crop", w, h).filter("setsar", 1).filter("format", "yuv444p"))
+
+
+def tone_expression(tone_hz: float, duration_s: float) -> str:
+    """aevalsrc source of a soft stereo pad (root, fifth, octave; slight detune on the right)."""
+    f = _num(tone_hz)
+    fr = _num(tone_hz * 1.003)
+    swell = "(0.8+0.2*sin(2*PI*0.5*t))"
+
+    def voice(freq: str) -> str:
+        return f"{swell}*(0.10*sin(2*PI*{freq}*t)+0.05*sin(2*PI*{freq}*1.5*t)+0.025*sin(2*PI*{freq}*2*t))"
+
+    return f"aevalsrc=exprs={voice(f)}|{voice(fr)}:s={AUDIO_RATE}:d={_num(duration_s)}"
+
+
+def _video_out_kwargs(fps: float) -> dict[str, object]:
+    return {
+        "c:v": VIDEO_CODEC, "preset": X264_PRESET, "crf": X264_CRF, "pix_fmt": PIX_FMT,
+        "profile:v": "high", "r": _rate(fps), "threads": THREADS, "movflags": "+faststart",
+        "video_track_timescale": 90000,
+    }
+
+
+def _audio_out_kwargs() -> dict[str, object]:
+    return {"c:a": AUDIO_CODEC, "b:a": AUDIO_BITRATE, "ar": AUDIO_RATE, "ac": 2}
+
+
+def animatic_clip_args(start: Path, end: Path, out: Path, *, duration_s: float, fps: int, size: tuple[int, int],
+                       audio: bool, tone_hz: float, motion: Motion) -> list[str]:
+    """ffmpeg arguments (after the program name) for one animatic clip.
+
+    Both keyframes go through a zoompan (one of them possibly still), then a linear ``xfade``
+    spans the whole clip, so frame 0 is the start keyframe and frame N-1 is the end keyframe."""
+    if motion not in MOTIONS:
+        raise InvalidInput("motion", f"unknown camera move {motion!r}", allowed=", ".join(MOTIONS))
+    frames = frame_count(duration_s, fps)
+    start_win, end_win = _layer_windows(motion)
+    a = _zoompan(_fit(ffmpeg.input(str(start)).video, size), start_win, frames=frames, fps=fps, size=size)
+    b = _zoompan(_fit(ffmpeg.input(str(end)).video, size), end_win, frames=frames, fps=fps, size=size)
+    if frames > 1:
+        # Transition over (frames-1) frame intervals: the last frame is 100 % end keyframe.
+        video = ffmpeg.filter([a, b], "xfade", transition="fade", duration=_num((frames - 1) / fps), offset=0)
+    else:
+        video = a
+    video = video.filter("format", PIX_FMT)
+    streams = [video]
+    kwargs = {**_video_out_kwargs(fps), "frames:v": frames, "f": "mp4"}
+    if audio:
+        seconds = frames / fps
+        fade = _num(min(0.3, seconds / 4))
+        tone = ffmpeg.input(tone_expression(tone_hz, seconds), f="lavfi").audio
+        tone = tone.filter("afade", t="in", d=fade).filter("afade", t="out", st=_num(seconds - float(fade)), d=fade)
+        streams.append(tone)
+        kwargs.update(_audio_out_kwargs())
+        kwargs["t"] = _num(seconds)
+    return ffmpeg.output(*streams, str(out), **kwargs).overwrite_output().get_args()
+
+
+# A pentatonic set of pad roots (A2..E4): consecutive scenes never clash badly.
+_TONES_HZ = (110.0, 123.47, 138.59, 164.81, 185.0, 220.0, 246.94, 277.18, 329.63)
+
+
+def _seed_int(seed_text: str) -> int:
+    return int.from_bytes(hashlib.sha256(seed_text.encode("utf-8")).digest()[:8], "big")
+
+
+_MOTION_WORDS: tuple[tuple[str, Motion], ...] = (
+    ("push-in", "push_in"), ("push in", "push_in"), ("dolly in", "push_in"), ("zoom in", "push_in"),
+    ("pull-out", "pull_out"), ("pull out", "pull_out"), ("pull-back", "pull_out"), ("pull back", "pull_out"),
+    ("dolly out", "pull_out"), ("zoom out", "pull_out"), ("pan left", "pan_left"), ("pan right", "pan_right"),
+)
+
+
+def motion_for(seed_text: str) -> Motion:
+    """The camera move a motion prompt asks for ("slow push-in", "pan left", ...), else one from its hash.
+
+    Only the first paragraph is read: a shared style suffix must not give every scene the same move."""
+    head = seed_text.split("\n\n", 1)[0].lower()
+    hits = [(i, motion) for word, motion in _MOTION_WORDS if (i := head.find(word)) >= 0]
+    return min(hits)[1] if hits else MOTIONS[_seed_int(seed_text) % len(MOTIONS)]
+
+
+def tone_for(seed_text: str) -> float:
+    return _TONES_HZ[(_seed_int(seed_text) >> 8) % len(_TONES_HZ)]
+
+
+def _check_clip_params(duration_s: float, fps: int, size: tuple[int, int]) -> None:
+    if not (duration_s > 0 and math.isfinite(duration_s)):
+        raise InvalidInput("duration_s", f"must be a positive number of seconds, got {duration_s}")
+    if fps <= 0:
+        raise InvalidInput("fps", f"must be positive, got {fps}")
+    w, h = size
+    if w < 2 or h < 2 or w % 2 or h % 2:
+        raise InvalidInput("size", f"width and height must be even and >= 2, got {w}x{h}")
+
+
+def render_animatic_clip(start_png: bytes, end_png: bytes, *, duration_s: float, fps: int, size: tuple[int, int],
+                         audio: bool, seed_text: str) -> bytes:
+    """An H.264/AAC MP4 that moves from the start keyframe to the end keyframe (see animatic_clip_args)."""
+    _check_clip_params(duration_s, fps, size)
+    with tempfile.TemporaryDirectory(prefix="vidpipe-clip-") as scratch:
+        tmp = Path(scratch)
+        start, end, out = tmp / "start.png", tmp / "end.png", tmp / "clip.mp4"
+        start.write_bytes(start_png)
+        end.write_bytes(end_png)
+        args = animatic_clip_args(start, end, out, duration_s=duration_s, fps=fps, size=size, audio=audio,
+                                  tone_hz=tone_for(seed_text), motion=motion_for(seed_text))
+        run_ffmpeg(args, what="animatic clip")
+        data = out.read_bytes()
+    probe_bytes(data, name="animatic clip")   # never hand back something that does not decode
+    return data
+
+
+# --------------------------------------------------------------------------------------
+# Stitching
+# --------------------------------------------------------------------------------------
+
+ClipInput = tuple[Path, float, bool]   # (path, measured duration in seconds, has_audio)
+
+
+def _concat_list_line(path: Path) -> str:
+    escaped = str(Path(path).resolve()).replace("'", "'\\''")
+    return f"file '{escaped}'\n"
+
+
+def concat_args(list_file: Path, out: Path) -> list[str]:
+    """Concat demuxer, stream copy: no re-encode, bounded by disk speed."""
+    return (ffmpeg.input(str(list_file), f="concat", safe=0)
+            .output(str(out), c="copy", movflags="+faststart", f="mp4")
+            .overwrite_output().get_args())
+
+
+def crossfade_offsets(durations: Sequence[float], crossfade: float) -> list[float]:
+    """xfade offsets: offset_i = sum(d_0..d_i) - (i+1)*crossfade, for i in 0..n-2."""
+    offsets, total = [], 0.0
+    for i, d in enumerate(durations[:-1]):
+        total += d
+        offsets.append(round(total - (i + 1) * crossfade, 6))
+    return offsets
+
+
+def _normalized_inputs(inputs: Sequence[ClipInput], *, fps: float, size: tuple[int, int], with_audio: bool
+                       ) -> list[tuple[ffmpeg.nodes.FilterableStream, ffmpeg.nodes.FilterableStream | None]]:
+    """Each input scaled/padded to ``size`` at ``fps`` in yuv420p; audio resampled and padded/cut
+    to the clip's measured video duration so A/V stay in sync after joining."""
+    w, h = size
+    out = []
+    for path, duration, _ in inputs:
+        src = ffmpeg.input(str(path))
+        v = (src.video.filter("scale", w, h, force_original_aspect_ratio="decrease")
+             .filter("pad", w, h, "(ow-iw)/2", "(oh-ih)/2").filter("setsar", 1)
+             .filter("fps", _rate(fps)).filter("format", PIX_FMT))
+        a = None
+        if with_audio:
+            a = (src.audio.filter("aformat", sample_fmts="fltp", sample_rates=AUDIO_RATE, channel_layouts="stereo")
+                 .filter("apad").filter("atrim", duration=_num(duration)).filter("asetpts", "PTS-STARTPTS"))
+        out.append((v, a))
+    return out
+
+
+def _encode(streams: list[ffmpeg.nodes.FilterableStream], out: Path, *, fps: float, with_audio: bool) -> list[str]:
+    kwargs = {**_video_out_kwargs(fps), "f": "mp4"}
+    if with_audio:
+        kwargs.update(_audio_out_kwargs())
+    return ffmpeg.output(*streams, str(out), **kwargs).overwrite_output().get_args()
+
+
+def reencode_concat_args(inputs: Sequence[ClipInput], out: Path, *, fps: float, size: tuple[int, int]) -> list[str]:
+    """Join clips that cannot be stream-copied: normalise each, then the concat filter."""
+    with_audio = all(has_audio for _, _, has_audio in inputs)
+    parts = _normalized_inputs(inputs, fps=fps, size=size, with_audio=with_audio)
+    flat = [s for v, a in parts for s in ((v, a) if with_audio else (v,))]
+    joined = ffmpeg.concat(*flat, v=1, a=1 if with_audio else 0).node
+    streams = [joined[0]] + ([joined[1]] if with_audio else [])
+    return _encode(streams, out, fps=fps, with_audio=with_audio)
+
+
+def crossfade_args(inputs: Sequence[ClipInput], out: Path, *, crossfade: float, fps: float,
+                   size: tuple[int, int]) -> list[str]:
+    """xfade chain for video and acrossfade chain for audio (only when every input has audio).
+
+    Offsets come from the *measured* durations in ``inputs``; the output lasts
+    sum(d) - (n-1)*crossfade."""
+    if crossfade <= 0:
+        raise InvalidInput("crossfade", f"must be > 0 for a crossfade, got {crossfade}")
+    with_audio = all(has_audio for _, _, has_audio in inputs)
+    parts = _normalized_inputs(inputs, fps=fps, size=size, with_audio=with_audio)
+    offsets = crossfade_offsets([d for _, d, _ in inputs], crossfade)
+    video = parts[0][0]
+    for (v, _), offset in zip(parts[1:], offsets):
+        video = ffmpeg.filter([video, v], "xfade", transition="fade", duration=_num(crossfade), offset=_num(offset))
+    streams = [video]
+    if with_audio:
+        audio = parts[0][1]
+        for _, a in parts[1:]:
+            audio = ffmpeg.filter([audio, a], "acrossfade", d=_num(crossfade), c1="tri", c2="tri")
+        streams.append(audio)
+    return _encode(streams, out, fps=fps, with_audio=with_audio)
+
+
+def _measured(info: MediaInfo) -> float:
+    return info.video_duration_s or info.duration_s
+
+
+def _mismatch_reason(infos: Sequence[MediaInfo], clips: Sequence[Path]) -> str | None:
+    """Why the clips cannot be joined by stream copy, or None when they can."""
+    first = infos[0]
+    for path, info in zip(clips, infos):
+        if not info.has_video:
+            return f"{path.name} has no video stream"
+        if info.copy_key != first.copy_key:
+            what = []
+            if (info.width, info.height) != (first.width, first.height):
+                what.append(f"size {info.width}x{info.height} vs {first.width}x{first.height}")
+            if abs(info.fps - first.fps) > 1e-3:
+                what.append(f"fps {info.fps:g} vs {first.fps:g}")
+            if info.video_codec != first.video_codec:
+                what.append(f"codec {info.video_codec} vs {first.video_codec}")
+            if info.has_audio != first.has_audio or info.audio_codec != first.audio_codec:
+                what.append(f"audio {info.audio_codec} vs {first.audio_codec}")
+            return f"{path.name} differs from {clips[0].name} ({', '.join(what) or 'codec parameters'})"
+    return None
+
+
+def _temp_output(out: Path) -> Path:
+    return out.with_name(f".{out.stem}.{uuid.uuid4().hex[:8]}.tmp{out.suffix or '.mp4'}")
+
+
+@dataclass(frozen=True)
+class _StitchPlan:
+    method: Literal["copy", "reencode", "crossfade"]
+    args: list[str]
+    expected_s: float
+    notes: tuple[str, ...]
+
+
+def _plan_stitch(clips: list[Path], infos: list[MediaInfo], tmp: Path, list_file: Path, crossfade: float) -> _StitchPlan:
+    """Choose how to join: crossfade re-encode, stream copy, or re-encode to the first clip's format."""
+    first = infos[0]
+    inputs = [(c, _measured(i), i.has_audio) for c, i in zip(clips, infos)]
+    total = sum(d for _, d, _ in inputs)
+    silent = ("audio dropped: not every clip has an audio track",) if any(i.has_audio for i in infos) and not all(
+        i.has_audio for i in infos) else ()
+    if crossfade > 0 and len(clips) > 1:
+        args = crossfade_args(inputs, tmp, crossfade=crossfade, fps=first.fps, size=(first.width, first.height))
+        return _StitchPlan("crossfade", args, total - (len(clips) - 1) * crossfade,
+                           (f"crossfade {crossfade:g} s between {len(clips)} clips (re-encoded)", *silent))
+    mismatch = _mismatch_reason(infos, clips)
+    if mismatch is None:
+        list_file.write_text("".join(_concat_list_line(c) for c in clips), encoding="utf-8")
+        return _StitchPlan("copy", concat_args(list_file, tmp), total, ())
+    args = reencode_concat_args(inputs, tmp, fps=first.fps, size=(first.width, first.height))
+    return _StitchPlan("reencode", args, total,
+                       (f"re-encoded to {first.width}x{first.height} @ {first.fps:g} fps: {mismatch}", *silent))
+
+
+def stitch(clips: Sequence[Path], out: Path, *, crossfade: float = 0.0) -> StitchResult:
+    """Join clips into ``out``: stream copy when they share codec parameters, else a re-encode;
+    crossfade > 0 re-encodes with xfade/acrossfade. ``out`` only ever appears complete and valid."""
+    clips, out = [Path(c) for c in clips], Path(out)
+    if not clips:
+        raise InvalidInput("clips", "nothing to stitch: no clips given")
+    if not (crossfade >= 0 and math.isfinite(crossfade)):
+        raise InvalidInput("crossfade", f"must be >= 0 seconds, got {crossfade}")
+    infos = [probe(c) for c in clips]
+    shortest = min(_measured(i) for i in infos)
+    if crossfade > 0 and len(clips) > 1 and crossfade >= shortest:
+        raise InvalidInput("crossfade", f"{crossfade:g} s must be shorter than the shortest clip ({shortest:.2f} s)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temp_output(out)
+    list_file = tmp.with_suffix(".txt")
+    try:
+        plan = _plan_stitch(clips, infos, tmp, list_file, crossfade)
+        run_ffmpeg(plan.args, what=f"stitch {out.name}")
+        info = probe(tmp)
+        _check_stitched(info, plan.expected_s, fps=infos[0].fps, name=out.name)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+        list_file.unlink(missing_ok=True)
+    fields = {k: getattr(info, k) for k in MediaInfo.__dataclass_fields__}
+    return StitchResult(**fields, method=plan.method, notes=plan.notes)
+
+
+def _check_stitched(info: MediaInfo, expected_s: float, *, fps: float, name: str) -> None:
+    if not info.has_video:
+        raise MediaError(f"stitch {name}: the output has no video stream")
+    tolerance = max(0.25, 3.0 / (fps or 24))
+    if abs(_measured(info) - expected_s) > tolerance:
+        raise MediaError(f"stitch {name}: output lasts {_measured(info):.2f} s, expected {expected_s:.2f} s")
+
+
+# --------------------------------------------------------------------------------------
+# Contact sheet
+# --------------------------------------------------------------------------------------
+
+SHEET_GAP = 8
+SHEET_BACKGROUND = (24, 24, 28)
+
+
+def _label_height(thumb_width: int) -> int:
+    return max(12, thumb_width // 12) + 6
+
+
+def contact_sheet_size(n: int, *, columns: int, thumb_size: tuple[int, int], labels: bool) -> tuple[int, int]:
+    cols = max(1, min(columns, n))
+    rows = math.ceil(n / cols)
+    tw, th = thumb_size
+    cell_h = th + (_label_height(tw) if labels else 0)
+    return cols * tw + (cols + 1) * SHEET_GAP, rows * cell_h + (rows + 1) * SHEET_GAP
+
+
+def contact_sheet(pngs: list[bytes], *, columns: int = 4, thumb_width: int = 320, labels: list[str] | None = None) -> bytes:
+    """A PNG grid of the images (thumbnails keep the first image's aspect ratio; others are letterboxed)."""
+    if not pngs:
+        raise InvalidInput("pngs", "no images for a contact sheet")
+    if columns < 1 or thumb_width < 8:
+        raise InvalidInput("columns", f"need columns >= 1 and thumb_width >= 8, got {columns} and {thumb_width}")
+    if labels is not None and len(labels) != len(pngs):
+        raise InvalidInput("labels", f"{len(labels)} labels for {len(pngs)} images")
+    images = []
+    for i, data in enumerate(pngs):
+        try:
+            images.append(Image.open(io.BytesIO(data)).convert("RGB"))
+        except Exception as exc:  # Pillow raises several unrelated types for bad input
+            raise MediaError(f"contact sheet: image {i} does not decode ({exc})") from exc
+    w0, h0 = images[0].size
+    thumb = (thumb_width, max(1, round(thumb_width * h0 / w0)))
+    sheet = Image.new("RGB", contact_sheet_size(len(images), columns=columns, thumb_size=thumb, labels=labels is not None),
+                      SHEET_BACKGROUND)
+    draw = ImageDraw.Draw(sheet)
+    font = ImageFont.load_default(size=max(10, thumb_width // 12))
+    cols = max(1, min(columns, len(images)))
+    cell_h = thumb[1] + (_label_height(thumb_width) if labels is not None else 0)
+    for i, img in enumerate(images):
+        x = SHEET_GAP + (i % cols) * (thumb[0] + SHEET_GAP)
+        y = SHEET_GAP + (i // cols) * (cell_h + SHEET_GAP)
+        fitted = img.copy()
+        fitted.thumbnail(thumb, Image.Resampling.LANCZOS)
+        sheet.paste(fitted, (x + (thumb[0] - fitted.width) // 2, y + (thumb[1] - fitted.height) // 2))
+        if labels is not None:
+            draw.text((x + 2, y + thumb[1] + 3), ellipsize(draw, labels[i], font, thumb[0] - 4), fill=(230, 230, 230), font=font)
+    buf = io.BytesIO()
+    sheet.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def ellipsize(draw: ImageDraw.ImageDraw, text: str, font: ImageFont.ImageFont | ImageFont.FreeTypeFont, width: int) -> str:
+    """``text`` cut with an ellipsis so that it fits in ``width`` pixels."""
+    if draw.textlength(text, font=font) <= width:
+        return text
+    lo, hi = 0, len(text)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if draw.textlength(text[:mid].rstrip() + "…", font=font) <= width:
+            lo = mid
+        else:
+            hi = mid - 1
+    return text[:lo].rstrip() + "…"
+
+
+__all__ = [
+    "MOTIONS", "ClipInput", "MediaInfo", "Motion", "StitchResult", "animatic_clip_args", "check_ffmpeg",
+    "concat_args", "contact_sheet", "contact_sheet_size", "crossfade_args", "crossfade_offsets", "dimensions",
+    "ellipsize", "ffmpeg_exe", "frame_count", "motion_for", "probe", "probe_bytes", "read_frame", "reencode_concat_args",
+    "render_animatic_clip", "run_ffmpeg", "stitch", "tone_for", "tone_expression",
+]
