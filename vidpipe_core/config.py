@@ -79,6 +79,8 @@ class Settings(BaseSettings):
     poll_timeout_s: float = 1200.0
     clip_concurrency: int = Field(default=4, description="Video operations in flight per project run.")
     safety_retries: int = 2
+    lock_wait_s: float = Field(default=0.0, description="How long a run waits for another run of the same project before failing.")
+    video_pool: str = Field(default="video-operations", description="Dagster concurrency pool that bounds live video operations.")
 
     @field_validator("data_dir", mode="after")
     @classmethod

@@ -68,3 +68,5 @@ class ProjectSpec(BaseModel):
     max_cost_usd: float = 25.0
     safety_policy: SafetyPolicy = "fail"
     crossfade: float = 0.0
+    takes: dict[str, str] = Field(default_factory=dict)
+    """Scene index -> regeneration token; a new token makes a new clip from the same inputs."""

@@ -1,13 +1,16 @@
 """The four assets. Each is a few lines around a vidpipe_core step, turning its report into
 MaterializeResult metadata and asset-check results."""
 
+import os
+import socket
+
 import dagster as dg
 
 from vidpipe_core import media
 from vidpipe_core.checks import CheckOutcome, check_final_video, check_keyframes, check_storyboard
 from vidpipe_core.errors import InvalidInput, VidpipeError
 from vidpipe_core.ids import is_valid_project_id, ID_RULE
-from vidpipe_core.steps.clips import make_clips
+from vidpipe_core.steps.clips import make_clips, new_takes
 from vidpipe_core.steps.keyframes import make_keyframes
 from vidpipe_core.steps.report import StepReport
 from vidpipe_core.steps.state import resolve_state
@@ -15,10 +18,13 @@ from vidpipe_core.steps.stitch import make_final
 from vidpipe_core.steps.storyboard import make_storyboard
 from vidpipe_core.storage import Layout
 from vidpipe_dagster.partitions import projects_partitions
+from vidpipe_dagster.pools import DagsterPoolSlots
 from vidpipe_dagster.progress import for_context
 from vidpipe_dagster.resources import VidpipeResource
 
 GROUP = "vidpipe"
+PID_TAG = "vidpipe/pid"
+HOST_TAG = "vidpipe/host"
 
 
 class StoryboardConfig(dg.Config):
@@ -29,6 +35,8 @@ class StoryboardConfig(dg.Config):
 class ClipsConfig(dg.Config):
     concurrency: int | None = None
     """Video operations in flight for this project (default: VIDPIPE_CLIP_CONCURRENCY)."""
+    regenerate_scenes: list[int] = []
+    """Scenes (0-based) to render again as a new take; re-executing this run reuses that take."""
 
 
 class FinalVideoConfig(dg.Config):
@@ -37,9 +45,12 @@ class FinalVideoConfig(dg.Config):
 
 
 def _project_id(context: dg.AssetExecutionContext) -> str:
+    """The validated partition key; also tags the run with the process doing the work, so
+    `vidpipe resume` can tell a crashed run (process gone) from a live one."""
     key = context.partition_key
     if not is_valid_project_id(key):
-        raise InvalidInput("partition", f"{key!r} is not a valid project id", ID_RULE)
+        raise _fail(InvalidInput("partition", f"{key!r} is not a valid project id", ID_RULE))
+    context.instance.add_run_tags(context.run.run_id, {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()})
     return key
 
 
@@ -68,7 +79,8 @@ def _scene_table(report: StepReport) -> str:
 def storyboard(context: dg.AssetExecutionContext, config: StoryboardConfig, vidpipe: VidpipeResource) -> dg.MaterializeResult:
     services, project_id = vidpipe.services(), _project_id(context)
     try:
-        result = make_storyboard(services, project_id, replan=config.replan, progress=for_context(context))
+        result = make_storyboard(services, project_id, replan=config.replan, run_id=context.run.run_id,
+                                 progress=for_context(context))
     except VidpipeError as exc:
         raise _fail(exc) from exc
     spec = resolve_state(services, project_id).spec
@@ -95,7 +107,7 @@ def storyboard(context: dg.AssetExecutionContext, config: StoryboardConfig, vidp
 def keyframes(context: dg.AssetExecutionContext, vidpipe: VidpipeResource) -> dg.MaterializeResult:
     services, project_id = vidpipe.services(), _project_id(context)
     try:
-        report = make_keyframes(services, project_id, progress=for_context(context))
+        report = make_keyframes(services, project_id, run_id=context.run.run_id, progress=for_context(context))
     except VidpipeError as exc:
         raise _fail(exc) from exc
     pngs = [services.store.read_bytes(project_id, i.path) for i in report.items if i.path]
@@ -120,8 +132,12 @@ def keyframes(context: dg.AssetExecutionContext, vidpipe: VidpipeResource) -> dg
 def clips(context: dg.AssetExecutionContext, config: ClipsConfig, vidpipe: VidpipeResource) -> dg.MaterializeResult:
     services, project_id = vidpipe.services(), _project_id(context)
     try:
+        if config.regenerate_scenes:
+            # The take is named after the root run, so "re-execute from failure" keeps it (no second payment).
+            new_takes(services, project_id, config.regenerate_scenes, f"run-{context.run.root_run_id or context.run.run_id}")
+        slots = DagsterPoolSlots(context.instance, services.settings.video_pool, context.run.run_id, "clips")
         report = make_clips(services, project_id, run_id=context.run.run_id, concurrency=config.concurrency,
-                            progress=for_context(context))
+                            slots=slots, progress=for_context(context))
     except VidpipeError as exc:
         raise _fail(exc) from exc
     counts = report.counts
@@ -145,7 +161,8 @@ def clips(context: dg.AssetExecutionContext, config: ClipsConfig, vidpipe: Vidpi
 def final_video(context: dg.AssetExecutionContext, config: FinalVideoConfig, vidpipe: VidpipeResource) -> dg.MaterializeResult:
     services, project_id = vidpipe.services(), _project_id(context)
     try:
-        result = make_final(services, project_id, crossfade=config.crossfade, progress=for_context(context))
+        result = make_final(services, project_id, crossfade=config.crossfade, run_id=context.run.run_id,
+                            progress=for_context(context))
     except VidpipeError as exc:
         raise _fail(exc) from exc
     info = result.info

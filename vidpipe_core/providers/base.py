@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -44,6 +45,7 @@ class ClipRequest:
     generate_audio: bool
     negative_prompt: str = ""
     seed: int | None = None
+    variant: str = ""                # a regeneration "take": same inputs, a new rendition
 
 
 class ClipOutcomeKind(str, enum.Enum):
@@ -62,6 +64,18 @@ class ClipOutcome:
 
 
 PollCallback = Callable[[str], None]   # called with a short status line while waiting
+
+
+class SlotLimiter(Protocol):
+    """Bounds live video operations across everything sharing it (see vidpipe_dagster.pools)."""
+
+    def hold(self, scene_index: int) -> AbstractContextManager[None]: ...
+
+
+class NoLimit:
+    @contextmanager
+    def hold(self, scene_index: int) -> Iterator[None]:
+        yield
 
 
 @runtime_checkable

@@ -2,23 +2,28 @@
 
 The ledger row moves CLAIMED -> SUBMITTED (operation name committed *before* the first poll)
 -> DONE / REJECTED / FAILED. A later run finds a SUBMITTED row and re-attaches to the paid
-operation instead of submitting again; a DONE row with its file is reused."""
+operation instead of submitting again; a DONE row with its file is reused. A run holds the
+project lock for the whole step, and each live operation holds a slot of the global limiter
+from submission until its video is downloaded."""
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+import re
+import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import replace
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from vidpipe_core import media
+from vidpipe_core import locks, media
 from vidpipe_core.cost import guard_budget, usage_cost, video_cost
 from vidpipe_core.errors import MediaError, ProviderError, SafetyRejected, VidpipeError
 from vidpipe_core.models import ClipStatus, VideoClip, utcnow
 from vidpipe_core.providers import clip_provider
-from vidpipe_core.providers.base import ClipOutcomeKind, ClipProvider, ClipRequest
+from vidpipe_core.providers.base import ClipOutcome, ClipOutcomeKind, ClipProvider, ClipRequest, NoLimit, SlotLimiter
 from vidpipe_core.schemas import ProjectSpec
 from vidpipe_core.services import Services
 from vidpipe_core.steps.keyframes import spent_usd
@@ -28,15 +33,41 @@ from vidpipe_core.storage import Layout, sha256_bytes
 
 log = logging.getLogger("vidpipe.clips")
 
+SAFE_PREFIX = "A gentle, family-friendly rendition suitable for all audiences. "
+
 
 def default_run_id() -> str:
-    return f"pid-{os.getpid()}"
+    return f"local-{os.getpid()}"
 
 
-@dataclass
-class _Job:
-    clip: ClipState
-    request: ClipRequest
+def rephrase_for_safety(prompt: str, reasons: list[str], attempt: int) -> str:
+    """A deterministic, more conservative prompt: drop words the provider quoted in its reasons,
+    drop the scene/style context after the first attempt, and ask for a gentle rendition."""
+    quoted = {w.lower() for r in reasons for w in re.findall(r"['\"]([^'\"]{2,40})['\"]", r)}
+    text = prompt if attempt <= 1 else prompt.split("\n\n", 1)[0]
+    for word in quoted:
+        text = re.sub(re.escape(word), "", text, flags=re.IGNORECASE)
+    return SAFE_PREFIX + re.sub(r"\s{2,}", " ", text).strip()
+
+
+def take_seed(spec: ProjectSpec, variant: str) -> int | None:
+    if not variant:
+        return spec.seed
+    return ((spec.seed or 0) + int(hashlib.sha256(variant.encode()).hexdigest()[:8], 16)) % 2**31
+
+
+def new_takes(services: Services, project_id: str, scenes: list[int], token: str) -> ProjectSpec:
+    """Record a regeneration take for the scenes (validated), so their clips get new fingerprints."""
+    from vidpipe_core.errors import InvalidInput
+    from vidpipe_core.projects import load_spec, update_spec
+
+    spec = load_spec(services, project_id)
+    bad = [i for i in scenes if not 0 <= i < spec.scenes]
+    if bad:
+        raise InvalidInput("scene", f"{bad} out of range", f"0-{spec.scenes - 1}")
+    spec = spec.model_copy(update={"takes": {**spec.takes, **{str(i): token for i in scenes}}})
+    update_spec(services, spec)
+    return spec
 
 
 def make_clips(
@@ -45,8 +76,16 @@ def make_clips(
     *,
     run_id: str | None = None,
     concurrency: int | None = None,
+    slots: SlotLimiter | None = None,
     progress: Progress = no_progress,
 ) -> StepReport:
+    run_id = run_id or default_run_id()
+    with locks.project_lock(services, project_id, run_id, wait_s=services.settings.lock_wait_s) as holder:
+        return _make_clips(services, project_id, run_id, holder, concurrency, slots or NoLimit(), progress)
+
+
+def _make_clips(services: Services, project_id: str, run_id: str, holder: locks.Holder, concurrency: int | None,
+                slots: SlotLimiter, progress: Progress) -> StepReport:
     state = resolve_state(services, project_id)
     missing_frames = [f.index for f in state.frames if not f.done]
     if not state.has_storyboard or missing_frames:
@@ -55,26 +94,31 @@ def make_clips(
     provider = clip_provider(spec.providers.clips, settings)
     model = provider.model_for(spec)
     report = StepReport("clips", provider.name, model)
-    run_id = run_id or default_run_id()
 
-    to_pay = [c for c in state.clips if _needs_submission(c)]
+    to_pay = [c for c in state.clips if c.row is None or c.row.status in (ClipStatus.CLAIMED, ClipStatus.FAILED)]
     report.projected_usd = video_cost(settings, model, len(to_pay) * spec.clip_duration, spec.generate_audio)
     guard_budget("clips", spent_usd(services, project_id), report.projected_usd, spec.max_cost_usd)
 
-    jobs = [_Job(c, _request(services, state, c)) for c in state.clips]
-    total = len(jobs)
-    workers = max(1, min(concurrency or settings.clip_concurrency, total))
-    done_count = 0
+    total = len(state.clips)
+    counter = {"done": 0}
+    lock = threading.Lock()
 
-    def run(job: _Job) -> ItemReport:
-        nonlocal done_count
-        item = _run_scene(services, spec, job, provider, model, run_id, progress)
-        done_count += 1
-        progress(ProgressEvent("clips", f"scene {job.clip.index} {item.action.value}", scene=job.clip.index, done=done_count, total=total))
+    def beat(scene: int, line: str) -> None:
+        locks.heartbeat(services, project_id, holder)
+        progress(ProgressEvent("clips", f"scene {scene}: {line}", scene=scene, done=counter["done"], total=total))
+
+    def run(c: ClipState) -> ItemReport:
+        worker = _SceneWorker(services, state, c, provider, model, run_id, slots, beat)
+        item = worker.run()
+        with lock:
+            counter["done"] += 1
+            done = counter["done"]
+        progress(ProgressEvent("clips", f"scene {c.index} {item.action.value}", scene=c.index, done=done, total=total))
         return item
 
+    workers = max(1, min(concurrency or settings.clip_concurrency, total))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vidpipe-clip") as pool:
-        report.items = list(pool.map(run, jobs))
+        report.items = list(pool.map(run, state.clips))
 
     failed = [i for i in report.items if i.action == Action.FAILED]
     if failed:
@@ -85,101 +129,129 @@ def make_clips(
     return report
 
 
-def _needs_submission(c: ClipState) -> bool:
-    return c.row is None or c.row.status in (ClipStatus.CLAIMED, ClipStatus.FAILED)
+class _SceneWorker:
+    """One scene's way through the ledger: reuse, re-attach, or submit (and, under the `retry`
+    safety policy, resubmit a rephrased prompt a bounded number of times)."""
+
+    def __init__(self, services: Services, state: ProjectState, clip: ClipState, provider: ClipProvider, model: str,
+                 run_id: str, slots: SlotLimiter, beat) -> None:  # type: ignore[no-untyped-def]
+        self.services, self.spec, self.clip = services, state.spec, clip
+        self.provider, self.model, self.run_id, self.slots, self.beat = provider, model, run_id, slots, beat
+        self.request = _request(services, state, clip)
+        assert clip.fingerprint is not None
+        self.fp: str = clip.fingerprint
+
+    def item(self, action: Action, **kw: object) -> ItemReport:
+        return ItemReport(self.clip.index, action, self.fp, **kw)  # type: ignore[arg-type]
+
+    def run(self) -> ItemReport:
+        row = _claim(self.services, self.spec, self.clip, self.provider, self.model, self.run_id)
+        if row.status == ClipStatus.DONE and row.path and self.services.store.exists(self.spec.id, row.path):
+            return self.item(Action.REUSED, duration_s=row.duration_s, path=row.path)
+        action = Action.GENERATED
+        while True:
+            request = self.request
+            if row.status == ClipStatus.REJECTED:
+                reasons = list(row.safety_reasons or [])
+                if self.spec.safety_policy != "retry" or len(reasons) > self.services.settings.safety_retries:
+                    return self.item(Action.REJECTED, detail="; ".join(reasons) or "rejected by the safety filter")
+                request = replace(request, prompt=rephrase_for_safety(request.prompt, reasons, len(reasons)))
+            reattach = row.status == ClipStatus.SUBMITTED and bool(row.operation_name)
+            if reattach:
+                action = Action.REATTACHED
+                request = replace(request, prompt=row.prompt_used or request.prompt)
+            with self.slots.hold(self.clip.index):
+                if reattach:
+                    operation = row.operation_name or ""
+                    self.beat(self.clip.index, f"re-attaching to {operation}")
+                else:
+                    try:
+                        operation = self.provider.submit(request, self.model)
+                    except ProviderError as exc:
+                        _update(self.services, row.id, status=ClipStatus.FAILED, error=str(exc), attempts=row.attempts + 1)
+                        return self.item(Action.FAILED, detail=str(exc))
+                    row = _update(self.services, row.id, status=ClipStatus.SUBMITTED, operation_name=operation,
+                                  submitted_at=utcnow(), claimed_by=self.run_id, attempts=row.attempts + 1,
+                                  prompt_used=request.prompt, error=None)
+                    self.beat(self.clip.index, f"submitted {operation}")
+                try:
+                    outcome = self.provider.wait(operation, request, self.model,
+                                                 lambda line: self.beat(self.clip.index, line))
+                except ProviderError as exc:
+                    # The operation may still finish: it stays SUBMITTED so the next run re-attaches.
+                    return self.item(Action.FAILED, detail=str(exc))
+                result = self.finish(row, outcome, action)
+            if result is not None:
+                return result
+            row = _get(self.services, row.id)   # rejected: loop decides whether to rephrase
+
+    def finish(self, row: VideoClip, outcome: ClipOutcome, action: Action) -> ItemReport | None:
+        s, spec = self.services, self.spec
+        if outcome.kind == ClipOutcomeKind.REJECTED:
+            attempt = len(row.safety_reasons or []) + 1
+            reasons = [*(row.safety_reasons or []), f"attempt {attempt}: " + ("; ".join(outcome.reasons) or "no reason given")]
+            _update(s, row.id, status=ClipStatus.REJECTED, safety_reasons=reasons, completed_at=utcnow())
+            return None
+        if outcome.kind == ClipOutcomeKind.FAILED or not outcome.video:
+            error = outcome.error or "the provider returned no video"
+            _update(s, row.id, status=ClipStatus.FAILED, error=error, completed_at=utcnow())
+            return self.item(Action.FAILED, detail=error)
+        try:
+            info = media.probe_bytes(outcome.video)
+        except MediaError as exc:
+            _update(s, row.id, status=ClipStatus.FAILED, error=str(exc), completed_at=utcnow())
+            return self.item(Action.FAILED, detail=f"the returned video does not decode: {exc}")
+        relpath = Layout.clip(self.clip.index, self.fp)
+        s.store.write_bytes(spec.id, relpath, outcome.video)
+        cost = usage_cost(s.settings, self.model, outcome.usage, audio=spec.generate_audio)
+        _update(s, row.id, status=ClipStatus.DONE, path=relpath, sha256=sha256_bytes(outcome.video),
+                duration_s=info.duration_s, cost_usd=(row.cost_usd or 0.0) + cost, completed_at=utcnow(), error=None)
+        return self.item(action, cost_usd=cost, duration_s=info.duration_s, path=relpath)
 
 
 def _request(services: Services, state: ProjectState, c: ClipState) -> ClipRequest:
     spec = state.spec
     start, end = state.frames[c.index].row, state.frames[c.index + 1].row
     assert start and end and start.path and end.path
+    variant = spec.takes.get(str(c.index), "")
     return ClipRequest(
         project_id=spec.id, scene_index=c.index, prompt=c.prompt,
         start_png=services.store.read_bytes(spec.id, start.path), end_png=services.store.read_bytes(spec.id, end.path),
         duration_s=spec.clip_duration, aspect_ratio=spec.aspect_ratio, generate_audio=spec.generate_audio,
-        negative_prompt=spec.negative_prompt, seed=spec.seed,
+        negative_prompt=spec.negative_prompt, seed=take_seed(spec, variant), variant=variant,
     )
 
 
 def _claim(services: Services, spec: ProjectSpec, c: ClipState, provider: ClipProvider, model: str, run_id: str) -> VideoClip:
-    """The scene's ledger row, inserted as CLAIMED when new. The unique key (project, scene,
-    fingerprint) makes a concurrent second insert fail instead of paying twice."""
-    assert c.fingerprint is not None
+    """The scene's ledger row, inserted as CLAIMED when new; the unique key (project, scene,
+    fingerprint) turns a concurrent second insert into a read of the first."""
+    where = (VideoClip.project_id == spec.id, VideoClip.scene_index == c.index, VideoClip.fingerprint == c.fingerprint)
     with services.db.session() as s:
-        row = s.scalars(select(VideoClip).where(VideoClip.project_id == spec.id, VideoClip.scene_index == c.index,
-                                                VideoClip.fingerprint == c.fingerprint)).first()
-        if row is None:
-            row = VideoClip(project_id=spec.id, scene_index=c.index, fingerprint=c.fingerprint, status=ClipStatus.CLAIMED,
-                            provider=provider.name, model=model, claimed_by=run_id, heartbeat_at=utcnow())
-            s.add(row)
-            try:
-                s.flush()
-            except IntegrityError:
-                s.rollback()
-                row = s.scalars(select(VideoClip).where(VideoClip.project_id == spec.id, VideoClip.scene_index == c.index,
-                                                        VideoClip.fingerprint == c.fingerprint)).one()
+        row = s.scalars(select(VideoClip).where(*where)).first()
+        if row is not None:
+            return row
+        row = VideoClip(project_id=spec.id, scene_index=c.index, fingerprint=c.fingerprint, status=ClipStatus.CLAIMED,
+                        provider=provider.name, model=model, claimed_by=run_id, heartbeat_at=utcnow())
+        s.add(row)
+        try:
+            s.flush()
+        except IntegrityError:
+            s.rollback()
+            return s.scalars(select(VideoClip).where(*where)).one()
         return row
 
 
-def _update(services: Services, row_id: int, **fields: object) -> None:
+def _get(services: Services, row_id: int) -> VideoClip:
+    with services.db.session() as s:
+        row = s.get(VideoClip, row_id)
+        assert row is not None
+        return row
+
+
+def _update(services: Services, row_id: int, **fields: object) -> VideoClip:
     with services.db.session() as s:
         row = s.get(VideoClip, row_id)
         assert row is not None
         for key, value in fields.items():
             setattr(row, key, value)
-
-
-def _run_scene(services: Services, spec: ProjectSpec, job: _Job, provider: ClipProvider, model: str, run_id: str,
-               progress: Progress) -> ItemReport:
-    c, req = job.clip, job.request
-    assert c.fingerprint is not None
-    row = _claim(services, spec, c, provider, model, run_id)
-    relpath = Layout.clip(c.index, c.fingerprint)
-
-    if row.status == ClipStatus.DONE and row.path and services.store.exists(spec.id, row.path):
-        return ItemReport(c.index, Action.REUSED, c.fingerprint, duration_s=row.duration_s, path=row.path)
-    if row.status == ClipStatus.REJECTED:
-        return ItemReport(c.index, Action.REJECTED, c.fingerprint, detail="; ".join(row.safety_reasons or []))
-
-    action = Action.GENERATED
-    if row.status == ClipStatus.SUBMITTED and row.operation_name:
-        action = Action.REATTACHED
-        operation = row.operation_name
-        progress(ProgressEvent("clips", f"scene {c.index}: re-attaching to {operation}", scene=c.index))
-    else:
-        progress(ProgressEvent("clips", f"scene {c.index}: submitting", scene=c.index))
-        try:
-            operation = provider.submit(req, model)
-        except ProviderError as exc:
-            _update(services, row.id, status=ClipStatus.FAILED, error=str(exc), attempts=row.attempts + 1)
-            return ItemReport(c.index, Action.FAILED, c.fingerprint, detail=str(exc))
-        _update(services, row.id, status=ClipStatus.SUBMITTED, operation_name=operation, submitted_at=utcnow(),
-                claimed_by=run_id, attempts=row.attempts + 1, prompt_used=req.prompt, error=None)
-
-    def on_poll(line: str) -> None:
-        _update(services, row.id, heartbeat_at=utcnow())
-        progress(ProgressEvent("clips", f"scene {c.index}: {line}", scene=c.index))
-
-    try:
-        outcome = provider.wait(operation, req, model, on_poll)
-    except ProviderError as exc:
-        # The operation may still finish: keep it SUBMITTED so the next run re-attaches.
-        return ItemReport(c.index, Action.FAILED, c.fingerprint, detail=str(exc))
-
-    if outcome.kind == ClipOutcomeKind.REJECTED:
-        _update(services, row.id, status=ClipStatus.REJECTED, safety_reasons=outcome.reasons, completed_at=utcnow())
-        return ItemReport(c.index, Action.REJECTED, c.fingerprint, detail="; ".join(outcome.reasons) or "no reason given")
-    if outcome.kind == ClipOutcomeKind.FAILED or not outcome.video:
-        error = outcome.error or "the provider returned no video"
-        _update(services, row.id, status=ClipStatus.FAILED, error=error, completed_at=utcnow())
-        return ItemReport(c.index, Action.FAILED, c.fingerprint, detail=error)
-    try:
-        info = media.probe_bytes(outcome.video)
-    except MediaError as exc:
-        _update(services, row.id, status=ClipStatus.FAILED, error=str(exc), completed_at=utcnow())
-        return ItemReport(c.index, Action.FAILED, c.fingerprint, detail=f"the returned video does not decode: {exc}")
-    services.store.write_bytes(spec.id, relpath, outcome.video)
-    cost = usage_cost(services.settings, model, outcome.usage, audio=spec.generate_audio)
-    _update(services, row.id, status=ClipStatus.DONE, path=relpath, sha256=sha256_bytes(outcome.video),
-            duration_s=info.duration_s, cost_usd=cost, completed_at=utcnow(), error=None)
-    return ItemReport(c.index, action, c.fingerprint, cost_usd=cost, duration_s=info.duration_s, path=relpath)
+        return row

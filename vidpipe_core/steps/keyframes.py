@@ -3,10 +3,12 @@ Frames whose fingerprint is already stored are reused, never rendered again."""
 from __future__ import annotations
 
 import io
+import os
 
 from PIL import Image
 from sqlalchemy import select
 
+from vidpipe_core import locks
 from vidpipe_core.cost import guard_budget, image_cost, usage_cost
 from vidpipe_core.errors import VidpipeError
 from vidpipe_core.models import Keyframe, KeyframeStatus, VideoClip
@@ -26,7 +28,14 @@ def spent_usd(services: Services, project_id: str) -> float:
     return frames + clips
 
 
-def make_keyframes(services: Services, project_id: str, *, progress: Progress = no_progress) -> StepReport:
+def make_keyframes(services: Services, project_id: str, *, run_id: str | None = None,
+                   progress: Progress = no_progress) -> StepReport:
+    run_id = run_id or f"local-{os.getpid()}"
+    with locks.project_lock(services, project_id, run_id, wait_s=services.settings.lock_wait_s) as holder:
+        return _make_keyframes(services, project_id, holder, progress)
+
+
+def _make_keyframes(services: Services, project_id: str, holder: locks.Holder, progress: Progress) -> StepReport:
     state = resolve_state(services, project_id)
     if not state.has_storyboard or state.style is None:
         raise VidpipeError(f"project {project_id!r} has no storyboard yet; materialize the storyboard first")
@@ -52,6 +61,7 @@ def make_keyframes(services: Services, project_id: str, *, progress: Progress = 
             report.items.append(ItemReport(k, Action.REUSED, frame.fingerprint, path=frame.row.path))
             progress(ProgressEvent("keyframes", f"frame {k} reused", scene=k, done=k + 1, total=total))
             continue
+        locks.heartbeat(services, project_id, holder)
         progress(ProgressEvent("keyframes", f"rendering frame {k}", scene=k, done=k, total=total))
         request = KeyframeRequest(project_id=project_id, frame_index=k, prompt=frame.prompt,
                                   caption=frame_caption(state.scenes, k), style=state.style,
@@ -62,7 +72,7 @@ def make_keyframes(services: Services, project_id: str, *, progress: Progress = 
             width, height = im.size
         relpath = Layout.keyframe(k, frame.fingerprint)
         services.store.write_bytes(project_id, relpath, png)
-        cost = usage_cost(settings, model, usage) if (usage.cost_usd or usage.images) else 0.0
+        cost = usage_cost(settings, model, usage)
         _record(services, project_id, k, frame.fingerprint, provider.name, model, relpath, sha256_bytes(png), width, height, cost)
         reference = png
         report.items.append(ItemReport(k, Action.GENERATED, frame.fingerprint, cost_usd=cost, path=relpath))

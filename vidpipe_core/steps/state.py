@@ -133,6 +133,6 @@ def resolve_state(services: Services, project_id: str) -> ProjectState:
             fp = clip_fingerprint(provider=cp.name, model=c_model, prompt=prompt, start_sha256=start.row.sha256 or "",
                                   end_sha256=end.row.sha256 or "", duration_s=spec.clip_duration, aspect_ratio=spec.aspect_ratio,
                                   generate_audio=spec.generate_audio, negative_prompt=spec.negative_prompt, seed=spec.seed,
-                                  render=render)
+                                  render={**render, "take": spec.takes[str(i)]} if str(i) in spec.takes else render)
         state.clips.append(ClipState(index=i, prompt=prompt, fingerprint=fp, row=clip_rows.get((i, fp)) if fp else None))
     return state

@@ -1,12 +1,13 @@
 """Stitch step: join the current clips into final.mp4 (stream copy, or crossfade re-encode)."""
 from __future__ import annotations
 
+import os
 import tempfile
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vidpipe_core import media
+from vidpipe_core import locks, media
 from vidpipe_core.errors import VidpipeError
 from vidpipe_core.models import ClipStatus
 from vidpipe_core.services import Services
@@ -27,7 +28,13 @@ class FinalResult:
     audio_expected: bool = False
 
 
-def make_final(services: Services, project_id: str, *, crossfade: float | None = None, progress: Progress = no_progress) -> FinalResult:
+def make_final(services: Services, project_id: str, *, crossfade: float | None = None, run_id: str | None = None,
+               progress: Progress = no_progress) -> FinalResult:
+    with locks.project_lock(services, project_id, run_id or f"local-{os.getpid()}", wait_s=services.settings.lock_wait_s):
+        return _make_final(services, project_id, crossfade, progress)
+
+
+def _make_final(services: Services, project_id: str, crossfade: float | None, progress: Progress) -> FinalResult:
     state = resolve_state(services, project_id)
     spec = state.spec
     crossfade = spec.crossfade if crossfade is None else crossfade

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import json
 from dataclasses import dataclass
 
 from sqlalchemy import delete
 
+from vidpipe_core import locks
 from vidpipe_core.cost import estimate, guard_budget, usage_cost
 from vidpipe_core.errors import ProviderError
 from vidpipe_core.models import Scene
@@ -51,9 +53,15 @@ def _stored(services: Services, project_id: str) -> dict | None:
     return json.loads(services.store.read_bytes(project_id, Layout.STORYBOARD))
 
 
-def make_storyboard(services: Services, project_id: str, *, replan: bool = False, progress: Progress = no_progress) -> StoryboardResult:
+def make_storyboard(services: Services, project_id: str, *, replan: bool = False, run_id: str | None = None,
+                    progress: Progress = no_progress) -> StoryboardResult:
     """Plan the project. An unchanged project keeps its stored plan unless `replan` is set, so
     re-running a finished project never buys a new plan (and with it new clips) by accident."""
+    with locks.project_lock(services, project_id, run_id or f"local-{os.getpid()}", wait_s=services.settings.lock_wait_s):
+        return _make_storyboard(services, project_id, replan, progress)
+
+
+def _make_storyboard(services: Services, project_id: str, replan: bool, progress: Progress) -> StoryboardResult:
     spec = load_spec(services, project_id)
     provider = storyboard_provider(spec.providers.storyboard, services.settings)
     model = provider.model_for(spec)

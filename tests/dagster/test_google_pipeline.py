@@ -1,0 +1,169 @@
+"""The four assets with provider `google`: the real google-genai SDK against the wire emulator,
+configured only through the SDK's standard environment variables."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tests.helpers import check_results, latest_metadata, mean_abs_diff, png
+from vidpipe_core import media
+from vidpipe_core.models import ClipStatus
+from vidpipe_core.steps.state import resolve_state
+from vidpipe_core.storage import Layout
+from vidpipe_dagster.cli import _failure_message, app, register, render_project
+
+FRAME_TOLERANCE = 14.0
+
+
+@pytest.fixture
+def gp(vp_env, google_env, monkeypatch):
+    """vidpipe on the google provider against the emulator, with fast polling and retries."""
+    monkeypatch.setenv("VIDPIPE_PROVIDER", "google")
+    for key, value in {"POLL_INITIAL_S": "0.05", "POLL_MAX_S": "0.2", "POLL_TIMEOUT_S": "20",
+                       "RETRY_INITIAL_S": "0.01", "RETRY_MAX_S": "0.05"}.items():
+        monkeypatch.setenv(f"VIDPIPE_{key}", value)
+    return vp_env, google_env
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_google_render_end_to_end(gp):
+    vp_env, g = gp
+    emu = g.emulator
+    spec = register("A red kite over green hills at noon", id="kite-google", scenes=3, clip_duration=4)
+    assert spec.providers.clips == "google"
+    result = render_project(spec.id, show=False)
+    assert result.success, [e.message for e in result.all_events if e.is_failure]
+
+    stats = emu.stats()
+    assert stats["requests"]["text"] == 1
+    assert stats["requests"]["image"] == 4            # N + 1 frames
+    assert stats["requests"]["video_submit"] == 3
+    assert all(n == 1 for n in emu.submissions_by_prompt.values())
+
+    services = vp_env.services()
+    final = services.store.path(spec.id, Layout.FINAL)
+    info = media.probe(final)
+    assert info.video_codec == "h264" and info.audio_codec == "aac"
+    assert abs(info.duration_s - 12.0) <= 0.25
+
+    # The scenes come from the emulator's frames: the video opens on frame 0 and every scene
+    # boundary shows the keyframe that the emulator rendered for it.
+    state = resolve_state(services, spec.id)
+    frame_bytes = [services.store.read_bytes(spec.id, f.row.path) for f in state.frames]
+    assert mean_abs_diff(media.read_frame(final, "first"), png(frame_bytes[0])) < FRAME_TOLERANCE
+    for boundary in (1, 2):
+        assert mean_abs_diff(media.read_frame(final, boundary * 4 + 0.05), png(frame_bytes[boundary])) < FRAME_TOLERANCE
+
+    # Continuity on the wire: the reference sent for each end frame is that scene's start frame.
+    image_requests = emu.records("image")
+    assert image_requests[0].image_sha256 == []
+    for k in range(1, 4):
+        assert image_requests[k].image_sha256 == [_sha(frame_bytes[k - 1])]
+    # And each clip was submitted with its start frame and its end frame (= next scene's start).
+    for rec in emu.records("video_submit"):
+        assert rec.image_sha256 in ([_sha(frame_bytes[i]), _sha(frame_bytes[i + 1])] for i in range(3))
+
+    instance = vp_env.instance()
+    clips_meta = latest_metadata(instance, "clips", spec.id)
+    assert clips_meta["model"] == "veo-3.1-generate-001"
+    assert clips_meta["cost_usd"] == pytest.approx(3 * 4 * 0.40)
+    assert latest_metadata(instance, "storyboard", spec.id)["projected_cost_usd"] > 4.0
+    assert all(check_results(instance, result.run_id).values())
+
+
+def test_no_secret_reaches_logs_metadata_or_storage(gp, capfd, caplog):
+    vp_env, g = gp
+    spec = register("A quiet harbour at dusk", id="secret-check", scenes=2, clip_duration=4)
+    assert render_project(spec.id, show=False).success
+    g.emulator.configure(fail_first={"video_submit": [503]})
+    # also exercise an error path (retry log lines) with the key in the environment
+    spec2 = register("A quiet harbour at dawn", id="secret-check-2", scenes=1, clip_duration=4)
+    assert render_project(spec2.id, show=False).success
+    needle = g.api_key.encode()
+    for root in (vp_env.dagster_home, vp_env.data_dir):
+        for path in Path(root).rglob("*"):
+            if path.is_file():
+                assert needle not in path.read_bytes(), f"the API key leaked into {path}"
+    out, errout = capfd.readouterr()
+    assert g.api_key not in out + errout + caplog.text
+
+
+def test_plain_gemini_key_fails_before_any_request(vp_env, emulator, monkeypatch):
+    monkeypatch.setenv("GOOGLE_API_KEY", "sk-sentinel-gemini-only")
+    monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", emulator.base_url)
+    result = CliRunner().invoke(app, ["new", "a cat", "--provider", "google", "--clip-duration", "4"])
+    assert result.exit_code != 0
+    assert "GOOGLE_GENAI_USE_VERTEXAI" in result.output and "Vertex" in result.output
+    assert "sk-sentinel-gemini-only" not in result.output
+    assert sum(emulator.stats()["requests"].values()) == 0
+
+
+def _edit_motion(vp_env, project_id: str, scene: int, text: str) -> None:
+    from vidpipe_core.steps.edit import edit_scene
+
+    edit_scene(vp_env.services(), project_id, scene, motion_prompt=text)
+
+
+@pytest.mark.parametrize("policy", ["fail", "skip", "retry"])
+def test_safety_policies(gp, policy):
+    vp_env, g = gp
+    g.emulator.configure(safety_word="forbiddenword")
+    spec = register("A fox crosses a snowy field", id=f"safety-{policy}", scenes=3, clip_duration=4, safety_policy=policy)
+    assert render_project(spec.id, show=False, asset_names=["storyboard"]).success
+    _edit_motion(vp_env, spec.id, 1, "The camera follows the forbiddenword fox")
+    result = render_project(spec.id, show=False)
+    services = vp_env.services()
+    clip = resolve_state(services, spec.id).clips[1].row
+    if policy == "fail":
+        assert not result.success
+        failure = _failure_message(result)
+        assert "scene 1" in failure and "forbiddenword" in failure
+        assert clip.status == ClipStatus.REJECTED and "forbiddenword" in clip.safety_reasons[0]
+        assert sum(g.emulator.submissions_by_prompt.values()) == 3
+        # Re-running never pays for the rejected scene again.
+        render_project(spec.id, show=False)
+        assert sum(g.emulator.submissions_by_prompt.values()) == 3
+    elif policy == "skip":
+        assert result.success
+        info = media.probe(services.store.path(spec.id, Layout.FINAL))
+        assert abs(info.duration_s - 8.0) <= 0.25
+        meta = latest_metadata(vp_env.instance(), "final_video", spec.id)
+        assert "scene 1" in meta["skipped_scenes"] and "forbiddenword" in meta["skipped_scenes"]
+        status = CliRunner().invoke(app, ["status", spec.id]).output
+        assert "skipped in final video" in status
+    else:
+        assert result.success
+        assert clip.status == ClipStatus.DONE and clip.attempts == 2
+        assert "forbiddenword" not in clip.prompt_used and "attempt 1" in clip.safety_reasons[0]
+        info = media.probe(services.store.path(spec.id, Layout.FINAL))
+        assert abs(info.duration_s - 12.0) <= 0.25
+
+
+@pytest.mark.parametrize("fault, expect", [
+    ({"error_word": "glitch"}, "scene 0"),
+    ({"corrupt_word": "glitch"}, "not a decodable video"),
+])
+def test_failed_operations_name_the_scene(gp, fault, expect):
+    vp_env, g = gp
+    g.emulator.configure(**fault)
+    spec = register("A glitch in the matrix", id="broken", scenes=1, clip_duration=4)
+    result = render_project(spec.id, show=False)
+    assert not result.success
+    failure = _failure_message(result)
+    assert "clips" in failure and expect in failure
+
+
+def test_budget_stops_before_any_paid_request(gp):
+    vp_env, g = gp
+    spec = register("A long epic journey", id="too-dear", scenes=4, clip_duration=8, max_cost_usd=1.0)
+    result = render_project(spec.id, show=False)
+    assert not result.success
+    failure = _failure_message(result)
+    assert "exceeds the project budget $1.00" in failure
+    assert sum(g.emulator.stats()["requests"].values()) == 0

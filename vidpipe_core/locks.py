@@ -1,0 +1,109 @@
+"""The project lock: one run renders a project at a time, so two runs of one partition can
+never both submit a scene. The holder is recorded with its process, so a holder whose process
+is gone (SIGKILL, OOM) is recognised at once on the same host, and by a stale heartbeat elsewhere."""
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+
+import psutil
+from sqlalchemy import or_, update
+
+from vidpipe_core.errors import ProjectBusy, ProjectNotFound
+from vidpipe_core.models import Project, utcnow
+from vidpipe_core.services import Services
+
+STALE_AFTER_S = 120.0
+
+
+@dataclass(frozen=True)
+class Holder:
+    run_id: str
+    pid: int
+    host: str
+
+    def encode(self) -> str:
+        return f"run={self.run_id} pid={self.pid} host={self.host}"
+
+    @classmethod
+    def decode(cls, text: str) -> "Holder | None":
+        try:
+            parts = dict(p.split("=", 1) for p in text.split())
+            return cls(parts["run"], int(parts["pid"]), parts["host"])
+        except (KeyError, ValueError):
+            return None
+
+    @classmethod
+    def current(cls, run_id: str) -> "Holder":
+        return cls(run_id, os.getpid(), socket.gethostname())
+
+    def describe(self) -> str:
+        return f"run {self.run_id} (pid {self.pid} on {self.host})"
+
+
+def process_alive(pid: int, host: str) -> bool | None:
+    """True/False when the process can be checked from here, None when it runs on another host."""
+    if host != socket.gethostname():
+        return None
+    try:
+        proc = psutil.Process(pid)
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def holder_is_gone(holder_text: str | None) -> bool:
+    holder = Holder.decode(holder_text or "")
+    return holder is not None and process_alive(holder.pid, holder.host) is False
+
+
+def acquire(services: Services, project_id: str, run_id: str, *, wait_s: float = 0.0, stale_after_s: float = STALE_AFTER_S) -> Holder:
+    """Take the project's lock for `run_id` (re-entrant for the same run), or raise ProjectBusy
+    naming the holder. A holder whose process is gone or whose heartbeat is stale is replaced."""
+    me = Holder.current(run_id)
+    deadline = time.monotonic() + wait_s
+    while True:
+        with services.db.session() as s:
+            row = s.get(Project, project_id)
+            if row is None:
+                raise ProjectNotFound(project_id)
+            current = row.lock_holder
+            takeover = current is None or (Holder.decode(current) or me).run_id == run_id or holder_is_gone(current)
+            stale_before = utcnow() - timedelta(seconds=stale_after_s)
+            cond = [Project.lock_holder.is_(None), Project.lock_heartbeat < stale_before]
+            if takeover and current is not None:
+                cond.append(Project.lock_holder == current)
+            result = s.execute(update(Project).where(Project.id == project_id, or_(*cond))
+                               .values(lock_holder=me.encode(), lock_heartbeat=utcnow()))
+        if result.rowcount == 1:
+            return me
+        if time.monotonic() >= deadline:
+            holder = Holder.decode(current or "")
+            raise ProjectBusy(project_id, holder.describe() if holder else (current or "another run"))
+        time.sleep(min(1.0, max(0.05, deadline - time.monotonic())))
+
+
+def heartbeat(services: Services, project_id: str, holder: Holder) -> None:
+    with services.db.session() as s:
+        s.execute(update(Project).where(Project.id == project_id, Project.lock_holder == holder.encode())
+                  .values(lock_heartbeat=utcnow()))
+
+
+def release(services: Services, project_id: str, holder_text: str) -> None:
+    with services.db.session() as s:
+        s.execute(update(Project).where(Project.id == project_id, Project.lock_holder == holder_text)
+                  .values(lock_holder=None, lock_heartbeat=None))
+
+
+@contextmanager
+def project_lock(services: Services, project_id: str, run_id: str, *, wait_s: float = 0.0) -> Iterator[Holder]:
+    holder = acquire(services, project_id, run_id, wait_s=wait_s)
+    try:
+        yield holder
+    finally:
+        release(services, project_id, holder.encode())

@@ -1,0 +1,43 @@
+"""Editing one scene's prompts in place (scene row and storyboard.json together)."""
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import select
+
+from vidpipe_core.errors import InvalidInput, VidpipeError
+from vidpipe_core.models import Scene
+from vidpipe_core.services import Services
+from vidpipe_core.steps.state import resolve_state
+from vidpipe_core.storage import Layout
+
+FIELDS = ("description", "start_frame_prompt", "end_frame_prompt", "motion_prompt")
+
+
+def edit_scene(services: Services, project_id: str, index: int, **changes: str | None) -> dict[str, list[int]]:
+    """Apply the non-None changes; return which frames and clips no longer match what is stored."""
+    changes = {k: v for k, v in changes.items() if v is not None}
+    for key, value in changes.items():
+        if key not in FIELDS:
+            raise InvalidInput(key, "cannot be edited", ", ".join(FIELDS))
+        if not value.strip():
+            raise InvalidInput(key, "must not be empty")
+    before = resolve_state(services, project_id)
+    if not before.has_storyboard:
+        raise VidpipeError(f"project {project_id!r} has no storyboard yet; materialize it first")
+    if not 0 <= index < len(before.scenes):
+        raise InvalidInput("scene", f"{index} is out of range", f"0-{len(before.scenes) - 1}")
+    if not changes:
+        raise InvalidInput("scene", "nothing to change; pass --description, --start-frame, --end-frame or --motion")
+    with services.db.session() as s:
+        row = s.scalars(select(Scene).where(Scene.project_id == project_id, Scene.index == index)).one()
+        for key, value in changes.items():
+            setattr(row, key, value.strip())
+    document = json.loads(services.store.read_bytes(project_id, Layout.STORYBOARD))
+    document["storyboard"]["scenes"][index].update({k: v.strip() for k, v in changes.items()})
+    document["edited"] = True
+    services.store.write_bytes(project_id, Layout.STORYBOARD, json.dumps(document, indent=2).encode())
+    after = resolve_state(services, project_id)
+    frames = [f.index for f, g in zip(before.frames, after.frames) if f.prompt != g.prompt or not g.done]
+    clips = [c.index for c in after.clips if c.status is None or c.index in frames or c.index + 1 in frames]
+    return {"frames": frames, "clips": sorted(set(clips))}

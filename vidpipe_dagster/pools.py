@@ -1,0 +1,57 @@
+"""A global bound on live video operations, built on Dagster's own concurrency pools.
+
+One slot of pool `video-operations` (setting `VIDPIPE_VIDEO_POOL`) is claimed per operation,
+from submission until its video is downloaded, with the same instance storage calls Dagster's
+executor uses for `pool=` steps. So the limit holds across every run, process and project on
+the instance, shows in the UI's concurrency page, and is changed like any pool:
+
+    dagster instance concurrency set video-operations 8     # or concurrency.pools.default_limit
+
+A per-asset `pool=` would bound *steps* (one clips step holds up to N operations); claiming per
+operation is what bounds the paid, rate-limited resource."""
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import dagster as dg
+
+MAX_WAIT_INTERVAL_S = 2.0
+
+
+class DagsterPoolSlots:
+    def __init__(self, instance: dg.DagsterInstance, pool: str, run_id: str, step_key: str) -> None:
+        self.instance, self.pool, self.run_id, self.step_key = instance, pool, run_id, step_key
+        self.storage = instance.event_log_storage
+
+    @property
+    def enforced(self) -> bool:
+        return bool(self.storage.supports_global_concurrency_limits)
+
+    def _ensure_limit(self) -> None:
+        if self.pool not in self.storage.get_concurrency_keys():
+            self.storage.initialize_concurrency_limit_to_default(self.pool)
+
+    @contextmanager
+    def hold(self, scene_index: int) -> Iterator[None]:
+        if not self.enforced:
+            yield
+            return
+        self._ensure_limit()
+        key = f"{self.step_key}[scene-{scene_index}]"
+        while True:
+            status = self.storage.claim_concurrency_slot(self.pool, self.run_id, key)
+            if status.is_claimed:
+                break
+            time.sleep(min(MAX_WAIT_INTERVAL_S, status.sleep_interval or 0.2))
+        try:
+            yield
+        finally:
+            self.storage.free_concurrency_slot_for_step(self.run_id, key)
+
+
+def free_run_slots(instance: dg.DagsterInstance, run_id: str) -> None:
+    """Release what a dead run still holds (its process cannot do it any more)."""
+    if instance.event_log_storage.supports_global_concurrency_limits:
+        instance.event_log_storage.free_concurrency_slots_for_run(run_id)
