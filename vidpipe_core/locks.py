@@ -79,7 +79,8 @@ def acquire(services: Services, project_id: str, run_id: str, *, wait_s: float =
             if takeover and current is not None:
                 cond.append(Project.lock_holder == current)
             result = s.execute(update(Project).where(Project.id == project_id, or_(*cond))
-                               .values(lock_holder=me.encode(), lock_heartbeat=utcnow()))
+                               .values(lock_holder=me.encode(), lock_heartbeat=utcnow())
+                               .execution_options(synchronize_session=False))
         if result.rowcount == 1:
             return me
         if time.monotonic() >= deadline:
@@ -91,13 +92,13 @@ def acquire(services: Services, project_id: str, run_id: str, *, wait_s: float =
 def heartbeat(services: Services, project_id: str, holder: Holder) -> None:
     with services.db.session() as s:
         s.execute(update(Project).where(Project.id == project_id, Project.lock_holder == holder.encode())
-                  .values(lock_heartbeat=utcnow()))
+                  .values(lock_heartbeat=utcnow()).execution_options(synchronize_session=False))
 
 
 def release(services: Services, project_id: str, holder_text: str) -> None:
     with services.db.session() as s:
         s.execute(update(Project).where(Project.id == project_id, Project.lock_holder == holder_text)
-                  .values(lock_holder=None, lock_heartbeat=None))
+                  .values(lock_holder=None, lock_heartbeat=None).execution_options(synchronize_session=False))
 
 
 @contextmanager

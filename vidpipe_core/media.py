@@ -395,10 +395,16 @@ _MOTION_WORDS: tuple[tuple[str, Motion], ...] = (
 def motion_for(seed_text: str) -> Motion:
     """The camera move a motion prompt asks for ("slow push-in", "pan left", ...), else one from its hash.
 
-    Only the first paragraph is read: a shared style suffix must not give every scene the same move."""
+    Only the first paragraph is read: a shared style suffix must not give every scene the same move.
+    A regeneration take (a "take ..." paragraph) always gets a different move than the previous one,
+    so a new take is visibly new."""
     head = seed_text.split("\n\n", 1)[0].lower()
     hits = [(i, motion) for word, motion in _MOTION_WORDS if (i := head.find(word)) >= 0]
-    return min(hits)[1] if hits else MOTIONS[_seed_int(seed_text) % len(MOTIONS)]
+    base = min(hits)[1] if hits else MOTIONS[_seed_int(head) % len(MOTIONS)]
+    if "\n\ntake " not in seed_text:
+        return base if hits else MOTIONS[_seed_int(seed_text) % len(MOTIONS)]
+    step = 1 + _seed_int(seed_text) % (len(MOTIONS) - 1)
+    return MOTIONS[(MOTIONS.index(base) + step) % len(MOTIONS)]
 
 
 def tone_for(seed_text: str) -> float:

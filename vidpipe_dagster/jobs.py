@@ -7,3 +7,10 @@ render_project = dg.define_asset_job(
     selection=dg.AssetSelection.assets(*render_assets),
     description="Storyboard -> keyframes -> clips -> final video for one project partition.",
 )
+
+
+def resolved_render_project() -> dg.JobDefinition:
+    """The resolved job, for `dg.reconstructable` (re-execution from failure, multiprocess runs)."""
+    from vidpipe_dagster.definitions import defs
+
+    return defs.resolve_job_def("render_project")
