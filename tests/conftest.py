@@ -61,3 +61,13 @@ def vp_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> VidpipeEnv:
 def artifact_dir() -> Path:
     ARTIFACT_DIR.mkdir(parents=True, exist_ok=True)
     return ARTIFACT_DIR
+
+
+@pytest.fixture
+def gp(vp_env, google_env, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """vidpipe on the google provider against the wire emulator, with fast polling and retries."""
+    monkeypatch.setenv("VIDPIPE_PROVIDER", "google")
+    for key, value in {"POLL_INITIAL_S": "0.05", "POLL_MAX_S": "0.2", "POLL_TIMEOUT_S": "60",
+                       "RETRY_INITIAL_S": "0.01", "RETRY_MAX_S": "0.05"}.items():
+        monkeypatch.setenv(f"VIDPIPE_{key}", value)
+    return vp_env, google_env

@@ -134,6 +134,8 @@ def render_project(project_id: str, *, run_config: dict | None = None, show: boo
     if asset_names:
         job = dg.define_asset_job("render_subset", selection=dg.AssetSelection.assets(*asset_names))
         job = dg.Definitions(assets=defs.assets, jobs=[job], resources=defs.resources).resolve_job_def("render_subset")
+    # Dagster's console logger repeats every event; the CLI shows its own progress instead.
+    run_config = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}, **(run_config or {})}
     display = _Display(project_id)
     progress.add_listener(display)
     try:
@@ -148,7 +150,7 @@ def render_project(project_id: str, *, run_config: dict | None = None, show: boo
                 t = threading.Thread(target=refresh, daemon=True)
                 t.start()
                 try:
-                    result = job.execute_in_process(partition_key=project_id, instance=instance, run_config=run_config or {},
+                    result = job.execute_in_process(partition_key=project_id, instance=instance, run_config=run_config,
                                                     raise_on_error=False)
                 finally:
                     stop.set()
@@ -157,7 +159,7 @@ def render_project(project_id: str, *, run_config: dict | None = None, show: boo
             progress.remove_listener(display)
             if show:
                 progress.add_listener(lambda p, e: p == project_id and console.print(f"[{e.stage}] {e.message}"))
-            result = job.execute_in_process(partition_key=project_id, instance=instance, run_config=run_config or {},
+            result = job.execute_in_process(partition_key=project_id, instance=instance, run_config=run_config,
                                             raise_on_error=False)
     finally:
         progress.remove_listener(display)

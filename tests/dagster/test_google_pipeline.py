@@ -18,16 +18,6 @@ from vidpipe_dagster.cli import _failure_message, app, register, render_project
 FRAME_TOLERANCE = 14.0
 
 
-@pytest.fixture
-def gp(vp_env, google_env, monkeypatch):
-    """vidpipe on the google provider against the emulator, with fast polling and retries."""
-    monkeypatch.setenv("VIDPIPE_PROVIDER", "google")
-    for key, value in {"POLL_INITIAL_S": "0.05", "POLL_MAX_S": "0.2", "POLL_TIMEOUT_S": "20",
-                       "RETRY_INITIAL_S": "0.01", "RETRY_MAX_S": "0.05"}.items():
-        monkeypatch.setenv(f"VIDPIPE_{key}", value)
-    return vp_env, google_env
-
-
 def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 

@@ -23,15 +23,6 @@ from vidpipe_dagster.cli import app, register, render_project
 VIDPIPE = str(Path(sys.executable).parent / "vidpipe")
 
 
-@pytest.fixture
-def gp(vp_env, google_env, monkeypatch):
-    monkeypatch.setenv("VIDPIPE_PROVIDER", "google")
-    for key, value in {"POLL_INITIAL_S": "0.05", "POLL_MAX_S": "0.2", "POLL_TIMEOUT_S": "60",
-                       "RETRY_INITIAL_S": "0.01", "RETRY_MAX_S": "0.05"}.items():
-        monkeypatch.setenv(f"VIDPIPE_{key}", value)
-    return vp_env, google_env
-
-
 def _spawn(*args: str) -> subprocess.Popen:
     return subprocess.Popen([VIDPIPE, *args], env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True)
