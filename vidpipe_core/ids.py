@@ -3,6 +3,7 @@ validation is a security boundary: nothing that fails it ever reaches a path."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 import secrets
 import unicodedata
 
@@ -30,7 +31,7 @@ def slug_from_prompt(prompt: str, max_words: int = 5, max_len: int = 40) -> str:
     return slug or "project"
 
 
-def new_project_id(prompt: str, taken: "callable[[str], bool]") -> str:  # type: ignore[valid-type]
+def new_project_id(prompt: str, taken: Callable[[str], bool]) -> str:
     """A unique id: the slug, or the slug plus a short random suffix when the slug is taken."""
     base = slug_from_prompt(prompt)
     if not taken(base):

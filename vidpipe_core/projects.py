@@ -1,6 +1,7 @@
 """Registering projects: validate everything first, then write the row (nothing on failure)."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import ValidationError
@@ -23,7 +24,7 @@ def build_spec(
     prompt: str,
     *,
     id: str | None = None,  # noqa: A002 - the CLI's and the spec's name for it
-    taken: "Any" = lambda _id: False,
+    taken: Callable[[str], bool] = lambda _id: False,
     style: str | None = None,
     aspect_ratio: str | None = None,
     clip_duration: int | None = None,

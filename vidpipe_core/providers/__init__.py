@@ -20,17 +20,20 @@ def google_ready(env: Mapping[str, str] | None = None) -> tuple[bool, str]:
 
 def resolve_stage_providers(settings: Settings, provider: str | None = None, **per_stage: str | None) -> dict[str, ProviderName]:
     """The provider of each stage: explicit per-stage choice > explicit project choice > settings > auto."""
-    for key, value in [("provider", provider), *per_stage.items()]:
+    for key, value in [("provider", provider), *((f"{stage}_provider", v) for stage, v in per_stage.items())]:
         if value is not None and value not in (*PROVIDERS, "auto"):
             raise InvalidInput(key, f"unknown provider {value!r}", ", ".join(PROVIDERS))
-    default = provider or settings.provider
-    if default == "auto":
-        default = "google" if google_ready()[0] else "animatic"
-    configured = {"storyboard": settings.storyboard_provider, "keyframes": settings.keyframe_provider, "clips": settings.clip_provider}
-    chosen: dict[str, ProviderName] = {}
-    for stage in STAGES:
-        value = per_stage.get(stage) or (None if provider else configured[stage]) or default
-        chosen[stage] = "google" if value == "auto" and google_ready()[0] else ("animatic" if value == "auto" else value)  # type: ignore[assignment]
+
+    def auto(value: str) -> ProviderName:
+        if value != "auto":
+            return value  # type: ignore[return-value]
+        return "google" if google_ready()[0] else "animatic"
+
+    default = auto(provider or settings.provider)
+    # Per-stage settings apply only when the project did not name one provider for all stages.
+    configured = {} if provider else {"storyboard": settings.storyboard_provider, "keyframes": settings.keyframe_provider,
+                                      "clips": settings.clip_provider}
+    chosen = {stage: auto(per_stage.get(stage) or configured.get(stage) or default) for stage in STAGES}
     if "google" in chosen.values():
         ok, message = google_ready()
         if not ok:
