@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; default sqlite under data_dir.")
     artifacts_url: str | None = Field(default=None, description="fsspec URL of the artifact store; default data_dir/artifacts.")
     inbox_dir: Path | None = None
+    inbox_max_bytes: int = Field(default=64 * 1024, gt=0, description="Larger inbox files are rejected.")
+    inbox_min_age_s: float = Field(default=1.0, ge=0, description="Inbox files modified more recently wait for the next look.")
+    inbox_max_files_per_tick: int = Field(default=500, gt=0, description="Inbox files evaluated per sensor tick.")
 
     provider: ProviderChoice = "auto"
     storyboard_provider: ProviderName | None = None

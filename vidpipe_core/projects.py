@@ -58,8 +58,6 @@ def build_spec(
         raise InvalidInput("scenes", f"{scenes!r} is out of range", f"{MIN_SCENES}-{MAX_SCENES}")
     if safety_policy is not None and safety_policy not in SAFETY_POLICIES:
         raise InvalidInput("safety_policy", f"{safety_policy!r} is unknown", ", ".join(SAFETY_POLICIES))
-    if crossfade < 0:
-        raise InvalidInput("crossfade", "must not be negative")
     max_cost = settings.max_cost_usd if max_cost_usd is None else max_cost_usd
     if max_cost < 0:
         raise InvalidInput("max_cost_usd", "must not be negative")
@@ -87,6 +85,8 @@ def build_spec(
         err = exc.errors()[0]
         raise InvalidInput(".".join(str(p) for p in err["loc"]) or "spec", err["msg"]) from None
     validate_clip_duration(settings, spec)
+    if not 0 <= crossfade < spec.clip_duration:
+        raise InvalidInput("crossfade", f"{crossfade} is out of range", f"0 <= crossfade < {spec.clip_duration} (the clip duration)")
     return spec
 
 
