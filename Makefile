@@ -5,7 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export VIDPIPE_DATA_DIR ?= $(CURDIR)/.vidpipe
 export DAGSTER_HOME ?= $(VIDPIPE_DATA_DIR)/dagster
-HOST ?= 127.0.0.1
+# := so an exported HOST (common in CI and Node setups) cannot expose the UI; `make dev HOST=...` still works.
+HOST := 127.0.0.1
 PORT ?= 3000
 
 .PHONY: demo test dev install bench clean browser

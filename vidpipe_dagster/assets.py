@@ -74,7 +74,7 @@ def _scene_table(report: StepReport) -> str:
 @dg.asset(
     partitions_def=projects_partitions, group_name=GROUP, kinds={"python", "json"},
     description="Scene plan and style guide, from the storyboard provider (structured output).",
-    check_specs=[dg.AssetCheckSpec("storyboard_complete", asset="storyboard")],
+    check_specs=[dg.AssetCheckSpec("storyboard_complete", asset="storyboard", partitions_def=projects_partitions)],
 )
 def storyboard(context: dg.AssetExecutionContext, config: StoryboardConfig, vidpipe: VidpipeResource) -> dg.MaterializeResult:
     services, project_id = vidpipe.services(), _project_id(context)
@@ -102,7 +102,7 @@ def storyboard(context: dg.AssetExecutionContext, config: StoryboardConfig, vidp
 @dg.asset(
     partitions_def=projects_partitions, group_name=GROUP, kinds={"python", "image"}, deps=[storyboard],
     description="N+1 keyframes with continuity: scene i+1 starts on scene i's end frame.",
-    check_specs=[dg.AssetCheckSpec("keyframes_decode", asset="keyframes")],
+    check_specs=[dg.AssetCheckSpec("keyframes_decode", asset="keyframes", partitions_def=projects_partitions)],
 )
 def keyframes(context: dg.AssetExecutionContext, vidpipe: VidpipeResource) -> dg.MaterializeResult:
     services, project_id = vidpipe.services(), _project_id(context)
@@ -156,7 +156,7 @@ def clips(context: dg.AssetExecutionContext, config: ClipsConfig, vidpipe: Vidpi
 @dg.asset(
     partitions_def=projects_partitions, group_name=GROUP, kinds={"python", "ffmpeg"}, deps=[clips],
     description="The stitched MP4: stream-copy concat, or crossfade re-encode with audio kept.",
-    check_specs=[dg.AssetCheckSpec("final_video_valid", asset="final_video")],
+    check_specs=[dg.AssetCheckSpec("final_video_valid", asset="final_video", partitions_def=projects_partitions)],
 )
 def final_video(context: dg.AssetExecutionContext, config: FinalVideoConfig, vidpipe: VidpipeResource) -> dg.MaterializeResult:
     services, project_id = vidpipe.services(), _project_id(context)

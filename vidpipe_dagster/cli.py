@@ -158,7 +158,7 @@ def render_project(project_id: str, *, run_config: dict | None = None, show: boo
         else:
             progress.remove_listener(display)
             if show:
-                progress.add_listener(lambda p, e: p == project_id and console.print(f"[{e.stage}] {e.message}"))
+                progress.add_listener(lambda p, e: p == project_id and console.print(f"[{e.stage}] {e.message}", markup=False, highlight=False))
             result = job.execute_in_process(partition_key=project_id, instance=instance, run_config=run_config,
                                             raise_on_error=False)
     finally:

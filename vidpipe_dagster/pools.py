@@ -11,13 +11,16 @@ A per-asset `pool=` would bound *steps* (one clips step holds up to N operations
 operation is what bounds the paid, rate-limited resource."""
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import dagster as dg
+from sqlalchemy.exc import DBAPIError
 
 MAX_WAIT_INTERVAL_S = 2.0
+_init_lock = threading.Lock()
 
 
 class DagsterPoolSlots:
@@ -30,8 +33,17 @@ class DagsterPoolSlots:
         return bool(self.storage.supports_global_concurrency_limits)
 
     def _ensure_limit(self) -> None:
-        if self.pool not in self.storage.get_concurrency_keys():
-            self.storage.initialize_concurrency_limit_to_default(self.pool)
+        """Give the pool its default limit the first time it is used. Check-then-insert races
+        between threads and processes (on PostgreSQL the losing insert aborts its transaction,
+        dagster-io/dagster#33552), so a failure is fine when the key now exists."""
+        with _init_lock:
+            if self.pool in self.storage.get_concurrency_keys():
+                return
+            try:
+                self.storage.initialize_concurrency_limit_to_default(self.pool)
+            except DBAPIError:
+                if self.pool not in self.storage.get_concurrency_keys():
+                    raise
 
     @contextmanager
     def hold(self, scene_index: int) -> Iterator[None]:
