@@ -3,6 +3,7 @@ MaterializeResult metadata and asset-check results."""
 
 import os
 import socket
+import warnings
 
 import dagster as dg
 
@@ -21,6 +22,10 @@ from vidpipe_dagster.partitions import projects_partitions
 from vidpipe_dagster.pools import DagsterPoolSlots
 from vidpipe_dagster.progress import for_context
 from vidpipe_dagster.resources import VidpipeResource
+
+# Partitioned asset-check specs are a preview API in Dagster 1.13 (pinned); without them every
+# project's check results would show against no partition in the UI.
+warnings.filterwarnings("ignore", message="Specifying a partitions_def on an AssetCheckSpec", category=dg.PreviewWarning)
 
 GROUP = "vidpipe"
 PID_TAG = "vidpipe/pid"

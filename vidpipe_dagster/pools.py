@@ -8,19 +8,30 @@ the instance, shows in the UI's concurrency page, and is changed like any pool:
     dagster instance concurrency set video-operations 8     # or concurrency.pools.default_limit
 
 A per-asset `pool=` would bound *steps* (one clips step holds up to N operations); claiming per
-operation is what bounds the paid, rate-limited resource."""
+operation is what bounds the paid, rate-limited resource.
+
+Dagster's slot claim is a select-then-update that two processes can win at once (the update
+does not re-check that the slot is free; seen here as 3 live operations under a limit of 2).
+Its executor rarely claims concurrently; vidpipe claims from many threads and processes, so
+claims of a pool are serialised: a PostgreSQL advisory lock on the instance's own database, or
+a file lock in DAGSTER_HOME next to the SQLite storage."""
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import dagster as dg
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 MAX_WAIT_INTERVAL_S = 2.0
 _init_lock = threading.Lock()
+_claim_lock = threading.Lock()
 
 
 class DagsterPoolSlots:
@@ -46,6 +57,36 @@ class DagsterPoolSlots:
                     raise
 
     @contextmanager
+    def _claim_mutex(self) -> Iterator[None]:
+        """One claim of this pool at a time, across threads, processes and (on PostgreSQL) hosts.
+        (The SQLite storage's own connections hold a non-reentrant lock, so none is opened here.)"""
+        backend = type(self.storage).__module__
+        with _claim_lock:
+            if "postgres" in backend:
+                key = int(hashlib.sha256(f"vidpipe-pool:{self.pool}".encode()).hexdigest()[:15], 16)
+                with self.storage.index_connection() as conn:
+                    conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
+                    try:
+                        yield
+                    finally:
+                        conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+            elif "sqlite" in backend and self.instance.root_directory:
+                name = f".vidpipe-pool-{hashlib.sha256(self.pool.encode()).hexdigest()[:12]}.lock"
+                with open(Path(self.instance.root_directory) / name, "a+") as handle:
+                    fcntl.flock(handle, fcntl.LOCK_EX)
+                    try:
+                        yield
+                    finally:
+                        fcntl.flock(handle, fcntl.LOCK_UN)
+            else:
+                yield
+
+    def _claim(self, key: str) -> tuple[bool, float]:
+        with self._claim_mutex():
+            status = self.storage.claim_concurrency_slot(self.pool, self.run_id, key)
+        return status.is_claimed, status.sleep_interval or 0.2
+
+    @contextmanager
     def hold(self, scene_index: int) -> Iterator[None]:
         if not self.enforced:
             yield
@@ -53,10 +94,10 @@ class DagsterPoolSlots:
         self._ensure_limit()
         key = f"{self.step_key}[scene-{scene_index}]"
         while True:
-            status = self.storage.claim_concurrency_slot(self.pool, self.run_id, key)
-            if status.is_claimed:
+            claimed, wait_s = self._claim(key)
+            if claimed:
                 break
-            time.sleep(min(MAX_WAIT_INTERVAL_S, status.sleep_interval or 0.2))
+            time.sleep(min(MAX_WAIT_INTERVAL_S, wait_s))
         try:
             yield
         finally:

@@ -23,6 +23,14 @@ from vidpipe_dagster.cli import app, register, render_project
 VIDPIPE = str(Path(sys.executable).parent / "vidpipe")
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def backend(request, gp):  # type: ignore[no-untyped-def]
+    """The google-provider environment on SQLite, and again with both databases on PostgreSQL."""
+    if request.param == "postgres":
+        request.getfixturevalue("pg_env")
+    return gp
+
+
 def _spawn(*args: str) -> subprocess.Popen:
     return subprocess.Popen([VIDPIPE, *args], env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True)
@@ -60,9 +68,9 @@ def _kill_while_polling(vp_env, emu, project_id: str, scenes: int) -> str:
     return runs[0].run_id
 
 
-def test_sigkill_during_polling_then_resume_pays_once(gp):
-    vp_env, g = gp
-    spec = register("A glass of water on a windowsill as rain starts", id="killed", scenes=3, clip_duration=4)
+def test_sigkill_during_polling_then_resume_pays_once(backend, request):
+    vp_env, g = backend
+    spec = register("A glass of water on a windowsill as rain starts", id=f"killed-{request.node.callspec.id}", scenes=3, clip_duration=4)
     dead_run = _kill_while_polling(vp_env, g.emulator, spec.id, 3)
 
     proc = subprocess.run([VIDPIPE, "resume", spec.id], env=dict(os.environ), capture_output=True, text=True, timeout=120)
@@ -102,10 +110,10 @@ def test_reexecute_from_failure_after_a_crash_pays_once(gp):
     assert media.probe(vp_env.services().store.path(spec.id, Layout.FINAL)).has_video
 
 
-def test_two_renders_of_one_partition_never_submit_a_scene_twice(gp):
-    vp_env, g = gp
+def test_two_renders_of_one_partition_never_submit_a_scene_twice(backend, request):
+    vp_env, g = backend
     g.emulator.configure(video_latency_s=1.5)
-    spec = register("Two trains pass in the night", id="twice", scenes=3, clip_duration=4)
+    spec = register("Two trains pass in the night", id=f"twice-{request.node.callspec.id}", scenes=3, clip_duration=4)
     first, second = _spawn("render", spec.id), _spawn("render", spec.id)
     outs = [p.communicate(timeout=180) for p in (first, second)]
     codes = [first.returncode, second.returncode]
@@ -117,12 +125,12 @@ def test_two_renders_of_one_partition_never_submit_a_scene_twice(gp):
     assert media.probe(vp_env.services().store.path(spec.id, Layout.FINAL)).has_video
 
 
-def test_global_limit_on_live_video_operations_across_projects(gp):
-    vp_env, g = gp
+def test_global_limit_on_live_video_operations_across_projects(backend, request):
+    vp_env, g = backend
     g.emulator.configure(video_latency_s=1.0)
     instance = vp_env.instance()
     instance.event_log_storage.set_concurrency_slots("video-operations", 2)
-    ids = [register(f"Project number {i} about a lighthouse", id=f"limit-{i}", scenes=2, clip_duration=4).id for i in range(3)]
+    ids = [register(f"Project number {i} about a lighthouse", id=f"limit-{request.node.callspec.id}-{i}", scenes=2, clip_duration=4).id for i in range(3)]
     procs = [_spawn("render", pid) for pid in ids]
     outs = [p.communicate(timeout=240) for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0], outs
