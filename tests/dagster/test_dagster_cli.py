@@ -19,7 +19,8 @@ def _dagster(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run([DAGSTER, *args], cwd=REPO, env=dict(os.environ), capture_output=True, text=True, timeout=timeout)
 
 
-def test_definitions_validate():
+def test_definitions_validate(vp_env):
+    vp_env.instance()  # a DAGSTER_HOME that exists, as on a fresh clone
     proc = _dagster("definitions", "validate", "-w", "workspace.yaml")
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
