@@ -41,3 +41,15 @@ def test_job_execute_unknown_partition_fails(vp_env):
     assert proc.returncode != 0
     out = proc.stdout + proc.stderr
     assert "never-registered" in out and "vidpipe new" in out
+
+
+def test_job_execute_exits_non_zero_on_an_injected_failure(gp):
+    vp_env, g = gp
+    g.emulator.configure(error_word="meltdown")
+    spec = register("A reactor meltdown seen from far away", id="ci-broken", scenes=1, clip_duration=4)
+    proc = _dagster("job", "execute", "-m", "vidpipe_dagster.definitions", "-j", "render_project",
+                    "--tags", json.dumps({"dagster/partition": spec.id}))
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert "scene 0" in out and "meltdown" in out
+    assert not vp_env.services().store.exists(spec.id, Layout.FINAL)

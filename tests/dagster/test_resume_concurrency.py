@@ -195,3 +195,16 @@ def test_stitch_command_restitches_without_touching_clips(vp_env):
     assert abs(info.duration_s - 5.0) <= 0.25 and info.has_audio
     assert clip_mtimes == {p: p.stat().st_mtime_ns for p in clip_mtimes}
     assert CliRunner().invoke(app, ["stitch", spec.id, "--crossfade", "3"]).exit_code == 2
+
+
+def test_regenerate_through_run_config_makes_one_new_take(vp_env):
+    spec = register("A kettle boils. Steam rises. Tea is poured.", id="regen-config", scenes=3, clip_duration=1)
+    assert render_project(spec.id, show=False).success
+    config = {"ops": {"clips": {"config": {"regenerate_scenes": [2]}}}}
+    assert render_project(spec.id, show=False, run_config=config).success
+    clips = latest_metadata(vp_env.instance(), "clips", spec.id)
+    assert (clips["generated"], clips["reused"]) == (1, 2)
+    from vidpipe_core.projects import load_spec
+
+    run_id = vp_env.instance().get_runs(limit=1)[0].run_id
+    assert load_spec(vp_env.services(), spec.id).takes == {"2": f"run-{run_id}"}
