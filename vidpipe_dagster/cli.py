@@ -166,14 +166,22 @@ def render_project(project_id: str, *, run_config: dict | None = None, show: boo
     return result
 
 
-def _failure_message(result) -> str:  # type: ignore[no-untyped-def]
+def failure_message(result) -> str:  # type: ignore[no-untyped-def]
+    """Each failed step with the message of its vidpipe error (not Dagster's wrapper)."""
     messages = []
     for event in result.all_events:
         if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
-            err_data = event.step_failure_data.error
-            text = err_data.message.strip()
+            error = event.step_failure_data.error
+            text = error.message.strip()
             if text.startswith("dagster._core.definitions.events.Failure"):
                 text = text.split(":", 1)[-1].strip()
+            causes = []
+            cause = error.cause
+            while cause is not None:
+                causes.append(cause.message.strip())
+                cause = cause.cause
+            if causes and "Failure" not in error.message:
+                text += " <- " + " <- ".join(causes)
             messages.append(f"{event.step_key}: {text}")
     return "\n".join(messages) or "the run failed; see the Dagster UI for details"
 
@@ -187,7 +195,7 @@ def render(project_id: str = typer.Argument(..., metavar="ID")) -> None:
     except VidpipeError as exc:
         raise _fail(exc) from None
     if not result.success:
-        err.print(f"[bold red]render failed[/] (run {result.run_id}):\n{_failure_message(result)}")
+        err.print(f"[bold red]render failed[/] (run {result.run_id}):\n{failure_message(result)}")
         raise typer.Exit(1)
     from vidpipe_core.storage import Layout
 
@@ -207,7 +215,7 @@ def demo(scenes: int = typer.Option(4), clip_duration: int = typer.Option(4, "--
     except VidpipeError as exc:
         raise _fail(exc) from None
     if not result.success:
-        err.print(f"[bold red]render failed[/]:\n{_failure_message(result)}")
+        err.print(f"[bold red]render failed[/]:\n{failure_message(result)}")
         raise typer.Exit(1)
     from vidpipe_core.storage import Layout
 
@@ -219,7 +227,7 @@ def _run_and_report(project_id: str, assets: list[str] | None, run_config: dict 
 
     result = render_project(project_id, asset_names=assets, run_config=run_config)
     if not result.success:
-        err.print(f"[bold red]render failed[/] (run {result.run_id}):\n{_failure_message(result)}")
+        err.print(f"[bold red]render failed[/] (run {result.run_id}):\n{failure_message(result)}")
         raise typer.Exit(1)
     console.print(_services().store.uri(project_id, Layout.FINAL))
 

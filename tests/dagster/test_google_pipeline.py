@@ -13,7 +13,7 @@ from vidpipe_core import media
 from vidpipe_core.models import ClipStatus
 from vidpipe_core.steps.state import resolve_state
 from vidpipe_core.storage import Layout
-from vidpipe_dagster.cli import _failure_message, app, register, render_project
+from vidpipe_dagster.cli import failure_message, app, register, render_project
 
 FRAME_TOLERANCE = 14.0
 
@@ -112,7 +112,7 @@ def test_safety_policies(gp, policy):
     clip = resolve_state(services, spec.id).clips[1].row
     if policy == "fail":
         assert not result.success
-        failure = _failure_message(result)
+        failure = failure_message(result)
         assert "scene 1" in failure and "forbiddenword" in failure
         assert clip.status == ClipStatus.REJECTED and "forbiddenword" in clip.safety_reasons[0]
         assert sum(g.emulator.submissions_by_prompt.values()) == 3
@@ -145,7 +145,7 @@ def test_failed_operations_name_the_scene(gp, fault, expect):
     spec = register("A glitch in the matrix", id="broken", scenes=1, clip_duration=4)
     result = render_project(spec.id, show=False)
     assert not result.success
-    failure = _failure_message(result)
+    failure = failure_message(result)
     assert "clips" in failure and expect in failure
 
 
@@ -154,6 +154,6 @@ def test_budget_stops_before_any_paid_request(gp):
     spec = register("A long epic journey", id="too-dear", scenes=4, clip_duration=8, max_cost_usd=1.0)
     result = render_project(spec.id, show=False)
     assert not result.success
-    failure = _failure_message(result)
+    failure = failure_message(result)
     assert "exceeds the project budget $1.00" in failure
     assert sum(g.emulator.stats()["requests"].values()) == 0

@@ -16,7 +16,7 @@ import yaml
 from tests.postgres.pg import POSTGRES_YAML, REPO, PgEnv, PgServer
 from vidpipe_core import media
 from vidpipe_core.storage import Layout
-from vidpipe_dagster.cli import register, render_project
+from vidpipe_dagster.cli import failure_message, register, render_project
 
 VIDPIPE = str(Path(sys.executable).parent / "vidpipe")
 PROCESS_TIMEOUT_S = 180
@@ -74,18 +74,6 @@ def run_together(tmp_path: Path, jobs: list[list[str]], env: dict[str, str]) -> 
     return results
 
 
-def failures(result) -> str:  # type: ignore[no-untyped-def]
-    """The step failures of an in-process run, with their causes."""
-    lines = []
-    for event in result.all_events:
-        if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
-            err = event.step_failure_data.error
-            while err is not None:
-                lines.append(f"{event.step_key}: {err.message.strip()}")
-                err = err.cause
-    return "\n".join(lines) or "the run failed"
-
-
 def _final_video_ok(services, project_id: str, scenes: int) -> None:  # type: ignore[no-untyped-def]
     final = services.store.path(project_id, Layout.FINAL)
     info = media.probe(final)
@@ -112,7 +100,7 @@ def test_render_with_both_databases_on_postgres(pg_env: PgEnv):
     spec = register("A ferry crosses a fjord at dusk. Lights come on in the village. The ferry docks.",
                     id="pg-fjord", scenes=3, clip_duration=1, provider="animatic")
     result = render_project(spec.id, show=False)
-    assert result.success, failures(result)
+    assert result.success, failure_message(result)
 
     vp = pg_env.vp
     services = vp.services()
