@@ -1,0 +1,113 @@
+"""`memory`: peak RSS (process + children) of rendering and stitching a 16-scene 1080p project
+(animatic, offline; 4 s clips) through `render_project`, in a fresh process sampled by
+`bench._measure`; plus the same project's final video re-stitched with a 0.5 s crossfade."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+from bench.common import PYTHON, Report, fmt_s, fresh_home, last_json_line, log, mib, remove_home, run_measured, table
+
+SCENES, CLIP_S, RES = 16, 4, 1080
+STEPS = ("storyboard", "keyframes", "clips", "final_video")
+PROMPT = ("A hot-air balloon rises over a valley at dawn, drifts above vineyards, a village, a river, a forest, "
+          "a lake, snow peaks and lands in a meadow at dusk")
+
+
+def worker(mode: str) -> dict:
+    from bench import pipeline
+    from vidpipe_dagster.cli import render_project
+
+    if mode == "render":
+        pid = pipeline.register(PROMPT, scenes=SCENES, clip_duration=CLIP_S, provider="animatic", prefix="mem")
+        rec = pipeline.render_in_process(pid)
+    else:
+        pid = os.environ["BENCH_PROJECT_ID"]
+        call = time.time()
+        t = time.perf_counter()
+        result = render_project(pid, show=False, asset_names=["final_video"],
+                                run_config={"ops": {"final_video": {"config": {"crossfade": 0.5}}}})
+        rec = pipeline.collect(pipeline.RunRecord(pid, result.run_id, bool(result.success), time.perf_counter() - t,
+                                                  "in_process", call_start=call))
+    return {"project_id": pid, "success": rec.success, "wall_s": rec.wall_s, "steps": rec.steps,
+            "failure": rec.failure, "stitch_s": rec.stitch_s}
+
+
+def _peaks(measured: dict, steps: dict) -> dict[str, int]:
+    t0 = measured["epoch_start"]
+    out = {}
+    for step, (a, b) in steps.items():
+        vals = [rss for t, rss in measured["timeline"] if a - 0.1 <= t0 + t <= b + 0.1]
+        out[step] = max(vals) if vals else 0
+    return out
+
+
+def run(quick: bool = False) -> Report:
+    scenes = 4 if quick else SCENES
+    root = fresh_home("memory")
+    env = {**os.environ, "VIDPIPE_PROVIDER": "animatic", "VIDPIPE_ANIMATIC_RESOLUTION": str(RES),
+           "BENCH_SCENES": str(scenes)}
+    for name in ("GOOGLE_GENAI_USE_VERTEXAI", "GOOGLE_API_KEY", "GOOGLE_CLOUD_PROJECT"):
+        env.pop(name, None)
+    try:
+        log(f"memory: rendering {scenes} scenes at {RES}p in a fresh process")
+        a = run_measured([PYTHON, "-m", "bench.memory", "--worker", "render"], env=env, every=0.05)
+        wa = last_json_line(a["stdout"])
+        log(f"memory: render {wa['wall_s']:.1f}s peak tree {a['peak_tree_rss'] / 2**20:.0f} MiB; re-stitching with crossfade")
+        b = run_measured([PYTHON, "-m", "bench.memory", "--worker", "crossfade"],
+                         env={**env, "BENCH_PROJECT_ID": wa["project_id"]}, every=0.05)
+        wb = last_json_line(b["stdout"])
+    finally:
+        remove_home(root)
+
+    report = Report("memory", f"memory — {scenes}-scene {RES}p project (animatic, offline), peak RSS")
+    report.setup = [
+        f"`VIDPIPE_ANIMATIC_RESOLUTION={RES}`, {scenes} scenes × {CLIP_S} s clips (16:9, audio), clip concurrency 4 "
+        "(default), `render_project` in a fresh Python process; fresh SQLite data dir + DAGSTER_HOME.",
+        "Peak RSS: the process tree (Python + every ffmpeg child) sampled every 50 ms with psutil, summed; "
+        "'largest process' is RUSAGE_CHILDREN.ru_maxrss (exact, one process). Per step: the highest tree sample "
+        "between STEP_START and STEP_SUCCESS.",
+        "Second row: the same project's final_video re-materialized with `crossfade: 0.5` (xfade/acrossfade re-encode "
+        "of all clips in one ffmpeg filter graph), also in a fresh process. One run each.",
+    ]
+    pa, pb = _peaks(a, wa["steps"]), _peaks(b, wb["steps"])
+    rows = [
+        [f"render (4 assets, stream-copy stitch)", f"{wa['wall_s']:.1f}", f"{a['wall_s']:.1f}", mib(a["peak_tree_rss"]),
+         mib(a["max_single_rss"]), mib(a["peak_main_rss"]),
+         " · ".join(f"{s} {mib(pa.get(s))}" for s in STEPS if s in pa)],
+        ["re-stitch final_video with crossfade 0.5 s", f"{wb['wall_s']:.1f}", f"{b['wall_s']:.1f}", mib(b["peak_tree_rss"]),
+         mib(b["max_single_rss"]), mib(b["peak_main_rss"]), f"final_video {mib(pb.get('final_video'))}"],
+    ]
+    report.tables.append(table(["what", "run wall s", "process wall s (incl. start-up)", "peak RSS tree MiB",
+                                "largest process MiB", "Python process MiB", "peak tree MiB per step"], rows,
+                               align=["l", "r", "r", "r", "r", "r", "l"]))
+    step_rows = [[s, fmt_s(wa["steps"][s][1] - wa["steps"][s][0], 2)] for s in STEPS if s in wa["steps"]]
+    report.tables.append(table(["step (render run)", "seconds"], step_rows))
+    report.data = {"scenes": scenes, "clip_s": CLIP_S, "resolution": RES,
+                   "render": {**{k: v for k, v in a.items() if k != "stdout"}, "worker": wa, "step_peaks": pa},
+                   "crossfade": {**{k: v for k, v in b.items() if k != "stdout"}, "worker": wb, "step_peaks": pb}}
+    if not (wa["success"] and wb["success"]):
+        report.notes.append(f"a run failed: {wa['failure'] or wb['failure']}")
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.memory")
+    p.add_argument("--worker", choices=("render", "crossfade"))
+    p.add_argument("--quick", action="store_true")
+    args = p.parse_args(argv)
+    if args.worker:
+        global SCENES
+        SCENES = int(os.environ.get("BENCH_SCENES", SCENES))
+        print(json.dumps(worker(args.worker)))
+        return 0
+    from bench.__main__ import run_one
+
+    return run_one("memory", args.quick)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
