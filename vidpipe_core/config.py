@@ -78,7 +78,7 @@ class Settings(BaseSettings):
     retry_initial_s: float = 1.0
     retry_max_s: float = 30.0
     poll_initial_s: float = 5.0
-    poll_max_s: float = 30.0
+    poll_max_s: float = Field(default=10.0, description="Longest wait between polls: polls are free, and the wait after an operation finishes is pure latency.")
     poll_timeout_s: float = 1200.0
     clip_concurrency: int = Field(default=4, description="Video operations in flight per project run.")
     safety_retries: int = 2
