@@ -219,10 +219,11 @@ def _report(runs: dict, cal: dict, stats: dict, reps: int, quick: bool, n_def: i
         fv = med([r.step_s("final_video") for r in ok])
         per_clip = med([b - a - T_VIDEO for r in ok for a, b in r.clip_spans])
         brow.append([n, k, ex.replace("_", "-"), f"{before:.2f}", f"{sb:.2f} / {T_TEXT:.2f}",
-                     f"{kf:.2f} / {(n + 1) * T_IMAGE:.2f}", f"{cl:.2f} / {ceil_div(n, k) * T_VIDEO:.2f}",
+                     f"{kf:.2f} / {(n + 1) * T_IMAGE:.2f} ({(n + 1) * c_image:.2f})",
+                     f"{cl:.2f} / {ceil_div(n, k) * T_VIDEO:.2f}",
                      f"{per_clip:.2f}", f"{fv:.2f} / {t_stitch:.2f}", f"{gaps:.2f}", f"{after:.2f}"])
     report.tables.append(table(
-        ["N", "K", "executor", "before 1st step", "storyboard / floor", "keyframes / floor", "clips / floor",
+        ["N", "K", "executor", "before 1st step", "storyboard / floor", "keyframes / floor (calibrated)", "clips / floor",
          "per clip: submit→saved − T_video", "final_video / T_stitch", "between steps", "after last step"], brow))
     report.tables.append(table(
         ["calibration (raw SDK → emulator, median of the runs)", "seconds", "configured"],
