@@ -113,23 +113,26 @@ def render_in_process(project_id: str, concurrency: int | None = None) -> RunRec
 def _reconstructable_job():  # type: ignore[no-untyped-def]
     import dagster as dg
 
-    try:
-        from vidpipe_dagster.jobs import resolved_render_project
-    except ImportError:   # older tree: fall back to the bench's own module-level target
-        resolved_render_project = resolved_job
-    return dg.reconstructable(resolved_render_project)
+    return dg.reconstructable(resolved_multiprocess_job)
 
 
-def resolved_job():  # type: ignore[no-untyped-def]
+def resolved_multiprocess_job():  # type: ignore[no-untyped-def]
+    """`render_project` with Dagster's default multiprocess executor (each step a new process).
+    The product job runs in-process since 2026-11-25; this variant keeps measuring what that saved."""
+    import dagster as dg
+
+    from vidpipe_dagster.assets import render_assets
     from vidpipe_dagster.definitions import defs
 
-    return defs.resolve_job_def("render_project")
+    job = dg.define_asset_job("render_project_multiprocess", selection=dg.AssetSelection.assets(*render_assets),
+                              executor_def=dg.multiprocess_executor)
+    return dg.Definitions.merge(defs, dg.Definitions(jobs=[job])).resolve_job_def("render_project_multiprocess")
 
 
 def render_multiprocess(project_id: str, concurrency: int | None = None) -> RunRecord:
-    """`dg.execute_job(reconstructable(render_project))`: the job's default executor
-    (multiprocess: every step in its own fresh Python process), what `dagster job execute` and
-    the daemon's run worker use. The parent process (this one) is already warm."""
+    """`dg.execute_job` of `render_project` with Dagster's default multiprocess executor (every
+    step in its own fresh Python process), what `dagster job execute` and the daemon's run worker
+    used before the job was switched to the in-process executor. The parent process is warm."""
     import dagster as dg
 
     instance = _instance()
