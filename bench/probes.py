@@ -1,6 +1,6 @@
 """Small focused measurements behind the findings in bench/README.md (not part of `python -m bench`).
 
-    python -m bench.probes xfade-memory   # ffmpeg peak RSS of vidpipe's crossfade vs number of inputs, and variants
+    python -m bench.probes xfade-memory   # ffmpeg peak RSS of one xfade graph vs number of inputs, variants, and the segmented stitch
     python -m bench.probes claim-cost     # CPU of one blocked claim of the `video-operations` pool slot
     python -m bench.probes render-cpu     # CPU seconds of one `vidpipe render` (4 scenes, google via emulator), alone
 
@@ -45,7 +45,10 @@ def _xfade_worker(res: int, n: int, variant: str) -> dict:
                 new.append(a)
             args = new
         t = time.perf_counter()
-        media.run_ffmpeg(args, what="crossfade probe")
+        if variant == "segmented":    # what media.stitch does now: bodies and transitions apart
+            media.stitch(paths, out, crossfade=0.5)
+        else:
+            media.run_ffmpeg(args, what="crossfade probe")
         seconds = time.perf_counter() - t
         duration = media.probe(out).duration_s
     return {"seconds": seconds, "duration_s": duration,
@@ -57,7 +60,8 @@ def xfade_memory() -> str:
 
     rows = []
     for res, n, variant in [(720, 2, "as is"), (720, 4, "as is"), (720, 8, "as is"), (720, 8, "input-threads-1"),
-                            (720, 8, "filter-threads-1"), (720, 8, "itsoffset"), (1080, 4, "as is"), (1080, 8, "as is")]:
+                            (720, 8, "filter-threads-1"), (720, 8, "itsoffset"), (720, 8, "segmented"), (1080, 4, "as is"),
+                            (1080, 8, "as is"), (1080, 4, "segmented"), (1080, 8, "segmented")]:
         ensure_clips(res)
         out = subprocess.run([PYTHON, "-m", "bench.probes", "_xfade", str(res), str(n), variant], cwd=REPO,
                              capture_output=True, text=True, check=True)

@@ -11,10 +11,12 @@ import hashlib
 import io
 import math
 import os
+import shutil
 import subprocess
 import tempfile
 import uuid
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -42,6 +44,7 @@ AUDIO_RATE = 48000
 AUDIO_BITRATE = "128k"
 THREADS = 2
 FFMPEG_TIMEOUT_S = 900.0
+STITCH_WORKERS = 2           # ffmpeg jobs at once for a segmented crossfade (memory: two processes)
 
 _GLOBAL_ARGS = ("-hide_banner", "-nostdin", "-nostats", "-loglevel", "error")
 _ZOOM_AMOUNT = 0.12          # peak zoom of a push-in / pull-out (12 %)
@@ -525,6 +528,84 @@ def crossfade_args(inputs: Sequence[ClipInput], out: Path, *, crossfade: float, 
     return _encode(streams, out, fps=fps, with_audio=with_audio)
 
 
+@dataclass(frozen=True)
+class CrossfadeSegments:
+    """A crossfade as small ffmpeg jobs: each clip's body and each transition (two clips' ends)
+    encoded apart, the audio in one audio-only job, then a stream-copy mux of all of them.
+    ffmpeg holds at most two decoded inputs at a time, whatever the number of clips (the single
+    xfade graph of ``crossfade_args`` holds every input: ~200 MiB each at 1080p)."""
+
+    jobs: list[tuple[str, list[str]]]    # (what, args), to run in order
+    concat_list: str                      # text of the concat demuxer list of the video segments
+    list_file: Path
+    expected_frames: int
+    fps: float
+
+    @property
+    def expected_s(self) -> float:
+        return self.expected_frames / self.fps
+
+
+def crossfade_segment_plan(inputs: Sequence[ClipInput], out: Path, *, crossfade: float, fps: float,
+                           size: tuple[int, int], workdir: Path) -> CrossfadeSegments | None:
+    """Plan a crossfade as segments in ``workdir`` (frames counted at ``fps``), or None when a
+    clip is too short for its fades not to overlap (fade-in and fade-out of one clip need two
+    crossfades of length), in which case only the single xfade graph expresses it."""
+    if crossfade <= 0:
+        raise InvalidInput("crossfade", f"must be > 0 for a crossfade, got {crossfade}")
+    n = len(inputs)
+    c = round(crossfade * fps)
+    frames = [round(d * fps) for _, d, _ in inputs]
+    if n < 2 or c < 1 or any(f < c * (1 if i in (0, n - 1) else 2) for i, f in enumerate(frames)):
+        return None
+    with_audio = all(has_audio for _, _, has_audio in inputs)
+    fade_s = c / fps
+
+    def video(i: int) -> ffmpeg.nodes.FilterableStream:
+        return _normalized_inputs([inputs[i]], fps=fps, size=size, with_audio=False)[0][0]
+
+    def cut(v: ffmpeg.nodes.FilterableStream, start: int, end: int) -> ffmpeg.nodes.FilterableStream:
+        return v.filter("trim", start_frame=start, end_frame=end).filter("setpts", "PTS-STARTPTS")
+
+    jobs: list[tuple[str, list[str]]] = []
+    segments: list[Path] = []
+
+    def add(what: str, stream: ffmpeg.nodes.FilterableStream) -> None:
+        seg = workdir / f"seg_{len(segments):03d}.mp4"
+        segments.append(seg)
+        jobs.append((what, _encode([stream], seg, fps=fps, with_audio=False)))
+
+    for i in range(n):
+        start, end = (0 if i == 0 else c), frames[i] - (0 if i == n - 1 else c)
+        if end > start:
+            add(f"clip {i + 1} body", cut(video(i), start, end))
+        if i < n - 1:
+            fade = ffmpeg.filter([cut(video(i), frames[i] - c, frames[i]), cut(video(i + 1), 0, c)], "xfade",
+                                 transition="fade", duration=_num(fade_s), offset=0)
+            add(f"crossfade {i + 1}->{i + 2}", fade)
+    expected_frames = sum(frames) - (n - 1) * c
+    list_file = workdir / "segments.txt"
+    concat = ffmpeg.input(str(list_file), f="concat", safe=0).video
+    if with_audio:
+        # Audio is small: one job joins all of it, trimmed to each clip's frames so A/V stay aligned.
+        tracks = [ffmpeg.input(str(path)).audio
+                  .filter("aformat", sample_fmts="fltp", sample_rates=AUDIO_RATE, channel_layouts="stereo")
+                  .filter("apad").filter("atrim", duration=_num(f / fps)).filter("asetpts", "PTS-STARTPTS")
+                  for (path, _, _), f in zip(inputs, frames)]
+        audio = tracks[0]
+        for a in tracks[1:]:
+            audio = ffmpeg.filter([audio, a], "acrossfade", d=_num(fade_s), c1="tri", c2="tri")
+        audio_file = workdir / "audio.m4a"
+        jobs.append(("crossfade audio", ffmpeg.output(audio, str(audio_file), vn=None, f="mp4", **_audio_out_kwargs())
+                     .overwrite_output().get_args()))
+        muxed = ffmpeg.output(concat, ffmpeg.input(str(audio_file)).audio, str(out), c="copy",
+                              movflags="+faststart", f="mp4")
+    else:
+        muxed = ffmpeg.output(concat, str(out), c="copy", movflags="+faststart", f="mp4")
+    jobs.append(("join segments", muxed.overwrite_output().get_args()))
+    return CrossfadeSegments(jobs, "".join(_concat_list_line(p) for p in segments), list_file, expected_frames, fps)
+
+
 def _measured(info: MediaInfo) -> float:
     return info.video_duration_s or info.duration_s
 
@@ -556,34 +637,42 @@ def _temp_output(out: Path) -> Path:
 @dataclass(frozen=True)
 class _StitchPlan:
     method: Literal["copy", "reencode", "crossfade"]
-    args: list[str]
+    jobs: list[tuple[str, list[str]]]    # ffmpeg runs, in order; the last one writes the output
     expected_s: float
     notes: tuple[str, ...]
 
 
-def _plan_stitch(clips: list[Path], infos: list[MediaInfo], tmp: Path, list_file: Path, crossfade: float) -> _StitchPlan:
+def _plan_stitch(clips: list[Path], infos: list[MediaInfo], tmp: Path, workdir: Path, crossfade: float) -> _StitchPlan:
     """Choose how to join: crossfade re-encode, stream copy, or re-encode to the first clip's format."""
     first = infos[0]
     inputs = [(c, _measured(i), i.has_audio) for c, i in zip(clips, infos)]
     total = sum(d for _, d, _ in inputs)
     silent = ("audio dropped: not every clip has an audio track",) if any(i.has_audio for i in infos) and not all(
         i.has_audio for i in infos) else ()
+    size = (first.width, first.height)
     if crossfade > 0 and len(clips) > 1:
-        args = crossfade_args(inputs, tmp, crossfade=crossfade, fps=first.fps, size=(first.width, first.height))
-        return _StitchPlan("crossfade", args, total - (len(clips) - 1) * crossfade,
-                           (f"crossfade {crossfade:g} s between {len(clips)} clips (re-encoded)", *silent))
+        note = f"crossfade {crossfade:g} s between {len(clips)} clips (re-encoded)"
+        segmented = crossfade_segment_plan(inputs, tmp, crossfade=crossfade, fps=first.fps, size=size, workdir=workdir)
+        if segmented is not None:
+            segmented.list_file.write_text(segmented.concat_list, encoding="utf-8")
+            return _StitchPlan("crossfade", segmented.jobs, segmented.expected_s, (note, *silent))
+        args = crossfade_args(inputs, tmp, crossfade=crossfade, fps=first.fps, size=size)
+        return _StitchPlan("crossfade", [("crossfade", args)], total - (len(clips) - 1) * crossfade,
+                           (note + "; one filter graph: a clip is shorter than two crossfades", *silent))
     mismatch = _mismatch_reason(infos, clips)
     if mismatch is None:
+        list_file = workdir / "clips.txt"
         list_file.write_text("".join(_concat_list_line(c) for c in clips), encoding="utf-8")
-        return _StitchPlan("copy", concat_args(list_file, tmp), total, ())
-    args = reencode_concat_args(inputs, tmp, fps=first.fps, size=(first.width, first.height))
-    return _StitchPlan("reencode", args, total,
+        return _StitchPlan("copy", [("concat", concat_args(list_file, tmp))], total, ())
+    args = reencode_concat_args(inputs, tmp, fps=first.fps, size=size)
+    return _StitchPlan("reencode", [("re-encode", args)], total,
                        (f"re-encoded to {first.width}x{first.height} @ {first.fps:g} fps: {mismatch}", *silent))
 
 
 def stitch(clips: Sequence[Path], out: Path, *, crossfade: float = 0.0) -> StitchResult:
     """Join clips into ``out``: stream copy when they share codec parameters, else a re-encode;
-    crossfade > 0 re-encodes with xfade/acrossfade. ``out`` only ever appears complete and valid."""
+    crossfade > 0 re-encodes with xfade/acrossfade. ``out`` only ever appears complete and valid;
+    the work files live in a hidden folder next to it and are removed in every case."""
     clips, out = [Path(c) for c in clips], Path(out)
     if not clips:
         raise InvalidInput("clips", "nothing to stitch: no clips given")
@@ -595,16 +684,22 @@ def stitch(clips: Sequence[Path], out: Path, *, crossfade: float = 0.0) -> Stitc
         raise InvalidInput("crossfade", f"{crossfade:g} s must be shorter than the shortest clip ({shortest:.2f} s)")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temp_output(out)
-    list_file = tmp.with_suffix(".txt")
+    workdir = tmp.with_suffix(".work")
+    workdir.mkdir()
     try:
-        plan = _plan_stitch(clips, infos, tmp, list_file, crossfade)
-        run_ffmpeg(plan.args, what=f"stitch {out.name}")
+        plan = _plan_stitch(clips, infos, tmp, workdir, crossfade)
+        *parts, (last_what, last_args) = plan.jobs
+        # The parts are independent (segments of a crossfade); two at a time keeps both cores busy
+        # through each ffmpeg's start-up and short encodes, and bounds memory at two processes.
+        with ThreadPoolExecutor(max_workers=STITCH_WORKERS) as pool:
+            list(pool.map(lambda job: run_ffmpeg(job[1], what=f"stitch {out.name}: {job[0]}"), parts))
+        run_ffmpeg(last_args, what=f"stitch {out.name}: {last_what}")
         info = probe(tmp)
         _check_stitched(info, plan.expected_s, fps=infos[0].fps, name=out.name)
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
-        list_file.unlink(missing_ok=True)
+        shutil.rmtree(workdir, ignore_errors=True)
     fields = {k: getattr(info, k) for k in MediaInfo.__dataclass_fields__}
     return StitchResult(**fields, method=plan.method, notes=plan.notes)
 

@@ -360,3 +360,45 @@ def test_contact_sheet_input_errors() -> None:
         media.contact_sheet([START], labels=["a", "b"])
     with pytest.raises(MediaError):
         media.contact_sheet([b"not a png"])
+
+
+def decoded_frames(path: Path) -> list[Image.Image]:
+    with av.open(str(path)) as c:
+        return [f.to_image() for f in c.decode(c.streams.video[0])]
+
+
+def test_segmented_crossfade_matches_the_single_filter_graph(tmp_path: Path, clips: list[Path]) -> None:
+    """The crossfade is encoded in pieces (bodies, transitions, audio) to bound memory; frame for
+    frame it must show what one xfade graph over all clips shows."""
+    infos = [media.probe(c) for c in clips]
+    inputs = [(c, i.video_duration_s, i.has_audio) for c, i in zip(clips, infos)]
+    reference = tmp_path / "reference.mp4"
+    media.run_ffmpeg(media.crossfade_args(inputs, reference, crossfade=0.5, fps=FPS, size=SIZE), what="reference")
+
+    out = tmp_path / "out" / "final.mp4"
+    result = media.stitch(clips, out, crossfade=0.5)
+    assert result.method == "crossfade" and not any("one filter graph" in n for n in result.notes)
+    ours, theirs = decoded_frames(out), decoded_frames(reference)
+    assert len(ours) == len(theirs) == (12 + 24 + 12) - 2 * 6
+    diffs = [mean_abs_diff(a, b) for a, b in zip(ours, theirs)]
+    assert max(diffs) < 4.0, diffs
+    # the transitions really blend: the middle frame of the first fade differs from both sides
+    assert mean_abs_diff(ours[15], ours[9]) > 10 and mean_abs_diff(ours[15], ours[21]) > 10
+    with av.open(str(out)) as c:
+        audio = c.streams.audio[0]
+        audio_s = float(audio.duration * audio.time_base)
+    assert audio_s == pytest.approx(len(ours) / FPS, abs=0.05)
+    assert sorted(p.name for p in out.parent.iterdir()) == ["final.mp4"]
+
+
+def test_crossfade_falls_back_to_one_graph_when_fades_would_overlap(tmp_path: Path, clips: list[Path]) -> None:
+    # 0.9 s fades in and out of the 2 s middle clip fit; a middle clip of 1 s cannot hold two.
+    short_middle = [clips[0], clips[2], tmp_path / "again.mp4"]
+    short_middle[2].write_bytes(clips[0].read_bytes())
+    plan = media.crossfade_segment_plan([(c, 1.0, True) for c in short_middle], tmp_path / "x.mp4",
+                                        crossfade=0.75, fps=FPS, size=SIZE, workdir=tmp_path)
+    assert plan is None
+    result = media.stitch(short_middle, tmp_path / "final.mp4", crossfade=0.75)
+    assert any("one filter graph" in n for n in result.notes)
+    assert result.video_duration_s == pytest.approx(3.0 - 2 * 0.75, abs=1 / FPS)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["again.mp4", "final.mp4"]
