@@ -1,7 +1,7 @@
 """The ``google`` provider: Gemini storyboard, Gemini image keyframes, Veo clips on Vertex AI.
 
 One small class per stage protocol (:class:`GoogleStoryboard`, :class:`GoogleKeyframes`,
-:class:`GoogleClips`), sharing one lazily built ``genai.Client`` through
+:class:`GoogleClips`), sharing one lazily built ``genai.Client`` (one per process and environment) through
 :class:`GoogleClient`. :class:`GoogleProvider` bundles the three for callers that want all
 of them on one client.
 
@@ -12,6 +12,7 @@ every call goes through :func:`vidpipe_core.retry.retry_call` instead.
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import logging
@@ -155,32 +156,50 @@ def _describe(exc: BaseException) -> str:
 
 # --- shared client -------------------------------------------------------------------------
 
+_shared_clients: dict[str, Any] = {}
+_shared_lock = threading.Lock()
+
+
+def _environment_key(env: Mapping[str, str]) -> str:
+    """What the SDK builds a client from (every GOOGLE_* variable), as a digest: two clients are
+    interchangeable exactly when these agree, and the key itself holds no secret."""
+    relevant = sorted((k, v) for k, v in env.items() if k.startswith(("GOOGLE_", "CLOUDSDK_")))
+    return hashlib.sha256(json.dumps(relevant).encode()).hexdigest()
+
+
+def shared_genai_client() -> Any:
+    """One ``genai.Client`` per process and environment: building one costs ~40 ms of CPU (an SSL
+    context) and a new connection, and every stage of every run in a process would build its own."""
+    ok, message = google_credentials_status(os.environ)
+    if not ok:
+        raise ConfigurationError(f"google provider: {message}")
+    key = _environment_key(os.environ)
+    with _shared_lock:
+        client = _shared_clients.get(key)
+        if client is None:
+            from google import genai
+            from google.genai import types
+
+            # vertexai=True explicitly: only then does the SDK read GOOGLE_VERTEX_BASE_URL
+            # (with the flag from the environment it reads GOOGLE_GEMINI_BASE_URL).
+            # retry_options stays None: the SDK makes exactly one attempt per call.
+            try:
+                client = genai.Client(vertexai=True, http_options=types.HttpOptions(timeout=REQUEST_TIMEOUT_S * 1000))
+            except ValueError as exc:   # the SDK's own "missing project/key" checks
+                raise ConfigurationError(f"google provider: {redact(str(exc))}; {_SETUP_HINT}") from None
+            _shared_clients[key] = client
+        return client
+
+
 class GoogleClient:
-    """Lazily builds one ``genai.Client`` from the environment and shares it between stages."""
+    """Gives the stages their ``genai.Client``: the process's shared one, or one passed in (tests)."""
 
     def __init__(self, client: Any | None = None) -> None:
         self._client = client
-        self._lock = threading.Lock()
 
     def get(self) -> Any:
         if self._client is None:
-            with self._lock:
-                if self._client is None:
-                    ok, message = google_credentials_status(os.environ)
-                    if not ok:
-                        raise ConfigurationError(f"google provider: {message}")
-                    from google import genai
-                    from google.genai import types
-
-                    # vertexai=True explicitly: only then does the SDK read GOOGLE_VERTEX_BASE_URL
-                    # (with the flag from the environment it reads GOOGLE_GEMINI_BASE_URL).
-                    # retry_options stays None: the SDK makes exactly one attempt per call.
-                    try:
-                        self._client = genai.Client(
-                            vertexai=True, http_options=types.HttpOptions(timeout=REQUEST_TIMEOUT_S * 1000)
-                        )
-                    except ValueError as exc:   # the SDK's own "missing project/key" checks
-                        raise ConfigurationError(f"google provider: {redact(str(exc))}; {_SETUP_HINT}") from None
+            self._client = shared_genai_client()
         return self._client
 
     def vertex(self) -> Any:
