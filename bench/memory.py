@@ -71,7 +71,7 @@ def run(quick: bool = False) -> Report:
         "'largest process' is RUSAGE_CHILDREN.ru_maxrss (exact, one process). Per step: the highest tree sample "
         "between STEP_START and STEP_SUCCESS.",
         "Second row: the same project's final_video re-materialized with `crossfade: 0.5` (xfade/acrossfade re-encode "
-        "of all clips in one ffmpeg filter graph), also in a fresh process. One run each.",
+        "in segments: each clip body and each transition encoded apart, two ffmpeg jobs at a time), also in a fresh process. One run each.",
     ]
     pa, pb = _peaks(a, wa["steps"]), _peaks(b, wb["steps"])
     rows = [

@@ -30,7 +30,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 FIRST_WAIT_INTERVAL_S = 0.2
-MAX_WAIT_INTERVAL_S = 1.0
+MAX_WAIT_INTERVAL_S = 0.5
 _init_lock = threading.Lock()
 _claim_lock = threading.Lock()
 _slot_freed = threading.Condition()
