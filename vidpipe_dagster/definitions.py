@@ -1,13 +1,25 @@
 import dagster as dg
 
+from vidpipe_core.config import get_settings
 from vidpipe_dagster.assets import render_assets
 from vidpipe_dagster.jobs import render_project
 from vidpipe_dagster.resources import VidpipeResource
 from vidpipe_dagster.sensors import inbox_sensor
+
+EXECUTORS = {"in_process": dg.in_process_executor, "multiprocess": dg.multiprocess_executor}
+
+
+def _executor() -> dg.ExecutorDefinition:
+    """VIDPIPE_DAGSTER_EXECUTOR (default in_process). The four steps form a chain, so a process per
+    step never runs two at once; it only adds ~1.5 s of start-up per step (bench `overhead`: 8.0 s
+    vs 0.9 s per run). Clips run in parallel as threads inside their step either way."""
+    return EXECUTORS[get_settings().dagster_executor]
+
 
 defs = dg.Definitions(
     assets=render_assets,
     jobs=[render_project],
     sensors=[inbox_sensor],
     resources={"vidpipe": VidpipeResource()},
+    executor=_executor(),
 )

@@ -7,6 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import dagster as dg
+import pytest
+
 from vidpipe_core import media
 from vidpipe_core.storage import Layout
 from vidpipe_dagster.cli import register
@@ -25,13 +28,24 @@ def test_definitions_validate(vp_env):
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def test_job_execute_renders_a_partition(vp_env):
-    spec = register("A snail races a leaf across a garden path.", id="ci-snail", scenes=2, clip_duration=1)
+@pytest.mark.parametrize("executor", [None, "multiprocess"])
+def test_job_execute_renders_a_partition(vp_env, monkeypatch, executor):
+    """The CI recipe. By default the run executes its steps in its own process (they are a chain);
+    VIDPIPE_DAGSTER_EXECUTOR=multiprocess gives Dagster's process per step, by configuration only."""
+    if executor:
+        monkeypatch.setenv("VIDPIPE_DAGSTER_EXECUTOR", executor)
+    spec = register("A snail races a leaf across a garden path.", id=f"ci-snail-{executor or 'default'}", scenes=2, clip_duration=1)
     proc = _dagster("job", "execute", "-m", "vidpipe_dagster.definitions", "-j", "render_project",
                     "--tags", json.dumps({"dagster/partition": spec.id}))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     info = media.probe(vp_env.services().store.path(spec.id, Layout.FINAL))
     assert info.has_video and abs(info.duration_s - 2.0) <= 0.25
+
+    instance = vp_env.instance()
+    [run] = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/partition": spec.id}))
+    starts = {e.step_key: e.dagster_event.pid for e in instance.all_logs(run.run_id) if e.dagster_event and e.dagster_event.event_type_value == "STEP_START"}
+    assert set(starts) == {"storyboard", "keyframes", "clips", "final_video"}
+    assert len(set(starts.values())) == (4 if executor == "multiprocess" else 1), starts
 
 
 def test_job_execute_unknown_partition_fails(vp_env):
