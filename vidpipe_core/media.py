@@ -349,23 +349,72 @@ def _audio_out_kwargs() -> dict[str, object]:
     return {"c:a": AUDIO_CODEC, "b:a": AUDIO_BITRATE, "ar": AUDIO_RATE, "ac": 2}
 
 
+STATIC_BAND_KEY = "vidpipe:static-band-top"   # PNG text chunk: top of a bottom band (fraction of the height) that must not move
+BAND_SWITCH_S = 0.25                          # the band's two versions dissolve over this, mid-clip
+
+
+def static_band(png: bytes) -> tuple[float, float] | None:
+    """(top of the keyframe's static bottom band as a fraction of its height, its aspect ratio),
+    when the PNG declares such a band (animatic captions do), else None."""
+    try:
+        with Image.open(io.BytesIO(png)) as im:
+            value, aspect = getattr(im, "text", {}).get(STATIC_BAND_KEY), im.width / im.height
+        top = float(value) if value is not None else None
+    except (OSError, ValueError):
+        return None
+    return (top, aspect) if top is not None and 0.0 < top < 1.0 else None
+
+
+def _static_band_y(start_png: bytes, end_png: bytes, size: tuple[int, int]) -> int | None:
+    """Where the static band starts in a clip of ``size``: only when both keyframes declare the
+    same band and have the clip's shape (otherwise _fit's crop would move it)."""
+    a, b = static_band(start_png), static_band(end_png)
+    if a is None or b is None or abs(a[0] - b[0]) > 1e-3:
+        return None
+    if abs(a[1] - size[0] / size[1]) > 0.01 or abs(b[1] - size[0] / size[1]) > 0.01:
+        return None
+    return int(round(a[0] * size[1]))
+
+
 def animatic_clip_args(start: Path, end: Path, out: Path, *, duration_s: float, fps: int, size: tuple[int, int],
-                       audio: bool, tone_hz: float, motion: Motion) -> list[str]:
+                       audio: bool, tone_hz: float, motion: Motion, static_band_y: int | None = None) -> list[str]:
     """ffmpeg arguments (after the program name) for one animatic clip.
 
     Both keyframes go through a zoompan (one of them possibly still), then a linear ``xfade``
-    spans the whole clip, so frame 0 is the start keyframe and frame N-1 is the end keyframe."""
+    spans the whole clip, so frame 0 is the start keyframe and frame N-1 is the end keyframe.
+    ``static_band_y``: the rows from there down (a caption band) do not move with the camera and
+    switch from the start keyframe's to the end keyframe's in a short dissolve mid-clip, so
+    captions never slide or show doubled."""
     if motion not in MOTIONS:
         raise InvalidInput("motion", f"unknown camera move {motion!r}", allowed=", ".join(MOTIONS))
     frames = frame_count(duration_s, fps)
+    switch = max(1, round(BAND_SWITCH_S * fps))
+    band = static_band_y is not None and 0 < static_band_y < size[1] and frames >= 2 * switch + 2
     start_win, end_win = _layer_windows(motion)
-    a = _zoompan(_fit(ffmpeg.input(str(start)).video, size), start_win, frames=frames, fps=fps, size=size)
-    b = _zoompan(_fit(ffmpeg.input(str(end)).video, size), end_win, frames=frames, fps=fps, size=size)
+    fit_a, fit_b = _fit(ffmpeg.input(str(start)).video, size), _fit(ffmpeg.input(str(end)).video, size)
+    if band:
+        fit_a, fit_b = fit_a.split(), fit_b.split()
+        layer_a, layer_b = fit_a[0], fit_b[0]
+    else:
+        layer_a, layer_b = fit_a, fit_b
+    a = _zoompan(layer_a, start_win, frames=frames, fps=fps, size=size)
+    b = _zoompan(layer_b, end_win, frames=frames, fps=fps, size=size)
     if frames > 1:
         # Transition over (frames-1) frame intervals: the last frame is 100 % end keyframe.
         video = ffmpeg.filter([a, b], "xfade", transition="fade", duration=_num((frames - 1) / fps), offset=0)
     else:
         video = a
+    if band:
+        assert static_band_y is not None
+        bw, bh = size[0], size[1] - static_band_y
+        still = (1.0, 1.0, 0.5, 0.5)
+        offset = frames // 2 - switch // 2
+        band_a = _zoompan(fit_a[1].filter("crop", bw, bh, 0, static_band_y), still, frames=frames, fps=fps, size=(bw, bh))
+        band_b = _zoompan(fit_b[1].filter("crop", bw, bh, 0, static_band_y), still, frames=frames - offset, fps=fps,
+                          size=(bw, bh))
+        strip = ffmpeg.filter([band_a, band_b], "xfade", transition="fade", duration=_num(switch / fps),
+                              offset=_num(offset / fps))
+        video = ffmpeg.filter([video, strip], "overlay", x=0, y=static_band_y, format="yuv444", eof_action="pass")
     video = video.filter("format", PIX_FMT)
     streams = [video]
     kwargs = {**_video_out_kwargs(fps), "frames:v": frames, "f": "mp4"}
@@ -434,7 +483,8 @@ def render_animatic_clip(start_png: bytes, end_png: bytes, *, duration_s: float,
         start.write_bytes(start_png)
         end.write_bytes(end_png)
         args = animatic_clip_args(start, end, out, duration_s=duration_s, fps=fps, size=size, audio=audio,
-                                  tone_hz=tone_for(seed_text), motion=motion_for(seed_text))
+                                  tone_hz=tone_for(seed_text), motion=motion_for(seed_text),
+                                  static_band_y=_static_band_y(start_png, end_png, size))
         run_ffmpeg(args, what="animatic clip")
         data = out.read_bytes()
     probe_bytes(data, name="animatic clip")   # never hand back something that does not decode

@@ -219,3 +219,41 @@ def test_a_new_take_is_a_new_rendition(provider: AnimaticProvider) -> None:
 def _first_frame(video: bytes) -> Image.Image:
     with av.open(io.BytesIO(video)) as c:
         return next(c.decode(video=0)).to_image()
+
+
+def _frames(video: bytes) -> list[Image.Image]:
+    with av.open(io.BytesIO(video)) as c:
+        return [f.to_image() for f in c.decode(video=0)]
+
+
+def test_captions_stay_still_while_the_picture_moves(provider: AnimaticProvider) -> None:
+    """The caption band of an animatic keyframe is declared in the PNG; the clip keeps it still
+    (no sliding, no doubled text mid-dissolve) and switches from the start caption to the end
+    caption once, in the middle; the clip still opens and closes on exactly its keyframes."""
+    start, _ = provider.render(keyframe("Opening frame: a lighthouse at dusk", caption="Scene 1 - the lighthouse at dusk"))
+    end, _ = provider.render(keyframe("Closing frame: the beam at night", caption="Scene 1 end - the beam sweeps",
+                                      reference=start))
+    top, aspect = media.static_band(start)   # type: ignore[misc]
+    assert top == pytest.approx(caption_box((256, 144))[1] / 144, abs=1e-3) and aspect == pytest.approx(16 / 9, abs=0.01)
+    req = ClipRequest(project_id="demo", scene_index=0, prompt="Camera: slow push-in on the lighthouse", start_png=start,
+                      end_png=end, duration_s=4, aspect_ratio="16:9", generate_audio=False)
+    frames = _frames(provider.wait(provider.submit(req, "animatic"), req, "animatic").video)   # type: ignore[arg-type]
+    assert len(frames) == 48
+    box = caption_box((256, 144))
+    picture = (0, 0, 256, box[1])
+    band = [f.crop(box) for f in frames]
+    start_band, end_band = png(start).crop(box), png(end).crop(box)
+    assert mean_abs_diff(start_band, end_band, size=(128, 12)) > 3          # two different captions
+    assert all(mean_abs_diff(b, start_band, size=(128, 12)) < 1.5 for b in band[:20]), "caption moved in the first half"
+    assert all(mean_abs_diff(b, end_band, size=(128, 12)) < 1.5 for b in band[-20:]), "caption moved in the second half"
+    # ... while the picture above it does move (push-in plus dissolve)
+    assert mean_abs_diff(frames[0].crop(picture), frames[20].crop(picture)) > 3
+    assert mean_abs_diff(frames[0], png(start)) < 4 and mean_abs_diff(frames[-1], png(end)) < 4
+
+
+def test_keyframes_without_a_declared_band_move_as_a_whole() -> None:
+    """Keyframes of another provider (no band declared) get no static strip."""
+    plain = io.BytesIO()
+    Image.new("RGB", (256, 144), (40, 90, 160)).save(plain, format="PNG")
+    assert media.static_band(plain.getvalue()) is None
+    assert media.static_band(b"not a png") is None

@@ -14,6 +14,7 @@ import re
 from collections.abc import Sequence
 
 from PIL import Image, ImageColor, ImageDraw, ImageFont
+from PIL.PngImagePlugin import PngInfo
 
 from vidpipe_core import media
 from vidpipe_core.config import ANIMATIC_DURATIONS, Settings
@@ -477,8 +478,11 @@ def render_keyframe(request: KeyframeRequest, size: tuple[int, int]) -> bytes:
         img = Image.blend(img, under, REFERENCE_WEIGHT)
     composer.draw(img, request.style.characters)
     _draw_caption(img, request.caption)
+    # Declare the caption band, so the clip renderer keeps it still while the picture moves.
+    info = PngInfo()
+    info.add_text(media.STATIC_BAND_KEY, f"{caption_box(img.size)[1] / img.height:.6f}")
     buf = io.BytesIO()
-    img.save(buf, format="PNG")
+    img.save(buf, format="PNG", pnginfo=info)
     return buf.getvalue()
 
 
