@@ -247,3 +247,40 @@ def _sensor_ticks(instance: dg.DagsterInstance) -> list[str]:
         for tick in instance.get_ticks(state.instigator_origin_id, state.selector_id, limit=5):
             out.append(f"{state.instigator_name}: {tick.status.value} {tick.error.message if tick.error else ''}".strip())
     return out
+
+
+def test_dagster_job_launch_queues_projects_for_the_daemon(daemon, deployment):
+    """Many projects: `dagster job launch` only enqueues (the README's recipe); the daemon's run
+    queue starts them, at most `max_concurrent_runs` at a time, each in its own run worker."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.servers.deployment import REPO
+    from vidpipe_core.services import Services
+
+    instance = deployment.instance()
+    ids = [f"queued-{i}" for i in range(2)]
+    for pid in ids:
+        register(f"Kites number {pid} rise over the dunes. They land at dusk.", id=pid, scenes=2, clip_duration=1,
+                 provider="animatic")
+    dagster = str(Path(sys.executable).parent / "dagster")
+    for pid in ids:
+        proc = subprocess.run([dagster, "job", "launch", "-w", str(REPO / "workspace.yaml"), "-j", "render_project",
+                               "--tags", json.dumps({"dagster/partition": pid})],
+                              cwd=REPO, env=deployment.env, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+    def finished() -> list[dg.DagsterRun] | None:
+        runs = [r for pid in ids for r in instance.get_runs(filters=dg.RunsFilter(tags={"dagster/partition": pid}))]
+        return runs if len(runs) == len(ids) and all(r.is_finished for r in runs) else None
+
+    runs = wait_for("the launched runs to finish", finished, RUN_TIMEOUT_S, interval=1.0)
+    for run in runs:
+        assert run.status == dg.DagsterRunStatus.SUCCESS, run
+        queued = [e for e in instance.all_logs(run.run_id) if e.dagster_event and e.dagster_event.event_type == dg.DagsterEventType.RUN_ENQUEUED]
+        assert queued, f"run {run.run_id} was not queued"
+        pid = run.tags["dagster/partition"]
+        info = media.probe(Services.create().store.path(pid, Layout.FINAL))
+        assert info.has_video and abs(info.duration_s - 2.0) <= 0.25
