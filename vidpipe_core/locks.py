@@ -84,12 +84,7 @@ def acquire(services: Services, project_id: str, run_id: str, *, wait_s: float =
         if result.rowcount == 1:
             return me
         if current is None:
-            # Another run took the lock between our read and our update: read who, so the
-            # error (or the next attempt) names the real holder.
-            with services.db.session() as s:
-                current = s.get(Project, project_id).lock_holder
-            if current is None:
-                continue  # ...and has released it already; try again at once
+            continue  # another run took it between our read and our update: read who (or retry) at once
         if time.monotonic() >= deadline:
             holder = Holder.decode(current or "")
             raise ProjectBusy(project_id, holder.describe() if holder else (current or "another run"))

@@ -538,6 +538,13 @@ def _normalized_inputs(inputs: Sequence[ClipInput], *, fps: float, size: tuple[i
     return out
 
 
+def _acrossfade_chain(tracks: Sequence[ffmpeg.nodes.FilterableStream], crossfade: float) -> ffmpeg.nodes.FilterableStream:
+    audio = tracks[0]
+    for a in tracks[1:]:
+        audio = ffmpeg.filter([audio, a], "acrossfade", d=_num(crossfade), c1="tri", c2="tri")
+    return audio
+
+
 def _encode(streams: list[ffmpeg.nodes.FilterableStream], out: Path, *, fps: float, with_audio: bool) -> list[str]:
     kwargs = {**_video_out_kwargs(fps), "f": "mp4"}
     if with_audio:
@@ -571,10 +578,7 @@ def crossfade_args(inputs: Sequence[ClipInput], out: Path, *, crossfade: float, 
         video = ffmpeg.filter([video, v], "xfade", transition="fade", duration=_num(crossfade), offset=_num(offset))
     streams = [video]
     if with_audio:
-        audio = parts[0][1]
-        for _, a in parts[1:]:
-            audio = ffmpeg.filter([audio, a], "acrossfade", d=_num(crossfade), c1="tri", c2="tri")
-        streams.append(audio)
+        streams.append(_acrossfade_chain([a for _, a in parts], crossfade))
     return _encode(streams, out, fps=fps, with_audio=with_audio)
 
 
@@ -638,13 +642,8 @@ def crossfade_segment_plan(inputs: Sequence[ClipInput], out: Path, *, crossfade:
     concat = ffmpeg.input(str(list_file), f="concat", safe=0).video
     if with_audio:
         # Audio is small: one job joins all of it, trimmed to each clip's frames so A/V stay aligned.
-        tracks = [ffmpeg.input(str(path)).audio
-                  .filter("aformat", sample_fmts="fltp", sample_rates=AUDIO_RATE, channel_layouts="stereo")
-                  .filter("apad").filter("atrim", duration=_num(f / fps)).filter("asetpts", "PTS-STARTPTS")
-                  for (path, _, _), f in zip(inputs, frames)]
-        audio = tracks[0]
-        for a in tracks[1:]:
-            audio = ffmpeg.filter([audio, a], "acrossfade", d=_num(fade_s), c1="tri", c2="tri")
+        framed = [(path, f / fps, True) for (path, _, _), f in zip(inputs, frames)]
+        audio = _acrossfade_chain([a for _, a in _normalized_inputs(framed, fps=fps, size=size, with_audio=True)], fade_s)
         audio_file = workdir / "audio.m4a"
         jobs.append(("crossfade audio", ffmpeg.output(audio, str(audio_file), vn=None, f="mp4", **_audio_out_kwargs())
                      .overwrite_output().get_args()))

@@ -392,7 +392,7 @@ def test_segmented_crossfade_matches_the_single_filter_graph(tmp_path: Path, cli
 
 
 def test_crossfade_falls_back_to_one_graph_when_fades_would_overlap(tmp_path: Path, clips: list[Path]) -> None:
-    # 0.9 s fades in and out of the 2 s middle clip fit; a middle clip of 1 s cannot hold two.
+    # A 1 s middle clip cannot hold a 0.75 s fade-in and a 0.75 s fade-out without them overlapping.
     short_middle = [clips[0], clips[2], tmp_path / "again.mp4"]
     short_middle[2].write_bytes(clips[0].read_bytes())
     plan = media.crossfade_segment_plan([(c, 1.0, True) for c in short_middle], tmp_path / "x.mp4",
