@@ -38,6 +38,22 @@ def _leftovers(vp_env) -> dict:
         (["a cat", "--scenes", "99"], "scenes", "1-24"),
         (["a cat", "--provider", "sora"], "provider", "animatic, google"),
         (["a cat", "--safety-policy", "ignore"], "safety_policy", "fail, skip, retry"),
+        (["a cat", "--max-cost", "nan"], "max_cost_usd", "nan is not a finite number"),
+        (["a cat", "--max-cost", "inf"], "max_cost_usd", "inf is not a finite number"),
+        (["a cat", "--max-cost", "-inf"], "max_cost_usd", "-inf is not a finite number"),
+        (["a cat", "--max-cost", "-1"], "max_cost_usd", "-1.0 is negative"),
+        (["a cat", "--seed", "-1"], "seed", "0-4294967295"),
+        (["a cat", "--seed", "4294967296"], "seed", "0-4294967295"),
+        (["a cat", "--crossfade", "nan"], "crossfade", "nan is not a finite number"),
+        (["\u200b\u200c\u200d\u2060\ufeff \u00a0"], "prompt", "no visible characters"),
+        (["a \x00 cat"], "prompt", "contains a control character (U+0000 at position 3); remove it"),
+        (["a \x1b[2J cat"], "prompt", "contains a control character (U+001B at position 3); remove it"),
+        (["a cat", "--style", "noir\x07"], "style", "U+0007 at position 5"),
+        (["a cat", "--id", "cat\x00"], "id", "U+0000 at position 4"),
+        (["a cat", "--negative-prompt", "n" * 1001], "negative_prompt", "at most 1000"),
+        (["a cat", "--negative-prompt", "no\x7f"], "negative_prompt", "U+007F at position 3"),
+        # A command-line argument that is not UTF-8 reaches Python as a lone surrogate (surrogateescape).
+        (["caf\udcff"], "prompt", "is not valid UTF-8 (byte 0xff at position 4)"),
     ],
 )
 def test_bad_input_is_rejected_and_leaves_nothing(vp_env, args, field, allowed):

@@ -1,6 +1,9 @@
 """Registering projects: validate everything first, then write the row (nothing on failure)."""
 from __future__ import annotations
 
+import math
+import re
+import unicodedata
 from collections.abc import Callable
 from typing import Any
 
@@ -16,7 +19,50 @@ from vidpipe_core.schemas import ProjectSpec, StageProviders
 from vidpipe_core.services import Services
 
 MAX_STYLE_CHARS = 500
+MAX_NEGATIVE_PROMPT_CHARS = 1000
+MAX_SEED = 2**32 - 1   # Veo's seed is an unsigned 32-bit integer
 SAFETY_POLICIES = ("fail", "skip", "retry")
+# Control characters (category Cc) but tab, newline and carriage return, and lone surrogates: what a
+# command-line argument that is not UTF-8 becomes (surrogateescape), or a JSON "\ud800" escape.
+_UNUSABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+_INVISIBLE = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})   # spaces, line breaks, zero-width and format characters
+
+
+def check_text(field: str, value: str) -> str:
+    """``value`` if it can be stored, sent and printed as it is; InvalidInput naming the first
+    character that cannot (1-based position), so nothing fails later with an encoding traceback."""
+    if not isinstance(value, str):
+        raise InvalidInput(field, f"{value!r} is not text")
+    bad = _UNUSABLE.search(value)
+    if bad is None:
+        return value
+    code, position = ord(bad.group()), bad.start() + 1
+    if 0xDC80 <= code <= 0xDCFF:  # an undecodable byte, kept by surrogateescape
+        raise InvalidInput(field, f"is not valid UTF-8 (byte 0x{code - 0xDC00:02x} at position {position}); "
+                                  "pass the text as UTF-8")
+    if 0xD800 <= code <= 0xDFFF:
+        raise InvalidInput(field, f"is not valid UTF-8 (an unpaired surrogate U+{code:04X} at position {position}); "
+                                  "pass the text as UTF-8")
+    raise InvalidInput(field, f"contains a control character (U+{code:04X} at position {position}); remove it")
+
+
+def has_visible_text(text: str) -> bool:
+    return any(not ch.isspace() and unicodedata.category(ch) not in _INVISIBLE for ch in text)
+
+
+def _is_finite_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_budget(value: Any, *, default: bool = False) -> float:
+    """A budget in USD: a finite number, 0 or more. NaN would compare false with every cost and so
+    switch the budget guard off."""
+    where = " (the default, VIDPIPE_MAX_COST_USD)" if default else ""
+    if not _is_finite_number(value):
+        raise InvalidInput("max_cost_usd", f"{value!r}{where} is not a finite number; give the budget in USD", "0 or more")
+    if value < 0:
+        raise InvalidInput("max_cost_usd", f"{value!r}{where} is negative; give the budget in USD", "0 or more")
+    return float(value)
 
 
 def build_spec(
@@ -42,25 +88,37 @@ def build_spec(
     crossfade: float = 0.0,
 ) -> ProjectSpec:
     """A validated spec; every problem raises InvalidInput naming the field and what is allowed."""
-    if not isinstance(prompt, str) or not prompt.strip():
+    check_text("prompt", prompt)
+    if not prompt.strip():
         raise InvalidInput("prompt", "is empty; describe the video you want")
+    if not has_visible_text(prompt):
+        raise InvalidInput("prompt", "has no visible characters (only spaces and invisible ones such as U+200B); "
+                                     "describe the video you want")
     prompt = prompt.strip()
     if len(prompt) > MAX_PROMPT_CHARS:
         raise InvalidInput("prompt", f"is {len(prompt)} characters long", f"at most {MAX_PROMPT_CHARS}")
-    style = (style if style is not None else settings.default_style).strip()
+    style = check_text("style", style if style is not None else settings.default_style).strip()
     if len(style) > MAX_STYLE_CHARS:
         raise InvalidInput("style", f"is {len(style)} characters long", f"at most {MAX_STYLE_CHARS}")
+    check_text("negative_prompt", negative_prompt)
+    if len(negative_prompt) > MAX_NEGATIVE_PROMPT_CHARS:
+        raise InvalidInput("negative_prompt", f"is {len(negative_prompt)} characters long",
+                           f"at most {MAX_NEGATIVE_PROMPT_CHARS}")
+    if id is not None:
+        check_text("id", id)
     aspect_ratio = aspect_ratio or settings.default_aspect_ratio
     if aspect_ratio not in ASPECT_RATIOS:
         raise InvalidInput("aspect_ratio", f"{aspect_ratio!r} is not supported", ", ".join(ASPECT_RATIOS))
     scenes = settings.default_scenes if scenes is None else scenes
     if not isinstance(scenes, int) or isinstance(scenes, bool) or not MIN_SCENES <= scenes <= MAX_SCENES:
         raise InvalidInput("scenes", f"{scenes!r} is out of range", f"{MIN_SCENES}-{MAX_SCENES}")
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= MAX_SEED):
+        raise InvalidInput("seed", f"{seed!r} is out of range", f"0-{MAX_SEED}, an unsigned 32-bit integer")
     if safety_policy is not None and safety_policy not in SAFETY_POLICIES:
         raise InvalidInput("safety_policy", f"{safety_policy!r} is unknown", ", ".join(SAFETY_POLICIES))
-    max_cost = settings.max_cost_usd if max_cost_usd is None else max_cost_usd
-    if max_cost < 0:
-        raise InvalidInput("max_cost_usd", "must not be negative")
+    max_cost = check_budget(settings.max_cost_usd if max_cost_usd is None else max_cost_usd, default=max_cost_usd is None)
+    if not _is_finite_number(crossfade):
+        raise InvalidInput("crossfade", f"{crossfade!r} is not a finite number", "0 <= crossfade < the clip duration")
 
     stages = resolve_stage_providers(
         settings, provider, storyboard=storyboard_provider, keyframes=keyframe_provider, clips=clip_provider_name
@@ -121,6 +179,12 @@ def load_spec(services: Services, project_id: str) -> ProjectSpec:
 
 
 def update_spec(services: Services, spec: ProjectSpec) -> None:
+    """Store a changed spec, validated again (``model_copy(update=...)`` does not validate)."""
+    try:
+        spec = ProjectSpec.model_validate(spec.model_dump())
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise InvalidInput(".".join(str(p) for p in err["loc"]) or "spec", err["msg"]) from None
     with services.db.session() as s:
         row = s.get(Project, spec.id)
         if row is None:

@@ -52,7 +52,9 @@ class StageProviders(BaseModel):
 class ProjectSpec(BaseModel):
     """Everything a project needs, validated before anything is written or spent."""
 
-    model_config = ConfigDict(extra="forbid")
+    # No NaN or infinity: a NaN budget compares false with every cost (the guard never fires), and
+    # PostgreSQL's JSON refuses it.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     id: str
     prompt: str
