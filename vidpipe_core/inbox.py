@@ -10,6 +10,10 @@ Every file that is read ends in exactly one place, so nothing is evaluated twice
     accepted/<project-id>--<name>           registered (or identical to an earlier registration)
     rejected/<name> + <name>.error.txt      refused, with what to change; never retried
 
+The inbox and both folders are opened once per look without following links (a linked folder is
+a ``ConfigurationError``); every read, move and note goes through those descriptors, so nothing is
+ever written outside the inbox, whatever its writers put there.
+
 A registered project's ``source`` is ``inbox:accepted/<project-id>--<name>;sha256=<digest>``. The
 digest is of the parsed request, so re-dropping identical content finds the project it made
 instead of making a second one. The project row is written before the file is moved; a crash in
@@ -20,26 +24,30 @@ Nothing here imports Dagster: the sensor turns an ``InboxTick`` into partitions 
 from __future__ import annotations
 
 import difflib
+import errno
 import hashlib
 import json
 import os
 import re
 import reprlib
+import secrets
 import stat
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DisconnectionError, IntegrityError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from vidpipe_core.config import Settings
-from vidpipe_core.errors import InvalidInput, VidpipeError
+from vidpipe_core.errors import ConfigurationError, InvalidInput, VidpipeError
 from vidpipe_core.models import Project
 from vidpipe_core.projects import build_spec, create_project, project_exists
 from vidpipe_core.schemas import ProjectSpec
@@ -117,7 +125,21 @@ class InboxEntry:
 
 class _YamlLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
     """Safe YAML without the YAML 1.1 surprises: `16:9` stays a string (not the base-60 int 969),
-    dates stay strings, `0123` stays a string."""
+    dates stay strings, `0123` stays a string. A key given twice is refused (YAML keeps the last one
+    silently), and so are merge keys (`<<`): a prompt file has no use for them, and some PyYAML
+    versions expand merges of aliased merges exponentially (an alias bomb)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[str] = set()
+        for key_node, _ in node.value:
+            line = key_node.start_mark.line + 1
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                raise InvalidInput("file", f"uses a YAML merge key (<<) at line {line}; write the fields out instead")
+            if isinstance(key_node, yaml.ScalarNode):
+                if key_node.value in seen:
+                    raise InvalidInput("file", f"field {_short(key_node.value)} appears twice (line {line}); keep one")
+                seen.add(key_node.value)
+        return super().construct_mapping(node, deep)
 
 
 _YamlLoader.yaml_implicit_resolvers = {
@@ -177,12 +199,14 @@ def check_name(path: Path, inbox: Path) -> str:
     return name
 
 
-def read_regular_file(path: Path, max_bytes: int) -> bytes:
-    """The bytes of a regular, singly-linked file of at most max_bytes; links are never followed."""
-    st = os.lstat(path)
+def read_regular_file(path: Path, max_bytes: int, dir_fd: int | None = None) -> bytes:
+    """The bytes of a regular, singly-linked file of at most max_bytes; links are never followed.
+    With ``dir_fd`` (the open inbox), ``path.name`` is read in that folder."""
+    where: Path | str = path if dir_fd is None else path.name
+    st = os.stat(where, dir_fd=dir_fd, follow_symlinks=False)
     if stat.S_ISLNK(st.st_mode):
-        raise InvalidInput("file", f"is a symbolic link (to {os.readlink(path)!r}); links are never followed, "
-                                   "copy the file itself into the inbox")
+        raise InvalidInput("file", f"is a symbolic link (to '{display_name(os.readlink(where, dir_fd=dir_fd))}'); "
+                                   "links are never followed, copy the file itself into the inbox")
     if not stat.S_ISREG(st.st_mode):
         raise InvalidInput("file", "is not a regular file (a FIFO, socket or device); drop a text file")
     if st.st_nlink > 1:
@@ -191,7 +215,7 @@ def read_regular_file(path: Path, max_bytes: int) -> bytes:
         raise InvalidInput("file", f"is {st.st_size} bytes; shorten it", f"at most {max_bytes} bytes")
     flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
-        fd = os.open(path, flags)
+        fd = os.open(where, flags, dir_fd=dir_fd)
     except PermissionError:
         raise InvalidInput("file", "cannot be read (permission denied); make it readable and drop it again") from None
     try:
@@ -256,13 +280,23 @@ def _field_error(exc: ValidationError) -> InvalidInput:
     return InvalidInput(name, err["msg"])
 
 
+def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are unique (json.loads keeps the last of a repeated key silently)."""
+    fields: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in fields:
+            raise InvalidInput("file", f"field {_short(key)} appears twice; keep one")
+        fields[key] = value
+    return fields
+
+
 def parse_request(text: str, fmt: str) -> InboxRequest:
     """An InboxRequest from the text of a file in format "yaml", "json" or "text"."""
     if fmt == "text":
         raw: Any = {"prompt": text}
     elif fmt == "json":
         try:
-            raw = json.loads(text)
+            raw = json.loads(text, object_pairs_hook=_json_object)
         except json.JSONDecodeError as exc:
             raise InvalidInput("file", f"is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
         except (ValueError, RecursionError) as exc:  # 5000-digit numbers, nesting thousands deep
@@ -303,8 +337,10 @@ def validate_request(request: InboxRequest, settings: Settings) -> ProjectSpec:
         raise InvalidInput("provider", str(exc)) from None
 
 
-def parse_inbox_file(path: Path | str, settings: Settings, limits: InboxSettings | None = None) -> InboxEntry:
-    """Read and validate one inbox file; InvalidInput names the field (or `name`/`file`) and what to change."""
+def parse_inbox_file(path: Path | str, settings: Settings, limits: InboxSettings | None = None, *,
+                     dir_fd: int | None = None) -> InboxEntry:
+    """Read and validate one inbox file; InvalidInput names the field (or `name`/`file`) and what to change.
+    ``dir_fd``: the open inbox (``InboxDirs.inbox``), read instead of the path's folder."""
     limits = limits or InboxSettings()
     path = Path(path)
     name = check_name(path, settings.resolved_inbox_dir)
@@ -312,7 +348,7 @@ def parse_inbox_file(path: Path | str, settings: Settings, limits: InboxSettings
     if fmt is None:
         raise InvalidInput("name", f"{Path(name).suffix or 'a name without extension'!r} is not a prompt file type",
                            ", ".join(FORMATS))
-    text = decode_text(read_regular_file(path, limits.inbox_max_bytes))
+    text = decode_text(read_regular_file(path, limits.inbox_max_bytes, dir_fd))
     request = parse_request(text, fmt)
     spec = validate_request(request, settings)
     return InboxEntry(path=path, name=name, request=request, spec=spec, digest=request.digest())
@@ -320,11 +356,60 @@ def parse_inbox_file(path: Path | str, settings: Settings, limits: InboxSettings
 
 # The folder -------------------------------------------------------------------------------------
 
-def ensure_inbox(settings: Settings) -> Path:
-    inbox = settings.resolved_inbox_dir
-    for sub in (ACCEPTED, REJECTED):
-        (inbox / sub).mkdir(parents=True, exist_ok=True)
-    return inbox
+@dataclass(frozen=True)
+class InboxDirs:
+    """The inbox and its two folders, opened without following links."""
+
+    path: Path       # the inbox, for messages and InboxTick paths
+    inbox: int       # directory file descriptors
+    accepted: int
+    rejected: int
+
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+
+
+def configured_inbox(settings: Settings) -> Path:
+    """The inbox as configured, absolute but not resolved: ``resolved_inbox_dir`` would follow the very
+    link that must be refused."""
+    return Path(os.path.abspath((settings.inbox_dir or settings.data_dir / "inbox").expanduser()))
+
+
+def _open_folder(name: str | Path, dir_fd: int | None, shown: Path, fix: str) -> int:
+    """A descriptor of the folder ``name``, never through a link; ConfigurationError otherwise."""
+    try:
+        return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOTDIR, errno.ELOOP):
+            raise
+        if stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode):
+            target = display_name(os.readlink(name, dir_fd=dir_fd))
+            raise ConfigurationError(f"inbox: {display_name(str(shown))} is a symbolic link (to {target}); the inbox never "
+                                     f"reads or moves files through links, so nothing was moved. {fix}") from None
+        raise ConfigurationError(f"inbox: {display_name(str(shown))} is not a folder; move it away so vidpipe "
+                                 "can create the folder") from None
+
+
+@contextmanager
+def open_inbox(settings: Settings) -> Iterator[InboxDirs]:
+    """Create the inbox, accepted/ and rejected/ if missing and hold them open for one look."""
+    path = configured_inbox(settings)
+    with suppress(FileExistsError):   # a dangling link is reported by _open_folder
+        path.mkdir(parents=True, exist_ok=True)
+    opened: list[int] = []
+    try:
+        opened.append(_open_folder(path, None, path, "Set VIDPIPE_INBOX_DIR to the folder itself, "
+                                                     "or replace the link with a folder."))
+        for sub in (ACCEPTED, REJECTED):
+            with suppress(FileExistsError):
+                os.mkdir(sub, dir_fd=opened[0])
+            shown = path / sub
+            opened.append(_open_folder(sub, opened[0], shown, f"Replace it with a folder (rm '{display_name(str(shown))}' "
+                                                              f"&& mkdir '{display_name(str(shown))}')."))
+        yield InboxDirs(settings.resolved_inbox_dir, *opened)
+    finally:
+        for fd in opened:
+            os.close(fd)
 
 
 def file_key(st: os.stat_result, name: str) -> str:
@@ -338,12 +423,12 @@ class InboxListing:
     waiting: int = 0           # modified too recently; next look
 
 
-def list_inbox(inbox: Path, limits: InboxSettings, now: float | None = None) -> InboxListing:
+def list_inbox(dirs: InboxDirs, limits: InboxSettings, now: float | None = None) -> InboxListing:
     """Files to evaluate: everything but directories, hidden/partial names and files still being written."""
     now = time.time() if now is None else now
     found: list[tuple[int, str, Path, str]] = []
     waiting = 0
-    with os.scandir(inbox) as entries:
+    with os.scandir(dirs.inbox) as entries:
         for entry in entries:
             try:
                 if is_ignored_name(entry.name) or entry.is_dir(follow_symlinks=False):
@@ -354,19 +439,29 @@ def list_inbox(inbox: Path, limits: InboxSettings, now: float | None = None) -> 
             if now - st.st_mtime < limits.inbox_min_age_s:
                 waiting += 1
                 continue
-            found.append((st.st_mtime_ns, entry.name, Path(entry.path), file_key(st, entry.name)))
+            found.append((st.st_mtime_ns, entry.name, dirs.path / entry.name, file_key(st, entry.name)))
     found.sort(key=lambda t: (t[0], t[1]))
     return InboxListing(ready={p: k for _, _, p, k in found}, waiting=waiting)
 
 
-def free_path(folder: Path, name: str) -> Path:
-    """folder/name, or folder/<stem>-2<suffix>, -3, ... when taken (a file or its .error.txt)."""
+def _exists(name: str | Path, dir_fd: int | None) -> bool:
+    try:
+        os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def free_path(folder: Path, name: str, dir_fd: int | None = None) -> Path:
+    """folder/name, or folder/<stem>-2<suffix>, -3, ... when taken (a file or its .error.txt).
+    With ``dir_fd`` (the open ``folder``), the names are looked up there."""
     suffix = Path(name).suffix if not name.startswith(".") else ""
     stem = name[: len(name) - len(suffix)] if suffix else name
     n = 1
     while True:
         candidate = folder / (name if n == 1 else f"{stem}-{n}{suffix}")
-        if not os.path.lexists(candidate) and not os.path.lexists(f"{candidate}{ERROR_SUFFIX}"):
+        where = candidate.name if dir_fd is not None else candidate
+        if not _exists(where, dir_fd) and not _exists(f"{where}{ERROR_SUFFIX}", dir_fd):
             return candidate
         n += 1
 
@@ -381,21 +476,38 @@ def error_text(name: str, reason: str, inbox: Path) -> str:
     )
 
 
-def reject_file(path: Path, inbox: Path, reason: str) -> Path:
+def write_note(dir_fd: int, name: str, text: str) -> None:
+    """Write ``name`` in the folder ``dir_fd`` all at once: a new file under a random name (O_EXCL and
+    O_NOFOLLOW, so a link placed in the folder is never written through), renamed into place."""
+    tmp = f".{name}.{secrets.token_hex(8)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o644,
+                 dir_fd=dir_fd)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as f:
+            f.write(text)
+        os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    except BaseException:
+        with suppress(OSError):
+            os.unlink(tmp, dir_fd=dir_fd)
+        raise
+
+
+def _move(path: Path, dirs: InboxDirs, dst_dir_fd: int, target: Path) -> None:
+    os.rename(path.name, target.name, src_dir_fd=dirs.inbox, dst_dir_fd=dst_dir_fd)
+
+
+def reject_file(path: Path, dirs: InboxDirs, reason: str) -> Path:
     """Move a refused file to rejected/ with <name>.error.txt beside it; the explanation is written first,
     so a crash in between leaves the file in the inbox to be refused again, not unexplained."""
-    target = free_path(inbox / REJECTED, path.name)
-    note = Path(f"{target}{ERROR_SUFFIX}")
-    tmp = note.with_name(f".{note.name}.tmp")
-    tmp.write_text(error_text(path.name, reason, inbox), encoding="utf-8", errors="backslashreplace")
-    os.replace(tmp, note)
-    os.rename(path, target)
+    target = free_path(dirs.path / REJECTED, path.name, dirs.rejected)
+    write_note(dirs.rejected, f"{target.name}{ERROR_SUFFIX}", error_text(path.name, reason, dirs.path))
+    _move(path, dirs, dirs.rejected, target)
     return target
 
 
-def accept_file(path: Path, inbox: Path, project_id: str) -> Path:
-    target = free_path(inbox / ACCEPTED, f"{project_id}--{path.name}")
-    os.rename(path, target)
+def accept_file(path: Path, dirs: InboxDirs, project_id: str) -> Path:
+    target = free_path(dirs.path / ACCEPTED, f"{project_id}--{path.name}", dirs.accepted)
+    _move(path, dirs, dirs.accepted, target)
     return target
 
 
@@ -450,20 +562,20 @@ def inbox_projects(services: Services, *, since: datetime | None = None, ids: li
         return [InboxProject(pid, src, utc(created)) for pid, src, created in s.execute(q).all()]
 
 
-def register_entry(services: Services, entry: InboxEntry, inbox: Path) -> tuple[ProjectSpec, Path]:
+def register_entry(services: Services, entry: InboxEntry, dirs: InboxDirs) -> tuple[ProjectSpec, Path]:
     """Write the project row (source names the accepted path), then move the file there."""
     options = entry.request.options()
     if "id" in options and project_exists(services, options["id"]):
         raise InvalidInput("id", f"{options['id']!r} is already taken by another project; choose another id "
                                  "or remove the id field to have one generated")
     planned = build_spec(services.settings, entry.request.prompt, taken=lambda i: project_exists(services, i), **options)
-    target = free_path(inbox / ACCEPTED, f"{planned.id}--{entry.name}")
+    target = free_path(dirs.path / ACCEPTED, f"{planned.id}--{entry.name}", dirs.accepted)
     try:
         spec = create_project(services, entry.request.prompt, source=project_source(target.name, entry.digest),
                               **{**options, "id": planned.id})
     except IntegrityError:  # registered by someone else between the check and the insert
         raise InvalidInput("id", f"{planned.id!r} is already taken by another project; choose another id") from None
-    os.rename(entry.path, target)
+    _move(entry.path, dirs, dirs.accepted, target)
     return spec, target
 
 
@@ -472,16 +584,45 @@ def register_entry(services: Services, entry: InboxEntry, inbox: Path) -> tuple[
 Log = Callable[[str, str], None]   # (level, message)
 
 
-def _parse_guarded(path: Path, settings: Settings, limits: InboxSettings, log: Log) -> InboxEntry:
+def _parse_guarded(path: Path, settings: Settings, limits: InboxSettings, log: Log, dir_fd: int) -> InboxEntry:
     """parse_inbox_file, with any unexpected failure turned into a rejection: parsing has no side
     effects, and a file that fails the same way on every tick must not block the inbox."""
     try:
-        return parse_inbox_file(path, settings, limits)
+        return parse_inbox_file(path, settings, limits, dir_fd=dir_fd)
     except (InvalidInput, OSError):
         raise
     except Exception as exc:  # noqa: BLE001
-        log("error", f"{display_name(path.name)}: unexpected {type(exc).__name__} while parsing: {exc}")
-        raise InvalidInput("file", f"could not be parsed ({type(exc).__name__}: {str(exc)[:200]})") from None
+        text = display_name(str(exc)[:200])
+        log("error", f"{display_name(path.name)}: unexpected {type(exc).__name__} while parsing: {text}")
+        raise InvalidInput("file", f"could not be parsed ({type(exc).__name__}: {text})") from None
+
+
+class DatabaseUnavailable(Exception):
+    """The database cannot be reached at all: every file would fail the same way, so none is refused."""
+
+
+def _db_reason(exc: BaseException) -> str:
+    """The driver's first line, short: never the statement and its parameters."""
+    cause = getattr(exc, "orig", None) or exc
+    text = next(iter(str(cause).strip().splitlines()), "")[:200]
+    return display_name(f"{type(cause).__name__}: {text}" if text else type(cause).__name__)
+
+
+def _is_unavailable(exc: BaseException) -> bool:
+    return isinstance(exc, (OperationalError, InterfaceError, DisconnectionError, PoolTimeout)) \
+        or bool(getattr(exc, "connection_invalidated", False))
+
+
+def _register_guarded(services: Services, entry: InboxEntry, dirs: InboxDirs) -> tuple[ProjectSpec, Path]:
+    """register_entry, with the database's refusal of this one file (a value it cannot store) turned
+    into the file's rejection: the same file would fail on every tick and hold up the ones behind it."""
+    try:
+        return register_entry(services, entry, dirs)
+    except (SQLAlchemyError, ValueError) as exc:
+        if _is_unavailable(exc):
+            raise DatabaseUnavailable(_db_reason(exc)) from exc
+        raise InvalidInput("file", f"the database refused it ({_db_reason(exc)}); check its text for unusual "
+                                   "characters") from None
 
 
 @dataclass
@@ -492,7 +633,33 @@ class InboxTick:
     stuck: dict[str, str] = field(default_factory=dict)                # file key -> why it could not be moved
     waiting: int = 0                                                    # still being written
     deferred: int = 0                                                   # over the per-tick cap
+    unavailable: int = 0                                                # left: the database could not be reached
     present: set[str] = field(default_factory=set)                      # keys of files still in the inbox
+
+
+def _evaluate(services: Services, path: Path, dirs: InboxDirs, limits: InboxSettings, known: dict[str, str],
+              tick: InboxTick, log: Log) -> None:
+    """Register, recognise or reject one file, and record which in ``tick``."""
+    shown = display_name(path.name)
+    try:
+        entry = _parse_guarded(path, services.settings, limits, log, dirs.inbox)
+        existing = known.get(entry.digest)
+        if existing is not None:
+            target = accept_file(path, dirs, existing)
+            tick.duplicates.append((existing, target))
+            log("info", f"{shown}: same request as project {existing!r}; no new project "
+                        f"(moved to {ACCEPTED}/{display_name(target.name)})")
+            return
+        spec, target = _register_guarded(services, entry, dirs)
+    except InvalidInput as exc:
+        target = reject_file(path, dirs, str(exc))
+        tick.rejected.append((target, str(exc)))
+        log("warning", f"{shown}: rejected - {exc} (moved to {REJECTED}/{display_name(target.name)}, "
+                       f"reason in {display_name(target.name)}{ERROR_SUFFIX})")
+        return
+    known[entry.digest] = spec.id
+    tick.registered.append((spec.id, target))
+    log("info", f"{shown}: registered project {spec.id!r} (moved to {ACCEPTED}/{display_name(target.name)})")
 
 
 def process_inbox(services: Services, limits: InboxSettings | None = None, *, skip: Iterable[str] = (),
@@ -500,45 +667,34 @@ def process_inbox(services: Services, limits: InboxSettings | None = None, *, sk
     """Evaluate up to ``inbox_max_files_per_tick`` ready files: register, recognise or reject each once.
 
     ``skip`` holds keys (see ``file_key``) of files that could not be moved earlier; they are not
-    evaluated again until they change."""
+    evaluated again until they change. A linked inbox, accepted/ or rejected/ folder raises
+    ConfigurationError before anything is read or moved."""
     limits = limits or InboxSettings()
     log = log or (lambda level, msg: None)
     skip = set(skip)
-    inbox = ensure_inbox(services.settings)
-    listing = list_inbox(inbox, limits, now)
-    tick = InboxTick(waiting=listing.waiting)
-    keys = listing.ready
-    tick.present = {k for k in keys.values() if k in skip}
-    todo = [p for p, k in keys.items() if k not in skip]
-    tick.deferred = max(0, len(todo) - limits.inbox_max_files_per_tick)
-    batch = todo[: limits.inbox_max_files_per_tick]
-    known = registered_digests(services) if batch else {}   # request digest -> project id
-    for path in batch:
-        shown = display_name(path.name)
-        try:
+    with open_inbox(services.settings) as dirs:
+        listing = list_inbox(dirs, limits, now)
+        tick = InboxTick(waiting=listing.waiting)
+        keys = listing.ready
+        tick.present = {k for k in keys.values() if k in skip}
+        todo = [p for p, k in keys.items() if k not in skip]
+        tick.deferred = max(0, len(todo) - limits.inbox_max_files_per_tick)
+        batch = todo[: limits.inbox_max_files_per_tick]
+        known = registered_digests(services) if batch else {}   # request digest -> project id
+        for index, path in enumerate(batch):
             try:
-                entry = _parse_guarded(path, services.settings, limits, log)
-                existing = known.get(entry.digest)
-                if existing is not None:
-                    target = accept_file(path, inbox, existing)
-                    tick.duplicates.append((existing, target))
-                    log("info", f"{shown}: same request as project {existing!r}; no new project (moved to {ACCEPTED}/{target.name})")
-                    continue
-                spec, target = register_entry(services, entry, inbox)
-            except InvalidInput as exc:
-                target = reject_file(path, inbox, str(exc))
-                tick.rejected.append((target, str(exc)))
-                log("warning", f"{shown}: rejected - {exc} (moved to {REJECTED}/{target.name}, reason in {target.name}{ERROR_SUFFIX})")
+                _evaluate(services, path, dirs, limits, known, tick, log)
+            except DatabaseUnavailable as exc:  # not the file's fault: leave it and the rest for the next tick
+                tick.unavailable = len(batch) - index
+                log("error", f"the database is unavailable ({exc}); {tick.unavailable} file(s) stay in the inbox "
+                             "for the next tick")
+                break
+            except FileNotFoundError:  # taken away while we looked: nothing to do
                 continue
-            known[entry.digest] = spec.id
-            tick.registered.append((spec.id, target))
-            log("info", f"{shown}: registered project {spec.id!r} (moved to {ACCEPTED}/{target.name})")
-        except FileNotFoundError:  # taken away while we looked: nothing to do
-            continue
-        except OSError as exc:  # cannot read or move it: leave it, say so once, look again when it changes
-            key = keys[path]
-            tick.stuck[key] = str(exc)
-            tick.present.add(key)
-            log("error", f"{shown}: could not be processed ({exc}); it stays in the inbox and is not "
-                         "evaluated again until it changes")
+            except OSError as exc:  # cannot read or move it: leave it, say so once, look again when it changes
+                key = keys[path]
+                tick.stuck[key] = str(exc)
+                tick.present.add(key)
+                log("error", f"{display_name(path.name)}: could not be processed ({display_name(str(exc))}); it stays "
+                             "in the inbox and is not evaluated again until it changes")
     return tick

@@ -1,11 +1,13 @@
 """Parsing and validating inbox files, without Dagster."""
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from vidpipe_core.config import get_settings
-from vidpipe_core.errors import InvalidInput
-from vidpipe_core.inbox import InboxSettings, free_path, parse_inbox_file, parse_request
+from vidpipe_core.errors import ConfigurationError, InvalidInput
+from vidpipe_core.inbox import InboxSettings, free_path, open_inbox, parse_inbox_file, parse_request, write_note
 
 
 @pytest.fixture
@@ -75,3 +77,109 @@ def test_hostile_or_mistaken_content_is_refused_quickly_with_a_reason(fmt, text,
     with pytest.raises(InvalidInput) as err:
         parse_request(text, fmt)
     assert message in str(err.value)
+
+
+def _bomb(levels: int, width: int, where: str) -> str:
+    """A "billion laughs" document: width**levels references to one small list, through aliases."""
+    text = f"l0: &l0 [{', '.join(['lol'] * width)}]\n"
+    for i in range(1, levels):
+        text += f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * width)}]\n"
+    return text + f"{where}: *l{levels - 1}\n"
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("text, message", [
+    (_bomb(10, 10, "prompt"), "prompt: is a list, not a single value"),
+    ("prompt: a fox\n" + _bomb(10, 10, "style"), "style: is a list, not a single value"),
+    ("prompt: a fox\n" + _bomb(10, 10, "lol"), "l0: is not a known field"),
+    ("a: &a {x: 1}\n" + "".join(f"{c}: &{c} {{<<: [{', '.join(['*' + p] * 9)}]}}\n"
+                                for p, c in zip("abcdefgh", "bcdefghi")) + "prompt: *i\n",
+     "file: uses a YAML merge key (<<) at line 2; write the fields out instead"),
+])
+def test_alias_bombs_are_refused_without_being_expanded(text, message):
+    with pytest.raises(InvalidInput) as err:
+        parse_request(text, "yaml")
+    assert message in str(err.value)
+
+
+@pytest.mark.parametrize("fmt, text, message", [
+    ("yaml", "prompt: a fox\nscenes: 2\nprompt: a wolf\n", "file: field 'prompt' appears twice (line 3); keep one"),
+    ("yaml", "prompt: a fox\n'prompt': a wolf\n", "file: field 'prompt' appears twice (line 2)"),
+    ("yaml", "prompt: a fox\nstyle: {a: 1, a: 2}\n", "file: field 'a' appears twice (line 2)"),
+    ("json", '{"prompt": "a fox", "scenes": 2, "prompt": "a wolf"}', "file: field 'prompt' appears twice; keep one"),
+])
+def test_a_field_given_twice_is_refused_instead_of_keeping_the_last(fmt, text, message):
+    with pytest.raises(InvalidInput) as err:
+        parse_request(text, fmt)
+    assert message in str(err.value)
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("nul.json", '{"prompt": "x \\u0000 y"}', "prompt: contains a control character (U+0000 at position 3); remove it"),
+    ("esc.json", '{"prompt": "a fox", "style": "\\u001b[31mred"}', "style: contains a control character (U+001B at"),
+    ("bell.yaml", 'prompt: a fox\nnegative_prompt: "no \\a text"\n', "negative_prompt: contains a control"
+     " character (U+0007 at position 4)"),
+    ("id.json", '{"prompt": "a fox", "id": "fox\\u0000"}', "id: contains a control character (U+0000 at position 4)"),
+    ("del.txt", "a fox\x7f", "prompt: contains a control character (U+007F at position 6)"),
+    ("surrogate.json", '{"prompt": "a \\ud800 fox"}', "prompt: is not valid UTF-8 (an unpaired surrogate U+D800"),
+    ("invisible.txt", "\u200b\u200d\u2060\ufeff \u00a0\n", "prompt: has no visible characters"),
+    ("seed.yaml", "prompt: a fox\nseed: 4294967296\n", "seed: 4294967296 is out of range (allowed: 0-4294967295"),
+    ("budget.yaml", "prompt: a fox\nmax_cost_usd: -1\n", "max_cost_usd: -1.0 is negative; give the budget in USD"),
+    ("budget.json", '{"prompt": "a fox", "max_cost_usd": -Infinity}', "max_cost_usd: -inf is not a finite number"),
+    ("negative.json", '{"prompt": "a fox", "negative_prompt": "' + "n" * 1001 + '"}',
+     "negative_prompt: is 1001 characters long (allowed: at most 1000)"),
+])
+def test_text_and_numbers_the_pipeline_cannot_use_are_refused(settings, name, content, message):
+    path = settings.resolved_inbox_dir / name
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(InvalidInput) as err:
+        parse_inbox_file(path, settings)
+    assert message in str(err.value)
+
+
+def test_tab_newline_and_carriage_return_are_text(settings):
+    path = settings.resolved_inbox_dir / "ok.json"
+    path.write_text('{"prompt": "A fox\\tin the snow.\\r\\nIt runs."}')
+    assert parse_inbox_file(path, settings).spec.prompt == "A fox\tin the snow.\r\nIt runs."
+
+
+@pytest.mark.parametrize("folder", ["", "accepted", "rejected"])
+def test_a_linked_inbox_or_folder_is_refused_and_nothing_is_touched(settings, tmp_path, folder):
+    inbox = settings.resolved_inbox_dir
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    linked = inbox / folder if folder else inbox
+    if folder:
+        linked.symlink_to(elsewhere)
+    else:
+        inbox.rmdir()
+        inbox.symlink_to(elsewhere)
+    with pytest.raises(ConfigurationError) as err:
+        with open_inbox(settings):
+            pass
+    assert f"inbox: {linked} is a symbolic link (to {elsewhere})" in str(err.value)
+    assert "nothing was moved" in str(err.value)
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_a_file_where_a_folder_belongs_is_refused(settings):
+    (settings.resolved_inbox_dir / "rejected").write_text("not a folder")
+    with pytest.raises(ConfigurationError, match=r"rejected is not a folder; move it away"):
+        with open_inbox(settings):
+            pass
+
+
+def test_a_note_never_writes_through_a_link(tmp_path):
+    folder, outside = tmp_path / "rejected", tmp_path / "outside.txt"
+    folder.mkdir()
+    outside.write_text("precious")
+    (folder / "a.yaml.error.txt").symlink_to(outside)
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        write_note(fd, "a.yaml.error.txt", "why")
+    finally:
+        os.close(fd)
+    assert outside.read_text() == "precious"
+    note = folder / "a.yaml.error.txt"
+    assert not note.is_symlink() and note.read_text() == "why"
+    assert sorted(p.name for p in folder.iterdir()) == ["a.yaml.error.txt"]   # no temporary left

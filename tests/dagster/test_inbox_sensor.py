@@ -12,10 +12,12 @@ from pathlib import Path
 import dagster as dg
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import DataError, OperationalError
 
 from vidpipe_core import inbox as inbox_mod
 from vidpipe_core import media
 from vidpipe_core.config import get_settings
+from vidpipe_core.errors import ConfigurationError
 from vidpipe_core.models import Project
 from vidpipe_core.projects import create_project, load_spec
 from vidpipe_core.storage import Layout
@@ -355,3 +357,169 @@ def test_dropped_file_is_rendered_by_the_requested_run(vp_env, inbox):
     assert result.success
     info = media.probe(vp_env.services().store.path("snail", Layout.FINAL))
     assert info.has_video and abs(info.duration_s - 2.0) <= 0.25
+
+
+@pytest.mark.parametrize("folder", ["accepted", "rejected"])
+def test_a_linked_folder_fails_the_tick_and_nothing_is_moved(vp_env, inbox, tmp_path, folder, capfd):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "keep.txt").write_text("not the inbox's")
+    (inbox / folder).symlink_to(elsewhere)
+    (inbox / "good.yaml").write_text("prompt: A fox runs through the snow.\nid: fox\n")
+    (inbox / "bad.yaml").write_text("prompt: a fox\naspect_ratio: 4:3\n")
+    instance = vp_env.instance()
+
+    with pytest.raises(ConfigurationError) as err:
+        tick(instance)
+
+    assert f"inbox: {inbox / folder} is a symbolic link (to {elsewhere})" in str(err.value)
+    assert f"Replace it with a folder (rm '{inbox / folder}' && mkdir '{inbox / folder}')" in str(err.value)
+    assert str(err.value) in capfd.readouterr().err
+    assert listing(elsewhere) == ["keep.txt"] and (elsewhere / "keep.txt").read_text() == "not the inbox's"
+    assert [n for n in listing(inbox) if n.endswith(".yaml")] == ["bad.yaml", "good.yaml"]
+    assert all(listing(inbox / sub) == [] for sub in ("accepted", "rejected") if sub != folder and (inbox / sub).exists())
+    assert project_count(vp_env) == 0 and partitions(instance) == set()
+
+    (inbox / folder).unlink()   # the operator's fix
+    result = tick(instance)
+    assert [r.partition_key for r in result.run_requests] == ["fox"]
+    assert listing(inbox / "rejected") == ["bad.yaml", "bad.yaml.error.txt"]
+
+
+def test_links_placed_in_rejected_are_never_written_through(vp_env, inbox, tmp_path):
+    outside = tmp_path / "outside.txt"
+    outside.write_text("precious")
+    stamp = outside.stat().st_mtime_ns
+    rejected = inbox / "rejected"
+    rejected.mkdir()
+    links = [".bad.yaml.error.txt.tmp", "worse.yaml.error.txt", "worst.yaml"]
+    for name in links:
+        (rejected / name).symlink_to(outside)
+    for name in ("bad.yaml", "worse.yaml", "worst.yaml"):
+        (inbox / name).write_text("prompt: a fox\naspect_ratio: 4:3\n")
+    (inbox / "good.yaml").write_text("prompt: A fox runs through the snow.\nid: fox\n")
+
+    result = tick(vp_env.instance())
+
+    assert [r.partition_key for r in result.run_requests] == ["fox"]
+    assert outside.read_text() == "precious" and outside.stat().st_mtime_ns == stamp
+    assert all((rejected / name).is_symlink() and os.readlink(rejected / name) == str(outside) for name in links)
+    for name in ("bad.yaml", "worse-2.yaml", "worst-2.yaml"):
+        note = rejected / f"{name}.error.txt"
+        assert note.is_file() and not note.is_symlink(), name
+        assert "aspect_ratio: '4:3' is not supported" in note.read_text()
+        assert (rejected / name).is_file() and not (rejected / name).is_symlink()
+    assert not [p for p in listing(rejected) if p.endswith(".tmp") and p not in links]
+
+
+LAUGHS = "l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
+    f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]\n" for i in range(1, 10)) + "prompt: *l9\n"
+
+HOSTILE = {
+    # file name: (content, text the .error.txt must contain)
+    "nul.json": ('{"prompt": "x \\u0000 y"}', "prompt: contains a control character (U+0000 at position 3); remove it"),
+    "nul.yaml": ('prompt: "x \\0 y"\n', "prompt: contains a control character (U+0000 at position 3)"),
+    "ansi.yaml": ('prompt: a fox\nstyle: "\\e[2J\\e[31mred"\n', "style: contains a control character (U+001B at position 1)"),
+    "surrogate.json": ('{"prompt": "a \\udcff fox"}', "prompt: is not valid UTF-8 (byte 0xff at position 3)"),
+    "invisible.txt": ("\u200b\u200c\u200d\u2060\ufeff\n", "prompt: has no visible characters"),
+    "twice.yaml": ("prompt: a fox\nprompt: a wolf\n", "file: field 'prompt' appears twice (line 2); keep one"),
+    "twice.json": ('{"prompt": "a fox", "prompt": "a wolf"}', "file: field 'prompt' appears twice; keep one"),
+    "laughs.yaml": (LAUGHS, "prompt: is a list, not a single value"),
+    "merge.yaml": ("a: &a {prompt: x}\nb: {<<: *a}\n", "file: uses a YAML merge key (<<) at line 2"),
+    "seed.json": ('{"prompt": "a fox", "seed": -1}', "seed: -1 is out of range (allowed: 0-4294967295"),
+    "budget.yaml": ("prompt: a fox\nmax_cost_usd: .inf\n", "max_cost_usd: inf is not a finite number"),
+    "negative.yaml": ("prompt: a fox\nnegative_prompt: " + "n" * 1001 + "\n", "negative_prompt: is 1001 characters long"),
+}
+
+
+@pytest.mark.timeout(120)
+def test_hostile_files_are_rejected_and_a_good_file_behind_them_is_registered(vp_env, inbox):
+    old = time.time() - 60
+    for name, (content, _) in HOSTILE.items():
+        (inbox / name).write_text(content, encoding="utf-8")
+        os.utime(inbox / name, (old, old))
+    (inbox / "zz-good.yaml").write_text("prompt: A fox runs through the snow.\nid: fox\n")   # evaluated last
+    instance = vp_env.instance()
+
+    result = tick(instance)
+
+    assert [r.partition_key for r in result.run_requests] == ["fox"]
+    assert project_count(vp_env) == 1 and partitions(instance) == {"fox"}
+    for name, (_, text) in HOSTILE.items():
+        note = (inbox / "rejected" / f"{name}.error.txt").read_text()
+        assert text in note, f"{name}: {note}"
+    assert listing(inbox) == ["accepted", "rejected"]
+
+
+class _DriverError(Exception):
+    pass
+
+
+def test_a_database_refusal_rejects_that_file_only(vp_env, inbox, monkeypatch, capfd):
+    real_create = inbox_mod.create_project
+
+    def fussy_database(services, prompt, **kwargs):
+        if "long" in prompt:
+            raise DataError("INSERT INTO projects ... (%(prompt)s)", {"prompt": "the-parameters"},
+                            _DriverError("value too long for type character varying(255)\nLINE 1: INSERT ..."))
+        if "nul" in prompt:
+            raise ValueError("A string literal cannot contain NUL (0x00) characters.")
+        return real_create(services, prompt, **kwargs)
+
+    monkeypatch.setattr(inbox_mod, "create_project", fussy_database)
+    old = time.time() - 60
+    for name, prompt in (("long.txt", "a long one"), ("nul.txt", "a nul one")):
+        (inbox / name).write_text(prompt)
+        os.utime(inbox / name, (old, old))
+    (inbox / "good.txt").write_text("A fox runs through the snow.")
+
+    result = tick(vp_env.instance())
+
+    assert [r.partition_key for r in result.run_requests] == ["a-fox-runs-through-the"]
+    long_note = (inbox / "rejected" / "long.txt.error.txt").read_text()
+    assert "file: the database refused it (_DriverError: value too long for type character varying(255));" in long_note
+    assert "the-parameters" not in long_note and "INSERT" not in long_note
+    assert "file: the database refused it (ValueError: A string literal cannot contain NUL" in \
+        (inbox / "rejected" / "nul.txt.error.txt").read_text()
+    assert "long.txt: rejected - file: the database refused it" in capfd.readouterr().err
+    assert project_count(vp_env) == 1
+
+
+def test_an_unreachable_database_leaves_the_files_for_the_next_tick(vp_env, inbox, monkeypatch, capfd):
+    real_create = inbox_mod.create_project
+
+    def database_down(services, prompt, **kwargs):
+        raise OperationalError("INSERT ...", {}, _DriverError("connection to server failed: Connection refused"))
+
+    monkeypatch.setattr(inbox_mod, "create_project", database_down)
+    for name in ("a.txt", "b.txt", "c.txt"):
+        (inbox / name).write_text(f"A fox called {name[0]} runs through the snow.")
+    instance = vp_env.instance()
+
+    first = tick(instance)
+
+    assert not first.run_requests
+    assert "3 left for the next tick (the database could not be reached)" in first.skip_reason.skip_message
+    err = capfd.readouterr().err
+    assert err.count("the database is unavailable (_DriverError: connection to server failed") == 1
+    assert "3 file(s) stay in the inbox for the next tick" in err
+    assert listing(inbox) == ["a.txt", "accepted", "b.txt", "c.txt", "rejected"] and listing(inbox / "rejected") == []
+
+    monkeypatch.setattr(inbox_mod, "create_project", real_create)   # the database is back
+    second = tick(instance, first.cursor)
+    assert len(second.run_requests) == 3 and project_count(vp_env) == 3
+
+
+def test_names_with_control_characters_are_escaped_in_every_log_line_and_note(vp_env, inbox, capfd):
+    for name in ("line\nbreak.txt", "red\x1b[31m.txt", "bell\a.txt"):
+        (inbox / name).write_text("A fox runs through the snow.")
+
+    tick(vp_env.instance())
+
+    err = capfd.readouterr().err
+    for raw, shown in (("line\nbreak", "line\\nbreak"), ("red\x1b[31m", "red\\x1b[31m"), ("bell\a", "bell\\x07")):
+        assert raw not in err
+        [line] = [line for line in err.splitlines() if f"{shown}.txt: rejected" in line]
+        assert f"(moved to rejected/{shown}.txt, reason in {shown}.txt.error.txt)" in line
+        note = (inbox / "rejected" / f"{raw}.txt.error.txt").read_text()
+        assert raw not in note and shown in note

@@ -182,3 +182,88 @@ def test_two_projects_render_at_the_same_time(pg_env: PgEnv, tmp_path: Path):
         records.append(runs[0])
     a, b = records
     assert a.start_time < b.end_time and b.start_time < a.end_time, "the two runs did not overlap"
+
+
+@pytest.mark.postgres
+def test_a_nan_budget_is_one_line_and_exit_2_on_postgres(pg_env: PgEnv):
+    proc = subprocess.run([VIDPIPE, "new", "A cat naps in the sun.", "--id", "pg-nan-budget", "--max-cost", "nan"],
+                          env=dict(os.environ), capture_output=True, text=True, timeout=PROCESS_TIMEOUT_S)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stdout == ""
+    assert proc.stderr.strip().splitlines() == [
+        "error: max_cost_usd: nan is not a finite number; give the budget in USD (allowed: 0 or more)"]
+    assert pg_env.server.query(pg_env.vidpipe_db, "SELECT count(*) FROM projects WHERE id = 'pg-nan-budget'") == [(0,)]
+
+
+def _inbox_tick(instance: dg.DagsterInstance, cursor: str | None = None) -> dg.SensorResult:
+    """One evaluation of the inbox sensor, its partition requests applied as the daemon would."""
+    from vidpipe_dagster.definitions import defs
+    from vidpipe_dagster.resources import VidpipeResource
+    from vidpipe_dagster.sensors import inbox_sensor
+
+    context = dg.build_sensor_context(instance=instance, instance_ref=instance.get_ref(), cursor=cursor,
+                                      definitions=defs, resources={"vidpipe": VidpipeResource()})
+    result = inbox_sensor(context)
+    for request in result.dynamic_partitions_requests or []:
+        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+    return result
+
+
+def _drop(inbox: Path, name: str, content: str, age_s: float = 0.0) -> None:
+    (inbox / name).write_text(content, encoding="utf-8")
+    stamp = time.time() - age_s
+    os.utime(inbox / name, (stamp, stamp))
+
+
+@pytest.mark.postgres
+def test_inbox_nul_on_postgres_is_rejected_and_later_files_still_registered(pg_env: PgEnv, monkeypatch):
+    from vidpipe_core.config import get_settings
+
+    monkeypatch.setenv("VIDPIPE_INBOX_MIN_AGE_S", "0")
+    inbox = get_settings().resolved_inbox_dir
+    inbox.mkdir(parents=True, exist_ok=True)
+    _drop(inbox, "nul.json", '{"prompt": "x \\u0000 y", "id": "pg-inbox-nul"}', age_s=60)
+    _drop(inbox, "nul.yaml", 'prompt: "a \\0 heron"\nid: pg-inbox-nul-yaml\n', age_s=60)
+    _drop(inbox, "good.yaml", "prompt: A heron waits in the reeds.\nid: pg-inbox-heron\n")
+    instance = pg_env.vp.instance()
+
+    first = _inbox_tick(instance)
+
+    assert [r.partition_key for r in first.run_requests] == ["pg-inbox-heron"]
+    assert "prompt: contains a control character (U+0000 at position 3); remove it" in \
+        (inbox / "rejected" / "nul.json.error.txt").read_text()
+    assert "U+0000 at position 3" in (inbox / "rejected" / "nul.yaml.error.txt").read_text()
+    assert pg_env.server.query(pg_env.vidpipe_db, "SELECT id FROM projects WHERE id LIKE %s ORDER BY id",
+                                  ("pg-inbox-%",)) == [("pg-inbox-heron",)]
+
+    _drop(inbox, "later.txt", "A heron catches a fish.")
+    second = _inbox_tick(instance, first.cursor)
+    assert [r.partition_key for r in second.run_requests] == ["a-heron-catches-a-fish"]
+
+
+@pytest.mark.postgres
+def test_a_value_postgres_refuses_rejects_that_file_only(pg_env: PgEnv, monkeypatch):
+    """Validation is the first line; if a value still reaches PostgreSQL and is refused there (here:
+    validation switched off, a NUL), only that file is rejected and the tick goes on."""
+    from vidpipe_core import projects
+    from vidpipe_core.config import get_settings
+    from vidpipe_core.inbox import InboxSettings, process_inbox
+
+    monkeypatch.setenv("VIDPIPE_INBOX_MIN_AGE_S", "0")
+    monkeypatch.setattr(projects, "check_text", lambda field, value: value)
+    inbox = get_settings().resolved_inbox_dir
+    inbox.mkdir(parents=True, exist_ok=True)
+    _drop(inbox, "nul.json", '{"prompt": "x \\u0000 y", "id": "pg-refused-nul"}', age_s=60)
+    _drop(inbox, "good.yaml", "prompt: An egret lands on a post.\nid: pg-refused-egret\n")
+    logged: list[str] = []
+
+    tick = process_inbox(pg_env.vp.services(), InboxSettings(), log=lambda level, msg: logged.append(msg))
+
+    assert [pid for pid, _ in tick.registered] == ["pg-refused-egret"]
+    [(rejected, reason)] = tick.rejected
+    assert rejected.name == "nul.json"
+    assert reason == "file: the database refused it (ValueError: A string literal cannot contain NUL (0x00) characters.); " \
+                     "check its text for unusual characters"
+    assert any(msg.startswith("nul.json: rejected - file: the database refused it") for msg in logged)
+    assert pg_env.server.query(pg_env.vidpipe_db, "SELECT id FROM projects WHERE id LIKE %s",
+                                  ("pg-refused-%",)) == [("pg-refused-egret",)]
