@@ -7,8 +7,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import create_engine, event, inspect, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
+
+from vidpipe_core.errors import ConfigurationError, one_line, redact_url, scrub_url
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 MIGRATION_LOCK_KEY = 7_406_011_873   # any constant shared by every vidpipe process
@@ -26,18 +29,54 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def
     cur.close()
 
 
+def display_url(url: str) -> str:
+    """The database URL fit for a message: the password hidden."""
+    try:
+        parsed = make_url(url)
+    except Exception:  # noqa: BLE001 - an unparseable URL is shown by the generic redaction
+        return redact_url(url)
+    if parsed.password is None and not parsed.query:
+        return url
+    shown = parsed.render_as_string(hide_password=True)
+    return redact_url(shown) if parsed.query else shown   # libpq also takes ?password=
+
+
+def database_error(url: str, exc: BaseException) -> ConfigurationError:
+    """One line for a database that cannot be used: the setting, its value without the
+    password, the cause, and what to change."""
+    cause = scrub_url(one_line(exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc), url)
+    if isinstance(exc, ImportError):
+        fix = "install the database driver it names (e.g. `pip install psycopg2-binary`) or use a URL whose driver is installed"
+    elif isinstance(exc, ArgumentError):
+        fix = "use a SQLAlchemy URL such as sqlite:////abs/path/vidpipe.db or postgresql+psycopg2://user@host:5432/vidpipe"
+    elif isinstance(exc, OSError):
+        fix = "use a location this user can create and write (the default SQLite file lives under VIDPIPE_DATA_DIR)"
+    else:
+        fix = "check that the database is running and reachable with these credentials, or point the setting at one that is"
+    return ConfigurationError(f"VIDPIPE_DATABASE_URL={display_url(url)} cannot be used: {cause}; {fix}")
+
+
+def _create_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
 def engine_for(url: str) -> Engine:
+    """One engine per URL; ConfigurationError naming VIDPIPE_DATABASE_URL when the URL is
+    malformed, its driver is missing or its folder cannot be created."""
     with _lock:
         engine = _engines.get(url)
         if engine is None:
-            if url.startswith("sqlite"):
-                path = url.split("///", 1)[-1]
-                if path and path != ":memory:":
-                    Path(path).parent.mkdir(parents=True, exist_ok=True)
-                engine = create_engine(url, connect_args={"timeout": 30})
-                event.listen(engine, "connect", _sqlite_pragmas)
-            else:
-                engine = create_engine(url, pool_pre_ping=True)
+            try:
+                engine = _create_engine(url)
+            except (ArgumentError, ImportError, OSError) as exc:
+                raise database_error(url, exc) from exc
             _engines[url] = engine
         return engine
 
@@ -52,7 +91,8 @@ def alembic_config(url: str):  # type: ignore[no-untyped-def]
 
 
 def migrate(url: str) -> None:
-    """Bring the schema to the newest revision (idempotent, safe to call on every start)."""
+    """Bring the schema to the newest revision (idempotent, safe to call on every start).
+    ConfigurationError naming VIDPIPE_DATABASE_URL when the database cannot be reached or written."""
     from alembic import command
 
     with _lock:
@@ -60,12 +100,15 @@ def migrate(url: str) -> None:
             return
     engine = engine_for(url)
     cfg = alembic_config(url)
-    with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            # Two processes migrating a fresh database at once: the second waits for the first.
-            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+    try:
+        with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                # Two processes migrating a fresh database at once: the second waits for the first.
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+    except DBAPIError as exc:   # unreachable, refused, unknown database, read-only file, no privilege
+        raise database_error(url, exc) from exc
     with _lock:
         _migrated.add(url)
 

@@ -32,25 +32,27 @@ class ConfigurationError(VidpipeError):
 
 
 class ProviderError(VidpipeError):
-    """A provider call failed for good (after retries). Names stage, scene and cause."""
+    """A provider call failed for good (after retries). Names stage, scene and cause.
+    ``scene`` is the 0-based index (of the frame, for keyframes); people read it 1-based."""
 
     def __init__(self, stage: str, message: str, scene: int | None = None, status: int | str | None = None) -> None:
         self.stage = stage
         self.scene = scene
         self.status = status
-        where = stage if scene is None else f"{stage}, scene {scene}"
-        text = f"{where}: {message}"
-        if status is not None:
-            text += f" (status {status})"
-        super().__init__(text)
+        self.detail = message + (f" (status {status})" if status is not None else "")
+        what = "frame" if stage == "keyframes" else "scene"
+        where = stage if scene is None else f"{stage}, {what} {scene + 1}"
+        super().__init__(f"{where}: {self.detail}")
 
 
 class SafetyRejected(ProviderError):
-    """The provider refused to produce a clip for content-safety reasons."""
+    """The provider refused to produce a clip for content-safety reasons. ``reasons`` name their
+    scenes, so the message does not repeat the first one."""
 
     def __init__(self, stage: str, scene: int, reasons: list[str]) -> None:
         self.reasons = reasons
-        super().__init__(stage, "rejected by the provider's safety filter: " + ("; ".join(reasons) or "no reason given"), scene=scene)
+        super().__init__(stage, "rejected by the provider's safety filter: " + ("; ".join(reasons) or "no reason given"))
+        self.scene = scene
 
 
 class BudgetExceeded(VidpipeError):
@@ -73,3 +75,41 @@ class ProjectBusy(VidpipeError):
 
 class MediaError(VidpipeError):
     """ffmpeg could not run or produced something unusable."""
+
+
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    """``Type: message`` on one line (whitespace collapsed), shortened to ``limit`` characters:
+    the cause part of a one-line error message."""
+    text = " ".join(str(exc).split())
+    text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def redact_url(url: str) -> str:
+    """``url`` fit for a message: the password of ``user:password@`` and every query value
+    (tokens, signatures) replaced by ``***``."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "***"
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        user = userinfo.split(":", 1)[0]
+        netloc = f"{user}:***@{host}" if ":" in userinfo else f"{user}@{host}"
+    query = "&".join(f"{pair.split('=', 1)[0]}=***" if "=" in pair else pair for pair in parts.query.split("&")) if parts.query else ""
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def scrub_url(text: str, url: str) -> str:
+    """``text`` with ``url`` (and its password, wherever it appears alone) redacted."""
+    from urllib.parse import urlsplit
+
+    text = text.replace(url, redact_url(url))
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        password = None
+    return text.replace(password, "***") if password else text

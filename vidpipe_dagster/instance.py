@@ -3,42 +3,94 @@ configured from the repository's dagster.yaml the first time."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
 from vidpipe_core.config import Settings
-from vidpipe_core.errors import ProjectNotFound
+from vidpipe_core.errors import ConfigurationError, ProjectNotFound, one_line
 from vidpipe_dagster.partitions import projects_partitions
+
+if TYPE_CHECKING:
+    from vidpipe_core.services import Services
 
 REPO_DAGSTER_YAML = Path(__file__).resolve().parent.parent / "dagster.yaml"
 FALLBACK_YAML = "telemetry:\n  enabled: false\n"
 
 
-def ensure_dagster_home(settings: Settings) -> Path:
+def _home_setting(settings: Settings) -> str:
+    """How the user names the Dagster home: DAGSTER_HOME, or its default under VIDPIPE_DATA_DIR."""
     home = settings.dagster_home
-    home.mkdir(parents=True, exist_ok=True)
+    return f"DAGSTER_HOME={home}" if os.environ.get("DAGSTER_HOME") else f"DAGSTER_HOME (unset; default {home} under VIDPIPE_DATA_DIR)"
+
+
+def ensure_dagster_home(settings: Settings) -> Path:
+    """The Dagster home folder with a dagster.yaml in it (the repository's, copied the first time).
+    ConfigurationError naming DAGSTER_HOME when the folder or the file cannot be created."""
+    home = settings.dagster_home
     target = home / "dagster.yaml"
-    if not target.exists():
-        if REPO_DAGSTER_YAML.is_file():
-            shutil.copyfile(REPO_DAGSTER_YAML, target)
-        else:
-            target.write_text(FALLBACK_YAML)
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        if not target.exists():
+            if REPO_DAGSTER_YAML.is_file():
+                shutil.copyfile(REPO_DAGSTER_YAML, target)
+            else:
+                target.write_text(FALLBACK_YAML)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"{_home_setting(settings)} cannot be used as the Dagster home ({target} could not be created): "
+            f"{one_line(exc)}; set DAGSTER_HOME to a folder this user can create and write"
+        ) from exc
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 
 
+def _instance_cause(exc: BaseException) -> str:
+    # Dagster's config errors append the whole instance schema ("Expected: {...}"): keep the finding.
+    return re.sub(r'\s*Expected: ".*', "", one_line(exc, limit=100_000), flags=re.S)[:300]
+
+
 def get_instance(settings: Settings) -> dg.DagsterInstance:
-    ensure_dagster_home(settings)
-    return dg.DagsterInstance.get()
+    """The Dagster instance at the Dagster home; ConfigurationError naming DAGSTER_HOME and its
+    dagster.yaml when the instance cannot be loaded (unreadable or invalid file, storage that
+    cannot be opened)."""
+    home = ensure_dagster_home(settings)
+    try:
+        return dg.DagsterInstance.get()
+    except Exception as exc:  # noqa: BLE001 - everything here comes from dagster.yaml and the home folder
+        raise ConfigurationError(
+            f"the Dagster instance in {_home_setting(settings)} cannot be loaded from {home / 'dagster.yaml'}: "
+            f"{_instance_cause(exc)}; fix that file (or delete it and vidpipe writes the default), "
+            "or set DAGSTER_HOME to another folder"
+        ) from exc
 
 
-def register_partition(instance: dg.DagsterInstance, project_id: str) -> None:
-    if not instance.has_dynamic_partition(projects_partitions.name, project_id):
-        instance.add_dynamic_partitions(projects_partitions.name, [project_id])
+def register_partition(instance: dg.DagsterInstance, project_id: str) -> bool:
+    """Add the project's partition; True when this call added it (False: it was there)."""
+    if instance.has_dynamic_partition(projects_partitions.name, project_id):
+        return False
+    instance.add_dynamic_partitions(projects_partitions.name, [project_id])
+    return True
 
 
-def require_partition(instance: dg.DagsterInstance, project_id: str) -> None:
-    if not instance.has_dynamic_partition(projects_partitions.name, project_id):
+def remove_partition(instance: dg.DagsterInstance, project_id: str) -> None:
+    if instance.has_dynamic_partition(projects_partitions.name, project_id):
+        instance.delete_dynamic_partition(projects_partitions.name, project_id)
+
+
+def has_partition(instance: dg.DagsterInstance, project_id: str) -> bool:
+    return instance.has_dynamic_partition(projects_partitions.name, project_id)
+
+
+def ensure_partition(instance: dg.DagsterInstance, services: Services, project_id: str) -> None:
+    """The project's partition, added when its row exists without one (a registration that died
+    between the two steps, or an inbox tick that failed before Dagster added the partition).
+    The row is what makes a project: ProjectNotFound when there is none."""
+    from vidpipe_core.projects import project_exists
+
+    if not project_exists(services, project_id):
         raise ProjectNotFound(project_id)
+    register_partition(instance, project_id)

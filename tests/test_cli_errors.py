@@ -1,0 +1,255 @@
+"""Errors of the `vidpipe` console script: configuration and environment problems are one line
+naming the setting (exit 2), anything unexpected is one line (exit 1); the traceback is behind
+--debug or in a log file that the line names, with no secret in either. And `vidpipe new` is
+all-or-nothing: a registration killed half-way leaves the id free, and a project row without a
+partition is repaired."""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from vidpipe_core.errors import ConfigurationError, InvalidInput, ProjectBusy, ProjectNotFound, ProviderError
+from vidpipe_dagster.cli import app, exit_code
+from vidpipe_dagster.partitions import projects_partitions
+
+VIDPIPE = str(Path(sys.executable).parent / "vidpipe")
+LOG_HINT = re.compile(r"\(full traceback in (?P<path>\S+\.log); run with --debug to print it\)")
+SECRET = "pw-sentinel-9f3a7c"
+API_KEY = "AIzaSentinelKey0123456789"
+
+
+def _vidpipe(*args: str, env: dict[str, str] | None = None, argv0: list[str] | None = None) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "GOOGLE_API_KEY": API_KEY, **(env or {})}
+    return subprocess.run([*(argv0 or [VIDPIPE]), *args], env=full_env, capture_output=True, text=True, timeout=120)
+
+
+def _one_line_error(proc: subprocess.CompletedProcess, code: int, *names: str) -> Path:
+    """The process failed with ``code`` and one short error naming ``names``; the log it names."""
+    assert proc.returncode == code, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert 1 <= len(lines) <= 3, proc.stderr
+    assert lines[-1].startswith("error: ")
+    assert "Traceback" not in proc.stderr
+    for name in names:
+        assert name in proc.stderr
+    assert SECRET not in proc.stderr and API_KEY not in proc.stderr
+    match = LOG_HINT.search(proc.stderr)
+    assert match, proc.stderr
+    log = Path(match["path"])
+    text = log.read_text()
+    assert "Traceback (most recent call last)" in text
+    assert SECRET not in text and API_KEY not in text
+    return log
+
+
+def _rows(vp_env) -> list[str]:
+    from vidpipe_core.projects import list_projects
+
+    return [p.id for p in list_projects(vp_env.services())]
+
+
+def _partitions(vp_env) -> list[str]:
+    return vp_env.instance().get_dynamic_partitions(projects_partitions.name)
+
+
+# configuration errors: exit 2, one line naming the setting --------------------------------------
+
+@pytest.mark.parametrize("url", ["/proc/forbidden/artifacts", "{file}/under-a-file", "nosuchproto://bucket/x",
+                                 f"s3://AKIDEXAMPLE:{SECRET}@bucket/prefix"])
+def test_unusable_artifacts_url_is_one_line(vp_env, tmp_path, url):
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a folder")
+    proc = _vidpipe("new", "a cat", "--id", "cat", env={"VIDPIPE_ARTIFACTS_URL": url.format(file=a_file)})
+    log = _one_line_error(proc, 2, "VIDPIPE_ARTIFACTS_URL", "cannot be used")
+    assert log.parent == vp_env.data_dir / "logs"
+    assert _rows(vp_env) == [] and _partitions(vp_env) == []
+
+
+@pytest.mark.parametrize("url, cause", [
+    (f"postgresql+psycopg2://postgres:{SECRET}@127.0.0.1:1/x", "Connection refused"),
+    ("sqlite:////proc/forbidden/x/y.db", "/proc/forbidden"),
+    ("notadb://", "notadb"),
+    (f"mysql://user:{SECRET}@127.0.0.1/x", "MySQLdb"),     # a driver that is not installed
+])
+def test_unusable_database_url_is_one_line(vp_env, url, cause):
+    proc = _vidpipe("new", "a cat", env={"VIDPIPE_DATABASE_URL": url})
+    _one_line_error(proc, 2, "VIDPIPE_DATABASE_URL", cause)
+    if SECRET in url:
+        assert "***@127.0.0.1" in proc.stderr
+
+
+@pytest.mark.parametrize("command", ["list", "migrate"])
+def test_commands_without_their_own_handling_are_covered_by_main(vp_env, command):
+    proc = _vidpipe(command, env={"VIDPIPE_DATABASE_URL": f"postgresql+psycopg2://postgres:{SECRET}@127.0.0.1:1/x"})
+    _one_line_error(proc, 2, "VIDPIPE_DATABASE_URL", "***@127.0.0.1")
+
+
+def test_unwritable_data_dir_logs_to_the_temp_dir(tmp_path):
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    proc = _vidpipe("list", env={"VIDPIPE_DATA_DIR": "/proc/forbidden/vidpipe", "TMPDIR": str(tmp)})
+    log = _one_line_error(proc, 2, "VIDPIPE_DATABASE_URL", "VIDPIPE_DATA_DIR")
+    assert log.parent == tmp
+
+
+@pytest.mark.parametrize("case", ["invalid-yaml", "unreadable", "unwritable-home", "unknown-key"])
+def test_unloadable_dagster_instance_is_one_line(vp_env, case):
+    home = vp_env.dagster_home
+    home.mkdir(parents=True)
+    if case == "invalid-yaml":
+        (home / "dagster.yaml").write_text("run_storage: [\n  bad: {")
+    elif case == "unreadable":
+        (home / "dagster.yaml").mkdir()     # as good as unreadable, even for root
+    elif case == "unknown-key":
+        (home / "dagster.yaml").write_text("no_such_setting: 1\n")
+    env = {"DAGSTER_HOME": "/proc/forbidden/dagster"} if case == "unwritable-home" else {}
+    proc = _vidpipe("new", "a cat", "--id", "cat", env=env)
+    _one_line_error(proc, 2, "DAGSTER_HOME", "dagster.yaml")
+    assert _rows(vp_env) == []
+
+
+def test_debug_prints_the_traceback(vp_env):
+    proc = _vidpipe("--debug", "new", "a cat", env={"VIDPIPE_DATABASE_URL": f"postgresql+psycopg2://postgres:{SECRET}@127.0.0.1:1/x"})
+    assert proc.returncode == 2
+    assert "Traceback (most recent call last)" in proc.stderr and "OperationalError" in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: VIDPIPE_DATABASE_URL=")
+    assert SECRET not in proc.stderr
+    assert not (vp_env.data_dir / "logs").exists()
+
+
+def test_input_errors_stay_one_line_without_a_log(vp_env):
+    proc = _vidpipe("render", "no-such-project")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and "does not exist" in proc.stderr
+    assert "traceback" not in proc.stderr
+
+
+# anything else: exit 1, one line with the exception type; the traceback in a log -----------------
+
+def test_unexpected_error_is_one_line_with_a_log(vp_env):
+    assert _vidpipe("new", "a cat", "--id", "cat").returncode == 0
+    db = sqlite3.connect(vp_env.data_dir / "vidpipe.db")
+    with db:
+        db.execute("UPDATE projects SET spec = '[]'")   # damaged by hand: `list` meets a list, not a dict
+    db.close()
+    proc = _vidpipe("list")
+    log = _one_line_error(proc, 1)
+    assert proc.stderr.startswith("error: AttributeError: ")
+    assert "$ vidpipe list" in log.read_text()
+
+
+def test_unexpected_error_message_and_log_are_redacted(vp_env):
+    script = textwrap.dedent(f"""
+        import sys
+        import vidpipe_core.projects as projects
+        from vidpipe_dagster.cli import main
+
+        def broken(services):
+            raise RuntimeError("boom with {API_KEY} and a password {SECRET}\\nsecond line")
+
+        projects.list_projects = broken
+        sys.argv = ["vidpipe", "list"]
+        main()
+    """)
+    proc = _vidpipe(argv0=[sys.executable, "-c", script], env={"VIDPIPE_PG_PASSWORD": SECRET})
+    log = _one_line_error(proc, 1, "RuntimeError: boom with *** and a password ***")
+    assert "second line" not in proc.stderr and "second line" in log.read_text()
+
+
+def test_keyboard_interrupt_exits_130(vp_env):
+    script = textwrap.dedent("""
+        import sys
+        import vidpipe_core.projects as projects
+        from vidpipe_dagster.cli import main
+
+        def interrupted(services):
+            raise KeyboardInterrupt
+
+        projects.list_projects = interrupted
+        sys.argv = ["vidpipe", "list"]
+        main()
+    """)
+    proc = _vidpipe(argv0=[sys.executable, "-c", script])
+    assert proc.returncode == 130 and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("exc, code", [
+    (InvalidInput("id", "bad"), 2), (ProjectNotFound("x"), 2), (ConfigurationError("no ffmpeg"), 2),
+    (ProjectBusy("x", "run 1"), 3), (ProviderError("clips", "gone"), 1), (RuntimeError("bug"), 1),
+])
+def test_exit_codes(exc, code):
+    assert exit_code(exc) == code
+
+
+def test_invalid_setting_names_the_variable():
+    from vidpipe_core.config import get_settings
+    from vidpipe_dagster.cli import _settings_error
+
+    os.environ["VIDPIPE_FPS"] = "many"
+    try:
+        with pytest.raises(Exception) as info:
+            get_settings()
+    finally:
+        del os.environ["VIDPIPE_FPS"]
+    error = _settings_error(info.value)
+    assert isinstance(error, ConfigurationError) and "VIDPIPE_FPS" in str(error) and exit_code(error) == 2
+
+
+# `vidpipe new` is all-or-nothing ------------------------------------------------------------------
+
+def test_new_killed_between_partition_and_row_leaves_the_id_free(vp_env):
+    script = textwrap.dedent("""
+        import os, signal
+        import vidpipe_core.projects as projects
+        from vidpipe_dagster.cli import register
+
+        def killed(*args, **kwargs):
+            os.kill(os.getpid(), signal.SIGKILL)   # the partition is added, the row not yet written
+
+        projects.create_project = killed
+        register("a cat on a windowsill", id="cat")
+    """)
+    proc = _vidpipe(argv0=[sys.executable, "-c", script])
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert _rows(vp_env) == []                      # the id is not taken ...
+    result = CliRunner().invoke(app, ["new", "a cat on a windowsill", "--id", "cat"])
+    assert result.exit_code == 0, result.output     # ... so `new` succeeds
+    assert _rows(vp_env) == ["cat"] and _partitions(vp_env) == ["cat"]
+
+
+def test_failed_row_insert_removes_the_partition_it_added(vp_env, monkeypatch):
+    import vidpipe_core.projects as projects
+    from vidpipe_dagster.cli import register
+
+    def refused(*args, **kwargs):
+        raise RuntimeError("the database refused the row")
+
+    monkeypatch.setattr(projects, "create_project", refused)
+    with pytest.raises(RuntimeError):
+        register("a cat on a windowsill", id="cat")
+    assert _rows(vp_env) == [] and _partitions(vp_env) == []
+
+
+def test_row_without_partition_is_repaired(vp_env):
+    from vidpipe_core.projects import create_project
+    from vidpipe_dagster.instance import ensure_partition
+
+    services = vp_env.services()
+    create_project(services, "a cat on a windowsill", id="cat")    # a registration that died before the partition
+    instance = vp_env.instance()
+    assert _partitions(vp_env) == []
+    ensure_partition(instance, services, "cat")
+    ensure_partition(instance, services, "cat")                     # idempotent
+    assert _partitions(vp_env) == ["cat"]
+    with pytest.raises(ProjectNotFound):
+        ensure_partition(instance, services, "no-such-project")
+    assert _partitions(vp_env) == ["cat"]
