@@ -7,6 +7,7 @@ it with stderr captured. Probing and decoding use PyAV; there is no ffprobe.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import math
@@ -14,6 +15,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +30,7 @@ import imageio_ffmpeg
 from PIL import Image, ImageDraw, ImageFont
 
 from vidpipe_core.config import ASPECT_RATIOS
+from vidpipe_core.cancel import NEVER, CancelToken
 from vidpipe_core.errors import InvalidInput, MediaError
 
 Motion = Literal["push_in", "pull_out", "pan_left", "pan_right"]
@@ -50,6 +53,7 @@ _GLOBAL_ARGS = ("-hide_banner", "-nostdin", "-nostats", "-loglevel", "error")
 _ZOOM_AMOUNT = 0.12          # peak zoom of a push-in / pull-out (12 %)
 _PAN_ZOOM_AMOUNT = 0.16      # overscan that a pan needs to travel
 _STDERR_TAIL_LINES = 15
+CANCEL_POLL_S = 0.25       # how often a running ffmpeg looks at its cancel token
 
 
 # --------------------------------------------------------------------------------------
@@ -97,17 +101,31 @@ def ffmpeg_exe() -> str:
     return _locate_ffmpeg()
 
 
-def run_ffmpeg(args: Sequence[str], *, what: str, timeout: float = FFMPEG_TIMEOUT_S) -> None:
-    """Run ffmpeg with ``args`` (everything after the program name); MediaError with stderr's tail on failure."""
+def run_ffmpeg(args: Sequence[str], *, what: str, timeout: float = FFMPEG_TIMEOUT_S, cancel: CancelToken = NEVER) -> None:
+    """Run ffmpeg with ``args`` (everything after the program name); MediaError with stderr's tail on failure.
+    A cancelled token kills ffmpeg within half a second and raises Interrupted."""
     argv = [ffmpeg_exe(), *_GLOBAL_ARGS, *args]
     try:
-        proc = subprocess.run(argv, capture_output=True, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired as exc:
-        raise MediaError(f"{what}: ffmpeg did not finish within {timeout:.0f} s") from exc
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     except OSError as exc:
         raise _ffmpeg_missing(str(exc)) from exc
+    deadline = time.monotonic() + timeout
+    with proc:
+        try:
+            while True:
+                try:
+                    _out, err = proc.communicate(timeout=min(CANCEL_POLL_S, max(0.01, deadline - time.monotonic())))
+                    break
+                except subprocess.TimeoutExpired:
+                    cancel.check()
+                    if time.monotonic() >= deadline:
+                        raise MediaError(f"{what}: ffmpeg did not finish within {timeout:.0f} s") from None
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
     if proc.returncode != 0:
-        tail = proc.stderr.decode("utf-8", "replace").strip().splitlines()[-_STDERR_TAIL_LINES:]
+        tail = err.decode("utf-8", "replace").strip().splitlines()[-_STDERR_TAIL_LINES:]
         raise MediaError(f"{what}: ffmpeg exited with {proc.returncode}: " + ("\n".join(tail) or "(no output)"))
 
 
@@ -474,18 +492,19 @@ def _check_clip_params(duration_s: float, fps: int, size: tuple[int, int]) -> No
 
 
 def render_animatic_clip(start_png: bytes, end_png: bytes, *, duration_s: float, fps: int, size: tuple[int, int],
-                         audio: bool, seed_text: str) -> bytes:
-    """An H.264/AAC MP4 that moves from the start keyframe to the end keyframe (see animatic_clip_args)."""
+                         audio: bool, seed_text: str, workdir: Path | None = None, cancel: CancelToken = NEVER) -> bytes:
+    """An H.264/AAC MP4 that moves from the start keyframe to the end keyframe (see animatic_clip_args).
+    Work files go to ``workdir`` (the caller removes it) or to a temporary folder."""
     _check_clip_params(duration_s, fps, size)
-    with tempfile.TemporaryDirectory(prefix="vidpipe-clip-") as scratch:
-        tmp = Path(scratch)
+    with contextlib.ExitStack() as stack:
+        tmp = workdir if workdir is not None else Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="vidpipe-clip-")))
         start, end, out = tmp / "start.png", tmp / "end.png", tmp / "clip.mp4"
         start.write_bytes(start_png)
         end.write_bytes(end_png)
         args = animatic_clip_args(start, end, out, duration_s=duration_s, fps=fps, size=size, audio=audio,
                                   tone_hz=tone_for(seed_text), motion=motion_for(seed_text),
                                   static_band_y=_static_band_y(start_png, end_png, size))
-        run_ffmpeg(args, what="animatic clip")
+        run_ffmpeg(args, what="animatic clip", cancel=cancel)
         data = out.read_bytes()
     probe_bytes(data, name="animatic clip")   # never hand back something that does not decode
     return data
@@ -718,7 +737,7 @@ def _plan_stitch(clips: list[Path], infos: list[MediaInfo], tmp: Path, workdir: 
                        (f"re-encoded to {first.width}x{first.height} @ {first.fps:g} fps: {mismatch}", *silent))
 
 
-def stitch(clips: Sequence[Path], out: Path, *, crossfade: float = 0.0) -> StitchResult:
+def stitch(clips: Sequence[Path], out: Path, *, crossfade: float = 0.0, cancel: CancelToken = NEVER) -> StitchResult:
     """Join clips into ``out``: stream copy when they share codec parameters, else a re-encode;
     crossfade > 0 re-encodes with xfade/acrossfade. ``out`` only ever appears complete and valid;
     the work files live in a hidden folder next to it and are removed in every case."""
@@ -740,9 +759,14 @@ def stitch(clips: Sequence[Path], out: Path, *, crossfade: float = 0.0) -> Stitc
         *parts, (last_what, last_args) = plan.jobs
         # The parts are independent (segments of a crossfade); two at a time keeps both cores busy
         # through each ffmpeg's start-up and short encodes, and bounds memory at two processes.
+        jobs_token = CancelToken(parent=cancel)
         with ThreadPoolExecutor(max_workers=STITCH_WORKERS) as pool:
-            list(pool.map(lambda job: run_ffmpeg(job[1], what=f"stitch {out.name}: {job[0]}"), parts))
-        run_ffmpeg(last_args, what=f"stitch {out.name}: {last_what}")
+            try:
+                list(pool.map(lambda job: run_ffmpeg(job[1], what=f"stitch {out.name}: {job[0]}", cancel=jobs_token), parts))
+            except BaseException:
+                jobs_token.cancel("the stitch was interrupted")   # stop the other ffmpeg job too
+                raise
+        run_ffmpeg(last_args, what=f"stitch {out.name}: {last_what}", cancel=cancel)
         info = probe(tmp)
         _check_stitched(info, plan.expected_s, fps=infos[0].fps, name=out.name)
         os.replace(tmp, out)

@@ -17,10 +17,12 @@ from PIL import Image, ImageColor, ImageDraw, ImageFont
 from PIL.PngImagePlugin import PngInfo
 
 from vidpipe_core import media
+from vidpipe_core.cancel import NEVER, CancelToken
 from vidpipe_core.config import ANIMATIC_DURATIONS, Settings
 from vidpipe_core.errors import InvalidInput, MediaError, ProviderError
 from vidpipe_core.providers.base import ClipOutcome, ClipOutcomeKind, ClipRequest, KeyframeRequest, PollCallback, Usage
 from vidpipe_core.schemas import Character, ProjectSpec, ScenePlan, Storyboard, StyleGuide
+from vidpipe_core.scratch import scratch_dir
 
 MODEL = "animatic"
 RGB = tuple[int, int, int]
@@ -503,6 +505,7 @@ class AnimaticProvider:
     """Storyboard, keyframe and clip provider in one; free and deterministic."""
 
     name = "animatic"
+    reproducible = True      # the same request renders the same bytes, so a damaged file is re-rendered for free
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -534,7 +537,7 @@ class AnimaticProvider:
         digest.update(hashlib.sha256(request.start_png).digest() + hashlib.sha256(request.end_png).digest())
         return f"animatic:{request.project_id}:{request.scene_index}:{digest.hexdigest()[:12]}"
 
-    def submit(self, request: ClipRequest, model: str) -> str:
+    def submit(self, request: ClipRequest, model: str, cancel: CancelToken = NEVER) -> str:
         """Nothing runs remotely: the operation name identifies the render, which happens in `wait`."""
         if request.duration_s not in ANIMATIC_DURATIONS:
             raise InvalidInput("clip_duration", f"{request.duration_s} s is not an animatic clip length",
@@ -542,16 +545,18 @@ class AnimaticProvider:
         media.dimensions(request.aspect_ratio, self.settings.animatic_resolution)
         return self._operation(request)
 
-    def wait(self, operation: str, request: ClipRequest, model: str, on_poll: PollCallback | None = None) -> ClipOutcome:
+    def wait(self, operation: str, request: ClipRequest, model: str, on_poll: PollCallback | None = None,
+             cancel: CancelToken = NEVER) -> ClipOutcome:
         if not operation.startswith("animatic:"):
             raise ProviderError("clips", f"{operation!r} is not an animatic operation", scene=request.scene_index)
         size = media.dimensions(request.aspect_ratio, self.settings.animatic_resolution)
         if on_poll is not None:
             on_poll(f"rendering {request.duration_s}s animatic clip at {size[0]}x{size[1]}")
         try:
-            video = media.render_animatic_clip(request.start_png, request.end_png, duration_s=request.duration_s,
-                                               fps=self.settings.fps, size=size, audio=request.generate_audio,
-                                               seed_text=_seed_text(request))
+            with scratch_dir(self.settings.data_dir, "vidpipe-clip") as workdir:
+                video = media.render_animatic_clip(request.start_png, request.end_png, duration_s=request.duration_s,
+                                                   fps=self.settings.fps, size=size, audio=request.generate_audio,
+                                                   seed_text=_seed_text(request), workdir=workdir, cancel=cancel)
         except MediaError as exc:
             return ClipOutcome(kind=ClipOutcomeKind.FAILED, error=str(exc))
         return ClipOutcome(kind=ClipOutcomeKind.DONE, video=video, usage=Usage(video_seconds=float(request.duration_s)))

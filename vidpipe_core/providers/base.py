@@ -8,6 +8,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+from vidpipe_core.cancel import NEVER, CancelToken
 from vidpipe_core.schemas import ProjectSpec, Storyboard, StyleGuide
 
 
@@ -69,12 +70,15 @@ PollCallback = Callable[[str], None]   # called with a short status line while w
 class SlotLimiter(Protocol):
     """Bounds live video operations across everything sharing it (see vidpipe_dagster.pools)."""
 
-    def hold(self, scene_index: int) -> AbstractContextManager[None]: ...
+    def hold(self, scene_index: int, cancel: CancelToken = NEVER) -> AbstractContextManager[None]:
+        """Hold one slot while the block runs; waiting for it ends (Interrupted) when ``cancel`` is cancelled."""
+        ...
 
 
 class NoLimit:
     @contextmanager
-    def hold(self, scene_index: int) -> Iterator[None]:
+    def hold(self, scene_index: int, cancel: CancelToken = NEVER) -> Iterator[None]:
+        cancel.check()
         yield
 
 
@@ -103,7 +107,10 @@ class ClipProvider(Protocol):
 
     def model_for(self, spec: ProjectSpec) -> str: ...
     def allowed_durations(self, spec: ProjectSpec) -> tuple[int, ...]: ...
-    def submit(self, request: ClipRequest, model: str) -> str:
+    def submit(self, request: ClipRequest, model: str, cancel: CancelToken = NEVER) -> str:
         """Start one clip; returns an operation name that `wait` can re-attach to after a crash."""
         ...
-    def wait(self, operation: str, request: ClipRequest, model: str, on_poll: PollCallback | None = None) -> ClipOutcome: ...
+    def wait(self, operation: str, request: ClipRequest, model: str, on_poll: PollCallback | None = None,
+             cancel: CancelToken = NEVER) -> ClipOutcome:
+        """Wait for the operation's outcome (polling is free: waiting again re-fetches a finished result)."""
+        ...

@@ -26,6 +26,7 @@ from urllib.parse import quote
 
 from pydantic import ValidationError
 
+from vidpipe_core.cancel import NEVER, CancelToken
 from vidpipe_core.config import ASPECT_RATIOS, Settings
 from vidpipe_core.errors import ConfigurationError, InvalidInput, ProviderError
 from vidpipe_core.providers.base import (
@@ -230,18 +231,20 @@ def _holder(client: Any | None) -> GoogleClient:
 
 class _GoogleStage:
     name = NAME
+    reproducible = False     # every request is paid for and gives new bytes
 
     def __init__(self, settings: Settings, client: Any | None = None) -> None:
         self.settings = settings
         self.client = _holder(client)
-        self.sleep: Callable[[float], None] = time.sleep
 
     def _call(self, fn: Callable[[], Any], *, stage: str, scene: int | None,
-              describe: Callable[[BaseException], str] = _describe) -> Any:
+              describe: Callable[[BaseException], str] = _describe, cancel: CancelToken = NEVER) -> Any:
+        """One remote call with bounded retries; the waits between attempts end when ``cancel`` is cancelled."""
         s = self.settings
+        cancel.check()
         return retry_call(
             fn, stage=stage, scene=scene, attempts=s.retry_attempts, initial_s=s.retry_initial_s,
-            max_s=s.retry_max_s, is_transient=is_transient_google, sleep=self.sleep,
+            max_s=s.retry_max_s, is_transient=is_transient_google, sleep=cancel.sleep,
             describe=describe, logger=log,
         )
 
@@ -494,7 +497,7 @@ class GoogleKeyframes(_GoogleStage):
                     problem = mismatch
             log.warning("keyframes frame %d: attempt %d/%d unusable: %s", frame, attempt, IMAGE_ATTEMPTS, problem)
             if attempt < IMAGE_ATTEMPTS:
-                self.sleep(min(self.settings.retry_max_s, self.settings.retry_initial_s * 2 ** (attempt - 1)))
+                time.sleep(min(self.settings.retry_max_s, self.settings.retry_initial_s * 2 ** (attempt - 1)))
         raise ProviderError(
             "keyframes",
             f"no image returned for frame {frame} by {model} after {IMAGE_ATTEMPTS} attempts ({problem}); "
@@ -575,7 +578,7 @@ class GoogleClips(_GoogleStage):
         if aspect_ratio not in ASPECT_RATIOS:
             raise InvalidInput("aspect_ratio", f"{aspect_ratio!r} is not supported by {model}", allowed=", ".join(ASPECT_RATIOS))
 
-    def submit(self, request: ClipRequest, model: str) -> str:
+    def submit(self, request: ClipRequest, model: str, cancel: CancelToken = NEVER) -> str:
         from google.genai import types
 
         self._check(request.duration_s, request.aspect_ratio, model)
@@ -595,7 +598,7 @@ class GoogleClips(_GoogleStage):
         )
         operation = self._call(
             lambda: client.models.generate_videos(model=model, source=source, config=config),
-            stage="clips", scene=request.scene_index,
+            stage="clips", scene=request.scene_index, cancel=cancel,
         )
         if not operation.name:
             detail = f": {_operation_error(operation.error)}" if operation.error else ""
@@ -603,7 +606,8 @@ class GoogleClips(_GoogleStage):
         log.info("clips scene %d: submitted %s", request.scene_index, operation.name)
         return operation.name
 
-    def wait(self, operation: str, request: ClipRequest, model: str, on_poll: PollCallback | None = None) -> ClipOutcome:
+    def wait(self, operation: str, request: ClipRequest, model: str, on_poll: PollCallback | None = None,
+             cancel: CancelToken = NEVER) -> ClipOutcome:
         """Poll ``operation`` (by name alone: re-attaches after a crash) until it finishes."""
         from google.genai import types
 
@@ -615,12 +619,12 @@ class GoogleClips(_GoogleStage):
         delay = s.poll_initial_s
         polls = 0
         while True:
-            current = self._call(lambda: client.operations.get(ref), stage="clips", scene=scene)
+            current = self._call(lambda: client.operations.get(ref), stage="clips", scene=scene, cancel=cancel)
             polls += 1
             elapsed = time.monotonic() - started
             if current.done:
                 log.info("clips scene %d: %s finished after %d polls (%.1fs)", scene, operation, polls, elapsed)
-                return self._outcome(current, request, model)
+                return self._outcome(current, request, model, cancel)
             if elapsed + delay > s.poll_timeout_s:
                 raise ProviderError(
                     "clips",
@@ -632,10 +636,10 @@ class GoogleClips(_GoogleStage):
             log.debug("clips scene %d: %s", scene, line)
             if on_poll is not None:
                 on_poll(line)
-            self.sleep(delay)
+            cancel.sleep(delay)
             delay = min(delay * 2, s.poll_max_s)
 
-    def _outcome(self, operation: Any, request: ClipRequest, model: str) -> ClipOutcome:
+    def _outcome(self, operation: Any, request: ClipRequest, model: str, cancel: CancelToken = NEVER) -> ClipOutcome:
         scene = request.scene_index
         if operation.error:
             return ClipOutcome(ClipOutcomeKind.FAILED, error=f"video operation failed: {_operation_error(operation.error)}")
@@ -651,7 +655,7 @@ class GoogleClips(_GoogleStage):
         if video.video_bytes:
             data = video.video_bytes
         elif video.uri:
-            data = self._download(video.uri, scene)
+            data = self._download(video.uri, scene, cancel)
         else:
             return ClipOutcome(ClipOutcomeKind.FAILED, error="video operation returned a video with neither bytes nor a URI")
         problem = video_decode_error(data)
@@ -662,7 +666,7 @@ class GoogleClips(_GoogleStage):
         seconds = float(request.duration_s)
         return ClipOutcome(ClipOutcomeKind.DONE, video=data, usage=Usage(video_seconds=seconds, cost_usd=seconds * per_second))
 
-    def _download(self, uri: str, scene: int) -> bytes:
+    def _download(self, uri: str, scene: int, cancel: CancelToken = NEVER) -> bytes:
         import httpx2
 
         try:
@@ -683,7 +687,7 @@ class GoogleClips(_GoogleStage):
             cause = f"HTTP {status}" if status is not None else _describe(exc)
             return f"downloading {uri} failed: {cause}"
 
-        return self._call(fetch, stage="clips", scene=scene, describe=describe)
+        return self._call(fetch, stage="clips", scene=scene, describe=describe, cancel=cancel)
 
 
 def _operation_error(error: Any) -> str:
