@@ -34,3 +34,56 @@ def check_results(instance: dg.DagsterInstance, run_id: str) -> dict[str, bool]:
         data = rec.dagster_event.event_specific_data
         out[data.check_name] = data.passed
     return out
+
+
+# Subprocesses of the real `vidpipe` command -------------------------------------------------------
+
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+VIDPIPE = str(Path(sys.executable).parent / "vidpipe")
+
+
+def spawn(*args: str, env: dict | None = None) -> subprocess.Popen:
+    """`vidpipe ARGS` in its own session (so a test can signal the whole group), output piped."""
+    return subprocess.Popen([VIDPIPE, *args], env=env or dict(os.environ), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def wait_for(predicate, timeout: float = 60.0, what: str = "condition", interval: float = 0.05) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class Output:
+    """Collects a process's stdout and stderr lines from threads, so a test can wait for a line."""
+
+    def __init__(self, proc: subprocess.Popen) -> None:
+        self.lines: list[str] = []
+        self._lock = threading.Lock()
+        self._threads = [threading.Thread(target=self._read, args=(stream,), daemon=True)
+                         for stream in (proc.stdout, proc.stderr)]
+        for t in self._threads:
+            t.start()
+
+    def _read(self, stream) -> None:  # type: ignore[no-untyped-def]
+        for line in stream:
+            with self._lock:
+                self.lines.append(line.rstrip("\n"))
+
+    def text(self) -> str:
+        with self._lock:
+            return "\n".join(self.lines)
+
+    def close(self) -> str:
+        for t in self._threads:
+            t.join(timeout=10)
+        return self.text()

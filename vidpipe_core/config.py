@@ -83,6 +83,8 @@ class Settings(BaseSettings):
     clip_concurrency: int = Field(default=4, description="Video operations in flight per project run.")
     safety_retries: int = 2
     lock_wait_s: float = Field(default=0.0, description="How long a run waits for another run of the same project before failing.")
+    heartbeat_interval_s: float = Field(default=15.0, gt=0, description="How often a live run beats its heartbeat (run tag and project lock).")
+    heartbeat_stale_s: float = Field(default=120.0, gt=0, description="A run or lock holder on another host whose heartbeat is older is dead.")
     video_pool: str = Field(default="video-operations", description="Dagster concurrency pool that bounds live video operations.")
     dagster_executor: Literal["in_process", "multiprocess"] = Field(
         default="in_process",

@@ -1,24 +1,22 @@
 """The project lock: one run renders a project at a time, so two runs of one partition can
 never both submit a scene. The holder is recorded with its process, so a holder whose process
-is gone (SIGKILL, OOM) is recognised at once on the same host, and by a stale heartbeat elsewhere."""
+is gone (SIGKILL, OOM) is recognised at once on the same host, and by a stale heartbeat elsewhere
+(the lock beats every ``heartbeat_interval_s`` from a thread while it is held)."""
 from __future__ import annotations
 
-import os
-import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
-import psutil
 from sqlalchemy import or_, update
 
 from vidpipe_core.errors import ProjectBusy, ProjectNotFound
+from vidpipe_core.heartbeat import Heartbeat
+from vidpipe_core.liveness import owner_pid, process_alive, process_started, this_host
 from vidpipe_core.models import Project, utcnow
 from vidpipe_core.services import Services
-
-STALE_AFTER_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -26,45 +24,39 @@ class Holder:
     run_id: str
     pid: int
     host: str
+    started: float | None = None    # the process's start time: a recycled pid is not the holder
 
     def encode(self) -> str:
-        return f"run={self.run_id} pid={self.pid} host={self.host}"
+        text = f"run={self.run_id} pid={self.pid} host={self.host}"
+        return text + (f" started={self.started:.2f}" if self.started is not None else "")
 
     @classmethod
     def decode(cls, text: str) -> "Holder | None":
         try:
             parts = dict(p.split("=", 1) for p in text.split())
-            return cls(parts["run"], int(parts["pid"]), parts["host"])
+            started = float(parts["started"]) if "started" in parts else None
+            return cls(parts["run"], int(parts["pid"]), parts["host"], started)
         except (KeyError, ValueError):
             return None
 
     @classmethod
     def current(cls, run_id: str) -> "Holder":
-        return cls(run_id, os.getpid(), socket.gethostname())
+        pid = owner_pid()
+        return cls(run_id, pid, this_host(), process_started(pid))
 
     def describe(self) -> str:
         return f"run {self.run_id} (pid {self.pid} on {self.host})"
 
 
-def process_alive(pid: int, host: str) -> bool | None:
-    """True/False when the process can be checked from here, None when it runs on another host."""
-    if host != socket.gethostname():
-        return None
-    try:
-        proc = psutil.Process(pid)
-        return proc.status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
 def holder_is_gone(holder_text: str | None) -> bool:
     holder = Holder.decode(holder_text or "")
-    return holder is not None and process_alive(holder.pid, holder.host) is False
+    return holder is not None and process_alive(holder.pid, holder.host, holder.started) is False
 
 
-def acquire(services: Services, project_id: str, run_id: str, *, wait_s: float = 0.0, stale_after_s: float = STALE_AFTER_S) -> Holder:
+def acquire(services: Services, project_id: str, run_id: str, *, wait_s: float = 0.0, stale_after_s: float | None = None) -> Holder:
     """Take the project's lock for `run_id` (re-entrant for the same run), or raise ProjectBusy
     naming the holder. A holder whose process is gone or whose heartbeat is stale is replaced."""
+    stale_after_s = services.settings.heartbeat_stale_s if stale_after_s is None else stale_after_s
     me = Holder.current(run_id)
     deadline = time.monotonic() + wait_s
     while True:
@@ -103,10 +95,26 @@ def release(services: Services, project_id: str, holder_text: str) -> None:
                   .values(lock_holder=None, lock_heartbeat=None).execution_options(synchronize_session=False))
 
 
+def release_if_gone(services: Services, project_id: str, *, dry_run: bool = False) -> str | None:
+    """Release the project's lock when its holder's process is gone; returns the holder freed."""
+    with services.db.session() as s:
+        row = s.get(Project, project_id)
+        holder = row.lock_holder if row else None
+    if not holder or not holder_is_gone(holder):
+        return None
+    if not dry_run:
+        release(services, project_id, holder)
+    decoded = Holder.decode(holder)
+    return decoded.describe() if decoded else holder
+
+
 @contextmanager
 def project_lock(services: Services, project_id: str, run_id: str, *, wait_s: float = 0.0) -> Iterator[Holder]:
+    """Hold the lock for the block, beating its heartbeat from a thread."""
     holder = acquire(services, project_id, run_id, wait_s=wait_s)
     try:
-        yield holder
+        with Heartbeat(services.settings.heartbeat_interval_s, lambda: heartbeat(services, project_id, holder),
+                       name=f"vidpipe-lock-{project_id}"):
+            yield holder
     finally:
         release(services, project_id, holder.encode())

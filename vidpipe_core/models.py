@@ -6,6 +6,7 @@ key is what stops two runs from submitting the same scene twice."""
 from __future__ import annotations
 
 import enum
+import uuid
 from datetime import datetime, timezone
 from typing import Any
 
@@ -30,13 +31,9 @@ class KeyframeStatus(str, enum.Enum):
 class ClipStatus(str, enum.Enum):
     CLAIMED = "claimed"          # a run owns the scene; nothing sent yet
     SUBMITTED = "submitted"      # the provider accepted it; operation_name is set
-    DONE = "done"                # bytes stored at path
+    DONE = "done"                # bytes stored at path (`error` notes damage found since)
     REJECTED = "rejected"        # content-safety filter; reasons recorded
     FAILED = "failed"            # error recorded
-
-    @property
-    def in_flight(self) -> bool:
-        return self in (ClipStatus.CLAIMED, ClipStatus.SUBMITTED)
 
 
 def _enum(e: type[enum.Enum]) -> Enum:
@@ -50,6 +47,10 @@ class Project(Base):
     prompt: Mapped[str] = mapped_column(Text)
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)
     source: Mapped[str] = mapped_column(String(255), default="cli")
+    # New for every project record: Dagster materializations are trusted only when they carry it.
+    nonce: Mapped[str | None] = mapped_column(String(32), nullable=True, default=lambda: uuid.uuid4().hex)
+    # The storyboard document (plan, style guide, fingerprint); storyboard.json is written from it.
+    storyboard: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     lock_holder: Mapped[str | None] = mapped_column(String(255), nullable=True)
     lock_heartbeat: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from vidpipe_core.config import Settings, get_settings
 from vidpipe_core.db import Database
+from vidpipe_core.scratch import clean_stale_scratch
 from vidpipe_core.storage import ArtifactStore
 
 
@@ -15,6 +16,8 @@ class Services:
     store: ArtifactStore
 
     @classmethod
-    def create(cls, settings: Settings | None = None) -> "Services":
+    def create(cls, settings: Settings | None = None, *, housekeeping: bool = True) -> "Services":
         settings = settings or get_settings()
+        if housekeeping:
+            clean_stale_scratch(settings.data_dir)     # work folders of processes that were killed
         return cls(settings=settings, db=Database(settings.resolved_database_url), store=ArtifactStore(settings.resolved_artifacts_url))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import posixpath
+import re
 import shutil
 import tempfile
 import uuid
@@ -23,8 +24,9 @@ from pathlib import Path
 
 import fsspec
 
-from vidpipe_core.errors import InvalidInput
+from vidpipe_core.errors import ConfigurationError, InvalidInput, one_line, redact_url, scrub_url
 from vidpipe_core.ids import validate_project_id
+from vidpipe_core.scratch import owner_is_gone, owner_tag
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -37,6 +39,15 @@ def sha256_file(path: str | Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+PARTIAL = ".partial"
+_PARTIAL_OWNER = re.compile(r"\.(\d+@[A-Za-z0-9._-]+)@[0-9a-f]{8}\.partial$")
+
+
+def _partial_name(target: str) -> str:
+    """``<target>.<pid>@<host>@<random>.partial``: whose write it is, so a dead writer's leftovers can go."""
+    return f"{target}.{owner_tag()}@{uuid.uuid4().hex[:8]}{PARTIAL}"
 
 
 class Layout:
@@ -67,16 +78,35 @@ def confine(relpath: str) -> str:
     return norm
 
 
+def store_error(url: str, exc: BaseException) -> ConfigurationError:
+    """One line for an artifact store that cannot be opened: the setting, its value without
+    credentials, the cause, and what to change."""
+    shown = redact_url(url)
+    cause = scrub_url(one_line(exc), url)
+    if isinstance(exc, ImportError):
+        fix = "install the fsspec package for that protocol (e.g. `pip install s3fs` for s3://, gcsfs for gs://)"
+    elif isinstance(exc, OSError):
+        fix = "point it at a folder this user can create and write (default: <VIDPIPE_DATA_DIR>/artifacts)"
+    else:
+        fix = "use a local folder or an fsspec URL such as s3://bucket/prefix, gs://bucket/prefix or memory://name"
+    return ConfigurationError(f"VIDPIPE_ARTIFACTS_URL={shown} cannot be used as the artifact store: {cause}; {fix}")
+
+
 class ArtifactStore:
     """Bytes of every project under one fsspec URL (a local folder by default)."""
 
     def __init__(self, url: str) -> None:
         self.url = str(url)
-        self.fs, root = fsspec.core.url_to_fs(self.url)
-        self.root = root.rstrip("/")
-        self.is_local = "file" in (self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,))
-        if self.is_local:
-            Path(self.root).mkdir(parents=True, exist_ok=True)
+        try:
+            self.fs, root = fsspec.core.url_to_fs(self.url)
+            self.root = root.rstrip("/")
+            self.is_local = "file" in (self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,))
+            if self.is_local:
+                Path(self.root).mkdir(parents=True, exist_ok=True)
+                if not os.access(self.root, os.W_OK | os.X_OK):
+                    raise PermissionError(f"{self.root} is not writable")
+        except Exception as exc:  # noqa: BLE001 - whatever fsspec raises, the setting is what to change
+            raise store_error(self.url, exc) from exc
 
     # paths ----------------------------------------------------------------------------
     def project_root(self, project_id: str) -> str:
@@ -100,7 +130,7 @@ class ArtifactStore:
         target = self.path(project_id, relpath)
         if self.is_local:
             Path(target).parent.mkdir(parents=True, exist_ok=True)
-            tmp = f"{target}.{uuid.uuid4().hex}.partial"
+            tmp = _partial_name(target)
             with open(tmp, "wb") as f:
                 f.write(data)
                 f.flush()
@@ -115,7 +145,7 @@ class ArtifactStore:
         target = self.path(project_id, relpath)
         if self.is_local:
             Path(target).parent.mkdir(parents=True, exist_ok=True)
-            tmp = f"{target}.{uuid.uuid4().hex}.partial"
+            tmp = _partial_name(target)
             shutil.copyfile(local_path, tmp)
             os.replace(tmp, target)
         else:
@@ -133,6 +163,20 @@ class ArtifactStore:
             local = Path(d) / posixpath.basename(src)
             self.fs.get_file(src, str(local))
             yield local
+
+    def clean_partials(self, project_id: str) -> list[str]:
+        """Remove half-written files of dead writers in a project's folder (local stores; an
+        object store never shows a half-written object). Returns the removed relative paths."""
+        if not self.is_local:
+            return []
+        root = Path(self.project_root(project_id))
+        removed = []
+        for path in root.rglob(f"*{PARTIAL}") if root.is_dir() else ():
+            found = _PARTIAL_OWNER.search(path.name)
+            if found and path.is_file() and not path.is_symlink() and owner_is_gone(found.group(1)):
+                path.unlink(missing_ok=True)
+                removed.append(str(path.relative_to(root)))
+        return removed
 
     def delete_project(self, project_id: str) -> None:
         root = self.project_root(project_id)

@@ -1,23 +1,27 @@
 """The four assets. Each is a few lines around a vidpipe_core step, turning its report into
 MaterializeResult metadata and asset-check results."""
 
-import os
-import socket
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import dagster as dg
 
 from vidpipe_core import media
+from vidpipe_core.heartbeat import Heartbeat
 from vidpipe_core.checks import CheckOutcome, check_final_video, check_keyframes, check_storyboard
 from vidpipe_core.errors import InvalidInput, VidpipeError
 from vidpipe_core.ids import is_valid_project_id, ID_RULE
 from vidpipe_core.steps.clips import make_clips, new_takes
 from vidpipe_core.steps.keyframes import make_keyframes
-from vidpipe_core.steps.report import StepReport
-from vidpipe_core.steps.state import resolve_state
+from vidpipe_core.projects import load_spec
+from vidpipe_core.services import Services
+from vidpipe_core.steps.report import ProgressEvent, StepReport
+from vidpipe_core.steps.state import project_nonce
 from vidpipe_core.steps.stitch import make_final
 from vidpipe_core.steps.storyboard import make_storyboard
 from vidpipe_core.storage import Layout
+from vidpipe_dagster.healing import heartbeat_tags, owner_tags
 from vidpipe_dagster.partitions import projects_partitions
 from vidpipe_dagster.pools import DagsterPoolSlots
 from vidpipe_dagster.progress import for_context
@@ -28,8 +32,7 @@ from vidpipe_dagster.resources import VidpipeResource
 warnings.filterwarnings("ignore", message="Specifying a partitions_def on an AssetCheckSpec", category=dg.PreviewWarning)
 
 GROUP = "vidpipe"
-PID_TAG = "vidpipe/pid"
-HOST_TAG = "vidpipe/host"
+NONCE_KEY = "project_nonce"     # metadata: the project record a materialization belongs to
 
 
 class StoryboardConfig(dg.Config):
@@ -37,11 +40,19 @@ class StoryboardConfig(dg.Config):
     """Ask the planner again even when the project is unchanged (pays for a new plan)."""
 
 
+class KeyframesConfig(dg.Config):
+    repair_damaged: bool = False
+    """Pay to regenerate damaged keyframes that cannot be rendered again for free (and, through
+    continuity, the frames and clips after them)."""
+
+
 class ClipsConfig(dg.Config):
     concurrency: int | None = None
     """Video operations in flight for this project (default: VIDPIPE_CLIP_CONCURRENCY)."""
     regenerate_scenes: list[int] = []
     """Scenes (0-based) to render again as a new take; re-executing this run reuses that take."""
+    repair_damaged: bool = False
+    """Pay to regenerate damaged clips whose operation no longer holds the video."""
 
 
 class FinalVideoConfig(dg.Config):
@@ -50,13 +61,33 @@ class FinalVideoConfig(dg.Config):
 
 
 def _project_id(context: dg.AssetExecutionContext) -> str:
-    """The validated partition key; also tags the run with the process doing the work, so
-    `vidpipe resume` can tell a crashed run (process gone) from a live one."""
+    """The validated partition key."""
     key = context.partition_key
     if not is_valid_project_id(key):
         raise _fail(InvalidInput("partition", f"{key!r} is not a valid project id", ID_RULE))
-    context.instance.add_run_tags(context.run.run_id, {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()})
     return key
+
+
+@contextmanager
+def _step(context: dg.AssetExecutionContext, vidpipe: VidpipeResource) -> Iterator[tuple[Services, str]]:
+    """Every asset body: tag the run with the process doing the work and beat its heartbeat while
+    the step runs (so a dead run is recognised and its slots freed, see healing), and turn
+    vidpipe errors into one-line Dagster failures."""
+    project_id = _project_id(context)
+    services = vidpipe.services()
+    instance, run_id = context.instance, context.run.run_id
+    instance.add_run_tags(run_id, owner_tags())
+    try:
+        with Heartbeat(services.settings.heartbeat_interval_s, lambda: instance.add_run_tags(run_id, heartbeat_tags()),
+                       name=f"vidpipe-run-{run_id[:8]}"):
+            yield services, project_id
+    except VidpipeError as exc:
+        raise _fail(exc) from exc
+
+
+def _nonce(services: Services, project_id: str) -> dict[str, str]:
+    nonce = project_nonce(services, project_id)
+    return {NONCE_KEY: nonce} if nonce else {}
 
 
 def _check(outcome: CheckOutcome) -> dg.AssetCheckResult:
@@ -82,23 +113,21 @@ def _scene_table(report: StepReport) -> str:
     check_specs=[dg.AssetCheckSpec("storyboard_complete", asset="storyboard", partitions_def=projects_partitions)],
 )
 def storyboard(context: dg.AssetExecutionContext, config: StoryboardConfig, vidpipe: VidpipeResource) -> dg.MaterializeResult:
-    services, project_id = vidpipe.services(), _project_id(context)
-    try:
+    with _step(context, vidpipe) as (services, project_id):
         result = make_storyboard(services, project_id, replan=config.replan, run_id=context.run.run_id,
                                  progress=for_context(context))
-    except VidpipeError as exc:
-        raise _fail(exc) from exc
-    spec = resolve_state(services, project_id).spec
+        spec = load_spec(services, project_id)
     context.log.info(f"{len(result.storyboard.scenes)} scenes ({'reused' if result.reused else 'planned'}) by {result.provider}")
     return dg.MaterializeResult(
         metadata={
             "title": result.storyboard.title,
             "scene_count": len(result.storyboard.scenes),
             "style_guide": dg.MetadataValue.json(result.storyboard.style_guide.model_dump(mode="json")),
-            "provider": result.provider, "model": result.model, "reused": result.reused,
+            "provider": result.provider, "model": result.model, "reused": result.reused, "repaired": result.repaired,
             "cost_usd": round(result.cost_usd, 6), "projected_cost_usd": round(result.projected_usd, 4),
             "budget_usd": spec.max_cost_usd,
             "path": dg.MetadataValue.path(services.store.uri(project_id, Layout.STORYBOARD)),
+            **_nonce(services, project_id),
         },
         check_results=[_check(check_storyboard(spec, result.storyboard))],
     )
@@ -109,12 +138,10 @@ def storyboard(context: dg.AssetExecutionContext, config: StoryboardConfig, vidp
     description="N+1 keyframes with continuity: scene i+1 starts on scene i's end frame.",
     check_specs=[dg.AssetCheckSpec("keyframes_decode", asset="keyframes", partitions_def=projects_partitions)],
 )
-def keyframes(context: dg.AssetExecutionContext, vidpipe: VidpipeResource) -> dg.MaterializeResult:
-    services, project_id = vidpipe.services(), _project_id(context)
-    try:
-        report = make_keyframes(services, project_id, run_id=context.run.run_id, progress=for_context(context))
-    except VidpipeError as exc:
-        raise _fail(exc) from exc
+def keyframes(context: dg.AssetExecutionContext, config: KeyframesConfig, vidpipe: VidpipeResource) -> dg.MaterializeResult:
+    with _step(context, vidpipe) as (services, project_id):
+        report = make_keyframes(services, project_id, run_id=context.run.run_id, repair=config.repair_damaged,
+                                progress=for_context(context))
     pngs = [services.store.read_bytes(project_id, i.path) for i in report.items if i.path]
     sheet = media.contact_sheet(pngs, labels=[f"frame {i.index}" for i in report.items])
     services.store.write_bytes(project_id, Layout.CONTACT_SHEET, sheet)
@@ -122,9 +149,11 @@ def keyframes(context: dg.AssetExecutionContext, vidpipe: VidpipeResource) -> dg
     return dg.MaterializeResult(
         metadata={
             "frames": len(report.items), "generated": report.counts["generated"], "reused": report.counts["reused"],
+            "repaired": report.counts["repaired"],
             "provider": report.provider, "model": report.model, "cost_usd": report.cost_usd,
             "projected_cost_usd": round(report.projected_usd, 4),
             "contact_sheet": dg.MetadataValue.path(services.store.uri(project_id, Layout.CONTACT_SHEET)),
+            **_nonce(services, project_id),
         },
         check_results=[_check(check_keyframes(services, project_id))],
     )
@@ -135,16 +164,19 @@ def keyframes(context: dg.AssetExecutionContext, vidpipe: VidpipeResource) -> dg
     description="One clip per scene from its first and last keyframe; paid operations are never resubmitted.",
 )
 def clips(context: dg.AssetExecutionContext, config: ClipsConfig, vidpipe: VidpipeResource) -> dg.MaterializeResult:
-    services, project_id = vidpipe.services(), _project_id(context)
-    try:
+    with _step(context, vidpipe) as (services, project_id):
         if config.regenerate_scenes:
             # The take is named after the root run, so "re-execute from failure" keeps it (no second payment).
             new_takes(services, project_id, config.regenerate_scenes, f"run-{context.run.root_run_id or context.run.run_id}")
-        slots = DagsterPoolSlots(context.instance, services.settings.video_pool, context.run.run_id, "clips")
+        progress = for_context(context)
+
+        def waiting(message: str) -> None:
+            progress(ProgressEvent("clips", message))
+
+        slots = DagsterPoolSlots(context.instance, services.settings.video_pool, context.run.run_id, "clips",
+                                 stale_after_s=services.settings.heartbeat_stale_s, on_wait=waiting)
         report = make_clips(services, project_id, run_id=context.run.run_id, concurrency=config.concurrency,
-                            slots=slots, progress=for_context(context))
-    except VidpipeError as exc:
-        raise _fail(exc) from exc
+                            slots=slots, repair=config.repair_damaged, progress=progress)
     counts = report.counts
     context.log.info("clips: " + ", ".join(f"{n} {k}" for k, n in counts.items() if n))
     return dg.MaterializeResult(
@@ -154,6 +186,7 @@ def clips(context: dg.AssetExecutionContext, config: ClipsConfig, vidpipe: Vidpi
             "provider": report.provider, "model": report.model, "cost_usd": report.cost_usd,
             "projected_cost_usd": round(report.projected_usd, 4),
             "total_duration_s": round(sum(i.duration_s or 0 for i in report.items), 3),
+            **_nonce(services, project_id),
         },
     )
 
@@ -164,22 +197,20 @@ def clips(context: dg.AssetExecutionContext, config: ClipsConfig, vidpipe: Vidpi
     check_specs=[dg.AssetCheckSpec("final_video_valid", asset="final_video", partitions_def=projects_partitions)],
 )
 def final_video(context: dg.AssetExecutionContext, config: FinalVideoConfig, vidpipe: VidpipeResource) -> dg.MaterializeResult:
-    services, project_id = vidpipe.services(), _project_id(context)
-    try:
+    with _step(context, vidpipe) as (services, project_id):
         result = make_final(services, project_id, crossfade=config.crossfade, run_id=context.run.run_id,
                             progress=for_context(context))
-    except VidpipeError as exc:
-        raise _fail(exc) from exc
     info = result.info
     metadata: dict = {
         "path": dg.MetadataValue.path(result.uri), "duration_s": round(info.duration_s, 3),
         "size_bytes": info.size_bytes, "resolution": f"{info.width}x{info.height}", "fps": round(info.fps, 3),
         "video_codec": info.video_codec or "none", "audio_codec": info.audio_codec or "none",
-        "scenes": len(result.scenes), "crossfade_s": result.crossfade,
+        "scenes": len(result.scenes), "crossfade_s": result.crossfade, "sha256": result.sha256,
+        **_nonce(services, project_id),
     }
     if result.skipped:
         metadata["skipped_scenes"] = dg.MetadataValue.md(
-            "\n".join(f"- scene {i}: {reason}" for i, reason in sorted(result.skipped.items())))
+            "\n".join(f"- scene {i + 1}: {reason}" for i, reason in sorted(result.skipped.items())))
     context.log.info(f"final video {info.duration_s:.2f}s {info.width}x{info.height} at {result.uri}")
     return dg.MaterializeResult(
         metadata=metadata,

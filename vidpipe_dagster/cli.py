@@ -1,18 +1,29 @@
 """The `vidpipe` command: register projects, render them through Dagster, show where they stand."""
 from __future__ import annotations
 
+import os
+import re
 import sys
+import tempfile
 import threading
-from typing import Optional
+import traceback
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
 from vidpipe_core.config import Settings, get_settings
-from vidpipe_core.errors import InvalidInput, ProjectNotFound, VidpipeError
+from vidpipe_core.errors import ConfigurationError, InvalidInput, ProjectBusy, ProjectNotFound, VidpipeError, scrub_url
 from vidpipe_core.steps.report import ProgressEvent
+
+if TYPE_CHECKING:
+    from vidpipe_core.schemas import ProjectSpec
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="vidpipe: a text prompt in, a finished multi-scene video out.")
 console = Console()
@@ -25,16 +36,115 @@ DEMO_PROMPT = (
 STAGES = ("storyboard", "keyframes", "clips", "final_video")
 
 
+# Exit codes (README "Errors and exit codes"): 1 a failure, 2 a usage or configuration error
+# (fix the input or the setting named), 3 the project is busy (another run holds it), 130 interrupted.
+EXIT_FAILURE, EXIT_USAGE, EXIT_BUSY, EXIT_INTERRUPTED = 1, 2, 3, 130
+_SECRET_NAME = re.compile(r"KEY|SECRET|TOKEN|PASSWORD|PASSWD|CREDENTIAL", re.IGNORECASE)
+_SECRET_URLS = ("VIDPIPE_DATABASE_URL", "VIDPIPE_ARTIFACTS_URL")
+
+
+class _Options:
+    debug = False   # set by the global --debug flag
+
+
+@app.callback()
+def _global_options(
+    debug: bool = typer.Option(False, "--debug", envvar="VIDPIPE_DEBUG",
+                               help="Print the full traceback of an error (otherwise it goes to a log file under <data dir>/logs)."),
+) -> None:
+    _Options.debug = debug
+
+
+def exit_code(exc: BaseException) -> int:
+    if isinstance(exc, (InvalidInput, ProjectNotFound, ConfigurationError)):
+        return EXIT_USAGE
+    if isinstance(exc, ProjectBusy):
+        return EXIT_BUSY
+    return EXIT_FAILURE
+
+
+def _scrub(text: str) -> str:
+    """``text`` without secrets: API keys (the Google provider's redaction), passwords in the
+    URL settings, and the value of any variable whose name says it is a secret."""
+    try:
+        from vidpipe_core.providers.google import redact
+
+        text = redact(text)
+    except Exception:  # noqa: BLE001 - the error being reported may be this very import
+        pass
+    for name, value in os.environ.items():
+        if name in _SECRET_URLS and value:
+            text = scrub_url(text, value)
+        elif _SECRET_NAME.search(name) and len(value) >= 8:
+            text = text.replace(value, "***")
+    return text
+
+
+def _data_dir() -> Path:
+    try:
+        return get_settings().data_dir
+    except Exception:  # noqa: BLE001 - the settings may be what is broken
+        return Path(os.environ.get("VIDPIPE_DATA_DIR") or ".vidpipe").expanduser().resolve()
+
+
+def _write_log(text: str) -> Path | None:
+    """Write ``text`` to a new log file under <data dir>/logs (the system temp dir when that is
+    not writable); its path, or None when neither can be written."""
+    name = f"vidpipe-{datetime.now(timezone.utc):%Y%m%dT%H%M%S.%fZ}-{os.getpid()}.log"
+    for folder in (_data_dir() / "logs", Path(tempfile.gettempdir())):
+        path = folder / name
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+        except OSError:
+            continue
+        return path
+    return None
+
+
+def _report(exc: BaseException, code: int) -> int:
+    """One line on stderr. The traceback is printed with --debug; otherwise, for configuration
+    errors and unexpected exceptions, it goes to a log file that the line names."""
+    if isinstance(exc, VidpipeError):
+        line = str(exc)
+    else:
+        first = str(exc).strip().splitlines()
+        line = f"{type(exc).__name__}: {first[0]}" if first else type(exc).__name__
+    line = _scrub(line)
+    trace = _scrub(f"$ vidpipe {' '.join(sys.argv[1:])}\n" + "".join(traceback.format_exception(exc)))
+    if _Options.debug:
+        sys.stderr.write(trace)
+        sys.stderr.flush()
+    elif isinstance(exc, ConfigurationError) or not isinstance(exc, VidpipeError):
+        path = _write_log(trace)
+        line += f" (full traceback in {path}; run with --debug to print it)" if path else " (run with --debug to print the full traceback)"
+    err.print(f"[bold red]error:[/] {escape(line)}", soft_wrap=True)
+    return code
+
+
+def _settings_error(exc: Exception) -> Exception:
+    """A settings value pydantic refused, as the ConfigurationError it is (else ``exc`` itself)."""
+    if not (isinstance(exc, ValidationError) and exc.title == "Settings"):
+        return exc
+    first = exc.errors()[0]
+    name = "VIDPIPE_" + "_".join(str(part) for part in first["loc"]).upper()
+    error = ConfigurationError(f"setting {name}: {first['msg']}; fix the environment variable or the config file (VIDPIPE_CONFIG / ./vidpipe.toml)")
+    error.__cause__ = exc
+    return error
+
+
 def _fail(exc: Exception) -> "typer.Exit":
-    code = 2 if isinstance(exc, (InvalidInput, ProjectNotFound)) else 1
-    err.print(f"[bold red]error:[/] {exc}")
-    return typer.Exit(code)
+    return typer.Exit(_report(exc, exit_code(exc)))
 
 
-def _services(settings: Settings | None = None):  # type: ignore[no-untyped-def]
+def _services(settings: Settings | None = None, *, housekeeping: bool = True):  # type: ignore[no-untyped-def]
+    """Database and artifact store; ``housekeeping=False`` for read-only commands (it removes the
+    scratch folders of killed processes)."""
     from vidpipe_core.services import Services
 
-    return Services.create(settings or get_settings())
+    return Services.create(settings or get_settings(), housekeeping=housekeeping)
 
 
 def _startup_checks() -> None:
@@ -74,19 +184,23 @@ def new(
     console.print(spec.id)
 
 
-def register(prompt: str, source: str = "cli", **options):  # type: ignore[no-untyped-def]
-    """Create the project row and its Dagster partition; undo the row if the partition fails."""
-    from vidpipe_core.projects import create_project, delete_project
-    from vidpipe_dagster.instance import get_instance, register_partition
+def register(prompt: str, source: str = "cli", **options: object) -> ProjectSpec:
+    """Register a project all-or-nothing. The Dagster partition comes first and the row last:
+    the row is what makes an id taken, so a registration killed in between leaves only a
+    partition, and the id is still free. A failure removes the partition this call added."""
+    from vidpipe_core.projects import build_spec, create_project, project_exists
+    from vidpipe_dagster.instance import get_instance, register_partition, remove_partition
 
     services = _services()
-    spec = create_project(services, prompt, source=source, **options)
+    spec = build_spec(services.settings, prompt, taken=lambda i: project_exists(services, i), **options)  # type: ignore[arg-type]
+    instance = get_instance(services.settings)
+    added = register_partition(instance, spec.id)
     try:
-        register_partition(get_instance(services.settings), spec.id)
+        return create_project(services, prompt, source=source, **{**options, "id": spec.id})
     except BaseException:
-        delete_project(services, spec.id)
+        if added and not project_exists(services, spec.id):   # not if a concurrent `new` took the id
+            remove_partition(instance, spec.id)
         raise
-    return spec
 
 
 class _Display:
@@ -123,13 +237,13 @@ def render_project(project_id: str, *, run_config: dict | None = None, show: boo
     from vidpipe_core.projects import load_spec
     from vidpipe_dagster import progress
     from vidpipe_dagster.definitions import defs
-    from vidpipe_dagster.instance import get_instance, require_partition
+    from vidpipe_dagster.instance import ensure_partition, get_instance
 
     validate_project_id(project_id)
     services = _services()
     load_spec(services, project_id)
     instance = get_instance(services.settings)
-    require_partition(instance, project_id)
+    ensure_partition(instance, services, project_id)
     job = defs.resolve_job_def("render_project")
     if asset_names:
         job = dg.define_asset_job("render_subset", selection=dg.AssetSelection.assets(*asset_names))
@@ -158,12 +272,37 @@ def render_project(project_id: str, *, run_config: dict | None = None, show: boo
         else:
             progress.remove_listener(display)
             if show:
-                progress.add_listener(lambda p, e: p == project_id and console.print(f"[{e.stage}] {e.message}", markup=False, highlight=False))
+                progress.add_listener(lambda p, e: p == project_id and console.print(f"[{e.stage}] {e.message}", markup=False, highlight=False, soft_wrap=True))
             result = job.execute_in_process(partition_key=project_id, instance=instance, run_config=run_config,
                                             raise_on_error=False)
     finally:
         progress.remove_listener(display)
     return result
+
+
+def was_interrupted(result) -> bool:  # type: ignore[no-untyped-def]
+    """The run stopped because of SIGINT/SIGTERM (Dagster turns both into an interrupt)."""
+    for event in result.all_events:
+        data = event.step_failure_data if event.is_step_failure else None
+        if data is not None and data.error_source is not None and data.error_source.value == "INTERRUPT":
+            return True
+    return False
+
+
+def _finish(project_id: str, result) -> None:  # type: ignore[no-untyped-def]
+    """Print the video's path, or say why there is none and exit non-zero."""
+    from vidpipe_core.storage import Layout
+
+    if result.success:
+        console.print(_services().store.uri(project_id, Layout.FINAL), soft_wrap=True, markup=False, highlight=False)
+        return
+    if was_interrupted(result):
+        err.print(f"render stopped by a signal (run {result.run_id}, marked failed): slots and the project lock are "
+                  f"released, paid operations are kept. `vidpipe resume {project_id}` continues without paying again.",
+                  markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_INTERRUPTED)
+    err.print(f"render failed (run {result.run_id}):\n{failure_message(result)}", markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(EXIT_FAILURE)
 
 
 def failure_message(result) -> str:  # type: ignore[no-untyped-def]
@@ -194,13 +333,7 @@ def render(project_id: str = typer.Argument(..., metavar="ID")) -> None:
         result = render_project(project_id)
     except VidpipeError as exc:
         raise _fail(exc) from None
-    if not result.success:
-        err.print(f"[bold red]render failed[/] (run {result.run_id}):\n{failure_message(result)}")
-        raise typer.Exit(1)
-    from vidpipe_core.storage import Layout
-
-    services = _services()
-    console.print(services.store.uri(project_id, Layout.FINAL))
+    _finish(project_id, result)
 
 
 @app.command()
@@ -214,55 +347,63 @@ def demo(scenes: int = typer.Option(4), clip_duration: int = typer.Option(4, "--
         result = render_project(spec.id)
     except VidpipeError as exc:
         raise _fail(exc) from None
-    if not result.success:
-        err.print(f"[bold red]render failed[/]:\n{failure_message(result)}")
-        raise typer.Exit(1)
-    from vidpipe_core.storage import Layout
-
-    console.print(_services().store.uri(spec.id, Layout.FINAL))
+    _finish(spec.id, result)
 
 
 def _run_and_report(project_id: str, assets: list[str] | None, run_config: dict | None = None) -> None:
-    from vidpipe_core.storage import Layout
+    _finish(project_id, render_project(project_id, asset_names=assets, run_config=run_config))
 
-    result = render_project(project_id, asset_names=assets, run_config=run_config)
-    if not result.success:
-        err.print(f"[bold red]render failed[/] (run {result.run_id}):\n{failure_message(result)}")
-        raise typer.Exit(1)
-    console.print(_services().store.uri(project_id, Layout.FINAL))
+
+def repair_config(assets: list[str]) -> dict:
+    """Run config that lets the keyframes and clips steps pay to regenerate damaged files."""
+    return {"ops": {name: {"config": {"repair_damaged": True}} for name in ("keyframes", "clips") if name in assets}}
 
 
 @app.command()
 def resume(project_id: str = typer.Argument(..., metavar="ID"),
-           yes: bool = typer.Option(True, "--yes/--dry-run", help="Run the plan, or only print it.")) -> None:
+           yes: bool = typer.Option(True, "--yes/--dry-run", help="Run the plan, or only print it (changes nothing)."),
+           repair: bool = typer.Option(False, "--repair", help="Pay to regenerate damaged files that cannot be "
+                                                                "re-obtained for free (the plan says what it costs).")) -> None:
     """Finish an interrupted project: mark runs whose process died as failed, re-attach to paid
-    operations, and materialize only what is missing or failed."""
+    operations, repair damaged files, and materialize only what is missing, failed or damaged."""
     from vidpipe_core.ids import validate_project_id
     from vidpipe_core.projects import load_spec
-    from vidpipe_dagster.instance import get_instance, require_partition
+    from vidpipe_dagster.instance import ensure_partition, get_instance, has_partition
     from vidpipe_dagster.resume import plan_resume, recover_dead_runs
 
+    dry_run = not yes
     try:
-        _startup_checks()
+        if not dry_run:
+            _startup_checks()
         validate_project_id(project_id)
-        services = _services()
+        services = _services(housekeeping=not dry_run)
         load_spec(services, project_id)
         instance = get_instance(services.settings)
-        require_partition(instance, project_id)
-        for run_id in recover_dead_runs(instance, services, project_id):
-            err.print(f"run {run_id} had lost its process; marked it failed")
+        if not dry_run:
+            ensure_partition(instance, services, project_id)
+        elif not has_partition(instance, project_id):
+            err.print(f"would add the missing Dagster partition {project_id}")
+        verb = "would mark it failed and free its slots" if dry_run else "marked it failed and freed its slots"
+        for described in recover_dead_runs(instance, services, project_id, dry_run=dry_run).values():
+            err.print(f"{described}: its process is dead; {verb}", markup=False, highlight=False, soft_wrap=True)
         plan = plan_resume(instance, services, project_id)
     except VidpipeError as exc:
         raise _fail(exc) from None
+    for finding in plan.damaged:
+        err.print(f"damaged: {finding.what}: {finding.problem}; {finding.repair}", markup=False, highlight=False, soft_wrap=True)
     if not plan.assets:
         err.print("nothing to do: every asset is materialized and up to date")
         from vidpipe_core.storage import Layout
 
-        console.print(services.store.uri(project_id, Layout.FINAL))
+        console.print(services.store.uri(project_id, Layout.FINAL), soft_wrap=True, markup=False, highlight=False)
         return
-    err.print("will materialize: " + ", ".join(f"{a} ({plan.reasons[a]})" for a in plan.assets))
-    if yes:
-        _run_and_report(project_id, plan.assets)
+    err.print(("would materialize: " if dry_run else "will materialize: ")
+              + ", ".join(f"{a} ({plan.reasons[a]})" for a in plan.assets), markup=False, highlight=False, soft_wrap=True)
+    if plan.repair_cost_usd and not repair:
+        err.print(f"damaged files without a free copy fail their stage; `vidpipe resume {project_id} --repair` pays "
+                  f"up to ${plan.repair_cost_usd:.2f} to regenerate them", markup=False, highlight=False, soft_wrap=True)
+    if not dry_run:
+        _run_and_report(project_id, plan.assets, repair_config(plan.assets) if repair else None)
 
 
 @app.command()
@@ -293,7 +434,7 @@ def stitch(project_id: str = typer.Argument(..., metavar="ID"),
         _startup_checks()
         services = _services()
         spec = load_spec(services, project_id)
-        if crossfade < 0 or crossfade >= spec.clip_duration:
+        if not 0 <= crossfade < spec.clip_duration:      # also refuses nan
             raise InvalidInput("crossfade", f"{crossfade} is out of range", f"0 <= crossfade < {spec.clip_duration} (the clip duration)")
         update_spec(services, spec.model_copy(update={"crossfade": crossfade}))
         _run_and_report(project_id, ["final_video"])
@@ -326,7 +467,7 @@ def status(project_id: str = typer.Argument(..., metavar="ID")) -> None:
     from vidpipe_dagster.status import project_status
 
     try:
-        report = project_status(_services(), project_id)
+        report = project_status(_services(housekeeping=False), project_id)
     except VidpipeError as exc:
         raise _fail(exc) from None
     assets = Table(title=f"project {project_id}")
@@ -335,6 +476,9 @@ def status(project_id: str = typer.Argument(..., metavar="ID")) -> None:
     for row in report["assets"]:
         assets.add_row(row["asset"], row["state"], row["run_id"] or "", row["when"] or "")
     console.print(assets)
+    for row in report["assets"]:
+        if row.get("hint"):
+            console.print(row["hint"], soft_wrap=True, markup=False, highlight=False)
     scenes = Table(title="scenes")
     for col in ("scene", "start frame", "end frame", "clip", "duration", "cost"):
         scenes.add_column(col)
@@ -379,11 +523,16 @@ def migrate() -> None:
 
 
 def main() -> None:
+    """The console script. Every command's errors end here as one line and an exit code: a
+    configuration error exits 2, anything unexpected exits 1 with its traceback in a log file."""
     try:
         app()
     except KeyboardInterrupt:
         err.print("interrupted")
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence
+        exc = _settings_error(exc)
+        sys.exit(_report(exc, exit_code(exc)))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ from vidpipe_core.config import get_settings
 from vidpipe_dagster.assets import render_assets
 from vidpipe_dagster.jobs import render_project
 from vidpipe_dagster.resources import VidpipeResource
-from vidpipe_dagster.sensors import inbox_sensor
+from vidpipe_dagster.sensors import heal_dead_runs, inbox_sensor
 
 EXECUTORS = {"in_process": dg.in_process_executor, "multiprocess": dg.multiprocess_executor}
 
@@ -19,7 +19,7 @@ def _executor() -> dg.ExecutorDefinition:
 defs = dg.Definitions(
     assets=render_assets,
     jobs=[render_project],
-    sensors=[inbox_sensor],
+    sensors=[inbox_sensor, heal_dead_runs],
     resources={"vidpipe": VidpipeResource()},
     executor=_executor(),
 )

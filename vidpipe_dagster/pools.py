@@ -14,14 +14,19 @@ Dagster's slot claim is a select-then-update that two processes can win at once 
 does not re-check that the slot is free; seen here as 3 live operations under a limit of 2).
 Its executor rarely claims concurrently; vidpipe claims from many threads and processes, so
 claims of a pool are serialised: a PostgreSQL advisory lock on the instance's own database, or
-a file lock in DAGSTER_HOME next to the SQLite storage."""
+a file lock in DAGSTER_HOME next to the SQLite storage.
+
+A claim that waits longer than a second frees the slots of runs that are dead (see
+``vidpipe_dagster.healing``) and, every few seconds, says which runs hold the slots; it ends
+within half a second when the step is interrupted."""
 from __future__ import annotations
 
 import fcntl
 import hashlib
 import random
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -29,17 +34,26 @@ import dagster as dg
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
+from vidpipe_core.cancel import NEVER, CancelToken
+from vidpipe_dagster.healing import heal_pool
+
 FIRST_WAIT_INTERVAL_S = 0.2
 MAX_WAIT_INTERVAL_S = 0.5
+HEAL_AFTER_S = 1.0           # a wait this long looks for dead holders ...
+HEAL_EVERY_S = 2.0           # ... and again this often
+REPORT_EVERY_S = 5.0         # and says who holds the slots this often
 _init_lock = threading.Lock()
 _claim_lock = threading.Lock()
 _slot_freed = threading.Condition()
 
 
 class DagsterPoolSlots:
-    def __init__(self, instance: dg.DagsterInstance, pool: str, run_id: str, step_key: str) -> None:
+    def __init__(self, instance: dg.DagsterInstance, pool: str, run_id: str, step_key: str, *,
+                 stale_after_s: float = 120.0, on_wait: Callable[[str], None] | None = None) -> None:
         self.instance, self.pool, self.run_id, self.step_key = instance, pool, run_id, step_key
         self.storage = instance.event_log_storage
+        self.stale_after_s = stale_after_s
+        self.on_wait = on_wait or (lambda _message: None)
 
     @property
     def enforced(self) -> bool:
@@ -87,34 +101,54 @@ class DagsterPoolSlots:
         with self._claim_mutex():
             return self.storage.claim_concurrency_slot(self.pool, self.run_id, key).is_claimed
 
+    def _heal_and_describe(self, scene_index: int, waited_s: float, report: bool) -> None:
+        """Free the slots of dead runs; every REPORT_EVERY_S, say who holds the slots."""
+        healed = heal_pool(self.instance, self.pool, self.stale_after_s)
+        for line in healed.lines():
+            self.on_wait(f"{self.pool}: {line}")
+        if report:
+            limit = self.storage.get_concurrency_info(self.pool).slot_count
+            holders = "; ".join(healed.live_holders) or "no live run (freeing)"
+            self.on_wait(f"scene {scene_index + 1} has waited {waited_s:.0f} s for a {self.pool} slot "
+                         f"(limit {limit}); held by {holders}")
+
     @contextmanager
-    def hold(self, scene_index: int) -> Iterator[None]:
+    def hold(self, scene_index: int, cancel: CancelToken = NEVER) -> Iterator[None]:
+        cancel.check()
         if not self.enforced:
             yield
             return
         self._ensure_limit()
         key = f"{self.step_key}[scene-{scene_index}]"
         delay = FIRST_WAIT_INTERVAL_S
-        while True:
-            if self._claim(key):
-                break
-            # Back off with jitter (a blocked claim costs ~3 ms of CPU on SQLite; Dagster's SQL
-            # storage never sets a sleep interval). The cap stays short: a freed slot is assigned
-            # to the next waiter in Dagster's pending queue and sits idle until that waiter wakes
-            # (a 1 s cap cut slot use from 87 % to 79 % in bench `many`). A slot freed in this
-            # process wakes its waiters at once (threads of one clips step).
-            with _slot_freed:
-                _slot_freed.wait(timeout=delay * random.uniform(0.75, 1.25))
-            delay = min(delay * 2, MAX_WAIT_INTERVAL_S)
+        started = time.monotonic()
+        next_heal, next_report = started + HEAL_AFTER_S, started + REPORT_EVERY_S
+        try:
+            while not self._claim(key):
+                # Back off with jitter (a blocked claim costs ~3 ms of CPU on SQLite; Dagster's SQL
+                # storage never sets a sleep interval). The cap stays short: a freed slot is assigned
+                # to the next waiter in Dagster's pending queue and sits idle until that waiter wakes
+                # (a 1 s cap cut slot use from 87 % to 79 % in bench `many`). A slot freed in this
+                # process wakes its waiters at once (threads of one clips step).
+                with _slot_freed:
+                    _slot_freed.wait(timeout=delay * random.uniform(0.75, 1.25))
+                cancel.check()
+                delay = min(delay * 2, MAX_WAIT_INTERVAL_S)
+                now = time.monotonic()
+                if now >= next_heal:
+                    reporting = now >= next_report
+                    self._heal_and_describe(scene_index, now - started, reporting)
+                    next_heal = now + HEAL_EVERY_S
+                    if reporting:
+                        next_report = now + REPORT_EVERY_S
+        except BaseException:
+            # Interrupted while queued: leave Dagster's pending queue, or the next waiter is
+            # assigned a slot that nobody takes.
+            self.storage.free_concurrency_slot_for_step(self.run_id, key)
+            raise
         try:
             yield
         finally:
             self.storage.free_concurrency_slot_for_step(self.run_id, key)
             with _slot_freed:
                 _slot_freed.notify_all()
-
-
-def free_run_slots(instance: dg.DagsterInstance, run_id: str) -> None:
-    """Release what a dead run still holds (its process cannot do it any more)."""
-    if instance.event_log_storage.supports_global_concurrency_limits:
-        instance.event_log_storage.free_concurrency_slots_for_run(run_id)

@@ -1,4 +1,5 @@
-"""Resuming a project: clear runs whose process died, then materialize only what is missing."""
+"""Resuming a project: clear runs whose process died, then materialize only what is missing,
+out of date, damaged, or made for an earlier project record with the same id."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -7,75 +8,106 @@ import dagster as dg
 
 from vidpipe_core import locks
 from vidpipe_core.errors import ProjectBusy
-from vidpipe_core.models import ClipStatus, Project
+from vidpipe_core.integrity import digest_problem, frame_label, scene_label
+from vidpipe_core.models import ClipStatus
 from vidpipe_core.services import Services
-from vidpipe_core.steps.state import resolve_state
-from vidpipe_dagster.assets import HOST_TAG, PID_TAG
-from vidpipe_dagster.pools import free_run_slots
+from vidpipe_core.steps.inspect import Finding, find_damage
+from vidpipe_core.steps.state import ProjectState, project_nonce, resolve_state
+from vidpipe_core.storage import Layout
+from vidpipe_dagster.assets import NONCE_KEY
+from vidpipe_dagster.healing import ACTIVE, PARTITION_TAG, describe_run, heal_runs, run_liveness
 from vidpipe_dagster.status import ASSETS
-
-ACTIVE = [dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.CANCELING]
 
 
 @dataclass
 class ResumePlan:
-    recovered_runs: list[str] = field(default_factory=list)
     assets: list[str] = field(default_factory=list)
     reasons: dict[str, str] = field(default_factory=dict)
+    damaged: list[Finding] = field(default_factory=list)
+
+    @property
+    def repair_cost_usd(self) -> float:
+        return sum(f.paid_usd for f in self.damaged)
 
 
-def recover_dead_runs(instance: dg.DagsterInstance, services: Services, project_id: str) -> list[str]:
-    """Mark runs of this partition whose process is gone as failed (and free what they held);
-    refuse when a run is still alive."""
-    recovered = []
-    for run in instance.get_runs(filters=dg.RunsFilter(tags={"dagster/partition": project_id}, statuses=ACTIVE)):
-        pid, host = run.tags.get(PID_TAG), run.tags.get(HOST_TAG)
-        alive = locks.process_alive(int(pid), host) if pid and host else None
-        if alive is True:
-            raise ProjectBusy(project_id, f"run {run.run_id} (pid {pid} on {host})")
-        if alive is None:
-            continue  # another host, or no step started yet: the run monitor or a human decides
-        instance.report_run_failed(run, f"vidpipe resume: the run's process (pid {pid} on {host}) is gone")
-        free_run_slots(instance, run.run_id)
-        recovered.append(run.run_id)
-    with services.db.session() as s:
-        row = s.get(Project, project_id)
-        holder = row.lock_holder if row else None
-    if holder and locks.holder_is_gone(holder):
-        locks.release(services, project_id, holder)
-    return recovered
+def recover_dead_runs(instance: dg.DagsterInstance, services: Services, project_id: str, *,
+                      dry_run: bool = False) -> dict[str, str]:
+    """Mark this partition's runs whose process is dead as failed, free what they held and the
+    project lock of a dead holder; refuse when a run is still alive. With ``dry_run`` only say
+    what would be done. Returns the dead runs: run id -> description."""
+    runs = instance.get_runs(filters=dg.RunsFilter(tags={PARTITION_TAG: project_id}, statuses=ACTIVE))
+    stale = services.settings.heartbeat_stale_s
+    for run in runs:
+        liveness = run_liveness(run, stale)
+        if liveness.alive and liveness.tagged:
+            raise ProjectBusy(project_id, describe_run(run, liveness))
+    report = heal_runs(instance, runs, stale, dry_run=dry_run)
+    locks.release_if_gone(services, project_id, dry_run=dry_run)
+    return report.failed_runs
+
+
+def _latest(instance: dg.DagsterInstance, name: str, project_id: str) -> dg.EventLogRecord | None:
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(name), asset_partitions=[project_id]), limit=1).records
+    return records[0] if records else None
+
+
+def _metadata(record: dg.EventLogRecord, key: str) -> object:
+    materialization = record.asset_materialization
+    entry = materialization.metadata.get(key) if materialization else None
+    return entry.value if entry is not None else None
+
+
+def _pending_work(services: Services, state: ProjectState) -> dict[str, str | None]:
+    """The first thing each stage still has to make (None when nothing)."""
+    spec, n = state.spec, len(state.scenes)
+    frame = next((f for f in state.frames if not f.done), None)
+    clip = next((c for c in state.clips if c.status != ClipStatus.DONE
+                 and not (c.status == ClipStatus.REJECTED and spec.safety_policy == "skip")), None)
+    return {
+        "keyframes": f"{frame_label(frame.index, n)} missing" if frame is not None else None,
+        "clips": (f"the clip of {scene_label(clip.index)} is {clip.status.value if clip.status else 'missing'}"
+                  if clip is not None else None),
+    }
+
+
+def _final_problem(services: Services, project_id: str, record: dg.EventLogRecord) -> str | None:
+    expected = _metadata(record, "sha256")
+    try:
+        data = services.store.read_bytes(project_id, Layout.FINAL)
+    except FileNotFoundError:
+        data = None
+    problem = digest_problem(data, expected if isinstance(expected, str) else None)
+    return f"final.mp4: {problem}" if problem else None
 
 
 def plan_resume(instance: dg.DagsterInstance, services: Services, project_id: str) -> ResumePlan:
+    """What `vidpipe resume` would materialize and why; reads only."""
     plan = ResumePlan()
-    stamps: dict[str, float | None] = {}
-    for name in ASSETS:
-        records = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=dg.AssetKey(name), asset_partitions=[project_id]), limit=1).records
-        stamps[name] = records[0].timestamp if records else None
-
+    nonce = project_nonce(services, project_id)
     state = resolve_state(services, project_id)
-    spec = state.spec
-    work = {
-        "keyframes": next((f"frame {f.index} missing" for f in state.frames if not f.done), None) if state.frames else None,
-        "clips": next((f"scene {c.index} clip {c.status.value if c.status else 'missing'}" for c in state.clips
-                       if c.status != ClipStatus.DONE and not (c.status == ClipStatus.REJECTED and spec.safety_policy == "skip")),
-                      None) if state.clips else None,
-    }
-    upstream: float = 0.0
+    plan.damaged = find_damage(services, state)
+    work = _pending_work(services, state)
+    for finding in plan.damaged:
+        work[finding.stage] = work.get(finding.stage) or f"{finding.what} is damaged"
+    upstream = 0.0
     for name in ASSETS:
-        stamp = stamps[name]
+        record = _latest(instance, name, project_id)
         if plan.assets:
-            plan.reasons[name] = "downstream of " + plan.assets[0]
-        elif stamp is None:
-            plan.reasons[name] = "never materialized"
-        elif stamp < upstream:
-            plan.reasons[name] = "older than its upstream"
-        elif work.get(name):
-            plan.reasons[name] = str(work[name])
+            reason: str | None = "downstream of " + plan.assets[0]
+        elif record is None:
+            reason = "never materialized"
+        elif nonce is not None and _metadata(record, NONCE_KEY) != nonce:
+            reason = "its materialization belongs to an earlier project with this id"
+        elif record.timestamp < upstream:
+            reason = "older than its upstream"
+        elif name == "final_video":
+            reason = _final_problem(services, project_id, record)
         else:
-            upstream = stamp
+            reason = work.get(name)
+        if reason is None:
+            upstream = record.timestamp if record is not None else upstream
             continue
+        plan.reasons[name] = reason
         plan.assets.append(name)
-        upstream = float("inf")
     return plan

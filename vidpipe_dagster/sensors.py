@@ -10,6 +10,9 @@ Cursor (JSON): ``since`` / ``at`` = the newest emitted project's ``created_at`` 
 at exactly that instant; ``stuck`` = keys of files that could not be moved (not re-evaluated until
 they change). An absent cursor (first tick, or a reset) asks only for projects Dagster has no
 partition for, instead of re-requesting every inbox project ever made.
+
+A linked inbox, ``accepted/`` or ``rejected/`` folder fails the tick with one ``ConfigurationError``
+(an operator's setup to fix, not a file to refuse); nothing is read or moved until it is fixed.
 """
 from __future__ import annotations
 
@@ -20,10 +23,12 @@ from datetime import datetime
 
 import dagster as dg
 
+from vidpipe_core.errors import ConfigurationError
 from vidpipe_core.inbox import (
     InboxProject, InboxSettings, InboxTick, inbox_projects, process_inbox, source_file, utc,
 )
 from vidpipe_core.services import Services
+from vidpipe_dagster.healing import heal_instance
 from vidpipe_dagster.jobs import render_project
 from vidpipe_dagster.partitions import projects_partitions
 from vidpipe_dagster.resources import VidpipeResource
@@ -85,7 +90,8 @@ def pending_projects(instance: dg.DagsterInstance, services: Services, cursor: I
 def _summary(tick: InboxTick, requested: int, limits: InboxSettings, seconds: float) -> str:
     counts = [(len(tick.registered), "registered"), (len(tick.duplicates), "identical to an existing project"),
               (len(tick.rejected), "rejected"), (requested, "run requests"), (tick.waiting, "still being written"),
-              (len(tick.stuck), "could not be moved")]
+              (len(tick.stuck), "could not be moved"),
+              (tick.unavailable, "left for the next tick (the database could not be reached)")]
     parts = [f"{n} {what}" for n, what in counts if n]
     if tick.deferred:
         parts.append(f"{tick.deferred} left for the next tick (at most {limits.inbox_max_files_per_tick} per tick)")
@@ -108,7 +114,11 @@ def inbox_sensor(context: dg.SensorEvaluationContext, vidpipe: VidpipeResource) 
     def log(level: str, message: str) -> None:
         getattr(context.log, level)(message)
 
-    tick = process_inbox(services, limits, skip=cursor.stuck, log=log)
+    try:
+        tick = process_inbox(services, limits, skip=cursor.stuck, log=log)
+    except ConfigurationError as exc:   # the tick fails with this one message until the folder is fixed
+        context.log.error(str(exc))
+        raise
     emit, since, at = pending_projects(context.instance, services, cursor, 2 * limits.inbox_max_files_per_tick,
                                        [pid for pid, _ in tick.registered])
     stuck = [k for k in cursor.stuck if k in tick.present] + [k for k in tick.stuck if k not in cursor.stuck]
@@ -127,3 +137,20 @@ def inbox_sensor(context: dg.SensorEvaluationContext, vidpipe: VidpipeResource) 
         cursor=new_cursor,
     )
 
+
+
+@dg.sensor(
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Marks runs whose process died (same host: process gone; other hosts: heartbeat older than "
+                "VIDPIPE_HEARTBEAT_STALE_S) as failed and frees the video-operations slots they, or runs that "
+                "already ended, still hold. Requests no runs.",
+)
+def heal_dead_runs(context: dg.SensorEvaluationContext, vidpipe: VidpipeResource) -> dg.SkipReason:
+    settings = vidpipe.services().settings
+    report = heal_instance(context.instance, settings.video_pool, settings.heartbeat_stale_s)
+    for line in report.lines():
+        context.log.warning(line)
+    summary = f"{len(report.failed_runs)} dead runs marked failed, {len(report.freed_runs)} ended runs' slots freed" \
+        if report else "no dead run"
+    return dg.SkipReason(summary)

@@ -11,32 +11,51 @@ from vidpipe_core.models import ClipStatus
 from vidpipe_core.providers import clip_provider, keyframe_provider
 from vidpipe_core.services import Services
 from vidpipe_core.steps.keyframes import spent_usd
-from vidpipe_core.steps.state import resolve_state
+from vidpipe_core.steps.inspect import find_damage
+from vidpipe_core.steps.state import project_nonce, resolve_state
 from vidpipe_dagster.instance import get_instance
 
 ASSETS = ("storyboard", "keyframes", "clips", "final_video")
 
 
-def asset_states(instance: dg.DagsterInstance, project_id: str) -> list[dict[str, Any]]:
+def asset_states(instance: dg.DagsterInstance, project_id: str, nonce: str | None = None,
+                 stale_after_s: float = 120.0) -> list[dict[str, Any]]:
+    """Each asset's latest materialization (trusted only when it carries this project record's
+    nonce) and the latest run, whose process is checked when it has not ended. Reads only."""
+    from vidpipe_dagster.assets import NONCE_KEY
+    from vidpipe_dagster.healing import FINISHED, run_liveness
+
     latest_run = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/partition": project_id}), limit=1)
     rows = []
     for name in ASSETS:
         records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=dg.AssetKey(name), asset_partitions=[project_id]), limit=1).records
         if records:
             rec = records[0]
-            rows.append({"asset": name, "state": "materialized", "run_id": rec.run_id[:8],
+            meta = rec.asset_materialization.metadata if rec.asset_materialization else {}
+            entry = meta.get(NONCE_KEY)
+            ours = nonce is None or (entry is not None and entry.value == nonce)
+            rows.append({"asset": name, "state": "materialized" if ours else "stale (an earlier project with this id)",
+                         "run_id": rec.run_id[:8],
                          "when": datetime.fromtimestamp(rec.timestamp, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")})
         else:
             rows.append({"asset": name, "state": "missing", "run_id": None, "when": None})
     if latest_run:
         run = latest_run[0]
-        rows.append({"asset": "(latest run)", "state": run.status.value.lower(), "run_id": run.run_id[:8], "when": None})
+        row = {"asset": "(latest run)", "state": run.status.value.lower(), "run_id": run.run_id[:8], "when": None}
+        if run.status not in FINISHED:
+            liveness = run_liveness(run, stale_after_s)
+            if not liveness.alive:
+                row["state"] = "dead"
+                row["hint"] = (f"run {run.run_id[:8]} is dead ({liveness.why}); `vidpipe resume {project_id}` "
+                               "marks it failed and finishes the project without paying again")
+        rows.append(row)
     return rows
 
 
 def scene_rows(services: Services, project_id: str) -> tuple[list[dict[str, Any]], dict[str, float]]:
     state = resolve_state(services, project_id)
     spec = state.spec
+    damage = {f.index: f for f in find_damage(services, state) if f.stage == "clips"}
     rows = []
     for c in state.clips:
         start, end = state.frames[c.index], state.frames[c.index + 1]
@@ -50,11 +69,13 @@ def scene_rows(services: Services, project_id: str) -> tuple[list[dict[str, Any]
             detail = clip.error or ""
         elif clip is not None and clip.status == ClipStatus.SUBMITTED:
             detail = f"operation {clip.operation_name}"
+        if c.index in damage:
+            detail = f"damaged: {damage[c.index].problem}; {damage[c.index].repair}"
         rows.append({
             "index": c.index,
             "start_frame": "done" if start.done else "missing",
             "end_frame": "done" if end.done else "missing",
-            "clip": clip.status.value if clip is not None else "missing",
+            "clip": "damaged" if c.index in damage else (clip.status.value if clip is not None else "missing"),
             "duration_s": clip.duration_s if clip is not None else None,
             "cost_usd": clip.cost_usd if clip is not None else 0.0,
             "detail": detail,
@@ -71,4 +92,6 @@ def scene_rows(services: Services, project_id: str) -> tuple[list[dict[str, Any]
 
 def project_status(services: Services, project_id: str) -> dict[str, Any]:
     scenes, cost = scene_rows(services, project_id)
-    return {"assets": asset_states(get_instance(services.settings), project_id), "scenes": scenes, "cost": cost}
+    assets = asset_states(get_instance(services.settings), project_id, project_nonce(services, project_id),
+                          services.settings.heartbeat_stale_s)
+    return {"assets": assets, "scenes": scenes, "cost": cost}

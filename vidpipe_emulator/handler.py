@@ -213,6 +213,8 @@ class EmulatorHandler(BaseHTTPRequestHandler):
             except (ValueError, TypeError) as exc:
                 return error_reply(400, str(exc))
             return Reply(body=emu.config_snapshot())
+        if method == "POST" and name == "expire":
+            return Reply(body={"expired": emu.expire_operations()})
         if method == "POST" and name == "reset":
             body = self._parse_json(raw)
             emu.reset(settings=bool(body.get("settings") or body.get("reset_settings")))

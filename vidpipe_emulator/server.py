@@ -176,6 +176,11 @@ class Emulator:
                 self.settings, self.faults = self._initial_settings, self._initial_faults
             self.state.clear(self.settings.seed, self.faults)
 
+    def expire_operations(self) -> int:
+        """Forget every operation and its published video, as Veo does after its retention period:
+        polls then answer 404 and downloads 404. Counters stay. Returns how many were dropped."""
+        return self.state.expire_operations()
+
     def config_snapshot(self) -> dict[str, Any]:
         return {"settings": dataclasses.asdict(self.settings), "faults": dataclasses.asdict(self.faults)}
 

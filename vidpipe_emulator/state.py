@@ -172,6 +172,15 @@ class EmulatorState:
             self.submissions_by_prompt[op.prompt] += 1
             self.peak_inflight = max(self.peak_inflight, self._inflight_locked())
 
+    def expire_operations(self) -> int:
+        with self._lock:
+            count = len(self.operations)
+            for op in self.operations.values():
+                op.done_returned = True       # no longer in flight
+            self.operations.clear()
+            self.objects.clear()
+            return count
+
     def get_operation(self, op_id: str) -> Operation | None:
         with self._lock:
             return self.operations.get(op_id)

@@ -300,7 +300,7 @@ def test_persistent_503_names_stage_scene_and_status(provider: GoogleProvider, g
         provider.clips.submit(clip_request(scene=2), VEO)
     err = info.value
     assert (err.stage, err.scene, err.status) == ("clips", 2, 503)
-    assert "clips, scene 2" in str(err) and "503" in str(err) and f"{settings.retry_attempts} attempts" in str(err)
+    assert "clips, scene 3" in str(err) and "503" in str(err) and f"{settings.retry_attempts} attempts" in str(err)
     # Exactly our attempts: the SDK does not retry underneath.
     assert genv.emulator.request_count("video_submit") == settings.retry_attempts
 
@@ -481,7 +481,7 @@ def test_retry_call_stops_at_once_for_permanent_errors_and_after_the_last_attemp
     with pytest.raises(ProviderError) as info:
         retry_call(bad_request, stage="keyframes", scene=2, attempts=5, initial_s=0, max_s=0,
                    is_transient=is_transient_google, sleep=slept.append)
-    assert slept == [] and info.value.status == 400 and "keyframes, scene 2" in str(info.value)
+    assert slept == [] and info.value.status == 400 and "keyframes, frame 3" in str(info.value)
 
     def always_busy() -> None:
         raise _api_error(503)

@@ -65,5 +65,5 @@ def test_job_execute_exits_non_zero_on_an_injected_failure(gp):
                     "--tags", json.dumps({"dagster/partition": spec.id}))
     assert proc.returncode != 0
     out = proc.stdout + proc.stderr
-    assert "scene 0" in out and "meltdown" in out
+    assert "scene 1" in out and "meltdown" in out
     assert not vp_env.services().store.exists(spec.id, Layout.FINAL)

@@ -113,7 +113,7 @@ def test_safety_policies(gp, policy):
     if policy == "fail":
         assert not result.success
         failure = failure_message(result)
-        assert "scene 1" in failure and "forbiddenword" in failure
+        assert "scene 2" in failure and "forbiddenword" in failure   # scene index 1, numbered from 1
         assert clip.status == ClipStatus.REJECTED and "forbiddenword" in clip.safety_reasons[0]
         assert sum(g.emulator.submissions_by_prompt.values()) == 3
         # Re-running never pays for the rejected scene again.
@@ -124,7 +124,7 @@ def test_safety_policies(gp, policy):
         info = media.probe(services.store.path(spec.id, Layout.FINAL))
         assert abs(info.duration_s - 8.0) <= 0.25
         meta = latest_metadata(vp_env.instance(), "final_video", spec.id)
-        assert "scene 1" in meta["skipped_scenes"] and "forbiddenword" in meta["skipped_scenes"]
+        assert "scene 2" in meta["skipped_scenes"] and "forbiddenword" in meta["skipped_scenes"]
         status = CliRunner().invoke(app, ["status", spec.id]).output
         assert "skipped in final video" in status
     else:
@@ -136,7 +136,7 @@ def test_safety_policies(gp, policy):
 
 
 @pytest.mark.parametrize("fault, expect", [
-    ({"error_word": "glitch"}, "scene 0"),
+    ({"error_word": "glitch"}, "scene 1"),
     ({"corrupt_word": "glitch"}, "not a decodable video"),
 ])
 def test_failed_operations_name_the_scene(gp, fault, expect):

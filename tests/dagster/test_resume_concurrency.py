@@ -5,22 +5,18 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import dagster as dg
 import pytest
 from typer.testing import CliRunner
 
-from tests.helpers import latest_metadata, mean_abs_diff
+from tests.helpers import VIDPIPE, Output, latest_metadata, mean_abs_diff, spawn, wait_for
 from vidpipe_core import media
 from vidpipe_core.models import ClipStatus
 from vidpipe_core.steps.state import resolve_state
 from vidpipe_core.storage import Layout
 from vidpipe_dagster.cli import app, register, render_project
-
-VIDPIPE = str(Path(sys.executable).parent / "vidpipe")
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -31,34 +27,23 @@ def backend(request, gp):  # type: ignore[no-untyped-def]
     return gp
 
 
-def _spawn(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([VIDPIPE, *args], env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
-
-
-def _wait_for(predicate, timeout: float = 60.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def _kill_while_polling(vp_env, emu, project_id: str, scenes: int) -> str:
     """Start `vidpipe render` in a subprocess and SIGKILL it once every clip is submitted and
     committed; return the id of the Dagster run it leaves STARTED."""
     emu.configure(video_latency_s=30.0)
-    proc = _spawn("render", project_id)
+    proc = spawn("render", project_id)
     services = vp_env.services()
 
     def all_submitted() -> bool:
         state = resolve_state(services, project_id)
         return len(state.clips) == scenes and all(c.status == ClipStatus.SUBMITTED for c in state.clips)
 
+    out = Output(proc)
     try:
-        _wait_for(all_submitted, what="every clip SUBMITTED")
+        wait_for(all_submitted, what="every clip SUBMITTED")
         time.sleep(0.3)   # polling is under way
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; the render said:\n{out.text()}") from None
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
@@ -75,7 +60,7 @@ def test_sigkill_during_polling_then_resume_pays_once(backend, request):
 
     proc = subprocess.run([VIDPIPE, "resume", spec.id], env=dict(os.environ), capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert f"run {dead_run} had lost its process" in proc.stderr
+    assert f"run {dead_run[:8]} (project {spec.id}" in proc.stderr and "its process is dead; marked it failed" in proc.stderr
     assert "will materialize: clips" in proc.stderr and "storyboard" not in proc.stderr.split("will materialize:")[1]
     assert sorted(g.emulator.submissions_by_prompt.values()) == [1, 1, 1]
 
@@ -97,7 +82,7 @@ def test_reexecute_from_failure_after_a_crash_pays_once(gp):
     spec = register("Paper lanterns rise over a lake", id="reexec", scenes=2, clip_duration=4)
     dead_run = _kill_while_polling(vp_env, g.emulator, spec.id, 2)
     instance = vp_env.instance()
-    assert recover_dead_runs(instance, vp_env.services(), spec.id) == [dead_run]
+    assert list(recover_dead_runs(instance, vp_env.services(), spec.id)) == [dead_run]
 
     # What the UI's "Re-execute from failure" does (the UI carries the parent's partition tag over).
     options = dg.ReexecutionOptions.from_failure(dead_run, instance)
@@ -114,7 +99,7 @@ def test_two_renders_of_one_partition_never_submit_a_scene_twice(backend, reques
     vp_env, g = backend
     g.emulator.configure(video_latency_s=1.5)
     spec = register("Two trains pass in the night", id=f"twice-{request.node.callspec.id}", scenes=3, clip_duration=4)
-    first, second = _spawn("render", spec.id), _spawn("render", spec.id)
+    first, second = spawn("render", spec.id), spawn("render", spec.id)
     outs = [p.communicate(timeout=180) for p in (first, second)]
     codes = [first.returncode, second.returncode]
     assert sorted(g.emulator.submissions_by_prompt.values()) == [1, 1, 1]
@@ -131,7 +116,7 @@ def test_global_limit_on_live_video_operations_across_projects(backend, request)
     instance = vp_env.instance()
     instance.event_log_storage.set_concurrency_slots("video-operations", 2)
     ids = [register(f"Project number {i} about a lighthouse", id=f"limit-{request.node.callspec.id}-{i}", scenes=2, clip_duration=4).id for i in range(3)]
-    procs = [_spawn("render", pid) for pid in ids]
+    procs = [spawn("render", pid) for pid in ids]
     outs = [p.communicate(timeout=240) for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0], outs
     assert g.emulator.stats()["peak_inflight"] == 2

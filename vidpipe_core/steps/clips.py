@@ -7,9 +7,9 @@ project lock for the whole step, and each live operation holds a slot of the glo
 from submission until its video is downloaded."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
-import os
 import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -19,14 +19,17 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from vidpipe_core import locks, media
+from vidpipe_core.cancel import CancelToken
 from vidpipe_core.cost import guard_budget, usage_cost, video_cost
 from vidpipe_core.errors import MediaError, ProviderError, SafetyRejected, VidpipeError
+from vidpipe_core.integrity import Damage, DamagedArtifacts, frame_label, read_checked, scene_label
 from vidpipe_core.models import ClipStatus, VideoClip, utcnow
 from vidpipe_core.providers import clip_provider
 from vidpipe_core.providers.base import ClipOutcome, ClipOutcomeKind, ClipProvider, ClipRequest, NoLimit, SlotLimiter
 from vidpipe_core.schemas import ProjectSpec
 from vidpipe_core.services import Services
 from vidpipe_core.steps.keyframes import spent_usd
+from vidpipe_core.steps.locking import default_run_id, step_lock
 from vidpipe_core.steps.report import Action, ItemReport, Progress, ProgressEvent, StepReport, no_progress
 from vidpipe_core.steps.state import ClipState, ProjectState, resolve_state
 from vidpipe_core.storage import Layout, sha256_bytes
@@ -34,10 +37,6 @@ from vidpipe_core.storage import Layout, sha256_bytes
 log = logging.getLogger("vidpipe.clips")
 
 SAFE_PREFIX = "A gentle, family-friendly rendition suitable for all audiences. "
-
-
-def default_run_id() -> str:
-    return f"local-{os.getpid()}"
 
 
 def rephrase_for_safety(prompt: str, reasons: list[str], attempt: int) -> str:
@@ -77,77 +76,114 @@ def make_clips(
     run_id: str | None = None,
     concurrency: int | None = None,
     slots: SlotLimiter | None = None,
+    repair: bool = False,
     progress: Progress = no_progress,
 ) -> StepReport:
-    run_id = run_id or default_run_id()
-    with locks.project_lock(services, project_id, run_id, wait_s=services.settings.lock_wait_s) as holder:
-        return _make_clips(services, project_id, run_id, holder, concurrency, slots or NoLimit(), progress)
+    with step_lock(services, project_id, run_id) as holder:
+        return _make_clips(services, project_id, run_id or default_run_id(), holder, concurrency, slots or NoLimit(),
+                           repair, progress)
+
+
+def _damaged_done(services: Services, state: ProjectState) -> list[ClipState]:
+    return [c for c in state.clips if c.row is not None and c.row.status == ClipStatus.DONE and c.row.path
+            and read_checked(services.store, state.spec.id, c.row.path, c.row.sha256)[1] is not None]
 
 
 def _make_clips(services: Services, project_id: str, run_id: str, holder: locks.Holder, concurrency: int | None,
-                slots: SlotLimiter, progress: Progress) -> StepReport:
+                slots: SlotLimiter, repair: bool, progress: Progress) -> StepReport:
     state = resolve_state(services, project_id)
     missing_frames = [f.index for f in state.frames if not f.done]
     if not state.has_storyboard or missing_frames:
-        raise VidpipeError(f"project {project_id!r} is missing keyframes {missing_frames}; materialize keyframes first")
+        n = len(state.scenes)
+        raise VidpipeError(f"project {project_id!r} is missing {', '.join(frame_label(k, n) for k in missing_frames) or 'its storyboard'}; "
+                           f"run `vidpipe render {project_id}` (it makes them first)")
     spec, settings = state.spec, services.settings
     provider = clip_provider(spec.providers.clips, settings)
     model = provider.model_for(spec)
     report = StepReport("clips", provider.name, model)
 
     to_pay = [c for c in state.clips if c.row is None or c.row.status in (ClipStatus.CLAIMED, ClipStatus.FAILED)]
+    if repair:
+        to_pay += _damaged_done(services, state)     # at worst every damaged clip is paid for again
     report.projected_usd = video_cost(settings, model, len(to_pay) * spec.clip_duration, spec.generate_audio)
     guard_budget("clips", spent_usd(services, project_id), report.projected_usd, spec.max_cost_usd)
 
     total = len(state.clips)
     counter = {"done": 0}
     lock = threading.Lock()
+    cancel = CancelToken()
 
     def beat(scene: int, line: str) -> None:
-        locks.heartbeat(services, project_id, holder)
-        progress(ProgressEvent("clips", f"scene {scene}: {line}", scene=scene, done=counter["done"], total=total))
+        progress(ProgressEvent("clips", f"{scene_label(scene)}: {line}", scene=scene, done=counter["done"], total=total))
 
     def run(c: ClipState) -> ItemReport:
-        worker = _SceneWorker(services, state, c, provider, model, run_id, slots, beat)
+        worker = _SceneWorker(services, state, c, provider, model, run_id, slots, beat, cancel, repair)
         item = worker.run()
         with lock:
             counter["done"] += 1
             done = counter["done"]
-        progress(ProgressEvent("clips", f"scene {c.index} {item.action.value}", scene=c.index, done=done, total=total))
+        progress(ProgressEvent("clips", f"{scene_label(c.index)} {item.action.value}", scene=c.index, done=done, total=total))
         return item
 
     workers = max(1, min(concurrency or settings.clip_concurrency, total))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vidpipe-clip") as pool:
-        report.items = list(pool.map(run, state.clips))
+        try:
+            report.items = list(pool.map(run, state.clips))
+        except BaseException as exc:
+            # An interrupt (SIGTERM/SIGINT, a terminated run) or a failure lands here in the main
+            # thread; the other scenes stop waiting within half a second instead of blocking the
+            # exit until their operations finish. Submitted operations stay in the ledger.
+            cancel.cancel(f"{type(exc).__name__} in the clips step")
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
 
     failed = [i for i in report.items if i.action == Action.FAILED]
+    damaged = [i for i in report.items if i.action == Action.DAMAGED]
     if failed:
-        raise ProviderError("clips", "; ".join(f"scene {i.index}: {i.detail}" for i in failed))
+        raise ProviderError("clips", "; ".join(f"{scene_label(i.index)}: {i.detail}" for i in failed + damaged))
+    if damaged:
+        cost = video_cost(settings, model, len(damaged) * spec.clip_duration, spec.generate_audio)
+        raise DamagedArtifacts("clips", project_id, [Damage(f"the clip of {scene_label(i.index)}", i.detail,
+                                                            "no free copy is left") for i in damaged], cost)
     rejected = [i for i in report.items if i.action == Action.REJECTED]
     if rejected and spec.safety_policy != "skip":
-        raise SafetyRejected("clips", rejected[0].index, [f"scene {i.index}: {i.detail}" for i in rejected])
+        raise SafetyRejected("clips", rejected[0].index, [f"{scene_label(i.index)}: {i.detail}" for i in rejected])
     return report
 
 
 class _SceneWorker:
-    """One scene's way through the ledger: reuse, re-attach, or submit (and, under the `retry`
-    safety policy, resubmit a rephrased prompt a bounded number of times)."""
+    """One scene's way through the ledger: reuse (bytes checked against the ledger), repair a
+    damaged file from its operation, re-attach, or submit (and, under the `retry` safety policy,
+    resubmit a rephrased prompt a bounded number of times)."""
 
     def __init__(self, services: Services, state: ProjectState, clip: ClipState, provider: ClipProvider, model: str,
-                 run_id: str, slots: SlotLimiter, beat) -> None:  # type: ignore[no-untyped-def]
-        self.services, self.spec, self.clip = services, state.spec, clip
+                 run_id: str, slots: SlotLimiter, beat, cancel: CancelToken, repair: bool) -> None:  # type: ignore[no-untyped-def]
+        self.services, self.state, self.spec, self.clip = services, state, state.spec, clip
         self.provider, self.model, self.run_id, self.slots, self.beat = provider, model, run_id, slots, beat
-        self.request = _request(services, state, clip)
+        self.cancel, self.repair_paid = cancel, repair
         assert clip.fingerprint is not None
         self.fp: str = clip.fingerprint
+
+    @functools.cached_property
+    def request(self) -> ClipRequest:
+        return _request(self.services, self.state, self.clip)
 
     def item(self, action: Action, **kw: object) -> ItemReport:
         return ItemReport(self.clip.index, action, self.fp, **kw)  # type: ignore[arg-type]
 
+    def on_poll(self, line: str) -> None:
+        self.beat(self.clip.index, line)
+
     def run(self) -> ItemReport:
+        self.cancel.check()
         row = _claim(self.services, self.spec, self.clip, self.provider, self.model, self.run_id)
-        if row.status == ClipStatus.DONE and row.path and self.services.store.exists(self.spec.id, row.path):
-            return self.item(Action.REUSED, duration_s=row.duration_s, path=row.path)
+        if row.status == ClipStatus.DONE and row.path:
+            _data, problem = read_checked(self.services.store, self.spec.id, row.path, row.sha256)
+            if problem is None:
+                return self.item(Action.REUSED, duration_s=row.duration_s, path=row.path)
+            repaired, row = self.repair(row, problem)
+            if repaired is not None:
+                return repaired
         action = Action.GENERATED
         while True:
             request = self.request
@@ -160,30 +196,58 @@ class _SceneWorker:
             if reattach:
                 action = Action.REATTACHED
                 request = replace(request, prompt=row.prompt_used or request.prompt)
-            with self.slots.hold(self.clip.index):
+            with self.slots.hold(self.clip.index, self.cancel):
                 if reattach:
                     operation = row.operation_name or ""
                     self.beat(self.clip.index, f"re-attaching to {operation}")
                 else:
                     try:
-                        operation = self.provider.submit(request, self.model)
+                        operation = self.provider.submit(request, self.model, cancel=self.cancel)
                     except ProviderError as exc:
                         _update(self.services, row.id, status=ClipStatus.FAILED, error=str(exc), attempts=row.attempts + 1)
-                        return self.item(Action.FAILED, detail=str(exc))
+                        return self.item(Action.FAILED, detail=exc.detail)
                     row = _update(self.services, row.id, status=ClipStatus.SUBMITTED, operation_name=operation,
                                   submitted_at=utcnow(), claimed_by=self.run_id, attempts=row.attempts + 1,
                                   prompt_used=request.prompt, error=None)
                     self.beat(self.clip.index, f"submitted {operation}")
                 try:
-                    outcome = self.provider.wait(operation, request, self.model,
-                                                 lambda line: self.beat(self.clip.index, line))
+                    outcome = self.provider.wait(operation, request, self.model, self.on_poll, cancel=self.cancel)
                 except ProviderError as exc:
                     # The operation may still finish: it stays SUBMITTED so the next run re-attaches.
-                    return self.item(Action.FAILED, detail=str(exc))
+                    return self.item(Action.FAILED, detail=exc.detail)
                 result = self.finish(row, outcome, action)
             if result is not None:
                 return result
             row = _get(self.services, row.id)   # rejected: loop decides whether to rephrase
+
+    def repair(self, row: VideoClip, problem: str) -> tuple[ItemReport | None, VideoClip]:
+        """A DONE clip whose file is damaged: fetch it again from its operation (free), or report
+        what regenerating costs; with ``repair`` the row is set to FAILED so the caller pays."""
+        s, index = self.services, self.clip.index
+        why = "there is no operation to fetch it from"
+        if row.operation_name:
+            self.beat(index, f"clip file damaged ({problem}); fetching it again from {row.operation_name}")
+            request = replace(self.request, prompt=row.prompt_used or self.request.prompt)
+            try:
+                with self.slots.hold(index, self.cancel):
+                    outcome = self.provider.wait(row.operation_name, request, self.model, self.on_poll, cancel=self.cancel)
+            except ProviderError as exc:
+                why = f"its operation no longer gives it ({exc})"
+            else:
+                video, why = _usable_video(outcome)
+                if video is not None:
+                    info = media.probe_bytes(video)
+                    s.store.write_bytes(self.spec.id, row.path or Layout.clip(index, self.fp), video)
+                    row = _update(s, row.id, sha256=sha256_bytes(video), duration_s=info.duration_s, error=None)
+                    return self.item(Action.REPAIRED, duration_s=info.duration_s, path=row.path,
+                                     detail=f"damaged file ({problem}) fetched again from its operation at no cost"), row
+        cost = video_cost(s.settings, self.model, self.spec.clip_duration, self.spec.generate_audio)
+        note = f"damaged: {problem}; {why}"
+        if not self.repair_paid:
+            _update(s, row.id, error=note)
+            return self.item(Action.DAMAGED, detail=f"{note}; regenerating it costs ${cost:.2f}"), row
+        self.beat(index, f"{note}; regenerating it (${cost:.2f}, --repair)")
+        return None, _update(s, row.id, status=ClipStatus.FAILED, error=note + "; regenerated on request")
 
     def finish(self, row: VideoClip, outcome: ClipOutcome, action: Action) -> ItemReport | None:
         s, spec = self.services, self.spec
@@ -209,14 +273,33 @@ class _SceneWorker:
         return self.item(action, cost_usd=cost, duration_s=info.duration_s, path=relpath)
 
 
+def _usable_video(outcome: ClipOutcome) -> tuple[bytes | None, str]:
+    """The outcome's video when it decodes, else (None, why not)."""
+    if outcome.kind != ClipOutcomeKind.DONE or not outcome.video:
+        return None, f"its operation no longer gives the video ({outcome.error or outcome.kind.value})"
+    try:
+        media.probe_bytes(outcome.video)
+    except MediaError as exc:
+        return None, f"the video fetched again does not decode ({exc})"
+    return outcome.video, ""
+
+
+def _frame_bytes(services: Services, state: ProjectState, k: int) -> bytes:
+    row = state.frames[k].row
+    assert row is not None and row.path
+    data, problem = read_checked(services.store, state.spec.id, row.path, row.sha256)
+    if problem is not None or data is None:
+        raise VidpipeError(f"{frame_label(k, len(state.scenes))} is damaged ({problem}); "
+                           f"run `vidpipe resume {state.spec.id}` to repair it before clips are made from it")
+    return data
+
+
 def _request(services: Services, state: ProjectState, c: ClipState) -> ClipRequest:
     spec = state.spec
-    start, end = state.frames[c.index].row, state.frames[c.index + 1].row
-    assert start and end and start.path and end.path
     variant = spec.takes.get(str(c.index), "")
     return ClipRequest(
         project_id=spec.id, scene_index=c.index, prompt=c.prompt,
-        start_png=services.store.read_bytes(spec.id, start.path), end_png=services.store.read_bytes(spec.id, end.path),
+        start_png=_frame_bytes(services, state, c.index), end_png=_frame_bytes(services, state, c.index + 1),
         duration_s=spec.clip_duration, aspect_ratio=spec.aspect_ratio, generate_audio=spec.generate_audio,
         negative_prompt=spec.negative_prompt, seed=take_seed(spec, variant), variant=variant,
     )

@@ -1,14 +1,15 @@
 """Editing one scene's prompts in place (scene row and storyboard.json together)."""
 from __future__ import annotations
 
+import copy
 import json
 
 from sqlalchemy import select
 
 from vidpipe_core.errors import InvalidInput, VidpipeError
-from vidpipe_core.models import Scene
+from vidpipe_core.models import Project, Scene
 from vidpipe_core.services import Services
-from vidpipe_core.steps.state import resolve_state
+from vidpipe_core.steps.state import resolve_state, stored_document
 from vidpipe_core.storage import Layout
 
 FIELDS = ("description", "start_frame_prompt", "end_frame_prompt", "motion_prompt")
@@ -29,13 +30,18 @@ def edit_scene(services: Services, project_id: str, index: int, **changes: str |
         raise InvalidInput("scene", f"{index} is out of range", f"0-{len(before.scenes) - 1}")
     if not changes:
         raise InvalidInput("scene", "nothing to change; pass --description, --start-frame, --end-frame or --motion")
+    document = copy.deepcopy(stored_document(services, project_id))
+    if document is None:
+        raise VidpipeError(f"project {project_id!r} has no stored storyboard; run `vidpipe render {project_id}` first")
+    document["storyboard"]["scenes"][index].update({k: v.strip() for k, v in changes.items()})
+    document["edited"] = True
     with services.db.session() as s:
         row = s.scalars(select(Scene).where(Scene.project_id == project_id, Scene.index == index)).one()
         for key, value in changes.items():
             setattr(row, key, value.strip())
-    document = json.loads(services.store.read_bytes(project_id, Layout.STORYBOARD))
-    document["storyboard"]["scenes"][index].update({k: v.strip() for k, v in changes.items()})
-    document["edited"] = True
+        project = s.get(Project, project_id)
+        assert project is not None
+        project.storyboard = document
     services.store.write_bytes(project_id, Layout.STORYBOARD, json.dumps(document, indent=2).encode())
     after = resolve_state(services, project_id)
     frames = [f.index for f, g in zip(before.frames, after.frames) if f.prompt != g.prompt or not g.done]

@@ -1,22 +1,25 @@
 """Keyframes step: N+1 frames in order (each conditioned on the one before: continuity).
-Frames whose fingerprint is already stored are reused, never rendered again."""
+Frames whose fingerprint is already stored are reused, never rendered again, once their bytes
+match the ledger; a damaged frame is rendered again only when that is free and gives the same
+bytes (the animatic), or when the user agrees to pay (``repair``)."""
 from __future__ import annotations
 
 import io
-import os
 
 from PIL import Image
 from sqlalchemy import select
 
 from vidpipe_core import locks
-from vidpipe_core.cost import guard_budget, image_cost, usage_cost
+from vidpipe_core.cost import guard_budget, image_cost, usage_cost, video_cost
 from vidpipe_core.errors import VidpipeError
+from vidpipe_core.integrity import Damage, DamagedArtifacts, frame_label, read_checked
 from vidpipe_core.models import Keyframe, KeyframeStatus, VideoClip
-from vidpipe_core.providers import keyframe_provider
-from vidpipe_core.providers.base import KeyframeRequest
+from vidpipe_core.providers import clip_provider, keyframe_provider
+from vidpipe_core.providers.base import KeyframeProvider, KeyframeRequest
 from vidpipe_core.services import Services
+from vidpipe_core.steps.locking import step_lock
 from vidpipe_core.steps.report import Action, ItemReport, Progress, ProgressEvent, StepReport, no_progress
-from vidpipe_core.steps.state import frame_caption, resolve_state
+from vidpipe_core.steps.state import FrameState, ProjectState, frame_caption, resolve_state
 from vidpipe_core.storage import Layout, sha256_bytes
 
 
@@ -28,57 +31,117 @@ def spent_usd(services: Services, project_id: str) -> float:
     return frames + clips
 
 
-def make_keyframes(services: Services, project_id: str, *, run_id: str | None = None,
+def make_keyframes(services: Services, project_id: str, *, run_id: str | None = None, repair: bool = False,
                    progress: Progress = no_progress) -> StepReport:
-    run_id = run_id or f"local-{os.getpid()}"
-    with locks.project_lock(services, project_id, run_id, wait_s=services.settings.lock_wait_s) as holder:
-        return _make_keyframes(services, project_id, holder, progress)
+    with step_lock(services, project_id, run_id) as holder:
+        return _make_keyframes(services, project_id, holder, repair, progress)
 
 
-def _make_keyframes(services: Services, project_id: str, holder: locks.Holder, progress: Progress) -> StepReport:
+def _request(state: ProjectState, k: int, reference: bytes | None) -> KeyframeRequest:
+    return KeyframeRequest(project_id=state.spec.id, frame_index=k, prompt=state.frames[k].prompt,
+                           caption=frame_caption(state.scenes, k), style=state.style,  # type: ignore[arg-type]
+                           aspect_ratio=state.spec.aspect_ratio, reference_png=reference)
+
+
+def cascade_cost(services: Services, state: ProjectState, first_frame: int) -> float:
+    """What regenerating frame ``first_frame`` costs: through continuity, every later frame and
+    every clip from the scene that ends on it are made again."""
+    spec, s = state.spec, services.settings
+    frames = len(state.frames) - first_frame
+    clips = len(state.scenes) - max(0, first_frame - 1)
+    k_model = keyframe_provider(spec.providers.keyframes, s).model_for(spec)
+    c_model = clip_provider(spec.providers.clips, s).model_for(spec)
+    return image_cost(s, k_model, frames) + video_cost(s, c_model, clips * spec.clip_duration, spec.generate_audio)
+
+
+def _damage(services: Services, state: ProjectState, provider: KeyframeProvider, repair: bool) -> dict[int, str]:
+    """Damaged frames among those to reuse (index -> problem). Frames the provider renders again
+    for free are left to the loop; the others fail the step unless ``repair`` allows paying."""
+    found: dict[int, str] = {}
+    for f in state.frames:
+        if f.done and f.row is not None and f.row.path:
+            _data, problem = read_checked(services.store, state.spec.id, f.row.path, f.row.sha256)
+            if problem is not None:
+                found[f.index] = problem
+    paid = {k: p for k, p in found.items() if not getattr(provider, "reproducible", False)}
+    if paid and not repair:
+        first = min(paid)
+        n = len(state.scenes)
+        cost = cascade_cost(services, state, first)
+        damage = [Damage(frame_label(k, n), problem, f"{provider.name} cannot render the same image again")
+                  for k, problem in sorted(paid.items())]
+        raise DamagedArtifacts("keyframes", state.spec.id, damage, cost,
+                               note=f"Through continuity, a new {frame_label(first, n).removeprefix('the ')} also "
+                                    "changes every frame and clip after it.")
+    return found
+
+
+def _make_keyframes(services: Services, project_id: str, holder: locks.Holder, repair: bool, progress: Progress) -> StepReport:
     state = resolve_state(services, project_id)
     if not state.has_storyboard or state.style is None:
-        raise VidpipeError(f"project {project_id!r} has no storyboard yet; materialize the storyboard first")
+        raise VidpipeError(f"project {project_id!r} has no storyboard yet; run `vidpipe render {project_id}`")
     spec, settings = state.spec, services.settings
     provider = keyframe_provider(spec.providers.keyframes, settings)
     model = provider.model_for(spec)
     report = StepReport("keyframes", provider.name, model)
+    damaged = _damage(services, state, provider, repair)
 
     missing = sum(1 for f in state.frames if not f.done)
+    if damaged and not getattr(provider, "reproducible", False):
+        missing = len(state.frames) - min(damaged)      # paid repair: the cascade from the first damaged frame
     report.projected_usd = image_cost(settings, model, missing)
     guard_budget("keyframes", spent_usd(services, project_id), report.projected_usd, spec.max_cost_usd)
 
-    total = len(state.frames)
+    total, n = len(state.frames), len(state.scenes)
     reference: bytes | None = None
     for k in range(total):
-        if k > 0:
-            # Fingerprints chain on the previous frame's bytes; resolve again after each render.
-            state = resolve_state(services, project_id) if not state.frames[k].fingerprint else state
+        if k > 0 and not state.frames[k].fingerprint:
+            state = resolve_state(services, project_id)   # fingerprints chain on the previous frame's bytes
         frame = state.frames[k]
         assert frame.fingerprint is not None
-        if frame.done and frame.row is not None and frame.row.path and services.store.exists(project_id, frame.row.path):
-            reference = services.store.read_bytes(project_id, frame.row.path)
-            report.items.append(ItemReport(k, Action.REUSED, frame.fingerprint, path=frame.row.path))
-            progress(ProgressEvent("keyframes", f"frame {k} reused", scene=k, done=k + 1, total=total))
-            continue
-        locks.heartbeat(services, project_id, holder)
-        progress(ProgressEvent("keyframes", f"rendering frame {k}", scene=k, done=k, total=total))
-        request = KeyframeRequest(project_id=project_id, frame_index=k, prompt=frame.prompt,
-                                  caption=frame_caption(state.scenes, k), style=state.style,
-                                  aspect_ratio=spec.aspect_ratio, reference_png=reference)
-        png, usage = provider.render(request)
-        with Image.open(io.BytesIO(png)) as im:
-            im.load()
-            width, height = im.size
-        relpath = Layout.keyframe(k, frame.fingerprint)
-        services.store.write_bytes(project_id, relpath, png)
-        cost = usage_cost(settings, model, usage)
-        _record(services, project_id, k, frame.fingerprint, provider.name, model, relpath, sha256_bytes(png), width, height, cost)
+        if frame.done and frame.row is not None and frame.row.path and k not in damaged:
+            data, problem = read_checked(services.store, project_id, frame.row.path, frame.row.sha256)
+            if problem is None and data is not None:
+                reference = data
+                report.items.append(ItemReport(k, Action.REUSED, frame.fingerprint, path=frame.row.path))
+                progress(ProgressEvent("keyframes", f"{frame_label(k, n)} reused", scene=k, done=k + 1, total=total))
+                continue
+            damaged[k] = problem or "unreadable"
+        png = _render(services, state, frame, provider, model, reference, damaged.get(k), repair, report, progress)
         reference = png
-        report.items.append(ItemReport(k, Action.GENERATED, frame.fingerprint, cost_usd=cost, path=relpath))
-        progress(ProgressEvent("keyframes", f"frame {k} rendered", scene=k, done=k + 1, total=total))
         state = resolve_state(services, project_id)
     return report
+
+
+def _render(services: Services, state: ProjectState, frame: FrameState, provider: KeyframeProvider, model: str,
+            reference: bytes | None, damage: str | None, repair: bool, report: StepReport, progress: Progress) -> bytes:
+    """Render frame k and record it. A damaged frame that renders to its recorded bytes is a free
+    repair; new bytes would change every later frame and clip, so they need ``repair``."""
+    k, n, total, project_id = frame.index, len(state.scenes), len(state.frames), state.spec.id
+    damaged = damage is not None
+    assert frame.fingerprint is not None
+    progress(ProgressEvent("keyframes", f"{'re-rendering damaged' if damaged else 'rendering'} {frame_label(k, n)}",
+                           scene=k, done=k, total=total))
+    png, usage = provider.render(_request(state, k, reference))
+    if damaged and not repair and frame.row is not None and frame.row.sha256 != sha256_bytes(png):
+        cost = cascade_cost(services, state, k)
+        raise DamagedArtifacts("keyframes", project_id, [Damage(
+            frame_label(k, n), str(damage), "rendering it again gave different bytes")], cost,
+            note="Through continuity, new bytes change every frame and clip after it.")
+    with Image.open(io.BytesIO(png)) as im:
+        im.load()
+        width, height = im.size
+    relpath = Layout.keyframe(k, frame.fingerprint)
+    services.store.write_bytes(project_id, relpath, png)
+    cost = usage_cost(services.settings, model, usage)
+    sha = sha256_bytes(png)
+    same = damaged and frame.row is not None and frame.row.sha256 == sha
+    _record(services, project_id, k, frame.fingerprint, provider.name, model, relpath, sha, width, height, cost)
+    action = Action.REPAIRED if same else Action.GENERATED
+    detail = "damaged file rendered again, same bytes" if same else ("damaged file replaced by a new render" if damaged else "")
+    report.items.append(ItemReport(k, action, frame.fingerprint, cost_usd=cost, path=relpath, detail=detail))
+    progress(ProgressEvent("keyframes", f"{frame_label(k, n)} {'repaired' if same else 'rendered'}", scene=k, done=k + 1, total=total))
+    return png
 
 
 def _record(services: Services, project_id: str, k: int, fp: str, provider: str, model: str, relpath: str,

@@ -11,9 +11,10 @@ class Action(str, enum.Enum):
     GENERATED = "generated"
     REUSED = "reused"
     REATTACHED = "reattached"    # a paid operation from an earlier run was picked up, not resubmitted
+    REPAIRED = "repaired"        # a damaged file was obtained again at no cost (operation re-fetched, animatic re-rendered)
+    DAMAGED = "damaged"          # a damaged file that only a paid regeneration can replace
     REJECTED = "rejected"
     FAILED = "failed"
-    SKIPPED = "skipped"
 
 
 @dataclass

@@ -3,16 +3,18 @@ storyboard, and the stored row that matches it (if any). Every step and `status`
 nothing stores a derived "scene status" that could disagree with it."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import select
 
 from vidpipe_core.fingerprint import clip_fingerprint, keyframe_fingerprint
-from vidpipe_core.models import ClipStatus, Keyframe, KeyframeStatus, Scene, VideoClip
+from vidpipe_core.models import ClipStatus, Keyframe, KeyframeStatus, Project, Scene, VideoClip
 from vidpipe_core.projects import load_spec
 from vidpipe_core.providers import clip_provider, keyframe_provider
-from vidpipe_core.schemas import ProjectSpec, ScenePlan, StyleGuide
+from vidpipe_core.schemas import ProjectSpec, ScenePlan, Storyboard, StyleGuide
 from vidpipe_core.services import Services
 from vidpipe_core.storage import Layout
 
@@ -80,13 +82,45 @@ def load_storyboard_rows(services: Services, project_id: str) -> list[ScenePlan]
         ]
 
 
-def load_style(services: Services, project_id: str) -> StyleGuide | None:
-    import json
+def project_nonce(services: Services, project_id: str) -> str | None:
+    """The nonce of the current project record (None for projects registered before nonces)."""
+    with services.db.session() as s:
+        row = s.get(Project, project_id)
+        return row.nonce if row is not None else None
 
-    if not services.store.exists(project_id, Layout.STORYBOARD):
+
+def stored_document(services: Services, project_id: str) -> dict[str, Any] | None:
+    """The storyboard document (plan, style guide, fingerprint) from the database. A project
+    registered before the database kept it (no nonce) adopts a valid storyboard.json once."""
+    with services.db.session() as s:
+        row = s.get(Project, project_id)
+        if row is None:
+            return None
+        if row.storyboard is not None or row.nonce is not None:
+            return row.storyboard
+    document = _read_document_file(services, project_id)
+    if document is not None:
+        with services.db.session() as s:
+            row = s.get(Project, project_id)
+            if row is not None and row.storyboard is None:
+                row.storyboard = document
+    return document
+
+
+def _read_document_file(services: Services, project_id: str) -> dict[str, Any] | None:
+    try:
+        document = json.loads(services.store.read_bytes(project_id, Layout.STORYBOARD))
+        Storyboard.model_validate(document["storyboard"])
+    except (FileNotFoundError, ValueError, KeyError, TypeError, ValidationError):
         return None
-    data = json.loads(services.store.read_bytes(project_id, Layout.STORYBOARD))
-    return StyleGuide.model_validate(data["storyboard"]["style_guide"])
+    return document if isinstance(document, dict) else None
+
+
+def load_style(services: Services, project_id: str) -> StyleGuide | None:
+    document = stored_document(services, project_id)
+    if document is None:
+        return None
+    return StyleGuide.model_validate(document["storyboard"]["style_guide"])
 
 
 def clip_render_params(spec: ProjectSpec, services: Services) -> dict[str, Any]:

@@ -1,19 +1,20 @@
 """Stitch step: join the current clips into final.mp4 (stream copy, or crossfade re-encode)."""
 from __future__ import annotations
 
-import os
-import tempfile
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vidpipe_core import locks, media
-from vidpipe_core.errors import VidpipeError
+from vidpipe_core import media
+from vidpipe_core.errors import InvalidInput, VidpipeError
+from vidpipe_core.integrity import read_checked, scene_label
 from vidpipe_core.models import ClipStatus
 from vidpipe_core.services import Services
 from vidpipe_core.steps.report import Progress, ProgressEvent, no_progress
+from vidpipe_core.scratch import scratch_dir
+from vidpipe_core.steps.locking import step_lock
 from vidpipe_core.steps.state import resolve_state
-from vidpipe_core.storage import Layout
+from vidpipe_core.storage import Layout, sha256_file
 
 
 @dataclass
@@ -26,18 +27,33 @@ class FinalResult:
     scenes: list[int]
     skipped: dict[int, str] = field(default_factory=dict)   # scene -> safety reason
     audio_expected: bool = False
+    sha256: str = ""
 
 
 def make_final(services: Services, project_id: str, *, crossfade: float | None = None, run_id: str | None = None,
                progress: Progress = no_progress) -> FinalResult:
-    with locks.project_lock(services, project_id, run_id or f"local-{os.getpid()}", wait_s=services.settings.lock_wait_s):
+    with step_lock(services, project_id, run_id):
         return _make_final(services, project_id, crossfade, progress)
+
+
+def _check_clip_files(services: Services, project_id: str, included: list) -> None:  # type: ignore[type-arg]
+    """Every clip to join must be the file the ledger recorded."""
+    damaged = []
+    for c in included:
+        _data, problem = read_checked(services.store, project_id, c.row.path, c.row.sha256)
+        if problem is not None:
+            damaged.append(f"the clip of {scene_label(c.index)}: {problem}")
+    if damaged:
+        raise VidpipeError(f"cannot stitch: {'; '.join(damaged)}. Run `vidpipe resume {project_id}`: it fetches "
+                           "damaged clips again from their operations at no cost where the provider still holds them")
 
 
 def _make_final(services: Services, project_id: str, crossfade: float | None, progress: Progress) -> FinalResult:
     state = resolve_state(services, project_id)
     spec = state.spec
     crossfade = spec.crossfade if crossfade is None else crossfade
+    if not 0 <= crossfade < spec.clip_duration:      # run config reaches here unchecked; this also refuses nan
+        raise InvalidInput("crossfade", f"{crossfade} is out of range", f"0 <= crossfade < {spec.clip_duration} (the clip duration)")
     included, skipped, missing = [], {}, []
     for c in state.clips:
         if c.row is not None and c.row.status == ClipStatus.DONE and c.row.path:
@@ -47,18 +63,22 @@ def _make_final(services: Services, project_id: str, crossfade: float | None, pr
         else:
             missing.append(c.index)
     if not state.clips or missing:
-        raise VidpipeError(f"project {project_id!r} has no finished clip for scenes {missing or 'all'}; materialize clips first")
+        which = ", ".join(str(i + 1) for i in missing) if state.clips else "any scene"
+        raise VidpipeError(f"project {project_id!r} has no finished clip for scenes {which}; run `vidpipe render {project_id}`")
     if not included:
         raise VidpipeError(f"project {project_id!r}: every scene was rejected by the safety filter; nothing to stitch")
 
+    _check_clip_files(services, project_id, included)
     progress(ProgressEvent("final_video", f"stitching {len(included)} clips", total=1))
-    with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="vidpipe-stitch-") as tmp:
+    with ExitStack() as stack, scratch_dir(services.settings.data_dir, "vidpipe-stitch") as tmp:
         paths = [stack.enter_context(services.store.local_copy(project_id, c.row.path)) for c in included]  # type: ignore[union-attr,arg-type]
         durations = [media.probe(p).duration_s for p in paths]
         out = Path(tmp) / "final.mp4"
         info = media.stitch(paths, out, crossfade=crossfade)
+        sha = sha256_file(out)
         target = services.store.put_file(project_id, Layout.FINAL, out)
     expected = sum(durations) - max(0, len(durations) - 1) * crossfade
     progress(ProgressEvent("final_video", "final video written", done=1, total=1))
     return FinalResult(path=target, uri=services.store.uri(project_id, Layout.FINAL), info=info, expected_duration_s=expected,
-                       crossfade=crossfade, scenes=[c.index for c in included], skipped=skipped, audio_expected=spec.generate_audio)
+                       crossfade=crossfade, scenes=[c.index for c in included], skipped=skipped, audio_expected=spec.generate_audio,
+                       sha256=sha)

@@ -2,21 +2,20 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import json
 from dataclasses import dataclass
 
 from sqlalchemy import delete
 
-from vidpipe_core import locks
 from vidpipe_core.cost import estimate, guard_budget, usage_cost
-from vidpipe_core.errors import ProviderError
-from vidpipe_core.models import Scene
+from vidpipe_core.errors import ProjectNotFound, ProviderError
+from vidpipe_core.models import Project, Scene
 from vidpipe_core.projects import load_spec
 from vidpipe_core.providers import clip_provider, keyframe_provider, storyboard_provider
 from vidpipe_core.schemas import ProjectSpec, Storyboard
 from vidpipe_core.services import Services
-from vidpipe_core.steps.state import load_storyboard_rows
+from vidpipe_core.steps.locking import step_lock
+from vidpipe_core.steps.state import load_storyboard_rows, stored_document
 from vidpipe_core.steps.report import Progress, ProgressEvent, no_progress
 from vidpipe_core.storage import Layout
 
@@ -30,6 +29,7 @@ class StoryboardResult:
     cost_usd: float
     projected_usd: float     # keyframes + clips still to pay for
     fingerprint: str
+    repaired: bool = False   # storyboard.json was rewritten from the database
 
 
 def storyboard_fingerprint(spec: ProjectSpec, provider: str, model: str) -> str:
@@ -47,17 +47,23 @@ def stage_models(services: Services, spec: ProjectSpec) -> dict[str, str]:
     }
 
 
-def _stored(services: Services, project_id: str) -> dict | None:
-    if not services.store.exists(project_id, Layout.STORYBOARD):
-        return None
-    return json.loads(services.store.read_bytes(project_id, Layout.STORYBOARD))
+def _ensure_file(services: Services, project_id: str, document: dict) -> bool:
+    """storyboard.json says what the database says; rewrite it (free) when it is missing or
+    damaged. Returns whether it was rewritten."""
+    try:
+        if json.loads(services.store.read_bytes(project_id, Layout.STORYBOARD)) == document:
+            return False
+    except (FileNotFoundError, ValueError):
+        pass
+    services.store.write_bytes(project_id, Layout.STORYBOARD, json.dumps(document, indent=2).encode())
+    return True
 
 
 def make_storyboard(services: Services, project_id: str, *, replan: bool = False, run_id: str | None = None,
                     progress: Progress = no_progress) -> StoryboardResult:
     """Plan the project. An unchanged project keeps its stored plan unless `replan` is set, so
     re-running a finished project never buys a new plan (and with it new clips) by accident."""
-    with locks.project_lock(services, project_id, run_id or f"local-{os.getpid()}", wait_s=services.settings.lock_wait_s):
+    with step_lock(services, project_id, run_id):
         return _make_storyboard(services, project_id, replan, progress)
 
 
@@ -69,13 +75,16 @@ def _make_storyboard(services: Services, project_id: str, replan: bool, progress
     projection = estimate(services.settings, spec, models)
     fingerprint = storyboard_fingerprint(spec, provider.name, model)
 
-    stored = _stored(services, project_id)
+    stored = stored_document(services, project_id)
     if stored and not replan and stored.get("fingerprint") == fingerprint:
-        progress(ProgressEvent("storyboard", "reusing the stored storyboard", done=1, total=1))
         board = Storyboard.model_validate(stored["storyboard"])
+        repaired = _ensure_file(services, project_id, stored)
+        progress(ProgressEvent("storyboard", "storyboard.json was damaged or missing: rewritten from the database at no cost"
+                               if repaired else "reusing the stored storyboard", done=1, total=1))
         if len(load_storyboard_rows(services, project_id)) != len(board.scenes):
             _write_scene_rows(services, project_id, board)
-        return StoryboardResult(board, provider.name, model, True, 0.0, projection.keyframes_usd + projection.clips_usd, fingerprint)
+        return StoryboardResult(board, provider.name, model, True, 0.0, projection.keyframes_usd + projection.clips_usd,
+                                fingerprint, repaired=repaired)
 
     guard_budget("storyboard", 0.0, projection.total_usd, spec.max_cost_usd)
     progress(ProgressEvent("storyboard", f"planning {spec.scenes} scenes with {provider.name}", total=1))
@@ -85,6 +94,11 @@ def _make_storyboard(services: Services, project_id: str, replan: bool, progress
     cost = usage_cost(services.settings, model, usage)
     document = {"fingerprint": fingerprint, "provider": provider.name, "model": model, "cost_usd": cost,
                 "storyboard": board.model_dump(mode="json")}
+    with services.db.session() as s:
+        row = s.get(Project, project_id)
+        if row is None:
+            raise ProjectNotFound(project_id)
+        row.storyboard = document
     services.store.write_bytes(project_id, Layout.STORYBOARD, json.dumps(document, indent=2).encode())
     _write_scene_rows(services, project_id, board)
     progress(ProgressEvent("storyboard", "storyboard written", done=1, total=1))
