@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import threading
 import time
-import weakref
-from collections.abc import Callable
 
 from vidpipe_core.errors import VidpipeError
 
@@ -34,8 +32,6 @@ class CancelToken:
         self._event = threading.Event()
         self._parent = parent
         self._reason = ""
-        with _lock:
-            _live.add(self)
 
     @property
     def cancelled(self) -> bool:
@@ -68,27 +64,6 @@ class CancelToken:
                 return
             self._event.wait(min(remaining, MAX_WAIT_S))
 
-    def wait_until(self, predicate: Callable[[], bool], timeout: float) -> bool:
-        """Poll ``predicate`` every MAX_WAIT_S at most, until it holds or ``timeout`` passes."""
-        remaining = timeout
-        while not predicate():
-            if remaining <= 0:
-                return False
-            step = min(MAX_WAIT_S, remaining)
-            self.sleep(step)
-            remaining -= step
-        return True
 
-
-_lock = threading.Lock()
-_live: "weakref.WeakSet[CancelToken]" = weakref.WeakSet()
 NEVER: CancelToken = CancelToken()     # for callers with nothing to cancel; cancel() on it does nothing
 
-
-def cancel_all(reason: str) -> int:
-    """Cancel every live token of this process (a signal handler's job); returns how many."""
-    with _lock:
-        tokens = [t for t in _live if t is not NEVER]
-    for token in tokens:
-        token.cancel(reason)
-    return len(tokens)

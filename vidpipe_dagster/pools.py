@@ -21,6 +21,7 @@ A claim that waits longer than a second frees the slots of runs that are dead (s
 within half a second when the step is interrupted."""
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import random
@@ -143,8 +144,9 @@ class DagsterPoolSlots:
                         next_report = now + REPORT_EVERY_S
         except BaseException:
             # Interrupted while queued: leave Dagster's pending queue, or the next waiter is
-            # assigned a slot that nobody takes.
-            self.storage.free_concurrency_slot_for_step(self.run_id, key)
+            # assigned a slot that nobody takes (if this fails too, healing frees it later).
+            with contextlib.suppress(Exception):
+                self.storage.free_concurrency_slot_for_step(self.run_id, key)
             raise
         try:
             yield
