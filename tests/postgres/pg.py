@@ -88,6 +88,16 @@ class PgServer:
         finally:
             conn.close()
 
+    def reset_pools(self, database: str) -> None:
+        conn = self.connect(database)
+        try:
+            with conn.cursor() as cur:
+                for table in ("concurrency_limits", "concurrency_slots", "pending_steps"):
+                    if table in self.tables(database):
+                        cur.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier(table)))
+        finally:
+            conn.close()
+
     def tables(self, database: str) -> list[str]:
         return [r[0] for r in self.query(database, "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")]
 
@@ -136,8 +146,10 @@ def pg_databases(pg_server: PgServer) -> tuple[str, str]:
 
 
 @pytest.fixture
-def pg_env(vp_env, pg_server: PgServer, pg_databases: tuple[str, str], monkeypatch: pytest.MonkeyPatch) -> PgEnv:
-    """`vp_env` with vidpipe's database and the Dagster instance on PostgreSQL."""
+def pg_env(vp_env, pg_server: PgServer, pg_databases: tuple[str, str], monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """`vp_env` with vidpipe's database and the Dagster instance on PostgreSQL. The databases
+    live for the session; the concurrency pools (limits, slots, queue) are reset after each test,
+    so a limit one test sets never throttles the next."""
     vidpipe_db, dagster_db = pg_databases
     env = PgEnv(vp=vp_env, server=pg_server, vidpipe_db=vidpipe_db, dagster_db=dagster_db)
     monkeypatch.setenv("VIDPIPE_DATABASE_URL", env.database_url)
@@ -145,4 +157,5 @@ def pg_env(vp_env, pg_server: PgServer, pg_databases: tuple[str, str], monkeypat
         monkeypatch.setenv(key, value)
     vp_env.dagster_home.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(POSTGRES_YAML, vp_env.dagster_home / "dagster.yaml")
-    return env
+    yield env
+    pg_server.reset_pools(dagster_db)
