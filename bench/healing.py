@@ -73,6 +73,17 @@ def _google_env(emu: EmulatorProcess) -> None:
     os.environ["VIDPIPE_PROVIDER"] = "google"
 
 
+def _stop_times(reps: int, prompt: str, args: tuple[str, ...], needle: str, settle_s: float) -> dict[str, Any]:
+    """SIGTERM `reps` renders once each prints `needle` (and `settle_s` later); seconds to exit."""
+    times = []
+    for i in range(reps):
+        proc = _spawn("render", _new(prompt.format(i), *args))
+        _wait_for_line(proc, needle)
+        time.sleep(settle_s)
+        times.append(_stop_after(proc))
+    return summary(times)
+
+
 def stop_latencies(reps: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
     with EmulatorProcess(video_latency_s=600, latency={}, image_height=144, video_height=144) as emu:
@@ -81,36 +92,25 @@ def stop_latencies(reps: int) -> dict[str, Any]:
             _google_env(emu)
             set_pool_limit(1)
             _foreign_holder(1)
-            waits = []
-            for i in range(reps):
-                proc = _spawn("render", _new(f"A kite number {i} tugs at its string", "--scenes", "1", "--clip-duration", "4"))
-                _wait_for_line(proc, "for a video-operations slot")
-                waits.append(_stop_after(proc))
-            out["waiting for a slot"] = summary(waits)
+            out["waiting for a slot"] = _stop_times(reps, "A kite number {} tugs at its string", ("--scenes", "1", "--clip-duration", "4"),
+                                                    "for a video-operations slot", 0.0)
         finally:
             remove_home(root)
         root = fresh_home("healing-poll")
         try:
             _google_env(emu)
-            polls = []
-            for i in range(reps):
-                proc = _spawn("render", _new(f"A swan number {i} glides under a bridge", "--scenes", "2", "--clip-duration", "4"))
-                _wait_for_line(proc, "video operation running")
-                time.sleep(6)                      # into the 10 s waits between polls
-                polls.append(_stop_after(proc))
-            out["polling Veo (default poll settings)"] = summary(polls)
+            # Polls come at 0, 5 and 15 s by default: 6 s after the first is inside a 10 s wait.
+            out["polling Veo (default poll settings)"] = _stop_times(
+                reps, "A swan number {} glides under a bridge", ("--scenes", "2", "--clip-duration", "4"),
+                "video operation running", 6.0)
         finally:
             remove_home(root)
     root = fresh_home("healing-ffmpeg")
     try:
         os.environ.update({"VIDPIPE_PROVIDER": "animatic", "VIDPIPE_ANIMATIC_RESOLUTION": "1080"})
-        renders = []
-        for i in range(reps):
-            proc = _spawn("render", _new(f"A river number {i} winds through hills", "--scenes", "2", "--clip-duration", "8"))
-            _wait_for_line(proc, "rendering 8s animatic clip")
-            time.sleep(1.0)
-            renders.append(_stop_after(proc))
-        out["ffmpeg rendering 1080p clips"] = summary(renders)
+        out["ffmpeg rendering 1080p clips"] = _stop_times(
+            reps, "A river number {} winds through hills", ("--scenes", "2", "--clip-duration", "8"),
+            "rendering 8s animatic clip", 1.0)
     finally:
         os.environ.pop("VIDPIPE_ANIMATIC_RESOLUTION", None)
         remove_home(root)

@@ -104,12 +104,14 @@ class HealReport:
                [f"{r}: freed the video-operations slots it still held" for r in self.freed_runs]
 
 
-def _start_time(instance: dg.DagsterInstance, run_id: str) -> float | None:
-    records = instance.get_run_records(filters=dg.RunsFilter(run_ids=[run_id]), limit=1)
-    if not records:
-        return None
-    record = records[0]
-    return record.start_time or record.create_timestamp.timestamp()
+def instance_liveness(instance: dg.DagsterInstance, run: dg.DagsterRun, stale_after_s: float) -> Liveness:
+    """run_liveness, with the run's start time (one more query) only when it has no heartbeat."""
+    started_at = None
+    if HEARTBEAT_TAG not in run.tags:
+        records = instance.get_run_records(filters=dg.RunsFilter(run_ids=[run.run_id]), limit=1)
+        if records:
+            started_at = records[0].start_time or records[0].create_timestamp.timestamp()
+    return run_liveness(run, stale_after_s, started_at=started_at)
 
 
 def fail_dead_run(instance: dg.DagsterInstance, run: dg.DagsterRun, liveness: Liveness, *, dry_run: bool = False) -> None:
@@ -138,7 +140,7 @@ def heal_runs(instance: dg.DagsterInstance, runs: Iterable[dg.DagsterRun], stale
     for run in runs:
         if run.status in FINISHED:
             continue
-        liveness = run_liveness(run, stale_after_s, started_at=_start_time(instance, run.run_id))
+        liveness = instance_liveness(instance, run, stale_after_s)
         if liveness.alive:
             continue
         fail_dead_run(instance, run, liveness, dry_run=dry_run)
@@ -163,7 +165,7 @@ def heal_pool(instance: dg.DagsterInstance, pool: str, stale_after_s: float, *, 
                 free_run_slots(instance, run_id)
             report.freed_runs.append(f"run {run_id[:8]} ({run.status.value.lower()})")
             continue
-        liveness = run_liveness(run, stale_after_s, started_at=_start_time(instance, run_id))
+        liveness = instance_liveness(instance, run, stale_after_s)
         if liveness.alive:
             if run_id in {s.run_id for s in info.claimed_slots}:
                 report.live_holders.append(describe_run(run, liveness))

@@ -36,7 +36,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from vidpipe_core.cancel import NEVER, CancelToken
-from vidpipe_dagster.healing import heal_pool
+from vidpipe_dagster.healing import HealReport, heal_pool
 
 FIRST_WAIT_INTERVAL_S = 0.2
 MAX_WAIT_INTERVAL_S = 0.5
@@ -46,6 +46,8 @@ REPORT_EVERY_S = 5.0         # and says who holds the slots this often
 _init_lock = threading.Lock()
 _claim_lock = threading.Lock()
 _slot_freed = threading.Condition()
+_heal_lock = threading.Lock()
+_last_heal: dict[tuple[int, str], tuple[float, HealReport]] = {}
 
 
 class DagsterPoolSlots:
@@ -102,10 +104,24 @@ class DagsterPoolSlots:
         with self._claim_mutex():
             return self.storage.claim_concurrency_slot(self.pool, self.run_id, key).is_claimed
 
+    def _heal(self) -> tuple[HealReport, bool]:
+        """Heal the pool at most once per HEAL_EVERY_S per process, however many threads wait
+        (50 waiting renders of 4 scenes would otherwise sweep the instance 100 times a second).
+        Returns the latest report and whether this call made it."""
+        key = (id(self.storage), self.pool)
+        with _heal_lock:
+            last = _last_heal.get(key)
+            now = time.monotonic()
+            if last is not None and now - last[0] < HEAL_EVERY_S:
+                return last[1], False
+            report = heal_pool(self.instance, self.pool, self.stale_after_s)
+            _last_heal[key] = (now, report)
+            return report, True
+
     def _heal_and_describe(self, scene_index: int, waited_s: float, report: bool) -> None:
         """Free the slots of dead runs; every REPORT_EVERY_S, say who holds the slots."""
-        healed = heal_pool(self.instance, self.pool, self.stale_after_s)
-        for line in healed.lines():
+        healed, ran = self._heal()
+        for line in healed.lines() if ran else ():
             self.on_wait(f"{self.pool}: {line}")
         if report:
             limit = self.storage.get_concurrency_info(self.pool).slot_count

@@ -14,9 +14,8 @@ from vidpipe_core.services import Services
 from vidpipe_core.steps.inspect import Finding, find_damage
 from vidpipe_core.steps.state import ProjectState, project_nonce, resolve_state
 from vidpipe_core.storage import Layout
-from vidpipe_dagster.assets import NONCE_KEY
-from vidpipe_dagster.healing import ACTIVE, PARTITION_TAG, describe_run, heal_runs, run_liveness
-from vidpipe_dagster.status import ASSETS
+from vidpipe_dagster.healing import ACTIVE, PARTITION_TAG, describe_run, heal_runs, instance_liveness
+from vidpipe_dagster.status import ASSETS, belongs_to_project, latest_materialization, metadata_value
 
 
 @dataclass
@@ -38,24 +37,12 @@ def recover_dead_runs(instance: dg.DagsterInstance, services: Services, project_
     runs = instance.get_runs(filters=dg.RunsFilter(tags={PARTITION_TAG: project_id}, statuses=ACTIVE))
     stale = services.settings.heartbeat_stale_s
     for run in runs:
-        liveness = run_liveness(run, stale)
+        liveness = instance_liveness(instance, run, stale)
         if liveness.alive and liveness.tagged:
             raise ProjectBusy(project_id, describe_run(run, liveness))
     report = heal_runs(instance, runs, stale, dry_run=dry_run)
     locks.release_if_gone(services, project_id, dry_run=dry_run)
     return report.failed_runs
-
-
-def _latest(instance: dg.DagsterInstance, name: str, project_id: str) -> dg.EventLogRecord | None:
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey(name), asset_partitions=[project_id]), limit=1).records
-    return records[0] if records else None
-
-
-def _metadata(record: dg.EventLogRecord, key: str) -> object:
-    materialization = record.asset_materialization
-    entry = materialization.metadata.get(key) if materialization else None
-    return entry.value if entry is not None else None
 
 
 def _pending_work(services: Services, state: ProjectState) -> dict[str, str | None]:
@@ -72,7 +59,7 @@ def _pending_work(services: Services, state: ProjectState) -> dict[str, str | No
 
 
 def _final_problem(services: Services, project_id: str, record: dg.EventLogRecord) -> str | None:
-    expected = _metadata(record, "sha256")
+    expected = metadata_value(record, "sha256")
     try:
         data = services.store.read_bytes(project_id, Layout.FINAL)
     except FileNotFoundError:
@@ -92,12 +79,12 @@ def plan_resume(instance: dg.DagsterInstance, services: Services, project_id: st
         work[finding.stage] = work.get(finding.stage) or f"{finding.what} is damaged"
     upstream = 0.0
     for name in ASSETS:
-        record = _latest(instance, name, project_id)
+        record = latest_materialization(instance, name, project_id)
         if plan.assets:
             reason: str | None = "downstream of " + plan.assets[0]
         elif record is None:
             reason = "never materialized"
-        elif nonce is not None and _metadata(record, NONCE_KEY) != nonce:
+        elif not belongs_to_project(record, nonce):
             reason = "its materialization belongs to an earlier project with this id"
         elif record.timestamp < upstream:
             reason = "older than its upstream"

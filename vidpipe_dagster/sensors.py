@@ -138,7 +138,6 @@ def inbox_sensor(context: dg.SensorEvaluationContext, vidpipe: VidpipeResource) 
     )
 
 
-
 @dg.sensor(
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,

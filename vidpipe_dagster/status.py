@@ -18,22 +18,38 @@ from vidpipe_dagster.instance import get_instance
 ASSETS = ("storyboard", "keyframes", "clips", "final_video")
 
 
+def latest_materialization(instance: dg.DagsterInstance, name: str, project_id: str) -> dg.EventLogRecord | None:
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(name), asset_partitions=[project_id]), limit=1).records
+    return records[0] if records else None
+
+
+def metadata_value(record: dg.EventLogRecord, key: str) -> object:
+    materialization = record.asset_materialization
+    entry = materialization.metadata.get(key) if materialization else None
+    return entry.value if entry is not None else None
+
+
+def belongs_to_project(record: dg.EventLogRecord, nonce: str | None) -> bool:
+    """A materialization is trusted only for the project record that made it (its nonce); projects
+    registered before nonces existed (None) trust every materialization of their partition."""
+    from vidpipe_dagster.assets import NONCE_KEY
+
+    return nonce is None or metadata_value(record, NONCE_KEY) == nonce
+
+
 def asset_states(instance: dg.DagsterInstance, project_id: str, nonce: str | None = None,
                  stale_after_s: float = 120.0) -> list[dict[str, Any]]:
     """Each asset's latest materialization (trusted only when it carries this project record's
     nonce) and the latest run, whose process is checked when it has not ended. Reads only."""
-    from vidpipe_dagster.assets import NONCE_KEY
-    from vidpipe_dagster.healing import FINISHED, run_liveness
+    from vidpipe_dagster.healing import FINISHED, instance_liveness
 
     latest_run = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/partition": project_id}), limit=1)
     rows = []
     for name in ASSETS:
-        records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=dg.AssetKey(name), asset_partitions=[project_id]), limit=1).records
-        if records:
-            rec = records[0]
-            meta = rec.asset_materialization.metadata if rec.asset_materialization else {}
-            entry = meta.get(NONCE_KEY)
-            ours = nonce is None or (entry is not None and entry.value == nonce)
+        rec = latest_materialization(instance, name, project_id)
+        if rec is not None:
+            ours = belongs_to_project(rec, nonce)
             rows.append({"asset": name, "state": "materialized" if ours else "stale (an earlier project with this id)",
                          "run_id": rec.run_id[:8],
                          "when": datetime.fromtimestamp(rec.timestamp, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")})
@@ -43,7 +59,7 @@ def asset_states(instance: dg.DagsterInstance, project_id: str, nonce: str | Non
         run = latest_run[0]
         row = {"asset": "(latest run)", "state": run.status.value.lower(), "run_id": run.run_id[:8], "when": None}
         if run.status not in FINISHED:
-            liveness = run_liveness(run, stale_after_s)
+            liveness = instance_liveness(instance, run, stale_after_s)
             if not liveness.alive:
                 row["state"] = "dead"
                 row["hint"] = (f"run {run.run_id[:8]} is dead ({liveness.why}); `vidpipe resume {project_id}` "

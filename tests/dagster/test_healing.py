@@ -196,7 +196,7 @@ def _snapshot(vp_env, project: str) -> dict:  # type: ignore[no-untyped-def]
                    for p in vp_env.data_dir.rglob("*") if p.is_file() and not p.name.startswith("vidpipe.db"))
     return {
         "runs": runs, "slots": _slots(instance), "partitions": sorted(instance.get_dynamic_partitions("projects")),
-        "events": len(instance.all_logs(runs[0][0])) if runs else 0,
+        "events": {run_id: len(instance.all_logs(run_id)) for run_id, _status, _tags in runs},
         "materializations": instance.fetch_materializations(dg.AssetKey("clips"), limit=10).records,
         "projects": projects, "frames": frames, "clips": clips, "files": files,
     }

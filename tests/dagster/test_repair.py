@@ -8,7 +8,6 @@ import os
 import subprocess
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from tests.helpers import VIDPIPE, latest_metadata
@@ -172,11 +171,10 @@ def test_a_project_recreated_after_the_database_was_lost_gets_its_own_video(vp_e
     assert "stale" not in status.stdout
 
 
-@pytest.mark.parametrize("relpath", ["final.mp4"])
-def test_a_damaged_final_video_is_stitched_again(vp_env, relpath):
+def test_a_damaged_final_video_is_stitched_again(vp_env):
     spec = register("Rain on a tin roof", id="repair-final", scenes=2, clip_duration=1)
     assert render_project(spec.id, show=False).success
-    path = _store_path(vp_env, spec.id, relpath)
+    path = _store_path(vp_env, spec.id, Layout.FINAL)
     path.write_bytes(path.read_bytes()[:500])
     result = CliRunner().invoke(app, ["resume", spec.id])
     assert result.exit_code == 0, result.output

@@ -18,7 +18,7 @@ from dataclasses import replace
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from vidpipe_core import locks, media
+from vidpipe_core import media
 from vidpipe_core.cancel import CancelToken
 from vidpipe_core.cost import guard_budget, usage_cost, video_cost
 from vidpipe_core.errors import MediaError, ProviderError, SafetyRejected, VidpipeError
@@ -31,7 +31,7 @@ from vidpipe_core.services import Services
 from vidpipe_core.steps.keyframes import spent_usd
 from vidpipe_core.steps.locking import default_run_id, step_lock
 from vidpipe_core.steps.report import Action, ItemReport, Progress, ProgressEvent, StepReport, no_progress
-from vidpipe_core.steps.state import ClipState, ProjectState, resolve_state
+from vidpipe_core.steps.state import ClipState, ProjectState, damaged_clips, resolve_state
 from vidpipe_core.storage import Layout, sha256_bytes
 
 log = logging.getLogger("vidpipe.clips")
@@ -79,17 +79,12 @@ def make_clips(
     repair: bool = False,
     progress: Progress = no_progress,
 ) -> StepReport:
-    with step_lock(services, project_id, run_id) as holder:
-        return _make_clips(services, project_id, run_id or default_run_id(), holder, concurrency, slots or NoLimit(),
+    with step_lock(services, project_id, run_id):
+        return _make_clips(services, project_id, run_id or default_run_id(), concurrency, slots or NoLimit(),
                            repair, progress)
 
 
-def _damaged_done(services: Services, state: ProjectState) -> list[ClipState]:
-    return [c for c in state.clips if c.row is not None and c.row.status == ClipStatus.DONE and c.row.path
-            and read_checked(services.store, state.spec.id, c.row.path, c.row.sha256)[1] is not None]
-
-
-def _make_clips(services: Services, project_id: str, run_id: str, holder: locks.Holder, concurrency: int | None,
+def _make_clips(services: Services, project_id: str, run_id: str, concurrency: int | None,
                 slots: SlotLimiter, repair: bool, progress: Progress) -> StepReport:
     state = resolve_state(services, project_id)
     missing_frames = [f.index for f in state.frames if not f.done]
@@ -102,10 +97,10 @@ def _make_clips(services: Services, project_id: str, run_id: str, holder: locks.
     model = provider.model_for(spec)
     report = StepReport("clips", provider.name, model)
 
-    to_pay = [c for c in state.clips if c.row is None or c.row.status in (ClipStatus.CLAIMED, ClipStatus.FAILED)]
+    to_pay = sum(1 for c in state.clips if c.row is None or c.row.status in (ClipStatus.CLAIMED, ClipStatus.FAILED))
     if repair:
-        to_pay += _damaged_done(services, state)     # at worst every damaged clip is paid for again
-    report.projected_usd = video_cost(settings, model, len(to_pay) * spec.clip_duration, spec.generate_audio)
+        to_pay += len(damaged_clips(services, state))     # at worst every damaged clip is paid for again
+    report.projected_usd = video_cost(settings, model, to_pay * spec.clip_duration, spec.generate_audio)
     guard_budget("clips", spent_usd(services, project_id), report.projected_usd, spec.max_cost_usd)
 
     total = len(state.clips)
@@ -234,11 +229,10 @@ class _SceneWorker:
             except ProviderError as exc:
                 why = f"its operation no longer gives it ({exc})"
             else:
-                video, why = _usable_video(outcome)
-                if video is not None:
-                    info = media.probe_bytes(video)
-                    s.store.write_bytes(self.spec.id, row.path or Layout.clip(index, self.fp), video)
-                    row = _update(s, row.id, sha256=sha256_bytes(video), duration_s=info.duration_s, error=None)
+                info, why = _usable_video(outcome)
+                if info is not None and outcome.video is not None:
+                    s.store.write_bytes(self.spec.id, row.path or Layout.clip(index, self.fp), outcome.video)
+                    row = _update(s, row.id, sha256=sha256_bytes(outcome.video), duration_s=info.duration_s, error=None)
                     return self.item(Action.REPAIRED, duration_s=info.duration_s, path=row.path,
                                      detail=f"damaged file ({problem}) fetched again from its operation at no cost"), row
         cost = video_cost(s.settings, self.model, self.spec.clip_duration, self.spec.generate_audio)
@@ -273,15 +267,14 @@ class _SceneWorker:
         return self.item(action, cost_usd=cost, duration_s=info.duration_s, path=relpath)
 
 
-def _usable_video(outcome: ClipOutcome) -> tuple[bytes | None, str]:
-    """The outcome's video when it decodes, else (None, why not)."""
+def _usable_video(outcome: ClipOutcome) -> tuple[media.MediaInfo | None, str]:
+    """What the outcome's video is when it decodes, else (None, why not)."""
     if outcome.kind != ClipOutcomeKind.DONE or not outcome.video:
         return None, f"its operation no longer gives the video ({outcome.error or outcome.kind.value})"
     try:
-        media.probe_bytes(outcome.video)
+        return media.probe_bytes(outcome.video), ""
     except MediaError as exc:
         return None, f"the video fetched again does not decode ({exc})"
-    return outcome.video, ""
 
 
 def _frame_bytes(services: Services, state: ProjectState, k: int) -> bytes:

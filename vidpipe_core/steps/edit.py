@@ -2,15 +2,13 @@
 from __future__ import annotations
 
 import copy
-import json
 
 from sqlalchemy import select
 
 from vidpipe_core.errors import InvalidInput, VidpipeError
 from vidpipe_core.models import Project, Scene
 from vidpipe_core.services import Services
-from vidpipe_core.steps.state import resolve_state, stored_document
-from vidpipe_core.storage import Layout
+from vidpipe_core.steps.state import resolve_state, stored_document, write_storyboard_file
 
 FIELDS = ("description", "start_frame_prompt", "end_frame_prompt", "motion_prompt")
 
@@ -42,7 +40,7 @@ def edit_scene(services: Services, project_id: str, index: int, **changes: str |
         project = s.get(Project, project_id)
         assert project is not None
         project.storyboard = document
-    services.store.write_bytes(project_id, Layout.STORYBOARD, json.dumps(document, indent=2).encode())
+    write_storyboard_file(services, project_id, document)
     after = resolve_state(services, project_id)
     frames = [f.index for f, g in zip(before.frames, after.frames) if f.prompt != g.prompt or not g.done]
     clips = [c.index for c in after.clips if c.status is None or c.index in frames or c.index + 1 in frames]

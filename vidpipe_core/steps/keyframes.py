@@ -9,7 +9,6 @@ import io
 from PIL import Image
 from sqlalchemy import select
 
-from vidpipe_core import locks
 from vidpipe_core.cost import guard_budget, image_cost, usage_cost, video_cost
 from vidpipe_core.errors import VidpipeError
 from vidpipe_core.integrity import Damage, DamagedArtifacts, frame_label, read_checked
@@ -19,7 +18,7 @@ from vidpipe_core.providers.base import KeyframeProvider, KeyframeRequest
 from vidpipe_core.services import Services
 from vidpipe_core.steps.locking import step_lock
 from vidpipe_core.steps.report import Action, ItemReport, Progress, ProgressEvent, StepReport, no_progress
-from vidpipe_core.steps.state import FrameState, ProjectState, frame_caption, resolve_state
+from vidpipe_core.steps.state import FrameState, ProjectState, checked_frames, frame_caption, resolve_state
 from vidpipe_core.storage import Layout, sha256_bytes
 
 
@@ -33,8 +32,8 @@ def spent_usd(services: Services, project_id: str) -> float:
 
 def make_keyframes(services: Services, project_id: str, *, run_id: str | None = None, repair: bool = False,
                    progress: Progress = no_progress) -> StepReport:
-    with step_lock(services, project_id, run_id) as holder:
-        return _make_keyframes(services, project_id, holder, repair, progress)
+    with step_lock(services, project_id, run_id):
+        return _make_keyframes(services, project_id, repair, progress)
 
 
 def _request(state: ProjectState, k: int, reference: bytes | None) -> KeyframeRequest:
@@ -54,29 +53,24 @@ def cascade_cost(services: Services, state: ProjectState, first_frame: int) -> f
     return image_cost(s, k_model, frames) + video_cost(s, c_model, clips * spec.clip_duration, spec.generate_audio)
 
 
-def _damage(services: Services, state: ProjectState, provider: KeyframeProvider, repair: bool) -> dict[int, str]:
-    """Damaged frames among those to reuse (index -> problem). Frames the provider renders again
-    for free are left to the loop; the others fail the step unless ``repair`` allows paying."""
-    found: dict[int, str] = {}
-    for f in state.frames:
-        if f.done and f.row is not None and f.row.path:
-            _data, problem = read_checked(services.store, state.spec.id, f.row.path, f.row.sha256)
-            if problem is not None:
-                found[f.index] = problem
-    paid = {k: p for k, p in found.items() if not getattr(provider, "reproducible", False)}
-    if paid and not repair:
-        first = min(paid)
-        n = len(state.scenes)
+def _check_stored(services: Services, state: ProjectState, provider: KeyframeProvider,
+                  repair: bool) -> tuple[dict[int, bytes], dict[int, str]]:
+    """The stored frames that match the ledger (row id -> bytes) and the damaged ones (index ->
+    problem). Frames the provider renders again for free are left to the loop; the others fail
+    the step unless ``repair`` allows paying."""
+    good, damaged = checked_frames(services, state)
+    if damaged and not repair and not getattr(provider, "reproducible", False):
+        first, n = min(damaged), len(state.scenes)
         cost = cascade_cost(services, state, first)
-        damage = [Damage(frame_label(k, n), problem, f"{provider.name} cannot render the same image again")
-                  for k, problem in sorted(paid.items())]
-        raise DamagedArtifacts("keyframes", state.spec.id, damage, cost,
+        found = [Damage(frame_label(k, n), problem, f"{provider.name} cannot render the same image again")
+                 for k, problem in sorted(damaged.items())]
+        raise DamagedArtifacts("keyframes", state.spec.id, found, cost,
                                note=f"Through continuity, a new {frame_label(first, n).removeprefix('the ')} also "
                                     "changes every frame and clip after it.")
-    return found
+    return good, damaged
 
 
-def _make_keyframes(services: Services, project_id: str, holder: locks.Holder, repair: bool, progress: Progress) -> StepReport:
+def _make_keyframes(services: Services, project_id: str, repair: bool, progress: Progress) -> StepReport:
     state = resolve_state(services, project_id)
     if not state.has_storyboard or state.style is None:
         raise VidpipeError(f"project {project_id!r} has no storyboard yet; run `vidpipe render {project_id}`")
@@ -84,7 +78,7 @@ def _make_keyframes(services: Services, project_id: str, holder: locks.Holder, r
     provider = keyframe_provider(spec.providers.keyframes, settings)
     model = provider.model_for(spec)
     report = StepReport("keyframes", provider.name, model)
-    damaged = _damage(services, state, provider, repair)
+    good, damaged = _check_stored(services, state, provider, repair)
 
     missing = sum(1 for f in state.frames if not f.done)
     if damaged and not getattr(provider, "reproducible", False):
@@ -99,8 +93,10 @@ def _make_keyframes(services: Services, project_id: str, holder: locks.Holder, r
             state = resolve_state(services, project_id)   # fingerprints chain on the previous frame's bytes
         frame = state.frames[k]
         assert frame.fingerprint is not None
-        if frame.done and frame.row is not None and frame.row.path and k not in damaged:
-            data, problem = read_checked(services.store, project_id, frame.row.path, frame.row.sha256)
+        if frame.done and frame.row is not None and k not in damaged:
+            data, problem = good.get(frame.row.id), None
+            if data is None:     # a row that became current during this run (after a render upstream)
+                data, problem = read_checked(services.store, project_id, frame.row.path or "", frame.row.sha256)
             if problem is None and data is not None:
                 reference = data
                 report.items.append(ItemReport(k, Action.REUSED, frame.fingerprint, path=frame.row.path))

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 
 from vidpipe_core.fingerprint import clip_fingerprint, keyframe_fingerprint
+from vidpipe_core.integrity import read_checked
 from vidpipe_core.models import ClipStatus, Keyframe, KeyframeStatus, Project, Scene, VideoClip
 from vidpipe_core.projects import load_spec
 from vidpipe_core.providers import clip_provider, keyframe_provider
@@ -123,6 +124,18 @@ def load_style(services: Services, project_id: str) -> StyleGuide | None:
     return StyleGuide.model_validate(document["storyboard"]["style_guide"])
 
 
+def storyboard_file_ok(services: Services, project_id: str, document: dict[str, Any]) -> bool:
+    """storyboard.json says what the database says."""
+    try:
+        return bool(json.loads(services.store.read_bytes(project_id, Layout.STORYBOARD)) == document)
+    except (FileNotFoundError, ValueError):
+        return False
+
+
+def write_storyboard_file(services: Services, project_id: str, document: dict[str, Any]) -> None:
+    services.store.write_bytes(project_id, Layout.STORYBOARD, json.dumps(document, indent=2).encode())
+
+
 def clip_render_params(spec: ProjectSpec, services: Services) -> dict[str, Any]:
     if spec.providers.clips == "animatic":
         return {"fps": services.settings.fps, "short_side": services.settings.animatic_resolution}
@@ -170,3 +183,29 @@ def resolve_state(services: Services, project_id: str) -> ProjectState:
                                   render={**render, "take": spec.takes[str(i)]} if str(i) in spec.takes else render)
         state.clips.append(ClipState(index=i, prompt=prompt, fingerprint=fp, row=clip_rows.get((i, fp)) if fp else None))
     return state
+
+
+def checked_frames(services: Services, state: ProjectState) -> tuple[dict[int, bytes], dict[int, str]]:
+    """The bytes of done frames that match the ledger (keyframe row id -> bytes) and the damaged
+    frames (index -> problem). Every frame file is read once."""
+    good: dict[int, bytes] = {}
+    damaged: dict[int, str] = {}
+    for f in state.frames:
+        if f.done and f.row is not None and f.row.path:
+            data, problem = read_checked(services.store, state.spec.id, f.row.path, f.row.sha256)
+            if problem is None and data is not None:
+                good[f.row.id] = data
+            else:
+                damaged[f.index] = problem or "unreadable"
+    return good, damaged
+
+
+def damaged_clips(services: Services, state: ProjectState) -> dict[int, str]:
+    """Done clips whose file no longer matches the ledger: scene index -> problem."""
+    found: dict[int, str] = {}
+    for c in state.clips:
+        if c.row is not None and c.row.status == ClipStatus.DONE and c.row.path:
+            problem = read_checked(services.store, state.spec.id, c.row.path, c.row.sha256)[1]
+            if problem is not None:
+                found[c.index] = problem
+    return found

@@ -15,9 +15,8 @@ from vidpipe_core.providers import clip_provider, keyframe_provider, storyboard_
 from vidpipe_core.schemas import ProjectSpec, Storyboard
 from vidpipe_core.services import Services
 from vidpipe_core.steps.locking import step_lock
-from vidpipe_core.steps.state import load_storyboard_rows, stored_document
+from vidpipe_core.steps.state import load_storyboard_rows, stored_document, storyboard_file_ok, write_storyboard_file
 from vidpipe_core.steps.report import Progress, ProgressEvent, no_progress
-from vidpipe_core.storage import Layout
 
 
 @dataclass
@@ -50,12 +49,9 @@ def stage_models(services: Services, spec: ProjectSpec) -> dict[str, str]:
 def _ensure_file(services: Services, project_id: str, document: dict) -> bool:
     """storyboard.json says what the database says; rewrite it (free) when it is missing or
     damaged. Returns whether it was rewritten."""
-    try:
-        if json.loads(services.store.read_bytes(project_id, Layout.STORYBOARD)) == document:
-            return False
-    except (FileNotFoundError, ValueError):
-        pass
-    services.store.write_bytes(project_id, Layout.STORYBOARD, json.dumps(document, indent=2).encode())
+    if storyboard_file_ok(services, project_id, document):
+        return False
+    write_storyboard_file(services, project_id, document)
     return True
 
 
@@ -99,7 +95,7 @@ def _make_storyboard(services: Services, project_id: str, replan: bool, progress
         if row is None:
             raise ProjectNotFound(project_id)
         row.storyboard = document
-    services.store.write_bytes(project_id, Layout.STORYBOARD, json.dumps(document, indent=2).encode())
+    write_storyboard_file(services, project_id, document)
     _write_scene_rows(services, project_id, board)
     progress(ProgressEvent("storyboard", "storyboard written", done=1, total=1))
     return StoryboardResult(board, provider.name, model, False, cost, projection.keyframes_usd + projection.clips_usd, fingerprint)
