@@ -15,7 +15,9 @@ from vidpipe_core import media
 from vidpipe_core.config import ANIMATIC_DURATIONS, Settings
 from vidpipe_core.errors import InvalidInput
 from vidpipe_core.providers import clip_provider, keyframe_provider, storyboard_provider
-from vidpipe_core.providers.animatic import PALETTES, AnimaticProvider, caption_box, palette_for
+from vidpipe_core.providers.animatic import AnimaticProvider
+from vidpipe_core.providers.animatic.drawing import caption_box
+from vidpipe_core.providers.animatic.planner import PALETTES, palette_for
 from vidpipe_core.providers.base import (ClipOutcomeKind, ClipProvider, ClipRequest, KeyframeProvider, KeyframeRequest,
                                          StoryboardProvider, Usage)
 from vidpipe_core.schemas import ProjectSpec, StageProviders, StyleGuide

@@ -1,0 +1,207 @@
+"""Keyframe painting: Pillow drawings whose palette comes from the style and whose composition
+comes from the frame prompt's words, with a caption band along the bottom."""
+from __future__ import annotations
+
+import io
+import math
+import re
+from collections.abc import Sequence
+
+from PIL import Image, ImageColor, ImageDraw, ImageFont
+from PIL.PngImagePlugin import PngInfo
+
+from vidpipe_core import media
+from vidpipe_core.providers.animatic.planner import _STOPWORDS, _hash_palette, _unit
+from vidpipe_core.providers.base import KeyframeRequest
+from vidpipe_core.schemas import Character, StyleGuide
+
+RGB = tuple[int, int, int]
+
+
+def _parse_colour(text: str) -> RGB | None:
+    try:
+        c = ImageColor.getrgb(text.strip())
+    except (ValueError, AttributeError):
+        return None
+    return (c[0], c[1], c[2])
+
+
+def resolve_palette(style: StyleGuide) -> list[RGB]:
+    """RGB colours of the style guide; names Pillow does not know (LLM palettes) fall back to a hash palette."""
+    colours = [c for c in (_parse_colour(t) for t in style.color_palette) if c is not None]
+    if len(colours) < 3:
+        colours += [c for c in (_parse_colour(t) for t in _hash_palette(style.visual_style.lower()))][: 5 - len(colours)]
+    return colours
+
+
+def _luma(c: RGB) -> float:
+    return 0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2]
+
+
+def _mix(a: RGB, b: RGB, t: float) -> RGB:
+    return (round(a[0] + (b[0] - a[0]) * t), round(a[1] + (b[1] - a[1]) * t), round(a[2] + (b[2] - a[2]) * t))
+
+
+def _gradient(size: tuple[int, int], top: RGB, bottom: RGB) -> Image.Image:
+    w, h = size
+    column = Image.new("RGB", (1, h))
+    column.putdata([_mix(top, bottom, y / max(1, h - 1)) for y in range(h)])
+    return column.resize((w, h), Image.Resampling.NEAREST)
+
+
+def _words(prompt: str) -> list[str]:
+    head = prompt.split("\n\n", 1)[0]       # the frame prompt, without the shared style suffix
+    return [w for w in re.findall(r"[a-z][a-z'-]+", head.lower()) if w not in _STOPWORDS]
+
+
+class _Composer:
+    """Draws one keyframe's composition; every position, size and colour comes from hashes of the words."""
+
+    def __init__(self, size: tuple[int, int], prompt: str, palette: list[RGB]) -> None:
+        self.w, self.h = size
+        self.prompt = prompt
+        self.words = _words(prompt) or ["scene"]
+        self.palette = sorted(palette, key=_luma)
+        self.horizon = round(self.h * (0.56 + 0.14 * _unit("horizon", prompt)))
+
+    def colour(self, *key: object) -> RGB:
+        return self.palette[int(_unit(*key) * len(self.palette))]
+
+    def sky(self) -> Image.Image:
+        dark, light = self.palette[0], self.palette[-1]
+        mid = self.palette[len(self.palette) // 2]
+        night = any(w in ("night", "moon", "dark", "midnight", "stars") for w in self.words)
+        return _gradient((self.w, self.h), dark if night else _mix(mid, dark, 0.3), _mix(mid, light, 0.5))
+
+    def draw(self, img: Image.Image, characters: Sequence[Character]) -> None:
+        d = ImageDraw.Draw(img)
+        self._sun(d)
+        self._hills(d)
+        for i, word in enumerate(sorted(set(self.words), key=lambda w: (-len(w), w))[:3]):
+            self._landmark(d, word, i)
+        present = [c for c in characters if c.name.lower().split()[-1] in self.prompt.split("\n\n", 1)[0].lower()]
+        for i, c in enumerate(present[:3]):
+            self._figure(d, c.name, i, len(present[:3]))
+
+    def _sun(self, d: ImageDraw.ImageDraw) -> None:
+        r = round(self.h * (0.07 + 0.06 * _unit("sun-r", self.prompt)))
+        cx = round(self.w * (0.15 + 0.7 * _unit("sun-x", self.prompt)))
+        cy = round(self.horizon * (0.25 + 0.45 * _unit("sun-y", self.prompt)))
+        glow = _mix(self.palette[-1], self.palette[len(self.palette) // 2], 0.4)
+        d.ellipse((cx - r * 1.6, cy - r * 1.6, cx + r * 1.6, cy + r * 1.6), fill=_mix(glow, self.palette[0], 0.35))
+        d.ellipse((cx - r, cy - r, cx + r, cy + r), fill=self.palette[-1])
+
+    def _hills(self, d: ImageDraw.ImageDraw) -> None:
+        for layer, (depth, shade) in enumerate(((0.0, 0.35), (0.06, 0.65))):
+            base = self.horizon + round(self.h * depth)
+            amp = self.h * (0.03 + 0.05 * _unit("amp", layer, self.prompt))
+            phase = _unit("phase", layer, self.prompt) * 6.283
+            freq = 1.5 + 2.5 * _unit("freq", layer, self.prompt)
+            pts = [(x, base - amp * (1 + math.sin(phase + freq * 6.283 * x / self.w)) / 2) for x in range(0, self.w + 8, 8)]
+            ground = _mix(self.palette[1 % len(self.palette)], self.palette[0], shade)
+            d.polygon([(0, self.h), *pts, (self.w, self.h)], fill=ground)
+
+    def _landmark(self, d: ImageDraw.ImageDraw, word: str, i: int) -> None:
+        kind = int(_unit("kind", word) * 3)
+        x = round(self.w * (0.08 + 0.84 * _unit("x", word, i)))
+        size = self.h * (0.10 + 0.16 * _unit("size", word))
+        base = self.horizon + round(self.h * 0.03 * i)
+        fill = _mix(self.colour("landmark", word), self.palette[0], 0.3)
+        if kind == 0:      # tree / spire
+            d.polygon([(x, base - size), (x - size * 0.35, base), (x + size * 0.35, base)], fill=fill)
+        elif kind == 1:    # building
+            d.rectangle((x - size * 0.25, base - size, x + size * 0.25, base), fill=fill)
+            d.rectangle((x - size * 0.12, base - size * 0.8, x - size * 0.02, base - size * 0.65), fill=self.palette[-1])
+        else:              # rock / dome
+            d.ellipse((x - size * 0.45, base - size * 0.5, x + size * 0.45, base + size * 0.2), fill=fill)
+
+    def _figure(self, d: ImageDraw.ImageDraw, name: str, i: int, n: int) -> None:
+        """A character: colour and height fixed by its name (recognisable across frames), place by the frame."""
+        height = self.h * (0.2 + 0.1 * _unit("fig-h", name))
+        slot = (i + 0.5) / n
+        x = round(self.w * (0.15 + 0.7 * (0.7 * slot + 0.3 * _unit("fig-x", name, self.prompt))))
+        feet = self.horizon + round(self.h * 0.12)
+        colour = self.colour("figure", name)
+        head = height * 0.18
+        d.rounded_rectangle((x - height * 0.14, feet - height * 0.78, x + height * 0.14, feet), radius=round(height * 0.08),
+                            fill=colour, outline=self.palette[-1], width=max(1, round(self.h / 240)))
+        d.ellipse((x - head, feet - height * 0.78 - head * 2, x + head, feet - height * 0.78), fill=colour,
+                  outline=self.palette[-1], width=max(1, round(self.h / 240)))
+
+
+def caption_box(size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """The caption band (left, top, right, bottom) of a frame of this size."""
+    w, h = size
+    font_px = _caption_font_px(size)
+    band = 2 * round(font_px * 1.25) + 2 * max(3, font_px // 2)
+    return 0, h - band, w, h
+
+
+def _caption_font_px(size: tuple[int, int]) -> int:
+    return max(10, round(min(size) * 0.05))
+
+
+def _draw_caption(img: Image.Image, caption: str) -> None:
+    box = caption_box(img.size)
+    band = img.crop(box)
+    img.paste(Image.blend(band, Image.new("RGB", band.size, (0, 0, 0)), 0.72), box[:2])
+    font_px = _caption_font_px(img.size)
+    font = ImageFont.load_default(size=font_px)
+    d = ImageDraw.Draw(img)
+    margin = max(4, font_px // 2)
+    lines = _wrap(d, " ".join(caption.split()) or "(no caption)", font, img.width - 2 * margin, max_lines=2)
+    line_h = round(font_px * 1.25)
+    y = box[1] + (box[3] - box[1] - line_h * len(lines)) // 2
+    for line in lines:
+        d.text((margin, y), line, font=font, fill=(245, 245, 240))
+        y += line_h
+
+
+def _wrap(d: ImageDraw.ImageDraw, text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont, width: int,
+          max_lines: int) -> list[str]:
+    """Greedy word wrap to ``width`` pixels; the last line is ellipsized when text remains."""
+    words, lines = text.split(), []
+    while words and len(lines) < max_lines:
+        line = words.pop(0)
+        while words and d.textlength(f"{line} {words[0]}", font=font) <= width:
+            line = f"{line} {words.pop(0)}"
+        lines.append(line)
+    if words or (lines and d.textlength(lines[-1], font=font) > width):
+        last = lines[-1] + (" " + " ".join(words) if words else "")
+        lines[-1] = media.ellipsize(d, last, font, width)
+    return lines
+
+
+def _evolve(reference_png: bytes, size: tuple[int, int], prompt: str) -> Image.Image:
+    """The previous frame's picture (without its caption band), pushed in and drifted towards a
+    point chosen by the new prompt, sized to this frame's picture area: the new frame grows from it."""
+    with Image.open(io.BytesIO(reference_png)) as ref:
+        ref = ref.convert("RGB")
+    picture = ref.crop((0, 0, ref.width, max(1, caption_box(ref.size)[1])))
+    scale = 1.08
+    cw, ch = picture.width / scale, picture.height / scale
+    left = (picture.width - cw) * _unit("focus-x", prompt)
+    top = (picture.height - ch) * _unit("focus-y", prompt)
+    area = (size[0], max(1, caption_box(size)[1]))
+    return picture.resize(area, Image.Resampling.BILINEAR, box=(left, top, left + cw, top + ch))
+
+
+REFERENCE_WEIGHT = 0.45   # how much of the previous frame shows through the new background
+
+
+def render_keyframe(request: KeyframeRequest, size: tuple[int, int]) -> bytes:
+    palette = resolve_palette(request.style)
+    composer = _Composer(size, request.prompt, palette)
+    img = composer.sky()
+    if request.reference_png:
+        under = img.copy()
+        under.paste(_evolve(request.reference_png, size, request.prompt), (0, 0))
+        img = Image.blend(img, under, REFERENCE_WEIGHT)
+    composer.draw(img, request.style.characters)
+    _draw_caption(img, request.caption)
+    # Declare the caption band, so the clip renderer keeps it still while the picture moves.
+    info = PngInfo()
+    info.add_text(media.STATIC_BAND_KEY, f"{caption_box(img.size)[1] / img.height:.6f}")
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", pnginfo=info)
+    return buf.getvalue()

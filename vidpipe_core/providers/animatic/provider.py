@@ -1,0 +1,85 @@
+"""The animatic provider: storyboard, keyframes and clips in one, offline and free."""
+from __future__ import annotations
+
+import hashlib
+
+from vidpipe_core import media
+from vidpipe_core.cancel import NEVER, CancelToken
+from vidpipe_core.config import ANIMATIC_DURATIONS, Settings
+from vidpipe_core.errors import InvalidInput, MediaError, ProviderError
+from vidpipe_core.providers.animatic.drawing import render_keyframe
+from vidpipe_core.providers.animatic.planner import plan_storyboard
+from vidpipe_core.providers.base import ClipOutcome, ClipOutcomeKind, ClipRequest, KeyframeRequest, PollCallback, Usage
+from vidpipe_core.schemas import ProjectSpec, Storyboard
+from vidpipe_core.scratch import scratch_dir
+
+MODEL = "animatic"
+
+
+def _seed_text(request: ClipRequest) -> str:
+    """The prompt decides the camera move and tone; a seed or a regeneration take varies them
+    (after a blank line, so a move the prompt names explicitly is still honoured)."""
+    if request.seed is None and not request.variant:
+        return request.prompt
+    return f"{request.prompt}\n\ntake {request.variant!r} seed {request.seed!r}"
+
+
+class AnimaticProvider:
+    """Storyboard, keyframe and clip provider in one; free and deterministic."""
+
+    name = "animatic"
+    reproducible = True      # the same request renders the same bytes, so a damaged file is re-rendered for free
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def model_for(self, spec: ProjectSpec) -> str:
+        return MODEL
+
+    # StoryboardProvider
+    def plan(self, spec: ProjectSpec) -> tuple[Storyboard, Usage]:
+        return plan_storyboard(spec), Usage()
+
+    # KeyframeProvider
+    def expected_size(self, aspect_ratio: str) -> tuple[int, int] | None:
+        return media.dimensions(aspect_ratio, self.settings.animatic_resolution)
+
+    def render(self, request: KeyframeRequest) -> tuple[bytes, Usage]:
+        size = media.dimensions(request.aspect_ratio, self.settings.animatic_resolution)
+        return render_keyframe(request, size), Usage()
+
+    # ClipProvider
+    def allowed_durations(self, spec: ProjectSpec) -> tuple[int, ...]:
+        return tuple(ANIMATIC_DURATIONS)
+
+    def _operation(self, request: ClipRequest) -> str:
+        digest = hashlib.sha256()
+        for part in (request.prompt, request.duration_s, request.aspect_ratio, request.generate_audio, request.seed,
+                     request.variant, self.settings.fps, self.settings.animatic_resolution):
+            digest.update(repr(part).encode("utf-8") + b"\x1f")
+        digest.update(hashlib.sha256(request.start_png).digest() + hashlib.sha256(request.end_png).digest())
+        return f"animatic:{request.project_id}:{request.scene_index}:{digest.hexdigest()[:12]}"
+
+    def submit(self, request: ClipRequest, model: str, cancel: CancelToken = NEVER) -> str:
+        """Nothing runs remotely: the operation name identifies the render, which happens in `wait`."""
+        if request.duration_s not in ANIMATIC_DURATIONS:
+            raise InvalidInput("clip_duration", f"{request.duration_s} s is not an animatic clip length",
+                               allowed=", ".join(str(d) for d in ANIMATIC_DURATIONS))
+        media.dimensions(request.aspect_ratio, self.settings.animatic_resolution)
+        return self._operation(request)
+
+    def wait(self, operation: str, request: ClipRequest, model: str, on_poll: PollCallback | None = None,
+             cancel: CancelToken = NEVER) -> ClipOutcome:
+        if not operation.startswith("animatic:"):
+            raise ProviderError("clips", f"{operation!r} is not an animatic operation", scene=request.scene_index)
+        size = media.dimensions(request.aspect_ratio, self.settings.animatic_resolution)
+        if on_poll is not None:
+            on_poll(f"rendering {request.duration_s}s animatic clip at {size[0]}x{size[1]}")
+        try:
+            with scratch_dir(self.settings.data_dir, "vidpipe-clip") as workdir:
+                video = media.render_animatic_clip(request.start_png, request.end_png, duration_s=request.duration_s,
+                                                   fps=self.settings.fps, size=size, audio=request.generate_audio,
+                                                   seed_text=_seed_text(request), workdir=workdir, cancel=cancel)
+        except MediaError as exc:
+            return ClipOutcome(kind=ClipOutcomeKind.FAILED, error=str(exc))
+        return ClipOutcome(kind=ClipOutcomeKind.DONE, video=video, usage=Usage(video_seconds=float(request.duration_s)))
