@@ -2,6 +2,7 @@
 (``VIDPIPE_CONFIG`` or ``./vidpipe.toml``) sets the same keys. Environment wins over the file."""
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -18,7 +19,12 @@ MAX_PROMPT_CHARS = 4000
 MIN_SCENES, MAX_SCENES = 1, 24
 ANIMATIC_DURATIONS = tuple(range(1, 9))
 
-# USD list prices (2026). Text: per 1M tokens in/out; image: per image; video: per second.
+# The rates a price entry may set (USD): text per 1M tokens in and out, images each, video per
+# second with audio and without (a clip without audio falls back to per_second when the entry has
+# no per_second_no_audio). vidpipe_core.cost is the only reader of the table.
+PRICE_RATES = ("input_per_mtok", "output_per_mtok", "per_image", "per_second", "per_second_no_audio")
+
+# USD list prices (2026).
 DEFAULT_PRICES: dict[str, dict[str, float]] = {
     "gemini-2.5-flash": {"input_per_mtok": 0.30, "output_per_mtok": 2.50},
     "gemini-2.5-pro": {"input_per_mtok": 1.25, "output_per_mtok": 10.0},
@@ -72,7 +78,11 @@ class Settings(BaseSettings):
     video_fast_model: str = "veo-3.1-fast-generate-001"
     video_durations: tuple[int, ...] = (4, 6, 8)
     gcs_base_url: str = "https://storage.googleapis.com"
-    prices: dict[str, dict[str, float]] = Field(default_factory=lambda: {k: dict(v) for k, v in DEFAULT_PRICES.items()})
+    prices: dict[str, dict[str, float]] = Field(
+        default_factory=lambda: {k: dict(v) for k, v in DEFAULT_PRICES.items()},
+        description="Price table, model -> rates (see PRICE_RATES). A custom table (VIDPIPE_PRICES as JSON, or "
+                    "[prices.<model>] in the TOML file) names only the models it changes; each named entry "
+                    "replaces that model's list price whole. A model with no entry cannot be priced.")
 
     retry_attempts: int = 5
     retry_initial_s: float = 1.0
@@ -95,6 +105,18 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute(cls, v: Path) -> Path:
         return v.expanduser().resolve()
+
+    @field_validator("prices", mode="after")
+    @classmethod
+    def _over_list_prices(cls, v: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+        for model, rates in v.items():
+            unknown = sorted(set(rates) - set(PRICE_RATES))
+            if unknown:
+                raise ValueError(f"prices[{model!r}]: unknown rate {', '.join(unknown)}; the rates are {', '.join(PRICE_RATES)}")
+            bad = sorted(k for k, rate in rates.items() if not math.isfinite(rate) or rate < 0)
+            if bad:
+                raise ValueError(f"prices[{model!r}]: {', '.join(bad)} must be a finite number of USD, 0 or more")
+        return {**{k: dict(r) for k, r in DEFAULT_PRICES.items()}, **{k: dict(r) for k, r in v.items()}}
 
     @classmethod
     def settings_customise_sources(
@@ -127,9 +149,6 @@ class Settings(BaseSettings):
     @property
     def dagster_home(self) -> Path:
         return Path(os.environ.get("DAGSTER_HOME") or self.data_dir / "dagster").resolve()
-
-    def price(self, model: str) -> dict[str, Any]:
-        return self.prices.get(model, {})
 
 
 def get_settings(**overrides: Any) -> Settings:

@@ -1,10 +1,27 @@
-"""Prices, estimates before spending, and the budget guard."""
+"""The one home of prices: what a call cost, what the rest of a project will cost, and the budget guard.
+
+Every cost vidpipe records (the ledger: keyframe and clip rows, the storyboard document) and every
+cost it projects (the estimate, the budget guard, repair prices) is :func:`usage_cost` of a
+:class:`Usage`: a finished call prices what it consumed, a projection prices what a call would
+consume. Projection and ledger therefore apply the same rates and the same fallbacks.
+
+The rates come from ``Settings.prices`` (``VIDPIPE_PRICES``; see :mod:`vidpipe_core.config`), and
+nothing else reads that table. Each rate prices one quantity: input and output tokens per million,
+images each, video per second. A clip without audio costs ``per_second_no_audio``, or
+``per_second`` when the model's entry has no ``per_second_no_audio``.
+
+A model with no entry in the table has no known price. Pricing something it consumed raises
+:class:`ConfigurationError` naming the model: counting it as free would let the budget guard wave
+through any spend. An entry without rates (``"animatic": {}``) is free, and a usage that consumed
+nothing costs nothing whatever the model.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 
 from vidpipe_core.config import Settings
-from vidpipe_core.errors import BudgetExceeded
+from vidpipe_core.errors import BudgetExceeded, ConfigurationError
 from vidpipe_core.providers.base import Usage
 from vidpipe_core.schemas import ProjectSpec
 
@@ -13,29 +30,61 @@ STORYBOARD_INPUT_TOKENS = 1200
 STORYBOARD_OUTPUT_TOKENS_PER_SCENE = 350
 
 
-def text_cost(settings: Settings, model: str, input_tokens: int, output_tokens: int) -> float:
-    p = settings.price(model)
-    return input_tokens / 1e6 * p.get("input_per_mtok", 0.0) + output_tokens / 1e6 * p.get("output_per_mtok", 0.0)
+def _rates(settings: Settings, model: str) -> Mapping[str, float]:
+    try:
+        return settings.prices[model]
+    except KeyError:
+        raise ConfigurationError(
+            f"no price for model {model!r}, so its cost cannot be projected or recorded; add it to the price "
+            f"table, e.g. VIDPIPE_PRICES='{{\"{model}\": {{\"per_second\": 0.4}}}}' (rates: input_per_mtok, "
+            "output_per_mtok, per_image, per_second, per_second_no_audio; {} for a free model)"
+        ) from None
 
+
+def _video_rate(rates: Mapping[str, float], *, audio: bool) -> float:
+    if audio:
+        return rates.get("per_second", 0.0)
+    return rates.get("per_second_no_audio", rates.get("per_second", 0.0))
+
+
+def usage_cost(settings: Settings, model: str, usage: Usage, *, audio: bool | None = None) -> float:
+    """USD that ``usage`` of ``model`` costs: the one pricing rule, for the ledger and for projections.
+
+    ``audio`` says whether the video seconds had sound; it is required when there are any.
+    ``usage.cost_usd`` is not read: the cost always follows from what was consumed.
+    """
+    if usage.video_seconds and audio is None:
+        raise ValueError("a video's price depends on its audio: pass audio=True or audio=False")
+    if not (usage.input_tokens or usage.output_tokens or usage.images or usage.video_seconds):
+        return 0.0
+    rates = _rates(settings, model)
+    return (
+        usage.input_tokens / 1e6 * rates.get("input_per_mtok", 0.0)
+        + usage.output_tokens / 1e6 * rates.get("output_per_mtok", 0.0)
+        + usage.images * rates.get("per_image", 0.0)
+        + usage.video_seconds * _video_rate(rates, audio=bool(audio))
+    )
+
+
+def priced(settings: Settings, model: str, usage: Usage, *, audio: bool | None = None) -> Usage:
+    """``usage`` with ``cost_usd`` set by :func:`usage_cost` (what providers report)."""
+    return replace(usage, cost_usd=usage_cost(settings, model, usage, audio=audio))
+
+
+# Projections: the same rule applied to what calls would consume. -------------------------------
 
 def image_cost(settings: Settings, model: str, images: int = 1) -> float:
-    return images * settings.price(model).get("per_image", 0.0)
+    return usage_cost(settings, model, Usage(images=images))
 
 
 def video_cost(settings: Settings, model: str, seconds: float, audio: bool) -> float:
-    p = settings.price(model)
-    rate = p.get("per_second", 0.0) if audio else p.get("per_second_no_audio", p.get("per_second", 0.0))
-    return seconds * rate
+    return usage_cost(settings, model, Usage(video_seconds=float(seconds)), audio=audio)
 
 
-def usage_cost(settings: Settings, model: str, usage: Usage, audio: bool = True) -> float:
-    if usage.cost_usd:
-        return usage.cost_usd
-    return (
-        text_cost(settings, model, usage.input_tokens, usage.output_tokens)
-        + image_cost(settings, model, usage.images)
-        + video_cost(settings, model, usage.video_seconds, audio)
-    )
+def storyboard_cost(settings: Settings, model: str, scenes: int) -> float:
+    """A storyboard call of typical size (the real one is priced by the tokens it used)."""
+    usage = Usage(input_tokens=STORYBOARD_INPUT_TOKENS, output_tokens=STORYBOARD_OUTPUT_TOKENS_PER_SCENE * scenes)
+    return usage_cost(settings, model, usage)
 
 
 @dataclass(frozen=True)
@@ -55,7 +104,7 @@ def estimate(settings: Settings, spec: ProjectSpec, models: dict[str, str], *, f
     frames = n + 1 if frames is None else frames
     clips = n if clips is None else clips
     return Estimate(
-        storyboard_usd=text_cost(settings, models["storyboard"], STORYBOARD_INPUT_TOKENS, STORYBOARD_OUTPUT_TOKENS_PER_SCENE * n),
+        storyboard_usd=storyboard_cost(settings, models["storyboard"], n),
         keyframes_usd=image_cost(settings, models["keyframes"], frames),
         clips_usd=video_cost(settings, models["clips"], clips * spec.clip_duration, spec.generate_audio),
     )

@@ -28,6 +28,7 @@ from pydantic import ValidationError
 
 from vidpipe_core.cancel import NEVER, CancelToken
 from vidpipe_core.config import ASPECT_RATIOS, Settings
+from vidpipe_core.cost import priced
 from vidpipe_core.errors import ConfigurationError, InvalidInput, ProviderError
 from vidpipe_core.providers.base import (
     ClipOutcome,
@@ -312,7 +313,7 @@ class GoogleStoryboard(_GoogleStage):
             tokens_in, tokens_out = tokens_in + i, tokens_out + o
             board, problem = _parse_storyboard(_response_text(response), spec.scenes)
             if board is not None:
-                return board, self._usage(model, tokens_in, tokens_out)
+                return board, priced(self.settings, model, Usage(input_tokens=tokens_in, output_tokens=tokens_out))
             log.warning("storyboard: attempt %d/%d (temperature %.1f) returned invalid output: %s",
                         attempt, len(STORYBOARD_TEMPERATURES), temperature, problem)
         raise ProviderError(
@@ -321,11 +322,6 @@ class GoogleStoryboard(_GoogleStage):
             f"(temperatures {', '.join(f'{t:.1f}' for t in STORYBOARD_TEMPERATURES)}); last problem: {problem}. "
             "Try again, simplify the prompt, or use the animatic storyboard provider",
         )
-
-    def _usage(self, model: str, tokens_in: int, tokens_out: int) -> Usage:
-        price = self.settings.price(model)
-        cost = tokens_in / 1e6 * price.get("input_per_mtok", 0.0) + tokens_out / 1e6 * price.get("output_per_mtok", 0.0)
-        return Usage(input_tokens=tokens_in, output_tokens=tokens_out, cost_usd=cost)
 
 
 def _response_text(response: Any) -> str | None:
@@ -492,8 +488,8 @@ class GoogleKeyframes(_GoogleStage):
                 else:
                     mismatch = aspect_ratio_error(width, height, request.aspect_ratio)
                     if mismatch is None:
-                        price = self.settings.price(model).get("per_image", 0.0)
-                        return png, Usage(input_tokens=tokens_in, output_tokens=tokens_out, images=1, cost_usd=price)
+                        usage = Usage(input_tokens=tokens_in, output_tokens=tokens_out, images=1)
+                        return png, priced(self.settings, model, usage)
                     problem = mismatch
             log.warning("keyframes frame %d: attempt %d/%d unusable: %s", frame, attempt, IMAGE_ATTEMPTS, problem)
             if attempt < IMAGE_ATTEMPTS:
@@ -661,10 +657,8 @@ class GoogleClips(_GoogleStage):
         problem = video_decode_error(data)
         if problem is not None:
             return ClipOutcome(ClipOutcomeKind.FAILED, error=f"the returned clip is {problem} ({len(data)} bytes)")
-        price = self.settings.price(model)
-        per_second = price.get("per_second" if request.generate_audio else "per_second_no_audio", 0.0)
-        seconds = float(request.duration_s)
-        return ClipOutcome(ClipOutcomeKind.DONE, video=data, usage=Usage(video_seconds=seconds, cost_usd=seconds * per_second))
+        usage = priced(self.settings, model, Usage(video_seconds=float(request.duration_s)), audio=request.generate_audio)
+        return ClipOutcome(ClipOutcomeKind.DONE, video=data, usage=usage)
 
     def _download(self, uri: str, scene: int, cancel: CancelToken = NEVER) -> bytes:
         import httpx2
