@@ -59,8 +59,9 @@ def cache_dir() -> Path:
 
 
 def ensure_clips(res: int) -> list[Path]:
-    """Render the 8 clips once per resolution with `media.render_animatic_clip` (cached)."""
+    """Render the 8 clips once per resolution with `motion.render_animatic_clip` (cached)."""
     from vidpipe_core import media
+    from vidpipe_core.providers.animatic import motion
 
     folder = cache_dir() / f"{res}p"
     folder.mkdir(parents=True, exist_ok=True)
@@ -73,9 +74,9 @@ def ensure_clips(res: int) -> list[Path]:
         if frames is None:
             frames = [_keyframe(w, h, k) for k in range(CLIPS + 1)]
         t = time.perf_counter()
-        data = media.render_animatic_clip(frames[i], frames[i + 1], duration_s=CLIP_S, fps=FPS, size=(w, h), audio=True,
-                                          seed_text=f"scene {i}: a slow push-in over the harbour" if i % 2 == 0
-                                          else f"scene {i}: pan left along the quay")
+        data = motion.render_animatic_clip(frames[i], frames[i + 1], duration_s=CLIP_S, fps=FPS, size=(w, h), audio=True,
+                                           seed_text=f"scene {i}: a slow push-in over the harbour" if i % 2 == 0
+                                           else f"scene {i}: pan left along the quay")
         tmp = path.with_suffix(".tmp")
         tmp.write_bytes(data)
         os.replace(tmp, path)
@@ -127,7 +128,7 @@ def run(quick: bool = False) -> Report:
     report = Report("stitch", "stitch — joining 8 clips of 8 s (H.264 + AAC)")
     report.setup = [
         f"{CLIPS} clips × {CLIP_S} s, {FPS} fps, 16:9, H.264 (libx264 veryfast CRF 20) + AAC 48 kHz stereo, rendered once with "
-        "`media.render_animatic_clip` from textured keyframes (so bit rates resemble real footage) and cached in "
+        "`animatic.motion.render_animatic_clip` from textured keyframes (so bit rates resemble real footage) and cached in "
         f"`{cache_dir()}`.",
         "Each measurement runs in a fresh process (`python -m bench.stitch --worker ...`); seconds are timed inside it "
         "around the join only. Peak RSS: the process tree (Python + ffmpeg children) sampled every 50 ms with psutil "

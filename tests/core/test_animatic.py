@@ -15,7 +15,7 @@ from vidpipe_core import media
 from vidpipe_core.config import ANIMATIC_DURATIONS, Settings
 from vidpipe_core.errors import InvalidInput
 from vidpipe_core.providers import clip_provider, keyframe_provider, storyboard_provider
-from vidpipe_core.providers.animatic import AnimaticProvider
+from vidpipe_core.providers.animatic import AnimaticProvider, motion
 from vidpipe_core.providers.animatic.drawing import caption_box
 from vidpipe_core.providers.animatic.planner import PALETTES, palette_for
 from vidpipe_core.providers.base import (ClipOutcomeKind, ClipProvider, ClipRequest, KeyframeProvider, KeyframeRequest,
@@ -183,7 +183,7 @@ def test_allowed_durations(provider: AnimaticProvider) -> None:
 
 def test_submit_names_the_operation_without_rendering(provider: AnimaticProvider, monkeypatch: pytest.MonkeyPatch) -> None:
     req = clip_request(provider)
-    monkeypatch.setattr(media, "render_animatic_clip", lambda *a, **k: pytest.fail("submit must not render"))
+    monkeypatch.setattr(motion, "render_animatic_clip", lambda *a, **k: pytest.fail("submit must not render"))
     op = provider.submit(req, "animatic")
     assert re.fullmatch(r"animatic:demo:0:[0-9a-f]{12}", op)
     assert provider.submit(req, "animatic") == op
@@ -235,7 +235,7 @@ def test_captions_stay_still_while_the_picture_moves(provider: AnimaticProvider)
     start, _ = provider.render(keyframe("Opening frame: a lighthouse at dusk", caption="Scene 1 - the lighthouse at dusk"))
     end, _ = provider.render(keyframe("Closing frame: the beam at night", caption="Scene 1 end - the beam sweeps",
                                       reference=start))
-    top, aspect = media.static_band(start)   # type: ignore[misc]
+    top, aspect = motion.static_band(start)   # type: ignore[misc]
     assert top == pytest.approx(caption_box((256, 144))[1] / 144, abs=1e-3) and aspect == pytest.approx(16 / 9, abs=0.01)
     req = ClipRequest(project_id="demo", scene_index=0, prompt="Camera: slow push-in on the lighthouse", start_png=start,
                       end_png=end, duration_s=4, aspect_ratio="16:9", generate_audio=False)
@@ -257,5 +257,5 @@ def test_keyframes_without_a_declared_band_move_as_a_whole() -> None:
     """Keyframes of another provider (no band declared) get no static strip."""
     plain = io.BytesIO()
     Image.new("RGB", (256, 144), (40, 90, 160)).save(plain, format="PNG")
-    assert media.static_band(plain.getvalue()) is None
-    assert media.static_band(b"not a png") is None
+    assert motion.static_band(plain.getvalue()) is None
+    assert motion.static_band(b"not a png") is None

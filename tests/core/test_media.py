@@ -13,6 +13,7 @@ from PIL import Image, ImageDraw
 from tests.helpers import mean_abs_diff, png
 from vidpipe_core import media
 from vidpipe_core.errors import InvalidInput, MediaError
+from vidpipe_core.providers.animatic import motion
 
 SIZE = (256, 144)
 FPS = 12
@@ -37,7 +38,7 @@ END = make_png((200, 110, 40), accent=(40, 200, 90))
 def render(tmp: Path, name: str, *, duration: float = 1.0, audio: bool = True, seed: str = "slow push-in",
            size: tuple[int, int] = SIZE, start: bytes = START, end: bytes = END) -> Path:
     path = tmp / name
-    path.write_bytes(media.render_animatic_clip(start, end, duration_s=duration, fps=FPS, size=size, audio=audio, seed_text=seed))
+    path.write_bytes(motion.render_animatic_clip(start, end, duration_s=duration, fps=FPS, size=size, audio=audio, seed_text=seed))
     return path
 
 
@@ -136,8 +137,8 @@ def test_crossfade_args_without_audio_when_one_input_is_silent(tmp_path: Path) -
 
 @pytest.mark.parametrize("audio", [True, False])
 def test_animatic_clip_args(tmp_path: Path, audio: bool) -> None:
-    args = media.animatic_clip_args(tmp_path / "s.png", tmp_path / "e.png", tmp_path / "o.mp4", duration_s=1.5, fps=24,
-                                    size=(256, 144), audio=audio, tone_hz=220.0, motion="pan_left")
+    args = motion.animatic_clip_args(tmp_path / "s.png", tmp_path / "e.png", tmp_path / "o.mp4", duration_s=1.5, fps=24,
+                                     size=(256, 144), audio=audio, tone_hz=220.0, motion="pan_left")
     graph = args_value(args, "-filter_complex")
     assert "zoompan" in graph and "xfade" in graph and "s=256x144" in graph
     assert args_value(args, "-frames:v") == "36"
@@ -149,16 +150,16 @@ def test_animatic_clip_args(tmp_path: Path, audio: bool) -> None:
     if audio:
         assert args_value(args, "-ar") == "48000" and args_value(args, "-ac") == "2"
     with pytest.raises(InvalidInput):
-        media.animatic_clip_args(tmp_path / "s.png", tmp_path / "e.png", tmp_path / "o.mp4", duration_s=1, fps=24,
-                                 size=(256, 144), audio=False, tone_hz=220.0, motion="spin")  # type: ignore[arg-type]
+        motion.animatic_clip_args(tmp_path / "s.png", tmp_path / "e.png", tmp_path / "o.mp4", duration_s=1, fps=24,
+                                  size=(256, 144), audio=False, tone_hz=220.0, motion="spin")  # type: ignore[arg-type]
 
 
 def test_motion_follows_the_prompt_else_the_hash() -> None:
-    assert media.motion_for("Camera: slow pan left over the hills") == "pan_left"
-    assert media.motion_for("a gentle pull-out, then a pan right") == "pull_out"
-    assert media.motion_for("Camera: still.\n\nCamera: slow push-ins") in media.MOTIONS
-    assert media.motion_for("anything") == media.motion_for("anything")
-    assert {media.motion_for(f"scene {i}") for i in range(40)} == set(media.MOTIONS)
+    assert motion.motion_for("Camera: slow pan left over the hills") == "pan_left"
+    assert motion.motion_for("a gentle pull-out, then a pan right") == "pull_out"
+    assert motion.motion_for("Camera: still.\n\nCamera: slow push-ins") in motion.MOTIONS
+    assert motion.motion_for("anything") == motion.motion_for("anything")
+    assert {motion.motion_for(f"scene {i}") for i in range(40)} == set(motion.MOTIONS)
 
 
 # --- the binary ---------------------------------------------------------------------------
@@ -180,7 +181,7 @@ def test_missing_ffmpeg_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, exe: s
         assert message.startswith("ffmpeg cannot run") and exe in message
         assert "install imageio-ffmpeg or set IMAGEIO_FFMPEG_EXE" in message
     with pytest.raises(MediaError, match="ffmpeg cannot run"):
-        media.render_animatic_clip(START, END, duration_s=1, fps=FPS, size=SIZE, audio=False, seed_text="x")
+        motion.render_animatic_clip(START, END, duration_s=1, fps=FPS, size=SIZE, audio=False, seed_text="x")
     monkeypatch.delenv("IMAGEIO_FFMPEG_EXE")
     assert media.check_ffmpeg().startswith("ffmpeg version")
 
@@ -228,7 +229,7 @@ def test_rendered_clip_decodes_as_asked(tmp_path: Path, seed: str, audio: bool, 
 
 
 def test_camera_moves_differ_mid_clip(tmp_path: Path) -> None:
-    mids = [media.read_frame(render(tmp_path, f"{m}.mp4", audio=False, seed=m.replace("_", " ")), 0.5) for m in media.MOTIONS]
+    mids = [media.read_frame(render(tmp_path, f"{m}.mp4", audio=False, seed=m.replace("_", " ")), 0.5) for m in motion.MOTIONS]
     for i in range(len(mids)):
         for j in range(i + 1, len(mids)):
             assert mean_abs_diff(mids[i], mids[j]) > 1.0
@@ -238,8 +239,8 @@ def test_clip_is_deterministic_and_leaves_no_temp_files(tmp_path: Path, monkeypa
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     monkeypatch.setattr("tempfile.tempdir", str(scratch))
-    a = media.render_animatic_clip(START, END, duration_s=1, fps=FPS, size=SIZE, audio=True, seed_text="s")
-    b = media.render_animatic_clip(START, END, duration_s=1, fps=FPS, size=SIZE, audio=True, seed_text="s")
+    a = motion.render_animatic_clip(START, END, duration_s=1, fps=FPS, size=SIZE, audio=True, seed_text="s")
+    b = motion.render_animatic_clip(START, END, duration_s=1, fps=FPS, size=SIZE, audio=True, seed_text="s")
     assert media.probe_bytes(a).frames == FPS
     assert hashlib.sha256(a).digest() == hashlib.sha256(b).digest()
     assert list(scratch.iterdir()) == []
@@ -254,7 +255,7 @@ def test_clip_from_differently_sized_keyframes(tmp_path: Path) -> None:
 def test_clip_rejects_bad_parameters(kwargs: dict) -> None:
     params = {"duration_s": 1.0, "fps": FPS, "size": SIZE, **kwargs}
     with pytest.raises(InvalidInput):
-        media.render_animatic_clip(START, END, audio=False, seed_text="x", **params)
+        motion.render_animatic_clip(START, END, audio=False, seed_text="x", **params)
 
 
 # --- stitching ----------------------------------------------------------------------------

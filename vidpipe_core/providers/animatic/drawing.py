@@ -11,6 +11,7 @@ from PIL import Image, ImageColor, ImageDraw, ImageFont
 from PIL.PngImagePlugin import PngInfo
 
 from vidpipe_core import media
+from vidpipe_core.providers.animatic.motion import STATIC_BAND_KEY
 from vidpipe_core.providers.animatic.planner import _STOPWORDS, _hash_palette, _unit
 from vidpipe_core.providers.base import KeyframeRequest
 from vidpipe_core.schemas import Character, StyleGuide
@@ -201,7 +202,7 @@ def render_keyframe(request: KeyframeRequest, size: tuple[int, int]) -> bytes:
     _draw_caption(img, request.caption)
     # Declare the caption band, so the clip renderer keeps it still while the picture moves.
     info = PngInfo()
-    info.add_text(media.STATIC_BAND_KEY, f"{caption_box(img.size)[1] / img.height:.6f}")
+    info.add_text(STATIC_BAND_KEY, f"{caption_box(img.size)[1] / img.height:.6f}")
     buf = io.BytesIO()
     img.save(buf, format="PNG", pnginfo=info)
     return buf.getvalue()

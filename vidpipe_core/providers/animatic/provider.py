@@ -7,6 +7,7 @@ from vidpipe_core import media
 from vidpipe_core.cancel import NEVER, CancelToken
 from vidpipe_core.config import ANIMATIC_DURATIONS, Settings
 from vidpipe_core.errors import InvalidInput, MediaError, ProviderError
+from vidpipe_core.providers.animatic import motion
 from vidpipe_core.providers.animatic.drawing import render_keyframe
 from vidpipe_core.providers.animatic.planner import plan_storyboard
 from vidpipe_core.providers.base import ClipOutcome, ClipOutcomeKind, ClipRequest, KeyframeRequest, PollCallback, Usage
@@ -77,9 +78,9 @@ class AnimaticProvider:
             on_poll(f"rendering {request.duration_s}s animatic clip at {size[0]}x{size[1]}")
         try:
             with scratch_dir(self.settings.data_dir, "vidpipe-clip") as workdir:
-                video = media.render_animatic_clip(request.start_png, request.end_png, duration_s=request.duration_s,
-                                                   fps=self.settings.fps, size=size, audio=request.generate_audio,
-                                                   seed_text=_seed_text(request), workdir=workdir, cancel=cancel)
+                video = motion.render_animatic_clip(request.start_png, request.end_png, duration_s=request.duration_s,
+                                                    fps=self.settings.fps, size=size, audio=request.generate_audio,
+                                                    seed_text=_seed_text(request), workdir=workdir, cancel=cancel)
         except MediaError as exc:
             return ClipOutcome(kind=ClipOutcomeKind.FAILED, error=str(exc))
         return ClipOutcome(kind=ClipOutcomeKind.DONE, video=video, usage=Usage(video_seconds=float(request.duration_s)))
