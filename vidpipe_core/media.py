@@ -289,7 +289,7 @@ def _pick_frame(container: av.container.InputContainer, stream: av.video.stream.
 # --------------------------------------------------------------------------------------
 
 
-def _num(x: float) -> str:
+def ffmpeg_number(x: float) -> str:
     """A float as ffmpeg should read it: plain decimal, at most 6 places (never 3.0400000000000005)."""
     return f"{float(x):.6f}".rstrip("0").rstrip(".") or "0"
 
@@ -298,7 +298,8 @@ def _rate(fps: float) -> str:
     return str(Fraction(fps).limit_denominator(1001))
 
 
-def _video_out_kwargs(fps: float) -> dict[str, object]:
+def video_out_kwargs(fps: float) -> dict[str, object]:
+    """Output options of every video vidpipe encodes (animatic clips, re-encoded joins)."""
     return {
         "c:v": VIDEO_CODEC, "preset": X264_PRESET, "crf": X264_CRF, "pix_fmt": PIX_FMT,
         "profile:v": "high", "r": _rate(fps), "threads": THREADS, "movflags": "+faststart",
@@ -306,7 +307,8 @@ def _video_out_kwargs(fps: float) -> dict[str, object]:
     }
 
 
-def _audio_out_kwargs() -> dict[str, object]:
+def audio_out_kwargs() -> dict[str, object]:
+    """Output options of every audio track vidpipe encodes."""
     return {"c:a": AUDIO_CODEC, "b:a": AUDIO_BITRATE, "ar": AUDIO_RATE, "ac": 2}
 
 
@@ -352,7 +354,7 @@ def _normalized_inputs(inputs: Sequence[ClipInput], *, fps: float, size: tuple[i
         a = None
         if with_audio:
             a = (src.audio.filter("aformat", sample_fmts="fltp", sample_rates=AUDIO_RATE, channel_layouts="stereo")
-                 .filter("apad").filter("atrim", duration=_num(duration)).filter("asetpts", "PTS-STARTPTS"))
+                 .filter("apad").filter("atrim", duration=ffmpeg_number(duration)).filter("asetpts", "PTS-STARTPTS"))
         out.append((v, a))
     return out
 
@@ -360,14 +362,14 @@ def _normalized_inputs(inputs: Sequence[ClipInput], *, fps: float, size: tuple[i
 def _acrossfade_chain(tracks: Sequence[ffmpeg.nodes.FilterableStream], crossfade: float) -> ffmpeg.nodes.FilterableStream:
     audio = tracks[0]
     for a in tracks[1:]:
-        audio = ffmpeg.filter([audio, a], "acrossfade", d=_num(crossfade), c1="tri", c2="tri")
+        audio = ffmpeg.filter([audio, a], "acrossfade", d=ffmpeg_number(crossfade), c1="tri", c2="tri")
     return audio
 
 
 def _encode(streams: list[ffmpeg.nodes.FilterableStream], out: Path, *, fps: float, with_audio: bool) -> list[str]:
-    kwargs = {**_video_out_kwargs(fps), "f": "mp4"}
+    kwargs = {**video_out_kwargs(fps), "f": "mp4"}
     if with_audio:
-        kwargs.update(_audio_out_kwargs())
+        kwargs.update(audio_out_kwargs())
     return ffmpeg.output(*streams, str(out), **kwargs).overwrite_output().get_args()
 
 
@@ -394,7 +396,8 @@ def crossfade_args(inputs: Sequence[ClipInput], out: Path, *, crossfade: float, 
     offsets = crossfade_offsets([d for _, d, _ in inputs], crossfade)
     video = parts[0][0]
     for (v, _), offset in zip(parts[1:], offsets):
-        video = ffmpeg.filter([video, v], "xfade", transition="fade", duration=_num(crossfade), offset=_num(offset))
+        video = ffmpeg.filter([video, v], "xfade", transition="fade", duration=ffmpeg_number(crossfade),
+                              offset=ffmpeg_number(offset))
     streams = [video]
     if with_audio:
         streams.append(_acrossfade_chain([a for _, a in parts], crossfade))
@@ -454,7 +457,7 @@ def crossfade_segment_plan(inputs: Sequence[ClipInput], out: Path, *, crossfade:
             add(f"clip {i + 1} body", cut(video(i), start, end))
         if i < n - 1:
             fade = ffmpeg.filter([cut(video(i), frames[i] - c, frames[i]), cut(video(i + 1), 0, c)], "xfade",
-                                 transition="fade", duration=_num(fade_s), offset=0)
+                                 transition="fade", duration=ffmpeg_number(fade_s), offset=0)
             add(f"crossfade {i + 1}->{i + 2}", fade)
     expected_frames = sum(frames) - (n - 1) * c
     list_file = workdir / "segments.txt"
@@ -464,7 +467,7 @@ def crossfade_segment_plan(inputs: Sequence[ClipInput], out: Path, *, crossfade:
         framed = [(path, f / fps, True) for (path, _, _), f in zip(inputs, frames)]
         audio = _acrossfade_chain([a for _, a in _normalized_inputs(framed, fps=fps, size=size, with_audio=True)], fade_s)
         audio_file = workdir / "audio.m4a"
-        jobs.append(("crossfade audio", ffmpeg.output(audio, str(audio_file), vn=None, f="mp4", **_audio_out_kwargs())
+        jobs.append(("crossfade audio", ffmpeg.output(audio, str(audio_file), vn=None, f="mp4", **audio_out_kwargs())
                      .overwrite_output().get_args()))
         muxed = ffmpeg.output(concat, ffmpeg.input(str(audio_file)).audio, str(out), c="copy",
                               movflags="+faststart", f="mp4")
@@ -655,7 +658,7 @@ def ellipsize(draw: ImageDraw.ImageDraw, text: str, font: ImageFont.ImageFont | 
 
 
 __all__ = [
-    "ClipInput", "MediaInfo", "StitchResult", "check_ffmpeg", "concat_args", "contact_sheet", "contact_sheet_size",
-    "crossfade_args", "crossfade_offsets", "dimensions", "ellipsize", "ffmpeg_exe", "probe", "probe_bytes", "read_frame",
-    "reencode_concat_args", "run_ffmpeg", "stitch",
+    "ClipInput", "MediaInfo", "StitchResult", "audio_out_kwargs", "check_ffmpeg", "concat_args", "contact_sheet",
+    "contact_sheet_size", "crossfade_args", "crossfade_offsets", "dimensions", "ellipsize", "ffmpeg_exe", "ffmpeg_number",
+    "probe", "probe_bytes", "read_frame", "reencode_concat_args", "run_ffmpeg", "stitch", "video_out_kwargs",
 ]

@@ -16,7 +16,8 @@ from PIL import Image
 
 from vidpipe_core.cancel import NEVER, CancelToken
 from vidpipe_core.errors import InvalidInput
-from vidpipe_core.media import AUDIO_RATE, PIX_FMT, _audio_out_kwargs, _num, _video_out_kwargs, probe_bytes, run_ffmpeg
+from vidpipe_core.media import (AUDIO_RATE, PIX_FMT, audio_out_kwargs, ffmpeg_number, probe_bytes, run_ffmpeg,
+                                video_out_kwargs)
 
 Motion = Literal["push_in", "pull_out", "pan_left", "pan_right"]
 MOTIONS: tuple[Motion, ...] = ("push_in", "pull_out", "pan_left", "pan_right")
@@ -49,9 +50,9 @@ def _zoompan(stream: ffmpeg.nodes.FilterableStream, window: tuple[float, float, 
     z0, z1, ax, ay = window
     last = max(1, frames - 1)
     ease = f"(3*pow(on/{last},2)-2*pow(on/{last},3))"          # smoothstep: no jerk at the ends
-    zoom = f"{_num(z0)}+({_num(z1 - z0)})*{ease}"
+    zoom = f"{ffmpeg_number(z0)}+({ffmpeg_number(z1 - z0)})*{ease}"
     return stream.filter(
-        "zoompan", z=zoom, x=f"(iw-iw/zoom)*{_num(ax)}", y=f"(ih-ih/zoom)*{_num(ay)}",
+        "zoompan", z=zoom, x=f"(iw-iw/zoom)*{ffmpeg_number(ax)}", y=f"(ih-ih/zoom)*{ffmpeg_number(ay)}",
         d=frames, s=f"{size[0]}x{size[1]}", fps=fps,
     )
 
@@ -65,14 +66,14 @@ def _fit(stream: ffmpeg.nodes.FilterableStream, size: tuple[int, int]) -> ffmpeg
 
 def tone_expression(tone_hz: float, duration_s: float) -> str:
     """aevalsrc source of a soft stereo pad (root, fifth, octave; slight detune on the right)."""
-    f = _num(tone_hz)
-    fr = _num(tone_hz * 1.003)
+    f = ffmpeg_number(tone_hz)
+    fr = ffmpeg_number(tone_hz * 1.003)
     swell = "(0.8+0.2*sin(2*PI*0.5*t))"
 
     def voice(freq: str) -> str:
         return f"{swell}*(0.10*sin(2*PI*{freq}*t)+0.05*sin(2*PI*{freq}*1.5*t)+0.025*sin(2*PI*{freq}*2*t))"
 
-    return f"aevalsrc=exprs={voice(f)}|{voice(fr)}:s={AUDIO_RATE}:d={_num(duration_s)}"
+    return f"aevalsrc=exprs={voice(f)}|{voice(fr)}:s={AUDIO_RATE}:d={ffmpeg_number(duration_s)}"
 
 
 STATIC_BAND_KEY = "vidpipe:static-band-top"   # PNG text chunk: top of a bottom band (fraction of the height) that must not move
@@ -127,7 +128,7 @@ def animatic_clip_args(start: Path, end: Path, out: Path, *, duration_s: float, 
     b = _zoompan(layer_b, end_win, frames=frames, fps=fps, size=size)
     if frames > 1:
         # Transition over (frames-1) frame intervals: the last frame is 100 % end keyframe.
-        video = ffmpeg.filter([a, b], "xfade", transition="fade", duration=_num((frames - 1) / fps), offset=0)
+        video = ffmpeg.filter([a, b], "xfade", transition="fade", duration=ffmpeg_number((frames - 1) / fps), offset=0)
     else:
         video = a
     if band:
@@ -138,20 +139,20 @@ def animatic_clip_args(start: Path, end: Path, out: Path, *, duration_s: float, 
         band_a = _zoompan(fit_a[1].filter("crop", bw, bh, 0, static_band_y), still, frames=frames, fps=fps, size=(bw, bh))
         band_b = _zoompan(fit_b[1].filter("crop", bw, bh, 0, static_band_y), still, frames=frames - offset, fps=fps,
                           size=(bw, bh))
-        strip = ffmpeg.filter([band_a, band_b], "xfade", transition="fade", duration=_num(switch / fps),
-                              offset=_num(offset / fps))
+        strip = ffmpeg.filter([band_a, band_b], "xfade", transition="fade", duration=ffmpeg_number(switch / fps),
+                              offset=ffmpeg_number(offset / fps))
         video = ffmpeg.filter([video, strip], "overlay", x=0, y=static_band_y, format="yuv444", eof_action="pass")
     video = video.filter("format", PIX_FMT)
     streams = [video]
-    kwargs = {**_video_out_kwargs(fps), "frames:v": frames, "f": "mp4"}
+    kwargs = {**video_out_kwargs(fps), "frames:v": frames, "f": "mp4"}
     if audio:
         seconds = frames / fps
-        fade = _num(min(0.3, seconds / 4))
+        fade = ffmpeg_number(min(0.3, seconds / 4))
         tone = ffmpeg.input(tone_expression(tone_hz, seconds), f="lavfi").audio
-        tone = tone.filter("afade", t="in", d=fade).filter("afade", t="out", st=_num(seconds - float(fade)), d=fade)
+        tone = tone.filter("afade", t="in", d=fade).filter("afade", t="out", st=ffmpeg_number(seconds - float(fade)), d=fade)
         streams.append(tone)
-        kwargs.update(_audio_out_kwargs())
-        kwargs["t"] = _num(seconds)
+        kwargs.update(audio_out_kwargs())
+        kwargs["t"] = ffmpeg_number(seconds)
     return ffmpeg.output(*streams, str(out), **kwargs).overwrite_output().get_args()
 
 
