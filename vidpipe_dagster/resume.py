@@ -9,13 +9,13 @@ import dagster as dg
 from vidpipe_core import locks
 from vidpipe_core.errors import ProjectBusy
 from vidpipe_core.integrity import digest_problem, frame_label, scene_label
-from vidpipe_core.models import ClipStatus
 from vidpipe_core.services import Services
+from vidpipe_core.steps import STAGES
 from vidpipe_core.steps.inspect import Finding, find_damage
 from vidpipe_core.steps.state import ProjectState, project_nonce, resolve_state
 from vidpipe_core.storage import Layout
 from vidpipe_dagster.healing import ACTIVE, PARTITION_TAG, describe_run, heal_runs, instance_liveness
-from vidpipe_dagster.status import ASSETS, belongs_to_project, latest_materialization, metadata_value
+from vidpipe_dagster.status import belongs_to_project, latest_materialization, metadata_value
 
 
 @dataclass
@@ -47,10 +47,9 @@ def recover_dead_runs(instance: dg.DagsterInstance, services: Services, project_
 
 def _pending_work(services: Services, state: ProjectState) -> dict[str, str | None]:
     """The first thing each stage still has to make (None when nothing)."""
-    spec, n = state.spec, len(state.scenes)
-    frame = next((f for f in state.frames if not f.done), None)
-    clip = next((c for c in state.clips if c.status != ClipStatus.DONE
-                 and not (c.status == ClipStatus.REJECTED and spec.safety_policy == "skip")), None)
+    n = len(state.scenes)
+    frame = next(iter(state.frames_to_make()), None)
+    clip = next(iter(state.clips_to_finish()), None)
     return {
         "keyframes": f"{frame_label(frame.index, n)} missing" if frame is not None else None,
         "clips": (f"the clip of {scene_label(clip.index)} is {clip.status.value if clip.status else 'missing'}"
@@ -78,7 +77,7 @@ def plan_resume(instance: dg.DagsterInstance, services: Services, project_id: st
     for finding in plan.damaged:
         work[finding.stage] = work.get(finding.stage) or f"{finding.what} is damaged"
     upstream = 0.0
-    for name in ASSETS:
+    for name in STAGES:
         record = latest_materialization(instance, name, project_id)
         if plan.assets:
             reason: str | None = "downstream of " + plan.assets[0]

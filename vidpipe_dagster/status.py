@@ -10,12 +10,12 @@ from vidpipe_core.cost import image_cost, video_cost
 from vidpipe_core.models import ClipStatus
 from vidpipe_core.providers import clip_provider, keyframe_provider
 from vidpipe_core.services import Services
+from vidpipe_core.steps import STAGES
 from vidpipe_core.steps.keyframes import spent_usd
 from vidpipe_core.steps.inspect import find_damage
 from vidpipe_core.steps.state import project_nonce, resolve_state
 from vidpipe_dagster.instance import get_instance
 
-ASSETS = ("storyboard", "keyframes", "clips", "final_video")
 
 
 def latest_materialization(instance: dg.DagsterInstance, name: str, project_id: str) -> dg.EventLogRecord | None:
@@ -46,7 +46,7 @@ def asset_states(instance: dg.DagsterInstance, project_id: str, nonce: str | Non
 
     latest_run = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/partition": project_id}), limit=1)
     rows = []
-    for name in ASSETS:
+    for name in STAGES:
         rec = latest_materialization(instance, name, project_id)
         if rec is not None:
             ours = belongs_to_project(rec, nonce)
@@ -96,9 +96,7 @@ def scene_rows(services: Services, project_id: str) -> tuple[list[dict[str, Any]
             "cost_usd": clip.cost_usd if clip is not None else 0.0,
             "detail": detail,
         })
-    frames_left = sum(1 for f in state.frames if not f.done) if state.frames else spec.scenes + 1
-    clips_left = sum(1 for c in state.clips if c.row is None or c.row.status in (ClipStatus.CLAIMED, ClipStatus.FAILED)) \
-        if state.clips else spec.scenes
+    frames_left, clips_left = state.frames_left(), state.clips_left_to_pay()
     s = services.settings
     projected = image_cost(s, keyframe_provider(spec.providers.keyframes, s).model_for(spec), frames_left) + video_cost(
         s, clip_provider(spec.providers.clips, s).model_for(spec), clips_left * spec.clip_duration, spec.generate_audio)

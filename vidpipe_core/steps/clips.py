@@ -97,7 +97,7 @@ def _make_clips(services: Services, project_id: str, run_id: str, concurrency: i
     model = provider.model_for(spec)
     report = StepReport("clips", provider.name, model)
 
-    to_pay = sum(1 for c in state.clips if c.row is None or c.row.status in (ClipStatus.CLAIMED, ClipStatus.FAILED))
+    to_pay = len(state.clips_to_pay())
     if repair:
         to_pay += len(damaged_clips(services, state))     # at worst every damaged clip is paid for again
     report.projected_usd = video_cost(settings, model, to_pay * spec.clip_duration, spec.generate_audio)

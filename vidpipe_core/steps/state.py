@@ -15,6 +15,7 @@ from vidpipe_core.integrity import read_checked
 from vidpipe_core.models import ClipStatus, Keyframe, KeyframeStatus, Project, Scene, VideoClip
 from vidpipe_core.projects import load_spec
 from vidpipe_core.providers import clip_provider, keyframe_provider
+from vidpipe_core.providers.base import KeyframeProvider
 from vidpipe_core.schemas import ProjectSpec, ScenePlan, Storyboard, StyleGuide
 from vidpipe_core.services import Services
 from vidpipe_core.storage import Layout
@@ -43,6 +44,26 @@ class ClipState:
     def status(self) -> ClipStatus | None:
         return self.row.status if self.row else None
 
+    @property
+    def done(self) -> bool:
+        """Its clip is made and recorded with a file."""
+        return self.row is not None and self.row.status == ClipStatus.DONE and bool(self.row.path)
+
+    def skipped(self, safety_policy: str) -> bool:
+        """Rejected by the safety filter, and the project's policy leaves the scene out."""
+        return self.row is not None and self.row.status == ClipStatus.REJECTED and safety_policy == "skip"
+
+    def settled(self, safety_policy: str) -> bool:
+        """The scene needs no more work: its clip is done, or it is skipped by policy. The one rule
+        the clips step, `status`, `resume` and the stitcher share."""
+        return self.done or self.skipped(safety_policy)
+
+    @property
+    def unpaid(self) -> bool:
+        """Making this clip now means paying for a new operation (a SUBMITTED row re-attaches to its
+        paid one; DONE and REJECTED rows are settled or reported)."""
+        return self.row is None or self.row.status in (ClipStatus.CLAIMED, ClipStatus.FAILED)
+
 
 @dataclass
 class ProjectState:
@@ -55,6 +76,24 @@ class ProjectState:
     @property
     def has_storyboard(self) -> bool:
         return bool(self.scenes)
+
+    def frames_to_make(self) -> list[FrameState]:
+        return [f for f in self.frames if not f.done]
+
+    def clips_to_finish(self) -> list[ClipState]:
+        """Scenes whose clip is not settled (see `ClipState.settled`)."""
+        return [c for c in self.clips if not c.settled(self.spec.safety_policy)]
+
+    def clips_to_pay(self) -> list[ClipState]:
+        return [c for c in self.clips if c.unpaid]
+
+    def frames_left(self) -> int:
+        """Keyframes still to make (all of them before there is a storyboard)."""
+        return len(self.frames_to_make()) if self.frames else self.spec.scenes + 1
+
+    def clips_left_to_pay(self) -> int:
+        """Clips that will be paid for (all of them before there is a storyboard)."""
+        return len(self.clips_to_pay()) if self.clips else self.spec.scenes
 
 
 def frame_prompt(scenes: list[ScenePlan], style: StyleGuide, k: int) -> str:
@@ -142,6 +181,15 @@ def clip_render_params(spec: ProjectSpec, services: Services) -> dict[str, Any]:
     return {}
 
 
+def frame_fingerprint(provider: KeyframeProvider, spec: ProjectSpec, prompt: str, reference_sha256: str | None) -> str:
+    """The fingerprint of a frame rendered from ``prompt`` on the frame before it (that frame's
+    recorded sha256; None for frame 0). `resolve_state` chains it over the ledger; the keyframes
+    step over the frames it has just made."""
+    return keyframe_fingerprint(provider=provider.name, model=provider.model_for(spec), prompt=prompt,
+                                aspect_ratio=spec.aspect_ratio, reference_sha256=reference_sha256,
+                                render_size=provider.expected_size(spec.aspect_ratio))
+
+
 def resolve_state(services: Services, project_id: str) -> ProjectState:
     spec = load_spec(services, project_id)
     scenes = load_storyboard_rows(services, project_id)
@@ -152,8 +200,7 @@ def resolve_state(services: Services, project_id: str) -> ProjectState:
 
     kp = keyframe_provider(spec.providers.keyframes, services.settings)
     cp = clip_provider(spec.providers.clips, services.settings)
-    k_model, c_model = kp.model_for(spec), cp.model_for(spec)
-    size = kp.expected_size(spec.aspect_ratio)
+    c_model = cp.model_for(spec)
     with services.db.session() as s:
         kf_rows = {(r.frame_index, r.fingerprint): r for r in s.scalars(select(Keyframe).where(Keyframe.project_id == project_id))}
         clip_rows = {(r.scene_index, r.fingerprint): r for r in s.scalars(select(VideoClip).where(VideoClip.project_id == project_id))}
@@ -164,8 +211,7 @@ def resolve_state(services: Services, project_id: str) -> ProjectState:
         prompt = frame_prompt(scenes, style, k)
         fp = None
         if chain_ok:
-            fp = keyframe_fingerprint(provider=kp.name, model=k_model, prompt=prompt, aspect_ratio=spec.aspect_ratio,
-                                      reference_sha256=previous_sha, render_size=size)
+            fp = frame_fingerprint(kp, spec, prompt, previous_sha)
         fs = FrameState(index=k, prompt=prompt, fingerprint=fp, row=kf_rows.get((k, fp)) if fp else None)
         state.frames.append(fs)
         chain_ok = fs.done

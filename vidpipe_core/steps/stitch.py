@@ -8,7 +8,6 @@ from pathlib import Path
 from vidpipe_core import media
 from vidpipe_core.errors import InvalidInput, VidpipeError
 from vidpipe_core.integrity import read_checked, scene_label
-from vidpipe_core.models import ClipStatus
 from vidpipe_core.services import Services
 from vidpipe_core.steps.report import Progress, ProgressEvent, no_progress
 from vidpipe_core.scratch import scratch_dir
@@ -56,9 +55,9 @@ def _make_final(services: Services, project_id: str, crossfade: float | None, pr
         raise InvalidInput("crossfade", f"{crossfade} is out of range", f"0 <= crossfade < {spec.clip_duration} (the clip duration)")
     included, skipped, missing = [], {}, []
     for c in state.clips:
-        if c.row is not None and c.row.status == ClipStatus.DONE and c.row.path:
+        if c.done:
             included.append(c)
-        elif c.row is not None and c.row.status == ClipStatus.REJECTED and spec.safety_policy == "skip":
+        elif c.skipped(spec.safety_policy) and c.row is not None:
             skipped[c.index] = "; ".join(c.row.safety_reasons or []) or "rejected by the safety filter"
         else:
             missing.append(c.index)
