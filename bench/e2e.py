@@ -185,7 +185,7 @@ def _report(runs: dict, cal: dict, stats: dict, reps: int, quick: bool, n_def: i
         f"'poll-5→30' is the previous default cap of 30 s, scaled the same way, 1 run).",
         f"Clips of {CLIP_S} s, 16:9, audio on. Pool `video-operations` limit 4; K set with "
         "`run_config={'ops': {'clips': {'config': {'concurrency': K}}}}`.",
-        "in_process = `vidpipe_dagster.cli.render_project` (execute_in_process, recorded in the instance); "
+        "in_process = `vidpipe_dagster.runner.render` (execute_in_process, recorded in the instance); "
         "multiprocess = `dg.execute_job(dg.reconstructable(...))`, the job's default executor (each step in a new "
         "Python process), K=4. Fresh VIDPIPE_DATA_DIR + DAGSTER_HOME (SQLite) for the benchmark; a new project "
         "per run; one warm-up run first (not recorded). The emulator caches MP4 encodes by request content and its "

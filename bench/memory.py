@@ -19,7 +19,7 @@ PROMPT = ("A hot-air balloon rises over a valley at dawn, drifts above vineyards
 
 def worker(mode: str) -> dict:
     from bench import pipeline
-    from vidpipe_dagster.cli import render_project
+    from vidpipe_dagster.runner import render
 
     if mode == "render":
         pid = pipeline.register(PROMPT, scenes=SCENES, clip_duration=CLIP_S, provider="animatic", prefix="mem")
@@ -28,7 +28,7 @@ def worker(mode: str) -> dict:
         pid = os.environ["BENCH_PROJECT_ID"]
         call = time.time()
         t = time.perf_counter()
-        result = render_project(pid, show=False, asset_names=["final_video"],
+        result = render(pid, assets=["final_video"],
                                 run_config={"ops": {"final_video": {"config": {"crossfade": 0.5}}}})
         rec = pipeline.collect(pipeline.RunRecord(pid, result.run_id, bool(result.success), time.perf_counter() - t,
                                                   "in_process", call_start=call))

@@ -5,7 +5,7 @@ Three ways to render the same kind of project (N=4, 1 s clips, 72 px animatic):
 - direct: the vidpipe_core steps called in sequence (make_storyboard, make_keyframes,
   make_clips, make_final), plus the work the asset bodies add on top of the steps (contact
   sheet and the asset checks), timed separately;
-- in-process: `vidpipe_dagster.cli.render_project` (execute_in_process, recorded in the instance);
+- in-process: `vidpipe_dagster.runner.render` (execute_in_process, recorded in the instance);
 - multiprocess: `dg.execute_job(reconstructable(render_project))`, the job's default executor."""
 from __future__ import annotations
 

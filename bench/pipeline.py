@@ -100,12 +100,12 @@ def collect(record: RunRecord, instance=None) -> RunRecord:  # type: ignore[no-u
 
 
 def render_in_process(project_id: str, concurrency: int | None = None) -> RunRecord:
-    """`vidpipe_dagster.cli.render_project`: execute_in_process, recorded in the instance."""
-    from vidpipe_dagster.cli import render_project
+    """`vidpipe_dagster.runner.render`: execute_in_process, recorded in the instance."""
+    from vidpipe_dagster.runner import render
 
     call = time.time()
     t = time.perf_counter()
-    result = render_project(project_id, show=False, run_config=clips_config(concurrency))
+    result = render(project_id, run_config=clips_config(concurrency))
     wall = time.perf_counter() - t
     return collect(RunRecord(project_id, result.run_id, bool(result.success), wall, "in_process", call_start=call))
 

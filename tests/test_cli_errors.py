@@ -210,7 +210,7 @@ def test_new_killed_between_partition_and_row_leaves_the_id_free(vp_env):
     script = textwrap.dedent("""
         import os, signal
         import vidpipe_core.projects as projects
-        from vidpipe_dagster.cli import register
+        from vidpipe_dagster.runner import register
 
         def killed(*args, **kwargs):
             os.kill(os.getpid(), signal.SIGKILL)   # the partition is added, the row not yet written
@@ -228,7 +228,7 @@ def test_new_killed_between_partition_and_row_leaves_the_id_free(vp_env):
 
 def test_failed_row_insert_removes_the_partition_it_added(vp_env, monkeypatch):
     import vidpipe_core.projects as projects
-    from vidpipe_dagster.cli import register
+    from vidpipe_dagster.runner import register
 
     def refused(*args, **kwargs):
         raise RuntimeError("the database refused the row")

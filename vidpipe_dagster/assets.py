@@ -96,7 +96,10 @@ def _check(outcome: CheckOutcome) -> dg.AssetCheckResult:
 
 
 def _fail(exc: VidpipeError) -> dg.Failure:
-    return dg.Failure(description=str(exc), allow_retries=False)
+    """A one-line Dagster failure; its metadata names the error class (read by runner.failures)."""
+    from vidpipe_dagster.runner import ERROR_CLASS_KEY
+
+    return dg.Failure(description=str(exc), metadata={ERROR_CLASS_KEY: type(exc).__name__}, allow_retries=False)
 
 
 def _scene_table(report: StepReport) -> str:

@@ -9,7 +9,7 @@ import threading
 import traceback
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 from pydantic import ValidationError
@@ -20,9 +20,13 @@ from rich.table import Table
 
 from vidpipe_core.config import Settings, get_settings
 from vidpipe_core.errors import ConfigurationError, InvalidInput, ProjectBusy, ProjectNotFound, VidpipeError, scrub_url
+from vidpipe_core.steps import STAGES
 from vidpipe_core.steps.report import ProgressEvent
 
 if TYPE_CHECKING:
+    import dagster as dg
+
+    from vidpipe_core.services import Services
     from vidpipe_core.schemas import ProjectSpec
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="vidpipe: a text prompt in, a finished multi-scene video out.")
@@ -33,7 +37,6 @@ DEMO_PROMPT = (
     "A paper boat sets off down a rain-filled gutter at dawn. It rides a tiny waterfall into a city canal. "
     "A curious duck follows it past moored houseboats. The boat drifts out into a wide harbour as the sun rises."
 )
-STAGES = ("storyboard", "keyframes", "clips", "final_video")
 
 
 # Exit codes (README "Errors and exit codes"): 1 a failure, 2 a usage or configuration error
@@ -139,12 +142,10 @@ def _fail(exc: Exception) -> "typer.Exit":
     return typer.Exit(_report(exc, exit_code(exc)))
 
 
-def _services(settings: Settings | None = None, *, housekeeping: bool = True):  # type: ignore[no-untyped-def]
-    """Database and artifact store; ``housekeeping=False`` for read-only commands (it removes the
-    scratch folders of killed processes)."""
-    from vidpipe_core.services import Services
+def _services(settings: Settings | None = None, *, housekeeping: bool = True) -> Services:
+    from vidpipe_dagster.runner import services
 
-    return Services.create(settings or get_settings(), housekeeping=housekeeping)
+    return services(settings, housekeeping=housekeeping)
 
 
 def _startup_checks() -> None:
@@ -184,23 +185,10 @@ def new(
     console.print(spec.id)
 
 
-def register(prompt: str, source: str = "cli", **options: object) -> ProjectSpec:
-    """Register a project all-or-nothing. The Dagster partition comes first and the row last:
-    the row is what makes an id taken, so a registration killed in between leaves only a
-    partition, and the id is still free. A failure removes the partition this call added."""
-    from vidpipe_core.projects import build_spec, create_project, project_exists
-    from vidpipe_dagster.instance import get_instance, register_partition, remove_partition
+def register(prompt: str, **options: Any) -> ProjectSpec:
+    from vidpipe_dagster import runner
 
-    services = _services()
-    spec = build_spec(services.settings, prompt, taken=lambda i: project_exists(services, i), **options)  # type: ignore[arg-type]
-    instance = get_instance(services.settings)
-    added = register_partition(instance, spec.id)
-    try:
-        return create_project(services, prompt, source=source, **{**options, "id": spec.id})
-    except BaseException:
-        if added and not project_exists(services, spec.id):   # not if a concurrent `new` took the id
-            remove_partition(instance, spec.id)
-        raise
+    return runner.register(prompt, **options)
 
 
 class _Display:
@@ -229,69 +217,36 @@ class _Display:
         return table
 
 
-def render_project(project_id: str, *, run_config: dict | None = None, show: bool = True, asset_names: list[str] | None = None):  # type: ignore[no-untyped-def]
-    """Materialize the assets of one partition in this process, recorded in the Dagster instance."""
-    import dagster as dg
+def _render(project_id: str, assets: list[str] | None = None, run_config: dict[str, Any] | None = None
+            ) -> dg.ExecuteInProcessResult:
+    """Run `runner.render` with a live progress table on a terminal, one line per event otherwise."""
+    from vidpipe_dagster import runner
 
-    from vidpipe_core.ids import validate_project_id
-    from vidpipe_core.projects import load_spec
-    from vidpipe_dagster import progress
-    from vidpipe_dagster.definitions import defs
-    from vidpipe_dagster.instance import ensure_partition, get_instance
+    if not console.is_terminal:
+        def line(_partition: str, e: ProgressEvent) -> None:
+            console.print(f"[{e.stage}] {e.message}", markup=False, highlight=False, soft_wrap=True)
 
-    validate_project_id(project_id)
-    services = _services()
-    load_spec(services, project_id)
-    instance = get_instance(services.settings)
-    ensure_partition(instance, services, project_id)
-    job = defs.resolve_job_def("render_project")
-    if asset_names:
-        job = dg.define_asset_job("render_subset", selection=dg.AssetSelection.assets(*asset_names))
-        job = dg.Definitions(assets=defs.assets, jobs=[job], resources=defs.resources).resolve_job_def("render_subset")
-    # Dagster's console logger repeats every event; the CLI shows its own progress instead.
-    run_config = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}, **(run_config or {})}
+        return runner.render(project_id, assets=assets, run_config=run_config, listener=line)
     display = _Display(project_id)
-    progress.add_listener(display)
-    try:
-        if show and console.is_terminal:
-            with Live(display.render(), console=console, refresh_per_second=4) as live:
-                stop = threading.Event()
+    with Live(display.render(), console=console, refresh_per_second=4) as live:
+        stop = threading.Event()
 
-                def refresh() -> None:
-                    while not stop.wait(0.25):
-                        live.update(display.render())
+        def refresh() -> None:
+            while not stop.wait(0.25):
+                live.update(display.render())
 
-                t = threading.Thread(target=refresh, daemon=True)
-                t.start()
-                try:
-                    result = job.execute_in_process(partition_key=project_id, instance=instance, run_config=run_config,
-                                                    raise_on_error=False)
-                finally:
-                    stop.set()
-                    live.update(display.render())
-        else:
-            progress.remove_listener(display)
-            if show:
-                progress.add_listener(lambda p, e: p == project_id and console.print(f"[{e.stage}] {e.message}", markup=False, highlight=False, soft_wrap=True))
-            result = job.execute_in_process(partition_key=project_id, instance=instance, run_config=run_config,
-                                            raise_on_error=False)
-    finally:
-        progress.remove_listener(display)
-    return result
+        threading.Thread(target=refresh, daemon=True).start()
+        try:
+            return runner.render(project_id, assets=assets, run_config=run_config, listener=display)
+        finally:
+            stop.set()
+            live.update(display.render())
 
 
-def was_interrupted(result) -> bool:  # type: ignore[no-untyped-def]
-    """The run stopped because of SIGINT/SIGTERM (Dagster turns both into an interrupt)."""
-    for event in result.all_events:
-        data = event.step_failure_data if event.is_step_failure else None
-        if data is not None and data.error_source is not None and data.error_source.value == "INTERRUPT":
-            return True
-    return False
-
-
-def _finish(project_id: str, result) -> None:  # type: ignore[no-untyped-def]
+def _finish(project_id: str, result: dg.ExecuteInProcessResult) -> None:
     """Print the video's path, or say why there is none and exit non-zero."""
     from vidpipe_core.storage import Layout
+    from vidpipe_dagster.runner import failure_message, was_interrupted
 
     if result.success:
         console.print(_services().store.uri(project_id, Layout.FINAL), soft_wrap=True, markup=False, highlight=False)
@@ -305,32 +260,12 @@ def _finish(project_id: str, result) -> None:  # type: ignore[no-untyped-def]
     raise typer.Exit(EXIT_FAILURE)
 
 
-def failure_message(result) -> str:  # type: ignore[no-untyped-def]
-    """Each failed step with the message of its vidpipe error (not Dagster's wrapper)."""
-    messages = []
-    for event in result.all_events:
-        if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
-            error = event.step_failure_data.error
-            text = error.message.strip()
-            if text.startswith("dagster._core.definitions.events.Failure"):
-                text = text.split(":", 1)[-1].strip()
-            causes = []
-            cause = error.cause
-            while cause is not None:
-                causes.append(cause.message.strip())
-                cause = cause.cause
-            if causes and "Failure" not in error.message:
-                text += " <- " + " <- ".join(causes)
-            messages.append(f"{event.step_key}: {text}")
-    return "\n".join(messages) or "the run failed; see the Dagster UI for details"
-
-
 @app.command()
 def render(project_id: str = typer.Argument(..., metavar="ID")) -> None:
     """Materialize storyboard, keyframes, clips and final_video for a project; print the video's path."""
     try:
         _startup_checks()
-        result = render_project(project_id)
+        result = _render(project_id)
     except VidpipeError as exc:
         raise _fail(exc) from None
     _finish(project_id, result)
@@ -344,19 +279,14 @@ def demo(scenes: int = typer.Option(4), clip_duration: int = typer.Option(4, "--
         spec = register(DEMO_PROMPT, provider="animatic", scenes=scenes, clip_duration=clip_duration,
                         style="watercolour, warm dawn light")
         err.print(f"registered project [bold]{spec.id}[/]")
-        result = render_project(spec.id)
+        result = _render(spec.id)
     except VidpipeError as exc:
         raise _fail(exc) from None
     _finish(spec.id, result)
 
 
-def _run_and_report(project_id: str, assets: list[str] | None, run_config: dict | None = None) -> None:
-    _finish(project_id, render_project(project_id, asset_names=assets, run_config=run_config))
-
-
-def repair_config(assets: list[str]) -> dict:
-    """Run config that lets the keyframes and clips steps pay to regenerate damaged files."""
-    return {"ops": {name: {"config": {"repair_damaged": True}} for name in ("keyframes", "clips") if name in assets}}
+def _run_and_report(project_id: str, assets: list[str] | None, run_config: dict[str, Any] | None = None) -> None:
+    _finish(project_id, _render(project_id, assets, run_config))
 
 
 @app.command()
@@ -366,36 +296,28 @@ def resume(project_id: str = typer.Argument(..., metavar="ID"),
                                                                 "re-obtained for free (the plan says what it costs).")) -> None:
     """Finish an interrupted project: mark runs whose process died as failed, re-attach to paid
     operations, repair damaged files, and materialize only what is missing, failed or damaged."""
-    from vidpipe_core.ids import validate_project_id
-    from vidpipe_core.projects import load_spec
-    from vidpipe_dagster.instance import ensure_partition, get_instance, has_partition
-    from vidpipe_dagster.resume import plan_resume, recover_dead_runs
+    from vidpipe_dagster.runner import prepare_resume, repair_config
 
     dry_run = not yes
     try:
         if not dry_run:
             _startup_checks()
-        validate_project_id(project_id)
-        services = _services(housekeeping=not dry_run)
-        load_spec(services, project_id)
-        instance = get_instance(services.settings)
-        if not dry_run:
-            ensure_partition(instance, services, project_id)
-        elif not has_partition(instance, project_id):
-            err.print(f"would add the missing Dagster partition {project_id}")
-        verb = "would mark it failed and free its slots" if dry_run else "marked it failed and freed its slots"
-        for described in recover_dead_runs(instance, services, project_id, dry_run=dry_run).values():
-            err.print(f"{described}: its process is dead; {verb}", markup=False, highlight=False, soft_wrap=True)
-        plan = plan_resume(instance, services, project_id)
+        start = prepare_resume(project_id, dry_run=dry_run)
     except VidpipeError as exc:
         raise _fail(exc) from None
+    plan = start.plan
+    if start.partition_missing and dry_run:
+        err.print(f"would add the missing Dagster partition {project_id}")
+    verb = "would mark it failed and free its slots" if dry_run else "marked it failed and freed its slots"
+    for described in start.dead_runs.values():
+        err.print(f"{described}: its process is dead; {verb}", markup=False, highlight=False, soft_wrap=True)
     for finding in plan.damaged:
         err.print(f"damaged: {finding.what}: {finding.problem}; {finding.repair}", markup=False, highlight=False, soft_wrap=True)
     if not plan.assets:
         err.print("nothing to do: every asset is materialized and up to date")
         from vidpipe_core.storage import Layout
 
-        console.print(services.store.uri(project_id, Layout.FINAL), soft_wrap=True, markup=False, highlight=False)
+        console.print(_services(housekeeping=False).store.uri(project_id, Layout.FINAL), soft_wrap=True, markup=False, highlight=False)
         return
     err.print(("would materialize: " if dry_run else "will materialize: ")
               + ", ".join(f"{a} ({plan.reasons[a]})" for a in plan.assets), markup=False, highlight=False, soft_wrap=True)

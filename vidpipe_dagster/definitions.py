@@ -23,3 +23,9 @@ defs = dg.Definitions(
     resources={"vidpipe": VidpipeResource()},
     executor=_executor(),
 )
+
+
+def render_project_job() -> dg.JobDefinition:
+    """The resolved `render_project` job (with this deployment's executor and resources): what
+    `runner.render` executes, and a module-level function for `dg.reconstructable`."""
+    return defs.resolve_job_def("render_project")

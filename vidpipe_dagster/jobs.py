@@ -9,10 +9,3 @@ render_project = dg.define_asset_job(
     # No executor here: the job takes the Definitions' one (setting `dagster_executor`), so a
     # deployment chooses it by configuration.
 )
-
-
-def resolved_render_project() -> dg.JobDefinition:
-    """The resolved job, for `dg.reconstructable` (re-execution from failure, multiprocess runs)."""
-    from vidpipe_dagster.definitions import defs
-
-    return defs.resolve_job_def("render_project")

@@ -12,7 +12,7 @@ import pytest
 
 from vidpipe_core import media
 from vidpipe_core.storage import Layout
-from vidpipe_dagster.cli import register
+from vidpipe_dagster.runner import register
 
 REPO = Path(__file__).resolve().parents[2]
 DAGSTER = str(Path(sys.executable).parent / "dagster")

@@ -33,7 +33,7 @@ from vidpipe_core.models import VideoClip
 from vidpipe_core.steps.edit import edit_scene
 from vidpipe_core.steps.state import resolve_state
 from vidpipe_core.storage import Layout, sha256_file
-from vidpipe_dagster.cli import register
+from vidpipe_dagster.runner import register
 from vidpipe_dagster.healing import ACTIVE
 
 ROUNDS = 14

@@ -13,7 +13,8 @@ from vidpipe_core import media
 from vidpipe_core.models import ClipStatus
 from vidpipe_core.steps.state import resolve_state
 from vidpipe_core.storage import Layout
-from vidpipe_dagster.cli import failure_message, app, register, render_project
+from vidpipe_dagster.cli import app
+from vidpipe_dagster.runner import failure_message, register, render
 
 FRAME_TOLERANCE = 14.0
 
@@ -27,7 +28,7 @@ def test_google_render_end_to_end(gp):
     emu = g.emulator
     spec = register("A red kite over green hills at noon", id="kite-google", scenes=3, clip_duration=4)
     assert spec.providers.clips == "google"
-    result = render_project(spec.id, show=False)
+    result = render(spec.id)
     assert result.success, [e.message for e in result.all_events if e.is_failure]
 
     stats = emu.stats()
@@ -70,11 +71,11 @@ def test_google_render_end_to_end(gp):
 def test_no_secret_reaches_logs_metadata_or_storage(gp, capfd, caplog):
     vp_env, g = gp
     spec = register("A quiet harbour at dusk", id="secret-check", scenes=2, clip_duration=4)
-    assert render_project(spec.id, show=False).success
+    assert render(spec.id).success
     g.emulator.configure(fail_first={"video_submit": [503]})
     # also exercise an error path (retry log lines) with the key in the environment
     spec2 = register("A quiet harbour at dawn", id="secret-check-2", scenes=1, clip_duration=4)
-    assert render_project(spec2.id, show=False).success
+    assert render(spec2.id).success
     needle = g.api_key.encode()
     for root in (vp_env.dagster_home, vp_env.data_dir):
         for path in Path(root).rglob("*"):
@@ -105,9 +106,9 @@ def test_safety_policies(gp, policy):
     vp_env, g = gp
     g.emulator.configure(safety_word="forbiddenword")
     spec = register("A fox crosses a snowy field", id=f"safety-{policy}", scenes=3, clip_duration=4, safety_policy=policy)
-    assert render_project(spec.id, show=False, asset_names=["storyboard"]).success
+    assert render(spec.id, assets=["storyboard"]).success
     _edit_motion(vp_env, spec.id, 1, "The camera follows the forbiddenword fox")
-    result = render_project(spec.id, show=False)
+    result = render(spec.id)
     services = vp_env.services()
     clip = resolve_state(services, spec.id).clips[1].row
     if policy == "fail":
@@ -117,7 +118,7 @@ def test_safety_policies(gp, policy):
         assert clip.status == ClipStatus.REJECTED and "forbiddenword" in clip.safety_reasons[0]
         assert sum(g.emulator.submissions_by_prompt.values()) == 3
         # Re-running never pays for the rejected scene again.
-        render_project(spec.id, show=False)
+        render(spec.id)
         assert sum(g.emulator.submissions_by_prompt.values()) == 3
     elif policy == "skip":
         assert result.success
@@ -143,7 +144,7 @@ def test_failed_operations_name_the_scene(gp, fault, expect):
     vp_env, g = gp
     g.emulator.configure(**fault)
     spec = register("A glitch in the matrix", id="broken", scenes=1, clip_duration=4)
-    result = render_project(spec.id, show=False)
+    result = render(spec.id)
     assert not result.success
     failure = failure_message(result)
     assert "clips" in failure and expect in failure
@@ -152,7 +153,7 @@ def test_failed_operations_name_the_scene(gp, fault, expect):
 def test_budget_stops_before_any_paid_request(gp):
     vp_env, g = gp
     spec = register("A long epic journey", id="too-dear", scenes=4, clip_duration=8, max_cost_usd=1.0)
-    result = render_project(spec.id, show=False)
+    result = render(spec.id)
     assert not result.success
     failure = failure_message(result)
     assert "exceeds the project budget $1.00" in failure

@@ -10,13 +10,13 @@ from vidpipe_core import media
 from vidpipe_core.models import Keyframe, VideoClip
 from vidpipe_core.steps.state import resolve_state
 from vidpipe_core.storage import Layout
-from vidpipe_dagster.cli import register, render_project
+from vidpipe_dagster.runner import register, render
 
 FRAME_TOLERANCE = 14.0   # mean abs diff (0-255) between a decoded video frame and its keyframe
 
 
 def _render(project_id: str):
-    result = render_project(project_id, show=False)
+    result = render(project_id)
     assert result.success, [e.message for e in result.all_events if e.is_failure]
     return result
 
@@ -88,7 +88,7 @@ def _artifact_paths(services, project_id):
 def test_crossfade_restitch_keeps_audio_and_shortens(vp_env):
     spec = register("Waves roll in. A crab runs. Gulls circle.", id="beach", scenes=3, clip_duration=2)
     _render(spec.id)
-    result = render_project(spec.id, show=False, asset_names=["final_video"],
+    result = render(spec.id, assets=["final_video"],
                             run_config={"ops": {"final_video": {"config": {"crossfade": 0.5}}}})
     assert result.success
     services = vp_env.services()

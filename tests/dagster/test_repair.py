@@ -14,7 +14,8 @@ from tests.helpers import VIDPIPE, latest_metadata
 from vidpipe_core import media
 from vidpipe_core.steps.state import resolve_state
 from vidpipe_core.storage import Layout
-from vidpipe_dagster.cli import app, failure_message, register, render_project
+from vidpipe_dagster.cli import app
+from vidpipe_dagster.runner import failure_message, register, render
 
 PAID = ("text", "image", "video_submit")
 
@@ -40,7 +41,7 @@ def test_truncated_clip_and_keyframe_are_repaired_without_paying(gp):
     # Gemini plans and Veo films; the animatic draws the keyframes (it renders the same bytes again).
     spec = register("A hot-air balloon drifts over a patchwork of fields", id="repair-free", scenes=3, clip_duration=4,
                     keyframe_provider="animatic")
-    assert render_project(spec.id, show=False).success
+    assert render(spec.id).success
     state = resolve_state(vp_env.services(), spec.id)
     clip = _store_path(vp_env, spec.id, state.clips[1].row.path)
     frame = _store_path(vp_env, spec.id, state.frames[1].row.path)
@@ -69,13 +70,13 @@ def test_damaged_clip_whose_operation_is_gone_fails_naming_the_scene_and_the_cos
     vp_env, g = gp
     emu = g.emulator
     spec = register("A lantern swings in a dark barn", id="repair-paid", scenes=2, clip_duration=4)
-    assert render_project(spec.id, show=False).success
+    assert render(spec.id).success
     clip = _store_path(vp_env, spec.id, resolve_state(vp_env.services(), spec.id).clips[1].row.path)
     clip.write_bytes(clip.read_bytes()[:1000])
     emu.expire_operations()                          # Veo no longer holds the video
     paid = _paid(emu)
 
-    result = render_project(spec.id, show=False)
+    result = render(spec.id)
     assert not result.success
     failure = failure_message(result)
     assert "the clip of scene 2" in failure and "$1.60" in failure and f"vidpipe resume {spec.id} --repair" in failure
@@ -95,13 +96,13 @@ def test_a_damaged_gemini_keyframe_is_regenerated_only_with_consent(gp):
     vp_env, g = gp
     emu = g.emulator
     spec = register("A fox curls up under a pine tree", id="repair-frame", scenes=2, clip_duration=4)
-    assert render_project(spec.id, show=False).success
+    assert render(spec.id).success
     row = resolve_state(vp_env.services(), spec.id).frames[2].row
     frame = _store_path(vp_env, spec.id, row.path)
     frame.unlink()
     paid = _paid(emu)
 
-    result = render_project(spec.id, show=False)
+    result = render(spec.id)
     assert not result.success
     failure = failure_message(result)
     # Regenerating the last frame buys that frame and, through continuity, the clip that ends on it.
@@ -120,7 +121,7 @@ def test_a_regenerated_gemini_keyframe_with_new_bytes_remakes_what_follows(gp):
     vp_env, g = gp
     emu = g.emulator
     spec = register("A heron waits in the reeds", id="repair-cascade", scenes=2, clip_duration=4)
-    assert render_project(spec.id, show=False).success
+    assert render(spec.id).success
     frame = _store_path(vp_env, spec.id, resolve_state(vp_env.services(), spec.id).frames[1].row.path)
     frame.write_bytes(b"")
     emu.configure(image_height=160)        # the model now draws differently: new bytes for the same request
@@ -135,7 +136,7 @@ def test_a_regenerated_gemini_keyframe_with_new_bytes_remakes_what_follows(gp):
 
 def test_storyboard_json_is_rewritten_from_the_database(vp_env):
     spec = register("A cat naps in the sun", id="repair-plan", scenes=2, clip_duration=1)
-    assert render_project(spec.id, show=False).success
+    assert render(spec.id).success
     path = _store_path(vp_env, spec.id, Layout.STORYBOARD)
     original = path.read_bytes()
     path.write_bytes(original[:40])
@@ -173,7 +174,7 @@ def test_a_project_recreated_after_the_database_was_lost_gets_its_own_video(vp_e
 
 def test_a_damaged_final_video_is_stitched_again(vp_env):
     spec = register("Rain on a tin roof", id="repair-final", scenes=2, clip_duration=1)
-    assert render_project(spec.id, show=False).success
+    assert render(spec.id).success
     path = _store_path(vp_env, spec.id, Layout.FINAL)
     path.write_bytes(path.read_bytes()[:500])
     result = CliRunner().invoke(app, ["resume", spec.id])

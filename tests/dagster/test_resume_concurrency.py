@@ -16,7 +16,8 @@ from vidpipe_core import media
 from vidpipe_core.models import ClipStatus
 from vidpipe_core.steps.state import resolve_state
 from vidpipe_core.storage import Layout
-from vidpipe_dagster.cli import app, register, render_project
+from vidpipe_dagster.cli import app
+from vidpipe_dagster.runner import register, render
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -75,7 +76,7 @@ def test_sigkill_during_polling_then_resume_pays_once(backend, request):
 
 
 def test_reexecute_from_failure_after_a_crash_pays_once(gp):
-    from vidpipe_dagster.jobs import resolved_render_project
+    from vidpipe_dagster.definitions import render_project_job
     from vidpipe_dagster.resume import recover_dead_runs
 
     vp_env, g = gp
@@ -86,7 +87,7 @@ def test_reexecute_from_failure_after_a_crash_pays_once(gp):
 
     # What the UI's "Re-execute from failure" does (the UI carries the parent's partition tag over).
     options = dg.ReexecutionOptions.from_failure(dead_run, instance)
-    result = dg.execute_job(dg.reconstructable(resolved_render_project), instance=instance, reexecution_options=options,
+    result = dg.execute_job(dg.reconstructable(render_project_job), instance=instance, reexecution_options=options,
                             tags={"dagster/partition": spec.id})
     assert result.success
     executed = {e.step_key for e in result.all_events if e.is_step_success}
@@ -126,7 +127,7 @@ def test_global_limit_on_live_video_operations_across_projects(backend, request)
 
 def test_regenerate_one_scene_changes_only_its_time_span(vp_env):
     spec = register("A cat wakes up. The cat stretches. The cat jumps onto the sofa.", id="regen", scenes=3, clip_duration=1)
-    assert render_project(spec.id, show=False).success
+    assert render(spec.id).success
     services = vp_env.services()
     final = services.store.path(spec.id, Layout.FINAL)
     times = [0.0, 0.3, 0.5, 0.7, 1.3, 1.5, 1.7, 2.3, 2.5, 2.7]
@@ -156,7 +157,7 @@ def test_regenerate_rejects_unknown_scene(vp_env):
 def test_editing_a_motion_prompt_regenerates_only_that_clip(gp):
     vp_env, g = gp
     spec = register("Leaves fall in an autumn park", id="edit-motion", scenes=3, clip_duration=4)
-    assert render_project(spec.id, show=False).success
+    assert render(spec.id).success
     stats = g.emulator.stats()["requests"]
     result = CliRunner().invoke(app, ["edit", spec.id, "--scene", "2", "--motion", "Slow pan right across the benches"])
     assert result.exit_code == 0, result.output
@@ -171,7 +172,7 @@ def test_editing_a_motion_prompt_regenerates_only_that_clip(gp):
 
 def test_stitch_command_restitches_without_touching_clips(vp_env):
     spec = register("Clouds drift. Birds fly. Sun sets.", id="restitch", scenes=3, clip_duration=2)
-    assert render_project(spec.id, show=False).success
+    assert render(spec.id).success
     services = vp_env.services()
     clip_mtimes = {p: p.stat().st_mtime_ns for p in (vp_env.data_dir / "artifacts/projects/restitch/clips").iterdir()}
     result = CliRunner().invoke(app, ["stitch", spec.id, "--crossfade", "0.5"])
@@ -184,9 +185,9 @@ def test_stitch_command_restitches_without_touching_clips(vp_env):
 
 def test_regenerate_through_run_config_makes_one_new_take(vp_env):
     spec = register("A kettle boils. Steam rises. Tea is poured.", id="regen-config", scenes=3, clip_duration=1)
-    assert render_project(spec.id, show=False).success
+    assert render(spec.id).success
     config = {"ops": {"clips": {"config": {"regenerate_scenes": [2]}}}}
-    assert render_project(spec.id, show=False, run_config=config).success
+    assert render(spec.id, run_config=config).success
     clips = latest_metadata(vp_env.instance(), "clips", spec.id)
     assert (clips["generated"], clips["reused"]) == (1, 2)
     from vidpipe_core.projects import load_spec

@@ -17,7 +17,8 @@ import pytest
 
 from tests.postgres.pg import PgEnv, pg_databases, pg_env, pg_server  # noqa: F401  (fixtures)
 from vidpipe_core.storage import Layout
-from vidpipe_dagster.cli import register, render_project
+from vidpipe_dagster.cli import _render
+from vidpipe_dagster.runner import register
 
 DAGSTER = str(Path(sys.executable).parent / "dagster")
 REAL_KEY_SHAPE = re.compile(r"AIza[0-9A-Za-z_-]{30,}")
@@ -44,7 +45,7 @@ def render_two_ways(prefix: str) -> dict[str, bytes]:
         spec = register(f"A locksmith opens an old safe. Inside is a map. ({pid})", id=pid, scenes=2, clip_duration=1,
                         provider="animatic")
         assert spec.providers.storyboard == spec.providers.keyframes == spec.providers.clips == "animatic"
-    result = render_project(inproc, show=True)
+    result = _render(inproc)
     assert result.success
     proc = subprocess.run([DAGSTER, "job", "execute", "-m", "vidpipe_dagster.definitions", "-j", "render_project",
                            "--tags", json.dumps({"dagster/partition": cli})],

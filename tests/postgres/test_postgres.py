@@ -16,7 +16,7 @@ import yaml
 from tests.postgres.pg import POSTGRES_YAML, REPO, PgEnv, PgServer
 from vidpipe_core import media
 from vidpipe_core.storage import Layout
-from vidpipe_dagster.cli import failure_message, register, render_project
+from vidpipe_dagster.runner import failure_message, register, render
 
 VIDPIPE = str(Path(sys.executable).parent / "vidpipe")
 PROCESS_TIMEOUT_S = 180
@@ -26,7 +26,7 @@ PROCESS_TIMEOUT_S = 180
 BARRIER_RUNNER = """
 import pathlib, sys, time
 from vidpipe_core.db import migrate
-from vidpipe_dagster.cli import render_project
+from vidpipe_dagster.runner import render
 import vidpipe_dagster.definitions
 ready, go, action = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2]), sys.argv[3]
 ready.touch()
@@ -38,7 +38,7 @@ while not go.exists():
 if action == "migrate":
     migrate(sys.argv[4])
 else:
-    result = render_project(sys.argv[4], show=False)
+    result = render(sys.argv[4])
     sys.exit(0 if result.success else 1)
 """
 
@@ -99,7 +99,7 @@ def test_postgres_yaml_matches_the_local_instance_except_storage():
 def test_render_with_both_databases_on_postgres(pg_env: PgEnv):
     spec = register("A ferry crosses a fjord at dusk. Lights come on in the village. The ferry docks.",
                     id="pg-fjord", scenes=3, clip_duration=1, provider="animatic")
-    result = render_project(spec.id, show=False)
+    result = render(spec.id)
     assert result.success, failure_message(result)
 
     vp = pg_env.vp

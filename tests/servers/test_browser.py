@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import GOOGLE_ENV
-from vidpipe_dagster.cli import register, render_project
+from vidpipe_dagster.runner import register, render
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = [
@@ -37,7 +37,7 @@ def rendered_project(_deployment) -> str:
                 mp.setenv(key, value)
         register("A paper lantern drifts over a lake. It lands on the far shore.", id=PROJECT, scenes=2,
                  clip_duration=1, provider="animatic")
-        result = render_project(PROJECT, show=False)
+        result = render(PROJECT)
         assert result.success, [e.message for e in result.all_events if e.is_failure]
     return PROJECT
 

@@ -13,7 +13,7 @@ import pytest
 from tests.servers.deployment import GraphQL, wait_for
 from vidpipe_core import media
 from vidpipe_core.storage import Layout
-from vidpipe_dagster.cli import register
+from vidpipe_dagster.runner import register, render
 
 pytestmark = pytest.mark.slow
 
@@ -46,7 +46,17 @@ RUN_STATUS = """
 query Run($runId: ID!) {
   runOrError(runId: $runId) {
     __typename
-    ... on Run { runId status jobName tags { key value } }
+    ... on Run { runId status jobName tags { key value } assetSelection { path } }
+    ... on Error { message }
+  }
+}"""
+
+REEXECUTE = """
+mutation Reexecute($params: ReexecutionParams!) {
+  launchPipelineReexecution(reexecutionParams: $params) {
+    __typename
+    ... on LaunchRunSuccess { run { runId status } }
+    ... on PythonError { message stack }
     ... on Error { message }
   }
 }"""
@@ -180,6 +190,20 @@ def test_graphql_lists_launches_and_reads_back_a_partition(webserver, daemon, de
     checks = gql(CHECK_EXECUTIONS, assetKey={"path": ["final_video"]}, checkName="final_video_valid")["assetCheckExecutions"]
     mine = [c for c in checks if c["runId"] == run_id]
     assert mine and mine[0]["status"] == "SUCCEEDED" and mine[0]["evaluation"]["success"], checks
+
+    # A partial re-run (what `vidpipe stitch`, `regenerate` and `resume` start) is a run of the
+    # code location's render_project job with an asset selection, so the UI can re-execute it.
+    partial = render("gql-harbour", assets=["final_video"])
+    assert partial.success
+    parent = gql(RUN_STATUS, runId=partial.run_id)["runOrError"]
+    assert parent["jobName"] == "render_project" and parent["assetSelection"] == [{"path": ["final_video"]}], parent
+    relaunched = gql(REEXECUTE, params={"parentRunId": partial.run_id, "strategy": "ALL_STEPS"})["launchPipelineReexecution"]
+    assert relaunched["__typename"] == "LaunchRunSuccess", relaunched
+    rerun = _wait_for_run(gql, relaunched["run"]["runId"])
+    assert rerun["status"] == "SUCCESS", f"re-execution ended {rerun['status']} (statuses seen: {rerun['statuses_seen']})"
+    assert rerun["jobName"] == "render_project" and rerun["assetSelection"] == [{"path": ["final_video"]}]
+    assert _materialization(gql, "final_video", "gql-harbour")["run_id"] == rerun["runId"]
+    assert _materialization(gql, "storyboard", "gql-harbour")["run_id"] == run_id    # not re-run
 
     # The other partition was never launched.
     data = gql(MATERIALIZATIONS, assetKey={"path": ["final_video"]}, partitions=["gql-orchard"])["assetOrError"]

@@ -1,0 +1,164 @@
+"""Register, render and resume projects from Python: the one API the CLI, the tests and bench/
+call. Nothing here prints; the CLI turns what these return into output.
+
+Every run is a run of the code location's `render_project` job; a partial run (resume, stitch,
+regenerate) is the same job with an asset selection, so the UI can re-execute any of them."""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from vidpipe_core.config import Settings, get_settings
+from vidpipe_core.steps import CLIPS, KEYFRAMES
+from vidpipe_core.steps.report import ProgressEvent
+
+if TYPE_CHECKING:
+    import dagster as dg
+
+    from vidpipe_core.schemas import ProjectSpec
+    from vidpipe_core.services import Services
+    from vidpipe_dagster.resume import ResumePlan
+
+Listener = Callable[[str, ProgressEvent], None]
+
+# Metadata of the dg.Failure a step raises for a vidpipe error (see assets._fail): the error's
+# class, so a caller can tell a busy project from a failed stage without parsing messages.
+ERROR_CLASS_KEY = "vidpipe_error"
+
+
+def services(settings: Settings | None = None, *, housekeeping: bool = True) -> Services:
+    """Database and artifact store; ``housekeeping=False`` for read-only commands (it removes the
+    scratch folders of killed processes)."""
+    from vidpipe_core.services import Services
+
+    return Services.create(settings or get_settings(), housekeeping=housekeeping)
+
+
+def register(prompt: str, source: str = "cli", **options: Any) -> ProjectSpec:
+    """Register a project all-or-nothing. The Dagster partition comes first and the row last:
+    the row is what makes an id taken, so a registration killed in between leaves only a
+    partition, and the id is still free. A failure removes the partition this call added."""
+    from vidpipe_core.projects import build_spec, create_project, project_exists
+    from vidpipe_dagster.instance import get_instance, register_partition, remove_partition
+
+    svc = services()
+    spec = build_spec(svc.settings, prompt, taken=lambda i: project_exists(svc, i), **options)
+    instance = get_instance(svc.settings)
+    added = register_partition(instance, spec.id)
+    try:
+        return create_project(svc, prompt, source=source, **{**options, "id": spec.id})
+    except BaseException:
+        if added and not project_exists(svc, spec.id):   # not if a concurrent `new` took the id
+            remove_partition(instance, spec.id)
+        raise
+
+
+def render(project_id: str, *, assets: Sequence[str] | None = None, run_config: dict[str, Any] | None = None,
+           listener: Listener | None = None) -> dg.ExecuteInProcessResult:
+    """Materialize a project's assets (all four, or ``assets``) in this process as a run of
+    `render_project`, recorded in the Dagster instance. ``listener`` gets every progress event
+    of this partition while the run lasts. Failures are in the result (see `failures`)."""
+    import dagster as dg
+
+    from vidpipe_core.ids import validate_project_id
+    from vidpipe_core.projects import load_spec
+    from vidpipe_dagster import progress
+    from vidpipe_dagster.definitions import render_project_job
+    from vidpipe_dagster.instance import ensure_partition, get_instance
+
+    validate_project_id(project_id)
+    svc = services()
+    load_spec(svc, project_id)
+    instance = get_instance(svc.settings)
+    ensure_partition(instance, svc, project_id)
+    # Dagster's console logger repeats every event; callers show progress through `listener`.
+    run_config = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}, **(run_config or {})}
+    selection = [dg.AssetKey(name) for name in assets] if assets else None
+
+    def forward(partition: str, event: ProgressEvent) -> None:
+        if listener is not None and partition == project_id:
+            listener(partition, event)
+
+    progress.add_listener(forward)
+    try:
+        return render_project_job().execute_in_process(partition_key=project_id, instance=instance, run_config=run_config,
+                                                       asset_selection=selection, raise_on_error=False)
+    finally:
+        progress.remove_listener(forward)
+
+
+def repair_config(assets: Sequence[str]) -> dict[str, Any]:
+    """Run config that lets the keyframes and clips steps pay to regenerate damaged files."""
+    return {"ops": {name: {"config": {"repair_damaged": True}} for name in (KEYFRAMES, CLIPS) if name in assets}}
+
+
+@dataclass
+class ResumeStart:
+    """What `resume` found before running anything: runs whose process died (run id ->
+    description), whether the partition had to be added, and the plan."""
+    plan: ResumePlan
+    dead_runs: dict[str, str] = field(default_factory=dict)
+    partition_missing: bool = False
+
+
+def prepare_resume(project_id: str, *, dry_run: bool) -> ResumeStart:
+    """Mark runs whose process died as failed (or, with ``dry_run``, only say so) and plan what
+    to materialize. Raises ProjectBusy while a live run holds the project."""
+    from vidpipe_core.ids import validate_project_id
+    from vidpipe_core.projects import load_spec
+    from vidpipe_dagster.instance import ensure_partition, get_instance, has_partition
+    from vidpipe_dagster.resume import plan_resume, recover_dead_runs
+
+    validate_project_id(project_id)
+    svc = services(housekeeping=not dry_run)
+    load_spec(svc, project_id)
+    instance = get_instance(svc.settings)
+    missing = not has_partition(instance, project_id)
+    if not dry_run:
+        ensure_partition(instance, svc, project_id)
+    dead = recover_dead_runs(instance, svc, project_id, dry_run=dry_run)
+    return ResumeStart(plan=plan_resume(instance, svc, project_id), dead_runs=dead, partition_missing=missing)
+
+
+@dataclass(frozen=True)
+class StepFailure:
+    step: str
+    message: str
+    error_class: str | None     # the vidpipe error a step raised; None for anything else
+
+
+def failures(result: dg.ExecuteInProcessResult) -> list[StepFailure]:
+    """Each failed step with its vidpipe error, read from the structured failure data (a step
+    turns a VidpipeError into a dg.Failure whose description is the error's message)."""
+    found = []
+    for event in result.all_events:
+        data = event.step_failure_data if event.is_step_failure else None
+        if data is None:
+            continue
+        user = data.user_failure_data
+        if user is not None and user.description:
+            error_class = user.metadata.get(ERROR_CLASS_KEY) if user.metadata else None
+            text = getattr(error_class, "value", None)
+            found.append(StepFailure(event.step_key or "?", user.description, text if isinstance(text, str) else None))
+        elif data.error is not None:
+            chain, error = [], data.error
+            while error is not None:
+                chain.append(error.message.strip())
+                error = error.cause
+            found.append(StepFailure(event.step_key or "?", " <- ".join(chain), None))
+    return found
+
+
+def failure_message(result: dg.ExecuteInProcessResult) -> str:
+    """One line per failed step: `step: message`."""
+    return "\n".join(f"{f.step}: {f.message}" for f in failures(result)) or "the run failed; see the Dagster UI for details"
+
+
+def was_interrupted(result: dg.ExecuteInProcessResult) -> bool:
+    """The run stopped because of SIGINT/SIGTERM (Dagster turns both into an interrupt)."""
+    for event in result.all_events:
+        data = event.step_failure_data if event.is_step_failure else None
+        if data is not None and data.error_source is not None and data.error_source.value == "INTERRUPT":
+            return True
+    return False
