@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import create_engine, event, inspect, text
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
@@ -111,10 +111,6 @@ def migrate(url: str) -> None:
         raise database_error(url, exc) from exc
     with _lock:
         _migrated.add(url)
-
-
-def has_schema(url: str) -> bool:
-    return inspect(engine_for(url)).has_table("projects")
 
 
 class Database:

@@ -36,6 +36,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from vidpipe_core.cancel import NEVER, CancelToken
+from vidpipe_core.errors import ConfigurationError
 from vidpipe_dagster.healing import HealReport, heal_pool
 
 FIRST_WAIT_INTERVAL_S = 0.2
@@ -50,6 +51,25 @@ _heal_lock = threading.Lock()
 _last_heal: dict[tuple[int, str], tuple[float, HealReport]] = {}
 
 
+def claim_lock_kind(instance: dg.DagsterInstance) -> str:
+    """Which lock serialises claims on this instance's event-log storage: "postgres" (an advisory
+    lock) or "sqlite" (a file lock in DAGSTER_HOME). Any other storage that has pools is refused:
+    without a lock, concurrent claims overshoot the limit (see the module docstring)."""
+    from dagster._core.storage.event_log import SqliteEventLogStorage
+    from dagster._core.storage.event_log.sqlite.consolidated_sqlite_event_log import ConsolidatedSqliteEventLogStorage
+    from dagster_postgres import PostgresEventLogStorage
+
+    storage = instance.event_log_storage
+    if isinstance(storage, PostgresEventLogStorage):
+        return "postgres"
+    if isinstance(storage, (SqliteEventLogStorage, ConsolidatedSqliteEventLogStorage)) and instance.root_directory:
+        return "sqlite"
+    raise ConfigurationError(
+        f"the Dagster instance's event-log storage ({type(storage).__module__}.{type(storage).__name__}) has no lock "
+        "that keeps the video-operations limit under concurrent claims; use the PostgreSQL storage "
+        "(dagster.postgres.yaml) or SQLite in DAGSTER_HOME (dagster.yaml)")
+
+
 class DagsterPoolSlots:
     def __init__(self, instance: dg.DagsterInstance, pool: str, run_id: str, step_key: str, *,
                  stale_after_s: float = 120.0, on_wait: Callable[[str], None] | None = None) -> None:
@@ -57,6 +77,7 @@ class DagsterPoolSlots:
         self.storage = instance.event_log_storage
         self.stale_after_s = stale_after_s
         self.on_wait = on_wait or (lambda _message: None)
+        self.lock_kind = claim_lock_kind(instance) if self.enforced else None
 
     @property
     def enforced(self) -> bool:
@@ -79,9 +100,8 @@ class DagsterPoolSlots:
     def _claim_mutex(self) -> Iterator[None]:
         """One claim of this pool at a time, across threads, processes and (on PostgreSQL) hosts.
         (The SQLite storage's own connections hold a non-reentrant lock, so none is opened here.)"""
-        backend = type(self.storage).__module__
         with _claim_lock:
-            if "postgres" in backend:
+            if self.lock_kind == "postgres":
                 key = int(hashlib.sha256(f"vidpipe-pool:{self.pool}".encode()).hexdigest()[:15], 16)
                 with self.storage.index_connection() as conn:
                     conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
@@ -89,7 +109,7 @@ class DagsterPoolSlots:
                         yield
                     finally:
                         conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-            elif "sqlite" in backend and self.instance.root_directory:
+            elif self.lock_kind == "sqlite" and self.instance.root_directory:
                 name = f".vidpipe-pool-{hashlib.sha256(self.pool.encode()).hexdigest()[:12]}.lock"
                 with open(Path(self.instance.root_directory) / name, "a+") as handle:
                     fcntl.flock(handle, fcntl.LOCK_EX)
@@ -98,7 +118,7 @@ class DagsterPoolSlots:
                     finally:
                         fcntl.flock(handle, fcntl.LOCK_UN)
             else:
-                yield
+                raise AssertionError(f"no claim lock for {self.lock_kind!r}")   # claim_lock_kind refused it
 
     def _claim(self, key: str) -> bool:
         with self._claim_mutex():

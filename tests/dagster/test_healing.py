@@ -21,7 +21,7 @@ from vidpipe_core.models import ClipStatus, Keyframe, Project, VideoClip
 from vidpipe_core.scratch import owner_tag
 from vidpipe_core.steps.state import resolve_state
 from vidpipe_core.storage import Layout
-from vidpipe_dagster.cli import register
+from vidpipe_dagster.runner import register
 from vidpipe_dagster.healing import HEARTBEAT_TAG, HOST_TAG, PARTITION_TAG, PID_TAG
 
 POOL = "video-operations"
@@ -262,3 +262,26 @@ def test_the_daemon_sensor_heals_a_dead_run_when_nobody_waits(vp_env):
     assert _slots(instance) == ([], [])
     failure = instance.all_logs(dead, of_type=dg.DagsterEventType.RUN_FAILURE)[0]
     assert "is gone" in failure.message and "vidpipe resume elsewhere" in failure.message
+
+
+def test_pool_claims_are_serialised_by_a_lock_chosen_by_storage_class(backend, request):
+    """The claim lock follows the storage's class (not its module name); a storage with pools
+    but no known lock is refused with the fix named, before any operation is claimed."""
+    from vidpipe_core.errors import ConfigurationError
+    from vidpipe_dagster.pools import DagsterPoolSlots, claim_lock_kind
+
+    instance = backend[0].instance()
+    expected = "postgres" if "postgres" in request.node.callspec.id else "sqlite"
+    assert claim_lock_kind(instance) == expected
+    assert DagsterPoolSlots(instance, POOL, "run", "clips").lock_kind == expected
+
+    class PostgresLookalike:            # pools supported, module name says postgres, class unknown
+        __module__ = "my_company.postgres_event_log"
+        supports_global_concurrency_limits = True
+
+    class Lookalike:
+        event_log_storage = PostgresLookalike()
+        root_directory = str(backend[0].dagster_home)
+
+    with pytest.raises(ConfigurationError, match="has no lock that keeps the video-operations limit"):
+        DagsterPoolSlots(Lookalike(), POOL, "run", "clips")   # type: ignore[arg-type]
