@@ -30,7 +30,12 @@ from vidpipe_core.cost import (
 from vidpipe_core.errors import ConfigurationError
 from vidpipe_core.models import Keyframe, VideoClip
 from vidpipe_core.projects import create_project
-from vidpipe_core.providers.base import ClipOutcomeKind, ClipRequest, KeyframeRequest, Usage
+from vidpipe_core.providers.base import (
+    ClipOutcomeKind,
+    ClipRequest,
+    KeyframeRequest,
+    Usage,
+)
 from vidpipe_core.providers.google import GoogleProvider, GoogleStoryboard
 from vidpipe_core.schemas import ProjectSpec, StageProviders, StyleGuide
 from vidpipe_core.services import Services
