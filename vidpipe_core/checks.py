@@ -3,16 +3,20 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
 from vidpipe_core.config import ASPECT_RATIOS
+from vidpipe_core.integrity import digest_problem
 from vidpipe_core.media import MediaInfo
 from vidpipe_core.providers import keyframe_provider
 from vidpipe_core.schemas import ProjectSpec, Storyboard
 from vidpipe_core.services import Services
-from vidpipe_core.steps.state import resolve_state
+from vidpipe_core.steps.state import FrameState, checked_frames, resolve_state
+
+if TYPE_CHECKING:
+    from vidpipe_core.steps.keyframes import KeyframesReport
 
 DURATION_TOLERANCE_S = 0.25
 ASPECT_TOLERANCE = 0.02
@@ -38,20 +42,35 @@ def check_storyboard(spec: ProjectSpec, board: Storyboard) -> CheckOutcome:
                         {"scene_count": len(board.scenes)})
 
 
-def check_keyframes(services: Services, project_id: str) -> CheckOutcome:
-    state = resolve_state(services, project_id)
-    spec = state.spec
+def check_keyframes(services: Services, project_id: str, made: KeyframesReport | None = None) -> CheckOutcome:
+    """Every frame is recorded, its bytes are the ones the ledger recorded, and they are a PNG of
+    the provider's size (or at least of the project's aspect ratio).
+
+    ``made`` is what the keyframes step of this materialization left: its frames and the bytes it
+    read and checked, or rendered and wrote; they are checked against the ledger again (a hash, no
+    read). Without it every file is read once. Frames are not decoded again: bytes that match the
+    recorded sha256 are the bytes that decoded when the frame was rendered, so the header gives
+    their size. A frame recorded without a digest is decoded in full."""
+    if made is None or made.spec is None:
+        state = resolve_state(services, project_id)
+        spec, frames = state.spec, state.frames
+        good, damaged = checked_frames(services, state)
+    else:
+        spec, frames = made.spec, made.frames
+        good, damaged = _held_frames(made.frames, made.pngs)
     expected = keyframe_provider(spec.providers.keyframes, services.settings).expected_size(spec.aspect_ratio)
     aw, ah = ASPECT_RATIOS[spec.aspect_ratio]
     problems, sizes = [], set()
-    for f in state.frames:
+    for f in frames:
         if not f.done or f.row is None or not f.row.path:
             problems.append(f"frame {f.index} missing")
             continue
+        data = good.get(f.row.id)
+        if data is None:
+            problems.append(f"frame {f.index}: {damaged.get(f.index, 'its bytes were not read')}")
+            continue
         try:
-            with Image.open(io.BytesIO(services.store.read_bytes(project_id, f.row.path))) as im:
-                im.load()
-                size = im.size
+            size = _png_size(data, decode=not f.row.sha256)
         except Exception as exc:  # noqa: BLE001 - any decode failure is the finding
             problems.append(f"frame {f.index} does not decode: {exc}")
             continue
@@ -60,8 +79,31 @@ def check_keyframes(services: Services, project_id: str) -> CheckOutcome:
             problems.append(f"frame {f.index} is {size[0]}x{size[1]}, expected {expected[0]}x{expected[1]}")
         elif abs(size[0] / size[1] - aw / ah) > ASPECT_TOLERANCE * aw / ah:
             problems.append(f"frame {f.index} is {size[0]}x{size[1]}, not {spec.aspect_ratio}")
-    return CheckOutcome("keyframes_decode", not problems, "; ".join(problems) or f"{len(state.frames)} frames decode at {sorted(sizes)}",
-                        {"frames": len(state.frames)})
+    return CheckOutcome("keyframes_decode", not problems, "; ".join(problems) or f"{len(frames)} frames decode at {sorted(sizes)}",
+                        {"frames": len(frames)})
+
+
+def _held_frames(frames: list[FrameState], pngs: list[bytes]) -> tuple[dict[int, bytes], dict[int, str]]:
+    """`checked_frames` for bytes already in memory (frame order): row id -> bytes that match the
+    ledger, and frame index -> problem."""
+    good: dict[int, bytes] = {}
+    damaged: dict[int, str] = {}
+    for f, data in zip(frames, pngs):
+        if f.done and f.row is not None and f.row.path:
+            problem = digest_problem(data, f.row.sha256)
+            if problem is None:
+                good[f.row.id] = data
+            else:
+                damaged[f.index] = problem
+    return good, damaged
+
+
+def _png_size(data: bytes, *, decode: bool) -> tuple[int, int]:
+    """The image's size from its header, or after decoding every pixel (``decode``)."""
+    with Image.open(io.BytesIO(data)) as im:
+        if decode:
+            im.load()
+        return im.size
 
 
 def check_final_video(info: MediaInfo, expected_duration_s: float, audio_expected: bool) -> CheckOutcome:

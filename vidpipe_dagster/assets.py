@@ -145,8 +145,7 @@ def keyframes(context: dg.AssetExecutionContext, config: KeyframesConfig, vidpip
     with _step(context, vidpipe) as (services, project_id):
         report = make_keyframes(services, project_id, run_id=context.run.run_id, repair=config.repair_damaged,
                                 progress=for_context(context))
-    pngs = [services.store.read_bytes(project_id, i.path) for i in report.items if i.path]
-    sheet = media.contact_sheet(pngs, labels=[f"frame {i.index}" for i in report.items])
+    sheet = media.contact_sheet(report.pngs, labels=[f"frame {f.index}" for f in report.frames])
     services.store.write_bytes(project_id, Layout.CONTACT_SHEET, sheet)
     context.log.info(f"keyframes: {report.counts['generated']} generated, {report.counts['reused']} reused")
     return dg.MaterializeResult(
@@ -158,7 +157,7 @@ def keyframes(context: dg.AssetExecutionContext, config: KeyframesConfig, vidpip
             "contact_sheet": dg.MetadataValue.path(services.store.uri(project_id, Layout.CONTACT_SHEET)),
             **_nonce(services, project_id),
         },
-        check_results=[_check(check_keyframes(services, project_id))],
+        check_results=[_check(check_keyframes(services, project_id, report))],
     )
 
 

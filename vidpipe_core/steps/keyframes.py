@@ -5,6 +5,7 @@ bytes (the animatic), or when the user agrees to pay (``repair``)."""
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass, field
 
 from PIL import Image
 from sqlalchemy import select
@@ -15,11 +16,23 @@ from vidpipe_core.integrity import Damage, DamagedArtifacts, frame_label, read_c
 from vidpipe_core.models import Keyframe, KeyframeStatus, VideoClip
 from vidpipe_core.providers import clip_provider, keyframe_provider
 from vidpipe_core.providers.base import KeyframeProvider, KeyframeRequest
+from vidpipe_core.schemas import ProjectSpec
 from vidpipe_core.services import Services
 from vidpipe_core.steps.locking import step_lock
 from vidpipe_core.steps.report import Action, ItemReport, Progress, ProgressEvent, StepReport, no_progress
-from vidpipe_core.steps.state import FrameState, ProjectState, checked_frames, frame_caption, resolve_state
+from vidpipe_core.steps.state import FrameState, ProjectState, checked_frames, frame_caption, frame_fingerprint, resolve_state
 from vidpipe_core.storage import Layout, sha256_bytes
+
+
+@dataclass
+class KeyframesReport(StepReport):
+    """The step's report and the frames as it left them, in order: each frame's ledger row and the
+    bytes that match it (read and checked against the ledger, or just rendered, written and
+    recorded). The contact sheet and the keyframes check use these bytes; nothing reads the
+    files again."""
+    spec: ProjectSpec | None = None
+    frames: list[FrameState] = field(default_factory=list)
+    pngs: list[bytes] = field(default_factory=list)
 
 
 def spent_usd(services: Services, project_id: str) -> float:
@@ -31,7 +44,7 @@ def spent_usd(services: Services, project_id: str) -> float:
 
 
 def make_keyframes(services: Services, project_id: str, *, run_id: str | None = None, repair: bool = False,
-                   progress: Progress = no_progress) -> StepReport:
+                   progress: Progress = no_progress) -> KeyframesReport:
     with step_lock(services, project_id, run_id):
         return _make_keyframes(services, project_id, repair, progress)
 
@@ -70,14 +83,14 @@ def _check_stored(services: Services, state: ProjectState, provider: KeyframePro
     return good, damaged
 
 
-def _make_keyframes(services: Services, project_id: str, repair: bool, progress: Progress) -> StepReport:
-    state = resolve_state(services, project_id)
+def _make_keyframes(services: Services, project_id: str, repair: bool, progress: Progress) -> KeyframesReport:
+    state = resolve_state(services, project_id)     # once: the loop chains each frame on the one before
     if not state.has_storyboard or state.style is None:
         raise VidpipeError(f"project {project_id!r} has no storyboard yet; run `vidpipe render {project_id}`")
     spec, settings = state.spec, services.settings
     provider = keyframe_provider(spec.providers.keyframes, settings)
     model = provider.model_for(spec)
-    report = StepReport("keyframes", provider.name, model)
+    report = KeyframesReport("keyframes", provider.name, model, spec=spec)
     good, damaged = _check_stored(services, state, provider, repair)
 
     missing = sum(1 for f in state.frames if not f.done)
@@ -88,31 +101,49 @@ def _make_keyframes(services: Services, project_id: str, repair: bool, progress:
 
     total, n = len(state.frames), len(state.scenes)
     reference: bytes | None = None
+    reference_sha: str | None = None
     for k in range(total):
-        if k > 0 and not state.frames[k].fingerprint:
-            state = resolve_state(services, project_id)   # fingerprints chain on the previous frame's bytes
-        frame = state.frames[k]
+        frame = _chained(services, state, provider, k, reference_sha)
         assert frame.fingerprint is not None
         if frame.done and frame.row is not None and k not in damaged:
             data, problem = good.get(frame.row.id), None
             if data is None:     # a row that became current during this run (after a render upstream)
                 data, problem = read_checked(services.store, project_id, frame.row.path or "", frame.row.sha256)
             if problem is None and data is not None:
-                reference = data
+                reference, reference_sha = data, frame.row.sha256
+                report.pngs.append(data)
                 report.items.append(ItemReport(k, Action.REUSED, frame.fingerprint, path=frame.row.path))
                 progress(ProgressEvent("keyframes", f"{frame_label(k, n)} reused", scene=k, done=k + 1, total=total))
                 continue
             damaged[k] = problem or "unreadable"
-        png = _render(services, state, frame, provider, model, reference, damaged.get(k), repair, report, progress)
-        reference = png
-        state = resolve_state(services, project_id)
+        reference = _render(services, state, frame, provider, model, reference, damaged.get(k), repair, report, progress)
+        assert frame.row is not None     # _render recorded it
+        reference_sha = frame.row.sha256
+        report.pngs.append(reference)
+    report.frames = state.frames
     return report
+
+
+def _chained(services: Services, state: ProjectState, provider: KeyframeProvider, k: int,
+             reference_sha: str | None) -> FrameState:
+    """Frame k as it chains on the bytes of frame k-1 as recorded now. When frame k-1 was rendered in
+    this run with new bytes, frame k has a new fingerprint, and the ledger row for it (if any)
+    replaces the one resolved at the start."""
+    frame = state.frames[k]
+    fp = frame_fingerprint(provider, state.spec, frame.prompt, reference_sha)
+    if fp != frame.fingerprint:
+        with services.db.session() as s:
+            row = s.scalars(select(Keyframe).where(Keyframe.project_id == state.spec.id, Keyframe.frame_index == k,
+                                                   Keyframe.fingerprint == fp)).first()
+        frame = state.frames[k] = FrameState(index=k, prompt=frame.prompt, fingerprint=fp, row=row)
+    return frame
 
 
 def _render(services: Services, state: ProjectState, frame: FrameState, provider: KeyframeProvider, model: str,
             reference: bytes | None, damage: str | None, repair: bool, report: StepReport, progress: Progress) -> bytes:
-    """Render frame k and record it. A damaged frame that renders to its recorded bytes is a free
-    repair; new bytes would change every later frame and clip, so they need ``repair``."""
+    """Render frame k and record it (``frame.row`` becomes the recorded row). A damaged frame that
+    renders to its recorded bytes is a free repair; new bytes would change every later frame and
+    clip, so they need ``repair``."""
     k, n, total, project_id = frame.index, len(state.scenes), len(state.frames), state.spec.id
     damaged = damage is not None
     assert frame.fingerprint is not None
@@ -132,7 +163,7 @@ def _render(services: Services, state: ProjectState, frame: FrameState, provider
     cost = usage_cost(services.settings, model, usage)
     sha = sha256_bytes(png)
     same = damaged and frame.row is not None and frame.row.sha256 == sha
-    _record(services, project_id, k, frame.fingerprint, provider.name, model, relpath, sha, width, height, cost)
+    frame.row = _record(services, project_id, k, frame.fingerprint, provider.name, model, relpath, sha, width, height, cost)
     action = Action.REPAIRED if same else Action.GENERATED
     detail = "damaged file rendered again, same bytes" if same else ("damaged file replaced by a new render" if damaged else "")
     report.items.append(ItemReport(k, action, frame.fingerprint, cost_usd=cost, path=relpath, detail=detail))
@@ -141,8 +172,8 @@ def _render(services: Services, state: ProjectState, frame: FrameState, provider
 
 
 def _record(services: Services, project_id: str, k: int, fp: str, provider: str, model: str, relpath: str,
-            sha: str, width: int, height: int, cost: float) -> None:
-    """Record a stored frame as done (the bytes are already in place)."""
+            sha: str, width: int, height: int, cost: float) -> Keyframe:
+    """Record a stored frame as done (the bytes are already in place); the recorded row."""
     with services.db.session() as s:
         row = s.scalars(select(Keyframe).where(Keyframe.project_id == project_id, Keyframe.frame_index == k,
                                                Keyframe.fingerprint == fp)).first()
@@ -152,3 +183,4 @@ def _record(services: Services, project_id: str, k: int, fp: str, provider: str,
         row.status, row.path, row.sha256, row.width, row.height = KeyframeStatus.DONE, relpath, sha, width, height
         row.cost_usd = (row.cost_usd or 0.0) + cost
         row.error = None
+    return row
