@@ -4,6 +4,7 @@ Names: e2e, stitch, overhead, many, memory, healing (and inbox, when bench/inbox
 Each prints a header block (date, machine, versions, load average) and markdown tables, and
 writes JSON to bench/results/<name>-<UTC timestamp>.json. When everything runs, each benchmark
 runs alone in a fresh process, one after the other, so they do not disturb each other."""
+
 from __future__ import annotations
 
 import argparse

@@ -5,6 +5,7 @@ Runs in its own process so that RUSAGE_CHILDREN covers only CMD and its descenda
 accounting; descendants count once they have been waited for, which subprocess/ffmpeg callers
 do). The sum over the tree is sampled with psutil every S seconds (RSS of CMD + all live
 descendants at that instant; a short spike between samples can be missed)."""
+
 from __future__ import annotations
 
 import argparse
@@ -37,7 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     def drain(name: str, stream) -> None:  # type: ignore[no-untyped-def]
         out[name] = stream.read()
 
-    threads = [threading.Thread(target=drain, args=(n, s), daemon=True) for n, s in (("stdout", child.stdout), ("stderr", child.stderr))]
+    threads = [
+        threading.Thread(target=drain, args=(n, s), daemon=True) for n, s in (("stdout", child.stdout), ("stderr", child.stderr))
+    ]
     for t in threads:
         t.start()
     while child.poll() is None:
@@ -64,11 +67,23 @@ def main(argv: list[str] | None = None) -> int:
     maxrss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
     # keep the timeline small: at most ~400 points
     step = max(1, len(timeline) // 400)
-    print(json.dumps({
-        "returncode": child.returncode, "epoch_start": epoch_start, "wall_s": wall, "peak_tree_rss": peak_tree, "peak_main_rss": peak_self,
-        "max_single_rss": maxrss, "samples": samples, "every_s": args.every, "timeline": timeline[::step],
-        "stdout": out.get("stdout", ""), "stderr_tail": out.get("stderr", "")[-3000:],
-    }))
+    print(
+        json.dumps(
+            {
+                "returncode": child.returncode,
+                "epoch_start": epoch_start,
+                "wall_s": wall,
+                "peak_tree_rss": peak_tree,
+                "peak_main_rss": peak_self,
+                "max_single_rss": maxrss,
+                "samples": samples,
+                "every_s": args.every,
+                "timeline": timeline[::step],
+                "stdout": out.get("stdout", ""),
+                "stderr_tail": out.get("stderr", "")[-3000:],
+            }
+        )
+    )
     return 0
 
 

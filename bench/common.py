@@ -3,6 +3,7 @@ vidpipe/Dagster home, the wire emulator in its own process, and peak-RSS measure
 process tree.
 
 Nothing here asserts anything: the benchmarks print and record."""
+
 from __future__ import annotations
 
 import json
@@ -30,15 +31,22 @@ PYTHON = sys.executable
 
 # Variables that would switch the google-genai SDK away from express mode against the emulator.
 _CONFLICTING_GOOGLE_ENV = (
-    "GOOGLE_CLOUD_PROJECT", "GOOGLE_CLOUD_LOCATION", "GEMINI_API_KEY", "GOOGLE_GENAI_USE_ENTERPRISE",
-    "GOOGLE_GENAI_API_VERSION", "GOOGLE_GENAI_CLIENT_MODE", "GOOGLE_API_USE_CLIENT_CERTIFICATE",
-    "GOOGLE_API_USE_MTLS_ENDPOINT", "GOOGLE_APPLICATION_CREDENTIALS",
+    "GOOGLE_CLOUD_PROJECT",
+    "GOOGLE_CLOUD_LOCATION",
+    "GEMINI_API_KEY",
+    "GOOGLE_GENAI_USE_ENTERPRISE",
+    "GOOGLE_GENAI_API_VERSION",
+    "GOOGLE_GENAI_CLIENT_MODE",
+    "GOOGLE_API_USE_CLIENT_CERTIFICATE",
+    "GOOGLE_API_USE_MTLS_ENDPOINT",
+    "GOOGLE_APPLICATION_CREDENTIALS",
 )
 
 
 # ------------------------------------------------------------------------------------------
 # Header block: when, where, what
 # ------------------------------------------------------------------------------------------
+
 
 def _cpu_model() -> str:
     try:
@@ -71,8 +79,9 @@ def _ffmpeg_line() -> str:
 def _git() -> str:
     try:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True,
-                               text=True, timeout=10)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True, text=True, timeout=10
+        )
         return head.stdout.strip() + (" (+ uncommitted changes)" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -105,21 +114,24 @@ def header(load_at_start: tuple[float, float, float] | None = None) -> dict[str,
 
 def header_markdown(h: dict[str, Any]) -> str:
     m, v = h["machine"], h["versions"]
-    return "\n".join([
-        f"- date: {h['date']}",
-        f"- machine: {m['cpu_model']}, os.cpu_count()={m['cpu_count']}, {m['ram_gib']} GiB RAM, {m['platform']}, "
-        f"Python {m['python']}",
-        f"- versions: vidpipe {v['vidpipe']} (git {v['git']}), dagster {v['dagster']}, google-genai {v['google-genai']}, "
-        f"moviepy {v['moviepy']}",
-        f"- ffmpeg: {v['ffmpeg']}",
-        f"- load average at start (1/5/15 min): {' / '.join(str(x) for x in h['load_average_at_start'])}"
-        + (f"; at end: {' / '.join(str(x) for x in h['load_average_at_end'])}" if h.get("load_average_at_end") else ""),
-    ])
+    return "\n".join(
+        [
+            f"- date: {h['date']}",
+            f"- machine: {m['cpu_model']}, os.cpu_count()={m['cpu_count']}, {m['ram_gib']} GiB RAM, {m['platform']}, "
+            f"Python {m['python']}",
+            f"- versions: vidpipe {v['vidpipe']} (git {v['git']}), dagster {v['dagster']}, google-genai {v['google-genai']}, "
+            f"moviepy {v['moviepy']}",
+            f"- ffmpeg: {v['ffmpeg']}",
+            f"- load average at start (1/5/15 min): {' / '.join(str(x) for x in h['load_average_at_start'])}"
+            + (f"; at end: {' / '.join(str(x) for x in h['load_average_at_end'])}" if h.get("load_average_at_end") else ""),
+        ]
+    )
 
 
 # ------------------------------------------------------------------------------------------
 # Statistics and tables
 # ------------------------------------------------------------------------------------------
+
 
 def summary(values: Sequence[float]) -> dict[str, Any]:
     vals = [float(v) for v in values]
@@ -159,9 +171,9 @@ class Report:
 
     name: str
     title: str
-    setup: list[str] = field(default_factory=list)      # how it was measured (bullets)
-    tables: list[str] = field(default_factory=list)     # markdown tables
-    notes: list[str] = field(default_factory=list)      # findings (bullets)
+    setup: list[str] = field(default_factory=list)  # how it was measured (bullets)
+    tables: list[str] = field(default_factory=list)  # markdown tables
+    notes: list[str] = field(default_factory=list)  # findings (bullets)
     data: dict[str, Any] = field(default_factory=dict)  # everything, for the JSON
 
     def markdown(self, head: dict[str, Any]) -> str:
@@ -179,8 +191,15 @@ def write_json(report: Report, head: dict[str, Any], quick: bool) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     out = RESULTS / f"{report.name}-{stamp}.json"
-    doc = {"benchmark": report.name, "quick": quick, "header": head, "setup": report.setup, "notes": report.notes,
-           "tables_markdown": report.tables, "data": report.data}
+    doc = {
+        "benchmark": report.name,
+        "quick": quick,
+        "header": head,
+        "setup": report.setup,
+        "notes": report.notes,
+        "tables_markdown": report.tables,
+        "data": report.data,
+    }
     tmp = out.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(doc, indent=2, default=str) + "\n")
     os.replace(tmp, out)
@@ -190,6 +209,7 @@ def write_json(report: Report, head: dict[str, Any], quick: bool) -> Path:
 # ------------------------------------------------------------------------------------------
 # A fresh vidpipe + Dagster home
 # ------------------------------------------------------------------------------------------
+
 
 def fresh_home(prefix: str) -> Path:
     """A new temporary VIDPIPE_DATA_DIR with DAGSTER_HOME inside it (dagster.yaml copied on first use)."""
@@ -219,14 +239,41 @@ def set_pool_limit(limit: int) -> None:
 # slices politely either; in-process it would also compete for the GIL with the code measured)
 # ------------------------------------------------------------------------------------------
 
+
 class EmulatorProcess:
-    def __init__(self, *, video_latency_s: float, latency: dict[str, float], image_height: int, video_height: int,
-                 video_delivery: str = "bytes") -> None:
-        self.config = {"video_latency_s": video_latency_s, "latency": latency, "image_height": image_height,
-                       "video_height": video_height, "video_delivery": video_delivery}
-        argv = [PYTHON, "-m", "vidpipe_emulator", "--port", "0", "--video-latency", str(video_latency_s),
-                "--image-height", str(image_height), "--video-height", str(video_height),
-                "--video-delivery", video_delivery, "--faults", json.dumps({"latency": latency})]
+    def __init__(
+        self,
+        *,
+        video_latency_s: float,
+        latency: dict[str, float],
+        image_height: int,
+        video_height: int,
+        video_delivery: str = "bytes",
+    ) -> None:
+        self.config = {
+            "video_latency_s": video_latency_s,
+            "latency": latency,
+            "image_height": image_height,
+            "video_height": video_height,
+            "video_delivery": video_delivery,
+        }
+        argv = [
+            PYTHON,
+            "-m",
+            "vidpipe_emulator",
+            "--port",
+            "0",
+            "--video-latency",
+            str(video_latency_s),
+            "--image-height",
+            str(image_height),
+            "--video-height",
+            str(video_height),
+            "--video-delivery",
+            video_delivery,
+            "--faults",
+            json.dumps({"latency": latency}),
+        ]
         self.proc = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert self.proc.stdout is not None
         first = self.proc.stdout.readline().strip()
@@ -237,8 +284,9 @@ class EmulatorProcess:
 
     def _call(self, path: str, body: dict[str, Any] | None = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.url + path, data=data, method="GET" if body is None else "POST",
-                                     headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(
+            self.url + path, data=data, method="GET" if body is None else "POST", headers={"Content-Type": "application/json"}
+        )
         with urllib.request.urlopen(req, timeout=60) as resp:
             return json.loads(resp.read())
 
@@ -258,8 +306,14 @@ class EmulatorProcess:
         """The environment that makes `genai.Client()` use Vertex express mode against this emulator."""
         for name in _CONFLICTING_GOOGLE_ENV:
             os.environ.pop(name, None)
-        os.environ.update({"GOOGLE_GENAI_USE_VERTEXAI": "true", "GOOGLE_API_KEY": "bench-not-a-secret",
-                           "GOOGLE_VERTEX_BASE_URL": self.url, "GOOGLE_GEMINI_BASE_URL": self.url})
+        os.environ.update(
+            {
+                "GOOGLE_GENAI_USE_VERTEXAI": "true",
+                "GOOGLE_API_KEY": "bench-not-a-secret",
+                "GOOGLE_VERTEX_BASE_URL": self.url,
+                "GOOGLE_GEMINI_BASE_URL": self.url,
+            }
+        )
         no_proxy = [p for p in (os.environ.get("NO_PROXY", ""), "127.0.0.1", "localhost") if p]
         os.environ["NO_PROXY"] = os.environ["no_proxy"] = ",".join(no_proxy)
 
@@ -317,8 +371,10 @@ class InflightSampler:
 # Peak memory of a process tree
 # ------------------------------------------------------------------------------------------
 
-def run_measured(argv: Sequence[str], *, env: dict[str, str] | None = None, every: float = 0.05,
-                 timeout: float = 3600) -> dict[str, Any]:
+
+def run_measured(
+    argv: Sequence[str], *, env: dict[str, str] | None = None, every: float = 0.05, timeout: float = 3600
+) -> dict[str, Any]:
     """Run `argv` through `python -m bench._measure` (a fresh wrapper process), which samples the
     RSS of the child's whole process tree (child + every descendant, e.g. ffmpeg) every `every`
     seconds and reads RUSAGE_CHILDREN.ru_maxrss (the largest single process of the tree, exact)
@@ -344,7 +400,7 @@ def last_json_line(text: str) -> dict[str, Any]:
 
 
 def maxrss_children_bytes() -> int:
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024   # Linux reports KiB
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # Linux reports KiB
 
 
 def ceil_div(a: int, b: int) -> int:

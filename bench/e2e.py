@@ -4,6 +4,7 @@ emulator, against the performance model's floor
     floor = T_storyboard + (N+1)·T_image + ceil(N/K)·T_video + T_stitch
 
 for K parallel video operations (DESIGN.md, "Performance model")."""
+
 from __future__ import annotations
 
 import os
@@ -13,12 +14,21 @@ import time
 from typing import Any
 
 from bench.common import (
-    EmulatorProcess, Report, ceil_div, fmt_s, fresh_home, log, remove_home, set_pool_limit, summary, table,
+    EmulatorProcess,
+    Report,
+    ceil_div,
+    fmt_s,
+    fresh_home,
+    log,
+    remove_home,
+    set_pool_limit,
+    summary,
+    table,
 )
 
-T_TEXT, T_IMAGE, T_VIDEO = 0.3, 0.2, 4.0     # video = 20 × image, as with Gemini image vs Veo
-IMAGE_HEIGHT, VIDEO_HEIGHT = 768, 720        # emulator output sizes (a Gemini image, a 720p Veo clip)
-POLL_INITIAL_S, POLL_MAX_S = 0.05, 0.25      # fast polling: small next to T_video
+T_TEXT, T_IMAGE, T_VIDEO = 0.3, 0.2, 4.0  # video = 20 × image, as with Gemini image vs Veo
+IMAGE_HEIGHT, VIDEO_HEIGHT = 768, 720  # emulator output sizes (a Gemini image, a 720p Veo clip)
+POLL_INITIAL_S, POLL_MAX_S = 0.05, 0.25  # fast polling: small next to T_video
 # vidpipe's defaults (5 s, 30 s) scaled by the same factor that maps a ~80 s Veo operation to T_VIDEO
 DEFAULT_POLL_SCALE = T_VIDEO / 80.0
 
@@ -30,8 +40,10 @@ def _setting_default(name: str) -> float:
 
 
 DEFAULT_INITIAL, DEFAULT_MAX = _setting_default("poll_initial_s"), _setting_default("poll_max_s")
-PROMPT = ("A paper boat sets off down a rain-filled gutter at dawn, rides a tiny waterfall into a canal, "
-          "drifts past moored houseboats with a curious duck, and reaches a wide harbour at sunrise")
+PROMPT = (
+    "A paper boat sets off down a rain-filled gutter at dawn, rides a tiny waterfall into a canal, "
+    "drifts past moored houseboats with a curious duck, and reaches a wide harbour at sunrise"
+)
 CLIP_S = 4
 
 
@@ -52,6 +64,7 @@ def sequential(n: int, t_text: float, t_image: float, t_video: float, t_stitch: 
 # Calibration: the emulator's own response times through the raw SDK (no vidpipe code)
 # ------------------------------------------------------------------------------------------
 
+
 def calibrate(reps: int = 3) -> dict[str, Any]:
     """What one call costs from this client when nothing else runs: configured latency + the
     emulator's work (PNG/MP4 encode, base64, JSON) + HTTP. T_video is measured submit → done
@@ -71,21 +84,27 @@ def calibrate(reps: int = 3) -> dict[str, Any]:
     for i in range(reps + 1):
         t = time.perf_counter()
         client.models.generate_content(
-            model="gemini-2.5-flash", contents=f"Plan a 4-scene video, take {i} {time.time()}: {PROMPT}",
-            config=types.GenerateContentConfig(response_mime_type="application/json",
-                                               response_json_schema=Storyboard.model_json_schema()))
+            model="gemini-2.5-flash",
+            contents=f"Plan a 4-scene video, take {i} {time.time()}: {PROMPT}",
+            config=types.GenerateContentConfig(
+                response_mime_type="application/json", response_json_schema=Storyboard.model_json_schema()
+            ),
+        )
         texts.append(time.perf_counter() - t)
         contents: list[Any] = [types.Part.from_text(text=f"frame {i} {time.time()}: {PROMPT}")]
         if ref is not None:
             contents.insert(0, types.Part.from_bytes(data=ref, mime_type="image/png"))
         t = time.perf_counter()
         r = client.models.generate_content(
-            model="gemini-2.5-flash-image", contents=contents,
-            config=types.GenerateContentConfig(response_modalities=["IMAGE"],
-                                               image_config=types.ImageConfig(aspect_ratio="16:9")))
+            model="gemini-2.5-flash-image",
+            contents=contents,
+            config=types.GenerateContentConfig(
+                response_modalities=["IMAGE"], image_config=types.ImageConfig(aspect_ratio="16:9")
+            ),
+        )
         images.append(time.perf_counter() - t)
         ref = r.candidates[0].content.parts[0].inline_data.data
-    out["text_s"] = summary(texts[1:])       # first call pays connection set-up
+    out["text_s"] = summary(texts[1:])  # first call pays connection set-up
     out["image_s"] = summary(images[1:])
     out["keyframe_bytes"] = len(ref or b"")
 
@@ -93,10 +112,16 @@ def calibrate(reps: int = 3) -> dict[str, Any]:
         t = time.perf_counter()
         op = client.models.generate_videos(
             model="veo-3.1-generate-001",
-            source=types.GenerateVideosSource(prompt=f"{PROMPT} {tag} {time.time()}",
-                                              image=types.Image(image_bytes=ref, mime_type="image/png")),
-            config=types.GenerateVideosConfig(last_frame=types.Image(image_bytes=ref, mime_type="image/png"),
-                                              duration_seconds=CLIP_S, aspect_ratio="16:9", generate_audio=True))
+            source=types.GenerateVideosSource(
+                prompt=f"{PROMPT} {tag} {time.time()}", image=types.Image(image_bytes=ref, mime_type="image/png")
+            ),
+            config=types.GenerateVideosConfig(
+                last_frame=types.Image(image_bytes=ref, mime_type="image/png"),
+                duration_seconds=CLIP_S,
+                aspect_ratio="16:9",
+                generate_audio=True,
+            ),
+        )
         while True:
             p = time.perf_counter()
             op = client.operations.get(op)
@@ -115,13 +140,15 @@ def calibrate(reps: int = 3) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------------------
 
+
 def run(quick: bool = False) -> Report:
     reps = 1 if quick else 3
     sizes = (4,) if quick else (4, 8, 16)
     ks = (1, 4)
     root = fresh_home("e2e")
-    emu = EmulatorProcess(video_latency_s=T_VIDEO, latency={"text": T_TEXT, "image": T_IMAGE},
-                          image_height=IMAGE_HEIGHT, video_height=VIDEO_HEIGHT)
+    emu = EmulatorProcess(
+        video_latency_s=T_VIDEO, latency={"text": T_TEXT, "image": T_IMAGE}, image_height=IMAGE_HEIGHT, video_height=VIDEO_HEIGHT
+    )
     try:
         emu.point_sdk_here()
         _set_polling(POLL_INITIAL_S, POLL_MAX_S)
@@ -132,20 +159,26 @@ def run(quick: bool = False) -> Report:
         cal = calibrate()
         log(f"e2e: calibration {cal}")
         log("e2e: warm-up run (imports, first SDK client), not recorded")
-        pipeline.render_in_process(pipeline.register(f"{PROMPT} warm-up", scenes=2, clip_duration=CLIP_S,
-                                                     provider="google", prefix="warm"), 2)
+        pipeline.render_in_process(
+            pipeline.register(f"{PROMPT} warm-up", scenes=2, clip_duration=CLIP_S, provider="google", prefix="warm"), 2
+        )
 
         runs: dict[tuple[int, int, str], list[pipeline.RunRecord]] = {}
 
         def one(n: int, k: int, executor: str, tag: str = "") -> None:
-            pid = pipeline.register(f"{PROMPT} (n={n} k={k} {executor} {tag} {time.time()})", scenes=n,
-                                    clip_duration=CLIP_S, provider="google", prefix=f"e2e{n}k{k}")
+            pid = pipeline.register(
+                f"{PROMPT} (n={n} k={k} {executor} {tag} {time.time()})",
+                scenes=n,
+                clip_duration=CLIP_S,
+                provider="google",
+                prefix=f"e2e{n}k{k}",
+            )
             fn = pipeline.render_in_process if executor == "in_process" else pipeline.render_multiprocess
             rec = fn(pid, k)
             runs.setdefault((n, k, executor + tag), []).append(rec)
             log(f"e2e: N={n} K={k} {executor}{tag}: {rec.wall_s:.2f}s success={rec.success} {rec.failure}")
 
-        for rep in range(reps):                      # interleaved, so drift hits every cell alike
+        for rep in range(reps):  # interleaved, so drift hits every cell alike
             for n in sizes:
                 for k in ks:
                     one(n, k, "in_process")
@@ -158,8 +191,10 @@ def run(quick: bool = False) -> Report:
         # vidpipe's default polling (Settings defaults: 5 s doubling to poll_max_s), scaled like
         # T_video; and the previous default cap (30 s, changed to 10 s on 2026-11-25) for comparison
         n_def = 4 if quick else 8
-        for initial, maximum, tag, times in ((DEFAULT_INITIAL, DEFAULT_MAX, " default-poll", reps),
-                                             (5.0, 30.0, " poll-5→30 (old default)", 1)):
+        for initial, maximum, tag, times in (
+            (DEFAULT_INITIAL, DEFAULT_MAX, " default-poll", reps),
+            (5.0, 30.0, " poll-5→30 (old default)", 1),
+        ):
             _set_polling(initial * DEFAULT_POLL_SCALE, maximum * DEFAULT_POLL_SCALE)
             for rep in range(times):
                 one(n_def, 4, "in_process", tag)
@@ -211,14 +246,52 @@ def _report(runs: dict, cal: dict, stats: dict, reps: int, quick: bool, n_def: i
         cfl = floor(n, k, c_text, c_image, c_video[k], t_stitch)
         seq = sequential(n, T_TEXT, T_IMAGE, T_VIDEO, t_stitch)
         ratio = wall["median"] / fl if wall["median"] else None
-        rows.append([n, k, ex.replace("_", "-"), f"{len(ok)}/{len(rs)}", fmt_s(wall), f"{fl:.2f}",
-                     f"{ratio:.2f}" if ratio else "–", f"{cfl:.2f}", f"{wall['median'] / cfl:.2f}" if ratio else "–",
-                     f"{seq:.2f}", f"{seq / wall['median']:.1f}×" if ratio else "–"])
-        data_rows.append({"n": n, "k": k, "executor": ex, "wall_s": wall, "floor_s": fl, "ratio": ratio,
-                          "calibrated_floor_s": cfl, "sequential_s": seq, "runs": [r.to_dict() for r in rs]})
-    report.tables.append(table(
-        ["N", "K", "executor", "ok", "wall s, median (min–max)", "floor s", "ratio", "calibrated floor s",
-         "ratio vs calibrated", "sequential s", "speed-up vs sequential"], rows))
+        rows.append(
+            [
+                n,
+                k,
+                ex.replace("_", "-"),
+                f"{len(ok)}/{len(rs)}",
+                fmt_s(wall),
+                f"{fl:.2f}",
+                f"{ratio:.2f}" if ratio else "–",
+                f"{cfl:.2f}",
+                f"{wall['median'] / cfl:.2f}" if ratio else "–",
+                f"{seq:.2f}",
+                f"{seq / wall['median']:.1f}×" if ratio else "–",
+            ]
+        )
+        data_rows.append(
+            {
+                "n": n,
+                "k": k,
+                "executor": ex,
+                "wall_s": wall,
+                "floor_s": fl,
+                "ratio": ratio,
+                "calibrated_floor_s": cfl,
+                "sequential_s": seq,
+                "runs": [r.to_dict() for r in rs],
+            }
+        )
+    report.tables.append(
+        table(
+            [
+                "N",
+                "K",
+                "executor",
+                "ok",
+                "wall s, median (min–max)",
+                "floor s",
+                "ratio",
+                "calibrated floor s",
+                "ratio vs calibrated",
+                "sequential s",
+                "speed-up vs sequential",
+            ],
+            rows,
+        )
+    )
 
     # Where the time goes: median step durations of the in-process runs against each stage's floor.
     brow = []
@@ -235,27 +308,72 @@ def _report(runs: dict, cal: dict, stats: dict, reps: int, quick: bool, n_def: i
         cl = med([r.step_s("clips") for r in ok])
         fv = med([r.step_s("final_video") for r in ok])
         per_clip = med([b - a - T_VIDEO for r in ok for a, b in r.clip_spans])
-        brow.append([n, k, ex.replace("_", "-"), f"{before:.2f}", f"{sb:.2f} / {T_TEXT:.2f}",
-                     f"{kf:.2f} / {(n + 1) * T_IMAGE:.2f} ({(n + 1) * c_image:.2f})",
-                     f"{cl:.2f} / {ceil_div(n, k) * T_VIDEO:.2f}",
-                     f"{per_clip:.2f}", f"{fv:.2f} / {t_stitch:.2f}", f"{gaps:.2f}", f"{after:.2f}"])
-    report.tables.append(table(
-        ["N", "K", "executor", "before 1st step", "storyboard / floor", "keyframes / floor (calibrated)", "clips / floor",
-         "per clip: submit→saved − T_video", "final_video / T_stitch", "between steps", "after last step"], brow))
-    report.tables.append(table(
-        ["calibration (raw SDK → emulator, median of the runs)", "seconds", "configured"],
-        [["text call (storyboard, JSON schema)", fmt_s(cal["text_s"], 3), T_TEXT],
-         ["image call (with a reference PNG)", fmt_s(cal["image_s"], 3), T_IMAGE],
-         ["video: submit → done received, alone (20 ms polls)", fmt_s(cal["video_alone_s"], 3), T_VIDEO],
-         ["video: submit → done received, 4 at once", fmt_s(cal["video_4_at_once_s"], 3), T_VIDEO],
-         ["the done poll alone (base64 MP4 in JSON)", fmt_s(cal["done_poll_s"], 3), "–"]],
-        align=["l", "r", "r"]))
-    report.data = {"config": {"t_text": T_TEXT, "t_image": T_IMAGE, "t_video": T_VIDEO, "image_height": IMAGE_HEIGHT,
-                              "video_height": VIDEO_HEIGHT, "poll_initial_s": POLL_INITIAL_S, "poll_max_s": POLL_MAX_S,
-                              "default_poll_scale": DEFAULT_POLL_SCALE,
-                              "default_poll_initial_s": DEFAULT_INITIAL, "default_poll_max_s": DEFAULT_MAX, "clip_s": CLIP_S, "reps": reps},
-                   "t_stitch_s": summary(t_stitch_all), "calibration": cal, "rows": data_rows,
-                   "emulator_stats": {k: stats.get(k) for k in ("requests", "peak_inflight", "operations", "video_encodes")}}
+        brow.append(
+            [
+                n,
+                k,
+                ex.replace("_", "-"),
+                f"{before:.2f}",
+                f"{sb:.2f} / {T_TEXT:.2f}",
+                f"{kf:.2f} / {(n + 1) * T_IMAGE:.2f} ({(n + 1) * c_image:.2f})",
+                f"{cl:.2f} / {ceil_div(n, k) * T_VIDEO:.2f}",
+                f"{per_clip:.2f}",
+                f"{fv:.2f} / {t_stitch:.2f}",
+                f"{gaps:.2f}",
+                f"{after:.2f}",
+            ]
+        )
+    report.tables.append(
+        table(
+            [
+                "N",
+                "K",
+                "executor",
+                "before 1st step",
+                "storyboard / floor",
+                "keyframes / floor (calibrated)",
+                "clips / floor",
+                "per clip: submit→saved − T_video",
+                "final_video / T_stitch",
+                "between steps",
+                "after last step",
+            ],
+            brow,
+        )
+    )
+    report.tables.append(
+        table(
+            ["calibration (raw SDK → emulator, median of the runs)", "seconds", "configured"],
+            [
+                ["text call (storyboard, JSON schema)", fmt_s(cal["text_s"], 3), T_TEXT],
+                ["image call (with a reference PNG)", fmt_s(cal["image_s"], 3), T_IMAGE],
+                ["video: submit → done received, alone (20 ms polls)", fmt_s(cal["video_alone_s"], 3), T_VIDEO],
+                ["video: submit → done received, 4 at once", fmt_s(cal["video_4_at_once_s"], 3), T_VIDEO],
+                ["the done poll alone (base64 MP4 in JSON)", fmt_s(cal["done_poll_s"], 3), "–"],
+            ],
+            align=["l", "r", "r"],
+        )
+    )
+    report.data = {
+        "config": {
+            "t_text": T_TEXT,
+            "t_image": T_IMAGE,
+            "t_video": T_VIDEO,
+            "image_height": IMAGE_HEIGHT,
+            "video_height": VIDEO_HEIGHT,
+            "poll_initial_s": POLL_INITIAL_S,
+            "poll_max_s": POLL_MAX_S,
+            "default_poll_scale": DEFAULT_POLL_SCALE,
+            "default_poll_initial_s": DEFAULT_INITIAL,
+            "default_poll_max_s": DEFAULT_MAX,
+            "clip_s": CLIP_S,
+            "reps": reps,
+        },
+        "t_stitch_s": summary(t_stitch_all),
+        "calibration": cal,
+        "rows": data_rows,
+        "emulator_stats": {k: stats.get(k) for k in ("requests", "peak_inflight", "operations", "video_encodes")},
+    }
     return report
 
 

@@ -9,6 +9,7 @@
   time spent noticing the dead holder;
 - verification: sha256 of stored bytes before reuse (MiB/s on this machine, and for a 16-scene
   project of 8 s 1080p clips)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -26,8 +27,14 @@ VIDPIPE = str(Path(PYTHON).parent / "vidpipe")
 
 
 def _spawn(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([VIDPIPE, *args], env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, start_new_session=True)
+    return subprocess.Popen(
+        [VIDPIPE, *args],
+        env=dict(os.environ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def _wait_for_line(proc: subprocess.Popen, needle: str, timeout: float = 300) -> None:
@@ -62,8 +69,14 @@ def _foreign_holder(slots: int) -> None:
 
     instance = get_instance(get_settings())
     run_id = str(uuid.uuid4())
-    instance.add_run(dg.DagsterRun(job_name="render_project", run_id=run_id, status=dg.DagsterRunStatus.STARTED,
-                                   tags={PID_TAG: "1", HOST_TAG: "bench-elsewhere", HEARTBEAT_TAG: f"{time.time() + 3600:.0f}"}))
+    instance.add_run(
+        dg.DagsterRun(
+            job_name="render_project",
+            run_id=run_id,
+            status=dg.DagsterRunStatus.STARTED,
+            tags={PID_TAG: "1", HOST_TAG: "bench-elsewhere", HEARTBEAT_TAG: f"{time.time() + 3600:.0f}"},
+        )
+    )
     for i in range(slots):
         instance.event_log_storage.claim_concurrency_slot("video-operations", run_id, f"clips[scene-{i}]")
 
@@ -92,8 +105,13 @@ def stop_latencies(reps: int) -> dict[str, Any]:
             _google_env(emu)
             set_pool_limit(1)
             _foreign_holder(1)
-            out["waiting for a slot"] = _stop_times(reps, "A kite number {} tugs at its string", ("--scenes", "1", "--clip-duration", "4"),
-                                                    "for a video-operations slot", 0.0)
+            out["waiting for a slot"] = _stop_times(
+                reps,
+                "A kite number {} tugs at its string",
+                ("--scenes", "1", "--clip-duration", "4"),
+                "for a video-operations slot",
+                0.0,
+            )
         finally:
             remove_home(root)
         root = fresh_home("healing-poll")
@@ -101,16 +119,24 @@ def stop_latencies(reps: int) -> dict[str, Any]:
             _google_env(emu)
             # Polls come at 0, 5 and 15 s by default: 6 s after the first is inside a 10 s wait.
             out["polling Veo (default poll settings)"] = _stop_times(
-                reps, "A swan number {} glides under a bridge", ("--scenes", "2", "--clip-duration", "4"),
-                "video operation running", 6.0)
+                reps,
+                "A swan number {} glides under a bridge",
+                ("--scenes", "2", "--clip-duration", "4"),
+                "video operation running",
+                6.0,
+            )
         finally:
             remove_home(root)
     root = fresh_home("healing-ffmpeg")
     try:
         os.environ.update({"VIDPIPE_PROVIDER": "animatic", "VIDPIPE_ANIMATIC_RESOLUTION": "1080"})
         out["ffmpeg rendering 1080p clips"] = _stop_times(
-            reps, "A river number {} winds through hills", ("--scenes", "2", "--clip-duration", "8"),
-            "rendering 8s animatic clip", 1.0)
+            reps,
+            "A river number {} winds through hills",
+            ("--scenes", "2", "--clip-duration", "8"),
+            "rendering 8s animatic clip",
+            1.0,
+        )
     finally:
         os.environ.pop("VIDPIPE_ANIMATIC_RESOLUTION", None)
         remove_home(root)
@@ -166,7 +192,7 @@ def run(quick: bool = False) -> Report:
     log("healing: heal delay")
     heal = heal_delay(2 if quick else 3)
     sha = sha_throughput()
-    clip_mib = 16 * 8 * 6.0 / 8 * 1.0      # a 1080p animatic clip is ~6 Mbit/s: 16 clips of 8 s
+    clip_mib = 16 * 8 * 6.0 / 8 * 1.0  # a 1080p animatic clip is ~6 Mbit/s: 16 clips of 8 s
     report = Report("healing", "Self-repair: stop latency, heal delay, verification cost")
     report.setup = [
         f"stop latency: {reps} renders per row, SIGTERM to the process, time until it exits (median (min–max), s)",
@@ -176,12 +202,21 @@ def run(quick: bool = False) -> Report:
     ]
     report.tables.append(table(["SIGTERM while", "to exit (s)"], [(k, fmt_s(v)) for k, v in stops.items()]))
     delta = (heal["after a kill -9 holding every slot"]["median"] or 0) - (heal["free slots"]["median"] or 0)
-    report.tables.append(table(["second project's render", "wall (s)"], [(k, fmt_s(v)) for k, v in heal.items()]
-                               + [("difference of medians", f"{delta:.2f}")]))
-    report.tables.append(table(["verification", "figure"], [
-        ("sha256 (MiB/s)", f"{sha['mib_per_s']:.0f}"),
-        (f"a 16-scene project of 8 s 1080p clips (~{clip_mib:.0f} MiB)", f"{clip_mib / sha['mib_per_s']:.2f} s"),
-    ]))
+    report.tables.append(
+        table(
+            ["second project's render", "wall (s)"],
+            [(k, fmt_s(v)) for k, v in heal.items()] + [("difference of medians", f"{delta:.2f}")],
+        )
+    )
+    report.tables.append(
+        table(
+            ["verification", "figure"],
+            [
+                ("sha256 (MiB/s)", f"{sha['mib_per_s']:.0f}"),
+                (f"a 16-scene project of 8 s 1080p clips (~{clip_mib:.0f} MiB)", f"{clip_mib / sha['mib_per_s']:.2f} s"),
+            ],
+        )
+    )
     report.data = {"stop_s": stops, "heal_s": heal, "sha256": sha}
     return report
 

@@ -7,6 +7,7 @@ inbox on a fresh SQLite data dir, then evaluates the sensor tick after tick, as 
 (applying its partition requests), until every file is registered. Only the sensor evaluation is
 timed; nothing is rendered. Prints a markdown table and writes JSON to bench/results/.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,10 +37,15 @@ def _drop(inbox: Path, count: int) -> None:
 
 
 def run(files: int, cap: int, workdir: Path) -> dict:
-    os.environ.update({
-        "VIDPIPE_DATA_DIR": str(workdir / "data"), "DAGSTER_HOME": str(workdir / "dagster"),
-        "VIDPIPE_PROVIDER": "animatic", "VIDPIPE_INBOX_MIN_AGE_S": "0", "VIDPIPE_INBOX_MAX_FILES_PER_TICK": str(cap),
-    })
+    os.environ.update(
+        {
+            "VIDPIPE_DATA_DIR": str(workdir / "data"),
+            "DAGSTER_HOME": str(workdir / "dagster"),
+            "VIDPIPE_PROVIDER": "animatic",
+            "VIDPIPE_INBOX_MIN_AGE_S": "0",
+            "VIDPIPE_INBOX_MAX_FILES_PER_TICK": str(cap),
+        }
+    )
     import dagster as dg
 
     from vidpipe_core.config import get_settings
@@ -58,8 +64,9 @@ def run(files: int, cap: int, workdir: Path) -> dict:
 
     cursor, seconds, requested = None, [], 0
     while True:
-        context = dg.build_sensor_context(instance=instance, instance_ref=instance.get_ref(), cursor=cursor,
-                                          definitions=defs, resources={"vidpipe": resource})
+        context = dg.build_sensor_context(
+            instance=instance, instance_ref=instance.get_ref(), cursor=cursor, definitions=defs, resources={"vidpipe": resource}
+        )
         context.log.setLevel(logging.ERROR)
         started = time.perf_counter()
         result = inbox_sensor(context)
@@ -74,28 +81,45 @@ def run(files: int, cap: int, workdir: Path) -> dict:
     registered = len(instance.get_dynamic_partitions("projects"))
     left = [p for p in inbox.iterdir() if p.is_file()]
     return {
-        "files": files, "cap_per_tick": cap, "ticks": len(seconds), "registered": registered,
-        "run_requests": requested, "left_in_inbox": len(left), "rejected": len(list((inbox / "rejected").glob("*.error.txt"))),
+        "files": files,
+        "cap_per_tick": cap,
+        "ticks": len(seconds),
+        "registered": registered,
+        "run_requests": requested,
+        "left_in_inbox": len(left),
+        "rejected": len(list((inbox / "rejected").glob("*.error.txt"))),
         "tick_s": {"median": statistics.median(seconds), "min": min(seconds), "max": max(seconds)} if seconds else None,
-        "sensor_s_total": sum(seconds), "files_per_s": registered / sum(seconds) if seconds else 0.0,
+        "sensor_s_total": sum(seconds),
+        "files_per_s": registered / sum(seconds) if seconds else 0.0,
     }
 
 
 def machine() -> dict:
     import dagster
 
-    return {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-            "dagster": dagster.__version__, "database": "SQLite (WAL) on the local disk"}
+    return {
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "dagster": dagster.__version__,
+        "database": "SQLite (WAL) on the local disk",
+    }
 
 
 def table(info: dict, result: dict) -> str:
     t = result["tick_s"] or {"median": 0, "min": 0, "max": 0}
     rows = [
-        ("CPUs", info["cpus"]), ("platform", info["platform"]), ("python", info["python"]),
-        ("dagster", info["dagster"]), ("database", info["database"]),
-        ("files dropped", result["files"]), ("files per tick (cap)", result["cap_per_tick"]),
-        ("ticks with run requests", result["ticks"]), ("projects registered", result["registered"]),
-        ("run requests", result["run_requests"]), ("rejected", result["rejected"]),
+        ("CPUs", info["cpus"]),
+        ("platform", info["platform"]),
+        ("python", info["python"]),
+        ("dagster", info["dagster"]),
+        ("database", info["database"]),
+        ("files dropped", result["files"]),
+        ("files per tick (cap)", result["cap_per_tick"]),
+        ("ticks with run requests", result["ticks"]),
+        ("projects registered", result["registered"]),
+        ("run requests", result["run_requests"]),
+        ("rejected", result["rejected"]),
         ("left in inbox", result["left_in_inbox"]),
         ("seconds per tick, median / min / max", f"{t['median']:.3f} / {t['min']:.3f} / {t['max']:.3f}"),
         ("files/s (sensor time)", f"{result['files_per_s']:.0f}"),

@@ -1,6 +1,7 @@
 """`memory`: peak RSS (process + children) of rendering and stitching a 16-scene 1080p project
 (animatic, offline; 4 s clips) through `render_project`, in a fresh process sampled by
 `bench._measure`; plus the same project's final video re-stitched with a 0.5 s crossfade."""
+
 from __future__ import annotations
 
 import argparse
@@ -13,8 +14,10 @@ from bench.common import PYTHON, Report, fmt_s, fresh_home, last_json_line, log,
 
 SCENES, CLIP_S, RES = 16, 4, 1080
 STEPS = ("storyboard", "keyframes", "clips", "final_video")
-PROMPT = ("A hot-air balloon rises over a valley at dawn, drifts above vineyards, a village, a river, a forest, "
-          "a lake, snow peaks and lands in a meadow at dusk")
+PROMPT = (
+    "A hot-air balloon rises over a valley at dawn, drifts above vineyards, a village, a river, a forest, "
+    "a lake, snow peaks and lands in a meadow at dusk"
+)
 
 
 def worker(mode: str) -> dict:
@@ -28,12 +31,18 @@ def worker(mode: str) -> dict:
         pid = os.environ["BENCH_PROJECT_ID"]
         call = time.time()
         t = time.perf_counter()
-        result = render(pid, assets=["final_video"],
-                                run_config={"ops": {"final_video": {"config": {"crossfade": 0.5}}}})
-        rec = pipeline.collect(pipeline.RunRecord(pid, result.run_id, bool(result.success), time.perf_counter() - t,
-                                                  "in_process", call_start=call))
-    return {"project_id": pid, "success": rec.success, "wall_s": rec.wall_s, "steps": rec.steps,
-            "failure": rec.failure, "stitch_s": rec.stitch_s}
+        result = render(pid, assets=["final_video"], run_config={"ops": {"final_video": {"config": {"crossfade": 0.5}}}})
+        rec = pipeline.collect(
+            pipeline.RunRecord(pid, result.run_id, bool(result.success), time.perf_counter() - t, "in_process", call_start=call)
+        )
+    return {
+        "project_id": pid,
+        "success": rec.success,
+        "wall_s": rec.wall_s,
+        "steps": rec.steps,
+        "failure": rec.failure,
+        "stitch_s": rec.stitch_s,
+    }
 
 
 def _peaks(measured: dict, steps: dict) -> dict[str, int]:
@@ -48,8 +57,7 @@ def _peaks(measured: dict, steps: dict) -> dict[str, int]:
 def run(quick: bool = False) -> Report:
     scenes = 4 if quick else SCENES
     root = fresh_home("memory")
-    env = {**os.environ, "VIDPIPE_PROVIDER": "animatic", "VIDPIPE_ANIMATIC_RESOLUTION": str(RES),
-           "BENCH_SCENES": str(scenes)}
+    env = {**os.environ, "VIDPIPE_PROVIDER": "animatic", "VIDPIPE_ANIMATIC_RESOLUTION": str(RES), "BENCH_SCENES": str(scenes)}
     for name in ("GOOGLE_GENAI_USE_VERTEXAI", "GOOGLE_API_KEY", "GOOGLE_CLOUD_PROJECT"):
         env.pop(name, None)
     try:
@@ -57,8 +65,9 @@ def run(quick: bool = False) -> Report:
         a = run_measured([PYTHON, "-m", "bench.memory", "--worker", "render"], env=env, every=0.05)
         wa = last_json_line(a["stdout"])
         log(f"memory: render {wa['wall_s']:.1f}s peak tree {a['peak_tree_rss'] / 2**20:.0f} MiB; re-stitching with crossfade")
-        b = run_measured([PYTHON, "-m", "bench.memory", "--worker", "crossfade"],
-                         env={**env, "BENCH_PROJECT_ID": wa["project_id"]}, every=0.05)
+        b = run_measured(
+            [PYTHON, "-m", "bench.memory", "--worker", "crossfade"], env={**env, "BENCH_PROJECT_ID": wa["project_id"]}, every=0.05
+        )
         wb = last_json_line(b["stdout"])
     finally:
         remove_home(root)
@@ -75,20 +84,49 @@ def run(quick: bool = False) -> Report:
     ]
     pa, pb = _peaks(a, wa["steps"]), _peaks(b, wb["steps"])
     rows = [
-        [f"render (4 assets, stream-copy stitch)", f"{wa['wall_s']:.1f}", f"{a['wall_s']:.1f}", mib(a["peak_tree_rss"]),
-         mib(a["max_single_rss"]), mib(a["peak_main_rss"]),
-         " · ".join(f"{s} {mib(pa.get(s))}" for s in STEPS if s in pa)],
-        ["re-stitch final_video with crossfade 0.5 s", f"{wb['wall_s']:.1f}", f"{b['wall_s']:.1f}", mib(b["peak_tree_rss"]),
-         mib(b["max_single_rss"]), mib(b["peak_main_rss"]), f"final_video {mib(pb.get('final_video'))}"],
+        [
+            f"render (4 assets, stream-copy stitch)",
+            f"{wa['wall_s']:.1f}",
+            f"{a['wall_s']:.1f}",
+            mib(a["peak_tree_rss"]),
+            mib(a["max_single_rss"]),
+            mib(a["peak_main_rss"]),
+            " · ".join(f"{s} {mib(pa.get(s))}" for s in STEPS if s in pa),
+        ],
+        [
+            "re-stitch final_video with crossfade 0.5 s",
+            f"{wb['wall_s']:.1f}",
+            f"{b['wall_s']:.1f}",
+            mib(b["peak_tree_rss"]),
+            mib(b["max_single_rss"]),
+            mib(b["peak_main_rss"]),
+            f"final_video {mib(pb.get('final_video'))}",
+        ],
     ]
-    report.tables.append(table(["what", "run wall s", "process wall s (incl. start-up)", "peak RSS tree MiB",
-                                "largest process MiB", "Python process MiB", "peak tree MiB per step"], rows,
-                               align=["l", "r", "r", "r", "r", "r", "l"]))
+    report.tables.append(
+        table(
+            [
+                "what",
+                "run wall s",
+                "process wall s (incl. start-up)",
+                "peak RSS tree MiB",
+                "largest process MiB",
+                "Python process MiB",
+                "peak tree MiB per step",
+            ],
+            rows,
+            align=["l", "r", "r", "r", "r", "r", "l"],
+        )
+    )
     step_rows = [[s, fmt_s(wa["steps"][s][1] - wa["steps"][s][0], 2)] for s in STEPS if s in wa["steps"]]
     report.tables.append(table(["step (render run)", "seconds"], step_rows))
-    report.data = {"scenes": scenes, "clip_s": CLIP_S, "resolution": RES,
-                   "render": {**{k: v for k, v in a.items() if k != "stdout"}, "worker": wa, "step_peaks": pa},
-                   "crossfade": {**{k: v for k, v in b.items() if k != "stdout"}, "worker": wb, "step_peaks": pb}}
+    report.data = {
+        "scenes": scenes,
+        "clip_s": CLIP_S,
+        "resolution": RES,
+        "render": {**{k: v for k, v in a.items() if k != "stdout"}, "worker": wa, "step_peaks": pa},
+        "crossfade": {**{k: v for k, v in b.items() if k != "stdout"}, "worker": wb, "step_peaks": pb},
+    }
     if not (wa["success"] and wb["success"]):
         report.notes.append(f"a run failed: {wa['failure'] or wb['failure']}")
     return report

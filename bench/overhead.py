@@ -7,6 +7,7 @@ Three ways to render the same kind of project (N=4, 1 s clips, 72 px animatic):
   sheet and the asset checks), timed separately;
 - in-process: `vidpipe_dagster.runner.render` (execute_in_process, recorded in the instance);
 - multiprocess: `dg.execute_job(reconstructable(render_project))`, the job's default executor."""
+
 from __future__ import annotations
 
 import os
@@ -59,8 +60,9 @@ def run(quick: bool = False) -> Report:
         from vidpipe_dagster.instance import get_instance
 
         def new_project(tag: str) -> str:
-            return pipeline.register(f"{PROMPT} ({tag} {time.time()})", scenes=N, clip_duration=CLIP_S,
-                                     provider="animatic", prefix="ovh")
+            return pipeline.register(
+                f"{PROMPT} ({tag} {time.time()})", scenes=N, clip_duration=CLIP_S, provider="animatic", prefix="ovh"
+            )
 
         log("overhead: warm-up (one of each, not recorded)")
         pipeline.run_core_steps(new_project("warm-direct"))
@@ -83,8 +85,10 @@ def run(quick: bool = False) -> Report:
             m = pipeline.render_multiprocess(new_project(f"mp {rep}"))
             multi.append(m)
             events["multiprocess"].append(len(instance.all_logs(m.run_id)))
-            log(f"overhead rep {rep + 1}/{reps}: direct {d['total']:.2f}s (+{d['asset_extras']:.2f}s extras), "
-                f"in-process {r.wall_s:.2f}s, multiprocess {m.wall_s:.2f}s")
+            log(
+                f"overhead rep {rep + 1}/{reps}: direct {d['total']:.2f}s (+{d['asset_extras']:.2f}s extras), "
+                f"in-process {r.wall_s:.2f}s, multiprocess {m.wall_s:.2f}s"
+            )
     finally:
         remove_home(root)
     return _report(direct, inproc, multi, events, reps)
@@ -109,37 +113,80 @@ def _report(direct: list[dict[str, float]], inproc: list, multi: list, events: d
     rows = [
         ["direct (core steps only)", fmt_s(d_total), "–", "–", "–"],
         ["direct + asset extras", fmt_s(d_full), "–", "–", "–"],
-        ["Dagster in-process", fmt_s(i_wall), f"{i_wall['median'] - d_full['median']:.2f}",
-         f"{(i_wall['median'] - d_full['median']) / 4:.2f}", f"{statistics.median(events['in_process']):.0f}"],
-        ["Dagster multiprocess", fmt_s(m_wall), f"{m_wall['median'] - d_full['median']:.2f}",
-         f"{(m_wall['median'] - d_full['median']) / 4:.2f}", f"{statistics.median(events['multiprocess']):.0f}"],
+        [
+            "Dagster in-process",
+            fmt_s(i_wall),
+            f"{i_wall['median'] - d_full['median']:.2f}",
+            f"{(i_wall['median'] - d_full['median']) / 4:.2f}",
+            f"{statistics.median(events['in_process']):.0f}",
+        ],
+        [
+            "Dagster multiprocess",
+            fmt_s(m_wall),
+            f"{m_wall['median'] - d_full['median']:.2f}",
+            f"{(m_wall['median'] - d_full['median']) / 4:.2f}",
+            f"{statistics.median(events['multiprocess']):.0f}",
+        ],
     ]
-    report.tables.append(table(["how", "seconds per run, median (min–max)", "overhead per run s (vs direct + extras)",
-                                "per step s", "event-log entries per run"], rows))
+    report.tables.append(
+        table(
+            [
+                "how",
+                "seconds per run, median (min–max)",
+                "overhead per run s (vs direct + extras)",
+                "per step s",
+                "event-log entries per run",
+            ],
+            rows,
+        )
+    )
 
     srows = []
     for step in STEPS:
         dv = summary([d[step] for d in direct])
         iv = summary([r.step_s(step) for r in inproc if r.step_s(step) is not None])
         mv = summary([r.step_s(step) for r in multi if r.step_s(step) is not None])
-        srows.append([step, fmt_s(dv, 3), fmt_s(iv, 3), f"{iv['median'] - dv['median']:+.3f}", fmt_s(mv, 3),
-                      f"{mv['median'] - dv['median']:+.3f}"])
+        srows.append(
+            [
+                step,
+                fmt_s(dv, 3),
+                fmt_s(iv, 3),
+                f"{iv['median'] - dv['median']:+.3f}",
+                fmt_s(mv, 3),
+                f"{mv['median'] - dv['median']:+.3f}",
+            ]
+        )
     srows.append(["asset extras (all steps)", fmt_s(d_extra, 3), "(inside the steps)", "", "(inside the steps)", ""])
 
     def outside(rs: list) -> dict[str, Any]:  # type: ignore[type-arg]
         return summary([r.wall_s - sum(r.step_s(s) or 0 for s in STEPS) for r in rs if r.success])
 
     io_, mo = outside(inproc), outside(multi)
-    srows.append(["outside steps (run setup, process start-up, between steps, teardown)", "–", fmt_s(io_, 3), "",
-                  fmt_s(mo, 3), ""])
-    report.tables.append(table(["step", "direct s", "in-process s", "Δ", "multiprocess s", "Δ"], srows,
-                               align=["l", "r", "r", "r", "r", "r"]))
-    report.data = {"n": N, "clip_s": CLIP_S, "resolution": RES, "reps": reps, "direct": direct,
-                   "in_process": [r.to_dict() for r in inproc], "multiprocess": [r.to_dict() for r in multi],
-                   "events_per_run": events,
-                   "summary": {"direct_s": d_total, "direct_plus_extras_s": d_full, "asset_extras_s": d_extra,
-                               "in_process_s": i_wall, "multiprocess_s": m_wall, "outside_steps_in_process_s": io_,
-                               "outside_steps_multiprocess_s": mo}}
+    srows.append(
+        ["outside steps (run setup, process start-up, between steps, teardown)", "–", fmt_s(io_, 3), "", fmt_s(mo, 3), ""]
+    )
+    report.tables.append(
+        table(["step", "direct s", "in-process s", "Δ", "multiprocess s", "Δ"], srows, align=["l", "r", "r", "r", "r", "r"])
+    )
+    report.data = {
+        "n": N,
+        "clip_s": CLIP_S,
+        "resolution": RES,
+        "reps": reps,
+        "direct": direct,
+        "in_process": [r.to_dict() for r in inproc],
+        "multiprocess": [r.to_dict() for r in multi],
+        "events_per_run": events,
+        "summary": {
+            "direct_s": d_total,
+            "direct_plus_extras_s": d_full,
+            "asset_extras_s": d_extra,
+            "in_process_s": i_wall,
+            "multiprocess_s": m_wall,
+            "outside_steps_in_process_s": io_,
+            "outside_steps_multiprocess_s": mo,
+        },
+    }
     return report
 
 

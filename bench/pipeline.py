@@ -3,6 +3,7 @@ or with the default multiprocess executor), and read back what happened when (Da
 log for steps, vidpipe's ledger for clips).
 
 Import this only after the environment (VIDPIPE_*, DAGSTER_HOME, GOOGLE_*) is set."""
+
 from __future__ import annotations
 
 import time
@@ -17,7 +18,7 @@ def register(prompt: str, *, scenes: int, clip_duration: int, provider: str, pre
     from vidpipe_dagster.cli import register as cli_register
 
     project_id = f"{prefix}-{uuid.uuid4().hex[:8]}"
-    options.setdefault("max_cost_usd", 1000.0)   # 16 Veo clips list at > $25, vidpipe's default budget
+    options.setdefault("max_cost_usd", 1000.0)  # 16 Veo clips list at > $25, vidpipe's default budget
     spec = cli_register(prompt, id=project_id, scenes=scenes, clip_duration=clip_duration, provider=provider, **options)
     return spec.id
 
@@ -31,14 +32,14 @@ class RunRecord:
     project_id: str
     run_id: str
     success: bool
-    wall_s: float                                   # measured around the call, in this process
+    wall_s: float  # measured around the call, in this process
     executor: str
-    steps: dict[str, tuple[float, float]] = field(default_factory=dict)   # step -> (start, end), epoch seconds
-    run_start: float | None = None                  # first event of the run (epoch)
-    run_end: float | None = None                    # last event of the run (epoch)
-    call_start: float = 0.0                         # epoch time the call was made
-    stitch_s: float | None = None                   # "[final_video] stitching" -> "final video written"
-    clip_spans: list[tuple[float, float]] = field(default_factory=list)   # (submitted_at, completed_at) epoch
+    steps: dict[str, tuple[float, float]] = field(default_factory=dict)  # step -> (start, end), epoch seconds
+    run_start: float | None = None  # first event of the run (epoch)
+    run_end: float | None = None  # last event of the run (epoch)
+    call_start: float = 0.0  # epoch time the call was made
+    stitch_s: float | None = None  # "[final_video] stitching" -> "final video written"
+    clip_spans: list[tuple[float, float]] = field(default_factory=list)  # (submitted_at, completed_at) epoch
     failure: str = ""
 
     def step_s(self, step: str) -> float | None:
@@ -48,12 +49,19 @@ class RunRecord:
         return b - a
 
     def to_dict(self) -> dict[str, Any]:
-        return {"project_id": self.project_id, "run_id": self.run_id, "success": self.success, "wall_s": self.wall_s,
-                "executor": self.executor, "step_s": {s: self.step_s(s) for s in self.steps},
-                "before_first_step_s": (min(a for a, _ in self.steps.values()) - self.call_start) if self.steps else None,
-                "after_last_step_s": (self.call_start + self.wall_s - max(b for _, b in self.steps.values())) if self.steps else None,
-                "stitch_s": self.stitch_s, "clip_submit_to_done_s": [b - a for a, b in self.clip_spans],
-                "failure": self.failure}
+        return {
+            "project_id": self.project_id,
+            "run_id": self.run_id,
+            "success": self.success,
+            "wall_s": self.wall_s,
+            "executor": self.executor,
+            "step_s": {s: self.step_s(s) for s in self.steps},
+            "before_first_step_s": (min(a for a, _ in self.steps.values()) - self.call_start) if self.steps else None,
+            "after_last_step_s": (self.call_start + self.wall_s - max(b for _, b in self.steps.values())) if self.steps else None,
+            "stitch_s": self.stitch_s,
+            "clip_submit_to_done_s": [b - a for a, b in self.clip_spans],
+            "failure": self.failure,
+        }
 
 
 def _instance():
@@ -94,8 +102,9 @@ def collect(record: RunRecord, instance=None) -> RunRecord:  # type: ignore[no-u
     services = Services.create(get_settings())
     with services.db.session() as s:
         rows = s.scalars(select(VideoClip).where(VideoClip.project_id == record.project_id)).all()
-        record.clip_spans = sorted((r.submitted_at.timestamp(), r.completed_at.timestamp())
-                                   for r in rows if r.submitted_at and r.completed_at)
+        record.clip_spans = sorted(
+            (r.submitted_at.timestamp(), r.completed_at.timestamp()) for r in rows if r.submitted_at and r.completed_at
+        )
     return record
 
 
@@ -124,8 +133,9 @@ def resolved_multiprocess_job():  # type: ignore[no-untyped-def]
     from vidpipe_dagster.assets import render_assets
     from vidpipe_dagster.definitions import defs
 
-    job = dg.define_asset_job("render_project_multiprocess", selection=dg.AssetSelection.assets(*render_assets),
-                              executor_def=dg.multiprocess_executor)
+    job = dg.define_asset_job(
+        "render_project_multiprocess", selection=dg.AssetSelection.assets(*render_assets), executor_def=dg.multiprocess_executor
+    )
     return dg.Definitions.merge(defs, dg.Definitions(jobs=[job])).resolve_job_def("render_project_multiprocess")
 
 
@@ -138,8 +148,9 @@ def render_multiprocess(project_id: str, concurrency: int | None = None) -> RunR
     instance = _instance()
     call = time.time()
     t = time.perf_counter()
-    result = dg.execute_job(_reconstructable_job(), instance=instance, run_config=clips_config(concurrency),
-                            tags={"dagster/partition": project_id})
+    result = dg.execute_job(
+        _reconstructable_job(), instance=instance, run_config=clips_config(concurrency), tags={"dagster/partition": project_id}
+    )
     wall = time.perf_counter() - t
     return collect(RunRecord(project_id, result.run_id, bool(result.success), wall, "multiprocess", call_start=call), instance)
 

@@ -5,6 +5,7 @@
     python -m bench.probes render-cpu     # CPU seconds of one `vidpipe render` (4 scenes, google via emulator), alone
 
 Each prints a markdown table; nothing is recorded under bench/results/."""
+
 from __future__ import annotations
 
 import json
@@ -45,30 +46,51 @@ def _xfade_worker(res: int, n: int, variant: str) -> dict:
                 new.append(a)
             args = new
         t = time.perf_counter()
-        if variant == "segmented":    # what media.stitch does now: bodies and transitions apart
+        if variant == "segmented":  # what media.stitch does now: bodies and transitions apart
             media.stitch(paths, out, crossfade=0.5)
         else:
             media.run_ffmpeg(args, what="crossfade probe")
         seconds = time.perf_counter() - t
         duration = media.probe(out).duration_s
-    return {"seconds": seconds, "duration_s": duration,
-            "ffmpeg_maxrss_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
+    return {
+        "seconds": seconds,
+        "duration_s": duration,
+        "ffmpeg_maxrss_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+    }
 
 
 def xfade_memory() -> str:
     from bench.stitch import ensure_clips
 
     rows = []
-    for res, n, variant in [(720, 2, "as is"), (720, 4, "as is"), (720, 8, "as is"), (720, 8, "input-threads-1"),
-                            (720, 8, "filter-threads-1"), (720, 8, "itsoffset"), (720, 8, "segmented"), (1080, 4, "as is"),
-                            (1080, 8, "as is"), (1080, 4, "segmented"), (1080, 8, "segmented")]:
+    for res, n, variant in [
+        (720, 2, "as is"),
+        (720, 4, "as is"),
+        (720, 8, "as is"),
+        (720, 8, "input-threads-1"),
+        (720, 8, "filter-threads-1"),
+        (720, 8, "itsoffset"),
+        (720, 8, "segmented"),
+        (1080, 4, "as is"),
+        (1080, 8, "as is"),
+        (1080, 4, "segmented"),
+        (1080, 8, "segmented"),
+    ]:
         ensure_clips(res)
-        out = subprocess.run([PYTHON, "-m", "bench.probes", "_xfade", str(res), str(n), variant], cwd=REPO,
-                             capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [PYTHON, "-m", "bench.probes", "_xfade", str(res), str(n), variant],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         r = json.loads(out.stdout.strip().splitlines()[-1])
         rows.append([f"{res}p", n, variant, f"{r['seconds']:.1f}", f"{r['duration_s']:.1f}", f"{r['ffmpeg_maxrss_mib']:.0f}"])
-    return table(["resolution", "clips", "variant", "seconds", "output s", "ffmpeg peak RSS MiB"], rows,
-                 align=["l", "r", "l", "r", "r", "r"])
+    return table(
+        ["resolution", "clips", "variant", "seconds", "output s", "ffmpeg peak RSS MiB"],
+        rows,
+        align=["l", "r", "l", "r", "r", "r"],
+    )
 
 
 # ------------------------------------------------------------------------------------------
@@ -92,9 +114,10 @@ def claim_cost() -> str:
             wall_ms, cpu_ms = (time.perf_counter() - t0) / n * 1000, (time.process_time() - c0) / n * 1000
     finally:
         remove_home(root)
-    return table(["blocked claim of a `video-operations` slot (SQLite instance, 1 waiter)", "ms"],
-                 [["wall per claim", f"{wall_ms:.2f}"], ["CPU per claim", f"{cpu_ms:.2f}"],
-                  ["claimed (expected: False)", str(claimed)]])
+    return table(
+        ["blocked claim of a `video-operations` slot (SQLite instance, 1 waiter)", "ms"],
+        [["wall per claim", f"{wall_ms:.2f}"], ["CPU per claim", f"{cpu_ms:.2f}"], ["claimed (expected: False)", str(claimed)]],
+    )
 
 
 # ------------------------------------------------------------------------------------------
@@ -113,15 +136,17 @@ def render_cpu() -> str:
             r = resource.getrusage(resource.RUSAGE_CHILDREN)
             return r.ru_utime + r.ru_stime
 
-        for label, argv in [("`import vidpipe_dagster.cli`", [PYTHON, "-c", "import vidpipe_dagster.cli"]),
-                            ("`import vidpipe_dagster.cli, google.genai`",
-                             [PYTHON, "-c", "import vidpipe_dagster.cli, google.genai"])]:
+        for label, argv in [
+            ("`import vidpipe_dagster.cli`", [PYTHON, "-c", "import vidpipe_dagster.cli"]),
+            ("`import vidpipe_dagster.cli, google.genai`", [PYTHON, "-c", "import vidpipe_dagster.cli, google.genai"]),
+        ]:
             c, t = cpu(), time.perf_counter()
             subprocess.run(argv, cwd=REPO, check=True)
             rows.append([label, f"{cpu() - c:.2f}", f"{time.perf_counter() - t:.2f}"])
         for i in range(3):
-            pid = pipeline.register(f"A kite festival, take {i} {time.time()}", scenes=4, clip_duration=4, provider="google",
-                                    prefix="cpu")
+            pid = pipeline.register(
+                f"A kite festival, take {i} {time.time()}", scenes=4, clip_duration=4, provider="google", prefix="cpu"
+            )
             c, t = cpu(), time.perf_counter()
             subprocess.run([PYTHON, "-m", "vidpipe_dagster.cli", "render", pid], cwd=REPO, check=True, capture_output=True)
             rows.append([f"`vidpipe render` 4 scenes, alone (run {i + 1})", f"{cpu() - c:.2f}", f"{time.perf_counter() - t:.2f}"])

@@ -9,6 +9,7 @@ Each measurement is a fresh process (`python -m bench.stitch --worker ...`) run 
 `bench._measure`, which samples the RSS of the whole process tree (Python + ffmpeg children).
 "seconds" is timed inside the worker around the join alone (imports and interpreter start
 excluded; the wrapper's wall time is recorded in the JSON too)."""
+
 from __future__ import annotations
 
 import argparse
@@ -28,8 +29,11 @@ CLIP_S = 8
 FPS = 24
 RESOLUTIONS = (720, 1080)
 METHODS = ("copy", "crossfade", "moviepy")
-METHOD_LABEL = {"copy": "vidpipe stream copy", "crossfade": "vidpipe crossfade 0.5 s (re-encode)",
-                "moviepy": "MoviePy concatenate + write_videofile"}
+METHOD_LABEL = {
+    "copy": "vidpipe stream copy",
+    "crossfade": "vidpipe crossfade 0.5 s (re-encode)",
+    "moviepy": "MoviePy concatenate + write_videofile",
+}
 CACHE_VERSION = "v1"
 
 
@@ -74,9 +78,15 @@ def ensure_clips(res: int) -> list[Path]:
         if frames is None:
             frames = [_keyframe(w, h, k) for k in range(CLIPS + 1)]
         t = time.perf_counter()
-        data = motion.render_animatic_clip(frames[i], frames[i + 1], duration_s=CLIP_S, fps=FPS, size=(w, h), audio=True,
-                                           seed_text=f"scene {i}: a slow push-in over the harbour" if i % 2 == 0
-                                           else f"scene {i}: pan left along the quay")
+        data = motion.render_animatic_clip(
+            frames[i],
+            frames[i + 1],
+            duration_s=CLIP_S,
+            fps=FPS,
+            size=(w, h),
+            audio=True,
+            seed_text=f"scene {i}: a slow push-in over the harbour" if i % 2 == 0 else f"scene {i}: pan left along the quay",
+        )
         tmp = path.with_suffix(".tmp")
         tmp.write_bytes(data)
         os.replace(tmp, path)
@@ -88,17 +98,22 @@ def ensure_clips(res: int) -> list[Path]:
 # Worker (runs in a fresh process under bench._measure)
 # ------------------------------------------------------------------------------------------
 
+
 def worker(method: str, res: int, out: Path) -> dict:
     paths = [cache_dir() / f"{res}p" / f"clip_{i:02d}.mp4" for i in range(CLIPS)]
     if method in ("copy", "crossfade"):
         from vidpipe_core import media
 
-        media.check_ffmpeg()   # the one-off `ffmpeg -version` check is not part of the join
+        media.check_ffmpeg()  # the one-off `ffmpeg -version` check is not part of the join
         t = time.perf_counter()
         result = media.stitch(paths, out, crossfade=0.5 if method == "crossfade" else 0.0)
         seconds = time.perf_counter() - t
-        info = {"method_used": result.method, "duration_s": result.duration_s, "size_bytes": result.size_bytes,
-                "has_audio": result.has_audio}
+        info = {
+            "method_used": result.method,
+            "duration_s": result.duration_s,
+            "size_bytes": result.size_bytes,
+            "has_audio": result.has_audio,
+        }
     else:
         from moviepy import VideoFileClip, concatenate_videoclips
 
@@ -113,14 +128,19 @@ def worker(method: str, res: int, out: Path) -> dict:
         from vidpipe_core import media
 
         probed = media.probe(out)
-        info = {"method_used": "moviepy", "duration_s": probed.duration_s, "size_bytes": probed.size_bytes,
-                "has_audio": probed.has_audio}
+        info = {
+            "method_used": "moviepy",
+            "duration_s": probed.duration_s,
+            "size_bytes": probed.size_bytes,
+            "has_audio": probed.has_audio,
+        }
     return {"seconds": seconds, **info}
 
 
 # ------------------------------------------------------------------------------------------
 # Driver
 # ------------------------------------------------------------------------------------------
+
 
 def run(quick: bool = False) -> Report:
     reps = 1 if quick else 3
@@ -158,24 +178,52 @@ def run(quick: bool = False) -> Report:
                 s = summary(secs)
                 xrt = summary([d / x for d, x in zip(durations, secs)])
                 tree = summary(trees)
-                data[f"{res}p/{method}"] = {"seconds": s, "process_wall_s": summary(walls), "x_realtime": xrt,
-                                            "peak_tree_rss_bytes": tree, "max_single_rss_bytes": summary(singles),
-                                            "output_duration_s": summary(durations), "input_mb": input_mb,
-                                            "method_used": w["method_used"], "output_bytes": w["size_bytes"],
-                                            "has_audio": w["has_audio"]}
-                rows.append([f"{res}p", METHOD_LABEL[method], fmt_s(s), f"{xrt['median']:.1f}×",
-                             f"{mib(tree['median'])} ({mib(tree['min'])}–{mib(tree['max'])})",
-                             mib(max(singles)), f"{w['size_bytes'] / 1e6:.1f}"])
-    report.tables.append(table(
-        ["resolution", "method", "seconds, median (min–max)", "× real time", "peak RSS tree MiB, median (min–max)",
-         "largest process MiB", "output MB"], rows, align=["l", "l", "r", "r", "r", "r", "r"]))
+                data[f"{res}p/{method}"] = {
+                    "seconds": s,
+                    "process_wall_s": summary(walls),
+                    "x_realtime": xrt,
+                    "peak_tree_rss_bytes": tree,
+                    "max_single_rss_bytes": summary(singles),
+                    "output_duration_s": summary(durations),
+                    "input_mb": input_mb,
+                    "method_used": w["method_used"],
+                    "output_bytes": w["size_bytes"],
+                    "has_audio": w["has_audio"],
+                }
+                rows.append(
+                    [
+                        f"{res}p",
+                        METHOD_LABEL[method],
+                        fmt_s(s),
+                        f"{xrt['median']:.1f}×",
+                        f"{mib(tree['median'])} ({mib(tree['min'])}–{mib(tree['max'])})",
+                        mib(max(singles)),
+                        f"{w['size_bytes'] / 1e6:.1f}",
+                    ]
+                )
+    report.tables.append(
+        table(
+            [
+                "resolution",
+                "method",
+                "seconds, median (min–max)",
+                "× real time",
+                "peak RSS tree MiB, median (min–max)",
+                "largest process MiB",
+                "output MB",
+            ],
+            rows,
+            align=["l", "l", "r", "r", "r", "r", "r"],
+        )
+    )
     for res in resolutions:
         c, x, mp = (data.get(f"{res}p/{m}") for m in METHODS)
         if c and mp:
             report.notes.append(
                 f"{res}p: stream copy is {mp['seconds']['median'] / c['seconds']['median']:.0f}× faster than MoviePy and "
                 f"{x['seconds']['median'] / c['seconds']['median']:.0f}× faster than vidpipe's own crossfade re-encode; "
-                f"input {c['input_mb']:.0f} MB.")
+                f"input {c['input_mb']:.0f} MB."
+            )
     report.data = {"clips": CLIPS, "clip_s": CLIP_S, "fps": FPS, "reps": reps, "results": data}
     return report
 

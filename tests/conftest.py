@@ -1,4 +1,5 @@
 """Shared fixtures. Every test gets its own data dir and Dagster home; nothing touches ~/."""
+
 from __future__ import annotations
 
 import os
@@ -9,8 +10,16 @@ import pytest
 
 pytest_plugins = ["tests.emulator_fixtures", "tests.postgres.pg"]
 
-GOOGLE_ENV = ("GOOGLE_GENAI_USE_VERTEXAI", "GOOGLE_CLOUD_PROJECT", "GOOGLE_CLOUD_LOCATION", "GOOGLE_API_KEY",
-              "GEMINI_API_KEY", "GOOGLE_VERTEX_BASE_URL", "GOOGLE_GEMINI_BASE_URL", "GOOGLE_APPLICATION_CREDENTIALS")
+GOOGLE_ENV = (
+    "GOOGLE_GENAI_USE_VERTEXAI",
+    "GOOGLE_CLOUD_PROJECT",
+    "GOOGLE_CLOUD_LOCATION",
+    "GOOGLE_API_KEY",
+    "GEMINI_API_KEY",
+    "GOOGLE_VERTEX_BASE_URL",
+    "GOOGLE_GEMINI_BASE_URL",
+    "GOOGLE_APPLICATION_CREDENTIALS",
+)
 
 ARTIFACT_DIR = Path(os.environ.get("VIDPIPE_TEST_ARTIFACTS", Path(__file__).resolve().parent.parent / "test-artifacts"))
 
@@ -67,7 +76,12 @@ def artifact_dir() -> Path:
 def gp(vp_env, google_env, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     """vidpipe on the google provider against the wire emulator, with fast polling and retries."""
     monkeypatch.setenv("VIDPIPE_PROVIDER", "google")
-    for key, value in {"POLL_INITIAL_S": "0.05", "POLL_MAX_S": "0.2", "POLL_TIMEOUT_S": "60",
-                       "RETRY_INITIAL_S": "0.01", "RETRY_MAX_S": "0.05"}.items():
+    for key, value in {
+        "POLL_INITIAL_S": "0.05",
+        "POLL_MAX_S": "0.2",
+        "POLL_TIMEOUT_S": "60",
+        "RETRY_INITIAL_S": "0.01",
+        "RETRY_MAX_S": "0.05",
+    }.items():
         monkeypatch.setenv(f"VIDPIPE_{key}", value)
     return vp_env, google_env

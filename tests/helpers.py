@@ -1,4 +1,5 @@
 """Small helpers shared by tests: image comparison and reading Dagster metadata."""
+
 from __future__ import annotations
 
 import io
@@ -23,7 +24,8 @@ def png(data: bytes) -> Image.Image:
 
 def latest_metadata(instance: dg.DagsterInstance, asset: str, partition: str) -> dict:
     records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition]), limit=1).records
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition]), limit=1
+    ).records
     assert records, f"{asset}[{partition}] was never materialized"
     return {k: v.value for k, v in records[0].asset_materialization.metadata.items()}
 
@@ -50,8 +52,14 @@ VIDPIPE = str(Path(sys.executable).parent / "vidpipe")
 
 def spawn(*args: str, env: dict | None = None) -> subprocess.Popen:
     """`vidpipe ARGS` in its own session (so a test can signal the whole group), output piped."""
-    return subprocess.Popen([VIDPIPE, *args], env=env or dict(os.environ), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    return subprocess.Popen(
+        [VIDPIPE, *args],
+        env=env or dict(os.environ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def wait_for(predicate, timeout: float = 60.0, what: str = "condition", interval: float = 0.05) -> None:  # type: ignore[no-untyped-def]
@@ -69,8 +77,9 @@ class Output:
     def __init__(self, proc: subprocess.Popen) -> None:
         self.lines: list[str] = []
         self._lock = threading.Lock()
-        self._threads = [threading.Thread(target=self._read, args=(stream,), daemon=True)
-                         for stream in (proc.stdout, proc.stderr)]
+        self._threads = [
+            threading.Thread(target=self._read, args=(stream,), daemon=True) for stream in (proc.stdout, proc.stderr)
+        ]
         for t in self._threads:
             t.start()
 

@@ -3,6 +3,7 @@ naming the setting (exit 2), anything unexpected is one line (exit 1); the trace
 --debug or in a log file that the line names, with no secret in either. And `vidpipe new` is
 all-or-nothing: a registration killed half-way leaves the id free, and a project row without a
 partition is repaired."""
+
 from __future__ import annotations
 
 import os
@@ -63,8 +64,11 @@ def _partitions(vp_env) -> list[str]:
 
 # configuration errors: exit 2, one line naming the setting --------------------------------------
 
-@pytest.mark.parametrize("url", ["/proc/forbidden/artifacts", "{file}/under-a-file", "nosuchproto://bucket/x",
-                                 f"s3://AKIDEXAMPLE:{SECRET}@bucket/prefix"])
+
+@pytest.mark.parametrize(
+    "url",
+    ["/proc/forbidden/artifacts", "{file}/under-a-file", "nosuchproto://bucket/x", f"s3://AKIDEXAMPLE:{SECRET}@bucket/prefix"],
+)
 def test_unusable_artifacts_url_is_one_line(vp_env, tmp_path, url):
     a_file = tmp_path / "a-file"
     a_file.write_text("not a folder")
@@ -74,12 +78,15 @@ def test_unusable_artifacts_url_is_one_line(vp_env, tmp_path, url):
     assert _rows(vp_env) == [] and _partitions(vp_env) == []
 
 
-@pytest.mark.parametrize("url, cause", [
-    (f"postgresql+psycopg2://postgres:{SECRET}@127.0.0.1:1/x", "Connection refused"),
-    ("sqlite:////proc/forbidden/x/y.db", "/proc/forbidden"),
-    ("notadb://", "notadb"),
-    (f"mysql://user:{SECRET}@127.0.0.1/x", "MySQLdb"),     # a driver that is not installed
-])
+@pytest.mark.parametrize(
+    "url, cause",
+    [
+        (f"postgresql+psycopg2://postgres:{SECRET}@127.0.0.1:1/x", "Connection refused"),
+        ("sqlite:////proc/forbidden/x/y.db", "/proc/forbidden"),
+        ("notadb://", "notadb"),
+        (f"mysql://user:{SECRET}@127.0.0.1/x", "MySQLdb"),  # a driver that is not installed
+    ],
+)
 def test_unusable_database_url_is_one_line(vp_env, url, cause):
     proc = _vidpipe("new", "a cat", env={"VIDPIPE_DATABASE_URL": url})
     _one_line_error(proc, 2, "VIDPIPE_DATABASE_URL", cause)
@@ -108,7 +115,7 @@ def test_unloadable_dagster_instance_is_one_line(vp_env, case):
     if case == "invalid-yaml":
         (home / "dagster.yaml").write_text("run_storage: [\n  bad: {")
     elif case == "unreadable":
-        (home / "dagster.yaml").mkdir()     # as good as unreadable, even for root
+        (home / "dagster.yaml").mkdir()  # as good as unreadable, even for root
     elif case == "unknown-key":
         (home / "dagster.yaml").write_text("no_such_setting: 1\n")
     env = {"DAGSTER_HOME": "/proc/forbidden/dagster"} if case == "unwritable-home" else {}
@@ -118,7 +125,9 @@ def test_unloadable_dagster_instance_is_one_line(vp_env, case):
 
 
 def test_debug_prints_the_traceback(vp_env):
-    proc = _vidpipe("--debug", "new", "a cat", env={"VIDPIPE_DATABASE_URL": f"postgresql+psycopg2://postgres:{SECRET}@127.0.0.1:1/x"})
+    proc = _vidpipe(
+        "--debug", "new", "a cat", env={"VIDPIPE_DATABASE_URL": f"postgresql+psycopg2://postgres:{SECRET}@127.0.0.1:1/x"}
+    )
     assert proc.returncode == 2
     assert "Traceback (most recent call last)" in proc.stderr and "OperationalError" in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("error: VIDPIPE_DATABASE_URL=")
@@ -135,11 +144,12 @@ def test_input_errors_stay_one_line_without_a_log(vp_env):
 
 # anything else: exit 1, one line with the exception type; the traceback in a log -----------------
 
+
 def test_unexpected_error_is_one_line_with_a_log(vp_env):
     assert _vidpipe("new", "a cat", "--id", "cat").returncode == 0
     db = sqlite3.connect(vp_env.data_dir / "vidpipe.db")
     with db:
-        db.execute("UPDATE projects SET spec = '[]'")   # damaged by hand: `list` meets a list, not a dict
+        db.execute("UPDATE projects SET spec = '[]'")  # damaged by hand: `list` meets a list, not a dict
     db.close()
     proc = _vidpipe("list")
     log = _one_line_error(proc, 1)
@@ -182,10 +192,17 @@ def test_keyboard_interrupt_exits_130(vp_env):
     assert proc.returncode == 130 and "Traceback" not in proc.stderr
 
 
-@pytest.mark.parametrize("exc, code", [
-    (InvalidInput("id", "bad"), 2), (ProjectNotFound("x"), 2), (ConfigurationError("no ffmpeg"), 2),
-    (ProjectBusy("x", "run 1"), 3), (ProviderError("clips", "gone"), 1), (RuntimeError("bug"), 1),
-])
+@pytest.mark.parametrize(
+    "exc, code",
+    [
+        (InvalidInput("id", "bad"), 2),
+        (ProjectNotFound("x"), 2),
+        (ConfigurationError("no ffmpeg"), 2),
+        (ProjectBusy("x", "run 1"), 3),
+        (ProviderError("clips", "gone"), 1),
+        (RuntimeError("bug"), 1),
+    ],
+)
 def test_exit_codes(exc, code):
     assert exit_code(exc) == code
 
@@ -206,6 +223,7 @@ def test_invalid_setting_names_the_variable():
 
 # `vidpipe new` is all-or-nothing ------------------------------------------------------------------
 
+
 def test_new_killed_between_partition_and_row_leaves_the_id_free(vp_env):
     script = textwrap.dedent("""
         import os, signal
@@ -220,9 +238,9 @@ def test_new_killed_between_partition_and_row_leaves_the_id_free(vp_env):
     """)
     proc = _vidpipe(argv0=[sys.executable, "-c", script])
     assert proc.returncode == -signal.SIGKILL, proc.stderr
-    assert _rows(vp_env) == []                      # the id is not taken ...
+    assert _rows(vp_env) == []  # the id is not taken ...
     result = CliRunner().invoke(app, ["new", "a cat on a windowsill", "--id", "cat"])
-    assert result.exit_code == 0, result.output     # ... so `new` succeeds
+    assert result.exit_code == 0, result.output  # ... so `new` succeeds
     assert _rows(vp_env) == ["cat"] and _partitions(vp_env) == ["cat"]
 
 
@@ -244,11 +262,11 @@ def test_row_without_partition_is_repaired(vp_env):
     from vidpipe_dagster.instance import ensure_partition
 
     services = vp_env.services()
-    create_project(services, "a cat on a windowsill", id="cat")    # a registration that died before the partition
+    create_project(services, "a cat on a windowsill", id="cat")  # a registration that died before the partition
     instance = vp_env.instance()
     assert _partitions(vp_env) == []
     ensure_partition(instance, services, "cat")
-    ensure_partition(instance, services, "cat")                     # idempotent
+    ensure_partition(instance, services, "cat")  # idempotent
     assert _partitions(vp_env) == ["cat"]
     with pytest.raises(ProjectNotFound):
         ensure_partition(instance, services, "no-such-project")

@@ -1,4 +1,5 @@
 """Bad input: a clear error naming the field and what is allowed, exit code 2, nothing left behind."""
+
 from __future__ import annotations
 
 import pytest

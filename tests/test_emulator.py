@@ -78,15 +78,21 @@ def _image(client: genai.Client, prompt: str, aspect: str | None = "16:9", ref: 
 
 
 def _submit(
-    client: genai.Client, prompt: str, image: bytes | None = None, last: bytes | None = None,
-    duration: int = 2, audio: bool = False,
+    client: genai.Client,
+    prompt: str,
+    image: bytes | None = None,
+    last: bytes | None = None,
+    duration: int = 2,
+    audio: bool = False,
 ) -> types.GenerateVideosOperation:
     source = types.GenerateVideosSource(
         prompt=prompt, image=types.Image(image_bytes=image, mime_type="image/png") if image else None
     )
     config = types.GenerateVideosConfig(
         last_frame=types.Image(image_bytes=last, mime_type="image/png") if last else None,
-        duration_seconds=duration, aspect_ratio="16:9", generate_audio=audio,
+        duration_seconds=duration,
+        aspect_ratio="16:9",
+        generate_audio=audio,
     )
     return client.models.generate_videos(model=VIDEO_MODEL, source=source, config=config)
 
@@ -245,7 +251,8 @@ def test_streaming_and_async_clients(google_env: GoogleEnv) -> None:
         text = await aio.models.generate_content(model=TEXT_MODEL, contents="async hi")
         assert "async hi" in text.text
         op = await aio.models.generate_videos(
-            model=VIDEO_MODEL, source=types.GenerateVideosSource(prompt="async clip"),
+            model=VIDEO_MODEL,
+            source=types.GenerateVideosSource(prompt="async clip"),
             config=types.GenerateVideosConfig(duration_seconds=1),
         )
         while not op.done:
@@ -366,9 +373,7 @@ def test_operation_can_be_polled_by_name_only(google_env: GoogleEnv) -> None:
 
 
 def test_unknown_operation_is_404(google_env: GoogleEnv) -> None:
-    bogus = types.GenerateVideosOperation(
-        name="projects/p/locations/us-central1/publishers/google/models/veo/operations/nope"
-    )
+    bogus = types.GenerateVideosOperation(name="projects/p/locations/us-central1/publishers/google/models/veo/operations/nope")
     client = google_env.client()
     with pytest.raises(errors.ClientError) as info:
         client.operations.get(bogus)
@@ -434,8 +439,9 @@ def test_uri_delivery_and_authenticated_download(google_env: GoogleEnv) -> None:
     container, frames = _decode(body)
     assert container.streams.video[0].codec_context.name == "h264" and len(frames) == 24
     assert _http(url, headers={"Authorization": "Bearer token"})[0] == 200
-    status, _ = _http(f"{emu.base_url}/storage/v1/b/vidpipe-emulator/o/missing.mp4?alt=media",
-                      headers={"Authorization": "Bearer token"})
+    status, _ = _http(
+        f"{emu.base_url}/storage/v1/b/vidpipe-emulator/o/missing.mp4?alt=media", headers={"Authorization": "Bearer token"}
+    )
     assert status == 404
     stats = emu.stats()
     assert stats["downloads"] == 2 and stats["requests"]["download"] == 4
@@ -515,9 +521,7 @@ def test_auth_required(google_env: GoogleEnv) -> None:
     body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
     status, raw = _http(url, body)
     assert status == 401
-    assert json.loads(raw)["error"] == {
-        "code": 401, "status": "UNAUTHENTICATED", "message": json.loads(raw)["error"]["message"]
-    }
+    assert json.loads(raw)["error"] == {"code": 401, "status": "UNAUTHENTICATED", "message": json.loads(raw)["error"]["message"]}
     assert _http(url, body, {"x-goog-api-key": "k"})[0] == 200
     google_env.emulator.configure(require_api_key=False)
     assert _http(url, body)[0] == 200
@@ -577,7 +581,10 @@ def test_project_mode_and_api_version_paths(emulator: Emulator, monkeypatch: pyt
     for name in ("GOOGLE_API_KEY", "GEMINI_API_KEY", "GOOGLE_CLOUD_PROJECT", "GOOGLE_CLOUD_LOCATION"):
         monkeypatch.delenv(name, raising=False)
     client = genai.Client(
-        vertexai=True, project="proj-1", location="europe-west4", credentials=Credentials(token="tok"),
+        vertexai=True,
+        project="proj-1",
+        location="europe-west4",
+        credentials=Credentials(token="tok"),
         http_options=types.HttpOptions(base_url=emulator.base_url, api_version="v1"),
     )
     assert client.models.generate_content(model=TEXT_MODEL, contents="hi").text
@@ -605,9 +612,24 @@ def test_python_api_construction_and_context_manager() -> None:
 def test_subprocess_mode() -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "vidpipe_emulator", "--port", "0", "--image-height", "64",
-         "--video-height", "64", "--video-latency", "0.05"],
-        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "vidpipe_emulator",
+            "--port",
+            "0",
+            "--image-height",
+            "64",
+            "--video-height",
+            "64",
+            "--video-latency",
+            "0.05",
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         line: list[str] = []

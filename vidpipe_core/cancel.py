@@ -7,6 +7,7 @@ pool slot, poll an operation, run ffmpeg) would then block the exception in
 when its main thread is interrupted, and every wait made with the token ends within
 ``MAX_WAIT_S`` by raising :class:`Interrupted`. Work already paid for stays in the ledger.
 """
+
 from __future__ import annotations
 
 import threading
@@ -14,7 +15,7 @@ import time
 
 from vidpipe_core.errors import VidpipeError
 
-MAX_WAIT_S = 0.5          # longest a cancelled wait keeps going
+MAX_WAIT_S = 0.5  # longest a cancelled wait keeps going
 
 
 class Interrupted(VidpipeError):
@@ -65,5 +66,4 @@ class CancelToken:
             self._event.wait(min(remaining, MAX_WAIT_S))
 
 
-NEVER: CancelToken = CancelToken()     # for callers with nothing to cancel; cancel() on it does nothing
-
+NEVER: CancelToken = CancelToken()  # for callers with nothing to cancel; cancel() on it does nothing

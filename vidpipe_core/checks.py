@@ -1,4 +1,5 @@
 """Checks a user would otherwise do by hand; the Dagster assets report them as asset checks."""
+
 from __future__ import annotations
 
 import io
@@ -38,8 +39,12 @@ def check_storyboard(spec: ProjectSpec, board: Storyboard) -> CheckOutcome:
         for name in ("description", "start_frame_prompt", "end_frame_prompt", "motion_prompt"):
             if not getattr(s, name).strip():
                 problems.append(f"scene {i} has an empty {name}")
-    return CheckOutcome("storyboard_complete", not problems, "; ".join(problems) or f"{len(board.scenes)} scenes, all prompts set",
-                        {"scene_count": len(board.scenes)})
+    return CheckOutcome(
+        "storyboard_complete",
+        not problems,
+        "; ".join(problems) or f"{len(board.scenes)} scenes, all prompts set",
+        {"scene_count": len(board.scenes)},
+    )
 
 
 def check_keyframes(services: Services, project_id: str, made: KeyframesReport | None = None) -> CheckOutcome:
@@ -79,8 +84,12 @@ def check_keyframes(services: Services, project_id: str, made: KeyframesReport |
             problems.append(f"frame {f.index} is {size[0]}x{size[1]}, expected {expected[0]}x{expected[1]}")
         elif abs(size[0] / size[1] - aw / ah) > ASPECT_TOLERANCE * aw / ah:
             problems.append(f"frame {f.index} is {size[0]}x{size[1]}, not {spec.aspect_ratio}")
-    return CheckOutcome("keyframes_decode", not problems, "; ".join(problems) or f"{len(frames)} frames decode at {sorted(sizes)}",
-                        {"frames": len(frames)})
+    return CheckOutcome(
+        "keyframes_decode",
+        not problems,
+        "; ".join(problems) or f"{len(frames)} frames decode at {sorted(sizes)}",
+        {"frames": len(frames)},
+    )
 
 
 def _held_frames(frames: list[FrameState], pngs: list[bytes]) -> tuple[dict[int, bytes], dict[int, str]]:
@@ -114,6 +123,9 @@ def check_final_video(info: MediaInfo, expected_duration_s: float, audio_expecte
         problems.append("audio was asked for but the video has no audio stream")
     if abs(info.duration_s - expected_duration_s) > DURATION_TOLERANCE_S:
         problems.append(f"duration {info.duration_s:.2f}s, expected {expected_duration_s:.2f}s ± {DURATION_TOLERANCE_S}")
-    return CheckOutcome("final_video_valid", not problems, "; ".join(problems) or f"{info.duration_s:.2f}s, video ok"
-                        + (", audio ok" if audio_expected else ""),
-                        {"duration_s": round(info.duration_s, 3), "expected_duration_s": round(expected_duration_s, 3)})
+    return CheckOutcome(
+        "final_video_valid",
+        not problems,
+        "; ".join(problems) or f"{info.duration_s:.2f}s, video ok" + (", audio ok" if audio_expected else ""),
+        {"duration_s": round(info.duration_s, 3), "expected_duration_s": round(expected_duration_s, 3)},
+    )

@@ -1,5 +1,6 @@
 """Typed settings. Environment variables use the prefix ``VIDPIPE_``; an optional TOML file
 (``VIDPIPE_CONFIG`` or ``./vidpipe.toml``) sets the same keys. Environment wins over the file."""
+
 from __future__ import annotations
 
 import math
@@ -48,7 +49,9 @@ def _config_file() -> Path | None:
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VIDPIPE_", extra="ignore")
 
-    data_dir: Path = Field(default=Path(".vidpipe"), description="Where the database, artifacts, inbox and Dagster home live by default.")
+    data_dir: Path = Field(
+        default=Path(".vidpipe"), description="Where the database, artifacts, inbox and Dagster home live by default."
+    )
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; default sqlite under data_dir.")
     artifacts_url: str | None = Field(default=None, description="fsspec URL of the artifact store; default data_dir/artifacts.")
     inbox_dir: Path | None = None
@@ -81,25 +84,36 @@ class Settings(BaseSettings):
     prices: dict[str, dict[str, float]] = Field(
         default_factory=lambda: {k: dict(v) for k, v in DEFAULT_PRICES.items()},
         description="Price table, model -> rates (see PRICE_RATES). A custom table (VIDPIPE_PRICES as JSON, or "
-                    "[prices.<model>] in the TOML file) names only the models it changes; each named entry "
-                    "replaces that model's list price whole. A model with no entry cannot be priced.")
+        "[prices.<model>] in the TOML file) names only the models it changes; each named entry "
+        "replaces that model's list price whole. A model with no entry cannot be priced.",
+    )
 
     retry_attempts: int = 5
     retry_initial_s: float = 1.0
     retry_max_s: float = 30.0
     poll_initial_s: float = 5.0
-    poll_max_s: float = Field(default=10.0, description="Longest wait between polls: polls are free, and the wait after an operation finishes is pure latency.")
+    poll_max_s: float = Field(
+        default=10.0,
+        description="Longest wait between polls: polls are free, and the wait after an operation finishes is pure latency.",
+    )
     poll_timeout_s: float = 1200.0
     clip_concurrency: int = Field(default=4, description="Video operations in flight per project run.")
     safety_retries: int = 2
-    lock_wait_s: float = Field(default=0.0, description="How long a run waits for another run of the same project before failing.")
-    heartbeat_interval_s: float = Field(default=15.0, gt=0, description="How often a live run beats its heartbeat (run tag and project lock).")
-    heartbeat_stale_s: float = Field(default=120.0, gt=0, description="A run or lock holder on another host whose heartbeat is older is dead.")
+    lock_wait_s: float = Field(
+        default=0.0, description="How long a run waits for another run of the same project before failing."
+    )
+    heartbeat_interval_s: float = Field(
+        default=15.0, gt=0, description="How often a live run beats its heartbeat (run tag and project lock)."
+    )
+    heartbeat_stale_s: float = Field(
+        default=120.0, gt=0, description="A run or lock holder on another host whose heartbeat is older is dead."
+    )
     video_pool: str = Field(default="video-operations", description="Dagster concurrency pool that bounds live video operations.")
     dagster_executor: Literal["in_process", "multiprocess"] = Field(
         default="in_process",
         description="How a render_project run executes its four steps. They form a chain, so in_process (the run "
-                    "worker itself) saves ~1.5 s of process start-up per step; multiprocess is Dagster's default.")
+        "worker itself) saves ~1.5 s of process start-up per step; multiprocess is Dagster's default.",
+    )
 
     @field_validator("data_dir", mode="after")
     @classmethod

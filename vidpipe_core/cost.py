@@ -15,6 +15,7 @@ A model with no entry in the table has no known price. Pricing something it cons
 through any spend. An entry without rates (``"animatic": {}``) is free, and a usage that consumed
 nothing costs nothing whatever the model.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -36,7 +37,7 @@ def _rates(settings: Settings, model: str) -> Mapping[str, float]:
     except KeyError:
         raise ConfigurationError(
             f"no price for model {model!r}, so its cost cannot be projected or recorded; add it to the price "
-            f"table, e.g. VIDPIPE_PRICES='{{\"{model}\": {{\"per_second\": 0.4}}}}' (rates: input_per_mtok, "
+            f'table, e.g. VIDPIPE_PRICES=\'{{"{model}": {{"per_second": 0.4}}}}\' (rates: input_per_mtok, '
             "output_per_mtok, per_image, per_second, per_second_no_audio; {} for a free model)"
         ) from None
 
@@ -73,6 +74,7 @@ def priced(settings: Settings, model: str, usage: Usage, *, audio: bool | None =
 
 # Projections: the same rule applied to what calls would consume. -------------------------------
 
+
 def image_cost(settings: Settings, model: str, images: int = 1) -> float:
     return usage_cost(settings, model, Usage(images=images))
 
@@ -98,7 +100,9 @@ class Estimate:
         return self.storyboard_usd + self.keyframes_usd + self.clips_usd
 
 
-def estimate(settings: Settings, spec: ProjectSpec, models: dict[str, str], *, frames: int | None = None, clips: int | None = None) -> Estimate:
+def estimate(
+    settings: Settings, spec: ProjectSpec, models: dict[str, str], *, frames: int | None = None, clips: int | None = None
+) -> Estimate:
     """Projected cost of a whole project (or of `frames` keyframes and `clips` clips still to make)."""
     n = spec.scenes
     frames = n + 1 if frames is None else frames

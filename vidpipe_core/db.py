@@ -1,4 +1,5 @@
 """Engine, sessions and migrations. Alembic is the only thing that creates tables."""
+
 from __future__ import annotations
 
 import threading
@@ -14,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from vidpipe_core.errors import ConfigurationError, one_line, redact_url, scrub_url
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-MIGRATION_LOCK_KEY = 7_406_011_873   # any constant shared by every vidpipe process
+MIGRATION_LOCK_KEY = 7_406_011_873  # any constant shared by every vidpipe process
 
 _lock = threading.Lock()
 _engines: dict[str, Engine] = {}
@@ -38,7 +39,7 @@ def display_url(url: str) -> str:
     if parsed.password is None and not parsed.query:
         return url
     shown = parsed.render_as_string(hide_password=True)
-    return redact_url(shown) if parsed.query else shown   # libpq also takes ?password=
+    return redact_url(shown) if parsed.query else shown  # libpq also takes ?password=
 
 
 def database_error(url: str, exc: BaseException) -> ConfigurationError:
@@ -107,7 +108,7 @@ def migrate(url: str) -> None:
                 conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
-    except DBAPIError as exc:   # unreachable, refused, unknown database, read-only file, no privilege
+    except DBAPIError as exc:  # unreachable, refused, unknown database, read-only file, no privilege
         raise database_error(url, exc) from exc
     with _lock:
         _migrated.add(url)

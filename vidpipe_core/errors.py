@@ -1,4 +1,5 @@
 """The error hierarchy. Every message tells the user what to change or do next."""
+
 from __future__ import annotations
 
 
@@ -23,7 +24,7 @@ class ProjectNotFound(VidpipeError):
         self.project_id = project_id
         super().__init__(
             f"project {project_id!r} does not exist; create it with "
-            f"`vidpipe new \"<prompt>\" --id {project_id}` or list projects with `vidpipe list`"
+            f'`vidpipe new "<prompt>" --id {project_id}` or list projects with `vidpipe list`'
         )
 
 
@@ -99,7 +100,11 @@ def redact_url(url: str) -> str:
         userinfo, host = netloc.rsplit("@", 1)
         user = userinfo.split(":", 1)[0]
         netloc = f"{user}:***@{host}" if ":" in userinfo else f"{user}@{host}"
-    query = "&".join(f"{pair.split('=', 1)[0]}=***" if "=" in pair else pair for pair in parts.query.split("&")) if parts.query else ""
+    query = (
+        "&".join(f"{pair.split('=', 1)[0]}=***" if "=" in pair else pair for pair in parts.query.split("&"))
+        if parts.query
+        else ""
+    )
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 

@@ -1,5 +1,6 @@
 """Fingerprints of per-scene work: a digest of everything that changes the output.
 Equal fingerprint means the stored artifact can be reused instead of paid for again."""
+
 from __future__ import annotations
 
 import hashlib
@@ -15,22 +16,54 @@ def _digest(kind: str, fields: dict[str, Any]) -> str:
 
 
 def keyframe_fingerprint(
-    *, provider: str, model: str, prompt: str, aspect_ratio: str, reference_sha256: str | None, render_size: tuple[int, int] | None
+    *,
+    provider: str,
+    model: str,
+    prompt: str,
+    aspect_ratio: str,
+    reference_sha256: str | None,
+    render_size: tuple[int, int] | None,
 ) -> str:
     return _digest(
         "keyframe",
-        {"provider": provider, "model": model, "prompt": prompt, "aspect_ratio": aspect_ratio,
-         "reference": reference_sha256, "size": list(render_size) if render_size else None},
+        {
+            "provider": provider,
+            "model": model,
+            "prompt": prompt,
+            "aspect_ratio": aspect_ratio,
+            "reference": reference_sha256,
+            "size": list(render_size) if render_size else None,
+        },
     )
 
 
 def clip_fingerprint(
-    *, provider: str, model: str, prompt: str, start_sha256: str, end_sha256: str, duration_s: int,
-    aspect_ratio: str, generate_audio: bool, negative_prompt: str, seed: int | None, render: dict[str, Any] | None = None,
+    *,
+    provider: str,
+    model: str,
+    prompt: str,
+    start_sha256: str,
+    end_sha256: str,
+    duration_s: int,
+    aspect_ratio: str,
+    generate_audio: bool,
+    negative_prompt: str,
+    seed: int | None,
+    render: dict[str, Any] | None = None,
 ) -> str:
     return _digest(
         "clip",
-        {"provider": provider, "model": model, "prompt": prompt, "start": start_sha256, "end": end_sha256,
-         "duration": duration_s, "aspect_ratio": aspect_ratio, "audio": generate_audio,
-         "negative": negative_prompt, "seed": seed, "render": render or {}},
+        {
+            "provider": provider,
+            "model": model,
+            "prompt": prompt,
+            "start": start_sha256,
+            "end": end_sha256,
+            "duration": duration_s,
+            "aspect_ratio": aspect_ratio,
+            "audio": generate_audio,
+            "negative": negative_prompt,
+            "seed": seed,
+            "render": render or {},
+        },
     )

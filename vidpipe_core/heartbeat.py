@@ -5,6 +5,7 @@ dead when its heartbeat is older than the staleness setting (``VIDPIPE_HEARTBEAT
 default 120 s, beats every ``VIDPIPE_HEARTBEAT_INTERVAL_S``, default 15 s). Beating from a
 thread, rather than from the work itself, keeps a long ffmpeg stitch or a slow provider call
 from looking dead."""
+
 from __future__ import annotations
 
 import logging

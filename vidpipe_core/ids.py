@@ -1,5 +1,6 @@
 """Project ids. An id is the Dagster partition key and the artifact folder name, so this
 validation is a security boundary: nothing that fails it ever reaches a path."""
+
 from __future__ import annotations
 
 import re

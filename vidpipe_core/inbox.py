@@ -21,6 +21,7 @@ between is finished by the next look (the digest finds the row, the file is move
 
 Nothing here imports Dagster: the sensor turns an ``InboxTick`` into partitions and run requests.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -58,7 +59,7 @@ REJECTED = "rejected"
 ERROR_SUFFIX = ".error.txt"
 FORMATS = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".txt": "text"}
 PARTIAL_SUFFIXES = (".tmp", ".partial", ".part", ".crdownload", ".swp", "~")
-MAX_NAME_BYTES = 120          # keeps accepted/<id>--<name> under NAME_MAX and `source` under 255 chars
+MAX_NAME_BYTES = 120  # keeps accepted/<id>--<name> under NAME_MAX and `source` under 255 chars
 SOURCE_PREFIX = "inbox:"
 DIGEST_MARK = ";sha256="
 DIGEST_CHARS = 32
@@ -123,6 +124,7 @@ class InboxEntry:
 
 # Reading and validating one file -----------------------------------------------------------------
 
+
 class _YamlLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
     """Safe YAML without the YAML 1.1 surprises: `16:9` stays a string (not the base-60 int 969),
     dates stay strings, `0123` stays a string. A key given twice is refused (YAML keeps the last one
@@ -143,15 +145,20 @@ class _YamlLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignor
 
 
 _YamlLoader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers
-            if tag not in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,2002:timestamp")]
+    first: [
+        (tag, rx)
+        for tag, rx in resolvers
+        if tag not in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,2002:timestamp")
+    ]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 _YamlLoader.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$"), list("-+0123456789"))
 _YamlLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?$|^[-+]?[0-9]+[eE][-+]?[0-9]+$"
-               r"|^[-+]?\.(?:inf|Inf|INF)$|^\.(?:nan|NaN|NAN)$"),
+    re.compile(
+        r"^[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?$|^[-+]?[0-9]+[eE][-+]?[0-9]+$"
+        r"|^[-+]?\.(?:inf|Inf|INF)$|^\.(?:nan|NaN|NAN)$"
+    ),
     list("-+0123456789."),
 )
 
@@ -205,8 +212,11 @@ def read_regular_file(path: Path, max_bytes: int, dir_fd: int | None = None) -> 
     where: Path | str = path if dir_fd is None else path.name
     st = os.stat(where, dir_fd=dir_fd, follow_symlinks=False)
     if stat.S_ISLNK(st.st_mode):
-        raise InvalidInput("file", f"is a symbolic link (to '{display_name(os.readlink(where, dir_fd=dir_fd))}'); "
-                                   "links are never followed, copy the file itself into the inbox")
+        raise InvalidInput(
+            "file",
+            f"is a symbolic link (to '{display_name(os.readlink(where, dir_fd=dir_fd))}'); "
+            "links are never followed, copy the file itself into the inbox",
+        )
     if not stat.S_ISREG(st.st_mode):
         raise InvalidInput("file", "is not a regular file (a FIFO, socket or device); drop a text file")
     if st.st_nlink > 1:
@@ -227,8 +237,9 @@ def read_regular_file(path: Path, max_bytes: int, dir_fd: int | None = None) -> 
     finally:
         os.close(fd)
     if len(data) > max_bytes:
-        raise InvalidInput("file", "grew while being read; write it as .name.tmp and rename it when complete",
-                           f"at most {max_bytes} bytes")
+        raise InvalidInput(
+            "file", "grew while being read; write it as .name.tmp and rename it when complete", f"at most {max_bytes} bytes"
+        )
     return data
 
 
@@ -236,8 +247,9 @@ def decode_text(data: bytes) -> str:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise InvalidInput("file", f"is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
-                                   "save it as UTF-8") from None
+        raise InvalidInput(
+            "file", f"is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); save it as UTF-8"
+        ) from None
     if "\x00" in text:
         raise InvalidInput("file", "contains NUL characters; is it a text file?")
     return text.removeprefix("\ufeff")
@@ -307,10 +319,15 @@ def parse_request(text: str, fmt: str) -> InboxRequest:
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-            problem = ", ".join(filter(None, [getattr(exc, "context", None), getattr(exc, "problem", None)])) \
+            problem = (
+                ", ".join(filter(None, [getattr(exc, "context", None), getattr(exc, "problem", None)]))
                 or str(exc).splitlines()[0]
-            hint = "; a value containing ': ' needs quotes, or write `prompt: |` and the text indented on the next lines" \
-                if "mapping values are not allowed" in problem else ""
+            )
+            hint = (
+                "; a value containing ': ' needs quotes, or write `prompt: |` and the text indented on the next lines"
+                if "mapping values are not allowed" in problem
+                else ""
+            )
             raise InvalidInput("file", f"is not valid YAML: {problem}{where}{hint}") from None
         except (ValueError, RecursionError) as exc:
             raise InvalidInput("file", f"is not usable YAML: {type(exc).__name__}: {str(exc)[:200]}") from None
@@ -337,8 +354,9 @@ def validate_request(request: InboxRequest, settings: Settings) -> ProjectSpec:
         raise InvalidInput("provider", str(exc)) from None
 
 
-def parse_inbox_file(path: Path | str, settings: Settings, limits: InboxSettings | None = None, *,
-                     dir_fd: int | None = None) -> InboxEntry:
+def parse_inbox_file(
+    path: Path | str, settings: Settings, limits: InboxSettings | None = None, *, dir_fd: int | None = None
+) -> InboxEntry:
     """Read and validate one inbox file; InvalidInput names the field (or `name`/`file`) and what to change.
     ``dir_fd``: the open inbox (``InboxDirs.inbox``), read instead of the path's folder."""
     limits = limits or InboxSettings()
@@ -346,8 +364,9 @@ def parse_inbox_file(path: Path | str, settings: Settings, limits: InboxSettings
     name = check_name(path, settings.resolved_inbox_dir)
     fmt = FORMATS.get(Path(name).suffix.lower())
     if fmt is None:
-        raise InvalidInput("name", f"{Path(name).suffix or 'a name without extension'!r} is not a prompt file type",
-                           ", ".join(FORMATS))
+        raise InvalidInput(
+            "name", f"{Path(name).suffix or 'a name without extension'!r} is not a prompt file type", ", ".join(FORMATS)
+        )
     text = decode_text(read_regular_file(path, limits.inbox_max_bytes, dir_fd))
     request = parse_request(text, fmt)
     spec = validate_request(request, settings)
@@ -356,12 +375,13 @@ def parse_inbox_file(path: Path | str, settings: Settings, limits: InboxSettings
 
 # The folder -------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class InboxDirs:
     """The inbox and its two folders, opened without following links."""
 
-    path: Path       # the inbox, for messages and InboxTick paths
-    inbox: int       # directory file descriptors
+    path: Path  # the inbox, for messages and InboxTick paths
+    inbox: int  # directory file descriptors
     accepted: int
     rejected: int
 
@@ -384,28 +404,38 @@ def _open_folder(name: str | Path, dir_fd: int | None, shown: Path, fix: str) ->
             raise
         if stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode):
             target = display_name(os.readlink(name, dir_fd=dir_fd))
-            raise ConfigurationError(f"inbox: {display_name(str(shown))} is a symbolic link (to {target}); the inbox never "
-                                     f"reads or moves files through links, so nothing was moved. {fix}") from None
-        raise ConfigurationError(f"inbox: {display_name(str(shown))} is not a folder; move it away so vidpipe "
-                                 "can create the folder") from None
+            raise ConfigurationError(
+                f"inbox: {display_name(str(shown))} is a symbolic link (to {target}); the inbox never "
+                f"reads or moves files through links, so nothing was moved. {fix}"
+            ) from None
+        raise ConfigurationError(
+            f"inbox: {display_name(str(shown))} is not a folder; move it away so vidpipe can create the folder"
+        ) from None
 
 
 @contextmanager
 def open_inbox(settings: Settings) -> Iterator[InboxDirs]:
     """Create the inbox, accepted/ and rejected/ if missing and hold them open for one look."""
     path = configured_inbox(settings)
-    with suppress(FileExistsError):   # a dangling link is reported by _open_folder
+    with suppress(FileExistsError):  # a dangling link is reported by _open_folder
         path.mkdir(parents=True, exist_ok=True)
     opened: list[int] = []
     try:
-        opened.append(_open_folder(path, None, path, "Set VIDPIPE_INBOX_DIR to the folder itself, "
-                                                     "or replace the link with a folder."))
+        opened.append(
+            _open_folder(path, None, path, "Set VIDPIPE_INBOX_DIR to the folder itself, or replace the link with a folder.")
+        )
         for sub in (ACCEPTED, REJECTED):
             with suppress(FileExistsError):
                 os.mkdir(sub, dir_fd=opened[0])
             shown = path / sub
-            opened.append(_open_folder(sub, opened[0], shown, f"Replace it with a folder (rm '{display_name(str(shown))}' "
-                                                              f"&& mkdir '{display_name(str(shown))}')."))
+            opened.append(
+                _open_folder(
+                    sub,
+                    opened[0],
+                    shown,
+                    f"Replace it with a folder (rm '{display_name(str(shown))}' && mkdir '{display_name(str(shown))}').",
+                )
+            )
         yield InboxDirs(settings.resolved_inbox_dir, *opened)
     finally:
         for fd in opened:
@@ -419,8 +449,8 @@ def file_key(st: os.stat_result, name: str) -> str:
 
 @dataclass
 class InboxListing:
-    ready: dict[Path, str]     # ready file -> file_key, oldest first
-    waiting: int = 0           # modified too recently; next look
+    ready: dict[Path, str]  # ready file -> file_key, oldest first
+    waiting: int = 0  # modified too recently; next look
 
 
 def list_inbox(dirs: InboxDirs, limits: InboxSettings, now: float | None = None) -> InboxListing:
@@ -471,7 +501,7 @@ def error_text(name: str, reason: str, inbox: Path) -> str:
         f"vidpipe did not register '{display_name(name)}' from the prompt inbox.\n\n"
         f"    {reason}\n\n"
         f"Fix the file and drop it into {inbox} again (write it as .name.tmp, then rename it).\n"
-        "This copy stays here and is not retried. File format: README.md, section \"Prompt inbox\".\n"
+        'This copy stays here and is not retried. File format: README.md, section "Prompt inbox".\n'
         f"Rejected at {datetime.now(timezone.utc):%Y-%m-%d %H:%M:%S} UTC.\n"
     )
 
@@ -480,8 +510,7 @@ def write_note(dir_fd: int, name: str, text: str) -> None:
     """Write ``name`` in the folder ``dir_fd`` all at once: a new file under a random name (O_EXCL and
     O_NOFOLLOW, so a link placed in the folder is never written through), renamed into place."""
     tmp = f".{name}.{secrets.token_hex(8)}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o644,
-                 dir_fd=dir_fd)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o644, dir_fd=dir_fd)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as f:
             f.write(text)
@@ -513,6 +542,7 @@ def accept_file(path: Path, dirs: InboxDirs, project_id: str) -> Path:
 
 # Projects made from the inbox -------------------------------------------------------------------
 
+
 def project_source(accepted_name: str, digest: str) -> str:
     return f"{SOURCE_PREFIX}{ACCEPTED}/{accepted_name}{DIGEST_MARK}{digest}"
 
@@ -537,7 +567,7 @@ def utc(dt: datetime) -> datetime:
 class InboxProject:
     id: str
     source: str
-    created_at: datetime   # aware UTC
+    created_at: datetime  # aware UTC
 
 
 def registered_digests(services: Services) -> dict[str, str]:
@@ -547,8 +577,9 @@ def registered_digests(services: Services) -> dict[str, str]:
     return {d: pid for pid, src in rows if (d := source_digest(src))}
 
 
-def inbox_projects(services: Services, *, since: datetime | None = None, ids: list[str] | None = None,
-                   limit: int | None = None) -> list[InboxProject]:
+def inbox_projects(
+    services: Services, *, since: datetime | None = None, ids: list[str] | None = None, limit: int | None = None
+) -> list[InboxProject]:
     """Projects made from the inbox, oldest first: created at or after `since`, or among `ids`."""
     q = select(Project.id, Project.source, Project.created_at).where(Project.source.like(f"{SOURCE_PREFIX}%"))
     if ids is not None:
@@ -566,13 +597,17 @@ def register_entry(services: Services, entry: InboxEntry, dirs: InboxDirs) -> tu
     """Write the project row (source names the accepted path), then move the file there."""
     options = entry.request.options()
     if "id" in options and project_exists(services, options["id"]):
-        raise InvalidInput("id", f"{options['id']!r} is already taken by another project; choose another id "
-                                 "or remove the id field to have one generated")
+        raise InvalidInput(
+            "id",
+            f"{options['id']!r} is already taken by another project; choose another id "
+            "or remove the id field to have one generated",
+        )
     planned = build_spec(services.settings, entry.request.prompt, taken=lambda i: project_exists(services, i), **options)
     target = free_path(dirs.path / ACCEPTED, f"{planned.id}--{entry.name}", dirs.accepted)
     try:
-        spec = create_project(services, entry.request.prompt, source=project_source(target.name, entry.digest),
-                              **{**options, "id": planned.id})
+        spec = create_project(
+            services, entry.request.prompt, source=project_source(target.name, entry.digest), **{**options, "id": planned.id}
+        )
     except IntegrityError:  # registered by someone else between the check and the insert
         raise InvalidInput("id", f"{planned.id!r} is already taken by another project; choose another id") from None
     _move(entry.path, dirs, dirs.accepted, target)
@@ -581,7 +616,7 @@ def register_entry(services: Services, entry: InboxEntry, dirs: InboxDirs) -> tu
 
 # One look at the folder -------------------------------------------------------------------------
 
-Log = Callable[[str, str], None]   # (level, message)
+Log = Callable[[str, str], None]  # (level, message)
 
 
 def _parse_guarded(path: Path, settings: Settings, limits: InboxSettings, log: Log, dir_fd: int) -> InboxEntry:
@@ -609,8 +644,9 @@ def _db_reason(exc: BaseException) -> str:
 
 
 def _is_unavailable(exc: BaseException) -> bool:
-    return isinstance(exc, (OperationalError, InterfaceError, DisconnectionError, PoolTimeout)) \
-        or bool(getattr(exc, "connection_invalidated", False))
+    return isinstance(exc, (OperationalError, InterfaceError, DisconnectionError, PoolTimeout)) or bool(
+        getattr(exc, "connection_invalidated", False)
+    )
 
 
 def _register_guarded(services: Services, entry: InboxEntry, dirs: InboxDirs) -> tuple[ProjectSpec, Path]:
@@ -621,24 +657,26 @@ def _register_guarded(services: Services, entry: InboxEntry, dirs: InboxDirs) ->
     except (SQLAlchemyError, ValueError) as exc:
         if _is_unavailable(exc):
             raise DatabaseUnavailable(_db_reason(exc)) from exc
-        raise InvalidInput("file", f"the database refused it ({_db_reason(exc)}); check its text for unusual "
-                                   "characters") from None
+        raise InvalidInput(
+            "file", f"the database refused it ({_db_reason(exc)}); check its text for unusual characters"
+        ) from None
 
 
 @dataclass
 class InboxTick:
-    registered: list[tuple[str, Path]] = field(default_factory=list)   # (project id, accepted file)
-    duplicates: list[tuple[str, Path]] = field(default_factory=list)   # identical to an existing project
-    rejected: list[tuple[Path, str]] = field(default_factory=list)     # (rejected file, reason)
-    stuck: dict[str, str] = field(default_factory=dict)                # file key -> why it could not be moved
-    waiting: int = 0                                                    # still being written
-    deferred: int = 0                                                   # over the per-tick cap
-    unavailable: int = 0                                                # left: the database could not be reached
-    present: set[str] = field(default_factory=set)                      # keys of files still in the inbox
+    registered: list[tuple[str, Path]] = field(default_factory=list)  # (project id, accepted file)
+    duplicates: list[tuple[str, Path]] = field(default_factory=list)  # identical to an existing project
+    rejected: list[tuple[Path, str]] = field(default_factory=list)  # (rejected file, reason)
+    stuck: dict[str, str] = field(default_factory=dict)  # file key -> why it could not be moved
+    waiting: int = 0  # still being written
+    deferred: int = 0  # over the per-tick cap
+    unavailable: int = 0  # left: the database could not be reached
+    present: set[str] = field(default_factory=set)  # keys of files still in the inbox
 
 
-def _evaluate(services: Services, path: Path, dirs: InboxDirs, limits: InboxSettings, known: dict[str, str],
-              tick: InboxTick, log: Log) -> None:
+def _evaluate(
+    services: Services, path: Path, dirs: InboxDirs, limits: InboxSettings, known: dict[str, str], tick: InboxTick, log: Log
+) -> None:
     """Register, recognise or reject one file, and record which in ``tick``."""
     shown = display_name(path.name)
     try:
@@ -647,23 +685,35 @@ def _evaluate(services: Services, path: Path, dirs: InboxDirs, limits: InboxSett
         if existing is not None:
             target = accept_file(path, dirs, existing)
             tick.duplicates.append((existing, target))
-            log("info", f"{shown}: same request as project {existing!r}; no new project "
-                        f"(moved to {ACCEPTED}/{display_name(target.name)})")
+            log(
+                "info",
+                f"{shown}: same request as project {existing!r}; no new project "
+                f"(moved to {ACCEPTED}/{display_name(target.name)})",
+            )
             return
         spec, target = _register_guarded(services, entry, dirs)
     except InvalidInput as exc:
         target = reject_file(path, dirs, str(exc))
         tick.rejected.append((target, str(exc)))
-        log("warning", f"{shown}: rejected - {exc} (moved to {REJECTED}/{display_name(target.name)}, "
-                       f"reason in {display_name(target.name)}{ERROR_SUFFIX})")
+        log(
+            "warning",
+            f"{shown}: rejected - {exc} (moved to {REJECTED}/{display_name(target.name)}, "
+            f"reason in {display_name(target.name)}{ERROR_SUFFIX})",
+        )
         return
     known[entry.digest] = spec.id
     tick.registered.append((spec.id, target))
     log("info", f"{shown}: registered project {spec.id!r} (moved to {ACCEPTED}/{display_name(target.name)})")
 
 
-def process_inbox(services: Services, limits: InboxSettings | None = None, *, skip: Iterable[str] = (),
-                  now: float | None = None, log: Log | None = None) -> InboxTick:
+def process_inbox(
+    services: Services,
+    limits: InboxSettings | None = None,
+    *,
+    skip: Iterable[str] = (),
+    now: float | None = None,
+    log: Log | None = None,
+) -> InboxTick:
     """Evaluate up to ``inbox_max_files_per_tick`` ready files: register, recognise or reject each once.
 
     ``skip`` holds keys (see ``file_key``) of files that could not be moved earlier; they are not
@@ -680,14 +730,16 @@ def process_inbox(services: Services, limits: InboxSettings | None = None, *, sk
         todo = [p for p, k in keys.items() if k not in skip]
         tick.deferred = max(0, len(todo) - limits.inbox_max_files_per_tick)
         batch = todo[: limits.inbox_max_files_per_tick]
-        known = registered_digests(services) if batch else {}   # request digest -> project id
+        known = registered_digests(services) if batch else {}  # request digest -> project id
         for index, path in enumerate(batch):
             try:
                 _evaluate(services, path, dirs, limits, known, tick, log)
             except DatabaseUnavailable as exc:  # not the file's fault: leave it and the rest for the next tick
                 tick.unavailable = len(batch) - index
-                log("error", f"the database is unavailable ({exc}); {tick.unavailable} file(s) stay in the inbox "
-                             "for the next tick")
+                log(
+                    "error",
+                    f"the database is unavailable ({exc}); {tick.unavailable} file(s) stay in the inbox for the next tick",
+                )
                 break
             except FileNotFoundError:  # taken away while we looked: nothing to do
                 continue
@@ -695,6 +747,9 @@ def process_inbox(services: Services, limits: InboxSettings | None = None, *, sk
                 key = keys[path]
                 tick.stuck[key] = str(exc)
                 tick.present.add(key)
-                log("error", f"{display_name(path.name)}: could not be processed ({display_name(str(exc))}); it stays "
-                             "in the inbox and is not evaluated again until it changes")
+                log(
+                    "error",
+                    f"{display_name(path.name)}: could not be processed ({display_name(str(exc))}); it stays "
+                    "in the inbox and is not evaluated again until it changes",
+                )
     return tick

@@ -5,6 +5,7 @@ missing, truncated or overwritten no longer matches, and is then re-obtained wit
 where the provider allows it (a video operation that still holds its result is fetched again;
 the animatic provider renders the same bytes again) or reported with what regenerating it costs.
 People see scenes numbered from 1; frames are named by the scenes they join."""
+
 from __future__ import annotations
 
 import hashlib
@@ -37,12 +38,16 @@ def digest_problem(data: bytes | None, expected_sha256: str | None) -> str | Non
     if expected_sha256:
         actual = hashlib.sha256(data).hexdigest()
         if actual != expected_sha256:
-            return (f"its content does not match the ledger ({len(data)} bytes, sha256 {actual[:12]}..., "
-                    f"recorded {expected_sha256[:12]}...)")
+            return (
+                f"its content does not match the ledger ({len(data)} bytes, sha256 {actual[:12]}..., "
+                f"recorded {expected_sha256[:12]}...)"
+            )
     return None
 
 
-def read_checked(store: ArtifactStore, project_id: str, relpath: str, expected_sha256: str | None) -> tuple[bytes | None, str | None]:
+def read_checked(
+    store: ArtifactStore, project_id: str, relpath: str, expected_sha256: str | None
+) -> tuple[bytes | None, str | None]:
     """The stored bytes and None, or (whatever was read, the problem)."""
     try:
         data = store.read_bytes(project_id, relpath)
@@ -55,9 +60,9 @@ def read_checked(store: ArtifactStore, project_id: str, relpath: str, expected_s
 
 @dataclass(frozen=True)
 class Damage:
-    what: str             # "the clip of scene 3", "the frame between scenes 2 and 3"
+    what: str  # "the clip of scene 3", "the frame between scenes 2 and 3"
     problem: str
-    repair: str           # what fixes it, and what it costs
+    repair: str  # what fixes it, and what it costs
 
 
 class DamagedArtifacts(VidpipeError):

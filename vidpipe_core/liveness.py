@@ -3,6 +3,7 @@
 On the same host the answer is exact: the process id exists and (when recorded) started at the
 recorded time, so a recycled pid is not mistaken for the original. On another host nothing can
 be checked from here (None); callers then go by heartbeat age."""
+
 from __future__ import annotations
 
 import multiprocessing
@@ -44,4 +45,4 @@ def process_alive(pid: int, host: str, started: float | None = None) -> bool | N
     except psutil.NoSuchProcess:
         return False
     except psutil.Error:
-        return True    # exists but cannot be inspected (another user's process): not ours to call dead
+        return True  # exists but cannot be inspected (another user's process): not ours to call dead

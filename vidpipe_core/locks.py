@@ -2,6 +2,7 @@
 never both submit a scene. The holder is recorded with its process, so a holder whose process
 is gone (SIGKILL, OOM) is recognised at once on the same host, and by a stale heartbeat elsewhere
 (the lock beats every ``heartbeat_interval_s`` from a thread while it is held)."""
+
 from __future__ import annotations
 
 import time
@@ -24,7 +25,7 @@ class Holder:
     run_id: str
     pid: int
     host: str
-    started: float | None = None    # the process's start time: a recycled pid is not the holder
+    started: float | None = None  # the process's start time: a recycled pid is not the holder
 
     def encode(self) -> str:
         text = f"run={self.run_id} pid={self.pid} host={self.host}"
@@ -53,7 +54,9 @@ def holder_is_gone(holder_text: str | None) -> bool:
     return holder is not None and process_alive(holder.pid, holder.host, holder.started) is False
 
 
-def acquire(services: Services, project_id: str, run_id: str, *, wait_s: float = 0.0, stale_after_s: float | None = None) -> Holder:
+def acquire(
+    services: Services, project_id: str, run_id: str, *, wait_s: float = 0.0, stale_after_s: float | None = None
+) -> Holder:
     """Take the project's lock for `run_id` (re-entrant for the same run), or raise ProjectBusy
     naming the holder. A holder whose process is gone or whose heartbeat is stale is replaced."""
     stale_after_s = services.settings.heartbeat_stale_s if stale_after_s is None else stale_after_s
@@ -70,9 +73,12 @@ def acquire(services: Services, project_id: str, run_id: str, *, wait_s: float =
             cond = [Project.lock_holder.is_(None), Project.lock_heartbeat < stale_before]
             if takeover and current is not None:
                 cond.append(Project.lock_holder == current)
-            result = s.execute(update(Project).where(Project.id == project_id, or_(*cond))
-                               .values(lock_holder=me.encode(), lock_heartbeat=utcnow())
-                               .execution_options(synchronize_session=False))
+            result = s.execute(
+                update(Project)
+                .where(Project.id == project_id, or_(*cond))
+                .values(lock_holder=me.encode(), lock_heartbeat=utcnow())
+                .execution_options(synchronize_session=False)
+            )
         if result.rowcount == 1:
             return me
         if current is None:
@@ -85,14 +91,22 @@ def acquire(services: Services, project_id: str, run_id: str, *, wait_s: float =
 
 def heartbeat(services: Services, project_id: str, holder: Holder) -> None:
     with services.db.session() as s:
-        s.execute(update(Project).where(Project.id == project_id, Project.lock_holder == holder.encode())
-                  .values(lock_heartbeat=utcnow()).execution_options(synchronize_session=False))
+        s.execute(
+            update(Project)
+            .where(Project.id == project_id, Project.lock_holder == holder.encode())
+            .values(lock_heartbeat=utcnow())
+            .execution_options(synchronize_session=False)
+        )
 
 
 def release(services: Services, project_id: str, holder_text: str) -> None:
     with services.db.session() as s:
-        s.execute(update(Project).where(Project.id == project_id, Project.lock_holder == holder_text)
-                  .values(lock_holder=None, lock_heartbeat=None).execution_options(synchronize_session=False))
+        s.execute(
+            update(Project)
+            .where(Project.id == project_id, Project.lock_holder == holder_text)
+            .values(lock_holder=None, lock_heartbeat=None)
+            .execution_options(synchronize_session=False)
+        )
 
 
 def release_if_gone(services: Services, project_id: str, *, dry_run: bool = False) -> str | None:
@@ -113,8 +127,11 @@ def project_lock(services: Services, project_id: str, run_id: str, *, wait_s: fl
     """Hold the lock for the block, beating its heartbeat from a thread."""
     holder = acquire(services, project_id, run_id, wait_s=wait_s)
     try:
-        with Heartbeat(services.settings.heartbeat_interval_s, lambda: heartbeat(services, project_id, holder),
-                       name=f"vidpipe-lock-{project_id}"):
+        with Heartbeat(
+            services.settings.heartbeat_interval_s,
+            lambda: heartbeat(services, project_id, holder),
+            name=f"vidpipe-lock-{project_id}",
+        ):
             yield holder
     finally:
         release(services, project_id, holder.encode())

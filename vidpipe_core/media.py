@@ -5,6 +5,7 @@ the arguments *after* the program name, so they can be unit-tested without runni
 ``run_ffmpeg`` prepends the binary from imageio-ffmpeg (``IMAGEIO_FFMPEG_EXE`` wins) and runs
 it with stderr captured. Probing and decoding use PyAV; there is no ffprobe.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -42,24 +43,22 @@ AUDIO_RATE = 48000
 AUDIO_BITRATE = "128k"
 THREADS = 2
 FFMPEG_TIMEOUT_S = 900.0
-STITCH_WORKERS = 2           # ffmpeg jobs at once for a segmented crossfade (memory: two processes)
+STITCH_WORKERS = 2  # ffmpeg jobs at once for a segmented crossfade (memory: two processes)
 
 _GLOBAL_ARGS = ("-hide_banner", "-nostdin", "-nostats", "-loglevel", "error")
 _STDERR_TAIL_LINES = 15
-CANCEL_POLL_S = 0.25       # how often a running ffmpeg looks at its cancel token
+CANCEL_POLL_S = 0.25  # how often a running ffmpeg looks at its cancel token
 
 
 # --------------------------------------------------------------------------------------
 # The binary
 # --------------------------------------------------------------------------------------
 
-_checked: dict[str, str] = {}   # exe path -> version line (successes only)
+_checked: dict[str, str] = {}  # exe path -> version line (successes only)
 
 
 def _ffmpeg_missing(detail: str) -> MediaError:
-    return MediaError(
-        f"ffmpeg cannot run: {detail}; install imageio-ffmpeg or set IMAGEIO_FFMPEG_EXE to a working ffmpeg"
-    )
+    return MediaError(f"ffmpeg cannot run: {detail}; install imageio-ffmpeg or set IMAGEIO_FFMPEG_EXE to a working ffmpeg")
 
 
 def _locate_ffmpeg() -> str:
@@ -146,7 +145,7 @@ def dimensions(aspect_ratio: str, short_side: int) -> tuple[int, int]:
 
 @dataclass(frozen=True)
 class MediaInfo:
-    duration_s: float                 # container duration (longest stream)
+    duration_s: float  # container duration (longest stream)
     width: int
     height: int
     fps: float
@@ -155,10 +154,10 @@ class MediaInfo:
     audio_channels: int
     sample_rate: int
     size_bytes: int
-    video_duration_s: float = 0.0     # the video stream alone; what crossfade offsets are based on
-    frames: int = 0                   # video frames (from the container index)
+    video_duration_s: float = 0.0  # the video stream alone; what crossfade offsets are based on
+    frames: int = 0  # video frames (from the container index)
     pix_fmt: str | None = None
-    copy_key: str = ""                # equal keys => streams can be joined by stream copy
+    copy_key: str = ""  # equal keys => streams can be joined by stream copy
 
     @property
     def has_audio(self) -> bool:
@@ -181,8 +180,20 @@ def _copy_key(vs: av.video.stream.VideoStream | None, as_: av.audio.stream.Audio
     parts: list[bytes] = []
     if vs is not None:
         cc = vs.codec_context
-        parts += [str((cc.name, cc.profile, cc.width, cc.height, str(cc.format.name if cc.format else None),
-                       str(vs.average_rate), str(vs.time_base))).encode(), bytes(cc.extradata or b"")]
+        parts += [
+            str(
+                (
+                    cc.name,
+                    cc.profile,
+                    cc.width,
+                    cc.height,
+                    str(cc.format.name if cc.format else None),
+                    str(vs.average_rate),
+                    str(vs.time_base),
+                )
+            ).encode(),
+            bytes(cc.extradata or b""),
+        ]
     if as_ is not None:
         cc = as_.codec_context
         parts += [str((cc.name, cc.profile, cc.sample_rate, cc.layout.nb_channels)).encode(), bytes(cc.extradata or b"")]
@@ -256,8 +267,9 @@ def read_frame(path: str | Path, at: float | Literal["first", "last"]) -> Image.
         raise MediaError(f"{path}: cannot decode a frame at {at!r} ({exc})") from exc
 
 
-def _pick_frame(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
-                at: float | Literal["first", "last"]) -> av.VideoFrame:
+def _pick_frame(
+    container: av.container.InputContainer, stream: av.video.stream.VideoStream, at: float | Literal["first", "last"]
+) -> av.VideoFrame:
     if at == "first":
         for frame in container.decode(stream):
             return frame
@@ -301,8 +313,14 @@ def _rate(fps: float) -> str:
 def video_out_kwargs(fps: float) -> dict[str, object]:
     """Output options of every video vidpipe encodes (animatic clips, re-encoded joins)."""
     return {
-        "c:v": VIDEO_CODEC, "preset": X264_PRESET, "crf": X264_CRF, "pix_fmt": PIX_FMT,
-        "profile:v": "high", "r": _rate(fps), "threads": THREADS, "movflags": "+faststart",
+        "c:v": VIDEO_CODEC,
+        "preset": X264_PRESET,
+        "crf": X264_CRF,
+        "pix_fmt": PIX_FMT,
+        "profile:v": "high",
+        "r": _rate(fps),
+        "threads": THREADS,
+        "movflags": "+faststart",
         "video_track_timescale": 90000,
     }
 
@@ -316,7 +334,7 @@ def audio_out_kwargs() -> dict[str, object]:
 # Stitching
 # --------------------------------------------------------------------------------------
 
-ClipInput = tuple[Path, float, bool]   # (path, measured duration in seconds, has_audio)
+ClipInput = tuple[Path, float, bool]  # (path, measured duration in seconds, has_audio)
 
 
 def _concat_list_line(path: Path) -> str:
@@ -326,9 +344,12 @@ def _concat_list_line(path: Path) -> str:
 
 def concat_args(list_file: Path, out: Path) -> list[str]:
     """Concat demuxer, stream copy: no re-encode, bounded by disk speed."""
-    return (ffmpeg.input(str(list_file), f="concat", safe=0)
-            .output(str(out), c="copy", movflags="+faststart", f="mp4")
-            .overwrite_output().get_args())
+    return (
+        ffmpeg.input(str(list_file), f="concat", safe=0)
+        .output(str(out), c="copy", movflags="+faststart", f="mp4")
+        .overwrite_output()
+        .get_args()
+    )
 
 
 def crossfade_offsets(durations: Sequence[float], crossfade: float) -> list[float]:
@@ -340,21 +361,30 @@ def crossfade_offsets(durations: Sequence[float], crossfade: float) -> list[floa
     return offsets
 
 
-def _normalized_inputs(inputs: Sequence[ClipInput], *, fps: float, size: tuple[int, int], with_audio: bool
-                       ) -> list[tuple[ffmpeg.nodes.FilterableStream, ffmpeg.nodes.FilterableStream | None]]:
+def _normalized_inputs(
+    inputs: Sequence[ClipInput], *, fps: float, size: tuple[int, int], with_audio: bool
+) -> list[tuple[ffmpeg.nodes.FilterableStream, ffmpeg.nodes.FilterableStream | None]]:
     """Each input scaled/padded to ``size`` at ``fps`` in yuv420p; audio resampled and padded/cut
     to the clip's measured video duration so A/V stay in sync after joining."""
     w, h = size
     out = []
     for path, duration, _ in inputs:
         src = ffmpeg.input(str(path))
-        v = (src.video.filter("scale", w, h, force_original_aspect_ratio="decrease")
-             .filter("pad", w, h, "(ow-iw)/2", "(oh-ih)/2").filter("setsar", 1)
-             .filter("fps", _rate(fps)).filter("format", PIX_FMT))
+        v = (
+            src.video.filter("scale", w, h, force_original_aspect_ratio="decrease")
+            .filter("pad", w, h, "(ow-iw)/2", "(oh-ih)/2")
+            .filter("setsar", 1)
+            .filter("fps", _rate(fps))
+            .filter("format", PIX_FMT)
+        )
         a = None
         if with_audio:
-            a = (src.audio.filter("aformat", sample_fmts="fltp", sample_rates=AUDIO_RATE, channel_layouts="stereo")
-                 .filter("apad").filter("atrim", duration=ffmpeg_number(duration)).filter("asetpts", "PTS-STARTPTS"))
+            a = (
+                src.audio.filter("aformat", sample_fmts="fltp", sample_rates=AUDIO_RATE, channel_layouts="stereo")
+                .filter("apad")
+                .filter("atrim", duration=ffmpeg_number(duration))
+                .filter("asetpts", "PTS-STARTPTS")
+            )
         out.append((v, a))
     return out
 
@@ -383,8 +413,7 @@ def reencode_concat_args(inputs: Sequence[ClipInput], out: Path, *, fps: float, 
     return _encode(streams, out, fps=fps, with_audio=with_audio)
 
 
-def crossfade_args(inputs: Sequence[ClipInput], out: Path, *, crossfade: float, fps: float,
-                   size: tuple[int, int]) -> list[str]:
+def crossfade_args(inputs: Sequence[ClipInput], out: Path, *, crossfade: float, fps: float, size: tuple[int, int]) -> list[str]:
     """xfade chain for video and acrossfade chain for audio (only when every input has audio).
 
     Offsets come from the *measured* durations in ``inputs``; the output lasts
@@ -396,8 +425,9 @@ def crossfade_args(inputs: Sequence[ClipInput], out: Path, *, crossfade: float, 
     offsets = crossfade_offsets([d for _, d, _ in inputs], crossfade)
     video = parts[0][0]
     for (v, _), offset in zip(parts[1:], offsets):
-        video = ffmpeg.filter([video, v], "xfade", transition="fade", duration=ffmpeg_number(crossfade),
-                              offset=ffmpeg_number(offset))
+        video = ffmpeg.filter(
+            [video, v], "xfade", transition="fade", duration=ffmpeg_number(crossfade), offset=ffmpeg_number(offset)
+        )
     streams = [video]
     if with_audio:
         streams.append(_acrossfade_chain([a for _, a in parts], crossfade))
@@ -411,8 +441,8 @@ class CrossfadeSegments:
     ffmpeg holds at most two decoded inputs at a time, whatever the number of clips (the single
     xfade graph of ``crossfade_args`` holds every input: ~200 MiB each at 1080p)."""
 
-    jobs: list[tuple[str, list[str]]]    # (what, args), to run in order
-    concat_list: str                      # text of the concat demuxer list of the video segments
+    jobs: list[tuple[str, list[str]]]  # (what, args), to run in order
+    concat_list: str  # text of the concat demuxer list of the video segments
     list_file: Path
     expected_frames: int
     fps: float
@@ -422,8 +452,9 @@ class CrossfadeSegments:
         return self.expected_frames / self.fps
 
 
-def crossfade_segment_plan(inputs: Sequence[ClipInput], out: Path, *, crossfade: float, fps: float,
-                           size: tuple[int, int], workdir: Path) -> CrossfadeSegments | None:
+def crossfade_segment_plan(
+    inputs: Sequence[ClipInput], out: Path, *, crossfade: float, fps: float, size: tuple[int, int], workdir: Path
+) -> CrossfadeSegments | None:
     """Plan a crossfade as segments in ``workdir`` (frames counted at ``fps``), or None when a
     clip is too short for its fades not to overlap (fade-in and fade-out of one clip need two
     crossfades of length), in which case only the single xfade graph expresses it."""
@@ -456,8 +487,13 @@ def crossfade_segment_plan(inputs: Sequence[ClipInput], out: Path, *, crossfade:
         if end > start:
             add(f"clip {i + 1} body", cut(video(i), start, end))
         if i < n - 1:
-            fade = ffmpeg.filter([cut(video(i), frames[i] - c, frames[i]), cut(video(i + 1), 0, c)], "xfade",
-                                 transition="fade", duration=ffmpeg_number(fade_s), offset=0)
+            fade = ffmpeg.filter(
+                [cut(video(i), frames[i] - c, frames[i]), cut(video(i + 1), 0, c)],
+                "xfade",
+                transition="fade",
+                duration=ffmpeg_number(fade_s),
+                offset=0,
+            )
             add(f"crossfade {i + 1}->{i + 2}", fade)
     expected_frames = sum(frames) - (n - 1) * c
     list_file = workdir / "segments.txt"
@@ -467,10 +503,13 @@ def crossfade_segment_plan(inputs: Sequence[ClipInput], out: Path, *, crossfade:
         framed = [(path, f / fps, True) for (path, _, _), f in zip(inputs, frames)]
         audio = _acrossfade_chain([a for _, a in _normalized_inputs(framed, fps=fps, size=size, with_audio=True)], fade_s)
         audio_file = workdir / "audio.m4a"
-        jobs.append(("crossfade audio", ffmpeg.output(audio, str(audio_file), vn=None, f="mp4", **audio_out_kwargs())
-                     .overwrite_output().get_args()))
-        muxed = ffmpeg.output(concat, ffmpeg.input(str(audio_file)).audio, str(out), c="copy",
-                              movflags="+faststart", f="mp4")
+        jobs.append(
+            (
+                "crossfade audio",
+                ffmpeg.output(audio, str(audio_file), vn=None, f="mp4", **audio_out_kwargs()).overwrite_output().get_args(),
+            )
+        )
+        muxed = ffmpeg.output(concat, ffmpeg.input(str(audio_file)).audio, str(out), c="copy", movflags="+faststart", f="mp4")
     else:
         muxed = ffmpeg.output(concat, str(out), c="copy", movflags="+faststart", f="mp4")
     jobs.append(("join segments", muxed.overwrite_output().get_args()))
@@ -508,7 +547,7 @@ def _temp_output(out: Path) -> Path:
 @dataclass(frozen=True)
 class _StitchPlan:
     method: Literal["copy", "reencode", "crossfade"]
-    jobs: list[tuple[str, list[str]]]    # ffmpeg runs, in order; the last one writes the output
+    jobs: list[tuple[str, list[str]]]  # ffmpeg runs, in order; the last one writes the output
     expected_s: float
     notes: tuple[str, ...]
 
@@ -518,8 +557,11 @@ def _plan_stitch(clips: list[Path], infos: list[MediaInfo], tmp: Path, workdir: 
     first = infos[0]
     inputs = [(c, _measured(i), i.has_audio) for c, i in zip(clips, infos)]
     total = sum(d for _, d, _ in inputs)
-    silent = ("audio dropped: not every clip has an audio track",) if any(i.has_audio for i in infos) and not all(
-        i.has_audio for i in infos) else ()
+    silent = (
+        ("audio dropped: not every clip has an audio track",)
+        if any(i.has_audio for i in infos) and not all(i.has_audio for i in infos)
+        else ()
+    )
     size = (first.width, first.height)
     if crossfade > 0 and len(clips) > 1:
         note = f"crossfade {crossfade:g} s between {len(clips)} clips (re-encoded)"
@@ -528,16 +570,24 @@ def _plan_stitch(clips: list[Path], infos: list[MediaInfo], tmp: Path, workdir: 
             segmented.list_file.write_text(segmented.concat_list, encoding="utf-8")
             return _StitchPlan("crossfade", segmented.jobs, segmented.expected_s, (note, *silent))
         args = crossfade_args(inputs, tmp, crossfade=crossfade, fps=first.fps, size=size)
-        return _StitchPlan("crossfade", [("crossfade", args)], total - (len(clips) - 1) * crossfade,
-                           (note + "; one filter graph: a clip is shorter than two crossfades", *silent))
+        return _StitchPlan(
+            "crossfade",
+            [("crossfade", args)],
+            total - (len(clips) - 1) * crossfade,
+            (note + "; one filter graph: a clip is shorter than two crossfades", *silent),
+        )
     mismatch = _mismatch_reason(infos, clips)
     if mismatch is None:
         list_file = workdir / "clips.txt"
         list_file.write_text("".join(_concat_list_line(c) for c in clips), encoding="utf-8")
         return _StitchPlan("copy", [("concat", concat_args(list_file, tmp))], total, ())
     args = reencode_concat_args(inputs, tmp, fps=first.fps, size=size)
-    return _StitchPlan("reencode", [("re-encode", args)], total,
-                       (f"re-encoded to {first.width}x{first.height} @ {first.fps:g} fps: {mismatch}", *silent))
+    return _StitchPlan(
+        "reencode",
+        [("re-encode", args)],
+        total,
+        (f"re-encoded to {first.width}x{first.height} @ {first.fps:g} fps: {mismatch}", *silent),
+    )
 
 
 def stitch(clips: Sequence[Path], out: Path, *, crossfade: float = 0.0, cancel: CancelToken = NEVER) -> StitchResult:
@@ -567,7 +617,7 @@ def stitch(clips: Sequence[Path], out: Path, *, crossfade: float = 0.0, cancel: 
             try:
                 list(pool.map(lambda job: run_ffmpeg(job[1], what=f"stitch {out.name}: {job[0]}", cancel=jobs_token), parts))
             except BaseException:
-                jobs_token.cancel("the stitch was interrupted")   # stop the other ffmpeg job too
+                jobs_token.cancel("the stitch was interrupted")  # stop the other ffmpeg job too
                 raise
         run_ffmpeg(last_args, what=f"stitch {out.name}: {last_what}", cancel=cancel)
         info = probe(tmp)
@@ -624,8 +674,9 @@ def contact_sheet(pngs: list[bytes], *, columns: int = 4, thumb_width: int = 320
             raise MediaError(f"contact sheet: image {i} does not decode ({exc})") from exc
     w0, h0 = images[0].size
     thumb = (thumb_width, max(1, round(thumb_width * h0 / w0)))
-    sheet = Image.new("RGB", contact_sheet_size(len(images), columns=columns, thumb_size=thumb, labels=labels is not None),
-                      SHEET_BACKGROUND)
+    sheet = Image.new(
+        "RGB", contact_sheet_size(len(images), columns=columns, thumb_size=thumb, labels=labels is not None), SHEET_BACKGROUND
+    )
     draw = ImageDraw.Draw(sheet)
     font = ImageFont.load_default(size=max(10, thumb_width // 12))
     cols = max(1, min(columns, len(images)))
@@ -658,7 +709,25 @@ def ellipsize(draw: ImageDraw.ImageDraw, text: str, font: ImageFont.ImageFont | 
 
 
 __all__ = [
-    "ClipInput", "MediaInfo", "StitchResult", "audio_out_kwargs", "check_ffmpeg", "concat_args", "contact_sheet",
-    "contact_sheet_size", "crossfade_args", "crossfade_offsets", "dimensions", "ellipsize", "ffmpeg_exe", "ffmpeg_number",
-    "probe", "probe_bytes", "read_frame", "reencode_concat_args", "run_ffmpeg", "stitch", "video_out_kwargs",
+    "ClipInput",
+    "MediaInfo",
+    "StitchResult",
+    "audio_out_kwargs",
+    "check_ffmpeg",
+    "concat_args",
+    "contact_sheet",
+    "contact_sheet_size",
+    "crossfade_args",
+    "crossfade_offsets",
+    "dimensions",
+    "ellipsize",
+    "ffmpeg_exe",
+    "ffmpeg_number",
+    "probe",
+    "probe_bytes",
+    "read_frame",
+    "reencode_concat_args",
+    "run_ffmpeg",
+    "stitch",
+    "video_out_kwargs",
 ]

@@ -3,6 +3,7 @@
 Keyframes and clips are keyed by (project, index, fingerprint): a row is the ledger entry of
 one paid-for artifact, so reverting an edit reuses what was already bought, and the unique
 key is what stops two runs from submitting the same scene twice."""
+
 from __future__ import annotations
 
 import enum
@@ -29,11 +30,11 @@ class KeyframeStatus(str, enum.Enum):
 
 
 class ClipStatus(str, enum.Enum):
-    CLAIMED = "claimed"          # a run owns the scene; nothing sent yet
-    SUBMITTED = "submitted"      # the provider accepted it; operation_name is set
-    DONE = "done"                # bytes stored at path (`error` notes damage found since)
-    REJECTED = "rejected"        # content-safety filter; reasons recorded
-    FAILED = "failed"            # error recorded
+    CLAIMED = "claimed"  # a run owns the scene; nothing sent yet
+    SUBMITTED = "submitted"  # the provider accepted it; operation_name is set
+    DONE = "done"  # bytes stored at path (`error` notes damage found since)
+    REJECTED = "rejected"  # content-safety filter; reasons recorded
+    FAILED = "failed"  # error recorded
 
 
 def _enum(e: type[enum.Enum]) -> Enum:

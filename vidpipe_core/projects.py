@@ -1,4 +1,5 @@
 """Registering projects: validate everything first, then write the row (nothing on failure)."""
+
 from __future__ import annotations
 
 import math
@@ -20,12 +21,12 @@ from vidpipe_core.services import Services
 
 MAX_STYLE_CHARS = 500
 MAX_NEGATIVE_PROMPT_CHARS = 1000
-MAX_SEED = 2**32 - 1   # Veo's seed is an unsigned 32-bit integer
+MAX_SEED = 2**32 - 1  # Veo's seed is an unsigned 32-bit integer
 SAFETY_POLICIES = ("fail", "skip", "retry")
 # Control characters (category Cc) but tab, newline and carriage return, and lone surrogates: what a
 # command-line argument that is not UTF-8 becomes (surrogateescape), or a JSON "\ud800" escape.
 _UNUSABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
-_INVISIBLE = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})   # spaces, line breaks, zero-width and format characters
+_INVISIBLE = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})  # spaces, line breaks, zero-width and format characters
 
 
 def check_text(field: str, value: str) -> str:
@@ -38,11 +39,13 @@ def check_text(field: str, value: str) -> str:
         return value
     code, position = ord(bad.group()), bad.start() + 1
     if 0xDC80 <= code <= 0xDCFF:  # an undecodable byte, kept by surrogateescape
-        raise InvalidInput(field, f"is not valid UTF-8 (byte 0x{code - 0xDC00:02x} at position {position}); "
-                                  "pass the text as UTF-8")
+        raise InvalidInput(
+            field, f"is not valid UTF-8 (byte 0x{code - 0xDC00:02x} at position {position}); pass the text as UTF-8"
+        )
     if 0xD800 <= code <= 0xDFFF:
-        raise InvalidInput(field, f"is not valid UTF-8 (an unpaired surrogate U+{code:04X} at position {position}); "
-                                  "pass the text as UTF-8")
+        raise InvalidInput(
+            field, f"is not valid UTF-8 (an unpaired surrogate U+{code:04X} at position {position}); pass the text as UTF-8"
+        )
     raise InvalidInput(field, f"contains a control character (U+{code:04X} at position {position}); remove it")
 
 
@@ -92,8 +95,9 @@ def build_spec(
     if not prompt.strip():
         raise InvalidInput("prompt", "is empty; describe the video you want")
     if not has_visible_text(prompt):
-        raise InvalidInput("prompt", "has no visible characters (only spaces and invisible ones such as U+200B); "
-                                     "describe the video you want")
+        raise InvalidInput(
+            "prompt", "has no visible characters (only spaces and invisible ones such as U+200B); describe the video you want"
+        )
     prompt = prompt.strip()
     if len(prompt) > MAX_PROMPT_CHARS:
         raise InvalidInput("prompt", f"is {len(prompt)} characters long", f"at most {MAX_PROMPT_CHARS}")
@@ -102,8 +106,9 @@ def build_spec(
         raise InvalidInput("style", f"is {len(style)} characters long", f"at most {MAX_STYLE_CHARS}")
     check_text("negative_prompt", negative_prompt)
     if len(negative_prompt) > MAX_NEGATIVE_PROMPT_CHARS:
-        raise InvalidInput("negative_prompt", f"is {len(negative_prompt)} characters long",
-                           f"at most {MAX_NEGATIVE_PROMPT_CHARS}")
+        raise InvalidInput(
+            "negative_prompt", f"is {len(negative_prompt)} characters long", f"at most {MAX_NEGATIVE_PROMPT_CHARS}"
+        )
     if id is not None:
         check_text("id", id)
     aspect_ratio = aspect_ratio or settings.default_aspect_ratio
@@ -132,10 +137,18 @@ def build_spec(
             raise InvalidInput("id", f"{project_id!r} is already taken; choose another id or omit --id")
     try:
         spec = ProjectSpec(
-            id=project_id, prompt=prompt, style=style, aspect_ratio=aspect_ratio,  # type: ignore[arg-type]
-            clip_duration=clip_duration, scenes=scenes, providers=StageProviders(**stages),
+            id=project_id,
+            prompt=prompt,
+            style=style,
+            aspect_ratio=aspect_ratio,  # type: ignore[arg-type]
+            clip_duration=clip_duration,
+            scenes=scenes,
+            providers=StageProviders(**stages),
             generate_audio=settings.generate_audio if generate_audio is None else generate_audio,
-            negative_prompt=negative_prompt, seed=seed, fast=fast, max_cost_usd=max_cost,
+            negative_prompt=negative_prompt,
+            seed=seed,
+            fast=fast,
+            max_cost_usd=max_cost,
             safety_policy=safety_policy or settings.safety_policy,  # type: ignore[arg-type]
             crossfade=crossfade,
         )
@@ -144,7 +157,9 @@ def build_spec(
         raise InvalidInput(".".join(str(p) for p in err["loc"]) or "spec", err["msg"]) from None
     validate_clip_duration(settings, spec)
     if not 0 <= crossfade < spec.clip_duration:
-        raise InvalidInput("crossfade", f"{crossfade} is out of range", f"0 <= crossfade < {spec.clip_duration} (the clip duration)")
+        raise InvalidInput(
+            "crossfade", f"{crossfade} is out of range", f"0 <= crossfade < {spec.clip_duration} (the clip duration)"
+        )
     return spec
 
 
@@ -152,7 +167,8 @@ def validate_clip_duration(settings: Settings, spec: ProjectSpec) -> None:
     allowed = clip_provider(spec.providers.clips, settings).allowed_durations(spec)
     if spec.clip_duration not in allowed:
         raise InvalidInput(
-            "clip_duration", f"{spec.clip_duration!r} seconds is not accepted by the {spec.providers.clips} clip provider",
+            "clip_duration",
+            f"{spec.clip_duration!r} seconds is not accepted by the {spec.providers.clips} clip provider",
             ", ".join(str(d) for d in allowed),
         )
 

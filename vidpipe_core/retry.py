@@ -4,6 +4,7 @@ Every remote call in vidpipe goes through :func:`retry_call`, so the final error
 names the stage, the scene and the cause. SDK-level retries stay off (google-genai does not
 retry unless ``HttpOptions.retry_options`` is set), so nothing is retried twice.
 """
+
 from __future__ import annotations
 
 import logging
@@ -20,7 +21,7 @@ log = logging.getLogger("vidpipe.retry")
 
 TRANSIENT_HTTP_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
-RetryCallback = Callable[[int, BaseException, float], None]   # (failed attempt, error, delay)
+RetryCallback = Callable[[int, BaseException, float], None]  # (failed attempt, error, delay)
 
 
 def backoff_delay(attempt: int, initial_s: float, max_s: float, rng: Callable[[float, float], float] = random.uniform) -> float:
@@ -125,7 +126,7 @@ def _transient_transport_errors() -> tuple[type[BaseException], ...]:
     try:
         from google.auth import exceptions as auth_exceptions
 
-        found.append(auth_exceptions.TransportError)   # network failure during token refresh
+        found.append(auth_exceptions.TransportError)  # network failure during token refresh
     except ImportError:  # pragma: no cover
         pass
     return tuple(found)

@@ -1,4 +1,5 @@
 """Pydantic models at the boundaries: the project spec (user input), the storyboard (LLM output)."""
+
 from __future__ import annotations
 
 from typing import Literal

@@ -4,6 +4,7 @@ Each scratch folder is named after the process that made it (``<purpose>@<pid>@<
 and removed when the work ends. A process killed with SIGKILL cannot remove its own, so every
 start removes the folders of processes on this host that no longer exist. Nothing is left in the
 system temp directory, and nothing is removed that a live process (or another host) still uses."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """The handles every step needs, built once from settings."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -19,5 +20,7 @@ class Services:
     def create(cls, settings: Settings | None = None, *, housekeeping: bool = True) -> "Services":
         settings = settings or get_settings()
         if housekeeping:
-            clean_stale_scratch(settings.data_dir)     # work folders of processes that were killed
-        return cls(settings=settings, db=Database(settings.resolved_database_url), store=ArtifactStore(settings.resolved_artifacts_url))
+            clean_stale_scratch(settings.data_dir)  # work folders of processes that were killed
+        return cls(
+            settings=settings, db=Database(settings.resolved_database_url), store=ArtifactStore(settings.resolved_artifacts_url)
+        )

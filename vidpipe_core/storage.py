@@ -9,6 +9,7 @@
 Every path is built from a validated project id and a relative path that is checked to stay
 inside the project's folder. Writes are atomic: bytes go to a temporary name and are renamed
 (local) or put in one request (object stores), so a half-written file is never visible."""
+
 from __future__ import annotations
 
 import hashlib

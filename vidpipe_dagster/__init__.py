@@ -4,6 +4,7 @@
 `defs` is loaded on first use, not on import: the `vidpipe` command imports this package, and
 loading the definitions reads the settings, so a bad setting would otherwise end in a traceback
 before the command can say which setting is wrong."""
+
 from typing import Any
 
 __all__ = ["defs"]

@@ -32,7 +32,7 @@ from vidpipe_dagster.resources import VidpipeResource
 warnings.filterwarnings("ignore", message="Specifying a partitions_def on an AssetCheckSpec", category=dg.PreviewWarning)
 
 GROUP = "vidpipe"
-NONCE_KEY = "project_nonce"     # metadata: the project record a materialization belongs to
+NONCE_KEY = "project_nonce"  # metadata: the project record a materialization belongs to
 
 
 class StoryboardConfig(dg.Config):
@@ -78,8 +78,11 @@ def _step(context: dg.AssetExecutionContext, vidpipe: VidpipeResource) -> Iterat
     instance, run_id = context.instance, context.run.run_id
     instance.add_run_tags(run_id, owner_tags())
     try:
-        with Heartbeat(services.settings.heartbeat_interval_s, lambda: instance.add_run_tags(run_id, heartbeat_tags()),
-                       name=f"vidpipe-run-{run_id[:8]}"):
+        with Heartbeat(
+            services.settings.heartbeat_interval_s,
+            lambda: instance.add_run_tags(run_id, heartbeat_tags()),
+            name=f"vidpipe-run-{run_id[:8]}",
+        ):
             yield services, project_id
     except VidpipeError as exc:
         raise _fail(exc) from exc
@@ -91,8 +94,9 @@ def _nonce(services: Services, project_id: str) -> dict[str, str]:
 
 
 def _check(outcome: CheckOutcome) -> dg.AssetCheckResult:
-    return dg.AssetCheckResult(check_name=outcome.name, passed=outcome.passed, description=outcome.description,
-                               metadata=outcome.metadata)
+    return dg.AssetCheckResult(
+        check_name=outcome.name, passed=outcome.passed, description=outcome.description, metadata=outcome.metadata
+    )
 
 
 def _fail(exc: VidpipeError) -> dg.Failure:
@@ -111,14 +115,17 @@ def _scene_table(report: StepReport) -> str:
 
 
 @dg.asset(
-    partitions_def=projects_partitions, group_name=GROUP, kinds={"python", "json"},
+    partitions_def=projects_partitions,
+    group_name=GROUP,
+    kinds={"python", "json"},
     description="Scene plan and style guide, from the storyboard provider (structured output).",
     check_specs=[dg.AssetCheckSpec("storyboard_complete", asset="storyboard", partitions_def=projects_partitions)],
 )
 def storyboard(context: dg.AssetExecutionContext, config: StoryboardConfig, vidpipe: VidpipeResource) -> dg.MaterializeResult:
     with _step(context, vidpipe) as (services, project_id):
-        result = make_storyboard(services, project_id, replan=config.replan, run_id=context.run.run_id,
-                                 progress=for_context(context))
+        result = make_storyboard(
+            services, project_id, replan=config.replan, run_id=context.run.run_id, progress=for_context(context)
+        )
         spec = load_spec(services, project_id)
     context.log.info(f"{len(result.storyboard.scenes)} scenes ({'reused' if result.reused else 'planned'}) by {result.provider}")
     return dg.MaterializeResult(
@@ -126,8 +133,12 @@ def storyboard(context: dg.AssetExecutionContext, config: StoryboardConfig, vidp
             "title": result.storyboard.title,
             "scene_count": len(result.storyboard.scenes),
             "style_guide": dg.MetadataValue.json(result.storyboard.style_guide.model_dump(mode="json")),
-            "provider": result.provider, "model": result.model, "reused": result.reused, "repaired": result.repaired,
-            "cost_usd": round(result.cost_usd, 6), "projected_cost_usd": round(result.projected_usd, 4),
+            "provider": result.provider,
+            "model": result.model,
+            "reused": result.reused,
+            "repaired": result.repaired,
+            "cost_usd": round(result.cost_usd, 6),
+            "projected_cost_usd": round(result.projected_usd, 4),
             "budget_usd": spec.max_cost_usd,
             "path": dg.MetadataValue.path(services.store.uri(project_id, Layout.STORYBOARD)),
             **_nonce(services, project_id),
@@ -137,22 +148,30 @@ def storyboard(context: dg.AssetExecutionContext, config: StoryboardConfig, vidp
 
 
 @dg.asset(
-    partitions_def=projects_partitions, group_name=GROUP, kinds={"python", "image"}, deps=[storyboard],
+    partitions_def=projects_partitions,
+    group_name=GROUP,
+    kinds={"python", "image"},
+    deps=[storyboard],
     description="N+1 keyframes with continuity: scene i+1 starts on scene i's end frame.",
     check_specs=[dg.AssetCheckSpec("keyframes_decode", asset="keyframes", partitions_def=projects_partitions)],
 )
 def keyframes(context: dg.AssetExecutionContext, config: KeyframesConfig, vidpipe: VidpipeResource) -> dg.MaterializeResult:
     with _step(context, vidpipe) as (services, project_id):
-        report = make_keyframes(services, project_id, run_id=context.run.run_id, repair=config.repair_damaged,
-                                progress=for_context(context))
+        report = make_keyframes(
+            services, project_id, run_id=context.run.run_id, repair=config.repair_damaged, progress=for_context(context)
+        )
     sheet = media.contact_sheet(report.pngs, labels=[f"frame {f.index}" for f in report.frames])
     services.store.write_bytes(project_id, Layout.CONTACT_SHEET, sheet)
     context.log.info(f"keyframes: {report.counts['generated']} generated, {report.counts['reused']} reused")
     return dg.MaterializeResult(
         metadata={
-            "frames": len(report.items), "generated": report.counts["generated"], "reused": report.counts["reused"],
+            "frames": len(report.items),
+            "generated": report.counts["generated"],
+            "reused": report.counts["reused"],
             "repaired": report.counts["repaired"],
-            "provider": report.provider, "model": report.model, "cost_usd": report.cost_usd,
+            "provider": report.provider,
+            "model": report.model,
+            "cost_usd": report.cost_usd,
             "projected_cost_usd": round(report.projected_usd, 4),
             "contact_sheet": dg.MetadataValue.path(services.store.uri(project_id, Layout.CONTACT_SHEET)),
             **_nonce(services, project_id),
@@ -162,7 +181,10 @@ def keyframes(context: dg.AssetExecutionContext, config: KeyframesConfig, vidpip
 
 
 @dg.asset(
-    partitions_def=projects_partitions, group_name=GROUP, kinds={"python", "video"}, deps=[keyframes],
+    partitions_def=projects_partitions,
+    group_name=GROUP,
+    kinds={"python", "video"},
+    deps=[keyframes],
     description="One clip per scene from its first and last keyframe; paid operations are never resubmitted.",
 )
 def clips(context: dg.AssetExecutionContext, config: ClipsConfig, vidpipe: VidpipeResource) -> dg.MaterializeResult:
@@ -175,17 +197,33 @@ def clips(context: dg.AssetExecutionContext, config: ClipsConfig, vidpipe: Vidpi
         def waiting(message: str) -> None:
             progress(ProgressEvent("clips", message))
 
-        slots = DagsterPoolSlots(context.instance, services.settings.video_pool, context.run.run_id, "clips",
-                                 stale_after_s=services.settings.heartbeat_stale_s, on_wait=waiting)
-        report = make_clips(services, project_id, run_id=context.run.run_id, concurrency=config.concurrency,
-                            slots=slots, repair=config.repair_damaged, progress=progress)
+        slots = DagsterPoolSlots(
+            context.instance,
+            services.settings.video_pool,
+            context.run.run_id,
+            "clips",
+            stale_after_s=services.settings.heartbeat_stale_s,
+            on_wait=waiting,
+        )
+        report = make_clips(
+            services,
+            project_id,
+            run_id=context.run.run_id,
+            concurrency=config.concurrency,
+            slots=slots,
+            repair=config.repair_damaged,
+            progress=progress,
+        )
     counts = report.counts
     context.log.info("clips: " + ", ".join(f"{n} {k}" for k, n in counts.items() if n))
     return dg.MaterializeResult(
         metadata={
             "scenes": dg.MetadataValue.md(_scene_table(report)),
-            **{k: v for k, v in counts.items() if v}, "clip_count": len(report.items),
-            "provider": report.provider, "model": report.model, "cost_usd": report.cost_usd,
+            **{k: v for k, v in counts.items() if v},
+            "clip_count": len(report.items),
+            "provider": report.provider,
+            "model": report.model,
+            "cost_usd": report.cost_usd,
             "projected_cost_usd": round(report.projected_usd, 4),
             "total_duration_s": round(sum(i.duration_s or 0 for i in report.items), 3),
             **_nonce(services, project_id),
@@ -194,25 +232,36 @@ def clips(context: dg.AssetExecutionContext, config: ClipsConfig, vidpipe: Vidpi
 
 
 @dg.asset(
-    partitions_def=projects_partitions, group_name=GROUP, kinds={"python", "ffmpeg"}, deps=[clips],
+    partitions_def=projects_partitions,
+    group_name=GROUP,
+    kinds={"python", "ffmpeg"},
+    deps=[clips],
     description="The stitched MP4: stream-copy concat, or crossfade re-encode with audio kept.",
     check_specs=[dg.AssetCheckSpec("final_video_valid", asset="final_video", partitions_def=projects_partitions)],
 )
 def final_video(context: dg.AssetExecutionContext, config: FinalVideoConfig, vidpipe: VidpipeResource) -> dg.MaterializeResult:
     with _step(context, vidpipe) as (services, project_id):
-        result = make_final(services, project_id, crossfade=config.crossfade, run_id=context.run.run_id,
-                            progress=for_context(context))
+        result = make_final(
+            services, project_id, crossfade=config.crossfade, run_id=context.run.run_id, progress=for_context(context)
+        )
     info = result.info
     metadata: dict = {
-        "path": dg.MetadataValue.path(result.uri), "duration_s": round(info.duration_s, 3),
-        "size_bytes": info.size_bytes, "resolution": f"{info.width}x{info.height}", "fps": round(info.fps, 3),
-        "video_codec": info.video_codec or "none", "audio_codec": info.audio_codec or "none",
-        "scenes": len(result.scenes), "crossfade_s": result.crossfade, "sha256": result.sha256,
+        "path": dg.MetadataValue.path(result.uri),
+        "duration_s": round(info.duration_s, 3),
+        "size_bytes": info.size_bytes,
+        "resolution": f"{info.width}x{info.height}",
+        "fps": round(info.fps, 3),
+        "video_codec": info.video_codec or "none",
+        "audio_codec": info.audio_codec or "none",
+        "scenes": len(result.scenes),
+        "crossfade_s": result.crossfade,
+        "sha256": result.sha256,
         **_nonce(services, project_id),
     }
     if result.skipped:
         metadata["skipped_scenes"] = dg.MetadataValue.md(
-            "\n".join(f"- scene {i + 1}: {reason}" for i, reason in sorted(result.skipped.items())))
+            "\n".join(f"- scene {i + 1}: {reason}" for i, reason in sorted(result.skipped.items()))
+        )
     context.log.info(f"final video {info.duration_s:.2f}s {info.width}x{info.height} at {result.uri}")
     return dg.MaterializeResult(
         metadata=metadata,

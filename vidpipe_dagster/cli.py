@@ -1,4 +1,5 @@
 """The `vidpipe` command: register projects, render them through Dagster, show where they stand."""
+
 from __future__ import annotations
 
 import os
@@ -47,13 +48,17 @@ _SECRET_URLS = ("VIDPIPE_DATABASE_URL", "VIDPIPE_ARTIFACTS_URL")
 
 
 class _Options:
-    debug = False   # set by the global --debug flag
+    debug = False  # set by the global --debug flag
 
 
 @app.callback()
 def _global_options(
-    debug: bool = typer.Option(False, "--debug", envvar="VIDPIPE_DEBUG",
-                               help="Print the full traceback of an error (otherwise it goes to a log file under <data dir>/logs)."),
+    debug: bool = typer.Option(
+        False,
+        "--debug",
+        envvar="VIDPIPE_DEBUG",
+        help="Print the full traceback of an error (otherwise it goes to a log file under <data dir>/logs).",
+    ),
 ) -> None:
     _Options.debug = debug
 
@@ -122,7 +127,11 @@ def _report(exc: BaseException, code: int) -> int:
         sys.stderr.flush()
     elif isinstance(exc, ConfigurationError) or not isinstance(exc, VidpipeError):
         path = _write_log(trace)
-        line += f" (full traceback in {path}; run with --debug to print it)" if path else " (run with --debug to print the full traceback)"
+        line += (
+            f" (full traceback in {path}; run with --debug to print it)"
+            if path
+            else " (run with --debug to print the full traceback)"
+        )
     err.print(f"[bold red]error:[/] {escape(line)}", soft_wrap=True)
     return code
 
@@ -133,7 +142,9 @@ def _settings_error(exc: Exception) -> Exception:
         return exc
     first = exc.errors()[0]
     name = "VIDPIPE_" + "_".join(str(part) for part in first["loc"]).upper()
-    error = ConfigurationError(f"setting {name}: {first['msg']}; fix the environment variable or the config file (VIDPIPE_CONFIG / ./vidpipe.toml)")
+    error = ConfigurationError(
+        f"setting {name}: {first['msg']}; fix the environment variable or the config file (VIDPIPE_CONFIG / ./vidpipe.toml)"
+    )
     error.__cause__ = exc
     return error
 
@@ -176,10 +187,25 @@ def new(
 ) -> None:
     """Register a project (validated; nothing is written when anything is wrong) and print its id."""
     try:
-        spec = register(prompt, id=id, style=style, aspect_ratio=aspect_ratio, clip_duration=clip_duration, scenes=scenes,
-                        provider=provider, storyboard_provider=storyboard_provider, keyframe_provider=keyframe_provider,
-                        clip_provider_name=clip_provider, generate_audio=audio, negative_prompt=negative_prompt, seed=seed,
-                        fast=fast, max_cost_usd=max_cost, safety_policy=safety_policy, crossfade=crossfade)
+        spec = register(
+            prompt,
+            id=id,
+            style=style,
+            aspect_ratio=aspect_ratio,
+            clip_duration=clip_duration,
+            scenes=scenes,
+            provider=provider,
+            storyboard_provider=storyboard_provider,
+            keyframe_provider=keyframe_provider,
+            clip_provider_name=clip_provider,
+            generate_audio=audio,
+            negative_prompt=negative_prompt,
+            seed=seed,
+            fast=fast,
+            max_cost_usd=max_cost,
+            safety_policy=safety_policy,
+            crossfade=crossfade,
+        )
     except VidpipeError as exc:
         raise _fail(exc) from None
     console.print(spec.id)
@@ -217,12 +243,14 @@ class _Display:
         return table
 
 
-def _render(project_id: str, assets: list[str] | None = None, run_config: dict[str, Any] | None = None
-            ) -> dg.ExecuteInProcessResult:
+def _render(
+    project_id: str, assets: list[str] | None = None, run_config: dict[str, Any] | None = None
+) -> dg.ExecuteInProcessResult:
     """Run `runner.render` with a live progress table on a terminal, one line per event otherwise."""
     from vidpipe_dagster import runner
 
     if not console.is_terminal:
+
         def line(_partition: str, e: ProgressEvent) -> None:
             console.print(f"[{e.stage}] {e.message}", markup=False, highlight=False, soft_wrap=True)
 
@@ -252,9 +280,13 @@ def _finish(project_id: str, result: dg.ExecuteInProcessResult) -> None:
         console.print(_services().store.uri(project_id, Layout.FINAL), soft_wrap=True, markup=False, highlight=False)
         return
     if was_interrupted(result):
-        err.print(f"render stopped by a signal (run {result.run_id}, marked failed): slots and the project lock are "
-                  f"released, paid operations are kept. `vidpipe resume {project_id}` continues without paying again.",
-                  markup=False, highlight=False, soft_wrap=True)
+        err.print(
+            f"render stopped by a signal (run {result.run_id}, marked failed): slots and the project lock are "
+            f"released, paid operations are kept. `vidpipe resume {project_id}` continues without paying again.",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
         raise typer.Exit(EXIT_INTERRUPTED)
     err.print(f"render failed (run {result.run_id}):\n{failure_message(result)}", markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(EXIT_FAILURE)
@@ -276,8 +308,9 @@ def demo(scenes: int = typer.Option(4), clip_duration: int = typer.Option(4, "--
     """Register and render a built-in sample prompt with the offline animatic provider."""
     try:
         _startup_checks()
-        spec = register(DEMO_PROMPT, provider="animatic", scenes=scenes, clip_duration=clip_duration,
-                        style="watercolour, warm dawn light")
+        spec = register(
+            DEMO_PROMPT, provider="animatic", scenes=scenes, clip_duration=clip_duration, style="watercolour, warm dawn light"
+        )
         err.print(f"registered project [bold]{spec.id}[/]")
         result = _render(spec.id)
     except VidpipeError as exc:
@@ -290,10 +323,15 @@ def _run_and_report(project_id: str, assets: list[str] | None, run_config: dict[
 
 
 @app.command()
-def resume(project_id: str = typer.Argument(..., metavar="ID"),
-           yes: bool = typer.Option(True, "--yes/--dry-run", help="Run the plan, or only print it (changes nothing)."),
-           repair: bool = typer.Option(False, "--repair", help="Pay to regenerate damaged files that cannot be "
-                                                                "re-obtained for free (the plan says what it costs).")) -> None:
+def resume(
+    project_id: str = typer.Argument(..., metavar="ID"),
+    yes: bool = typer.Option(True, "--yes/--dry-run", help="Run the plan, or only print it (changes nothing)."),
+    repair: bool = typer.Option(
+        False,
+        "--repair",
+        help="Pay to regenerate damaged files that cannot be re-obtained for free (the plan says what it costs).",
+    ),
+) -> None:
     """Finish an interrupted project: mark runs whose process died as failed, re-attach to paid
     operations, repair damaged files, and materialize only what is missing, failed or damaged."""
     from vidpipe_dagster.runner import prepare_resume, repair_config
@@ -317,20 +355,33 @@ def resume(project_id: str = typer.Argument(..., metavar="ID"),
         err.print("nothing to do: every asset is materialized and up to date")
         from vidpipe_core.storage import Layout
 
-        console.print(_services(housekeeping=False).store.uri(project_id, Layout.FINAL), soft_wrap=True, markup=False, highlight=False)
+        console.print(
+            _services(housekeeping=False).store.uri(project_id, Layout.FINAL), soft_wrap=True, markup=False, highlight=False
+        )
         return
-    err.print(("would materialize: " if dry_run else "will materialize: ")
-              + ", ".join(f"{a} ({plan.reasons[a]})" for a in plan.assets), markup=False, highlight=False, soft_wrap=True)
+    err.print(
+        ("would materialize: " if dry_run else "will materialize: ") + ", ".join(f"{a} ({plan.reasons[a]})" for a in plan.assets),
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
     if plan.repair_cost_usd and not repair:
-        err.print(f"damaged files without a free copy fail their stage; `vidpipe resume {project_id} --repair` pays "
-                  f"up to ${plan.repair_cost_usd:.2f} to regenerate them", markup=False, highlight=False, soft_wrap=True)
+        err.print(
+            f"damaged files without a free copy fail their stage; `vidpipe resume {project_id} --repair` pays "
+            f"up to ${plan.repair_cost_usd:.2f} to regenerate them",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
     if not dry_run:
         _run_and_report(project_id, plan.assets, repair_config(plan.assets) if repair else None)
 
 
 @app.command()
-def regenerate(project_id: str = typer.Argument(..., metavar="ID"),
-               scene: list[int] = typer.Option(..., "--scene", help="Scene index (0-based, as in `vidpipe status`); repeatable.")) -> None:
+def regenerate(
+    project_id: str = typer.Argument(..., metavar="ID"),
+    scene: list[int] = typer.Option(..., "--scene", help="Scene index (0-based, as in `vidpipe status`); repeatable."),
+) -> None:
     """Make new clips for some scenes (a new take from the same keyframes) and re-stitch;
     every other scene is reused."""
     import uuid
@@ -347,8 +398,10 @@ def regenerate(project_id: str = typer.Argument(..., metavar="ID"),
 
 
 @app.command()
-def stitch(project_id: str = typer.Argument(..., metavar="ID"),
-           crossfade: float = typer.Option(0.0, help="Seconds of crossfade between scenes (0 = hard cuts, stream copy).")) -> None:
+def stitch(
+    project_id: str = typer.Argument(..., metavar="ID"),
+    crossfade: float = typer.Option(0.0, help="Seconds of crossfade between scenes (0 = hard cuts, stream copy)."),
+) -> None:
     """Re-stitch the final video from the existing clips, without touching them."""
     from vidpipe_core.projects import load_spec, update_spec
 
@@ -356,8 +409,10 @@ def stitch(project_id: str = typer.Argument(..., metavar="ID"),
         _startup_checks()
         services = _services()
         spec = load_spec(services, project_id)
-        if not 0 <= crossfade < spec.clip_duration:      # also refuses nan
-            raise InvalidInput("crossfade", f"{crossfade} is out of range", f"0 <= crossfade < {spec.clip_duration} (the clip duration)")
+        if not 0 <= crossfade < spec.clip_duration:  # also refuses nan
+            raise InvalidInput(
+                "crossfade", f"{crossfade} is out of range", f"0 <= crossfade < {spec.clip_duration} (the clip duration)"
+            )
         update_spec(services, spec.model_copy(update={"crossfade": crossfade}))
         _run_and_report(project_id, ["final_video"])
     except VidpipeError as exc:
@@ -365,22 +420,35 @@ def stitch(project_id: str = typer.Argument(..., metavar="ID"),
 
 
 @app.command()
-def edit(project_id: str = typer.Argument(..., metavar="ID"),
-         scene: int = typer.Option(..., "--scene", help="Scene index (0-based)."),
-         description: Optional[str] = typer.Option(None), start_frame: Optional[str] = typer.Option(None, "--start-frame"),
-         end_frame: Optional[str] = typer.Option(None, "--end-frame"), motion: Optional[str] = typer.Option(None)) -> None:
+def edit(
+    project_id: str = typer.Argument(..., metavar="ID"),
+    scene: int = typer.Option(..., "--scene", help="Scene index (0-based)."),
+    description: Optional[str] = typer.Option(None),
+    start_frame: Optional[str] = typer.Option(None, "--start-frame"),
+    end_frame: Optional[str] = typer.Option(None, "--end-frame"),
+    motion: Optional[str] = typer.Option(None),
+) -> None:
     """Edit one scene's prompts. Only what depends on them is regenerated by the next
     `vidpipe resume`: a motion prompt changes one clip; an end-frame prompt changes that frame
     and, through continuity, every later frame and clip."""
     from vidpipe_core.steps.edit import edit_scene
 
     try:
-        changed = edit_scene(_services(), project_id, scene, description=description, start_frame_prompt=start_frame,
-                             end_frame_prompt=end_frame, motion_prompt=motion)
+        changed = edit_scene(
+            _services(),
+            project_id,
+            scene,
+            description=description,
+            start_frame_prompt=start_frame,
+            end_frame_prompt=end_frame,
+            motion_prompt=motion,
+        )
     except VidpipeError as exc:
         raise _fail(exc) from None
-    err.print(f"scene {scene} updated; frames to regenerate: {changed['frames'] or 'none'}; "
-              f"clips to regenerate: {changed['clips'] or 'none'}. Run `vidpipe resume {project_id}`.")
+    err.print(
+        f"scene {scene} updated; frames to regenerate: {changed['frames'] or 'none'}; "
+        f"clips to regenerate: {changed['clips'] or 'none'}. Run `vidpipe resume {project_id}`."
+    )
 
 
 @app.command()
@@ -405,8 +473,14 @@ def status(project_id: str = typer.Argument(..., metavar="ID")) -> None:
     for col in ("scene", "start frame", "end frame", "clip", "duration", "cost"):
         scenes.add_column(col)
     for s in report["scenes"]:
-        scenes.add_row(str(s["index"]), s["start_frame"], s["end_frame"], s["clip"],
-                       f"{s['duration_s']:.2f}" if s["duration_s"] else "", f"${s['cost_usd']:.2f}")
+        scenes.add_row(
+            str(s["index"]),
+            s["start_frame"],
+            s["end_frame"],
+            s["clip"],
+            f"{s['duration_s']:.2f}" if s["duration_s"] else "",
+            f"${s['cost_usd']:.2f}",
+        )
     console.print(scenes)
     for s in report["scenes"]:
         if s["detail"]:
@@ -429,8 +503,9 @@ def list_cmd() -> None:
         spec = p.spec
         prov = spec.get("providers", {})
         final = services.store.uri(p.id, Layout.FINAL) if services.store.exists(p.id, Layout.FINAL) else ""
-        table.add_row(p.id, p.created_at.strftime("%Y-%m-%d %H:%M"), str(spec.get("scenes")),
-                      "/".join(sorted(set(prov.values()))), final)
+        table.add_row(
+            p.id, p.created_at.strftime("%Y-%m-%d %H:%M"), str(spec.get("scenes")), "/".join(sorted(set(prov.values()))), final
+        )
     console.print(table)
 
 

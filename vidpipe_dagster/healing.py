@@ -14,6 +14,7 @@ A dead run is reported failed (Dagster's run record, with the reason) and its sl
 was killed after the end was recorded) are freed too. This runs when a step waits for a slot,
 in ``vidpipe resume`` and from the ``heal_dead_runs`` sensor under the daemon, so nothing waits
 for an operator. Read-only callers (``--dry-run``, ``status``) only ask."""
+
 from __future__ import annotations
 
 import time
@@ -58,12 +59,13 @@ def _float(text: str | None) -> float | None:
 @dataclass(frozen=True)
 class Liveness:
     alive: bool
-    why: str          # for people: "pid 123 on host-a is gone", "heartbeat 300 s old (limit 120 s)"
-    tagged: bool = True   # False: no vidpipe step has recorded its process yet
+    why: str  # for people: "pid 123 on host-a is gone", "heartbeat 300 s old (limit 120 s)"
+    tagged: bool = True  # False: no vidpipe step has recorded its process yet
 
 
-def run_liveness(run: dg.DagsterRun, stale_after_s: float, *, started_at: float | None = None,
-                 now: float | None = None) -> Liveness:
+def run_liveness(
+    run: dg.DagsterRun, stale_after_s: float, *, started_at: float | None = None, now: float | None = None
+) -> Liveness:
     """Whether a run that has not ended still has a live process behind it.
     A run with no vidpipe tags yet (queued, starting) counts as alive: Dagster's own run
     monitoring handles runs that never start."""
@@ -93,15 +95,16 @@ def describe_run(run: dg.DagsterRun, liveness: Liveness | None = None) -> str:
 @dataclass
 class HealReport:
     failed_runs: dict[str, str] = field(default_factory=dict)  # run id -> description: marked failed
-    freed_runs: list[str] = field(default_factory=list)        # ended runs whose slots were freed
-    live_holders: list[str] = field(default_factory=list)      # runs that hold slots and are alive
+    freed_runs: list[str] = field(default_factory=list)  # ended runs whose slots were freed
+    live_holders: list[str] = field(default_factory=list)  # runs that hold slots and are alive
 
     def __bool__(self) -> bool:
         return bool(self.failed_runs or self.freed_runs)
 
     def lines(self) -> list[str]:
-        return [f"{r}: its process is dead; marked it failed and freed its slots" for r in self.failed_runs.values()] + \
-               [f"{r}: freed the video-operations slots it still held" for r in self.freed_runs]
+        return [f"{r}: its process is dead; marked it failed and freed its slots" for r in self.failed_runs.values()] + [
+            f"{r}: freed the video-operations slots it still held" for r in self.freed_runs
+        ]
 
 
 def instance_liveness(instance: dg.DagsterInstance, run: dg.DagsterRun, stale_after_s: float) -> Liveness:
@@ -118,12 +121,15 @@ def fail_dead_run(instance: dg.DagsterInstance, run: dg.DagsterRun, liveness: Li
     if dry_run:
         return
     current = instance.get_run_by_id(run.run_id)
-    if current is not None and current.status in FINISHED:     # another process healed it just now
+    if current is not None and current.status in FINISHED:  # another process healed it just now
         free_run_slots(instance, run.run_id)
         return
-    instance.report_run_failed(run, f"vidpipe: the run's process is dead ({liveness.why}); marked failed and its "
-                                    "video-operations slots freed. Paid operations stay in the ledger: "
-                                    f"`vidpipe resume {run.tags.get(PARTITION_TAG, '<id>')}` continues the project.")
+    instance.report_run_failed(
+        run,
+        f"vidpipe: the run's process is dead ({liveness.why}); marked failed and its "
+        "video-operations slots freed. Paid operations stay in the ledger: "
+        f"`vidpipe resume {run.tags.get(PARTITION_TAG, '<id>')}` continues the project.",
+    )
     free_run_slots(instance, run.run_id)
 
 
@@ -133,8 +139,14 @@ def free_run_slots(instance: dg.DagsterInstance, run_id: str) -> None:
         instance.event_log_storage.free_concurrency_slots_for_run(run_id)
 
 
-def heal_runs(instance: dg.DagsterInstance, runs: Iterable[dg.DagsterRun], stale_after_s: float, *,
-              dry_run: bool = False, report: HealReport | None = None) -> HealReport:
+def heal_runs(
+    instance: dg.DagsterInstance,
+    runs: Iterable[dg.DagsterRun],
+    stale_after_s: float,
+    *,
+    dry_run: bool = False,
+    report: HealReport | None = None,
+) -> HealReport:
     """Mark the dead ones among ``runs`` (not ended) failed and free their slots."""
     report = report or HealReport()
     for run in runs:
@@ -159,7 +171,7 @@ def heal_pool(instance: dg.DagsterInstance, pool: str, stale_after_s: float, *, 
     for run_id in sorted(holders):
         run = instance.get_run_by_id(run_id)
         if run is None:
-            continue       # not a run of this instance (Dagster frees the slots of a run it deletes)
+            continue  # not a run of this instance (Dagster frees the slots of a run it deletes)
         if run.status in FINISHED:
             if not dry_run:
                 free_run_slots(instance, run_id)

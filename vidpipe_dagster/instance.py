@@ -1,5 +1,6 @@
 """The Dagster instance the CLI talks to: `$DAGSTER_HOME`, or `<data_dir>/dagster` when unset,
 configured from the repository's dagster.yaml the first time."""
+
 from __future__ import annotations
 
 import os
@@ -24,7 +25,11 @@ FALLBACK_YAML = "telemetry:\n  enabled: false\n"
 def _home_setting(settings: Settings) -> str:
     """How the user names the Dagster home: DAGSTER_HOME, or its default under VIDPIPE_DATA_DIR."""
     home = settings.dagster_home
-    return f"DAGSTER_HOME={home}" if os.environ.get("DAGSTER_HOME") else f"DAGSTER_HOME (unset; default {home} under VIDPIPE_DATA_DIR)"
+    return (
+        f"DAGSTER_HOME={home}"
+        if os.environ.get("DAGSTER_HOME")
+        else f"DAGSTER_HOME (unset; default {home} under VIDPIPE_DATA_DIR)"
+    )
 
 
 def ensure_dagster_home(settings: Settings) -> Path:

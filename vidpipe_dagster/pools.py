@@ -19,6 +19,7 @@ a file lock in DAGSTER_HOME next to the SQLite storage.
 A claim that waits longer than a second frees the slots of runs that are dead (see
 ``vidpipe_dagster.healing``) and, every few seconds, says which runs hold the slots; it ends
 within half a second when the step is interrupted."""
+
 from __future__ import annotations
 
 import contextlib
@@ -41,9 +42,9 @@ from vidpipe_dagster.healing import HealReport, heal_pool
 
 FIRST_WAIT_INTERVAL_S = 0.2
 MAX_WAIT_INTERVAL_S = 0.5
-HEAL_AFTER_S = 1.0           # a wait this long looks for dead holders ...
-HEAL_EVERY_S = 2.0           # ... and again this often
-REPORT_EVERY_S = 5.0         # and says who holds the slots this often
+HEAL_AFTER_S = 1.0  # a wait this long looks for dead holders ...
+HEAL_EVERY_S = 2.0  # ... and again this often
+REPORT_EVERY_S = 5.0  # and says who holds the slots this often
 _init_lock = threading.Lock()
 _claim_lock = threading.Lock()
 _slot_freed = threading.Condition()
@@ -67,12 +68,21 @@ def claim_lock_kind(instance: dg.DagsterInstance) -> str:
     raise ConfigurationError(
         f"the Dagster instance's event-log storage ({type(storage).__module__}.{type(storage).__name__}) has no lock "
         "that keeps the video-operations limit under concurrent claims; use the PostgreSQL storage "
-        "(dagster.postgres.yaml) or SQLite in DAGSTER_HOME (dagster.yaml)")
+        "(dagster.postgres.yaml) or SQLite in DAGSTER_HOME (dagster.yaml)"
+    )
 
 
 class DagsterPoolSlots:
-    def __init__(self, instance: dg.DagsterInstance, pool: str, run_id: str, step_key: str, *,
-                 stale_after_s: float = 120.0, on_wait: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        instance: dg.DagsterInstance,
+        pool: str,
+        run_id: str,
+        step_key: str,
+        *,
+        stale_after_s: float = 120.0,
+        on_wait: Callable[[str], None] | None = None,
+    ) -> None:
         self.instance, self.pool, self.run_id, self.step_key = instance, pool, run_id, step_key
         self.storage = instance.event_log_storage
         self.stale_after_s = stale_after_s
@@ -118,7 +128,7 @@ class DagsterPoolSlots:
                     finally:
                         fcntl.flock(handle, fcntl.LOCK_UN)
             else:
-                raise AssertionError(f"no claim lock for {self.lock_kind!r}")   # claim_lock_kind refused it
+                raise AssertionError(f"no claim lock for {self.lock_kind!r}")  # claim_lock_kind refused it
 
     def _claim(self, key: str) -> bool:
         with self._claim_mutex():
@@ -146,8 +156,9 @@ class DagsterPoolSlots:
         if report:
             limit = self.storage.get_concurrency_info(self.pool).slot_count
             holders = "; ".join(healed.live_holders) or "no live run (freeing)"
-            self.on_wait(f"scene {scene_index + 1} has waited {waited_s:.0f} s for a {self.pool} slot "
-                         f"(limit {limit}); held by {holders}")
+            self.on_wait(
+                f"scene {scene_index + 1} has waited {waited_s:.0f} s for a {self.pool} slot (limit {limit}); held by {holders}"
+            )
 
     @contextmanager
     def hold(self, scene_index: int, cancel: CancelToken = NEVER) -> Iterator[None]:

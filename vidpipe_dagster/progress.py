@@ -1,5 +1,6 @@
 """Progress from inside assets: always to the Dagster log; also to an in-process listener
 (the CLI's live display) when one is registered."""
+
 from __future__ import annotations
 
 import threading

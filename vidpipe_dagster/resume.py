@@ -1,5 +1,6 @@
 """Resuming a project: clear runs whose process died, then materialize only what is missing,
 out of date, damaged, or made for an earlier project record with the same id."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -29,8 +30,9 @@ class ResumePlan:
         return sum(f.paid_usd for f in self.damaged)
 
 
-def recover_dead_runs(instance: dg.DagsterInstance, services: Services, project_id: str, *,
-                      dry_run: bool = False) -> dict[str, str]:
+def recover_dead_runs(
+    instance: dg.DagsterInstance, services: Services, project_id: str, *, dry_run: bool = False
+) -> dict[str, str]:
     """Mark this partition's runs whose process is dead as failed, free what they held and the
     project lock of a dead holder; refuse when a run is still alive. With ``dry_run`` only say
     what would be done. Returns the dead runs: run id -> description."""
@@ -52,8 +54,11 @@ def _pending_work(services: Services, state: ProjectState) -> dict[str, str | No
     clip = next(iter(state.clips_to_finish()), None)
     return {
         "keyframes": f"{frame_label(frame.index, n)} missing" if frame is not None else None,
-        "clips": (f"the clip of {scene_label(clip.index)} is {clip.status.value if clip.status else 'missing'}"
-                  if clip is not None else None),
+        "clips": (
+            f"the clip of {scene_label(clip.index)} is {clip.status.value if clip.status else 'missing'}"
+            if clip is not None
+            else None
+        ),
     }
 
 

@@ -3,6 +3,7 @@ call. Nothing here prints; the CLI turns what these return into output.
 
 Every run is a run of the code location's `render_project` job; a partial run (resume, stitch,
 regenerate) is the same job with an asset selection, so the UI can re-execute any of them."""
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -49,13 +50,18 @@ def register(prompt: str, source: str = "cli", **options: Any) -> ProjectSpec:
     try:
         return create_project(svc, prompt, source=source, **{**options, "id": spec.id})
     except BaseException:
-        if added and not project_exists(svc, spec.id):   # not if a concurrent `new` took the id
+        if added and not project_exists(svc, spec.id):  # not if a concurrent `new` took the id
             remove_partition(instance, spec.id)
         raise
 
 
-def render(project_id: str, *, assets: Sequence[str] | None = None, run_config: dict[str, Any] | None = None,
-           listener: Listener | None = None) -> dg.ExecuteInProcessResult:
+def render(
+    project_id: str,
+    *,
+    assets: Sequence[str] | None = None,
+    run_config: dict[str, Any] | None = None,
+    listener: Listener | None = None,
+) -> dg.ExecuteInProcessResult:
     """Materialize a project's assets (all four, or ``assets``) in this process as a run of
     `render_project`, recorded in the Dagster instance. ``listener`` gets every progress event
     of this partition while the run lasts. Failures are in the result (see `failures`)."""
@@ -82,8 +88,9 @@ def render(project_id: str, *, assets: Sequence[str] | None = None, run_config: 
 
     progress.add_listener(forward)
     try:
-        return render_project_job().execute_in_process(partition_key=project_id, instance=instance, run_config=run_config,
-                                                       asset_selection=selection, raise_on_error=False)
+        return render_project_job().execute_in_process(
+            partition_key=project_id, instance=instance, run_config=run_config, asset_selection=selection, raise_on_error=False
+        )
     finally:
         progress.remove_listener(forward)
 
@@ -97,6 +104,7 @@ def repair_config(assets: Sequence[str]) -> dict[str, Any]:
 class ResumeStart:
     """What `resume` found before running anything: runs whose process died (run id ->
     description), whether the partition had to be added, and the plan."""
+
     plan: ResumePlan
     dead_runs: dict[str, str] = field(default_factory=dict)
     partition_missing: bool = False
@@ -125,7 +133,7 @@ def prepare_resume(project_id: str, *, dry_run: bool) -> ResumeStart:
 class StepFailure:
     step: str
     message: str
-    error_class: str | None     # the vidpipe error a step raised; None for anything else
+    error_class: str | None  # the vidpipe error a step raised; None for anything else
 
 
 def failures(result: dg.ExecuteInProcessResult) -> list[StepFailure]:

@@ -14,6 +14,7 @@ partition for, instead of re-requesting every inbox project ever made.
 A linked inbox, ``accepted/`` or ``rejected/`` folder fails the tick with one ``ConfigurationError``
 (an operator's setup to fix, not a file to refuse); nothing is read or moved until it is fixed.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,7 +26,13 @@ import dagster as dg
 
 from vidpipe_core.errors import ConfigurationError
 from vidpipe_core.inbox import (
-    InboxProject, InboxSettings, InboxTick, inbox_projects, process_inbox, source_file, utc,
+    InboxProject,
+    InboxSettings,
+    InboxTick,
+    inbox_projects,
+    process_inbox,
+    source_file,
+    utc,
 )
 from vidpipe_core.services import Services
 from vidpipe_dagster.healing import heal_instance
@@ -55,8 +62,15 @@ class InboxCursor:
             return cls()  # unreadable: behave as a first tick (asks only for unknown partitions)
 
     def dumps(self) -> str:
-        return json.dumps({"v": CURSOR_VERSION, "since": self.since.isoformat() if self.since else None,
-                           "at": self.at, "stuck": self.stuck[-MAX_STUCK:]}, separators=(",", ":"))
+        return json.dumps(
+            {
+                "v": CURSOR_VERSION,
+                "since": self.since.isoformat() if self.since else None,
+                "at": self.at,
+                "stuck": self.stuck[-MAX_STUCK:],
+            },
+            separators=(",", ":"),
+        )
 
 
 def run_key(project: InboxProject) -> str:
@@ -64,8 +78,9 @@ def run_key(project: InboxProject) -> str:
     return f"{project.id}@{project.created_at:%Y%m%dT%H%M%S.%fZ}"
 
 
-def pending_projects(instance: dg.DagsterInstance, services: Services, cursor: InboxCursor, limit: int,
-                     registered: list[str]) -> tuple[list[InboxProject], datetime | None, list[str]]:
+def pending_projects(
+    instance: dg.DagsterInstance, services: Services, cursor: InboxCursor, limit: int, registered: list[str]
+) -> tuple[list[InboxProject], datetime | None, list[str]]:
     """Inbox projects to request (oldest first) and the watermark after them."""
     fresh = set(registered)
     if cursor.since is None:
@@ -88,10 +103,15 @@ def pending_projects(instance: dg.DagsterInstance, services: Services, cursor: I
 
 
 def _summary(tick: InboxTick, requested: int, limits: InboxSettings, seconds: float) -> str:
-    counts = [(len(tick.registered), "registered"), (len(tick.duplicates), "identical to an existing project"),
-              (len(tick.rejected), "rejected"), (requested, "run requests"), (tick.waiting, "still being written"),
-              (len(tick.stuck), "could not be moved"),
-              (tick.unavailable, "left for the next tick (the database could not be reached)")]
+    counts = [
+        (len(tick.registered), "registered"),
+        (len(tick.duplicates), "identical to an existing project"),
+        (len(tick.rejected), "rejected"),
+        (requested, "run requests"),
+        (tick.waiting, "still being written"),
+        (len(tick.stuck), "could not be moved"),
+        (tick.unavailable, "left for the next tick (the database could not be reached)"),
+    ]
     parts = [f"{n} {what}" for n, what in counts if n]
     if tick.deferred:
         parts.append(f"{tick.deferred} left for the next tick (at most {limits.inbox_max_files_per_tick} per tick)")
@@ -103,7 +123,7 @@ def _summary(tick: InboxTick, requested: int, limits: InboxSettings, seconds: fl
     minimum_interval_seconds=10,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Registers prompt files dropped into the inbox folder (VIDPIPE_INBOX_DIR) as projects "
-                "and requests a render_project run for each; invalid files go to rejected/ with a reason.",
+    "and requests a render_project run for each; invalid files go to rejected/ with a reason.",
 )
 def inbox_sensor(context: dg.SensorEvaluationContext, vidpipe: VidpipeResource) -> dg.SensorResult:
     started = time.perf_counter()
@@ -116,11 +136,12 @@ def inbox_sensor(context: dg.SensorEvaluationContext, vidpipe: VidpipeResource) 
 
     try:
         tick = process_inbox(services, limits, skip=cursor.stuck, log=log)
-    except ConfigurationError as exc:   # the tick fails with this one message until the folder is fixed
+    except ConfigurationError as exc:  # the tick fails with this one message until the folder is fixed
         context.log.error(str(exc))
         raise
-    emit, since, at = pending_projects(context.instance, services, cursor, 2 * limits.inbox_max_files_per_tick,
-                                       [pid for pid, _ in tick.registered])
+    emit, since, at = pending_projects(
+        context.instance, services, cursor, 2 * limits.inbox_max_files_per_tick, [pid for pid, _ in tick.registered]
+    )
     stuck = [k for k in cursor.stuck if k in tick.present] + [k for k in tick.stuck if k not in cursor.stuck]
     new_cursor = InboxCursor(since=since, at=at, stuck=stuck).dumps()
     summary = _summary(tick, len(emit), limits, time.perf_counter() - started)
@@ -129,8 +150,11 @@ def inbox_sensor(context: dg.SensorEvaluationContext, vidpipe: VidpipeResource) 
         return dg.SensorResult(skip_reason=summary, cursor=new_cursor)
     return dg.SensorResult(
         run_requests=[
-            dg.RunRequest(run_key=run_key(p), partition_key=p.id,
-                          tags={"vidpipe/origin": "inbox", "vidpipe/inbox_file": source_file(p.source)})
+            dg.RunRequest(
+                run_key=run_key(p),
+                partition_key=p.id,
+                tags={"vidpipe/origin": "inbox", "vidpipe/inbox_file": source_file(p.source)},
+            )
             for p in emit
         ],
         dynamic_partitions_requests=[projects_partitions.build_add_request([p.id for p in emit])],
@@ -142,14 +166,17 @@ def inbox_sensor(context: dg.SensorEvaluationContext, vidpipe: VidpipeResource) 
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Marks runs whose process died (same host: process gone; other hosts: heartbeat older than "
-                "VIDPIPE_HEARTBEAT_STALE_S) as failed and frees the video-operations slots they, or runs that "
-                "already ended, still hold. Requests no runs.",
+    "VIDPIPE_HEARTBEAT_STALE_S) as failed and frees the video-operations slots they, or runs that "
+    "already ended, still hold. Requests no runs.",
 )
 def heal_dead_runs(context: dg.SensorEvaluationContext, vidpipe: VidpipeResource) -> dg.SkipReason:
     settings = vidpipe.services().settings
     report = heal_instance(context.instance, settings.video_pool, settings.heartbeat_stale_s)
     for line in report.lines():
         context.log.warning(line)
-    summary = f"{len(report.failed_runs)} dead runs marked failed, {len(report.freed_runs)} ended runs' slots freed" \
-        if report else "no dead run"
+    summary = (
+        f"{len(report.failed_runs)} dead runs marked failed, {len(report.freed_runs)} ended runs' slots freed"
+        if report
+        else "no dead run"
+    )
     return dg.SkipReason(summary)

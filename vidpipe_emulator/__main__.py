@@ -25,7 +25,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--video-delivery", choices=("bytes", "uri"), default=None)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--no-auth", action="store_true", help="do not require x-goog-api-key/Authorization")
-    p.add_argument("--faults", default=None, help='JSON object of Faults fields, e.g. \'{"rate_429": 0.1}\'')
+    p.add_argument("--faults", default=None, help="JSON object of Faults fields, e.g. '{\"rate_429\": 0.1}'")
     return p
 
 

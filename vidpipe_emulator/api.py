@@ -86,8 +86,14 @@ def describe(kind: str, model: str | None, body: Mapping[str, Any], path: str) -
     except (BadRequest, AttributeError, TypeError):
         pass
     return RequestRecord(
-        kind=kind, model=model, prompt=prompt, image_sha256=images, config=config,
-        timestamp=time.time(), path=path, operation=operation,
+        kind=kind,
+        model=model,
+        prompt=prompt,
+        image_sha256=images,
+        config=config,
+        timestamp=time.time(),
+        path=path,
+        operation=operation,
     )
 
 
@@ -105,9 +111,7 @@ class Api:
         prompt_tokens = _tokens(req.instruction + req.prompt) + 258 * len(req.images)
         if req.wants_image:
             if state.take_empty_image():
-                parts: list[dict[str, Any]] = [
-                    {"text": "I'm unable to generate an image for this request right now."}
-                ]
+                parts: list[dict[str, Any]] = [{"text": "I'm unable to generate an image for this request right now."}]
                 out_tokens = 14
             else:
                 ref = req.images[0] if req.images else None
@@ -120,9 +124,7 @@ class Api:
             out_tokens = _tokens(text)
         return Reply(
             body={
-                "candidates": [
-                    {"content": {"role": "model", "parts": parts}, "finishReason": "STOP", "index": 0}
-                ],
+                "candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": "STOP", "index": 0}],
                 "usageMetadata": {
                     "promptTokenCount": prompt_tokens,
                     "candidatesTokenCount": out_tokens,
@@ -132,9 +134,7 @@ class Api:
             }
         )
 
-    def _text_answer(
-        self, prompt: str, instruction: str, mime: str, schema: tuple[str, Mapping[str, Any]] | None
-    ) -> str:
+    def _text_answer(self, prompt: str, instruction: str, mime: str, schema: tuple[str, Mapping[str, Any]] | None) -> str:
         if not mime.lower().startswith("application/json"):
             return f"Emulated answer: {_snippet(prompt) or 'empty prompt'}"
         if schema is not None:
@@ -168,9 +168,14 @@ class Api:
 
         outcome, word = self._outcome(req.prompt, faults)
         spec = VideoSpec(
-            prompt=req.prompt, first_image=req.image, last_image=req.last_frame,
-            duration_s=duration, aspect=aspect, height=settings.video_height,
-            fps=settings.fps, audio=bool(params.get("generateAudio", False)),
+            prompt=req.prompt,
+            first_image=req.image,
+            last_image=req.last_frame,
+            duration_s=duration,
+            aspect=aspect,
+            height=settings.video_height,
+            fps=settings.fps,
+            audio=bool(params.get("generateAudio", False)),
         )
         video = None
         if outcome == "ok":
@@ -184,9 +189,16 @@ class Api:
         gcs_uri = self._publish(op_id, params.get("storageUri"), settings, video)
         self._emu.state.add_operation(
             Operation(
-                op_id=op_id, name=name, model=model, prompt=req.prompt,
-                submitted_at=time.monotonic(), latency_s=settings.video_latency_s,
-                outcome=outcome, sample_count=samples, video=video, gcs_uri=gcs_uri,
+                op_id=op_id,
+                name=name,
+                model=model,
+                prompt=req.prompt,
+                submitted_at=time.monotonic(),
+                latency_s=settings.video_latency_s,
+                outcome=outcome,
+                sample_count=samples,
+                video=video,
+                gcs_uri=gcs_uri,
                 matched_word=word,
             )
         )
@@ -207,7 +219,7 @@ class Api:
     def _publish(self, op_id: str, storage_uri: Any, settings: Settings, video: Any) -> str | None:
         """Register the clip in fake GCS when it is delivered by URI."""
         if isinstance(storage_uri, str) and storage_uri.startswith("gs://"):
-            bucket, _, prefix = storage_uri[len("gs://"):].partition("/")
+            bucket, _, prefix = storage_uri[len("gs://") :].partition("/")
             obj = f"{prefix.strip('/')}/{op_id}/sample_0.mp4".lstrip("/")
         elif settings.video_delivery == "uri":
             bucket, obj = settings.bucket, f"{op_id}.mp4"
@@ -275,7 +287,10 @@ class Api:
             link = f"/download/storage/v1/b/{bucket}/o/{quote(obj, safe='')}?alt=media"
             return Reply(
                 body={
-                    "kind": "storage#object", "bucket": bucket, "name": obj, "size": str(len(data)),
+                    "kind": "storage#object",
+                    "bucket": bucket,
+                    "name": obj,
+                    "size": str(len(data)),
                     "contentType": "video/mp4",
                     "md5Hash": base64.b64encode(hashlib.md5(data).digest()).decode(),
                     "mediaLink": link,
@@ -283,4 +298,3 @@ class Api:
             )
         self._emu.state.count_download()
         return Reply(raw=data, content_type="video/mp4")
-

@@ -124,9 +124,7 @@ def _coerce(current: Any, value: Any) -> Any:
 
 def apply_settings(base: Settings, changes: Mapping[str, Any]) -> Settings:
     """Return a validated copy of ``base`` with ``changes`` applied."""
-    new = dataclasses.replace(
-        base, **{k: _coerce(getattr(base, k), v) for k, v in changes.items()}
-    )
+    new = dataclasses.replace(base, **{k: _coerce(getattr(base, k), v) for k, v in changes.items()})
     new.validate()
     return new
 

@@ -174,8 +174,13 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         self._send(reply)
 
     def _invoke(
-        self, kind: str, model: str | None, body: Mapping[str, Any], path: str,
-        query: dict[str, str], extra: dict[str, str],
+        self,
+        kind: str,
+        model: str | None,
+        body: Mapping[str, Any],
+        path: str,
+        query: dict[str, str],
+        extra: dict[str, str],
     ) -> Reply:
         api = self.server.emulator.api
         try:
@@ -200,7 +205,7 @@ class EmulatorHandler(BaseHTTPRequestHandler):
     # -- control endpoints -------------------------------------------------------------
     def _control(self, method: str, path: str, raw: bytes) -> Reply:
         emu = self.server.emulator
-        name = path[len("/_emulator/"):].strip("/")
+        name = path[len("/_emulator/") :].strip("/")
         if method == "GET" and name == "stats":
             return Reply(body=emu.stats())
         if method == "GET" and name == "requests":

@@ -192,21 +192,51 @@ def generate_mp4(spec: VideoSpec) -> bytes:
     with tempfile.TemporaryDirectory(prefix="vidpipe-emu-") as tmp:
         out_path = os.path.join(tmp, "clip.mp4")
         cmd = [
-            ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
-            "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}",
-            "-r", str(spec.fps), "-i", "pipe:0",
+            ffmpeg_exe(),
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-nostdin",
+            "-y",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-s",
+            f"{width}x{height}",
+            "-r",
+            str(spec.fps),
+            "-i",
+            "pipe:0",
         ]
         if spec.audio:
             cmd += [
-                "-f", "lavfi", "-i",
+                "-f",
+                "lavfi",
+                "-i",
                 f"sine=frequency={spec.tone_hz}:sample_rate=48000:duration={duration:.6f}",
             ]
         cmd += ["-map", "0:v:0"]
         if spec.audio:
             cmd += ["-map", "1:a:0", "-c:a", "aac", "-ac", "2", "-b:a", "96k"]
         cmd += [
-            "-c:v", "libx264", "-preset", "ultrafast", "-crf", "18", "-pix_fmt", "yuv420p",
-            "-threads", "2", "-t", f"{duration:.6f}", "-movflags", "+faststart", "-f", "mp4", out_path,
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-crf",
+            "18",
+            "-pix_fmt",
+            "yuv420p",
+            "-threads",
+            "2",
+            "-t",
+            f"{duration:.6f}",
+            "-movflags",
+            "+faststart",
+            "-f",
+            "mp4",
+            out_path,
         ]
         with tempfile.TemporaryFile() as err:
             proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err)

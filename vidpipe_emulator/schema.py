@@ -130,9 +130,7 @@ def _gen_object(schema: Mapping[str, Any], ctx: _Ctx, path: tuple[int, ...], dep
     return {p: _gen(props[p], ctx, p, path, depth + 1) for p in names if p in props}
 
 
-def _gen_array(
-    schema: Mapping[str, Any], ctx: _Ctx, name: str, path: tuple[int, ...], depth: int
-) -> list[Any]:
+def _gen_array(schema: Mapping[str, Any], ctx: _Ctx, name: str, path: tuple[int, ...], depth: int) -> list[Any]:
     lo = int(schema.get("minItems", schema.get("min_items", 0)) or 0)
     hi_raw = schema.get("maxItems", schema.get("max_items"))
     if name == "scenes" and ctx.scene_count is not None:

@@ -99,8 +99,10 @@ class Emulator:
         assert self._server is not None
         self._serving = True
         self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-            name="vidpipe-emulator", daemon=True,
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="vidpipe-emulator",
+            daemon=True,
         )
         self._thread.start()
         return self.base_url
@@ -134,9 +136,7 @@ class Emulator:
         self.start()
         return self
 
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.stop()
 
     @property
@@ -227,6 +227,5 @@ class Emulator:
         """HTTP URL (GCS JSON API shape) serving a ``gs://`` URI from this emulator."""
         if not gcs_uri.startswith("gs://"):
             raise ValueError(f"not a gs:// URI: {gcs_uri!r}")
-        bucket, _, obj = gcs_uri[len("gs://"):].partition("/")
+        bucket, _, obj = gcs_uri[len("gs://") :].partition("/")
         return f"{self.base_url}/storage/v1/b/{bucket}/o/{quote(obj, safe='')}?alt=media"
-

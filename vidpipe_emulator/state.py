@@ -176,7 +176,7 @@ class EmulatorState:
         with self._lock:
             count = len(self.operations)
             for op in self.operations.values():
-                op.done_returned = True       # no longer in flight
+                op.done_returned = True  # no longer in flight
             self.operations.clear()
             self.objects.clear()
             return count

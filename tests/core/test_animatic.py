@@ -1,4 +1,5 @@
 """The animatic provider: planner, palette, keyframes and clips, all offline and deterministic."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -18,19 +19,37 @@ from vidpipe_core.providers import clip_provider, keyframe_provider, storyboard_
 from vidpipe_core.providers.animatic import AnimaticProvider, motion
 from vidpipe_core.providers.animatic.drawing import caption_box
 from vidpipe_core.providers.animatic.planner import PALETTES, palette_for
-from vidpipe_core.providers.base import (ClipOutcomeKind, ClipProvider, ClipRequest, KeyframeProvider, KeyframeRequest,
-                                         StoryboardProvider, Usage)
+from vidpipe_core.providers.base import (
+    ClipOutcomeKind,
+    ClipProvider,
+    ClipRequest,
+    KeyframeProvider,
+    KeyframeRequest,
+    StoryboardProvider,
+    Usage,
+)
 from vidpipe_core.schemas import ProjectSpec, StageProviders, StyleGuide
 
-PROMPT = ("A small robot wakes up in an abandoned greenhouse at dawn. It waters a single wilting flower, "
-          "then Mara the gardener returns and smiles as the sun rises over the city.")
+PROMPT = (
+    "A small robot wakes up in an abandoned greenhouse at dawn. It waters a single wilting flower, "
+    "then Mara the gardener returns and smiles as the sun rises over the city."
+)
 SHORT_PROMPT = "Rain on a tin roof"
 FIELDS = ("description", "start_frame_prompt", "end_frame_prompt", "motion_prompt", "transition_notes")
 
 
-def spec(scenes: int = 4, prompt: str = PROMPT, style: str = "cinematic, soft natural light", aspect: str = "16:9") -> ProjectSpec:
-    return ProjectSpec(id="demo", prompt=prompt, style=style, aspect_ratio=aspect, clip_duration=1, scenes=scenes,  # type: ignore[arg-type]
-                       providers=StageProviders(storyboard="animatic", keyframes="animatic", clips="animatic"))
+def spec(
+    scenes: int = 4, prompt: str = PROMPT, style: str = "cinematic, soft natural light", aspect: str = "16:9"
+) -> ProjectSpec:
+    return ProjectSpec(
+        id="demo",
+        prompt=prompt,
+        style=style,
+        aspect_ratio=aspect,
+        clip_duration=1,
+        scenes=scenes,  # type: ignore[arg-type]
+        providers=StageProviders(storyboard="animatic", keyframes="animatic", clips="animatic"),
+    )
 
 
 @pytest.fixture
@@ -42,10 +61,23 @@ def style(palette: list[str] | None = None) -> StyleGuide:
     return StyleGuide(visual_style="neon noir", color_palette=palette or PALETTES["neon"], camera_style="steady")
 
 
-def keyframe(prompt: str = "Opening frame: a lighthouse on a cliff at night", *, caption: str = "Scene 1 - a lighthouse",
-             aspect: str = "16:9", reference: bytes | None = None, palette: list[str] | None = None) -> KeyframeRequest:
-    return KeyframeRequest(project_id="demo", frame_index=0 if reference is None else 1, prompt=prompt, caption=caption,
-                           style=style(palette), aspect_ratio=aspect, reference_png=reference)
+def keyframe(
+    prompt: str = "Opening frame: a lighthouse on a cliff at night",
+    *,
+    caption: str = "Scene 1 - a lighthouse",
+    aspect: str = "16:9",
+    reference: bytes | None = None,
+    palette: list[str] | None = None,
+) -> KeyframeRequest:
+    return KeyframeRequest(
+        project_id="demo",
+        frame_index=0 if reference is None else 1,
+        prompt=prompt,
+        caption=caption,
+        style=style(palette),
+        aspect_ratio=aspect,
+        reference_png=reference,
+    )
 
 
 # --- protocols ----------------------------------------------------------------------------
@@ -77,7 +109,7 @@ def test_plan_has_exactly_n_distinct_scenes(provider: AnimaticProvider, prompt: 
     for s in board.scenes:
         assert s.start_frame_prompt != s.end_frame_prompt
     assert board.title.strip()
-    assert board == provider.plan(spec(n, prompt))[0]   # deterministic
+    assert board == provider.plan(spec(n, prompt))[0]  # deterministic
 
 
 def test_plan_follows_the_prompt(provider: AnimaticProvider) -> None:
@@ -99,7 +131,7 @@ def test_style_guide(provider: AnimaticProvider) -> None:
     board, _ = provider.plan(spec(2, style="neon noir, rain-soaked streets"))
     guide = board.style_guide
     assert guide.visual_style == "neon noir, rain-soaked streets"
-    assert guide.color_palette == PALETTES["neon"]          # first style word with a palette wins
+    assert guide.color_palette == PALETTES["neon"]  # first style word with a palette wins
     assert guide.camera_style
     names = [c.name for c in guide.characters]
     assert "the small robot" in names and "Mara" in names
@@ -157,7 +189,7 @@ def test_caption_band_is_readable(provider: AnimaticProvider) -> None:
     box = caption_box(with_text.size)
     assert box[3] == with_text.height and 0 < box[1] < with_text.height
     band = np.asarray(with_text.crop(box).convert("L"), dtype=np.float32)
-    assert band.std() > 10                      # text on the band, not an empty strip
+    assert band.std() > 10  # text on the band, not an empty strip
     assert band.max() > 200 and np.median(band) < 100
     assert mean_abs_diff(with_text.crop(box), other_text.crop(box), size=(128, 12)) > 1
 
@@ -173,8 +205,16 @@ def test_long_caption_and_unknown_colour_names(provider: AnimaticProvider) -> No
 def clip_request(provider: AnimaticProvider, *, audio: bool = True, duration: int = 1) -> ClipRequest:
     start, _ = provider.render(keyframe("Opening frame: a lighthouse at dusk"))
     end, _ = provider.render(keyframe("Closing frame: the lighthouse beam at night", reference=start))
-    return ClipRequest(project_id="demo", scene_index=0, prompt="Camera: slow push-in on the lighthouse",
-                       start_png=start, end_png=end, duration_s=duration, aspect_ratio="16:9", generate_audio=audio)
+    return ClipRequest(
+        project_id="demo",
+        scene_index=0,
+        prompt="Camera: slow push-in on the lighthouse",
+        start_png=start,
+        end_png=end,
+        duration_s=duration,
+        aspect_ratio="16:9",
+        generate_audio=audio,
+    )
 
 
 def test_allowed_durations(provider: AnimaticProvider) -> None:
@@ -188,7 +228,7 @@ def test_submit_names_the_operation_without_rendering(provider: AnimaticProvider
     assert re.fullmatch(r"animatic:demo:0:[0-9a-f]{12}", op)
     assert provider.submit(req, "animatic") == op
     assert provider.submit(clip_request(provider, audio=False), "animatic") != op
-    assert provider.submit(dataclasses.replace(req, variant="take-2"), "animatic") != op   # a new take is a new operation
+    assert provider.submit(dataclasses.replace(req, variant="take-2"), "animatic") != op  # a new take is a new operation
     with pytest.raises(InvalidInput) as exc:
         provider.submit(clip_request(provider, duration=99), "animatic")
     assert exc.value.field == "clip_duration"
@@ -213,8 +253,9 @@ def test_submit_wait_round_trip(provider: AnimaticProvider, audio: bool) -> None
 
 def test_a_new_take_is_a_new_rendition(provider: AnimaticProvider) -> None:
     req = dataclasses.replace(clip_request(provider, audio=False), prompt="the lighthouse at dusk")
-    takes = {provider.wait("animatic:demo:0:x", dataclasses.replace(req, variant=f"take-{i}"), "animatic").video
-             for i in range(4)}
+    takes = {
+        provider.wait("animatic:demo:0:x", dataclasses.replace(req, variant=f"take-{i}"), "animatic").video for i in range(4)
+    }
     assert len(takes) > 1
 
 
@@ -233,19 +274,28 @@ def test_captions_stay_still_while_the_picture_moves(provider: AnimaticProvider)
     (no sliding, no doubled text mid-dissolve) and switches from the start caption to the end
     caption once, in the middle; the clip still opens and closes on exactly its keyframes."""
     start, _ = provider.render(keyframe("Opening frame: a lighthouse at dusk", caption="Scene 1 - the lighthouse at dusk"))
-    end, _ = provider.render(keyframe("Closing frame: the beam at night", caption="Scene 1 end - the beam sweeps",
-                                      reference=start))
-    top, aspect = motion.static_band(start)   # type: ignore[misc]
+    end, _ = provider.render(
+        keyframe("Closing frame: the beam at night", caption="Scene 1 end - the beam sweeps", reference=start)
+    )
+    top, aspect = motion.static_band(start)  # type: ignore[misc]
     assert top == pytest.approx(caption_box((256, 144))[1] / 144, abs=1e-3) and aspect == pytest.approx(16 / 9, abs=0.01)
-    req = ClipRequest(project_id="demo", scene_index=0, prompt="Camera: slow push-in on the lighthouse", start_png=start,
-                      end_png=end, duration_s=4, aspect_ratio="16:9", generate_audio=False)
-    frames = _frames(provider.wait(provider.submit(req, "animatic"), req, "animatic").video)   # type: ignore[arg-type]
+    req = ClipRequest(
+        project_id="demo",
+        scene_index=0,
+        prompt="Camera: slow push-in on the lighthouse",
+        start_png=start,
+        end_png=end,
+        duration_s=4,
+        aspect_ratio="16:9",
+        generate_audio=False,
+    )
+    frames = _frames(provider.wait(provider.submit(req, "animatic"), req, "animatic").video)  # type: ignore[arg-type]
     assert len(frames) == 48
     box = caption_box((256, 144))
     picture = (0, 0, 256, box[1])
     band = [f.crop(box) for f in frames]
     start_band, end_band = png(start).crop(box), png(end).crop(box)
-    assert mean_abs_diff(start_band, end_band, size=(128, 12)) > 3          # two different captions
+    assert mean_abs_diff(start_band, end_band, size=(128, 12)) > 3  # two different captions
     assert all(mean_abs_diff(b, start_band, size=(128, 12)) < 1.5 for b in band[:20]), "caption moved in the first half"
     assert all(mean_abs_diff(b, end_band, size=(128, 12)) < 1.5 for b in band[-20:]), "caption moved in the second half"
     # ... while the picture above it does move (push-in plus dissolve)

@@ -1,4 +1,5 @@
 """Unit tests: ids, path confinement, fingerprints, cost, settings."""
+
 from __future__ import annotations
 
 import pytest
@@ -62,14 +63,26 @@ def test_memory_store_roundtrip():
 
 
 def _kf(**kw):
-    base = dict(provider="animatic", model="animatic", prompt="p", aspect_ratio="16:9", reference_sha256=None, render_size=(256, 144))
+    base = dict(
+        provider="animatic", model="animatic", prompt="p", aspect_ratio="16:9", reference_sha256=None, render_size=(256, 144)
+    )
     base.update(kw)
     return keyframe_fingerprint(**base)
 
 
 def _clip(**kw):
-    base = dict(provider="google", model="veo", prompt="p", start_sha256="a", end_sha256="b", duration_s=4,
-                aspect_ratio="16:9", generate_audio=True, negative_prompt="", seed=None)
+    base = dict(
+        provider="google",
+        model="veo",
+        prompt="p",
+        start_sha256="a",
+        end_sha256="b",
+        duration_s=4,
+        aspect_ratio="16:9",
+        generate_audio=True,
+        negative_prompt="",
+        seed=None,
+    )
     base.update(kw)
     return clip_fingerprint(**base)
 
@@ -78,8 +91,16 @@ def test_fingerprints_change_with_every_input():
     assert _kf() == _kf()
     variants = [_kf(prompt="q"), _kf(model="m"), _kf(aspect_ratio="9:16"), _kf(reference_sha256="x"), _kf(render_size=(512, 288))]
     assert len({_kf(), *variants}) == 6
-    clip_variants = [_clip(prompt="q"), _clip(start_sha256="c"), _clip(end_sha256="c"), _clip(duration_s=6),
-                     _clip(generate_audio=False), _clip(seed=1), _clip(negative_prompt="blur"), _clip(model="veo-fast")]
+    clip_variants = [
+        _clip(prompt="q"),
+        _clip(start_sha256="c"),
+        _clip(end_sha256="c"),
+        _clip(duration_s=6),
+        _clip(generate_audio=False),
+        _clip(seed=1),
+        _clip(negative_prompt="blur"),
+        _clip(model="veo-fast"),
+    ]
     assert len({_clip(), *clip_variants}) == 9
 
 
@@ -87,8 +108,15 @@ def test_cost_estimate_and_guard():
     from vidpipe_core.schemas import ProjectSpec, StageProviders
 
     s = Settings()
-    spec = ProjectSpec(id="x", prompt="p", style="s", aspect_ratio="16:9", clip_duration=8, scenes=4,
-                       providers=StageProviders(storyboard="google", keyframes="google", clips="google"))
+    spec = ProjectSpec(
+        id="x",
+        prompt="p",
+        style="s",
+        aspect_ratio="16:9",
+        clip_duration=8,
+        scenes=4,
+        providers=StageProviders(storyboard="google", keyframes="google", clips="google"),
+    )
     est = estimate(s, spec, {"storyboard": s.storyboard_model, "keyframes": s.image_model, "clips": s.video_model})
     assert est.clips_usd == pytest.approx(4 * 8 * 0.40)
     assert est.keyframes_usd == pytest.approx(5 * 0.039)
@@ -102,7 +130,7 @@ def test_cost_estimate_and_guard():
 
 def test_settings_from_env_and_file(tmp_path, monkeypatch):
     cfg = tmp_path / "vidpipe.toml"
-    cfg.write_text('default_scenes = 7\nfps = 30\n')
+    cfg.write_text("default_scenes = 7\nfps = 30\n")
     monkeypatch.setenv("VIDPIPE_CONFIG", str(cfg))
     monkeypatch.setenv("VIDPIPE_FPS", "25")
     s = Settings(data_dir=tmp_path)

@@ -2,6 +2,7 @@
 
 Run: PYTHONPATH=/work/main .venv/bin/python -m pytest tests/core/test_google_provider.py
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -50,6 +51,7 @@ STYLE = StyleGuide(visual_style="watercolor", color_palette=["teal", "amber", "i
 
 # --- fixtures ---------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def genv(google_env: Any, monkeypatch: pytest.MonkeyPatch) -> Any:  # noqa: F811
     # Prove the provider reaches the emulator through GOOGLE_VERTEX_BASE_URL alone.
@@ -60,8 +62,13 @@ def genv(google_env: Any, monkeypatch: pytest.MonkeyPatch) -> Any:  # noqa: F811
 @pytest.fixture
 def settings(tmp_path: Path, genv: Any) -> Settings:
     return Settings(
-        data_dir=tmp_path, retry_initial_s=0.01, retry_max_s=0.05, poll_initial_s=0.05, poll_max_s=0.2,
-        poll_timeout_s=5, gcs_base_url=genv.base_url,
+        data_dir=tmp_path,
+        retry_initial_s=0.01,
+        retry_max_s=0.05,
+        poll_initial_s=0.05,
+        poll_max_s=0.2,
+        poll_timeout_s=5,
+        gcs_base_url=genv.base_url,
     )
 
 
@@ -72,9 +79,14 @@ def provider(settings: Settings) -> GoogleProvider:
 
 def spec(scenes: int = 3, duration: int = 4, aspect: str = "16:9", **kw: Any) -> ProjectSpec:
     return ProjectSpec(
-        id="fox", prompt="a red fox crosses a frozen lake at dawn", style="watercolor", aspect_ratio=aspect,
-        clip_duration=duration, scenes=scenes,
-        providers=StageProviders(storyboard="google", keyframes="google", clips="google"), **kw,
+        id="fox",
+        prompt="a red fox crosses a frozen lake at dawn",
+        style="watercolor",
+        aspect_ratio=aspect,
+        clip_duration=duration,
+        scenes=scenes,
+        providers=StageProviders(storyboard="google", keyframes="google", clips="google"),
+        **kw,
     )
 
 
@@ -86,8 +98,14 @@ def png(size: tuple[int, int] = (256, 144), color: tuple[int, int, int] = (200, 
 
 def clip_request(prompt: str = "the fox walks left to right", scene: int = 1, **kw: Any) -> ClipRequest:
     values: dict[str, Any] = dict(
-        project_id="fox", scene_index=scene, prompt=prompt, start_png=png(color=(10, 20, 30)),
-        end_png=png(color=(200, 210, 220)), duration_s=4, aspect_ratio="16:9", generate_audio=True,
+        project_id="fox",
+        scene_index=scene,
+        prompt=prompt,
+        start_png=png(color=(10, 20, 30)),
+        end_png=png(color=(200, 210, 220)),
+        duration_s=4,
+        aspect_ratio="16:9",
+        generate_audio=True,
     )
     values.update(kw)
     return ClipRequest(**values)
@@ -104,6 +122,7 @@ def first_frame_size(data: bytes) -> tuple[int, int]:
 
 
 # --- protocols / wiring -----------------------------------------------------------------------
+
 
 def test_stage_classes_satisfy_the_protocols_and_share_one_client(provider: GoogleProvider) -> None:
     assert isinstance(provider.storyboard, StoryboardProvider)
@@ -124,10 +143,11 @@ def test_stage_classes_satisfy_the_protocols_and_share_one_client(provider: Goog
 def test_client_is_vertex_without_sdk_retries(provider: GoogleProvider) -> None:
     client = provider.clips.client.get()
     assert client.vertexai
-    assert client._api_client._http_options.retry_options is None   # our retry_call is the only one
+    assert client._api_client._http_options.retry_options is None  # our retry_call is the only one
 
 
 # --- storyboard -------------------------------------------------------------------------------
+
 
 def test_storyboard_has_exactly_n_scenes_and_costs_tokens(provider: GoogleProvider, genv: Any, settings: Settings) -> None:
     board, usage = provider.storyboard.plan(spec(scenes=4))
@@ -151,7 +171,7 @@ def test_storyboard_retries_invalid_json_with_lower_temperature(provider: Google
     assert len(board.scenes) == 2
     temperatures = [r.config["temperature"] for r in genv.emulator.records("text")]
     assert temperatures == pytest.approx([0.9, 0.6, 0.3])
-    assert usage.input_tokens > 0   # the failed attempts are counted too
+    assert usage.input_tokens > 0  # the failed attempts are counted too
 
 
 def test_storyboard_gives_up_after_three_invalid_answers(provider: GoogleProvider, genv: Any) -> None:
@@ -175,6 +195,7 @@ def test_storyboard_scene_count_is_enforced() -> None:
 
 
 # --- keyframes --------------------------------------------------------------------------------
+
 
 def test_keyframe_from_text_only(provider: GoogleProvider, genv: Any, settings: Settings) -> None:
     req = KeyframeRequest("fox", 0, "a fox at the lake shore", "scene 1", STYLE, "16:9", None)
@@ -238,11 +259,12 @@ def test_keyframe_aspect_ratio_is_checked_and_jpeg_converted(tmp_path: Path) -> 
     data, _ = keyframes.render(KeyframeRequest("fox", 1, "a fox", "c", STYLE, "16:9", None))
     with Image.open(io.BytesIO(data)) as img:
         assert img.format == "PNG" and img.size == (1280, 720)
-    assert aspect_ratio_error(1290, 720, "16:9") is None          # 0.8 % off
-    assert aspect_ratio_error(1320, 720, "16:9") is not None      # 3.1 % off
+    assert aspect_ratio_error(1290, 720, "16:9") is None  # 0.8 % off
+    assert aspect_ratio_error(1320, 720, "16:9") is not None  # 3.1 % off
 
 
 # --- clips ------------------------------------------------------------------------------------
+
 
 def test_clip_happy_path(provider: GoogleProvider, genv: Any, settings: Settings) -> None:
     req = clip_request(negative_prompt="text overlays", seed=7)
@@ -337,8 +359,9 @@ def test_operation_error_is_a_failure_with_the_message(provider: GoogleProvider,
 
 
 def test_operation_that_never_finishes_times_out_naming_the_scene(tmp_path: Path, genv: Any) -> None:
-    quick = Settings(data_dir=tmp_path, retry_initial_s=0.01, retry_max_s=0.05, poll_initial_s=0.05,
-                     poll_max_s=0.1, poll_timeout_s=0.6)
+    quick = Settings(
+        data_dir=tmp_path, retry_initial_s=0.01, retry_max_s=0.05, poll_initial_s=0.05, poll_max_s=0.1, poll_timeout_s=0.6
+    )
     genv.emulator.configure(never_finish_word="eternal")
     clips = GoogleClips(quick)
     req = clip_request(prompt="an eternal winter", scene=4)
@@ -365,7 +388,7 @@ def test_uri_delivery_is_downloaded_with_auth(provider: GoogleProvider, genv: An
     assert first_frame_size(outcome.video or b"")[0] > 0
     assert genv.emulator.downloads == 1
     statuses = [r.status for r in genv.emulator.records("download")]
-    assert statuses == [503, 200]   # retried; 200 proves the key header (401 otherwise)
+    assert statuses == [503, 200]  # retried; 200 proves the key header (401 otherwise)
 
 
 def test_uri_download_failure_names_the_scene(provider: GoogleProvider, genv: Any, settings: Settings) -> None:
@@ -376,10 +399,11 @@ def test_uri_download_failure_names_the_scene(provider: GoogleProvider, genv: An
         provider.clips.wait(name, req, VEO)
     assert (info.value.stage, info.value.scene, info.value.status) == ("clips", 5, 404)
     assert "gs://vidpipe-emulator/" in str(info.value)
-    assert genv.emulator.request_count("download") == 1   # 404 is not retried
+    assert genv.emulator.request_count("download") == 1  # 404 is not retried
 
 
 # --- input validation and credentials ---------------------------------------------------------
+
 
 def test_invalid_duration_is_refused_before_any_request(provider: GoogleProvider, genv: Any) -> None:
     with pytest.raises(InvalidInput) as info:
@@ -406,8 +430,12 @@ def test_credentials_status_messages(tmp_path: Path) -> None:
     ok, message = google_credentials_status({"GOOGLE_GENAI_USE_VERTEXAI": "1"})
     assert not ok and "GOOGLE_CLOUD_PROJECT" in message
 
-    no_adc = {"GOOGLE_GENAI_USE_VERTEXAI": "true", "GOOGLE_CLOUD_PROJECT": "p", "GOOGLE_CLOUD_LOCATION": "us-central1",
-              "HOME": str(tmp_path)}
+    no_adc = {
+        "GOOGLE_GENAI_USE_VERTEXAI": "true",
+        "GOOGLE_CLOUD_PROJECT": "p",
+        "GOOGLE_CLOUD_LOCATION": "us-central1",
+        "HOME": str(tmp_path),
+    }
     ok, message = google_credentials_status(no_adc)
     assert not ok and "Application Default Credentials" in message
 
@@ -427,8 +455,9 @@ def test_missing_credentials_fail_before_any_request(tmp_path: Path, monkeypatch
     assert "Vertex AI mode" in str(info.value) and "AIza-plain-gemini-key" not in str(info.value)
 
 
-def test_api_key_never_appears_in_errors_or_logs(provider: GoogleProvider, genv: Any, settings: Settings,
-                                                caplog: pytest.LogCaptureFixture) -> None:
+def test_api_key_never_appears_in_errors_or_logs(
+    provider: GoogleProvider, genv: Any, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     messages: list[str] = []
     emu = genv.emulator
@@ -456,6 +485,7 @@ def test_api_key_never_appears_in_errors_or_logs(provider: GoogleProvider, genv:
 
 # --- retry helper -----------------------------------------------------------------------------
 
+
 def _api_error(code: int) -> genai_errors.APIError:
     return genai_errors.APIError(code, {"error": {"code": code, "message": "boom", "status": "X"}})
 
@@ -470,8 +500,9 @@ def test_retry_call_backs_off_with_bounded_full_jitter() -> None:
             raise item
         return item
 
-    result = retry_call(fn, stage="clips", scene=1, attempts=5, initial_s=0.1, max_s=0.25,
-                        is_transient=is_transient_google, sleep=delays.append)
+    result = retry_call(
+        fn, stage="clips", scene=1, attempts=5, initial_s=0.1, max_s=0.25, is_transient=is_transient_google, sleep=delays.append
+    )
     assert result == "ok" and len(delays) == 3
     assert all(0 <= d <= cap for d, cap in zip(delays, (0.1, 0.2, 0.25)))
     assert all(0 <= backoff_delay(n, 1.0, 30.0) <= min(30.0, 2 ** (n - 1)) for n in range(1, 10))
@@ -484,8 +515,16 @@ def test_retry_call_stops_at_once_for_permanent_errors_and_after_the_last_attemp
         raise _api_error(400)
 
     with pytest.raises(ProviderError) as info:
-        retry_call(bad_request, stage="keyframes", scene=2, attempts=5, initial_s=0, max_s=0,
-                   is_transient=is_transient_google, sleep=slept.append)
+        retry_call(
+            bad_request,
+            stage="keyframes",
+            scene=2,
+            attempts=5,
+            initial_s=0,
+            max_s=0,
+            is_transient=is_transient_google,
+            sleep=slept.append,
+        )
     assert slept == [] and info.value.status == 400 and "keyframes, frame 3" in str(info.value)
 
     def always_busy() -> None:
@@ -493,8 +532,17 @@ def test_retry_call_stops_at_once_for_permanent_errors_and_after_the_last_attemp
 
     retried: list[int] = []
     with pytest.raises(ProviderError) as info:
-        retry_call(always_busy, stage="clips", scene=0, attempts=3, initial_s=0, max_s=0,
-                   is_transient=is_transient_google, sleep=slept.append, on_retry=lambda n, e, d: retried.append(n))
+        retry_call(
+            always_busy,
+            stage="clips",
+            scene=0,
+            attempts=3,
+            initial_s=0,
+            max_s=0,
+            is_transient=is_transient_google,
+            sleep=slept.append,
+            on_retry=lambda n, e, d: retried.append(n),
+        )
     assert retried == [1, 2] and info.value.status == 503 and "gave up after 3 attempts" in str(info.value)
     assert isinstance(info.value.__cause__, genai_errors.APIError)
 

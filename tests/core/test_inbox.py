@@ -1,4 +1,5 @@
 """Parsing and validating inbox files, without Dagster."""
+
 from __future__ import annotations
 
 import os
@@ -62,17 +63,24 @@ def test_free_path_never_reuses_a_name_or_its_error_note(tmp_path):
     assert free_path(tmp_path, "b.yaml").name == "b.yaml"
 
 
-@pytest.mark.parametrize("fmt, text, message", [
-    ("json", "[" * 30000 + "]" * 30000, "file: is not usable JSON: RecursionError"),
-    ("json", '{"prompt": "x", "seed": ' + "9" * 5000 + "}", "file: is not usable JSON: ValueError"),
-    ("yaml", "prompt: " + "[" * 5000 + "]" * 5000, "file: is not valid YAML"),
-    ("yaml", "prompt: !!python/object/apply:os.system ['echo no']", "could not determine a constructor"),
-    ("yaml", "a: &a [x, x, x, x, x, x, x, x]\n" + "".join(
-        f"{c}: &{c} [{', '.join(['*' + p] * 8)}]\n" for p, c in zip("abcdefg", "bcdefgh")) + "prompt: *h\n",
-     "prompt: is a list, not a single value"),
-    ("yaml", "prompt: a fox\nscene: 2\n", "scene: is not a known field; did you mean 'scenes'?"),
-    ("yaml", "prompt: a: b\n", "a value containing ': ' needs quotes"),
-])
+@pytest.mark.parametrize(
+    "fmt, text, message",
+    [
+        ("json", "[" * 30000 + "]" * 30000, "file: is not usable JSON: RecursionError"),
+        ("json", '{"prompt": "x", "seed": ' + "9" * 5000 + "}", "file: is not usable JSON: ValueError"),
+        ("yaml", "prompt: " + "[" * 5000 + "]" * 5000, "file: is not valid YAML"),
+        ("yaml", "prompt: !!python/object/apply:os.system ['echo no']", "could not determine a constructor"),
+        (
+            "yaml",
+            "a: &a [x, x, x, x, x, x, x, x]\n"
+            + "".join(f"{c}: &{c} [{', '.join(['*' + p] * 8)}]\n" for p, c in zip("abcdefg", "bcdefgh"))
+            + "prompt: *h\n",
+            "prompt: is a list, not a single value",
+        ),
+        ("yaml", "prompt: a fox\nscene: 2\n", "scene: is not a known field; did you mean 'scenes'?"),
+        ("yaml", "prompt: a: b\n", "a value containing ': ' needs quotes"),
+    ],
+)
 def test_hostile_or_mistaken_content_is_refused_quickly_with_a_reason(fmt, text, message):
     with pytest.raises(InvalidInput) as err:
         parse_request(text, fmt)
@@ -88,47 +96,65 @@ def _bomb(levels: int, width: int, where: str) -> str:
 
 
 @pytest.mark.timeout(30)
-@pytest.mark.parametrize("text, message", [
-    (_bomb(10, 10, "prompt"), "prompt: is a list, not a single value"),
-    ("prompt: a fox\n" + _bomb(10, 10, "style"), "style: is a list, not a single value"),
-    ("prompt: a fox\n" + _bomb(10, 10, "lol"), "l0: is not a known field"),
-    ("a: &a {x: 1}\n" + "".join(f"{c}: &{c} {{<<: [{', '.join(['*' + p] * 9)}]}}\n"
-                                for p, c in zip("abcdefgh", "bcdefghi")) + "prompt: *i\n",
-     "file: uses a YAML merge key (<<) at line 2; write the fields out instead"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (_bomb(10, 10, "prompt"), "prompt: is a list, not a single value"),
+        ("prompt: a fox\n" + _bomb(10, 10, "style"), "style: is a list, not a single value"),
+        ("prompt: a fox\n" + _bomb(10, 10, "lol"), "l0: is not a known field"),
+        (
+            "a: &a {x: 1}\n"
+            + "".join(f"{c}: &{c} {{<<: [{', '.join(['*' + p] * 9)}]}}\n" for p, c in zip("abcdefgh", "bcdefghi"))
+            + "prompt: *i\n",
+            "file: uses a YAML merge key (<<) at line 2; write the fields out instead",
+        ),
+    ],
+)
 def test_alias_bombs_are_refused_without_being_expanded(text, message):
     with pytest.raises(InvalidInput) as err:
         parse_request(text, "yaml")
     assert message in str(err.value)
 
 
-@pytest.mark.parametrize("fmt, text, message", [
-    ("yaml", "prompt: a fox\nscenes: 2\nprompt: a wolf\n", "file: field 'prompt' appears twice (line 3); keep one"),
-    ("yaml", "prompt: a fox\n'prompt': a wolf\n", "file: field 'prompt' appears twice (line 2)"),
-    ("yaml", "prompt: a fox\nstyle: {a: 1, a: 2}\n", "file: field 'a' appears twice (line 2)"),
-    ("json", '{"prompt": "a fox", "scenes": 2, "prompt": "a wolf"}', "file: field 'prompt' appears twice; keep one"),
-])
+@pytest.mark.parametrize(
+    "fmt, text, message",
+    [
+        ("yaml", "prompt: a fox\nscenes: 2\nprompt: a wolf\n", "file: field 'prompt' appears twice (line 3); keep one"),
+        ("yaml", "prompt: a fox\n'prompt': a wolf\n", "file: field 'prompt' appears twice (line 2)"),
+        ("yaml", "prompt: a fox\nstyle: {a: 1, a: 2}\n", "file: field 'a' appears twice (line 2)"),
+        ("json", '{"prompt": "a fox", "scenes": 2, "prompt": "a wolf"}', "file: field 'prompt' appears twice; keep one"),
+    ],
+)
 def test_a_field_given_twice_is_refused_instead_of_keeping_the_last(fmt, text, message):
     with pytest.raises(InvalidInput) as err:
         parse_request(text, fmt)
     assert message in str(err.value)
 
 
-@pytest.mark.parametrize("name, content, message", [
-    ("nul.json", '{"prompt": "x \\u0000 y"}', "prompt: contains a control character (U+0000 at position 3); remove it"),
-    ("esc.json", '{"prompt": "a fox", "style": "\\u001b[31mred"}', "style: contains a control character (U+001B at"),
-    ("bell.yaml", 'prompt: a fox\nnegative_prompt: "no \\a text"\n', "negative_prompt: contains a control"
-     " character (U+0007 at position 4)"),
-    ("id.json", '{"prompt": "a fox", "id": "fox\\u0000"}', "id: contains a control character (U+0000 at position 4)"),
-    ("del.txt", "a fox\x7f", "prompt: contains a control character (U+007F at position 6)"),
-    ("surrogate.json", '{"prompt": "a \\ud800 fox"}', "prompt: is not valid UTF-8 (an unpaired surrogate U+D800"),
-    ("invisible.txt", "\u200b\u200d\u2060\ufeff \u00a0\n", "prompt: has no visible characters"),
-    ("seed.yaml", "prompt: a fox\nseed: 4294967296\n", "seed: 4294967296 is out of range (allowed: 0-4294967295"),
-    ("budget.yaml", "prompt: a fox\nmax_cost_usd: -1\n", "max_cost_usd: -1.0 is negative; give the budget in USD"),
-    ("budget.json", '{"prompt": "a fox", "max_cost_usd": -Infinity}', "max_cost_usd: -inf is not a finite number"),
-    ("negative.json", '{"prompt": "a fox", "negative_prompt": "' + "n" * 1001 + '"}',
-     "negative_prompt: is 1001 characters long (allowed: at most 1000)"),
-])
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("nul.json", '{"prompt": "x \\u0000 y"}', "prompt: contains a control character (U+0000 at position 3); remove it"),
+        ("esc.json", '{"prompt": "a fox", "style": "\\u001b[31mred"}', "style: contains a control character (U+001B at"),
+        (
+            "bell.yaml",
+            'prompt: a fox\nnegative_prompt: "no \\a text"\n',
+            "negative_prompt: contains a control character (U+0007 at position 4)",
+        ),
+        ("id.json", '{"prompt": "a fox", "id": "fox\\u0000"}', "id: contains a control character (U+0000 at position 4)"),
+        ("del.txt", "a fox\x7f", "prompt: contains a control character (U+007F at position 6)"),
+        ("surrogate.json", '{"prompt": "a \\ud800 fox"}', "prompt: is not valid UTF-8 (an unpaired surrogate U+D800"),
+        ("invisible.txt", "\u200b\u200d\u2060\ufeff \u00a0\n", "prompt: has no visible characters"),
+        ("seed.yaml", "prompt: a fox\nseed: 4294967296\n", "seed: 4294967296 is out of range (allowed: 0-4294967295"),
+        ("budget.yaml", "prompt: a fox\nmax_cost_usd: -1\n", "max_cost_usd: -1.0 is negative; give the budget in USD"),
+        ("budget.json", '{"prompt": "a fox", "max_cost_usd": -Infinity}', "max_cost_usd: -inf is not a finite number"),
+        (
+            "negative.json",
+            '{"prompt": "a fox", "negative_prompt": "' + "n" * 1001 + '"}',
+            "negative_prompt: is 1001 characters long (allowed: at most 1000)",
+        ),
+    ],
+)
 def test_text_and_numbers_the_pipeline_cannot_use_are_refused(settings, name, content, message):
     path = settings.resolved_inbox_dir / name
     path.write_text(content, encoding="utf-8")
@@ -182,4 +208,4 @@ def test_a_note_never_writes_through_a_link(tmp_path):
     assert outside.read_text() == "precious"
     note = folder / "a.yaml.error.txt"
     assert not note.is_symlink() and note.read_text() == "why"
-    assert sorted(p.name for p in folder.iterdir()) == ["a.yaml.error.txt"]   # no temporary left
+    assert sorted(p.name for p in folder.iterdir()) == ["a.yaml.error.txt"]  # no temporary left

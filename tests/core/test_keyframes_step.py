@@ -1,5 +1,6 @@
 """The keyframes step resolves the project once and reads each stored frame at most once; it hands
 the bytes it holds to the contact sheet and the keyframes check, which still fails for real."""
+
 from __future__ import annotations
 
 import io
@@ -27,9 +28,9 @@ SCENES = 3
 
 @dataclass
 class KeyframeIO:
-    resolves: int = 0      # entries into resolve_state
-    reads: int = 0         # stored keyframe files read
-    decodes: int = 0       # PNG pixel data decoded (opening one reads only its header)
+    resolves: int = 0  # entries into resolve_state
+    reads: int = 0  # stored keyframe files read
+    decodes: int = 0  # PNG pixel data decoded (opening one reads only its header)
 
 
 def count_keyframe_io(monkeypatch: pytest.MonkeyPatch) -> KeyframeIO:
@@ -45,7 +46,7 @@ def count_keyframe_io(monkeypatch: pytest.MonkeyPatch) -> KeyframeIO:
         counts.reads += relpath.startswith("keyframes/")
         return read(self, project_id, relpath)
 
-    def counting_prepare(self: PngImagePlugin.PngImageFile) -> None:    # Pillow's load calls it once per decode
+    def counting_prepare(self: PngImagePlugin.PngImageFile) -> None:  # Pillow's load calls it once per decode
         counts.decodes += 1
         prepare(self)
 
@@ -59,8 +60,13 @@ def count_keyframe_io(monkeypatch: pytest.MonkeyPatch) -> KeyframeIO:
 @pytest.fixture
 def project(vp_env) -> tuple[Services, str]:  # type: ignore[no-untyped-def]
     services = Services.create()
-    spec = create_project(services, "A kite rises over the dunes. The string snaps. A child runs after it.",
-                          id="kites", scenes=SCENES, clip_duration=1)
+    spec = create_project(
+        services,
+        "A kite rises over the dunes. The string snaps. A child runs after it.",
+        id="kites",
+        scenes=SCENES,
+        clip_duration=1,
+    )
     make_storyboard(services, spec.id)
     return services, spec.id
 
@@ -80,7 +86,7 @@ def test_the_step_resolves_once_and_reads_each_stored_frame_at_most_once(project
     counts = count_keyframe_io(monkeypatch)
 
     made = make_keyframes(services, project_id)
-    assert (counts.resolves, counts.reads) == (1, 0)      # every frame rendered: nothing to read back
+    assert (counts.resolves, counts.reads) == (1, 0)  # every frame rendered: nothing to read back
     frames = resolve_state(services, project_id).frames
     assert [f.row.id for f in made.frames] == [f.row.id for f in frames]
     assert made.pngs == [_file(services, project_id, f.row.path).read_bytes() for f in frames]
@@ -88,7 +94,7 @@ def test_the_step_resolves_once_and_reads_each_stored_frame_at_most_once(project
     counts.resolves = counts.reads = 0
     again = make_keyframes(services, project_id)
     assert again.counts["reused"] == SCENES + 1
-    assert (counts.resolves, counts.reads) == (1, SCENES + 1)     # each stored frame read once, against the ledger
+    assert (counts.resolves, counts.reads) == (1, SCENES + 1)  # each stored frame read once, against the ledger
     assert again.pngs == made.pngs
 
 
@@ -110,7 +116,7 @@ def test_the_check_takes_the_steps_bytes_without_reading_or_decoding_them(projec
 def test_the_check_fails_when_the_steps_bytes_are_not_the_ledgers(project):
     services, project_id = project
     made = make_keyframes(services, project_id)
-    made.pngs[1] = made.pngs[2]                 # a valid PNG, but not the frame the ledger recorded
+    made.pngs[1] = made.pngs[2]  # a valid PNG, but not the frame the ledger recorded
     outcome = check_keyframes(services, project_id, made)
     assert not outcome.passed
     assert outcome.description.startswith("frame 1: its content does not match the ledger")

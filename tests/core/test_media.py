@@ -1,4 +1,5 @@
 """media: pure ffmpeg argument builders, probing, animatic clips, stitching, contact sheets."""
+
 from __future__ import annotations
 
 import hashlib
@@ -35,10 +36,21 @@ START = make_png((30, 60, 140))
 END = make_png((200, 110, 40), accent=(40, 200, 90))
 
 
-def render(tmp: Path, name: str, *, duration: float = 1.0, audio: bool = True, seed: str = "slow push-in",
-           size: tuple[int, int] = SIZE, start: bytes = START, end: bytes = END) -> Path:
+def render(
+    tmp: Path,
+    name: str,
+    *,
+    duration: float = 1.0,
+    audio: bool = True,
+    seed: str = "slow push-in",
+    size: tuple[int, int] = SIZE,
+    start: bytes = START,
+    end: bytes = END,
+) -> Path:
     path = tmp / name
-    path.write_bytes(motion.render_animatic_clip(start, end, duration_s=duration, fps=FPS, size=size, audio=audio, seed_text=seed))
+    path.write_bytes(
+        motion.render_animatic_clip(start, end, duration_s=duration, fps=FPS, size=size, audio=audio, seed_text=seed)
+    )
     return path
 
 
@@ -55,8 +67,8 @@ def nal_units(packet: bytes) -> list[bytes]:
     """The NAL units of an MP4 (length-prefixed, 4-byte lengths as x264 writes) H.264 packet."""
     units, i = [], 0
     while i + 4 <= len(packet):
-        n = int.from_bytes(packet[i:i + 4], "big")
-        units.append(packet[i + 4:i + 4 + n])
+        n = int.from_bytes(packet[i : i + 4], "big")
+        units.append(packet[i + 4 : i + 4 + n])
         i += 4 + n
     assert i == len(packet)
     return units
@@ -64,8 +76,10 @@ def nal_units(packet: bytes) -> list[bytes]:
 
 def same_coded_pictures(copied: bytes, original: bytes) -> bool:
     """Equal packets up to parameter sets (SPS/PPS) that a muxer may repeat in-band."""
+
     def strip(units: list[bytes]) -> list[bytes]:
         return [u for u in units if u and u[0] & 0x1F not in (7, 8)]
+
     return strip(nal_units(copied)) == strip(nal_units(original))
 
 
@@ -74,17 +88,26 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """Three same-format clips with audio (1 s, 2 s, 1 s) and continuous frames between them."""
     tmp = tmp_path_factory.mktemp("clips")
     frames = [START, END, make_png((20, 120, 60)), make_png((120, 20, 120))]
-    return [render(tmp, f"c{i}.mp4", duration=d, start=frames[i], end=frames[i + 1], seed=f"scene {i}")
-            for i, d in enumerate([1.0, 2.0, 1.0])]
+    return [
+        render(tmp, f"c{i}.mp4", duration=d, start=frames[i], end=frames[i + 1], seed=f"scene {i}")
+        for i, d in enumerate([1.0, 2.0, 1.0])
+    ]
 
 
 # --- pure helpers -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("ratio, short, expected", [
-    ("16:9", 720, (1280, 720)), ("9:16", 720, (720, 1280)), ("16:9", 144, (256, 144)),
-    ("9:16", 144, (144, 256)), ("16:9", 145, (256, 144)), ("16:9", 1080, (1920, 1080)),
-])
+@pytest.mark.parametrize(
+    "ratio, short, expected",
+    [
+        ("16:9", 720, (1280, 720)),
+        ("9:16", 720, (720, 1280)),
+        ("16:9", 144, (256, 144)),
+        ("9:16", 144, (144, 256)),
+        ("16:9", 145, (256, 144)),
+        ("16:9", 1080, (1920, 1080)),
+    ],
+)
 def test_dimensions(ratio: str, short: int, expected: tuple[int, int]) -> None:
     w, h = media.dimensions(ratio, short)
     assert (w, h) == expected
@@ -137,8 +160,17 @@ def test_crossfade_args_without_audio_when_one_input_is_silent(tmp_path: Path) -
 
 @pytest.mark.parametrize("audio", [True, False])
 def test_animatic_clip_args(tmp_path: Path, audio: bool) -> None:
-    args = motion.animatic_clip_args(tmp_path / "s.png", tmp_path / "e.png", tmp_path / "o.mp4", duration_s=1.5, fps=24,
-                                     size=(256, 144), audio=audio, tone_hz=220.0, motion="pan_left")
+    args = motion.animatic_clip_args(
+        tmp_path / "s.png",
+        tmp_path / "e.png",
+        tmp_path / "o.mp4",
+        duration_s=1.5,
+        fps=24,
+        size=(256, 144),
+        audio=audio,
+        tone_hz=220.0,
+        motion="pan_left",
+    )
     graph = args_value(args, "-filter_complex")
     assert "zoompan" in graph and "xfade" in graph and "s=256x144" in graph
     assert args_value(args, "-frames:v") == "36"
@@ -150,8 +182,17 @@ def test_animatic_clip_args(tmp_path: Path, audio: bool) -> None:
     if audio:
         assert args_value(args, "-ar") == "48000" and args_value(args, "-ac") == "2"
     with pytest.raises(InvalidInput):
-        motion.animatic_clip_args(tmp_path / "s.png", tmp_path / "e.png", tmp_path / "o.mp4", duration_s=1, fps=24,
-                                  size=(256, 144), audio=False, tone_hz=220.0, motion="spin")  # type: ignore[arg-type]
+        motion.animatic_clip_args(
+            tmp_path / "s.png",
+            tmp_path / "e.png",
+            tmp_path / "o.mp4",
+            duration_s=1,
+            fps=24,
+            size=(256, 144),
+            audio=False,
+            tone_hz=220.0,
+            motion="spin",
+        )  # type: ignore[arg-type]
 
 
 def test_motion_follows_the_prompt_else_the_hash() -> None:
@@ -172,7 +213,7 @@ def test_ffmpeg_runs() -> None:
 
 @pytest.mark.parametrize("exe", ["/nonexistent/ffmpeg", "/bin/false"])
 def test_missing_ffmpeg_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, exe: str) -> None:
-    media.check_ffmpeg()                       # a cached success for the real binary must not hide the problem
+    media.check_ffmpeg()  # a cached success for the real binary must not hide the problem
     monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", exe)
     for call in (media.check_ffmpeg, media.ffmpeg_exe):
         with pytest.raises(MediaError) as exc:
@@ -203,9 +244,15 @@ def test_probe_rejects_garbage(tmp_path: Path) -> None:
 # --- animatic clips ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("seed, audio, duration", [
-    ("slow push-in", True, 1.0), ("gentle pull-out", False, 1.0), ("slow pan left", True, 1.5), ("slow pan right", False, 2.0),
-])
+@pytest.mark.parametrize(
+    "seed, audio, duration",
+    [
+        ("slow push-in", True, 1.0),
+        ("gentle pull-out", False, 1.0),
+        ("slow pan left", True, 1.5),
+        ("slow pan right", False, 2.0),
+    ],
+)
 def test_rendered_clip_decodes_as_asked(tmp_path: Path, seed: str, audio: bool, duration: float) -> None:
     path = render(tmp_path, "clip.mp4", duration=duration, audio=audio, seed=seed)
     info = media.probe(path)
@@ -225,7 +272,7 @@ def test_rendered_clip_decodes_as_asked(tmp_path: Path, seed: str, audio: bool, 
     assert mean_abs_diff(first, png(START)) < 12
     assert mean_abs_diff(last, png(END)) < 12
     middle = media.read_frame(path, duration / 2)
-    assert mean_abs_diff(middle, png(START)) > 20 and mean_abs_diff(middle, png(END)) > 20   # it dissolves
+    assert mean_abs_diff(middle, png(START)) > 20 and mean_abs_diff(middle, png(END)) > 20  # it dissolves
 
 
 def test_camera_moves_differ_mid_clip(tmp_path: Path) -> None:
@@ -247,7 +294,9 @@ def test_clip_is_deterministic_and_leaves_no_temp_files(tmp_path: Path, monkeypa
 
 
 def test_clip_from_differently_sized_keyframes(tmp_path: Path) -> None:
-    path = render(tmp_path, "c.mp4", audio=False, start=make_png((10, 10, 10), (320, 200)), end=make_png((90, 90, 90), (200, 120)))
+    path = render(
+        tmp_path, "c.mp4", audio=False, start=make_png((10, 10, 10), (320, 200)), end=make_png((90, 90, 90), (200, 120))
+    )
     assert (media.probe(path).width, media.probe(path).height) == SIZE
 
 
@@ -328,7 +377,7 @@ def test_stitch_failure_leaves_no_partial_output(tmp_path: Path, clips: list[Pat
     monkeypatch.setattr(media, "concat_args", lambda lst, o: [*real(lst, o)[:-2], "-no_such_option", "1", *real(lst, o)[-2:]])
     with pytest.raises(MediaError) as exc:
         media.stitch(clips, out)
-    assert "no_such_option" in str(exc.value)          # ffmpeg's own words reach the user
+    assert "no_such_option" in str(exc.value)  # ffmpeg's own words reach the user
     assert out.read_bytes() == b"previous final"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["final.mp4"]
 
@@ -396,8 +445,9 @@ def test_crossfade_falls_back_to_one_graph_when_fades_would_overlap(tmp_path: Pa
     # A 1 s middle clip cannot hold a 0.75 s fade-in and a 0.75 s fade-out without them overlapping.
     short_middle = [clips[0], clips[2], tmp_path / "again.mp4"]
     short_middle[2].write_bytes(clips[0].read_bytes())
-    plan = media.crossfade_segment_plan([(c, 1.0, True) for c in short_middle], tmp_path / "x.mp4",
-                                        crossfade=0.75, fps=FPS, size=SIZE, workdir=tmp_path)
+    plan = media.crossfade_segment_plan(
+        [(c, 1.0, True) for c in short_middle], tmp_path / "x.mp4", crossfade=0.75, fps=FPS, size=SIZE, workdir=tmp_path
+    )
     assert plan is None
     result = media.stitch(short_middle, tmp_path / "final.mp4", crossfade=0.75)
     assert any("one filter graph" in n for n in result.notes)

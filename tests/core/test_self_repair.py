@@ -1,5 +1,6 @@
 """The small parts that make vidpipe repair itself: cancellable waits and ffmpeg, scratch folders
 and half-written files of dead processes, digests checked against the ledger, run liveness."""
+
 from __future__ import annotations
 
 import subprocess
@@ -31,20 +32,29 @@ def test_a_cancelled_token_ends_sleeps_and_waits_of_its_children():
     started = time.monotonic()
     with pytest.raises(Interrupted, match="SIGTERM"):
         child.sleep(60)
-    assert time.monotonic() - started < 30          # ended by the cancel, not by the 60 s
+    assert time.monotonic() - started < 30  # ended by the cancel, not by the 60 s
     assert child.cancelled and child.reason == "SIGTERM"
 
 
 def test_the_shared_default_token_is_never_cancelled():
     NEVER.cancel("nobody may cancel this")
     assert not NEVER.cancelled
-    NEVER.sleep(0.01)                               # still just a sleep
+    NEVER.sleep(0.01)  # still just a sleep
 
 
 def test_ffmpeg_is_killed_when_its_token_is_cancelled(tmp_path):
     token = CancelToken()
-    args = ["-f", "lavfi", "-i", "testsrc=size=320x240:rate=25:duration=600", "-c:v", "libx264", "-preset", "veryslow",
-            str(tmp_path / "long.mp4")]
+    args = [
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=320x240:rate=25:duration=600",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryslow",
+        str(tmp_path / "long.mp4"),
+    ]
     errors: list[BaseException] = []
 
     def run() -> None:
@@ -60,7 +70,7 @@ def test_ffmpeg_is_killed_when_its_token_is_cancelled(tmp_path):
     worker.join(timeout=30)
     assert not worker.is_alive() and len(errors) == 1 and isinstance(errors[0], Interrupted)
     target = str(tmp_path / "long.mp4")
-    assert not [p for p in psutil.process_iter(["cmdline"]) if target in (p.info["cmdline"] or [])]   # no ffmpeg left
+    assert not [p for p in psutil.process_iter(["cmdline"]) if target in (p.info["cmdline"] or [])]  # no ffmpeg left
 
 
 def test_scratch_folders_of_dead_processes_are_removed_and_live_ones_kept(tmp_path):
@@ -107,8 +117,11 @@ def test_digest_problems_say_what_is_wrong():
 def test_people_read_scenes_and_frames_from_one():
     assert scene_label(0) == "scene 1"
     assert [frame_label(k, 3) for k in range(4)] == [
-        "the start frame of scene 1", "the frame between scenes 1 and 2", "the frame between scenes 2 and 3",
-        "the end frame of scene 3"]
+        "the start frame of scene 1",
+        "the frame between scenes 1 and 2",
+        "the frame between scenes 2 and 3",
+        "the end frame of scene 3",
+    ]
 
 
 def _run(tags: dict[str, str]) -> dg.DagsterRun:
@@ -121,11 +134,11 @@ def test_run_liveness_same_host_by_process_other_host_by_heartbeat():
     mine = owner_tags()
     assert not run_liveness(_run({**mine, PID_TAG: str(_dead_pid())}), 120).alive
     recycled = run_liveness(_run({**mine, PID_STARTED_TAG: f"{float(mine[PID_STARTED_TAG]) - 3600:.3f}"}), 120)
-    assert not recycled.alive                      # the pid lives on, but it is a newer process
+    assert not recycled.alive  # the pid lives on, but it is a newer process
     far = {PID_TAG: "7", HOST_TAG: "elsewhere", HEARTBEAT_TAG: f"{now - 30:.3f}"}
     assert run_liveness(_run(far), 120, now=now).alive
     stale = run_liveness(_run({**far, HEARTBEAT_TAG: f"{now - 500:.3f}"}), 120, now=now)
     assert not stale.alive and "heartbeat 500 s old (dead after 120 s)" in stale.why
     silent = {PID_TAG: "7", HOST_TAG: "elsewhere"}
     assert not run_liveness(_run(silent), 120, started_at=now - 500, now=now).alive
-    assert run_liveness(_run({}), 120).alive        # no vidpipe step yet: Dagster's run monitoring decides
+    assert run_liveness(_run({}), 120).alive  # no vidpipe step yet: Dagster's run monitoring decides

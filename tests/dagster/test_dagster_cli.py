@@ -1,4 +1,5 @@
 """The Dagster CLI against the real instance: the CI recipe from the README."""
+
 from __future__ import annotations
 
 import json
@@ -34,24 +35,46 @@ def test_job_execute_renders_a_partition(vp_env, monkeypatch, executor):
     VIDPIPE_DAGSTER_EXECUTOR=multiprocess gives Dagster's process per step, by configuration only."""
     if executor:
         monkeypatch.setenv("VIDPIPE_DAGSTER_EXECUTOR", executor)
-    spec = register("A snail races a leaf across a garden path.", id=f"ci-snail-{executor or 'default'}", scenes=2, clip_duration=1)
-    proc = _dagster("job", "execute", "-m", "vidpipe_dagster.definitions", "-j", "render_project",
-                    "--tags", json.dumps({"dagster/partition": spec.id}))
+    spec = register(
+        "A snail races a leaf across a garden path.", id=f"ci-snail-{executor or 'default'}", scenes=2, clip_duration=1
+    )
+    proc = _dagster(
+        "job",
+        "execute",
+        "-m",
+        "vidpipe_dagster.definitions",
+        "-j",
+        "render_project",
+        "--tags",
+        json.dumps({"dagster/partition": spec.id}),
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     info = media.probe(vp_env.services().store.path(spec.id, Layout.FINAL))
     assert info.has_video and abs(info.duration_s - 2.0) <= 0.25
 
     instance = vp_env.instance()
     [run] = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/partition": spec.id}))
-    starts = {e.step_key: e.dagster_event.pid for e in instance.all_logs(run.run_id) if e.dagster_event and e.dagster_event.event_type_value == "STEP_START"}
+    starts = {
+        e.step_key: e.dagster_event.pid
+        for e in instance.all_logs(run.run_id)
+        if e.dagster_event and e.dagster_event.event_type_value == "STEP_START"
+    }
     assert set(starts) == {"storyboard", "keyframes", "clips", "final_video"}
     assert len(set(starts.values())) == (4 if executor == "multiprocess" else 1), starts
 
 
 def test_job_execute_unknown_partition_fails(vp_env):
     vp_env.instance()  # make sure DAGSTER_HOME is configured
-    proc = _dagster("job", "execute", "-m", "vidpipe_dagster.definitions", "-j", "render_project",
-                    "--tags", json.dumps({"dagster/partition": "never-registered"}))
+    proc = _dagster(
+        "job",
+        "execute",
+        "-m",
+        "vidpipe_dagster.definitions",
+        "-j",
+        "render_project",
+        "--tags",
+        json.dumps({"dagster/partition": "never-registered"}),
+    )
     assert proc.returncode != 0
     out = proc.stdout + proc.stderr
     assert "never-registered" in out and "vidpipe new" in out
@@ -61,8 +84,16 @@ def test_job_execute_exits_non_zero_on_an_injected_failure(gp):
     vp_env, g = gp
     g.emulator.configure(error_word="meltdown")
     spec = register("A reactor meltdown seen from far away", id="ci-broken", scenes=1, clip_duration=4)
-    proc = _dagster("job", "execute", "-m", "vidpipe_dagster.definitions", "-j", "render_project",
-                    "--tags", json.dumps({"dagster/partition": spec.id}))
+    proc = _dagster(
+        "job",
+        "execute",
+        "-m",
+        "vidpipe_dagster.definitions",
+        "-j",
+        "render_project",
+        "--tags",
+        json.dumps({"dagster/partition": spec.id}),
+    )
     assert proc.returncode != 0
     out = proc.stdout + proc.stderr
     assert "scene 1" in out and "meltdown" in out

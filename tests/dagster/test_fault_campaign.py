@@ -13,6 +13,7 @@ A kill is delivered only when no video submission is between the provider's answ
 ledger commit (the process group is stopped, and the emulator's accepted submissions are compared
 with the ledger's): that window, milliseconds wide, is the one place where no client can avoid
 paying twice, since Veo has no idempotency key (see README "Never paying twice")."""
+
 from __future__ import annotations
 
 import os
@@ -58,7 +59,7 @@ def _kill_outside_the_submit_window(proc: subprocess.Popen, emu, services, proje
             os.killpg(proc.pid, signal.SIGSTOP)
         except ProcessLookupError:
             return False
-        time.sleep(0.15)                      # the emulator finishes what was already sent
+        time.sleep(0.15)  # the emulator finishes what was already sent
         if len(_accepted_submissions(emu)) == _committed_submissions(services, project):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
@@ -101,8 +102,9 @@ def test_random_kills_and_damage_never_pay_twice_and_end_in_a_valid_video(gp, tm
     emu.configure(video_latency_s=4.0, latency={"text": 0.8, "image": 0.6})
     rng = random.Random(SEED)
     services = vp_env.services()
-    project = register("A paper boat rides a rain gutter to the harbour", id="campaign", scenes=SCENES,
-                       clip_duration=CLIP_S, max_cost_usd=1000.0).id
+    project = register(
+        "A paper boat rides a rain gutter to the harbour", id="campaign", scenes=SCENES, clip_duration=CLIP_S, max_cost_usd=1000.0
+    ).id
     folder = vp_env.data_dir / "artifacts" / "projects" / project
     outside = {"TMPDIR": tmp_path / "tmpdir", "HOME": tmp_path / "home"}
     for path in outside.values():
@@ -124,11 +126,11 @@ def test_random_kills_and_damage_never_pay_twice_and_end_in_a_valid_video(gp, tm
             change = f"edit {action} of scene {scene + 1}" if action != "damage" else f"damage: {_damage(rng, folder)}"
         command = ["render", project] if i == 0 else ["resume", project, "--repair"]
         proc = spawn(*command, env=env)
-        if i == 0:      # the first kill lands in the storyboard call (a sync request: it is paid again)
+        if i == 0:  # the first kill lands in the storyboard call (a sync request: it is paid again)
             while emu.request_count("text") == 0 and proc.poll() is None:
                 time.sleep(0.02)
         else:
-            deadline = time.monotonic() + rng.uniform(2.5, 7.0)      # ~2.5 s of it is the process starting
+            deadline = time.monotonic() + rng.uniform(2.5, 7.0)  # ~2.5 s of it is the process starting
             while time.monotonic() < deadline and proc.poll() is None:
                 time.sleep(0.05)
         killed = proc.poll() is None and _kill_outside_the_submit_window(proc, emu, services, project)
@@ -137,8 +139,10 @@ def test_random_kills_and_damage_never_pay_twice_and_end_in_a_valid_video(gp, tm
             proc.wait()
         kills += killed
         damage = _damage(rng, folder) if rng.random() < 0.5 else None
-        log.append(f"{i}: {change}; {' '.join(command)} -> {'killed' if killed else f'exit {proc.returncode}'} "
-                   f"(in {stage}); then damage: {damage or 'none'}")
+        log.append(
+            f"{i}: {change}; {' '.join(command)} -> {'killed' if killed else f'exit {proc.returncode}'} "
+            f"(in {stage}); then damage: {damage or 'none'}"
+        )
 
     final = subprocess.run([VIDPIPE, "resume", project, "--repair"], env=env, capture_output=True, text=True, timeout=300)
     schedule = "\n".join(log)

@@ -1,5 +1,6 @@
 """The four assets with provider `google`: the real google-genai SDK against the wire emulator,
 configured only through the SDK's standard environment variables."""
+
 from __future__ import annotations
 
 import hashlib
@@ -33,7 +34,7 @@ def test_google_render_end_to_end(gp):
 
     stats = emu.stats()
     assert stats["requests"]["text"] == 1
-    assert stats["requests"]["image"] == 4            # N + 1 frames
+    assert stats["requests"]["image"] == 4  # N + 1 frames
     assert stats["requests"]["video_submit"] == 3
     assert all(n == 1 for n in emu.submissions_by_prompt.values())
 
@@ -114,7 +115,7 @@ def test_safety_policies(gp, policy):
     if policy == "fail":
         assert not result.success
         failure = failure_message(result)
-        assert "scene 2" in failure and "forbiddenword" in failure   # scene index 1, numbered from 1
+        assert "scene 2" in failure and "forbiddenword" in failure  # scene index 1, numbered from 1
         assert clip.status == ClipStatus.REJECTED and "forbiddenword" in clip.safety_reasons[0]
         assert sum(g.emulator.submissions_by_prompt.values()) == 3
         # Re-running never pays for the rejected scene again.
@@ -136,10 +137,13 @@ def test_safety_policies(gp, policy):
         assert abs(info.duration_s - 12.0) <= 0.25
 
 
-@pytest.mark.parametrize("fault, expect", [
-    ({"error_word": "glitch"}, "scene 1"),
-    ({"corrupt_word": "glitch"}, "not a decodable video"),
-])
+@pytest.mark.parametrize(
+    "fault, expect",
+    [
+        ({"error_word": "glitch"}, "scene 1"),
+        ({"corrupt_word": "glitch"}, "not a decodable video"),
+    ],
+)
 def test_failed_operations_name_the_scene(gp, fault, expect):
     vp_env, g = gp
     g.emulator.configure(**fault)

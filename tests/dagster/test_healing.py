@@ -2,6 +2,7 @@
 host: its heartbeat is stale), SIGTERM stops a render cleanly wherever it waits, and
 `vidpipe resume --dry-run` changes nothing. Real `vidpipe` processes, real signals, the real SDK
 against the wire emulator, on SQLite and on PostgreSQL."""
+
 from __future__ import annotations
 
 import os
@@ -45,6 +46,7 @@ def _submitted(vp_env, project_id: str, count: int):  # type: ignore[no-untyped-
     def check() -> bool:
         clips = resolve_state(services, project_id).clips
         return sum(1 for c in clips if c.status == ClipStatus.SUBMITTED) >= count
+
     return check
 
 
@@ -66,9 +68,19 @@ def _foreign_run(instance: dg.DagsterInstance, slots: int, heartbeat_age_s: floa
     """A STARTED run on another host holding `slots` slots of the pool, last heard of
     `heartbeat_age_s` seconds ago (what a render worker on a machine that died leaves behind)."""
     run_id = str(uuid.uuid4())
-    instance.add_run(dg.DagsterRun(job_name="render_project", run_id=run_id, status=dg.DagsterRunStatus.STARTED,
-                                   tags={PARTITION_TAG: "elsewhere", PID_TAG: "4242", HOST_TAG: "render-worker-7.example",
-                                         HEARTBEAT_TAG: f"{time.time() - heartbeat_age_s:.3f}"}))
+    instance.add_run(
+        dg.DagsterRun(
+            job_name="render_project",
+            run_id=run_id,
+            status=dg.DagsterRunStatus.STARTED,
+            tags={
+                PARTITION_TAG: "elsewhere",
+                PID_TAG: "4242",
+                HOST_TAG: "render-worker-7.example",
+                HEARTBEAT_TAG: f"{time.time() - heartbeat_age_s:.3f}",
+            },
+        )
+    )
     for i in range(slots):
         assert instance.event_log_storage.claim_concurrency_slot(POOL, run_id, f"clips[scene-{i}]").is_claimed
     return run_id
@@ -84,14 +96,14 @@ def test_a_killed_render_does_not_starve_another_project(backend, request):
     other = register("A ferry crosses a calm bay at dawn", id=f"other-{suffix}", scenes=3, clip_duration=4).id
     emu.configure(video_latency_s=30.0)
     dead_run = _render_and_kill(vp_env, dead_project, submitted=2)
-    assert _slots(instance)[0] == [dead_run, dead_run]          # the dead run holds the whole limit
+    assert _slots(instance)[0] == [dead_run, dead_run]  # the dead run holds the whole limit
 
-    emu.reset()                                                  # count only the second project's operations
+    emu.reset()  # count only the second project's operations
     emu.configure(video_latency_s=0.5)
     proc = subprocess.run([VIDPIPE, "render", other], env=dict(os.environ), capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr
     assert f"run {dead_run[:8]} (project {dead_project}" in proc.stdout and "its process is dead" in proc.stdout
-    assert emu.stats()["peak_inflight"] == 2                     # the full limit, for the live project
+    assert emu.stats()["peak_inflight"] == 2  # the full limit, for the live project
     assert sorted(emu.submissions_by_prompt.values()) == [1, 1, 1]
     assert instance.get_run_by_id(dead_run).status == dg.DagsterRunStatus.FAILURE
     assert _slots(instance) == ([], [])
@@ -103,15 +115,20 @@ def test_a_dead_run_on_another_host_is_recognised_by_its_stale_heartbeat(backend
     vp_env, g = backend
     instance = vp_env.instance()
     instance.event_log_storage.set_concurrency_slots(POOL, 2)
-    foreign = _foreign_run(instance, slots=2, heartbeat_age_s=5)     # alive: heard of 5 s ago
-    project = register("Snow falls on a quiet village square", id=f"waits-{request.node.callspec.id}", scenes=2, clip_duration=4).id
+    foreign = _foreign_run(instance, slots=2, heartbeat_age_s=5)  # alive: heard of 5 s ago
+    project = register(
+        "Snow falls on a quiet village square", id=f"waits-{request.node.callspec.id}", scenes=2, clip_duration=4
+    ).id
     g.emulator.configure(video_latency_s=0.3)
     proc = spawn("render", project)
     out = Output(proc)
     try:
         # While the other host is alive, the render waits and says who holds the slots.
-        wait_for(lambda: f"held by run {foreign[:8]} (project elsewhere, pid 4242 on render-worker-7.example" in out.text(),
-                 timeout=60, what="a line naming the holder")
+        wait_for(
+            lambda: f"held by run {foreign[:8]} (project elsewhere, pid 4242 on render-worker-7.example" in out.text(),
+            timeout=60,
+            what="a line naming the holder",
+        )
         assert g.emulator.request_count("video_submit") == 0 and proc.poll() is None
         # The other host stops beating: after heartbeat_stale_s (120 s by default) it is dead.
         instance.add_run_tags(foreign, {HEARTBEAT_TAG: f"{time.time() - 300:.3f}"})
@@ -130,13 +147,13 @@ def test_sigterm_stops_a_render_that_waits_for_a_slot(gp):
     vp_env, g = gp
     instance = vp_env.instance()
     instance.event_log_storage.set_concurrency_slots(POOL, 1)
-    _foreign_run(instance, slots=1, heartbeat_age_s=0)               # a live holder that never lets go
+    _foreign_run(instance, slots=1, heartbeat_age_s=0)  # a live holder that never lets go
     project = register("A kite tugs at its string", id="sigterm-waiting", scenes=1, clip_duration=4).id
     proc = spawn("render", project)
     out = Output(proc)
     try:
         wait_for(lambda: "waited" in out.text(), timeout=60, what="the render to wait for a slot")
-        proc.send_signal(signal.SIGTERM)                             # what `timeout`, systemd and docker stop send
+        proc.send_signal(signal.SIGTERM)  # what `timeout`, systemd and docker stop send
         code = proc.wait(timeout=30)
     finally:
         if proc.poll() is None:
@@ -165,7 +182,7 @@ def test_sigterm_while_polling_keeps_the_paid_operations_for_resume(gp):
         wait_for(_submitted(vp_env, project, 2), what="both clips SUBMITTED")
         time.sleep(0.3)
         proc.send_signal(signal.SIGTERM)
-        code = proc.wait(timeout=30)      # the poll interval is 0.2 s here; a live Veo poll waits 10 s, cut to 0.5 s
+        code = proc.wait(timeout=30)  # the poll interval is 0.2 s here; a live Veo poll waits 10 s, cut to 0.5 s
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -190,15 +207,24 @@ def _snapshot(vp_env, project: str) -> dict:  # type: ignore[no-untyped-def]
     with services.db.session() as s:
         projects = [(p.id, p.lock_holder, str(p.lock_heartbeat), p.nonce) for p in s.scalars(select(Project))]
         frames = [(k.frame_index, k.status.value, k.sha256, k.cost_usd) for k in s.scalars(select(Keyframe))]
-        clips = [(c.scene_index, c.status.value, c.operation_name, c.attempts, c.sha256, c.error)
-                 for c in s.scalars(select(VideoClip))]
-    files = sorted((str(p.relative_to(vp_env.data_dir)), p.stat().st_size, p.stat().st_mtime_ns)
-                   for p in vp_env.data_dir.rglob("*") if p.is_file() and not p.name.startswith("vidpipe.db"))
+        clips = [
+            (c.scene_index, c.status.value, c.operation_name, c.attempts, c.sha256, c.error) for c in s.scalars(select(VideoClip))
+        ]
+    files = sorted(
+        (str(p.relative_to(vp_env.data_dir)), p.stat().st_size, p.stat().st_mtime_ns)
+        for p in vp_env.data_dir.rglob("*")
+        if p.is_file() and not p.name.startswith("vidpipe.db")
+    )
     return {
-        "runs": runs, "slots": _slots(instance), "partitions": sorted(instance.get_dynamic_partitions("projects")),
+        "runs": runs,
+        "slots": _slots(instance),
+        "partitions": sorted(instance.get_dynamic_partitions("projects")),
         "events": {run_id: len(instance.all_logs(run_id)) for run_id, _status, _tags in runs},
         "materializations": instance.fetch_materializations(dg.AssetKey("clips"), limit=10).records,
-        "projects": projects, "frames": frames, "clips": clips, "files": files,
+        "projects": projects,
+        "frames": frames,
+        "clips": clips,
+        "files": files,
     }
 
 
@@ -208,11 +234,11 @@ def test_status_and_resume_dry_run_change_nothing(gp):
     g.emulator.configure(video_latency_s=60.0)
     dead_run = _render_and_kill(vp_env, project, submitted=2)
     keyframe = next((vp_env.data_dir / "artifacts/projects/dry-run/keyframes").glob("frame_001_*.png"))
-    keyframe.write_bytes(keyframe.read_bytes()[:100])               # and a damaged file to report
+    keyframe.write_bytes(keyframe.read_bytes()[:100])  # and a damaged file to report
     gone = subprocess.Popen(["true"])
     gone.wait()
     (vp_env.data_dir / "tmp").mkdir(exist_ok=True)
-    (vp_env.data_dir / "tmp" / f"vidpipe-clip@{owner_tag(gone.pid)}@abc").mkdir()   # housekeeping would remove it
+    (vp_env.data_dir / "tmp" / f"vidpipe-clip@{owner_tag(gone.pid)}@abc").mkdir()  # housekeeping would remove it
     requests = g.emulator.stats()["requests_total"]
     before = _snapshot(vp_env, project)
     assert before["slots"][0] == [dead_run, dead_run]
@@ -220,8 +246,9 @@ def test_status_and_resume_dry_run_change_nothing(gp):
     status = subprocess.run([VIDPIPE, "status", project], env=dict(os.environ), capture_output=True, text=True, timeout=120)
     assert status.returncode == 0 and f"run {dead_run[:8]} is dead (pid" in status.stdout
     assert f"`vidpipe resume {project}` marks it failed" in status.stdout
-    proc = subprocess.run([VIDPIPE, "resume", project, "--dry-run"], env=dict(os.environ), capture_output=True,
-                          text=True, timeout=120)
+    proc = subprocess.run(
+        [VIDPIPE, "resume", project, "--dry-run"], env=dict(os.environ), capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     assert f"run {dead_run[:8]}" in proc.stderr and "would mark it failed" in proc.stderr
     assert "damaged: the frame between scenes 1 and 2" in proc.stderr and "would materialize: keyframes" in proc.stderr
@@ -231,7 +258,7 @@ def test_status_and_resume_dry_run_change_nothing(gp):
     # The same command without --dry-run does what the plan said (and the leftover folder goes).
     g.emulator.configure(video_latency_s=0.2)
     proc = subprocess.run([VIDPIPE, "resume", project], env=dict(os.environ), capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 1 and "--repair" in proc.stderr       # a damaged Gemini frame needs consent to pay
+    assert proc.returncode == 1 and "--repair" in proc.stderr  # a damaged Gemini frame needs consent to pay
     assert vp_env.instance().get_run_by_id(dead_run).status == dg.DagsterRunStatus.FAILURE
     assert not (vp_env.data_dir / "tmp" / f"vidpipe-clip@{owner_tag(gone.pid)}@abc").exists()
 
@@ -247,8 +274,8 @@ def test_the_daemon_sensor_heals_a_dead_run_when_nobody_waits(vp_env):
     gone.wait()
     dead = _foreign_run(instance, slots=2, heartbeat_age_s=0)
     instance.add_run_tags(dead, {HOST_TAG: __import__("socket").gethostname(), PID_TAG: str(gone.pid)})
-    live = _foreign_run(instance, slots=0, heartbeat_age_s=10)        # another host, heard of 10 s ago
-    ended = str(uuid.uuid4())                                         # ended, but its slot was never freed
+    live = _foreign_run(instance, slots=0, heartbeat_age_s=10)  # another host, heard of 10 s ago
+    ended = str(uuid.uuid4())  # ended, but its slot was never freed
     instance.add_run(dg.DagsterRun(job_name="render_project", run_id=ended, status=dg.DagsterRunStatus.SUCCESS))
     instance.event_log_storage.set_concurrency_slots(POOL, 3)
     assert instance.event_log_storage.claim_concurrency_slot(POOL, ended, "clips[scene-0]").is_claimed
@@ -275,7 +302,7 @@ def test_pool_claims_are_serialised_by_a_lock_chosen_by_storage_class(backend, r
     assert claim_lock_kind(instance) == expected
     assert DagsterPoolSlots(instance, POOL, "run", "clips").lock_kind == expected
 
-    class PostgresLookalike:            # pools supported, module name says postgres, class unknown
+    class PostgresLookalike:  # pools supported, module name says postgres, class unknown
         __module__ = "my_company.postgres_event_log"
         supports_global_concurrency_limits = True
 
@@ -284,4 +311,4 @@ def test_pool_claims_are_serialised_by_a_lock_chosen_by_storage_class(backend, r
         root_directory = str(backend[0].dagster_home)
 
     with pytest.raises(ConfigurationError, match="has no lock that keeps the video-operations limit"):
-        DagsterPoolSlots(Lookalike(), POOL, "run", "clips")   # type: ignore[arg-type]
+        DagsterPoolSlots(Lookalike(), POOL, "run", "clips")  # type: ignore[arg-type]

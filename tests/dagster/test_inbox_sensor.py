@@ -2,6 +2,7 @@
 
 Ticks are driven the way the daemon drives them: the sensor is evaluated with the previous cursor,
 and its dynamic-partition requests are then applied to the instance."""
+
 from __future__ import annotations
 
 import json
@@ -36,8 +37,13 @@ def inbox(vp_env, monkeypatch) -> Path:
 
 
 def _context(instance, cursor=None):
-    return dg.build_sensor_context(instance=instance, instance_ref=instance.get_ref(), cursor=cursor, definitions=defs,
-                                   resources={"vidpipe": VidpipeResource()})
+    return dg.build_sensor_context(
+        instance=instance,
+        instance_ref=instance.get_ref(),
+        cursor=cursor,
+        definitions=defs,
+        resources={"vidpipe": VidpipeResource()},
+    )
 
 
 def tick(instance, cursor=None, *, apply: bool = True) -> dg.SensorResult:
@@ -86,8 +92,9 @@ crossfade: 0.25
 
 def test_valid_yaml_json_and_txt_are_registered_and_requested(vp_env, inbox):
     (inbox / "boat.yaml").write_text(BOAT_YAML)
-    (inbox / "kite.json").write_text(json.dumps({"prompt": "Two friends fly a kite over the dunes.", "id": "kite",
-                                                 "scenes": 2, "clip_provider": "animatic"}))
+    (inbox / "kite.json").write_text(
+        json.dumps({"prompt": "Two friends fly a kite over the dunes.", "id": "kite", "scenes": 2, "clip_provider": "animatic"})
+    )
     (inbox / "lighthouse.txt").write_text("A lighthouse keeper climbs the stairs.\n")
     instance = vp_env.instance()
 
@@ -104,17 +111,26 @@ def test_valid_yaml_json_and_txt_are_registered_and_requested(vp_env, inbox):
     boat = load_spec(services, "paper-boat")
     assert boat.prompt == "A paper boat sails down a rainy street.\nIt reaches the harbour at dawn."
     assert (boat.style, boat.aspect_ratio, boat.clip_duration, boat.scenes) == ("watercolour", "9:16", 2, 3)
-    assert (boat.max_cost_usd, boat.generate_audio, boat.negative_prompt, boat.seed, boat.fast) == (1.5, False, "no text", 7, True)
+    assert (boat.max_cost_usd, boat.generate_audio, boat.negative_prompt, boat.seed, boat.fast) == (
+        1.5,
+        False,
+        "no text",
+        7,
+        True,
+    )
     assert (boat.safety_policy, boat.crossfade) == ("skip", 0.25)
     assert boat.providers.model_dump() == {"storyboard": "animatic", "keyframes": "animatic", "clips": "animatic"}
     kite = load_spec(services, "kite")
-    assert (kite.scenes, kite.aspect_ratio, kite.clip_duration) == (2, "16:9", 1)   # settings' defaults
+    assert (kite.scenes, kite.aspect_ratio, kite.clip_duration) == (2, "16:9", 1)  # settings' defaults
     txt = load_spec(services, "a-lighthouse-keeper-climbs-the")
     assert txt.prompt == "A lighthouse keeper climbs the stairs."
 
     # Each file moved to accepted/<id>--<name>, and the project's source points at it.
-    assert listing(inbox / "accepted") == ["a-lighthouse-keeper-climbs-the--lighthouse.txt", "kite--kite.json",
-                                           "paper-boat--boat.yaml"]
+    assert listing(inbox / "accepted") == [
+        "a-lighthouse-keeper-climbs-the--lighthouse.txt",
+        "kite--kite.json",
+        "paper-boat--boat.yaml",
+    ]
     assert [p for p in listing(inbox) if p not in ("accepted", "rejected")] == []
     assert listing(inbox / "rejected") == []
     with services.db.session() as s:
@@ -138,18 +154,37 @@ def test_next_tick_reevaluation_and_identical_redrop_are_harmless(vp_env, inbox)
 
     # The same request dropped again, under the same name and as JSON under another name.
     (inbox / "boat.yaml").write_text(BOAT_YAML)
-    (inbox / "copy.json").write_text(json.dumps({
-        "prompt": "A paper boat sails down a rainy street.\nIt reaches the harbour at dawn.", "id": "paper-boat",
-        "style": "watercolour", "aspect_ratio": "9:16", "clip_duration": 2, "scenes": 3, "max_cost_usd": 1.5,
-        "provider": "animatic", "generate_audio": False, "negative_prompt": "no text", "seed": 7, "fast": True,
-        "safety_policy": "skip", "crossfade": 0.25}))
-    (inbox / "fox-again.txt").write_text("  A fox runs through the snow.\n")   # a generated id is found too
+    (inbox / "copy.json").write_text(
+        json.dumps(
+            {
+                "prompt": "A paper boat sails down a rainy street.\nIt reaches the harbour at dawn.",
+                "id": "paper-boat",
+                "style": "watercolour",
+                "aspect_ratio": "9:16",
+                "clip_duration": 2,
+                "scenes": 3,
+                "max_cost_usd": 1.5,
+                "provider": "animatic",
+                "generate_audio": False,
+                "negative_prompt": "no text",
+                "seed": 7,
+                "fast": True,
+                "safety_policy": "skip",
+                "crossfade": 0.25,
+            }
+        )
+    )
+    (inbox / "fox-again.txt").write_text("  A fox runs through the snow.\n")  # a generated id is found too
     third = tick(instance, second.cursor)
     assert not third.run_requests
     assert project_count(vp_env) == 2
     assert listing(inbox / "accepted") == [
-        "a-fox-runs-through-the--fox-again.txt", "a-fox-runs-through-the--fox.txt",
-        "paper-boat--boat-2.yaml", "paper-boat--boat.yaml", "paper-boat--copy.json"]
+        "a-fox-runs-through-the--fox-again.txt",
+        "a-fox-runs-through-the--fox.txt",
+        "paper-boat--boat-2.yaml",
+        "paper-boat--boat.yaml",
+        "paper-boat--copy.json",
+    ]
     assert listing(inbox / "rejected") == []
 
 
@@ -194,11 +229,13 @@ def test_invalid_files_are_rejected_once_with_a_readable_reason(vp_env, inbox, c
     assert not result.run_requests and not result.dynamic_partitions_requests
     assert project_count(vp_env) == 1 and partitions(instance) == set()
     rejected = inbox / "rejected"
-    expected = {**{n: text for n, (_, text) in INVALID.items()},
-                "latin1.txt": "file: is not UTF-8 text (byte 0xe9 at offset 6); save it as UTF-8",
-                "nul.txt": "file: contains NUL characters",
-                bad_name: "name: 'caf\\xe9.txt' is not valid UTF-8; rename the file",
-                "line\nbreak.txt": "contains control characters"}
+    expected = {
+        **{n: text for n, (_, text) in INVALID.items()},
+        "latin1.txt": "file: is not UTF-8 text (byte 0xe9 at offset 6); save it as UTF-8",
+        "nul.txt": "file: contains NUL characters",
+        bad_name: "name: 'caf\\xe9.txt' is not valid UTF-8; rename the file",
+        "line\nbreak.txt": "contains control characters",
+    }
     for name, text in expected.items():
         assert (rejected / name).exists(), name
         note = (rejected / f"{name}.error.txt").read_text()
@@ -223,7 +260,7 @@ def test_links_to_files_outside_are_rejected_and_their_targets_untouched(vp_env,
     (inbox / "link.yaml").symlink_to(target)
     (inbox / "dirlink.yaml").symlink_to(tmp_path)
     os.link(target, inbox / "hardlink.yaml")
-    os.mkfifo(inbox / "fifo.txt")   # reading it would block the sensor forever
+    os.mkfifo(inbox / "fifo.txt")  # reading it would block the sensor forever
 
     result = tick(vp_env.instance())
 
@@ -241,7 +278,7 @@ def test_links_to_files_outside_are_rejected_and_their_targets_untouched(vp_env,
 def test_files_being_written_are_left_for_a_later_tick(vp_env, inbox, monkeypatch):
     monkeypatch.setenv("VIDPIPE_INBOX_MIN_AGE_S", "5")
     instance = vp_env.instance()
-    (inbox / ".boat.yaml.tmp").write_text("prompt: half")       # the documented convention
+    (inbox / ".boat.yaml.tmp").write_text("prompt: half")  # the documented convention
     (inbox / "boat.yaml.partial").write_text("prompt: half")
     (inbox / "fresh.yaml").write_text("prompt: A fox runs through the snow.\nid: fox\n")
 
@@ -249,7 +286,7 @@ def test_files_being_written_are_left_for_a_later_tick(vp_env, inbox, monkeypatc
     assert not first.run_requests and first.skip_reason.skip_message.startswith("inbox: 1 still being written")
     assert listing(inbox / "rejected") == [] and project_count(vp_env) == 0
 
-    os.replace(inbox / ".boat.yaml.tmp", inbox / "boat.yaml")   # ... then rename when complete
+    os.replace(inbox / ".boat.yaml.tmp", inbox / "boat.yaml")  # ... then rename when complete
     old = time.time() - 60
     for name in ("boat.yaml", "fresh.yaml"):
         os.utime(inbox / name, (old, old))
@@ -279,7 +316,7 @@ def test_crash_after_the_row_is_written_is_finished_by_the_next_tick(vp_env, inb
     assert project_count(vp_env) == 2 and "paper-boat" not in partitions(instance)
     assert (inbox / "boat.yaml").exists()
 
-    recovered = tick(instance, cursor)   # the cursor of the last tick that completed
+    recovered = tick(instance, cursor)  # the cursor of the last tick that completed
     assert [r.partition_key for r in recovered.run_requests] == ["paper-boat"]
     assert "paper-boat" in partitions(instance)
     assert project_count(vp_env) == 2
@@ -293,11 +330,12 @@ def test_a_result_the_daemon_never_stored_is_emitted_again(vp_env, inbox):
     cursor = tick(instance).cursor
     (inbox / "boat.yaml").write_text(BOAT_YAML)
 
-    lost = tick(instance, cursor, apply=False)          # rows written, files moved, result dropped
+    lost = tick(instance, cursor, apply=False)  # rows written, files moved, result dropped
     assert InboxCursor.parse(lost.cursor).since > InboxCursor.parse(cursor).since
     retried = tick(instance, cursor)
-    assert [(r.partition_key, r.run_key) for r in retried.run_requests] == \
-        [(r.partition_key, r.run_key) for r in lost.run_requests]
+    assert [(r.partition_key, r.run_key) for r in retried.run_requests] == [
+        (r.partition_key, r.run_key) for r in lost.run_requests
+    ]
     assert retried.dynamic_partitions_requests == lost.dynamic_partitions_requests
     assert project_count(vp_env) == 2 and "paper-boat" in partitions(instance)
     assert not tick(instance, retried.cursor).run_requests
@@ -346,14 +384,15 @@ def test_dropped_file_is_rendered_by_the_requested_run(vp_env, inbox):
     (inbox / "snail.yaml").write_text("prompt: A snail races a leaf. The leaf wins.\nid: snail\nscenes: 2\nclip_duration: 1\n")
     instance = vp_env.instance()
 
-    data = inbox_sensor.evaluate_tick(_context(instance))   # what the code server runs for the daemon
+    data = inbox_sensor.evaluate_tick(_context(instance))  # what the code server runs for the daemon
     for request in data.dynamic_partitions_requests:
         instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
     [request] = data.run_requests
     assert request.partition_key == "snail"
 
     result = defs.resolve_job_def("render_project").execute_in_process(
-        partition_key=request.partition_key, instance=instance, tags=request.tags)
+        partition_key=request.partition_key, instance=instance, tags=request.tags
+    )
     assert result.success
     info = media.probe(vp_env.services().store.path("snail", Layout.FINAL))
     assert info.has_video and abs(info.duration_s - 2.0) <= 0.25
@@ -380,7 +419,7 @@ def test_a_linked_folder_fails_the_tick_and_nothing_is_moved(vp_env, inbox, tmp_
     assert all(listing(inbox / sub) == [] for sub in ("accepted", "rejected") if sub != folder and (inbox / sub).exists())
     assert project_count(vp_env) == 0 and partitions(instance) == set()
 
-    (inbox / folder).unlink()   # the operator's fix
+    (inbox / folder).unlink()  # the operator's fix
     result = tick(instance)
     assert [r.partition_key for r in result.run_requests] == ["fox"]
     assert listing(inbox / "rejected") == ["bad.yaml", "bad.yaml.error.txt"]
@@ -412,8 +451,11 @@ def test_links_placed_in_rejected_are_never_written_through(vp_env, inbox, tmp_p
     assert not [p for p in listing(rejected) if p.endswith(".tmp") and p not in links]
 
 
-LAUGHS = "l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
-    f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]\n" for i in range(1, 10)) + "prompt: *l9\n"
+LAUGHS = (
+    "l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
+    + "".join(f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]\n" for i in range(1, 10))
+    + "prompt: *l9\n"
+)
 
 HOSTILE = {
     # file name: (content, text the .error.txt must contain)
@@ -438,7 +480,7 @@ def test_hostile_files_are_rejected_and_a_good_file_behind_them_is_registered(vp
     for name, (content, _) in HOSTILE.items():
         (inbox / name).write_text(content, encoding="utf-8")
         os.utime(inbox / name, (old, old))
-    (inbox / "zz-good.yaml").write_text("prompt: A fox runs through the snow.\nid: fox\n")   # evaluated last
+    (inbox / "zz-good.yaml").write_text("prompt: A fox runs through the snow.\nid: fox\n")  # evaluated last
     instance = vp_env.instance()
 
     result = tick(instance)
@@ -460,8 +502,11 @@ def test_a_database_refusal_rejects_that_file_only(vp_env, inbox, monkeypatch, c
 
     def fussy_database(services, prompt, **kwargs):
         if "long" in prompt:
-            raise DataError("INSERT INTO projects ... (%(prompt)s)", {"prompt": "the-parameters"},
-                            _DriverError("value too long for type character varying(255)\nLINE 1: INSERT ..."))
+            raise DataError(
+                "INSERT INTO projects ... (%(prompt)s)",
+                {"prompt": "the-parameters"},
+                _DriverError("value too long for type character varying(255)\nLINE 1: INSERT ..."),
+            )
         if "nul" in prompt:
             raise ValueError("A string literal cannot contain NUL (0x00) characters.")
         return real_create(services, prompt, **kwargs)
@@ -479,8 +524,10 @@ def test_a_database_refusal_rejects_that_file_only(vp_env, inbox, monkeypatch, c
     long_note = (inbox / "rejected" / "long.txt.error.txt").read_text()
     assert "file: the database refused it (_DriverError: value too long for type character varying(255));" in long_note
     assert "the-parameters" not in long_note and "INSERT" not in long_note
-    assert "file: the database refused it (ValueError: A string literal cannot contain NUL" in \
-        (inbox / "rejected" / "nul.txt.error.txt").read_text()
+    assert (
+        "file: the database refused it (ValueError: A string literal cannot contain NUL"
+        in (inbox / "rejected" / "nul.txt.error.txt").read_text()
+    )
     assert "long.txt: rejected - file: the database refused it" in capfd.readouterr().err
     assert project_count(vp_env) == 1
 
@@ -505,7 +552,7 @@ def test_an_unreachable_database_leaves_the_files_for_the_next_tick(vp_env, inbo
     assert "3 file(s) stay in the inbox for the next tick" in err
     assert listing(inbox) == ["a.txt", "accepted", "b.txt", "c.txt", "rejected"] and listing(inbox / "rejected") == []
 
-    monkeypatch.setattr(inbox_mod, "create_project", real_create)   # the database is back
+    monkeypatch.setattr(inbox_mod, "create_project", real_create)  # the database is back
     second = tick(instance, first.cursor)
     assert len(second.run_requests) == 3 and project_count(vp_env) == 3
 

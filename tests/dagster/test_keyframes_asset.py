@@ -1,6 +1,7 @@
 """One keyframes materialization resolves the project once, reads no frame it has just made and
 each reused frame once, builds the contact sheet from those bytes and checks them without
 decoding them again."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,8 +14,18 @@ from vidpipe_core.storage import Layout
 from vidpipe_dagster.runner import failure_message, register, render
 
 SCENES = 3
-METADATA = {"frames", "generated", "reused", "repaired", "provider", "model", "cost_usd", "projected_cost_usd",
-            "contact_sheet", "project_nonce"}
+METADATA = {
+    "frames",
+    "generated",
+    "reused",
+    "repaired",
+    "provider",
+    "model",
+    "cost_usd",
+    "projected_cost_usd",
+    "contact_sheet",
+    "project_nonce",
+}
 
 
 def _keyframes(project_id: str) -> str:
@@ -24,14 +35,19 @@ def _keyframes(project_id: str) -> str:
 
 
 def test_a_keyframes_materialization_reads_and_resolves_once(vp_env, monkeypatch):
-    spec = register("A paper boat drifts down a gutter. It reaches the river. A duck inspects it.",
-                    id="boat", scenes=SCENES, clip_duration=1, provider="animatic")
+    spec = register(
+        "A paper boat drifts down a gutter. It reaches the river. A duck inspects it.",
+        id="boat",
+        scenes=SCENES,
+        clip_duration=1,
+        provider="animatic",
+    )
     assert render(spec.id, assets=["storyboard"]).success
     services, instance = vp_env.services(), vp_env.instance()
     counts = count_keyframe_io(monkeypatch)
 
     run_id = _keyframes(spec.id)
-    assert (counts.resolves, counts.reads) == (1, 0)      # the frames it made are not read back
+    assert (counts.resolves, counts.reads) == (1, 0)  # the frames it made are not read back
     frames = resolve_state(services, spec.id).frames
     files = [Path(services.store.path(spec.id, f.row.path)).read_bytes() for f in frames]
     sheet = Path(services.store.path(spec.id, Layout.CONTACT_SHEET)).read_bytes()

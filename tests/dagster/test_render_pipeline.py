@@ -1,4 +1,5 @@
 """The four assets for one partition on a SQLite Dagster instance, offline (animatic)."""
+
 from __future__ import annotations
 
 import os
@@ -12,7 +13,7 @@ from vidpipe_core.steps.state import resolve_state
 from vidpipe_core.storage import Layout
 from vidpipe_dagster.runner import register, render
 
-FRAME_TOLERANCE = 14.0   # mean abs diff (0-255) between a decoded video frame and its keyframe
+FRAME_TOLERANCE = 14.0  # mean abs diff (0-255) between a decoded video frame and its keyframe
 
 
 def _render(project_id: str):
@@ -22,8 +23,13 @@ def _render(project_id: str):
 
 
 def test_render_offline_project_end_to_end(vp_env):
-    spec = register("A lighthouse keeper climbs the stairs. The lamp turns on. Ships pass safely in the storm.",
-                    id="lighthouse", scenes=3, clip_duration=1, provider="animatic")
+    spec = register(
+        "A lighthouse keeper climbs the stairs. The lamp turns on. Ships pass safely in the storm.",
+        id="lighthouse",
+        scenes=3,
+        clip_duration=1,
+        provider="animatic",
+    )
     result = _render(spec.id)
     services = vp_env.services()
     final = services.store.path(spec.id, Layout.FINAL)
@@ -55,7 +61,10 @@ def test_render_offline_project_end_to_end(vp_env):
     fv = latest_metadata(instance, "final_video", spec.id)
     assert fv["resolution"] == "256x144" and fv["video_codec"] == "h264"
     assert check_results(instance, result.run_id) == {
-        "storyboard_complete": True, "keyframes_decode": True, "final_video_valid": True}
+        "storyboard_complete": True,
+        "keyframes_decode": True,
+        "final_video_valid": True,
+    }
 
 
 def test_second_materialization_renders_nothing(vp_env):
@@ -63,7 +72,9 @@ def test_second_materialization_renders_nothing(vp_env):
     _render(spec.id)
     services = vp_env.services()
     with services.db.session() as s:
-        before = {(r.id, r.updated_at) for r in s.scalars(select(Keyframe))} | {(r.id, r.updated_at) for r in s.scalars(select(VideoClip))}
+        before = {(r.id, r.updated_at) for r in s.scalars(select(Keyframe))} | {
+            (r.id, r.updated_at) for r in s.scalars(select(VideoClip))
+        }
     mtimes = {p: os.stat(p).st_mtime_ns for p in (services.store.path(spec.id, r[1]) for r in _artifact_paths(services, spec.id))}
 
     _render(spec.id)
@@ -73,23 +84,25 @@ def test_second_materialization_renders_nothing(vp_env):
     assert (kf["generated"], kf["reused"]) == (0, 3)
     assert clips.get("generated", 0) == 0 and clips["reused"] == 2
     with services.db.session() as s:
-        after = {(r.id, r.updated_at) for r in s.scalars(select(Keyframe))} | {(r.id, r.updated_at) for r in s.scalars(select(VideoClip))}
+        after = {(r.id, r.updated_at) for r in s.scalars(select(Keyframe))} | {
+            (r.id, r.updated_at) for r in s.scalars(select(VideoClip))
+        }
     assert after == before
     assert mtimes == {p: os.stat(p).st_mtime_ns for p in mtimes}
 
 
 def _artifact_paths(services, project_id):
     with services.db.session() as s:
-        rows = list(s.scalars(select(Keyframe).where(Keyframe.project_id == project_id))) + \
-            list(s.scalars(select(VideoClip).where(VideoClip.project_id == project_id)))
+        rows = list(s.scalars(select(Keyframe).where(Keyframe.project_id == project_id))) + list(
+            s.scalars(select(VideoClip).where(VideoClip.project_id == project_id))
+        )
     return [(r.id, r.path) for r in rows]
 
 
 def test_crossfade_restitch_keeps_audio_and_shortens(vp_env):
     spec = register("Waves roll in. A crab runs. Gulls circle.", id="beach", scenes=3, clip_duration=2)
     _render(spec.id)
-    result = render(spec.id, assets=["final_video"],
-                            run_config={"ops": {"final_video": {"config": {"crossfade": 0.5}}}})
+    result = render(spec.id, assets=["final_video"], run_config={"ops": {"final_video": {"config": {"crossfade": 0.5}}}})
     assert result.success
     services = vp_env.services()
     info = media.probe(services.store.path(spec.id, Layout.FINAL))

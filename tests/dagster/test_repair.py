@@ -1,6 +1,7 @@
 """Every reused byte is checked: damaged keyframes and clips are obtained again without paying
 where the provider allows it, and otherwise the asset fails naming the scene and the cost; a
 project re-created under the same id after the database was lost gets its own video."""
+
 from __future__ import annotations
 
 import hashlib
@@ -39,14 +40,19 @@ def test_truncated_clip_and_keyframe_are_repaired_without_paying(gp):
     vp_env, g = gp
     emu = g.emulator
     # Gemini plans and Veo films; the animatic draws the keyframes (it renders the same bytes again).
-    spec = register("A hot-air balloon drifts over a patchwork of fields", id="repair-free", scenes=3, clip_duration=4,
-                    keyframe_provider="animatic")
+    spec = register(
+        "A hot-air balloon drifts over a patchwork of fields",
+        id="repair-free",
+        scenes=3,
+        clip_duration=4,
+        keyframe_provider="animatic",
+    )
     assert render(spec.id).success
     state = resolve_state(vp_env.services(), spec.id)
     clip = _store_path(vp_env, spec.id, state.clips[1].row.path)
     frame = _store_path(vp_env, spec.id, state.frames[1].row.path)
-    clip.write_bytes(clip.read_bytes()[: clip.stat().st_size // 3])        # truncated
-    frame.write_bytes(frame.read_bytes()[:200])                            # truncated
+    clip.write_bytes(clip.read_bytes()[: clip.stat().st_size // 3])  # truncated
+    frame.write_bytes(frame.read_bytes()[:200])  # truncated
     paid, polls = _paid(emu), emu.request_count("video_poll")
 
     status = CliRunner().invoke(app, ["status", spec.id])
@@ -55,8 +61,8 @@ def test_truncated_clip_and_keyframe_are_repaired_without_paying(gp):
     assert result.exit_code == 0, result.output
     assert "damaged: the frame between scenes 1 and 2" in result.output and "at no cost" in result.output
     assert "damaged: the clip of scene 2" in result.output
-    assert _paid(emu) == paid                          # nothing bought again
-    assert emu.request_count("video_poll") > polls      # the clip came back from its operation
+    assert _paid(emu) == paid  # nothing bought again
+    assert emu.request_count("video_poll") > polls  # the clip came back from its operation
     _ledger_matches_files(vp_env, spec.id)
     instance = vp_env.instance()
     assert latest_metadata(instance, "keyframes", spec.id)["repaired"] == 1
@@ -73,7 +79,7 @@ def test_damaged_clip_whose_operation_is_gone_fails_naming_the_scene_and_the_cos
     assert render(spec.id).success
     clip = _store_path(vp_env, spec.id, resolve_state(vp_env.services(), spec.id).clips[1].row.path)
     clip.write_bytes(clip.read_bytes()[:1000])
-    emu.expire_operations()                          # Veo no longer holds the video
+    emu.expire_operations()  # Veo no longer holds the video
     paid = _paid(emu)
 
     result = render(spec.id)
@@ -124,7 +130,7 @@ def test_a_regenerated_gemini_keyframe_with_new_bytes_remakes_what_follows(gp):
     assert render(spec.id).success
     frame = _store_path(vp_env, spec.id, resolve_state(vp_env.services(), spec.id).frames[1].row.path)
     frame.write_bytes(b"")
-    emu.configure(image_height=160)        # the model now draws differently: new bytes for the same request
+    emu.configure(image_height=160)  # the model now draws differently: new bytes for the same request
     paid = _paid(emu)
     repaired = CliRunner().invoke(app, ["resume", spec.id, "--repair"])
     assert repaired.exit_code == 0, repaired.output
@@ -167,7 +173,7 @@ def test_a_project_recreated_after_the_database_was_lost_gets_its_own_video(vp_e
     assert "belongs to an earlier project with this id" in resumed.stderr
     assert "submarine" in (vp_env.data_dir / "artifacts/projects/lost/storyboard.json").read_text()
     assert hashlib.sha256(final.read_bytes()).hexdigest() != old
-    assert abs(media.probe(final).duration_s - 3.0) <= 0.25        # 3 scenes of 1 s, not the old 2
+    assert abs(media.probe(final).duration_s - 3.0) <= 0.25  # 3 scenes of 1 s, not the old 2
     status = vidpipe("status", "lost")
     assert "stale" not in status.stdout
 

@@ -1,5 +1,6 @@
 """Never pay twice: SIGKILL + resume, re-execution from failure, one project rendered twice at
 once, a global limit on live video operations across projects, per-scene regeneration."""
+
 from __future__ import annotations
 
 import os
@@ -42,7 +43,7 @@ def _kill_while_polling(vp_env, emu, project_id: str, scenes: int) -> str:
     out = Output(proc)
     try:
         wait_for(all_submitted, what="every clip SUBMITTED")
-        time.sleep(0.3)   # polling is under way
+        time.sleep(0.3)  # polling is under way
     except AssertionError as exc:
         raise AssertionError(f"{exc}; the render said:\n{out.text()}") from None
     finally:
@@ -56,7 +57,9 @@ def _kill_while_polling(vp_env, emu, project_id: str, scenes: int) -> str:
 
 def test_sigkill_during_polling_then_resume_pays_once(backend, request):
     vp_env, g = backend
-    spec = register("A glass of water on a windowsill as rain starts", id=f"killed-{request.node.callspec.id}", scenes=3, clip_duration=4)
+    spec = register(
+        "A glass of water on a windowsill as rain starts", id=f"killed-{request.node.callspec.id}", scenes=3, clip_duration=4
+    )
     dead_run = _kill_while_polling(vp_env, g.emulator, spec.id, 3)
 
     proc = subprocess.run([VIDPIPE, "resume", spec.id], env=dict(os.environ), capture_output=True, text=True, timeout=120)
@@ -87,8 +90,12 @@ def test_reexecute_from_failure_after_a_crash_pays_once(gp):
 
     # What the UI's "Re-execute from failure" does (the UI carries the parent's partition tag over).
     options = dg.ReexecutionOptions.from_failure(dead_run, instance)
-    result = dg.execute_job(dg.reconstructable(render_project_job), instance=instance, reexecution_options=options,
-                            tags={"dagster/partition": spec.id})
+    result = dg.execute_job(
+        dg.reconstructable(render_project_job),
+        instance=instance,
+        reexecution_options=options,
+        tags={"dagster/partition": spec.id},
+    )
     assert result.success
     executed = {e.step_key for e in result.all_events if e.is_step_success}
     assert executed == {"clips", "final_video"}
@@ -116,7 +123,12 @@ def test_global_limit_on_live_video_operations_across_projects(backend, request)
     g.emulator.configure(video_latency_s=1.0)
     instance = vp_env.instance()
     instance.event_log_storage.set_concurrency_slots("video-operations", 2)
-    ids = [register(f"Project number {i} about a lighthouse", id=f"limit-{request.node.callspec.id}-{i}", scenes=2, clip_duration=4).id for i in range(3)]
+    ids = [
+        register(
+            f"Project number {i} about a lighthouse", id=f"limit-{request.node.callspec.id}-{i}", scenes=2, clip_duration=4
+        ).id
+        for i in range(3)
+    ]
     procs = [spawn("render", pid) for pid in ids]
     outs = [p.communicate(timeout=240) for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0], outs

@@ -5,6 +5,7 @@ of the session, so tests never see each other's leftovers or a developer's data.
 `pg_server` (skips with a visible reason when the variable is unset), `pg_databases` (one
 database for vidpipe, one for the Dagster instance) and `pg_env` (`vp_env` switched to both:
 VIDPIPE_DATABASE_URL and dagster.postgres.yaml with its VIDPIPE_PG_* variables)."""
+
 from __future__ import annotations
 
 import os
@@ -36,8 +37,14 @@ class PgServer:
 
     def connect(self, database: str | None = None):  # type: ignore[no-untyped-def]
         u = self.url
-        conn = psycopg2.connect(host=u.host or "localhost", port=u.port or 5432, user=u.username, password=u.password,
-                                dbname=database or u.database or "postgres", **{k: v for k, v in u.query.items()})
+        conn = psycopg2.connect(
+            host=u.host or "localhost",
+            port=u.port or 5432,
+            user=u.username,
+            password=u.password,
+            dbname=database or u.database or "postgres",
+            **{k: v for k, v in u.query.items()},
+        )
         conn.autocommit = True
         return conn
 
@@ -57,8 +64,10 @@ class PgServer:
         try:
             with conn.cursor() as cur:
                 # Pools of this process (vidpipe's engines, Dagster's storage) may still hold connections.
-                cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
-                            (name,))
+                cur.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                    (name,),
+                )
                 cur.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
         finally:
             conn.close()
@@ -75,9 +84,13 @@ class PgServer:
     def dagster_env(self, database: str) -> dict[str, str]:
         """The variables dagster.postgres.yaml reads."""
         u = self.url
-        return {"VIDPIPE_PG_HOST": u.host or "localhost", "VIDPIPE_PG_PORT": str(u.port or 5432),
-                "VIDPIPE_PG_USER": u.username or os.environ.get("PGUSER", "postgres"),
-                "VIDPIPE_PG_PASSWORD": u.password or "", "VIDPIPE_PG_DAGSTER_DB": database}
+        return {
+            "VIDPIPE_PG_HOST": u.host or "localhost",
+            "VIDPIPE_PG_PORT": str(u.port or 5432),
+            "VIDPIPE_PG_USER": u.username or os.environ.get("PGUSER", "postgres"),
+            "VIDPIPE_PG_PASSWORD": u.password or "",
+            "VIDPIPE_PG_DAGSTER_DB": database,
+        }
 
     def query(self, database: str, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         conn = self.connect(database)
@@ -117,7 +130,7 @@ class PgServer:
 
 @dataclass
 class PgEnv:
-    vp: Any                 # the VidpipeEnv of the test
+    vp: Any  # the VidpipeEnv of the test
     server: PgServer
     vidpipe_db: str
     dagster_db: str

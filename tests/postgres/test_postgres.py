@@ -1,6 +1,7 @@
 """Both databases on PostgreSQL: vidpipe's own (VIDPIPE_DATABASE_URL) and the Dagster instance
 (dagster.postgres.yaml). Each test session works in freshly created databases on the server
 named by VIDPIPE_TEST_POSTGRES_URL, dropped at the end (see pg.py)."""
+
 from __future__ import annotations
 
 import os
@@ -50,8 +51,19 @@ def run_together(tmp_path: Path, jobs: list[list[str]], env: dict[str, str]) -> 
     for i, args in enumerate(jobs):
         ready = tmp_path / f"{go.name}-ready-{i}"
         log = open(tmp_path / f"{go.name}-{i}.log", "w+")
-        procs.append((ready, log, subprocess.Popen([sys.executable, "-c", BARRIER_RUNNER, str(ready), str(go), *args],
-                                                   cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)))
+        procs.append(
+            (
+                ready,
+                log,
+                subprocess.Popen(
+                    [sys.executable, "-c", BARRIER_RUNNER, str(ready), str(go), *args],
+                    cwd=tmp_path,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                ),
+            )
+        )
     deadline = time.monotonic() + 120
     while not all(ready.exists() for ready, _, _ in procs):
         assert time.monotonic() < deadline, "the runners never got ready"
@@ -90,15 +102,23 @@ def test_postgres_yaml_matches_the_local_instance_except_storage():
     assert pg == local
     db = storage["postgres"]["postgres_db"]
     assert db == {
-        "hostname": {"env": "VIDPIPE_PG_HOST"}, "port": {"env": "VIDPIPE_PG_PORT"},
-        "username": {"env": "VIDPIPE_PG_USER"}, "password": {"env": "VIDPIPE_PG_PASSWORD"},
-        "db_name": {"env": "VIDPIPE_PG_DAGSTER_DB"}}
+        "hostname": {"env": "VIDPIPE_PG_HOST"},
+        "port": {"env": "VIDPIPE_PG_PORT"},
+        "username": {"env": "VIDPIPE_PG_USER"},
+        "password": {"env": "VIDPIPE_PG_PASSWORD"},
+        "db_name": {"env": "VIDPIPE_PG_DAGSTER_DB"},
+    }
 
 
 @pytest.mark.postgres
 def test_render_with_both_databases_on_postgres(pg_env: PgEnv):
-    spec = register("A ferry crosses a fjord at dusk. Lights come on in the village. The ferry docks.",
-                    id="pg-fjord", scenes=3, clip_duration=1, provider="animatic")
+    spec = register(
+        "A ferry crosses a fjord at dusk. Lights come on in the village. The ferry docks.",
+        id="pg-fjord",
+        scenes=3,
+        clip_duration=1,
+        provider="animatic",
+    )
     result = render(spec.id)
     assert result.success, failure_message(result)
 
@@ -123,10 +143,15 @@ def test_render_with_both_databases_on_postgres(pg_env: PgEnv):
     assert q(vdb, "SELECT count(*) FROM video_clips WHERE project_id = %s", (spec.id,)) == [(3,)]
 
     assert q(ddb, "SELECT status FROM runs WHERE run_id = %s", (result.run_id,)) == [("SUCCESS",)]
-    assert q(ddb, "SELECT count(*) FROM dynamic_partitions WHERE partitions_def_name = 'projects' AND partition = %s",
-             (spec.id,)) == [(1,)]
-    materialized = q(ddb, "SELECT asset_key FROM event_logs WHERE run_id = %s AND partition = %s "
-                          "AND dagster_event_type = 'ASSET_MATERIALIZATION' ORDER BY id", (result.run_id, spec.id))
+    assert q(
+        ddb, "SELECT count(*) FROM dynamic_partitions WHERE partitions_def_name = 'projects' AND partition = %s", (spec.id,)
+    ) == [(1,)]
+    materialized = q(
+        ddb,
+        "SELECT asset_key FROM event_logs WHERE run_id = %s AND partition = %s "
+        "AND dagster_event_type = 'ASSET_MATERIALIZATION' ORDER BY id",
+        (result.run_id, spec.id),
+    )
     assert [r[0] for r in materialized] == ['["storyboard"]', '["keyframes"]', '["clips"]', '["final_video"]']
 
 
@@ -143,8 +168,13 @@ def test_migrate_is_idempotent_and_safe_to_race(pg_server: PgServer, tmp_path: P
     db = pg_server.create_database("migrate")
     url = pg_server.sqlalchemy_url(db)
     for attempt in (1, 2):
-        proc = subprocess.run([VIDPIPE, "migrate"], env={**env, "VIDPIPE_DATABASE_URL": url},
-                              capture_output=True, text=True, timeout=PROCESS_TIMEOUT_S)
+        proc = subprocess.run(
+            [VIDPIPE, "migrate"],
+            env={**env, "VIDPIPE_DATABASE_URL": url},
+            capture_output=True,
+            text=True,
+            timeout=PROCESS_TIMEOUT_S,
+        )
         assert proc.returncode == 0, f"migrate #{attempt}: {proc.stdout}{proc.stderr}"
         assert pg_server.query(db, "SELECT version_num FROM alembic_version") == [(head,)]
     assert {"projects", "scenes", "keyframes", "video_clips"} <= set(pg_server.tables(db))
@@ -186,12 +216,18 @@ def test_two_projects_render_at_the_same_time(pg_env: PgEnv, tmp_path: Path):
 
 @pytest.mark.postgres
 def test_a_nan_budget_is_one_line_and_exit_2_on_postgres(pg_env: PgEnv):
-    proc = subprocess.run([VIDPIPE, "new", "A cat naps in the sun.", "--id", "pg-nan-budget", "--max-cost", "nan"],
-                          env=dict(os.environ), capture_output=True, text=True, timeout=PROCESS_TIMEOUT_S)
+    proc = subprocess.run(
+        [VIDPIPE, "new", "A cat naps in the sun.", "--id", "pg-nan-budget", "--max-cost", "nan"],
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=PROCESS_TIMEOUT_S,
+    )
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr and proc.stdout == ""
     assert proc.stderr.strip().splitlines() == [
-        "error: max_cost_usd: nan is not a finite number; give the budget in USD (allowed: 0 or more)"]
+        "error: max_cost_usd: nan is not a finite number; give the budget in USD (allowed: 0 or more)"
+    ]
     assert pg_env.server.query(pg_env.vidpipe_db, "SELECT count(*) FROM projects WHERE id = 'pg-nan-budget'") == [(0,)]
 
 
@@ -201,8 +237,13 @@ def _inbox_tick(instance: dg.DagsterInstance, cursor: str | None = None) -> dg.S
     from vidpipe_dagster.resources import VidpipeResource
     from vidpipe_dagster.sensors import inbox_sensor
 
-    context = dg.build_sensor_context(instance=instance, instance_ref=instance.get_ref(), cursor=cursor,
-                                      definitions=defs, resources={"vidpipe": VidpipeResource()})
+    context = dg.build_sensor_context(
+        instance=instance,
+        instance_ref=instance.get_ref(),
+        cursor=cursor,
+        definitions=defs,
+        resources={"vidpipe": VidpipeResource()},
+    )
     result = inbox_sensor(context)
     for request in result.dynamic_partitions_requests or []:
         instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
@@ -230,11 +271,14 @@ def test_inbox_nul_on_postgres_is_rejected_and_later_files_still_registered(pg_e
     first = _inbox_tick(instance)
 
     assert [r.partition_key for r in first.run_requests] == ["pg-inbox-heron"]
-    assert "prompt: contains a control character (U+0000 at position 3); remove it" in \
-        (inbox / "rejected" / "nul.json.error.txt").read_text()
+    assert (
+        "prompt: contains a control character (U+0000 at position 3); remove it"
+        in (inbox / "rejected" / "nul.json.error.txt").read_text()
+    )
     assert "U+0000 at position 3" in (inbox / "rejected" / "nul.yaml.error.txt").read_text()
-    assert pg_env.server.query(pg_env.vidpipe_db, "SELECT id FROM projects WHERE id LIKE %s ORDER BY id",
-                                  ("pg-inbox-%",)) == [("pg-inbox-heron",)]
+    assert pg_env.server.query(pg_env.vidpipe_db, "SELECT id FROM projects WHERE id LIKE %s ORDER BY id", ("pg-inbox-%",)) == [
+        ("pg-inbox-heron",)
+    ]
 
     _drop(inbox, "later.txt", "A heron catches a fish.")
     second = _inbox_tick(instance, first.cursor)
@@ -262,8 +306,11 @@ def test_a_value_postgres_refuses_rejects_that_file_only(pg_env: PgEnv, monkeypa
     assert [pid for pid, _ in tick.registered] == ["pg-refused-egret"]
     [(rejected, reason)] = tick.rejected
     assert rejected.name == "nul.json"
-    assert reason == "file: the database refused it (ValueError: A string literal cannot contain NUL (0x00) characters.); " \
-                     "check its text for unusual characters"
+    assert (
+        reason == "file: the database refused it (ValueError: A string literal cannot contain NUL (0x00) characters.); "
+        "check its text for unusual characters"
+    )
     assert any(msg.startswith("nul.json: rejected - file: the database refused it") for msg in logged)
-    assert pg_env.server.query(pg_env.vidpipe_db, "SELECT id FROM projects WHERE id LIKE %s",
-                                  ("pg-refused-%",)) == [("pg-refused-egret",)]
+    assert pg_env.server.query(pg_env.vidpipe_db, "SELECT id FROM projects WHERE id LIKE %s", ("pg-refused-%",)) == [
+        ("pg-refused-egret",)
+    ]

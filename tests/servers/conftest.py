@@ -5,6 +5,7 @@ a `dagster-webserver` and a `dagster-daemon` started on first use and stopped at
 Tests talk to the servers over HTTP, and to the same instance in-process through the
 `deployment` fixture, which points this process's environment at it. When a test fails, the
 servers' logs are attached to its report."""
+
 from __future__ import annotations
 
 import os
@@ -62,8 +63,11 @@ class Deployment:
 
 
 def _server_env(data_dir: Path, home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if k not in GOOGLE_ENV and (not k.startswith("VIDPIPE_") or k in ("VIDPIPE_TEST_POSTGRES_URL", "VIDPIPE_TEST_ARTIFACTS"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in GOOGLE_ENV and (not k.startswith("VIDPIPE_") or k in ("VIDPIPE_TEST_POSTGRES_URL", "VIDPIPE_TEST_ARTIFACTS"))
+    }
     env.pop("VIDPIPE_TEST_POSTGRES_URL", None)
     env.update(VIDPIPE_TEST_SETTINGS)
     env.update({"VIDPIPE_DATA_DIR": str(data_dir), "DAGSTER_HOME": str(home), "PYTHONUNBUFFERED": "1"})

@@ -4,6 +4,7 @@ subprocesses on one instance, and a small GraphQL client for the webserver.
 Each server runs in its own process group (it spawns a code server, and the daemon spawns run
 workers), so stopping it stops everything it started. Output goes to a log file that the
 servers' conftest attaches to the report of a failing test."""
+
 from __future__ import annotations
 
 import os
@@ -30,8 +31,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float, interval: float = 0.5,
-             alive: Callable[[], None] | None = None) -> T:
+def wait_for(
+    what: str, probe: Callable[[], T | None], timeout: float, interval: float = 0.5, alive: Callable[[], None] | None = None
+) -> T:
     """Call `probe` until it returns something truthy; `alive` raises when a server died."""
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
@@ -45,7 +47,9 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout: float, interval:
         except (requests.RequestException, ValueError, KeyError) as exc:
             last_error = exc
         time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}" + (f" (last error: {last_error})" if last_error else ""))
+    raise TimeoutError(
+        f"timed out after {timeout:.0f}s waiting for {what}" + (f" (last error: {last_error})" if last_error else "")
+    )
 
 
 def _die_with_parent() -> None:
@@ -63,8 +67,16 @@ class ServerProcess:
     def __init__(self, name: str, args: list[str], env: dict[str, str], log: Path, cwd: Path = REPO) -> None:
         self.name, self.args, self.log = name, args, log
         self._log_file = open(log, "wb")
-        self.proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=self._log_file, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent)
+        self.proc = subprocess.Popen(
+            args,
+            cwd=cwd,
+            env=env,
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
 
     @property
     def pid(self) -> int:
@@ -163,14 +175,20 @@ def loaded_location(gql: GraphQL) -> dict[str, str] | None:
 
 def start_webserver(env: dict[str, str], log: Path, timeout: float = 90.0) -> tuple[ServerProcess, str, dict[str, str]]:
     port = free_port()
-    server = ServerProcess("dagster-webserver", [str(BIN / "dagster-webserver"), "-w", str(WORKSPACE),
-                                                 "-h", "127.0.0.1", "-p", str(port)], env, log)
+    server = ServerProcess(
+        "dagster-webserver", [str(BIN / "dagster-webserver"), "-w", str(WORKSPACE), "-h", "127.0.0.1", "-p", str(port)], env, log
+    )
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_for("dagster-webserver /server_info", lambda: requests.get(f"{base}/server_info", timeout=5).ok,
-                 timeout, alive=server.check_alive)
-        location = wait_for("the vidpipe code location to load", lambda: loaded_location(GraphQL(base)),
-                            timeout, alive=server.check_alive)
+        wait_for(
+            "dagster-webserver /server_info",
+            lambda: requests.get(f"{base}/server_info", timeout=5).ok,
+            timeout,
+            alive=server.check_alive,
+        )
+        location = wait_for(
+            "the vidpipe code location to load", lambda: loaded_location(GraphQL(base)), timeout, alive=server.check_alive
+        )
     except BaseException:
         server.stop()
         raise

@@ -1,4 +1,5 @@
 """`make dev` serves the UI on loopback only, unless the user asks otherwise (HOST=0.0.0.0)."""
+
 from __future__ import annotations
 
 import os
@@ -17,7 +18,7 @@ def _dev_recipe() -> list[str]:
     lines = MAKEFILE.read_text().splitlines()
     start = next(i for i, line in enumerate(lines) if re.match(r"^dev\s*:", line))
     recipe = []
-    for line in lines[start + 1:]:
+    for line in lines[start + 1 :]:
         if not line.startswith("\t"):
             break
         recipe.append(line.strip())
@@ -41,8 +42,9 @@ def test_make_dev_dry_run_expands_to_loopback(exported_host):
     env = {k: v for k, v in os.environ.items() if k not in ("HOST", "PORT", "MAKEFLAGS", "MFLAGS")}
     if exported_host:
         env["HOST"] = exported_host
-    proc = subprocess.run(["make", "-n", "--no-print-directory", "dev"], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=60)
+    proc = subprocess.run(
+        ["make", "-n", "--no-print-directory", "dev"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0, proc.stderr
     serve = [line for line in proc.stdout.splitlines() if " dev " in f"{line} " and "dagster" in line]
     assert serve, proc.stdout

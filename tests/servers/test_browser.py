@@ -1,6 +1,7 @@
 """The Dagster UI in a real browser (Debian's Chromium, driven by Playwright; no browser is
 downloaded): the asset lineage and the partitions view of `final_video` show a project rendered
 from the CLI, without errors. Screenshots go to test-artifacts/."""
+
 from __future__ import annotations
 
 import re
@@ -14,15 +15,28 @@ from vidpipe_dagster.runner import register, render
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing: install Debian's chromium "
-                                                     "(`apt-get install -y chromium`; .ci/run does)"),
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason=f"{CHROMIUM} is missing: install Debian's chromium (`apt-get install -y chromium`; .ci/run does)",
+    ),
 ]
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 ASSETS = ("storyboard", "keyframes", "clips", "final_video")
 # What the Dagster UI shows when a page or a GraphQL query breaks.
-ERROR_TEXT = re.compile(r"unexpected (graphql )?error|something went wrong|PythonError|page not found|"
-                        r"could not be loaded|error loading|no assets were found|does not exist", re.IGNORECASE)
+ERROR_TEXT = re.compile(
+    r"unexpected (graphql )?error|something went wrong|PythonError|page not found|"
+    r"could not be loaded|error loading|no assets were found|does not exist",
+    re.IGNORECASE,
+)
 PROJECT = "ui-lantern"
 
 
@@ -35,8 +49,13 @@ def rendered_project(_deployment) -> str:
         for key, value in _deployment.env.items():
             if key.startswith("VIDPIPE_") or key == "DAGSTER_HOME":
                 mp.setenv(key, value)
-        register("A paper lantern drifts over a lake. It lands on the far shore.", id=PROJECT, scenes=2,
-                 clip_duration=1, provider="animatic")
+        register(
+            "A paper lantern drifts over a lake. It lands on the far shore.",
+            id=PROJECT,
+            scenes=2,
+            clip_duration=1,
+            provider="animatic",
+        )
         result = render(PROJECT)
         assert result.success, [e.message for e in result.all_events if e.is_failure]
     return PROJECT
@@ -101,7 +120,7 @@ def test_ui_shows_the_lineage_and_the_materialized_partition(page, deployment, r
     # Selecting the partition shows its latest materialization's metadata.
     page.get_by_text(PROJECT, exact=True).first.click()
     page.wait_for_url(re.compile(rf"partition={PROJECT}"))
-    page.get_by_text("Materialized", exact=True).first.wait_for(state="visible")   # the partition's badge
+    page.get_by_text("Materialized", exact=True).first.wait_for(state="visible")  # the partition's badge
     page.get_by_text("256x144", exact=True).first.wait_for(state="visible")
     page.get_by_text(f"projects/{PROJECT}/final.mp4", exact=False).first.wait_for(state="visible")
     page.wait_for_load_state("networkidle")

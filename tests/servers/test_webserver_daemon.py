@@ -3,6 +3,7 @@
 listed, launched and read back through the webserver's GraphQL API; the daemon dequeues the
 runs; a prompt file dropped into the inbox becomes a finished project with nothing but the
 daemon involved."""
+
 from __future__ import annotations
 
 import time
@@ -140,8 +141,10 @@ def _wait_for_run(gql: GraphQL, run_id: str, timeout: float = RUN_TIMEOUT_S) -> 
 def test_graphql_lists_launches_and_reads_back_a_partition(webserver, daemon, deployment):
     gql = deployment.graphql()
     # Registered from the CLI side (this process): both become partitions the webserver lists.
-    for pid, prompt in (("gql-harbour", "Boats leave the harbour at dawn. Gulls follow the last boat."),
-                        ("gql-orchard", "Apples ripen in an orchard. A girl picks one.")):
+    for pid, prompt in (
+        ("gql-harbour", "Boats leave the harbour at dawn. Gulls follow the last boat."),
+        ("gql-orchard", "Apples ripen in an orchard. A girl picks one."),
+    ):
         register(prompt, id=pid, scenes=2, clip_duration=1, provider="animatic")
 
     node = gql(PARTITIONS, assetKey={"path": ["final_video"]})["assetNodeOrError"]
@@ -153,16 +156,24 @@ def test_graphql_lists_launches_and_reads_back_a_partition(webserver, daemon, de
 
     health = {d["daemonType"]: d["healthy"] for d in gql(DAEMON_HEALTH)["instance"]["daemonHealth"]["allDaemonStatuses"]}
     assert health.get("QUEUED_RUN_COORDINATOR") and health.get("SENSOR"), health
-    sensor = gql(SENSOR, selector={"repositoryLocationName": deployment.location["location"],
-                                   "repositoryName": deployment.location["repository"],
-                                   "sensorName": "inbox_sensor"})["sensorOrError"]
+    sensor = gql(
+        SENSOR,
+        selector={
+            "repositoryLocationName": deployment.location["location"],
+            "repositoryName": deployment.location["repository"],
+            "sensorName": "inbox_sensor",
+        },
+    )["sensorOrError"]
     assert sensor["__typename"] == "Sensor", sensor
     assert sensor["sensorState"]["status"] == "RUNNING", "the inbox sensor must be on without anyone starting it"
 
     # Launch like the UI's Materialize button: a render_project run tagged with the partition.
     params = {
-        "selector": {"repositoryLocationName": deployment.location["location"],
-                     "repositoryName": deployment.location["repository"], "jobName": "render_project"},
+        "selector": {
+            "repositoryLocationName": deployment.location["location"],
+            "repositoryName": deployment.location["repository"],
+            "jobName": "render_project",
+        },
         "runConfigData": {},
         "executionMetadata": {"tags": [{"key": "dagster/partition", "value": "gql-harbour"}]},
     }
@@ -203,7 +214,7 @@ def test_graphql_lists_launches_and_reads_back_a_partition(webserver, daemon, de
     assert rerun["status"] == "SUCCESS", f"re-execution ended {rerun['status']} (statuses seen: {rerun['statuses_seen']})"
     assert rerun["jobName"] == "render_project" and rerun["assetSelection"] == [{"path": ["final_video"]}]
     assert _materialization(gql, "final_video", "gql-harbour")["run_id"] == rerun["runId"]
-    assert _materialization(gql, "storyboard", "gql-harbour")["run_id"] == run_id    # not re-run
+    assert _materialization(gql, "storyboard", "gql-harbour")["run_id"] == run_id  # not re-run
 
     # The other partition was never launched.
     data = gql(MATERIALIZATIONS, assetKey={"path": ["final_video"]}, partitions=["gql-orchard"])["assetOrError"]
@@ -219,9 +230,9 @@ def test_inbox_files_become_finished_projects_with_only_the_daemon(daemon, deplo
     files = {
         "rowing.txt": "Two rowers race across a misty lake. The winner raises an oar.",
         "lantern.yaml": "id: inbox-lantern\nprompt: A paper lantern floats over a lake. It lands on the far shore.\n"
-                        "scenes: 2\nclip_duration: 1\nprovider: animatic\n",
+        "scenes: 2\nclip_duration: 1\nprovider: animatic\n",
     }
-    for name, text in files.items():   # written elsewhere, renamed in: appears complete, like a good producer
+    for name, text in files.items():  # written elsewhere, renamed in: appears complete, like a good producer
         staged = deployment.root / name
         staged.write_text(text)
         staged.rename(deployment.inbox / name)
@@ -241,8 +252,9 @@ def test_inbox_files_become_finished_projects_with_only_the_daemon(daemon, deplo
         runs = wait_for("finished runs for both inbox files", finished_runs, 150, interval=1.0)
     except TimeoutError:
         left = sorted(p.name for p in deployment.inbox.iterdir())
-        raise AssertionError(f"inbox files did not become finished runs; inbox now holds {left}; "
-                             f"sensor ticks: {_sensor_ticks(instance)}") from None
+        raise AssertionError(
+            f"inbox files did not become finished runs; inbox now holds {left}; sensor ticks: {_sensor_ticks(instance)}"
+        ) from None
     elapsed = time.monotonic() - t0
 
     from vidpipe_core.projects import load_spec
@@ -254,7 +266,8 @@ def test_inbox_files_become_finished_projects_with_only_the_daemon(daemon, deplo
         assert run.status == dg.DagsterRunStatus.SUCCESS, f"{name}: run {run.run_id} of {project_id} ended {run.status}"
         assert instance.has_dynamic_partition("projects", project_id)
         records = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=dg.AssetKey("final_video"), asset_partitions=[project_id]), limit=1).records
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey("final_video"), asset_partitions=[project_id]), limit=1
+        ).records
         assert records and records[0].run_id == run.run_id
         spec = load_spec(services, project_id)
         info = media.probe(services.store.path(project_id, Layout.FINAL))
@@ -287,13 +300,29 @@ def test_dagster_job_launch_queues_projects_for_the_daemon(daemon, deployment):
     instance = deployment.instance()
     ids = [f"queued-{i}" for i in range(2)]
     for pid in ids:
-        register(f"Kites number {pid} rise over the dunes. They land at dusk.", id=pid, scenes=2, clip_duration=1,
-                 provider="animatic")
+        register(
+            f"Kites number {pid} rise over the dunes. They land at dusk.", id=pid, scenes=2, clip_duration=1, provider="animatic"
+        )
     dagster = str(Path(sys.executable).parent / "dagster")
     for pid in ids:
-        proc = subprocess.run([dagster, "job", "launch", "-w", str(REPO / "workspace.yaml"), "-j", "render_project",
-                               "--tags", json.dumps({"dagster/partition": pid})],
-                              cwd=REPO, env=deployment.env, capture_output=True, text=True, timeout=120)
+        proc = subprocess.run(
+            [
+                dagster,
+                "job",
+                "launch",
+                "-w",
+                str(REPO / "workspace.yaml"),
+                "-j",
+                "render_project",
+                "--tags",
+                json.dumps({"dagster/partition": pid}),
+            ],
+            cwd=REPO,
+            env=deployment.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
     def finished() -> list[dg.DagsterRun] | None:
@@ -303,7 +332,11 @@ def test_dagster_job_launch_queues_projects_for_the_daemon(daemon, deployment):
     runs = wait_for("the launched runs to finish", finished, RUN_TIMEOUT_S, interval=1.0)
     for run in runs:
         assert run.status == dg.DagsterRunStatus.SUCCESS, run
-        queued = [e for e in instance.all_logs(run.run_id) if e.dagster_event and e.dagster_event.event_type == dg.DagsterEventType.RUN_ENQUEUED]
+        queued = [
+            e
+            for e in instance.all_logs(run.run_id)
+            if e.dagster_event and e.dagster_event.event_type == dg.DagsterEventType.RUN_ENQUEUED
+        ]
         assert queued, f"run {run.run_id} was not queued"
         pid = run.tags["dagster/partition"]
         info = media.probe(Services.create().store.path(pid, Layout.FINAL))

@@ -1,4 +1,5 @@
 """Provider selection: per project and per stage, `auto` meaning google when credentials exist."""
+
 from __future__ import annotations
 
 import os
@@ -31,8 +32,15 @@ def resolve_stage_providers(settings: Settings, provider: str | None = None, **p
 
     default = auto(provider or settings.provider)
     # Per-stage settings apply only when the project did not name one provider for all stages.
-    configured = {} if provider else {"storyboard": settings.storyboard_provider, "keyframes": settings.keyframe_provider,
-                                      "clips": settings.clip_provider}
+    configured = (
+        {}
+        if provider
+        else {
+            "storyboard": settings.storyboard_provider,
+            "keyframes": settings.keyframe_provider,
+            "clips": settings.clip_provider,
+        }
+    )
     chosen = {stage: auto(per_stage.get(stage) or configured.get(stage) or default) for stage in STAGES}
     if "google" in chosen.values():
         ok, message = google_ready()

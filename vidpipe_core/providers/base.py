@@ -1,5 +1,6 @@
 """The provider interface: one per stage, so stages can mix providers
 (a Gemini storyboard with animatic clips is a cheap way to preview a real plan)."""
+
 from __future__ import annotations
 
 import enum
@@ -26,19 +27,19 @@ class Usage:
 @dataclass(frozen=True)
 class KeyframeRequest:
     project_id: str
-    frame_index: int                 # frame k = scene k's start = scene k-1's end
-    prompt: str                      # full image prompt (frame prompt + style guide)
-    caption: str                     # short human caption (scene number and description)
+    frame_index: int  # frame k = scene k's start = scene k-1's end
+    prompt: str  # full image prompt (frame prompt + style guide)
+    caption: str  # short human caption (scene number and description)
     style: StyleGuide
     aspect_ratio: str
-    reference_png: bytes | None      # frame k-1 for k >= 1 (continuity), None for frame 0
+    reference_png: bytes | None  # frame k-1 for k >= 1 (continuity), None for frame 0
 
 
 @dataclass(frozen=True)
 class ClipRequest:
     project_id: str
     scene_index: int
-    prompt: str                      # motion prompt + style guide
+    prompt: str  # motion prompt + style guide
     start_png: bytes
     end_png: bytes
     duration_s: int
@@ -46,7 +47,7 @@ class ClipRequest:
     generate_audio: bool
     negative_prompt: str = ""
     seed: int | None = None
-    variant: str = ""                # a regeneration "take": same inputs, a new rendition
+    variant: str = ""  # a regeneration "take": same inputs, a new rendition
 
 
 class ClipOutcomeKind(str, enum.Enum):
@@ -64,7 +65,7 @@ class ClipOutcome:
     usage: Usage = Usage()
 
 
-PollCallback = Callable[[str], None]   # called with a short status line while waiting
+PollCallback = Callable[[str], None]  # called with a short status line while waiting
 
 
 class SlotLimiter(Protocol):
@@ -98,6 +99,7 @@ class KeyframeProvider(Protocol):
     def expected_size(self, aspect_ratio: str) -> tuple[int, int] | None:
         """Exact pixel size this provider renders, or None when only the aspect ratio is known."""
         ...
+
     def render(self, request: KeyframeRequest) -> tuple[bytes, Usage]: ...
 
 
@@ -110,7 +112,9 @@ class ClipProvider(Protocol):
     def submit(self, request: ClipRequest, model: str, cancel: CancelToken = NEVER) -> str:
         """Start one clip; returns an operation name that `wait` can re-attach to after a crash."""
         ...
-    def wait(self, operation: str, request: ClipRequest, model: str, on_poll: PollCallback | None = None,
-             cancel: CancelToken = NEVER) -> ClipOutcome:
+
+    def wait(
+        self, operation: str, request: ClipRequest, model: str, on_poll: PollCallback | None = None, cancel: CancelToken = NEVER
+    ) -> ClipOutcome:
         """Wait for the operation's outcome (polling is free: waiting again re-fetches a finished result)."""
         ...

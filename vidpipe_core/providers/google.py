@@ -10,6 +10,7 @@ The client is built from the SDK's standard environment only (``genai.Client()``
 ``GOOGLE_API_KEY``, ``GOOGLE_VERTEX_BASE_URL``. SDK retries are left off (its default);
 every call goes through :func:`vidpipe_core.retry.retry_call` instead.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -44,10 +45,10 @@ from vidpipe_core.schemas import ProjectSpec, Storyboard
 log = logging.getLogger("vidpipe.google")
 
 NAME = "google"
-STORYBOARD_TEMPERATURES = (0.9, 0.6, 0.3)   # one attempt each; invalid output moves down
-IMAGE_ATTEMPTS = 3                          # responses without an image part
+STORYBOARD_TEMPERATURES = (0.9, 0.6, 0.3)  # one attempt each; invalid output moves down
+IMAGE_ATTEMPTS = 3  # responses without an image part
 ASPECT_TOLERANCE = 0.02
-REQUEST_TIMEOUT_S = 300                     # per HTTP request (image generation can be slow)
+REQUEST_TIMEOUT_S = 300  # per HTTP request (image generation can be slow)
 DOWNLOAD_TIMEOUT_S = 300
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 _API_KEY_VARS = ("GOOGLE_API_KEY", "GEMINI_API_KEY")
@@ -60,6 +61,7 @@ _SETUP_HINT = (
 
 
 # --- credentials ---------------------------------------------------------------------------
+
 
 def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in ("1", "true")
@@ -131,7 +133,8 @@ def google_credentials_status(env: Mapping[str, str] = os.environ) -> tuple[bool
             )
         if not _adc_available(env):
             return False, (
-                "GOOGLE_CLOUD_PROJECT is set but no Application Default Credentials were found" + ignored
+                "GOOGLE_CLOUD_PROJECT is set but no Application Default Credentials were found"
+                + ignored
                 + ": run `gcloud auth application-default login` or set GOOGLE_APPLICATION_CREDENTIALS "
                 "to a service-account key file; or unset GOOGLE_CLOUD_PROJECT/GOOGLE_CLOUD_LOCATION "
                 "and use an express-mode GOOGLE_API_KEY"
@@ -187,7 +190,7 @@ def shared_genai_client() -> Any:
             # retry_options stays None: the SDK makes exactly one attempt per call.
             try:
                 client = genai.Client(vertexai=True, http_options=types.HttpOptions(timeout=REQUEST_TIMEOUT_S * 1000))
-            except ValueError as exc:   # the SDK's own "missing project/key" checks
+            except ValueError as exc:  # the SDK's own "missing project/key" checks
                 raise ConfigurationError(f"google provider: {redact(str(exc))}; {_SETUP_HINT}") from None
             _shared_clients[key] = client
         return client
@@ -232,21 +235,35 @@ def _holder(client: Any | None) -> GoogleClient:
 
 class _GoogleStage:
     name = NAME
-    reproducible = False     # every request is paid for and gives new bytes
+    reproducible = False  # every request is paid for and gives new bytes
 
     def __init__(self, settings: Settings, client: Any | None = None) -> None:
         self.settings = settings
         self.client = _holder(client)
 
-    def _call(self, fn: Callable[[], Any], *, stage: str, scene: int | None,
-              describe: Callable[[BaseException], str] = _describe, cancel: CancelToken = NEVER) -> Any:
+    def _call(
+        self,
+        fn: Callable[[], Any],
+        *,
+        stage: str,
+        scene: int | None,
+        describe: Callable[[BaseException], str] = _describe,
+        cancel: CancelToken = NEVER,
+    ) -> Any:
         """One remote call with bounded retries; the waits between attempts end when ``cancel`` is cancelled."""
         s = self.settings
         cancel.check()
         return retry_call(
-            fn, stage=stage, scene=scene, attempts=s.retry_attempts, initial_s=s.retry_initial_s,
-            max_s=s.retry_max_s, is_transient=is_transient_google, sleep=cancel.sleep,
-            describe=describe, logger=log,
+            fn,
+            stage=stage,
+            scene=scene,
+            attempts=s.retry_attempts,
+            initial_s=s.retry_initial_s,
+            max_s=s.retry_max_s,
+            is_transient=is_transient_google,
+            sleep=cancel.sleep,
+            describe=describe,
+            logger=log,
         )
 
 
@@ -259,6 +276,7 @@ def _token_usage(response: Any) -> tuple[int, int]:
 
 
 # --- storyboard ----------------------------------------------------------------------------
+
 
 def storyboard_prompt(spec: ProjectSpec) -> str:
     n, d = spec.scenes, spec.clip_duration
@@ -307,15 +325,21 @@ class GoogleStoryboard(_GoogleStage):
             )
             response = self._call(
                 lambda: client.models.generate_content(model=model, contents=prompt, config=config),
-                stage="storyboard", scene=None,
+                stage="storyboard",
+                scene=None,
             )
             i, o = _token_usage(response)
             tokens_in, tokens_out = tokens_in + i, tokens_out + o
             board, problem = _parse_storyboard(_response_text(response), spec.scenes)
             if board is not None:
                 return board, priced(self.settings, model, Usage(input_tokens=tokens_in, output_tokens=tokens_out))
-            log.warning("storyboard: attempt %d/%d (temperature %.1f) returned invalid output: %s",
-                        attempt, len(STORYBOARD_TEMPERATURES), temperature, problem)
+            log.warning(
+                "storyboard: attempt %d/%d (temperature %.1f) returned invalid output: %s",
+                attempt,
+                len(STORYBOARD_TEMPERATURES),
+                temperature,
+                problem,
+            )
         raise ProviderError(
             "storyboard",
             f"{model} returned no valid storyboard in {len(STORYBOARD_TEMPERATURES)} attempts "
@@ -329,7 +353,9 @@ def _response_text(response: Any) -> str | None:
         candidates = response.candidates or []
         if not candidates or candidates[0].content is None:
             return None
-        texts = [p.text for p in (candidates[0].content.parts or []) if getattr(p, "text", None) and not getattr(p, "thought", False)]
+        texts = [
+            p.text for p in (candidates[0].content.parts or []) if getattr(p, "text", None) and not getattr(p, "thought", False)
+        ]
         return "".join(texts) or None
     except AttributeError:
         return None
@@ -366,6 +392,7 @@ def _parse_storyboard(text: str | None, scenes: int) -> tuple[Storyboard | None,
 
 # --- keyframes -----------------------------------------------------------------------------
 
+
 def aspect_ratio_error(width: int, height: int, aspect_ratio: str, tolerance: float = ASPECT_TOLERANCE) -> str | None:
     """None when ``width x height`` is within ``tolerance`` of ``aspect_ratio`` ("16:9")."""
     w, h = _ratio(aspect_ratio)
@@ -393,8 +420,7 @@ def keyframe_prompt(request: KeyframeRequest) -> str:
     if request.reference_png is not None:
         text = (
             "The attached image is the previous keyframe of the same continuous shot. Keep the same "
-            "characters, wardrobe, setting, palette and lighting; change only what this prompt describes.\n\n"
-            + text
+            "characters, wardrobe, setting, palette and lighting; change only what this prompt describes.\n\n" + text
         )
     return text + f"\n\nAspect ratio {request.aspect_ratio}. No text, captions or watermarks."
 
@@ -402,7 +428,7 @@ def keyframe_prompt(request: KeyframeRequest) -> str:
 def _first_image(response: Any) -> tuple[bytes, str] | None:
     for candidate in getattr(response, "candidates", None) or []:
         content = getattr(candidate, "content", None)
-        for part in (getattr(content, "parts", None) or []):
+        for part in getattr(content, "parts", None) or []:
             blob = getattr(part, "inline_data", None)
             if blob is not None and blob.data and (blob.mime_type or "").startswith("image/"):
                 return blob.data, blob.mime_type
@@ -451,12 +477,12 @@ class GoogleKeyframes(_GoogleStage):
         return self.settings.image_model
 
     def expected_size(self, aspect_ratio: str) -> tuple[int, int] | None:
-        return None   # the model picks the resolution; only the aspect ratio is known
+        return None  # the model picks the resolution; only the aspect ratio is known
 
     def render(self, request: KeyframeRequest) -> tuple[bytes, Usage]:
         from google.genai import types
 
-        _ratio(request.aspect_ratio)   # refuse a bad ratio before any request
+        _ratio(request.aspect_ratio)  # refuse a bad ratio before any request
         client = self.client.get()
         model = self.settings.image_model
         contents: list[Any] = []
@@ -473,7 +499,8 @@ class GoogleKeyframes(_GoogleStage):
         for attempt in range(1, IMAGE_ATTEMPTS + 1):
             response = self._call(
                 lambda: client.models.generate_content(model=model, contents=contents, config=config),
-                stage="keyframes", scene=frame,
+                stage="keyframes",
+                scene=frame,
             )
             i, o = _token_usage(response)
             tokens_in, tokens_out = tokens_in + i, tokens_out + o
@@ -503,6 +530,7 @@ class GoogleKeyframes(_GoogleStage):
 
 
 # --- clips ---------------------------------------------------------------------------------
+
 
 def _gcs_parts(uri: str) -> tuple[str, str]:
     if not uri.startswith("gs://") or "/" not in uri[5:]:
@@ -568,7 +596,8 @@ class GoogleClips(_GoogleStage):
         allowed = tuple(self.settings.video_durations)
         if duration not in allowed:
             raise InvalidInput(
-                "clip_duration", f"{duration} s is not a clip length {model} accepts",
+                "clip_duration",
+                f"{duration} s is not a clip length {model} accepts",
                 allowed=", ".join(str(d) for d in allowed),
             )
         if aspect_ratio not in ASPECT_RATIOS:
@@ -594,7 +623,9 @@ class GoogleClips(_GoogleStage):
         )
         operation = self._call(
             lambda: client.models.generate_videos(model=model, source=source, config=config),
-            stage="clips", scene=request.scene_index, cancel=cancel,
+            stage="clips",
+            scene=request.scene_index,
+            cancel=cancel,
         )
         if not operation.name:
             detail = f": {_operation_error(operation.error)}" if operation.error else ""
@@ -602,8 +633,9 @@ class GoogleClips(_GoogleStage):
         log.info("clips scene %d: submitted %s", request.scene_index, operation.name)
         return operation.name
 
-    def wait(self, operation: str, request: ClipRequest, model: str, on_poll: PollCallback | None = None,
-             cancel: CancelToken = NEVER) -> ClipOutcome:
+    def wait(
+        self, operation: str, request: ClipRequest, model: str, on_poll: PollCallback | None = None, cancel: CancelToken = NEVER
+    ) -> ClipOutcome:
         """Poll ``operation`` (by name alone: re-attaches after a crash) until it finishes."""
         from google.genai import types
 
@@ -644,7 +676,9 @@ class GoogleClips(_GoogleStage):
         filtered = getattr(response, "rai_media_filtered_count", None) or 0
         reasons = [redact(r) for r in (getattr(response, "rai_media_filtered_reasons", None) or [])]
         if filtered > 0 or (not videos and reasons):
-            return ClipOutcome(ClipOutcomeKind.REJECTED, reasons=reasons or ["filtered by the provider's safety policy (no reason given)"])
+            return ClipOutcome(
+                ClipOutcomeKind.REJECTED, reasons=reasons or ["filtered by the provider's safety policy (no reason given)"]
+            )
         if not videos:
             return ClipOutcome(ClipOutcomeKind.FAILED, error="video operation finished without a video or a reason")
         video = videos[0]
@@ -694,6 +728,7 @@ def _operation_error(error: Any) -> str:
 
 
 # --- bundle --------------------------------------------------------------------------------
+
 
 class GoogleProvider:
     """The three google stage providers on one shared client."""

@@ -5,6 +5,7 @@ The ledger row moves CLAIMED -> SUBMITTED (operation name committed *before* the
 operation instead of submitting again; a DONE row with its file is reused. A run holds the
 project lock for the whole step, and each live operation holds a slot of the global limiter
 from submission until its video is downloaded."""
+
 from __future__ import annotations
 
 import functools
@@ -80,18 +81,26 @@ def make_clips(
     progress: Progress = no_progress,
 ) -> StepReport:
     with step_lock(services, project_id, run_id):
-        return _make_clips(services, project_id, run_id or default_run_id(), concurrency, slots or NoLimit(),
-                           repair, progress)
+        return _make_clips(services, project_id, run_id or default_run_id(), concurrency, slots or NoLimit(), repair, progress)
 
 
-def _make_clips(services: Services, project_id: str, run_id: str, concurrency: int | None,
-                slots: SlotLimiter, repair: bool, progress: Progress) -> StepReport:
+def _make_clips(
+    services: Services,
+    project_id: str,
+    run_id: str,
+    concurrency: int | None,
+    slots: SlotLimiter,
+    repair: bool,
+    progress: Progress,
+) -> StepReport:
     state = resolve_state(services, project_id)
     missing_frames = [f.index for f in state.frames if not f.done]
     if not state.has_storyboard or missing_frames:
         n = len(state.scenes)
-        raise VidpipeError(f"project {project_id!r} is missing {', '.join(frame_label(k, n) for k in missing_frames) or 'its storyboard'}; "
-                           f"run `vidpipe render {project_id}` (it makes them first)")
+        raise VidpipeError(
+            f"project {project_id!r} is missing {', '.join(frame_label(k, n) for k in missing_frames) or 'its storyboard'}; "
+            f"run `vidpipe render {project_id}` (it makes them first)"
+        )
     spec, settings = state.spec, services.settings
     provider = clip_provider(spec.providers.clips, settings)
     model = provider.model_for(spec)
@@ -99,7 +108,7 @@ def _make_clips(services: Services, project_id: str, run_id: str, concurrency: i
 
     to_pay = len(state.clips_to_pay())
     if repair:
-        to_pay += len(damaged_clips(services, state))     # at worst every damaged clip is paid for again
+        to_pay += len(damaged_clips(services, state))  # at worst every damaged clip is paid for again
     report.projected_usd = video_cost(settings, model, to_pay * spec.clip_duration, spec.generate_audio)
     guard_budget("clips", spent_usd(services, project_id), report.projected_usd, spec.max_cost_usd)
 
@@ -138,8 +147,12 @@ def _make_clips(services: Services, project_id: str, run_id: str, concurrency: i
         raise ProviderError("clips", "; ".join(f"{scene_label(i.index)}: {i.detail}" for i in failed + damaged))
     if damaged:
         cost = video_cost(settings, model, len(damaged) * spec.clip_duration, spec.generate_audio)
-        raise DamagedArtifacts("clips", project_id, [Damage(f"the clip of {scene_label(i.index)}", i.detail,
-                                                            "no free copy is left") for i in damaged], cost)
+        raise DamagedArtifacts(
+            "clips",
+            project_id,
+            [Damage(f"the clip of {scene_label(i.index)}", i.detail, "no free copy is left") for i in damaged],
+            cost,
+        )
     rejected = [i for i in report.items if i.action == Action.REJECTED]
     if rejected and spec.safety_policy != "skip":
         raise SafetyRejected("clips", rejected[0].index, [f"{scene_label(i.index)}: {i.detail}" for i in rejected])
@@ -151,8 +164,19 @@ class _SceneWorker:
     damaged file from its operation, re-attach, or submit (and, under the `retry` safety policy,
     resubmit a rephrased prompt a bounded number of times)."""
 
-    def __init__(self, services: Services, state: ProjectState, clip: ClipState, provider: ClipProvider, model: str,
-                 run_id: str, slots: SlotLimiter, beat, cancel: CancelToken, repair: bool) -> None:  # type: ignore[no-untyped-def]
+    def __init__(
+        self,
+        services: Services,
+        state: ProjectState,
+        clip: ClipState,
+        provider: ClipProvider,
+        model: str,
+        run_id: str,
+        slots: SlotLimiter,
+        beat,
+        cancel: CancelToken,
+        repair: bool,
+    ) -> None:  # type: ignore[no-untyped-def]
         self.services, self.state, self.spec, self.clip = services, state, state.spec, clip
         self.provider, self.model, self.run_id, self.slots, self.beat = provider, model, run_id, slots, beat
         self.cancel, self.repair_paid = cancel, repair
@@ -201,9 +225,17 @@ class _SceneWorker:
                     except ProviderError as exc:
                         _update(self.services, row.id, status=ClipStatus.FAILED, error=str(exc), attempts=row.attempts + 1)
                         return self.item(Action.FAILED, detail=exc.detail)
-                    row = _update(self.services, row.id, status=ClipStatus.SUBMITTED, operation_name=operation,
-                                  submitted_at=utcnow(), claimed_by=self.run_id, attempts=row.attempts + 1,
-                                  prompt_used=request.prompt, error=None)
+                    row = _update(
+                        self.services,
+                        row.id,
+                        status=ClipStatus.SUBMITTED,
+                        operation_name=operation,
+                        submitted_at=utcnow(),
+                        claimed_by=self.run_id,
+                        attempts=row.attempts + 1,
+                        prompt_used=request.prompt,
+                        error=None,
+                    )
                     self.beat(self.clip.index, f"submitted {operation}")
                 try:
                     outcome = self.provider.wait(operation, request, self.model, self.on_poll, cancel=self.cancel)
@@ -213,7 +245,7 @@ class _SceneWorker:
                 result = self.finish(row, outcome, action)
             if result is not None:
                 return result
-            row = _get(self.services, row.id)   # rejected: loop decides whether to rephrase
+            row = _get(self.services, row.id)  # rejected: loop decides whether to rephrase
 
     def repair(self, row: VideoClip, problem: str) -> tuple[ItemReport | None, VideoClip]:
         """A DONE clip whose file is damaged: fetch it again from its operation (free), or report
@@ -233,8 +265,12 @@ class _SceneWorker:
                 if info is not None and outcome.video is not None:
                     s.store.write_bytes(self.spec.id, row.path or Layout.clip(index, self.fp), outcome.video)
                     row = _update(s, row.id, sha256=sha256_bytes(outcome.video), duration_s=info.duration_s, error=None)
-                    return self.item(Action.REPAIRED, duration_s=info.duration_s, path=row.path,
-                                     detail=f"damaged file ({problem}) fetched again from its operation at no cost"), row
+                    return self.item(
+                        Action.REPAIRED,
+                        duration_s=info.duration_s,
+                        path=row.path,
+                        detail=f"damaged file ({problem}) fetched again from its operation at no cost",
+                    ), row
         cost = video_cost(s.settings, self.model, self.spec.clip_duration, self.spec.generate_audio)
         note = f"damaged: {problem}; {why}"
         if not self.repair_paid:
@@ -262,8 +298,17 @@ class _SceneWorker:
         relpath = Layout.clip(self.clip.index, self.fp)
         s.store.write_bytes(spec.id, relpath, outcome.video)
         cost = usage_cost(s.settings, self.model, outcome.usage, audio=spec.generate_audio)
-        _update(s, row.id, status=ClipStatus.DONE, path=relpath, sha256=sha256_bytes(outcome.video),
-                duration_s=info.duration_s, cost_usd=(row.cost_usd or 0.0) + cost, completed_at=utcnow(), error=None)
+        _update(
+            s,
+            row.id,
+            status=ClipStatus.DONE,
+            path=relpath,
+            sha256=sha256_bytes(outcome.video),
+            duration_s=info.duration_s,
+            cost_usd=(row.cost_usd or 0.0) + cost,
+            completed_at=utcnow(),
+            error=None,
+        )
         return self.item(action, cost_usd=cost, duration_s=info.duration_s, path=relpath)
 
 
@@ -282,8 +327,10 @@ def _frame_bytes(services: Services, state: ProjectState, k: int) -> bytes:
     assert row is not None and row.path
     data, problem = read_checked(services.store, state.spec.id, row.path, row.sha256)
     if problem is not None or data is None:
-        raise VidpipeError(f"{frame_label(k, len(state.scenes))} is damaged ({problem}); "
-                           f"run `vidpipe resume {state.spec.id}` to repair it before clips are made from it")
+        raise VidpipeError(
+            f"{frame_label(k, len(state.scenes))} is damaged ({problem}); "
+            f"run `vidpipe resume {state.spec.id}` to repair it before clips are made from it"
+        )
     return data
 
 
@@ -291,10 +338,17 @@ def _request(services: Services, state: ProjectState, c: ClipState) -> ClipReque
     spec = state.spec
     variant = spec.takes.get(str(c.index), "")
     return ClipRequest(
-        project_id=spec.id, scene_index=c.index, prompt=c.prompt,
-        start_png=_frame_bytes(services, state, c.index), end_png=_frame_bytes(services, state, c.index + 1),
-        duration_s=spec.clip_duration, aspect_ratio=spec.aspect_ratio, generate_audio=spec.generate_audio,
-        negative_prompt=spec.negative_prompt, seed=take_seed(spec, variant), variant=variant,
+        project_id=spec.id,
+        scene_index=c.index,
+        prompt=c.prompt,
+        start_png=_frame_bytes(services, state, c.index),
+        end_png=_frame_bytes(services, state, c.index + 1),
+        duration_s=spec.clip_duration,
+        aspect_ratio=spec.aspect_ratio,
+        generate_audio=spec.generate_audio,
+        negative_prompt=spec.negative_prompt,
+        seed=take_seed(spec, variant),
+        variant=variant,
     )
 
 
@@ -306,8 +360,16 @@ def _claim(services: Services, spec: ProjectSpec, c: ClipState, provider: ClipPr
         row = s.scalars(select(VideoClip).where(*where)).first()
         if row is not None:
             return row
-        row = VideoClip(project_id=spec.id, scene_index=c.index, fingerprint=c.fingerprint, status=ClipStatus.CLAIMED,
-                        provider=provider.name, model=model, claimed_by=run_id, heartbeat_at=utcnow())
+        row = VideoClip(
+            project_id=spec.id,
+            scene_index=c.index,
+            fingerprint=c.fingerprint,
+            status=ClipStatus.CLAIMED,
+            provider=provider.name,
+            model=model,
+            claimed_by=run_id,
+            heartbeat_at=utcnow(),
+        )
         s.add(row)
         try:
             s.flush()

@@ -1,4 +1,5 @@
 """Editing one scene's prompts in place (scene row and storyboard.json together)."""
+
 from __future__ import annotations
 
 import copy

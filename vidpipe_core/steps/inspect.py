@@ -1,5 +1,6 @@
 """What is damaged in a project, without changing anything: for `vidpipe resume`'s plan and
 `vidpipe status`. The steps themselves check again before reusing anything."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -14,12 +15,12 @@ from vidpipe_core.steps.state import ProjectState, checked_frames, damaged_clips
 
 @dataclass(frozen=True)
 class Finding:
-    stage: str            # the asset that repairs it
-    index: int            # frame or scene (0-based); -1 for the storyboard
+    stage: str  # the asset that repairs it
+    index: int  # frame or scene (0-based); -1 for the storyboard
     what: str
     problem: str
-    repair: str           # how, and whether it is free
-    paid_usd: float       # what regenerating costs when no free copy exists (0: always free)
+    repair: str  # how, and whether it is free
+    paid_usd: float  # what regenerating costs when no free copy exists (0: always free)
 
 
 def find_damage(services: Services, state: ProjectState) -> list[Finding]:
@@ -27,8 +28,16 @@ def find_damage(services: Services, state: ProjectState) -> list[Finding]:
     found: list[Finding] = []
     document = stored_document(services, spec.id)
     if document is not None and not storyboard_file_ok(services, spec.id, document):
-        found.append(Finding("storyboard", -1, "storyboard.json", "missing or different from the stored plan",
-                             "rewritten from the database at no cost", 0.0))
+        found.append(
+            Finding(
+                "storyboard",
+                -1,
+                "storyboard.json",
+                "missing or different from the stored plan",
+                "rewritten from the database at no cost",
+                0.0,
+            )
+        )
     n = len(state.scenes)
     kp = keyframe_provider(spec.providers.keyframes, settings)
     for k, problem in sorted(checked_frames(services, state)[1].items()):
@@ -36,9 +45,17 @@ def find_damage(services: Services, state: ProjectState) -> list[Finding]:
             found.append(Finding("keyframes", k, frame_label(k, n), problem, f"rendered again by {kp.name} at no cost", 0.0))
         else:
             cost = cascade_cost(services, state, k)
-            found.append(Finding("keyframes", k, frame_label(k, n), problem,
-                                 f"{kp.name} cannot render the same image again: regenerating it and, through "
-                                 f"continuity, everything after it costs ${cost:.2f} (needs --repair)", cost))
+            found.append(
+                Finding(
+                    "keyframes",
+                    k,
+                    frame_label(k, n),
+                    problem,
+                    f"{kp.name} cannot render the same image again: regenerating it and, through "
+                    f"continuity, everything after it costs ${cost:.2f} (needs --repair)",
+                    cost,
+                )
+            )
     clips = damaged_clips(services, state)
     if clips:
         model = clip_provider(spec.providers.clips, settings).model_for(spec)
@@ -46,7 +63,10 @@ def find_damage(services: Services, state: ProjectState) -> list[Finding]:
         regenerate = f"regenerating costs ${cost:.2f} (needs --repair)"
         for i, problem in sorted(clips.items()):
             row = state.clips[i].row
-            repair = (f"fetched again from its operation at no cost while the provider holds it; otherwise {regenerate}"
-                      if row is not None and row.operation_name else regenerate)
+            repair = (
+                f"fetched again from its operation at no cost while the provider holds it; otherwise {regenerate}"
+                if row is not None and row.operation_name
+                else regenerate
+            )
             found.append(Finding("clips", i, f"the clip of {scene_label(i)}", problem, repair, cost))
     return found

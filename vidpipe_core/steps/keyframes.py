@@ -2,6 +2,7 @@
 Frames whose fingerprint is already stored are reused, never rendered again, once their bytes
 match the ledger; a damaged frame is rendered again only when that is free and gives the same
 bytes (the animatic), or when the user agrees to pay (``repair``)."""
+
 from __future__ import annotations
 
 import io
@@ -30,6 +31,7 @@ class KeyframesReport(StepReport):
     bytes that match it (read and checked against the ledger, or just rendered, written and
     recorded). The contact sheet and the keyframes check use these bytes; nothing reads the
     files again."""
+
     spec: ProjectSpec | None = None
     frames: list[FrameState] = field(default_factory=list)
     pngs: list[bytes] = field(default_factory=list)
@@ -43,16 +45,23 @@ def spent_usd(services: Services, project_id: str) -> float:
     return frames + clips
 
 
-def make_keyframes(services: Services, project_id: str, *, run_id: str | None = None, repair: bool = False,
-                   progress: Progress = no_progress) -> KeyframesReport:
+def make_keyframes(
+    services: Services, project_id: str, *, run_id: str | None = None, repair: bool = False, progress: Progress = no_progress
+) -> KeyframesReport:
     with step_lock(services, project_id, run_id):
         return _make_keyframes(services, project_id, repair, progress)
 
 
 def _request(state: ProjectState, k: int, reference: bytes | None) -> KeyframeRequest:
-    return KeyframeRequest(project_id=state.spec.id, frame_index=k, prompt=state.frames[k].prompt,
-                           caption=frame_caption(state.scenes, k), style=state.style,  # type: ignore[arg-type]
-                           aspect_ratio=state.spec.aspect_ratio, reference_png=reference)
+    return KeyframeRequest(
+        project_id=state.spec.id,
+        frame_index=k,
+        prompt=state.frames[k].prompt,
+        caption=frame_caption(state.scenes, k),
+        style=state.style,  # type: ignore[arg-type]
+        aspect_ratio=state.spec.aspect_ratio,
+        reference_png=reference,
+    )
 
 
 def cascade_cost(services: Services, state: ProjectState, first_frame: int) -> float:
@@ -66,8 +75,9 @@ def cascade_cost(services: Services, state: ProjectState, first_frame: int) -> f
     return image_cost(s, k_model, frames) + video_cost(s, c_model, clips * spec.clip_duration, spec.generate_audio)
 
 
-def _check_stored(services: Services, state: ProjectState, provider: KeyframeProvider,
-                  repair: bool) -> tuple[dict[int, bytes], dict[int, str]]:
+def _check_stored(
+    services: Services, state: ProjectState, provider: KeyframeProvider, repair: bool
+) -> tuple[dict[int, bytes], dict[int, str]]:
     """The stored frames that match the ledger (row id -> bytes) and the damaged ones (index ->
     problem). Frames the provider renders again for free are left to the loop; the others fail
     the step unless ``repair`` allows paying."""
@@ -75,16 +85,23 @@ def _check_stored(services: Services, state: ProjectState, provider: KeyframePro
     if damaged and not repair and not getattr(provider, "reproducible", False):
         first, n = min(damaged), len(state.scenes)
         cost = cascade_cost(services, state, first)
-        found = [Damage(frame_label(k, n), problem, f"{provider.name} cannot render the same image again")
-                 for k, problem in sorted(damaged.items())]
-        raise DamagedArtifacts("keyframes", state.spec.id, found, cost,
-                               note=f"Through continuity, a new {frame_label(first, n).removeprefix('the ')} also "
-                                    "changes every frame and clip after it.")
+        found = [
+            Damage(frame_label(k, n), problem, f"{provider.name} cannot render the same image again")
+            for k, problem in sorted(damaged.items())
+        ]
+        raise DamagedArtifacts(
+            "keyframes",
+            state.spec.id,
+            found,
+            cost,
+            note=f"Through continuity, a new {frame_label(first, n).removeprefix('the ')} also "
+            "changes every frame and clip after it.",
+        )
     return good, damaged
 
 
 def _make_keyframes(services: Services, project_id: str, repair: bool, progress: Progress) -> KeyframesReport:
-    state = resolve_state(services, project_id)     # once: the loop chains each frame on the one before
+    state = resolve_state(services, project_id)  # once: the loop chains each frame on the one before
     if not state.has_storyboard or state.style is None:
         raise VidpipeError(f"project {project_id!r} has no storyboard yet; run `vidpipe render {project_id}`")
     spec, settings = state.spec, services.settings
@@ -95,7 +112,7 @@ def _make_keyframes(services: Services, project_id: str, repair: bool, progress:
 
     missing = sum(1 for f in state.frames if not f.done)
     if damaged and not getattr(provider, "reproducible", False):
-        missing = len(state.frames) - min(damaged)      # paid repair: the cascade from the first damaged frame
+        missing = len(state.frames) - min(damaged)  # paid repair: the cascade from the first damaged frame
     report.projected_usd = image_cost(settings, model, missing)
     guard_budget("keyframes", spent_usd(services, project_id), report.projected_usd, spec.max_cost_usd)
 
@@ -107,7 +124,7 @@ def _make_keyframes(services: Services, project_id: str, repair: bool, progress:
         assert frame.fingerprint is not None
         if frame.done and frame.row is not None and k not in damaged:
             data, problem = good.get(frame.row.id), None
-            if data is None:     # a row that became current during this run (after a render upstream)
+            if data is None:  # a row that became current during this run (after a render upstream)
                 data, problem = read_checked(services.store, project_id, frame.row.path or "", frame.row.sha256)
             if problem is None and data is not None:
                 reference, reference_sha = data, frame.row.sha256
@@ -117,15 +134,16 @@ def _make_keyframes(services: Services, project_id: str, repair: bool, progress:
                 continue
             damaged[k] = problem or "unreadable"
         reference = _render(services, state, frame, provider, model, reference, damaged.get(k), repair, report, progress)
-        assert frame.row is not None     # _render recorded it
+        assert frame.row is not None  # _render recorded it
         reference_sha = frame.row.sha256
         report.pngs.append(reference)
     report.frames = state.frames
     return report
 
 
-def _chained(services: Services, state: ProjectState, provider: KeyframeProvider, k: int,
-             reference_sha: str | None) -> FrameState:
+def _chained(
+    services: Services, state: ProjectState, provider: KeyframeProvider, k: int, reference_sha: str | None
+) -> FrameState:
     """Frame k as it chains on the bytes of frame k-1 as recorded now. When frame k-1 was rendered in
     this run with new bytes, frame k has a new fingerprint, and the ledger row for it (if any)
     replaces the one resolved at the start."""
@@ -133,28 +151,48 @@ def _chained(services: Services, state: ProjectState, provider: KeyframeProvider
     fp = frame_fingerprint(provider, state.spec, frame.prompt, reference_sha)
     if fp != frame.fingerprint:
         with services.db.session() as s:
-            row = s.scalars(select(Keyframe).where(Keyframe.project_id == state.spec.id, Keyframe.frame_index == k,
-                                                   Keyframe.fingerprint == fp)).first()
+            row = s.scalars(
+                select(Keyframe).where(
+                    Keyframe.project_id == state.spec.id, Keyframe.frame_index == k, Keyframe.fingerprint == fp
+                )
+            ).first()
         frame = state.frames[k] = FrameState(index=k, prompt=frame.prompt, fingerprint=fp, row=row)
     return frame
 
 
-def _render(services: Services, state: ProjectState, frame: FrameState, provider: KeyframeProvider, model: str,
-            reference: bytes | None, damage: str | None, repair: bool, report: StepReport, progress: Progress) -> bytes:
+def _render(
+    services: Services,
+    state: ProjectState,
+    frame: FrameState,
+    provider: KeyframeProvider,
+    model: str,
+    reference: bytes | None,
+    damage: str | None,
+    repair: bool,
+    report: StepReport,
+    progress: Progress,
+) -> bytes:
     """Render frame k and record it (``frame.row`` becomes the recorded row). A damaged frame that
     renders to its recorded bytes is a free repair; new bytes would change every later frame and
     clip, so they need ``repair``."""
     k, n, total, project_id = frame.index, len(state.scenes), len(state.frames), state.spec.id
     damaged = damage is not None
     assert frame.fingerprint is not None
-    progress(ProgressEvent("keyframes", f"{'re-rendering damaged' if damaged else 'rendering'} {frame_label(k, n)}",
-                           scene=k, done=k, total=total))
+    progress(
+        ProgressEvent(
+            "keyframes", f"{'re-rendering damaged' if damaged else 'rendering'} {frame_label(k, n)}", scene=k, done=k, total=total
+        )
+    )
     png, usage = provider.render(_request(state, k, reference))
     if damaged and not repair and frame.row is not None and frame.row.sha256 != sha256_bytes(png):
         cost = cascade_cost(services, state, k)
-        raise DamagedArtifacts("keyframes", project_id, [Damage(
-            frame_label(k, n), str(damage), "rendering it again gave different bytes")], cost,
-            note="Through continuity, new bytes change every frame and clip after it.")
+        raise DamagedArtifacts(
+            "keyframes",
+            project_id,
+            [Damage(frame_label(k, n), str(damage), "rendering it again gave different bytes")],
+            cost,
+            note="Through continuity, new bytes change every frame and clip after it.",
+        )
     with Image.open(io.BytesIO(png)) as im:
         im.load()
         width, height = im.size
@@ -167,16 +205,30 @@ def _render(services: Services, state: ProjectState, frame: FrameState, provider
     action = Action.REPAIRED if same else Action.GENERATED
     detail = "damaged file rendered again, same bytes" if same else ("damaged file replaced by a new render" if damaged else "")
     report.items.append(ItemReport(k, action, frame.fingerprint, cost_usd=cost, path=relpath, detail=detail))
-    progress(ProgressEvent("keyframes", f"{frame_label(k, n)} {'repaired' if same else 'rendered'}", scene=k, done=k + 1, total=total))
+    progress(
+        ProgressEvent("keyframes", f"{frame_label(k, n)} {'repaired' if same else 'rendered'}", scene=k, done=k + 1, total=total)
+    )
     return png
 
 
-def _record(services: Services, project_id: str, k: int, fp: str, provider: str, model: str, relpath: str,
-            sha: str, width: int, height: int, cost: float) -> Keyframe:
+def _record(
+    services: Services,
+    project_id: str,
+    k: int,
+    fp: str,
+    provider: str,
+    model: str,
+    relpath: str,
+    sha: str,
+    width: int,
+    height: int,
+    cost: float,
+) -> Keyframe:
     """Record a stored frame as done (the bytes are already in place); the recorded row."""
     with services.db.session() as s:
-        row = s.scalars(select(Keyframe).where(Keyframe.project_id == project_id, Keyframe.frame_index == k,
-                                               Keyframe.fingerprint == fp)).first()
+        row = s.scalars(
+            select(Keyframe).where(Keyframe.project_id == project_id, Keyframe.frame_index == k, Keyframe.fingerprint == fp)
+        ).first()
         if row is None:
             row = Keyframe(project_id=project_id, frame_index=k, fingerprint=fp, provider=provider, model=model)
             s.add(row)

@@ -1,5 +1,6 @@
 """How every step starts: the project's lock (held with a heartbeat), then the leftovers of
 writers that died are cleared from the project's folder."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """What a step did, per scene, for metadata, the CLI and tests."""
+
 from __future__ import annotations
 
 import enum
@@ -10,9 +11,9 @@ from dataclasses import dataclass, field
 class Action(str, enum.Enum):
     GENERATED = "generated"
     REUSED = "reused"
-    REATTACHED = "reattached"    # a paid operation from an earlier run was picked up, not resubmitted
-    REPAIRED = "repaired"        # a damaged file was obtained again at no cost (operation re-fetched, animatic re-rendered)
-    DAMAGED = "damaged"          # a damaged file that only a paid regeneration can replace
+    REATTACHED = "reattached"  # a paid operation from an earlier run was picked up, not resubmitted
+    REPAIRED = "repaired"  # a damaged file was obtained again at no cost (operation re-fetched, animatic re-rendered)
+    DAMAGED = "damaged"  # a damaged file that only a paid regeneration can replace
     REJECTED = "rejected"
     FAILED = "failed"
 

@@ -1,6 +1,7 @@
 """Where a project stands: the fingerprint each keyframe and clip *should* have for the current
 storyboard, and the stored row that matches it (if any). Every step and `status` reads this;
 nothing stores a derived "scene status" that could disagree with it."""
+
 from __future__ import annotations
 
 import json
@@ -25,7 +26,7 @@ from vidpipe_core.storage import Layout
 class FrameState:
     index: int
     prompt: str
-    fingerprint: str | None          # None when the previous frame does not exist yet
+    fingerprint: str | None  # None when the previous frame does not exist yet
     row: Keyframe | None = None
 
     @property
@@ -37,7 +38,7 @@ class FrameState:
 class ClipState:
     index: int
     prompt: str
-    fingerprint: str | None          # None while its keyframes are missing
+    fingerprint: str | None  # None while its keyframes are missing
     row: VideoClip | None = None
 
     @property
@@ -116,8 +117,13 @@ def load_storyboard_rows(services: Services, project_id: str) -> list[ScenePlan]
     with services.db.session() as s:
         rows = s.scalars(select(Scene).where(Scene.project_id == project_id).order_by(Scene.index)).all()
         return [
-            ScenePlan(description=r.description, start_frame_prompt=r.start_frame_prompt, end_frame_prompt=r.end_frame_prompt,
-                      motion_prompt=r.motion_prompt, transition_notes=r.transition_notes)
+            ScenePlan(
+                description=r.description,
+                start_frame_prompt=r.start_frame_prompt,
+                end_frame_prompt=r.end_frame_prompt,
+                motion_prompt=r.motion_prompt,
+                transition_notes=r.transition_notes,
+            )
             for r in rows
         ]
 
@@ -185,9 +191,14 @@ def frame_fingerprint(provider: KeyframeProvider, spec: ProjectSpec, prompt: str
     """The fingerprint of a frame rendered from ``prompt`` on the frame before it (that frame's
     recorded sha256; None for frame 0). `resolve_state` chains it over the ledger; the keyframes
     step over the frames it has just made."""
-    return keyframe_fingerprint(provider=provider.name, model=provider.model_for(spec), prompt=prompt,
-                                aspect_ratio=spec.aspect_ratio, reference_sha256=reference_sha256,
-                                render_size=provider.expected_size(spec.aspect_ratio))
+    return keyframe_fingerprint(
+        provider=provider.name,
+        model=provider.model_for(spec),
+        prompt=prompt,
+        aspect_ratio=spec.aspect_ratio,
+        reference_sha256=reference_sha256,
+        render_size=provider.expected_size(spec.aspect_ratio),
+    )
 
 
 def resolve_state(services: Services, project_id: str) -> ProjectState:
@@ -202,8 +213,12 @@ def resolve_state(services: Services, project_id: str) -> ProjectState:
     cp = clip_provider(spec.providers.clips, services.settings)
     c_model = cp.model_for(spec)
     with services.db.session() as s:
-        kf_rows = {(r.frame_index, r.fingerprint): r for r in s.scalars(select(Keyframe).where(Keyframe.project_id == project_id))}
-        clip_rows = {(r.scene_index, r.fingerprint): r for r in s.scalars(select(VideoClip).where(VideoClip.project_id == project_id))}
+        kf_rows = {
+            (r.frame_index, r.fingerprint): r for r in s.scalars(select(Keyframe).where(Keyframe.project_id == project_id))
+        }
+        clip_rows = {
+            (r.scene_index, r.fingerprint): r for r in s.scalars(select(VideoClip).where(VideoClip.project_id == project_id))
+        }
 
     previous_sha: str | None = None
     chain_ok = True
@@ -223,10 +238,19 @@ def resolve_state(services: Services, project_id: str) -> ProjectState:
         prompt = clip_prompt(scene, style)
         fp = None
         if start.done and end.done and start.row and end.row:
-            fp = clip_fingerprint(provider=cp.name, model=c_model, prompt=prompt, start_sha256=start.row.sha256 or "",
-                                  end_sha256=end.row.sha256 or "", duration_s=spec.clip_duration, aspect_ratio=spec.aspect_ratio,
-                                  generate_audio=spec.generate_audio, negative_prompt=spec.negative_prompt, seed=spec.seed,
-                                  render={**render, "take": spec.takes[str(i)]} if str(i) in spec.takes else render)
+            fp = clip_fingerprint(
+                provider=cp.name,
+                model=c_model,
+                prompt=prompt,
+                start_sha256=start.row.sha256 or "",
+                end_sha256=end.row.sha256 or "",
+                duration_s=spec.clip_duration,
+                aspect_ratio=spec.aspect_ratio,
+                generate_audio=spec.generate_audio,
+                negative_prompt=spec.negative_prompt,
+                seed=spec.seed,
+                render={**render, "take": spec.takes[str(i)]} if str(i) in spec.takes else render,
+            )
         state.clips.append(ClipState(index=i, prompt=prompt, fingerprint=fp, row=clip_rows.get((i, fp)) if fp else None))
     return state
 

@@ -1,4 +1,5 @@
 """Stitch step: join the current clips into final.mp4 (stream copy, or crossfade re-encode)."""
+
 from __future__ import annotations
 
 from contextlib import ExitStack
@@ -24,13 +25,19 @@ class FinalResult:
     expected_duration_s: float
     crossfade: float
     scenes: list[int]
-    skipped: dict[int, str] = field(default_factory=dict)   # scene -> safety reason
+    skipped: dict[int, str] = field(default_factory=dict)  # scene -> safety reason
     audio_expected: bool = False
     sha256: str = ""
 
 
-def make_final(services: Services, project_id: str, *, crossfade: float | None = None, run_id: str | None = None,
-               progress: Progress = no_progress) -> FinalResult:
+def make_final(
+    services: Services,
+    project_id: str,
+    *,
+    crossfade: float | None = None,
+    run_id: str | None = None,
+    progress: Progress = no_progress,
+) -> FinalResult:
     with step_lock(services, project_id, run_id):
         return _make_final(services, project_id, crossfade, progress)
 
@@ -43,16 +50,20 @@ def _check_clip_files(services: Services, project_id: str, included: list) -> No
         if problem is not None:
             damaged.append(f"the clip of {scene_label(c.index)}: {problem}")
     if damaged:
-        raise VidpipeError(f"cannot stitch: {'; '.join(damaged)}. Run `vidpipe resume {project_id}`: it fetches "
-                           "damaged clips again from their operations at no cost where the provider still holds them")
+        raise VidpipeError(
+            f"cannot stitch: {'; '.join(damaged)}. Run `vidpipe resume {project_id}`: it fetches "
+            "damaged clips again from their operations at no cost where the provider still holds them"
+        )
 
 
 def _make_final(services: Services, project_id: str, crossfade: float | None, progress: Progress) -> FinalResult:
     state = resolve_state(services, project_id)
     spec = state.spec
     crossfade = spec.crossfade if crossfade is None else crossfade
-    if not 0 <= crossfade < spec.clip_duration:      # run config reaches here unchecked; this also refuses nan
-        raise InvalidInput("crossfade", f"{crossfade} is out of range", f"0 <= crossfade < {spec.clip_duration} (the clip duration)")
+    if not 0 <= crossfade < spec.clip_duration:  # run config reaches here unchecked; this also refuses nan
+        raise InvalidInput(
+            "crossfade", f"{crossfade} is out of range", f"0 <= crossfade < {spec.clip_duration} (the clip duration)"
+        )
     included, skipped, missing = [], {}, []
     for c in state.clips:
         if c.done:
@@ -78,6 +89,14 @@ def _make_final(services: Services, project_id: str, crossfade: float | None, pr
         target = services.store.put_file(project_id, Layout.FINAL, out)
     expected = sum(durations) - max(0, len(durations) - 1) * crossfade
     progress(ProgressEvent("final_video", "final video written", done=1, total=1))
-    return FinalResult(path=target, uri=services.store.uri(project_id, Layout.FINAL), info=info, expected_duration_s=expected,
-                       crossfade=crossfade, scenes=[c.index for c in included], skipped=skipped, audio_expected=spec.generate_audio,
-                       sha256=sha)
+    return FinalResult(
+        path=target,
+        uri=services.store.uri(project_id, Layout.FINAL),
+        info=info,
+        expected_duration_s=expected,
+        crossfade=crossfade,
+        scenes=[c.index for c in included],
+        skipped=skipped,
+        audio_expected=spec.generate_audio,
+        sha256=sha,
+    )

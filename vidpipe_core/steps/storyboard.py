@@ -1,4 +1,5 @@
 """Storyboard step: plan the scenes, store storyboard.json and the scene rows."""
+
 from __future__ import annotations
 
 import hashlib
@@ -26,14 +27,21 @@ class StoryboardResult:
     model: str
     reused: bool
     cost_usd: float
-    projected_usd: float     # keyframes + clips still to pay for
+    projected_usd: float  # keyframes + clips still to pay for
     fingerprint: str
-    repaired: bool = False   # storyboard.json was rewritten from the database
+    repaired: bool = False  # storyboard.json was rewritten from the database
 
 
 def storyboard_fingerprint(spec: ProjectSpec, provider: str, model: str) -> str:
-    fields = {"prompt": spec.prompt, "style": spec.style, "scenes": spec.scenes, "aspect": spec.aspect_ratio,
-              "duration": spec.clip_duration, "provider": provider, "model": model}
+    fields = {
+        "prompt": spec.prompt,
+        "style": spec.style,
+        "scenes": spec.scenes,
+        "aspect": spec.aspect_ratio,
+        "duration": spec.clip_duration,
+        "provider": provider,
+        "model": model,
+    }
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
 
 
@@ -55,8 +63,9 @@ def _ensure_file(services: Services, project_id: str, document: dict) -> bool:
     return True
 
 
-def make_storyboard(services: Services, project_id: str, *, replan: bool = False, run_id: str | None = None,
-                    progress: Progress = no_progress) -> StoryboardResult:
+def make_storyboard(
+    services: Services, project_id: str, *, replan: bool = False, run_id: str | None = None, progress: Progress = no_progress
+) -> StoryboardResult:
     """Plan the project. An unchanged project keeps its stored plan unless `replan` is set, so
     re-running a finished project never buys a new plan (and with it new clips) by accident."""
     with step_lock(services, project_id, run_id):
@@ -75,12 +84,28 @@ def _make_storyboard(services: Services, project_id: str, replan: bool, progress
     if stored and not replan and stored.get("fingerprint") == fingerprint:
         board = Storyboard.model_validate(stored["storyboard"])
         repaired = _ensure_file(services, project_id, stored)
-        progress(ProgressEvent("storyboard", "storyboard.json was damaged or missing: rewritten from the database at no cost"
-                               if repaired else "reusing the stored storyboard", done=1, total=1))
+        progress(
+            ProgressEvent(
+                "storyboard",
+                "storyboard.json was damaged or missing: rewritten from the database at no cost"
+                if repaired
+                else "reusing the stored storyboard",
+                done=1,
+                total=1,
+            )
+        )
         if len(load_storyboard_rows(services, project_id)) != len(board.scenes):
             _write_scene_rows(services, project_id, board)
-        return StoryboardResult(board, provider.name, model, True, 0.0, projection.keyframes_usd + projection.clips_usd,
-                                fingerprint, repaired=repaired)
+        return StoryboardResult(
+            board,
+            provider.name,
+            model,
+            True,
+            0.0,
+            projection.keyframes_usd + projection.clips_usd,
+            fingerprint,
+            repaired=repaired,
+        )
 
     guard_budget("storyboard", 0.0, projection.total_usd, spec.max_cost_usd)
     progress(ProgressEvent("storyboard", f"planning {spec.scenes} scenes with {provider.name}", total=1))
@@ -88,8 +113,13 @@ def _make_storyboard(services: Services, project_id: str, replan: bool, progress
     if len(board.scenes) != spec.scenes:
         raise ProviderError("storyboard", f"planned {len(board.scenes)} scenes, {spec.scenes} were asked for")
     cost = usage_cost(services.settings, model, usage)
-    document = {"fingerprint": fingerprint, "provider": provider.name, "model": model, "cost_usd": cost,
-                "storyboard": board.model_dump(mode="json")}
+    document = {
+        "fingerprint": fingerprint,
+        "provider": provider.name,
+        "model": model,
+        "cost_usd": cost,
+        "storyboard": board.model_dump(mode="json"),
+    }
     with services.db.session() as s:
         row = s.get(Project, project_id)
         if row is None:
@@ -98,7 +128,9 @@ def _make_storyboard(services: Services, project_id: str, replan: bool, progress
     write_storyboard_file(services, project_id, document)
     _write_scene_rows(services, project_id, board)
     progress(ProgressEvent("storyboard", "storyboard written", done=1, total=1))
-    return StoryboardResult(board, provider.name, model, False, cost, projection.keyframes_usd + projection.clips_usd, fingerprint)
+    return StoryboardResult(
+        board, provider.name, model, False, cost, projection.keyframes_usd + projection.clips_usd, fingerprint
+    )
 
 
 def _write_scene_rows(services: Services, project_id: str, board: Storyboard) -> None:
@@ -106,6 +138,14 @@ def _write_scene_rows(services: Services, project_id: str, board: Storyboard) ->
     with services.db.session() as s:
         s.execute(delete(Scene).where(Scene.project_id == project_id))
         for index, plan in enumerate(board.scenes):
-            s.add(Scene(project_id=project_id, index=index, description=plan.description,
-                        start_frame_prompt=plan.start_frame_prompt, end_frame_prompt=plan.end_frame_prompt,
-                        motion_prompt=plan.motion_prompt, transition_notes=plan.transition_notes))
+            s.add(
+                Scene(
+                    project_id=project_id,
+                    index=index,
+                    description=plan.description,
+                    start_frame_prompt=plan.start_frame_prompt,
+                    end_frame_prompt=plan.end_frame_prompt,
+                    motion_prompt=plan.motion_prompt,
+                    transition_notes=plan.transition_notes,
+                )
+            )

@@ -7,23 +7,24 @@ database, so storyboard.json can always be rewritten from it without asking the 
 Revision ID: 0002
 Revises: 0001
 """
+
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0002'
-down_revision = '0001'
+revision = "0002"
+down_revision = "0001"
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('projects') as batch:
-        batch.add_column(sa.Column('nonce', sa.String(length=32), nullable=True))
-        batch.add_column(sa.Column('storyboard', sa.JSON(), nullable=True))
+    with op.batch_alter_table("projects") as batch:
+        batch.add_column(sa.Column("nonce", sa.String(length=32), nullable=True))
+        batch.add_column(sa.Column("storyboard", sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('projects') as batch:
-        batch.drop_column('storyboard')
-        batch.drop_column('nonce')
+    with op.batch_alter_table("projects") as batch:
+        batch.drop_column("storyboard")
+        batch.drop_column("nonce")

@@ -4,6 +4,7 @@ Storyboard: the prompt split into beats by a local planner (``planner``). Keyfra
 drawings whose palette comes from the style and whose composition comes from the frame prompt's
 words (``drawing``). Clips: camera moves and cross-dissolves from start frame to end frame (``motion``).
 No network, no key; the same input always gives the same bytes."""
+
 from __future__ import annotations
 
 from vidpipe_core.providers.animatic.provider import AnimaticProvider

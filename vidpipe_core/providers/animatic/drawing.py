@@ -1,5 +1,6 @@
 """Keyframe painting: Pillow drawings whose palette comes from the style and whose composition
 comes from the frame prompt's words, with a caption band along the bottom."""
+
 from __future__ import annotations
 
 import io
@@ -51,7 +52,7 @@ def _gradient(size: tuple[int, int], top: RGB, bottom: RGB) -> Image.Image:
 
 
 def _words(prompt: str) -> list[str]:
-    head = prompt.split("\n\n", 1)[0]       # the frame prompt, without the shared style suffix
+    head = prompt.split("\n\n", 1)[0]  # the frame prompt, without the shared style suffix
     return [w for w in re.findall(r"[a-z][a-z'-]+", head.lower()) if w not in _STOPWORDS]
 
 
@@ -108,12 +109,12 @@ class _Composer:
         size = self.h * (0.10 + 0.16 * _unit("size", word))
         base = self.horizon + round(self.h * 0.03 * i)
         fill = _mix(self.colour("landmark", word), self.palette[0], 0.3)
-        if kind == 0:      # tree / spire
+        if kind == 0:  # tree / spire
             d.polygon([(x, base - size), (x - size * 0.35, base), (x + size * 0.35, base)], fill=fill)
-        elif kind == 1:    # building
+        elif kind == 1:  # building
             d.rectangle((x - size * 0.25, base - size, x + size * 0.25, base), fill=fill)
             d.rectangle((x - size * 0.12, base - size * 0.8, x - size * 0.02, base - size * 0.65), fill=self.palette[-1])
-        else:              # rock / dome
+        else:  # rock / dome
             d.ellipse((x - size * 0.45, base - size * 0.5, x + size * 0.45, base + size * 0.2), fill=fill)
 
     def _figure(self, d: ImageDraw.ImageDraw, name: str, i: int, n: int) -> None:
@@ -124,10 +125,19 @@ class _Composer:
         feet = self.horizon + round(self.h * 0.12)
         colour = self.colour("figure", name)
         head = height * 0.18
-        d.rounded_rectangle((x - height * 0.14, feet - height * 0.78, x + height * 0.14, feet), radius=round(height * 0.08),
-                            fill=colour, outline=self.palette[-1], width=max(1, round(self.h / 240)))
-        d.ellipse((x - head, feet - height * 0.78 - head * 2, x + head, feet - height * 0.78), fill=colour,
-                  outline=self.palette[-1], width=max(1, round(self.h / 240)))
+        d.rounded_rectangle(
+            (x - height * 0.14, feet - height * 0.78, x + height * 0.14, feet),
+            radius=round(height * 0.08),
+            fill=colour,
+            outline=self.palette[-1],
+            width=max(1, round(self.h / 240)),
+        )
+        d.ellipse(
+            (x - head, feet - height * 0.78 - head * 2, x + head, feet - height * 0.78),
+            fill=colour,
+            outline=self.palette[-1],
+            width=max(1, round(self.h / 240)),
+        )
 
 
 def caption_box(size: tuple[int, int]) -> tuple[int, int, int, int]:
@@ -158,8 +168,9 @@ def _draw_caption(img: Image.Image, caption: str) -> None:
         y += line_h
 
 
-def _wrap(d: ImageDraw.ImageDraw, text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont, width: int,
-          max_lines: int) -> list[str]:
+def _wrap(
+    d: ImageDraw.ImageDraw, text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont, width: int, max_lines: int
+) -> list[str]:
     """Greedy word wrap to ``width`` pixels; the last line is ellipsized when text remains."""
     words, lines = text.split(), []
     while words and len(lines) < max_lines:
@@ -187,7 +198,7 @@ def _evolve(reference_png: bytes, size: tuple[int, int], prompt: str) -> Image.I
     return picture.resize(area, Image.Resampling.BILINEAR, box=(left, top, left + cw, top + ch))
 
 
-REFERENCE_WEIGHT = 0.45   # how much of the previous frame shows through the new background
+REFERENCE_WEIGHT = 0.45  # how much of the previous frame shows through the new background
 
 
 def render_keyframe(request: KeyframeRequest, size: tuple[int, int]) -> bytes:

@@ -1,6 +1,7 @@
 """Animatic clips: a camera move (zoompan) over each keyframe and a dissolve from the start
 keyframe to the end keyframe, over a soft tone pad. Rendered through ``media``'s ffmpeg wrapper
 with its encoder settings, so the clips join by stream copy."""
+
 from __future__ import annotations
 
 import contextlib
@@ -16,14 +17,13 @@ from PIL import Image
 
 from vidpipe_core.cancel import NEVER, CancelToken
 from vidpipe_core.errors import InvalidInput
-from vidpipe_core.media import (AUDIO_RATE, PIX_FMT, audio_out_kwargs, ffmpeg_number, probe_bytes, run_ffmpeg,
-                                video_out_kwargs)
+from vidpipe_core.media import AUDIO_RATE, PIX_FMT, audio_out_kwargs, ffmpeg_number, probe_bytes, run_ffmpeg, video_out_kwargs
 
 Motion = Literal["push_in", "pull_out", "pan_left", "pan_right"]
 MOTIONS: tuple[Motion, ...] = ("push_in", "pull_out", "pan_left", "pan_right")
 
-_ZOOM_AMOUNT = 0.12          # peak zoom of a push-in / pull-out (12 %)
-_PAN_ZOOM_AMOUNT = 0.16      # overscan that a pan needs to travel
+_ZOOM_AMOUNT = 0.12  # peak zoom of a push-in / pull-out (12 %)
+_PAN_ZOOM_AMOUNT = 0.16  # overscan that a pan needs to travel
 
 
 def frame_count(duration_s: float, fps: float) -> int:
@@ -38,30 +38,45 @@ def _layer_windows(motion: Motion) -> tuple[tuple[float, float, float, float], t
     start keyframe and closes on exactly the end keyframe (seamless scene boundaries)."""
     z, p = 1.0 + _ZOOM_AMOUNT, 1.0 + _PAN_ZOOM_AMOUNT
     return {
-        "push_in": ((1.0, z, 0.5, 0.5), (1.0, 1.0, 0.5, 0.5)),     # start pushes in; end fades in still
-        "pull_out": ((1.0, 1.0, 0.5, 0.5), (z, 1.0, 0.5, 0.5)),    # start still; end pulls back to full
-        "pan_left": ((1.0, p, 0.0, 0.5), (p, 1.0, 1.0, 0.5)),      # view window travels leftwards
-        "pan_right": ((1.0, p, 1.0, 0.5), (p, 1.0, 0.0, 0.5)),     # view window travels rightwards
+        "push_in": ((1.0, z, 0.5, 0.5), (1.0, 1.0, 0.5, 0.5)),  # start pushes in; end fades in still
+        "pull_out": ((1.0, 1.0, 0.5, 0.5), (z, 1.0, 0.5, 0.5)),  # start still; end pulls back to full
+        "pan_left": ((1.0, p, 0.0, 0.5), (p, 1.0, 1.0, 0.5)),  # view window travels leftwards
+        "pan_right": ((1.0, p, 1.0, 0.5), (p, 1.0, 0.0, 0.5)),  # view window travels rightwards
     }[motion]
 
 
-def _zoompan(stream: ffmpeg.nodes.FilterableStream, window: tuple[float, float, float, float], *,
-             frames: int, fps: int, size: tuple[int, int]) -> ffmpeg.nodes.FilterableStream:
+def _zoompan(
+    stream: ffmpeg.nodes.FilterableStream,
+    window: tuple[float, float, float, float],
+    *,
+    frames: int,
+    fps: int,
+    size: tuple[int, int],
+) -> ffmpeg.nodes.FilterableStream:
     z0, z1, ax, ay = window
     last = max(1, frames - 1)
-    ease = f"(3*pow(on/{last},2)-2*pow(on/{last},3))"          # smoothstep: no jerk at the ends
+    ease = f"(3*pow(on/{last},2)-2*pow(on/{last},3))"  # smoothstep: no jerk at the ends
     zoom = f"{ffmpeg_number(z0)}+({ffmpeg_number(z1 - z0)})*{ease}"
     return stream.filter(
-        "zoompan", z=zoom, x=f"(iw-iw/zoom)*{ffmpeg_number(ax)}", y=f"(ih-ih/zoom)*{ffmpeg_number(ay)}",
-        d=frames, s=f"{size[0]}x{size[1]}", fps=fps,
+        "zoompan",
+        z=zoom,
+        x=f"(iw-iw/zoom)*{ffmpeg_number(ax)}",
+        y=f"(ih-ih/zoom)*{ffmpeg_number(ay)}",
+        d=frames,
+        s=f"{size[0]}x{size[1]}",
+        fps=fps,
     )
 
 
 def _fit(stream: ffmpeg.nodes.FilterableStream, size: tuple[int, int]) -> ffmpeg.nodes.FilterableStream:
     """Scale to cover ``size`` and centre-crop (keyframes of another provider may differ slightly)."""
     w, h = size
-    return (stream.filter("scale", w, h, force_original_aspect_ratio="increase", flags="bicubic")
-            .filter("crop", w, h).filter("setsar", 1).filter("format", "yuv444p"))
+    return (
+        stream.filter("scale", w, h, force_original_aspect_ratio="increase", flags="bicubic")
+        .filter("crop", w, h)
+        .filter("setsar", 1)
+        .filter("format", "yuv444p")
+    )
 
 
 def tone_expression(tone_hz: float, duration_s: float) -> str:
@@ -76,8 +91,8 @@ def tone_expression(tone_hz: float, duration_s: float) -> str:
     return f"aevalsrc=exprs={voice(f)}|{voice(fr)}:s={AUDIO_RATE}:d={ffmpeg_number(duration_s)}"
 
 
-STATIC_BAND_KEY = "vidpipe:static-band-top"   # PNG text chunk: top of a bottom band (fraction of the height) that must not move
-BAND_SWITCH_S = 0.25                          # the band's two versions dissolve over this, mid-clip
+STATIC_BAND_KEY = "vidpipe:static-band-top"  # PNG text chunk: top of a bottom band (fraction of the height) that must not move
+BAND_SWITCH_S = 0.25  # the band's two versions dissolve over this, mid-clip
 
 
 def static_band(png: bytes) -> tuple[float, float] | None:
@@ -103,8 +118,19 @@ def _static_band_y(start_png: bytes, end_png: bytes, size: tuple[int, int]) -> i
     return int(round(a[0] * size[1]))
 
 
-def animatic_clip_args(start: Path, end: Path, out: Path, *, duration_s: float, fps: int, size: tuple[int, int],
-                       audio: bool, tone_hz: float, motion: Motion, static_band_y: int | None = None) -> list[str]:
+def animatic_clip_args(
+    start: Path,
+    end: Path,
+    out: Path,
+    *,
+    duration_s: float,
+    fps: int,
+    size: tuple[int, int],
+    audio: bool,
+    tone_hz: float,
+    motion: Motion,
+    static_band_y: int | None = None,
+) -> list[str]:
     """ffmpeg arguments (after the program name) for one animatic clip.
 
     Both keyframes go through a zoompan (one of them possibly still), then a linear ``xfade``
@@ -137,10 +163,12 @@ def animatic_clip_args(start: Path, end: Path, out: Path, *, duration_s: float, 
         still = (1.0, 1.0, 0.5, 0.5)
         offset = frames // 2 - switch // 2
         band_a = _zoompan(fit_a[1].filter("crop", bw, bh, 0, static_band_y), still, frames=frames, fps=fps, size=(bw, bh))
-        band_b = _zoompan(fit_b[1].filter("crop", bw, bh, 0, static_band_y), still, frames=frames - offset, fps=fps,
-                          size=(bw, bh))
-        strip = ffmpeg.filter([band_a, band_b], "xfade", transition="fade", duration=ffmpeg_number(switch / fps),
-                              offset=ffmpeg_number(offset / fps))
+        band_b = _zoompan(
+            fit_b[1].filter("crop", bw, bh, 0, static_band_y), still, frames=frames - offset, fps=fps, size=(bw, bh)
+        )
+        strip = ffmpeg.filter(
+            [band_a, band_b], "xfade", transition="fade", duration=ffmpeg_number(switch / fps), offset=ffmpeg_number(offset / fps)
+        )
         video = ffmpeg.filter([video, strip], "overlay", x=0, y=static_band_y, format="yuv444", eof_action="pass")
     video = video.filter("format", PIX_FMT)
     streams = [video]
@@ -165,9 +193,18 @@ def _seed_int(seed_text: str) -> int:
 
 
 _MOTION_WORDS: tuple[tuple[str, Motion], ...] = (
-    ("push-in", "push_in"), ("push in", "push_in"), ("dolly in", "push_in"), ("zoom in", "push_in"),
-    ("pull-out", "pull_out"), ("pull out", "pull_out"), ("pull-back", "pull_out"), ("pull back", "pull_out"),
-    ("dolly out", "pull_out"), ("zoom out", "pull_out"), ("pan left", "pan_left"), ("pan right", "pan_right"),
+    ("push-in", "push_in"),
+    ("push in", "push_in"),
+    ("dolly in", "push_in"),
+    ("zoom in", "push_in"),
+    ("pull-out", "pull_out"),
+    ("pull out", "pull_out"),
+    ("pull-back", "pull_out"),
+    ("pull back", "pull_out"),
+    ("dolly out", "pull_out"),
+    ("zoom out", "pull_out"),
+    ("pan left", "pan_left"),
+    ("pan right", "pan_right"),
 )
 
 
@@ -200,8 +237,18 @@ def _check_clip_params(duration_s: float, fps: int, size: tuple[int, int]) -> No
         raise InvalidInput("size", f"width and height must be even and >= 2, got {w}x{h}")
 
 
-def render_animatic_clip(start_png: bytes, end_png: bytes, *, duration_s: float, fps: int, size: tuple[int, int],
-                         audio: bool, seed_text: str, workdir: Path | None = None, cancel: CancelToken = NEVER) -> bytes:
+def render_animatic_clip(
+    start_png: bytes,
+    end_png: bytes,
+    *,
+    duration_s: float,
+    fps: int,
+    size: tuple[int, int],
+    audio: bool,
+    seed_text: str,
+    workdir: Path | None = None,
+    cancel: CancelToken = NEVER,
+) -> bytes:
     """An H.264/AAC MP4 that moves from the start keyframe to the end keyframe (see animatic_clip_args).
     Work files go to ``workdir`` (the caller removes it) or to a temporary folder."""
     _check_clip_params(duration_s, fps, size)
@@ -210,10 +257,19 @@ def render_animatic_clip(start_png: bytes, end_png: bytes, *, duration_s: float,
         start, end, out = tmp / "start.png", tmp / "end.png", tmp / "clip.mp4"
         start.write_bytes(start_png)
         end.write_bytes(end_png)
-        args = animatic_clip_args(start, end, out, duration_s=duration_s, fps=fps, size=size, audio=audio,
-                                  tone_hz=tone_for(seed_text), motion=motion_for(seed_text),
-                                  static_band_y=_static_band_y(start_png, end_png, size))
+        args = animatic_clip_args(
+            start,
+            end,
+            out,
+            duration_s=duration_s,
+            fps=fps,
+            size=size,
+            audio=audio,
+            tone_hz=tone_for(seed_text),
+            motion=motion_for(seed_text),
+            static_band_y=_static_band_y(start_png, end_png, size),
+        )
         run_ffmpeg(args, what="animatic clip", cancel=cancel)
         data = out.read_bytes()
-    probe_bytes(data, name="animatic clip")   # never hand back something that does not decode
+    probe_bytes(data, name="animatic clip")  # never hand back something that does not decode
     return data

@@ -1,5 +1,6 @@
 """Storyboard planning without a model: the prompt split into beats, a palette and camera style
 from the style's words, recurring characters from the prompt's subjects and names."""
+
 from __future__ import annotations
 
 import colorsys
@@ -80,7 +81,8 @@ CHARACTER_NOUNS = frozenset(
     "grandmother grandfather mother father baby student teacher chef painter".split()
 )
 _ARTICLE_SUBJECT = re.compile(
-    r"\b(?:a|an|the|his|her|their|our|my)\s+((?:[a-z][a-z-]*\s+){0,2}?)(" + "|".join(sorted(CHARACTER_NOUNS)) + r")s?\b", re.I)
+    r"\b(?:a|an|the|his|her|their|our|my)\s+((?:[a-z][a-z-]*\s+){0,2}?)(" + "|".join(sorted(CHARACTER_NOUNS)) + r")s?\b", re.I
+)
 _NAME = re.compile(r"\b[A-Z][a-z]{2,}\b")
 _NOT_NAMES = frozenset(
     "The Then And But When While After Before Finally Meanwhile Next Later Suddenly Slowly Inside Outside Under "
@@ -106,7 +108,7 @@ def _split_one(text: str, pattern: re.Pattern[str]) -> list[str]:
         end = m.start() if m else len(text)
         fragment = _clean(text[start:end])
         if fragment:
-            if spans and (len(fragment.split()) < 2 or len(_clean(text[spans[-1][0]:spans[-1][1]]).split()) < 2):
+            if spans and (len(fragment.split()) < 2 or len(_clean(text[spans[-1][0] : spans[-1][1]]).split()) < 2):
                 spans[-1][1] = end
             else:
                 spans.append([start, end])
@@ -132,7 +134,7 @@ def _clause_beats(beats: list[str]) -> list[str]:
 def _merge(beats: list[str], n: int) -> list[str]:
     """Contiguous, evenly sized groups of beats."""
     k = len(beats)
-    groups = [beats[i * k // n:(i + 1) * k // n] for i in range(n)]
+    groups = [beats[i * k // n : (i + 1) * k // n] for i in range(n)]
     return ["; then ".join([g[0], *(_lower_first(b) for b in g[1:])]) for g in groups]
 
 
@@ -191,7 +193,9 @@ def _first_keyword(text: str, keywords: Sequence[str]) -> str | None:
 def _hash_palette(style: str) -> list[str]:
     base = _unit("palette", style)
     out = []
-    for i, (dh, light, sat) in enumerate([(0.0, 0.15, 0.45), (0.06, 0.32, 0.5), (0.5, 0.55, 0.6), (0.56, 0.72, 0.55), (0.1, 0.88, 0.4)]):
+    for i, (dh, light, sat) in enumerate(
+        [(0.0, 0.15, 0.45), (0.06, 0.32, 0.5), (0.5, 0.55, 0.6), (0.56, 0.72, 0.55), (0.1, 0.88, 0.4)]
+    ):
         r, g, b = colorsys.hls_to_rgb((base + dh) % 1.0, light, sat)
         out.append(f"#{round(r * 255):02x}{round(g * 255):02x}{round(b * 255):02x}")
     return out
@@ -210,7 +214,7 @@ def camera_style_for(style: str) -> str:
 
 def find_characters(prompt: str, palette: Sequence[str], limit: int = 4) -> list[Character]:
     """Recurring subjects: "a/the <adjective>* <character noun>" phrases and capitalised names."""
-    found: dict[str, str] = {}   # key -> display name
+    found: dict[str, str] = {}  # key -> display name
     for m in _ARTICLE_SUBJECT.finditer(prompt):
         noun = m.group(2).lower()
         adjectives = " ".join(w for w in m.group(1).lower().split() if w not in _STOPWORDS)
@@ -222,10 +226,12 @@ def find_characters(prompt: str, palette: Sequence[str], limit: int = 4) -> list
     characters = []
     for key, name in list(found.items())[:limit]:
         colour = palette[int(_unit("character", key) * len(palette))]
-        characters.append(Character(
-            name=name,
-            appearance=f"{name}, drawn the same in every shot: simple readable silhouette, {colour} accents, same proportions and outfit",
-        ))
+        characters.append(
+            Character(
+                name=name,
+                appearance=f"{name}, drawn the same in every shot: simple readable silhouette, {colour} accents, same proportions and outfit",
+            )
+        )
     return characters
 
 
@@ -258,16 +264,24 @@ def _scene_plan(i: int, texts: list[str], style: StyleGuide) -> ScenePlan:
         start_frame_prompt=f"Opening frame of scene {i + 1}: {_lower_first(text)}. {style.visual_style}.",
         end_frame_prompt=f"{end}. {style.visual_style}.",
         motion_prompt=f"Camera: {move} while {_lower_first(text)}; subjects move naturally from the opening to the closing frame.",
-        transition_notes=(f"Continuous cut: scene {i + 1}'s last frame is scene {i + 2}'s first frame." if nxt
-                          else f"Final scene {i + 1}: hold on the last frame, then fade out."),
+        transition_notes=(
+            f"Continuous cut: scene {i + 1}'s last frame is scene {i + 2}'s first frame."
+            if nxt
+            else f"Final scene {i + 1}: hold on the last frame, then fade out."
+        ),
     )
 
 
 def plan_storyboard(spec: ProjectSpec) -> Storyboard:
     style_text = spec.style.strip() or "cinematic"
     palette = palette_for(style_text)
-    style = StyleGuide(visual_style=style_text, color_palette=palette, camera_style=camera_style_for(style_text),
-                       characters=find_characters(spec.prompt, palette))
+    style = StyleGuide(
+        visual_style=style_text,
+        color_palette=palette,
+        camera_style=camera_style_for(style_text),
+        characters=find_characters(spec.prompt, palette),
+    )
     texts = scene_texts(spec.prompt, spec.scenes)
-    return Storyboard(title=_title(spec.prompt), style_guide=style,
-                      scenes=[_scene_plan(i, texts, style) for i in range(len(texts))])
+    return Storyboard(
+        title=_title(spec.prompt), style_guide=style, scenes=[_scene_plan(i, texts, style) for i in range(len(texts))]
+    )

@@ -1,4 +1,5 @@
 """The animatic provider: storyboard, keyframes and clips in one, offline and free."""
+
 from __future__ import annotations
 
 import hashlib
@@ -29,7 +30,7 @@ class AnimaticProvider:
     """Storyboard, keyframe and clip provider in one; free and deterministic."""
 
     name = "animatic"
-    reproducible = True      # the same request renders the same bytes, so a damaged file is re-rendered for free
+    reproducible = True  # the same request renders the same bytes, so a damaged file is re-rendered for free
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -55,8 +56,16 @@ class AnimaticProvider:
 
     def _operation(self, request: ClipRequest) -> str:
         digest = hashlib.sha256()
-        for part in (request.prompt, request.duration_s, request.aspect_ratio, request.generate_audio, request.seed,
-                     request.variant, self.settings.fps, self.settings.animatic_resolution):
+        for part in (
+            request.prompt,
+            request.duration_s,
+            request.aspect_ratio,
+            request.generate_audio,
+            request.seed,
+            request.variant,
+            self.settings.fps,
+            self.settings.animatic_resolution,
+        ):
             digest.update(repr(part).encode("utf-8") + b"\x1f")
         digest.update(hashlib.sha256(request.start_png).digest() + hashlib.sha256(request.end_png).digest())
         return f"animatic:{request.project_id}:{request.scene_index}:{digest.hexdigest()[:12]}"
@@ -64,13 +73,17 @@ class AnimaticProvider:
     def submit(self, request: ClipRequest, model: str, cancel: CancelToken = NEVER) -> str:
         """Nothing runs remotely: the operation name identifies the render, which happens in `wait`."""
         if request.duration_s not in ANIMATIC_DURATIONS:
-            raise InvalidInput("clip_duration", f"{request.duration_s} s is not an animatic clip length",
-                               allowed=", ".join(str(d) for d in ANIMATIC_DURATIONS))
+            raise InvalidInput(
+                "clip_duration",
+                f"{request.duration_s} s is not an animatic clip length",
+                allowed=", ".join(str(d) for d in ANIMATIC_DURATIONS),
+            )
         media.dimensions(request.aspect_ratio, self.settings.animatic_resolution)
         return self._operation(request)
 
-    def wait(self, operation: str, request: ClipRequest, model: str, on_poll: PollCallback | None = None,
-             cancel: CancelToken = NEVER) -> ClipOutcome:
+    def wait(
+        self, operation: str, request: ClipRequest, model: str, on_poll: PollCallback | None = None, cancel: CancelToken = NEVER
+    ) -> ClipOutcome:
         if not operation.startswith("animatic:"):
             raise ProviderError("clips", f"{operation!r} is not an animatic operation", scene=request.scene_index)
         size = media.dimensions(request.aspect_ratio, self.settings.animatic_resolution)
@@ -78,9 +91,17 @@ class AnimaticProvider:
             on_poll(f"rendering {request.duration_s}s animatic clip at {size[0]}x{size[1]}")
         try:
             with scratch_dir(self.settings.data_dir, "vidpipe-clip") as workdir:
-                video = motion.render_animatic_clip(request.start_png, request.end_png, duration_s=request.duration_s,
-                                                    fps=self.settings.fps, size=size, audio=request.generate_audio,
-                                                    seed_text=_seed_text(request), workdir=workdir, cancel=cancel)
+                video = motion.render_animatic_clip(
+                    request.start_png,
+                    request.end_png,
+                    duration_s=request.duration_s,
+                    fps=self.settings.fps,
+                    size=size,
+                    audio=request.generate_audio,
+                    seed_text=_seed_text(request),
+                    workdir=workdir,
+                    cancel=cancel,
+                )
         except MediaError as exc:
             return ClipOutcome(kind=ClipOutcomeKind.FAILED, error=str(exc))
         return ClipOutcome(kind=ClipOutcomeKind.DONE, video=video, usage=Usage(video_seconds=float(request.duration_s)))
