@@ -9,7 +9,7 @@ export DAGSTER_HOME ?= $(VIDPIPE_DATA_DIR)/dagster
 HOST := 127.0.0.1
 PORT ?= 3000
 
-.PHONY: demo test dev install bench clean browser
+.PHONY: demo test lint dev install bench clean browser
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,13 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/vidpipe demo
 
-test: $(STAMP)
+# Lint first: it takes ~20 s and fails fast. Settings are in pyproject.toml ([tool.ruff], [tool.mypy]).
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: lint
 	$(BIN)/python -m pytest -q
 
 dev: $(STAMP)

@@ -21,7 +21,7 @@ import time
 import urllib.request
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +72,7 @@ def _ffmpeg_line() -> str:
         from vidpipe_core.media import check_ffmpeg
 
         return check_ffmpeg()
-    except Exception as exc:  # noqa: BLE001 - the header must never fail
+    except Exception as exc:
         return f"unavailable ({exc})"
 
 
@@ -92,7 +92,7 @@ def header(load_at_start: tuple[float, float, float] | None = None) -> dict[str,
 
     load = load_at_start or os.getloadavg()
     return {
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
         "machine": {
             "cpu_model": _cpu_model(),
             "cpu_count": os.cpu_count(),
@@ -189,7 +189,7 @@ class Report:
 
 def write_json(report: Report, head: dict[str, Any], quick: bool) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out = RESULTS / f"{report.name}-{stamp}.json"
     doc = {
         "benchmark": report.name,
@@ -326,7 +326,7 @@ class EmulatorProcess:
                 self.proc.kill()
                 self.proc.wait()
 
-    def __enter__(self) -> "EmulatorProcess":
+    def __enter__(self) -> EmulatorProcess:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -346,11 +346,11 @@ class InflightSampler:
         while not self._stop.is_set():
             try:
                 self.samples.append((time.perf_counter(), int(self.emu.stats()["inflight"])))
-            except Exception:  # noqa: BLE001 - a missed sample is fine
+            except Exception:
                 pass
             self._stop.wait(self.every)
 
-    def __enter__(self) -> "InflightSampler":
+    def __enter__(self) -> InflightSampler:
         self._thread.start()
         return self
 

@@ -178,7 +178,7 @@ def run(quick: bool = False) -> Report:
             runs.setdefault((n, k, executor + tag), []).append(rec)
             log(f"e2e: N={n} K={k} {executor}{tag}: {rec.wall_s:.2f}s success={rec.success} {rec.failure}")
 
-        for rep in range(reps):  # interleaved, so drift hits every cell alike
+        for _rep in range(reps):  # interleaved, so drift hits every cell alike
             for n in sizes:
                 for k in ks:
                     one(n, k, "in_process")
@@ -196,7 +196,7 @@ def run(quick: bool = False) -> Report:
             (5.0, 30.0, " poll-5→30 (old default)", 1),
         ):
             _set_polling(initial * DEFAULT_POLL_SCALE, maximum * DEFAULT_POLL_SCALE)
-            for rep in range(times):
+            for _rep in range(times):
                 one(n_def, 4, "in_process", tag)
         _set_polling(POLL_INITIAL_S, POLL_MAX_S)
         stats = emu.stats()
@@ -302,7 +302,9 @@ def _report(runs: dict, cal: dict, stats: dict, reps: int, quick: bool, n_def: i
         med = lambda xs: statistics.median(xs)  # noqa: E731
         before = med([min(a for a, _ in r.steps.values()) - r.call_start for r in ok])
         after = med([r.call_start + r.wall_s - max(b for _, b in r.steps.values()) for r in ok])
-        gaps = med([sum(r.steps[STEP2][0] - r.steps[STEP1][1] for STEP1, STEP2 in zip(STEPS_, STEPS_[1:])) for r in ok])
+        gaps = med(
+            [sum(r.steps[STEP2][0] - r.steps[STEP1][1] for STEP1, STEP2 in zip(STEPS_, STEPS_[1:], strict=True)) for r in ok]
+        )
         sb = med([r.step_s("storyboard") for r in ok])
         kf = med([r.step_s("keyframes") for r in ok])
         cl = med([r.step_s("clips") for r in ok])

@@ -19,7 +19,7 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     info = machine()
     print(table(info, result))
     RESULTS.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out = RESULTS / f"inbox-{stamp}.json"
     out.write_text(json.dumps({"benchmark": "inbox", "when": stamp, "machine": info, **result}, indent=2) + "\n")
     print(f"\nwritten to {out.relative_to(RESULTS.parent.parent)}")

@@ -17,7 +17,6 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any
 
 from bench.common import (
     PYTHON,

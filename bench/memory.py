@@ -85,7 +85,7 @@ def run(quick: bool = False) -> Report:
     pa, pb = _peaks(a, wa["steps"]), _peaks(b, wb["steps"])
     rows = [
         [
-            f"render (4 assets, stream-copy stitch)",
+            "render (4 assets, stream-copy stitch)",
             f"{wa['wall_s']:.1f}",
             f"{a['wall_s']:.1f}",
             mib(a["peak_tree_rss"]),

@@ -13,7 +13,6 @@ excluded; the wrapper's wall time is recorded in the JSON too)."""
 from __future__ import annotations
 
 import argparse
-import hashlib
 import io
 import json
 import os
@@ -176,7 +175,7 @@ def run(quick: bool = False) -> Report:
                     durations.append(w["duration_s"])
                     out.unlink(missing_ok=True)
                 s = summary(secs)
-                xrt = summary([d / x for d, x in zip(durations, secs)])
+                xrt = summary([d / x for d, x in zip(durations, secs, strict=True)])
                 tree = summary(trees)
                 data[f"{res}p/{method}"] = {
                     "seconds": s,

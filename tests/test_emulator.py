@@ -20,7 +20,7 @@ import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 import av
 import numpy as np
@@ -48,7 +48,7 @@ class Scene(pydantic.BaseModel):
     description: str = pydantic.Field(min_length=5)
     duration_seconds: int = pydantic.Field(ge=4, le=8)
     mood: Literal["calm", "tense"]
-    camera: Optional[str] = None
+    camera: str | None = None
 
 
 class Storyboard(pydantic.BaseModel):

@@ -29,7 +29,7 @@ class Interrupted(VidpipeError):
 class CancelToken:
     """Cancelled by itself, or through its parent (a step's token cancels the work it started)."""
 
-    def __init__(self, parent: "CancelToken | None" = None) -> None:
+    def __init__(self, parent: CancelToken | None = None) -> None:
         self._event = threading.Event()
         self._parent = parent
         self._reason = ""

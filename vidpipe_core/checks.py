@@ -76,7 +76,7 @@ def check_keyframes(services: Services, project_id: str, made: KeyframesReport |
             continue
         try:
             size = _png_size(data, decode=not f.row.sha256)
-        except Exception as exc:  # noqa: BLE001 - any decode failure is the finding
+        except Exception as exc:
             problems.append(f"frame {f.index} does not decode: {exc}")
             continue
         sizes.add(size)
@@ -97,7 +97,7 @@ def _held_frames(frames: list[FrameState], pngs: list[bytes]) -> tuple[dict[int,
     ledger, and frame index -> problem."""
     good: dict[int, bytes] = {}
     damaged: dict[int, str] = {}
-    for f, data in zip(frames, pngs):
+    for f, data in zip(frames, pngs, strict=True):
         if f.done and f.row is not None and f.row.path:
             problem = digest_problem(data, f.row.sha256)
             if problem is None:

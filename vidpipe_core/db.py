@@ -6,6 +6,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
@@ -13,6 +14,9 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from vidpipe_core.errors import ConfigurationError, one_line, redact_url, scrub_url
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 MIGRATION_LOCK_KEY = 7_406_011_873  # any constant shared by every vidpipe process
@@ -22,7 +26,7 @@ _engines: dict[str, Engine] = {}
 _migrated: set[str] = set()
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA busy_timeout=30000")
@@ -34,7 +38,7 @@ def display_url(url: str) -> str:
     """The database URL fit for a message: the password hidden."""
     try:
         parsed = make_url(url)
-    except Exception:  # noqa: BLE001 - an unparseable URL is shown by the generic redaction
+    except Exception:
         return redact_url(url)
     if parsed.password is None and not parsed.query:
         return url
@@ -82,7 +86,7 @@ def engine_for(url: str) -> Engine:
         return engine
 
 
-def alembic_config(url: str):  # type: ignore[no-untyped-def]
+def alembic_config(url: str) -> Config:
     from alembic.config import Config
 
     cfg = Config()

@@ -27,10 +27,10 @@ class Heartbeat:
         while not self._stop.wait(self.interval_s):
             try:
                 self.beat()
-            except Exception as exc:  # noqa: BLE001 - a missed beat is retried at the next interval
+            except Exception as exc:
                 log.warning("heartbeat failed (%s: %s); trying again in %.0f s", type(exc).__name__, exc, self.interval_s)
 
-    def __enter__(self) -> "Heartbeat":
+    def __enter__(self) -> Heartbeat:
         self._thread.start()
         return self
 

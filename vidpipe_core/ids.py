@@ -4,9 +4,9 @@ validation is a security boundary: nothing that fails it ever reaches a path."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 import secrets
 import unicodedata
+from collections.abc import Callable
 
 from vidpipe_core.errors import InvalidInput
 

@@ -37,7 +37,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -125,7 +125,7 @@ class InboxEntry:
 # Reading and validating one file -----------------------------------------------------------------
 
 
-class _YamlLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+class _YamlLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]  # a base chosen at import (libyaml if present)
     """Safe YAML without the YAML 1.1 surprises: `16:9` stays a string (not the base-60 int 969),
     dates stay strings, `0123` stays a string. A key given twice is refused (YAML keeps the last one
     silently), and so are merge keys (`<<`): a prompt file has no use for them, and some PyYAML
@@ -315,7 +315,7 @@ def parse_request(text: str, fmt: str) -> InboxRequest:
             raise InvalidInput("file", f"is not usable JSON: {type(exc).__name__}: {str(exc)[:200]}") from None
     else:
         try:
-            raw = yaml.load(text, Loader=_YamlLoader)  # noqa: S506 - a safe loader with fewer implicit types
+            raw = yaml.load(text, Loader=_YamlLoader)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
@@ -502,7 +502,7 @@ def error_text(name: str, reason: str, inbox: Path) -> str:
         f"    {reason}\n\n"
         f"Fix the file and drop it into {inbox} again (write it as .name.tmp, then rename it).\n"
         'This copy stays here and is not retried. File format: README.md, section "Prompt inbox".\n'
-        f"Rejected at {datetime.now(timezone.utc):%Y-%m-%d %H:%M:%S} UTC.\n"
+        f"Rejected at {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC.\n"
     )
 
 
@@ -560,7 +560,7 @@ def source_file(source: str) -> str:
 
 def utc(dt: datetime) -> datetime:
     """Aware UTC (SQLite hands back naive UTC, PostgreSQL aware local time)."""
-    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
 @dataclass(frozen=True)
@@ -626,7 +626,7 @@ def _parse_guarded(path: Path, settings: Settings, limits: InboxSettings, log: L
         return parse_inbox_file(path, settings, limits, dir_fd=dir_fd)
     except (InvalidInput, OSError):
         raise
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         text = display_name(str(exc)[:200])
         log("error", f"{display_name(path.name)}: unexpected {type(exc).__name__} while parsing: {text}")
         raise InvalidInput("file", f"could not be parsed ({type(exc).__name__}: {text})") from None

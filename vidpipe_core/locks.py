@@ -10,8 +10,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any, cast
 
-from sqlalchemy import or_, update
+from sqlalchemy import CursorResult, or_, update
 
 from vidpipe_core.errors import ProjectBusy, ProjectNotFound
 from vidpipe_core.heartbeat import Heartbeat
@@ -32,7 +33,7 @@ class Holder:
         return text + (f" started={self.started:.2f}" if self.started is not None else "")
 
     @classmethod
-    def decode(cls, text: str) -> "Holder | None":
+    def decode(cls, text: str) -> Holder | None:
         try:
             parts = dict(p.split("=", 1) for p in text.split())
             started = float(parts["started"]) if "started" in parts else None
@@ -41,7 +42,7 @@ class Holder:
             return None
 
     @classmethod
-    def current(cls, run_id: str) -> "Holder":
+    def current(cls, run_id: str) -> Holder:
         pid = owner_pid()
         return cls(run_id, pid, this_host(), process_started(pid))
 
@@ -73,12 +74,14 @@ def acquire(
             cond = [Project.lock_holder.is_(None), Project.lock_heartbeat < stale_before]
             if takeover and current is not None:
                 cond.append(Project.lock_holder == current)
-            result = s.execute(
+            claim = (
                 update(Project)
                 .where(Project.id == project_id, or_(*cond))
                 .values(lock_holder=me.encode(), lock_heartbeat=utcnow())
                 .execution_options(synchronize_session=False)
             )
+            # An UPDATE returns a CursorResult (with rowcount); Session.execute is typed as Result.
+            result = cast("CursorResult[Any]", s.execute(claim))
         if result.rowcount == 1:
             return me
         if current is None:

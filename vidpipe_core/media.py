@@ -28,8 +28,8 @@ import ffmpeg
 import imageio_ffmpeg
 from PIL import Image, ImageDraw, ImageFont
 
-from vidpipe_core.config import ASPECT_RATIOS
 from vidpipe_core.cancel import NEVER, CancelToken
+from vidpipe_core.config import ASPECT_RATIOS
 from vidpipe_core.errors import InvalidInput, MediaError
 
 # Every clip vidpipe renders uses these parameters, so clips of one project can be joined by
@@ -195,8 +195,8 @@ def _copy_key(vs: av.video.stream.VideoStream | None, as_: av.audio.stream.Audio
             bytes(cc.extradata or b""),
         ]
     if as_ is not None:
-        cc = as_.codec_context
-        parts += [str((cc.name, cc.profile, cc.sample_rate, cc.layout.nb_channels)).encode(), bytes(cc.extradata or b"")]
+        ac = as_.codec_context
+        parts += [str((ac.name, ac.profile, ac.sample_rate, ac.layout.nb_channels)).encode(), bytes(ac.extradata or b"")]
     return hashlib.sha256(b"\x00".join(parts)).hexdigest()[:16]
 
 
@@ -239,7 +239,7 @@ def probe(path: str | Path) -> MediaInfo:
     """Stream facts of a media file; MediaError naming the file when it does not decode."""
     path = Path(path)
     try:
-        with av.open(str(path)) as container:
+        with av.open(str(path), mode="r") as container:
             return _probe_container(container, path.stat().st_size)
     except (av.FFmpegError, MediaError, OSError, ValueError) as exc:
         raise MediaError(f"{path}: not a readable media file ({exc})") from exc
@@ -247,7 +247,7 @@ def probe(path: str | Path) -> MediaInfo:
 
 def probe_bytes(data: bytes, *, name: str = "<bytes>") -> MediaInfo:
     try:
-        with av.open(io.BytesIO(data)) as container:
+        with av.open(io.BytesIO(data), mode="r") as container:
             return _probe_container(container, len(data))
     except (av.FFmpegError, MediaError, OSError, ValueError) as exc:
         raise MediaError(f"{name}: not a readable media file ({exc})") from exc
@@ -257,7 +257,7 @@ def read_frame(path: str | Path, at: float | Literal["first", "last"]) -> Image.
     """One decoded RGB frame: the first, the last, or the one showing at ``at`` seconds."""
     path = Path(path)
     try:
-        with av.open(str(path)) as container:
+        with av.open(str(path), mode="r") as container:
             if not container.streams.video:
                 raise MediaError("no video stream")
             stream = container.streams.video[0]
@@ -276,8 +276,8 @@ def _pick_frame(
         raise MediaError("no decodable video frame")
     if at == "last":
         last = None
-        for last in container.decode(stream):
-            pass
+        for frame in container.decode(stream):
+            last = frame
         if last is None:
             raise MediaError("no decodable video frame")
         return last
@@ -424,7 +424,7 @@ def crossfade_args(inputs: Sequence[ClipInput], out: Path, *, crossfade: float, 
     parts = _normalized_inputs(inputs, fps=fps, size=size, with_audio=with_audio)
     offsets = crossfade_offsets([d for _, d, _ in inputs], crossfade)
     video = parts[0][0]
-    for (v, _), offset in zip(parts[1:], offsets):
+    for (v, _), offset in zip(parts[1:], offsets, strict=True):
         video = ffmpeg.filter(
             [video, v], "xfade", transition="fade", duration=ffmpeg_number(crossfade), offset=ffmpeg_number(offset)
         )
@@ -500,7 +500,7 @@ def crossfade_segment_plan(
     concat = ffmpeg.input(str(list_file), f="concat", safe=0).video
     if with_audio:
         # Audio is small: one job joins all of it, trimmed to each clip's frames so A/V stay aligned.
-        framed = [(path, f / fps, True) for (path, _, _), f in zip(inputs, frames)]
+        framed = [(path, f / fps, True) for (path, _, _), f in zip(inputs, frames, strict=True)]
         audio = _acrossfade_chain([a for _, a in _normalized_inputs(framed, fps=fps, size=size, with_audio=True)], fade_s)
         audio_file = workdir / "audio.m4a"
         jobs.append(
@@ -523,7 +523,7 @@ def _measured(info: MediaInfo) -> float:
 def _mismatch_reason(infos: Sequence[MediaInfo], clips: Sequence[Path]) -> str | None:
     """Why the clips cannot be joined by stream copy, or None when they can."""
     first = infos[0]
-    for path, info in zip(clips, infos):
+    for path, info in zip(clips, infos, strict=True):
         if not info.has_video:
             return f"{path.name} has no video stream"
         if info.copy_key != first.copy_key:
@@ -555,7 +555,7 @@ class _StitchPlan:
 def _plan_stitch(clips: list[Path], infos: list[MediaInfo], tmp: Path, workdir: Path, crossfade: float) -> _StitchPlan:
     """Choose how to join: crossfade re-encode, stream copy, or re-encode to the first clip's format."""
     first = infos[0]
-    inputs = [(c, _measured(i), i.has_audio) for c, i in zip(clips, infos)]
+    inputs = [(c, _measured(i), i.has_audio) for c, i in zip(clips, infos, strict=True)]
     total = sum(d for _, d, _ in inputs)
     silent = (
         ("audio dropped: not every clip has an audio track",)

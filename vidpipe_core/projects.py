@@ -72,7 +72,7 @@ def build_spec(
     settings: Settings,
     prompt: str,
     *,
-    id: str | None = None,  # noqa: A002 - the CLI's and the spec's name for it
+    id: str | None = None,
     taken: Callable[[str], bool] = lambda _id: False,
     style: str | None = None,
     aspect_ratio: str | None = None,
@@ -140,7 +140,7 @@ def build_spec(
             id=project_id,
             prompt=prompt,
             style=style,
-            aspect_ratio=aspect_ratio,  # type: ignore[arg-type]
+            aspect_ratio=aspect_ratio,  # type: ignore[arg-type]  # any str: pydantic checks it against the Literal and says what is allowed
             clip_duration=clip_duration,
             scenes=scenes,
             providers=StageProviders(**stages),
@@ -149,7 +149,7 @@ def build_spec(
             seed=seed,
             fast=fast,
             max_cost_usd=max_cost,
-            safety_policy=safety_policy or settings.safety_policy,  # type: ignore[arg-type]
+            safety_policy=safety_policy or settings.safety_policy,  # type: ignore[arg-type]  # a str checked against SAFETY_POLICIES above
             crossfade=crossfade,
         )
     except ValidationError as exc:

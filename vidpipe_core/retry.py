@@ -83,7 +83,7 @@ def retry_call(
             return fn()
         except VidpipeError:
             raise
-        except Exception as exc:  # noqa: BLE001 - classified below
+        except Exception as exc:
             transient = is_transient(exc)
             if not transient or attempt >= attempts:
                 cause = describe(exc)

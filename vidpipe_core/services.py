@@ -17,7 +17,7 @@ class Services:
     store: ArtifactStore
 
     @classmethod
-    def create(cls, settings: Settings | None = None, *, housekeeping: bool = True) -> "Services":
+    def create(cls, settings: Settings | None = None, *, housekeeping: bool = True) -> Services:
         settings = settings or get_settings()
         if housekeeping:
             clean_stale_scratch(settings.data_dir)  # work folders of processes that were killed

@@ -106,7 +106,7 @@ class ArtifactStore:
                 Path(self.root).mkdir(parents=True, exist_ok=True)
                 if not os.access(self.root, os.W_OK | os.X_OK):
                     raise PermissionError(f"{self.root} is not writable")
-        except Exception as exc:  # noqa: BLE001 - whatever fsspec raises, the setting is what to change
+        except Exception as exc:
             raise store_error(self.url, exc) from exc
 
     # paths ----------------------------------------------------------------------------

@@ -8,14 +8,14 @@ from contextlib import contextmanager
 import dagster as dg
 
 from vidpipe_core import media
-from vidpipe_core.heartbeat import Heartbeat
 from vidpipe_core.checks import CheckOutcome, check_final_video, check_keyframes, check_storyboard
 from vidpipe_core.errors import InvalidInput, VidpipeError
-from vidpipe_core.ids import is_valid_project_id, ID_RULE
-from vidpipe_core.steps.clips import make_clips, new_takes
-from vidpipe_core.steps.keyframes import make_keyframes
+from vidpipe_core.heartbeat import Heartbeat
+from vidpipe_core.ids import ID_RULE, is_valid_project_id
 from vidpipe_core.projects import load_spec
 from vidpipe_core.services import Services
+from vidpipe_core.steps.clips import make_clips, new_takes
+from vidpipe_core.steps.keyframes import make_keyframes
 from vidpipe_core.steps.report import ProgressEvent, StepReport
 from vidpipe_core.steps.state import project_nonce
 from vidpipe_core.steps.stitch import make_final

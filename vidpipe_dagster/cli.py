@@ -8,9 +8,9 @@ import sys
 import tempfile
 import threading
 import traceback
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 import typer
 from pydantic import ValidationError
@@ -27,8 +27,8 @@ from vidpipe_core.steps.report import ProgressEvent
 if TYPE_CHECKING:
     import dagster as dg
 
-    from vidpipe_core.services import Services
     from vidpipe_core.schemas import ProjectSpec
+    from vidpipe_core.services import Services
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="vidpipe: a text prompt in, a finished multi-scene video out.")
 console = Console()
@@ -78,7 +78,7 @@ def _scrub(text: str) -> str:
         from vidpipe_core.providers.google import redact
 
         text = redact(text)
-    except Exception:  # noqa: BLE001 - the error being reported may be this very import
+    except Exception:
         pass
     for name, value in os.environ.items():
         if name in _SECRET_URLS and value:
@@ -91,14 +91,14 @@ def _scrub(text: str) -> str:
 def _data_dir() -> Path:
     try:
         return get_settings().data_dir
-    except Exception:  # noqa: BLE001 - the settings may be what is broken
+    except Exception:
         return Path(os.environ.get("VIDPIPE_DATA_DIR") or ".vidpipe").expanduser().resolve()
 
 
 def _write_log(text: str) -> Path | None:
     """Write ``text`` to a new log file under <data dir>/logs (the system temp dir when that is
     not writable); its path, or None when neither can be written."""
-    name = f"vidpipe-{datetime.now(timezone.utc):%Y%m%dT%H%M%S.%fZ}-{os.getpid()}.log"
+    name = f"vidpipe-{datetime.now(UTC):%Y%m%dT%H%M%S.%fZ}-{os.getpid()}.log"
     for folder in (_data_dir() / "logs", Path(tempfile.gettempdir())):
         path = folder / name
         try:
@@ -149,7 +149,7 @@ def _settings_error(exc: Exception) -> Exception:
     return error
 
 
-def _fail(exc: Exception) -> "typer.Exit":
+def _fail(exc: Exception) -> typer.Exit:
     return typer.Exit(_report(exc, exit_code(exc)))
 
 
@@ -168,21 +168,21 @@ def _startup_checks() -> None:
 @app.command()
 def new(
     prompt: str = typer.Argument(..., help="What the video is about."),
-    id: Optional[str] = typer.Option(None, "--id", help="Project id (slug); generated from the prompt when omitted."),
-    style: Optional[str] = typer.Option(None, help="Visual style."),
-    aspect_ratio: Optional[str] = typer.Option(None, "--aspect-ratio", help="16:9 or 9:16."),
-    clip_duration: Optional[int] = typer.Option(None, "--clip-duration", help="Seconds per scene."),
-    scenes: Optional[int] = typer.Option(None, help="Number of scenes."),
-    provider: Optional[str] = typer.Option(None, help="auto, animatic or google (all stages)."),
-    storyboard_provider: Optional[str] = typer.Option(None, "--storyboard-provider"),
-    keyframe_provider: Optional[str] = typer.Option(None, "--keyframe-provider"),
-    clip_provider: Optional[str] = typer.Option(None, "--clip-provider"),
-    audio: Optional[bool] = typer.Option(None, "--audio/--no-audio", help="Generate an audio track."),
+    id: str | None = typer.Option(None, "--id", help="Project id (slug); generated from the prompt when omitted."),
+    style: str | None = typer.Option(None, help="Visual style."),
+    aspect_ratio: str | None = typer.Option(None, "--aspect-ratio", help="16:9 or 9:16."),
+    clip_duration: int | None = typer.Option(None, "--clip-duration", help="Seconds per scene."),
+    scenes: int | None = typer.Option(None, help="Number of scenes."),
+    provider: str | None = typer.Option(None, help="auto, animatic or google (all stages)."),
+    storyboard_provider: str | None = typer.Option(None, "--storyboard-provider"),
+    keyframe_provider: str | None = typer.Option(None, "--keyframe-provider"),
+    clip_provider: str | None = typer.Option(None, "--clip-provider"),
+    audio: bool | None = typer.Option(None, "--audio/--no-audio", help="Generate an audio track."),
     negative_prompt: str = typer.Option("", "--negative-prompt"),
-    seed: Optional[int] = typer.Option(None),
+    seed: int | None = typer.Option(None),
     fast: bool = typer.Option(False, help="Use the fast (cheaper) video model."),
-    max_cost: Optional[float] = typer.Option(None, "--max-cost", help="Budget in USD."),
-    safety_policy: Optional[str] = typer.Option(None, "--safety-policy", help="fail, skip or retry."),
+    max_cost: float | None = typer.Option(None, "--max-cost", help="Budget in USD."),
+    safety_policy: str | None = typer.Option(None, "--safety-policy", help="fail, skip or retry."),
     crossfade: float = typer.Option(0.0, help="Crossfade between scenes in seconds (0 = hard cuts, stream copy)."),
 ) -> None:
     """Register a project (validated; nothing is written when anything is wrong) and print its id."""
@@ -423,10 +423,10 @@ def stitch(
 def edit(
     project_id: str = typer.Argument(..., metavar="ID"),
     scene: int = typer.Option(..., "--scene", help="Scene index (0-based)."),
-    description: Optional[str] = typer.Option(None),
-    start_frame: Optional[str] = typer.Option(None, "--start-frame"),
-    end_frame: Optional[str] = typer.Option(None, "--end-frame"),
-    motion: Optional[str] = typer.Option(None),
+    description: str | None = typer.Option(None),
+    start_frame: str | None = typer.Option(None, "--start-frame"),
+    end_frame: str | None = typer.Option(None, "--end-frame"),
+    motion: str | None = typer.Option(None),
 ) -> None:
     """Edit one scene's prompts. Only what depends on them is regenerated by the next
     `vidpipe resume`: a motion prompt changes one clip; an end-frame prompt changes that frame
@@ -527,7 +527,7 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(EXIT_INTERRUPTED)
-    except Exception as exc:  # noqa: BLE001 - the last line of defence
+    except Exception as exc:
         exc = _settings_error(exc)
         sys.exit(_report(exc, exit_code(exc)))
 

@@ -13,7 +13,7 @@ import dagster as dg
 
 from vidpipe_core.config import Settings
 from vidpipe_core.errors import ConfigurationError, ProjectNotFound, one_line
-from vidpipe_dagster.partitions import projects_partitions
+from vidpipe_dagster.partitions import PROJECTS
 
 if TYPE_CHECKING:
     from vidpipe_core.services import Services
@@ -65,7 +65,7 @@ def get_instance(settings: Settings) -> dg.DagsterInstance:
     home = ensure_dagster_home(settings)
     try:
         return dg.DagsterInstance.get()
-    except Exception as exc:  # noqa: BLE001 - everything here comes from dagster.yaml and the home folder
+    except Exception as exc:
         raise ConfigurationError(
             f"the Dagster instance in {_home_setting(settings)} cannot be loaded from {home / 'dagster.yaml'}: "
             f"{_instance_cause(exc)}; fix that file (or delete it and vidpipe writes the default), "
@@ -75,19 +75,19 @@ def get_instance(settings: Settings) -> dg.DagsterInstance:
 
 def register_partition(instance: dg.DagsterInstance, project_id: str) -> bool:
     """Add the project's partition; True when this call added it (False: it was there)."""
-    if instance.has_dynamic_partition(projects_partitions.name, project_id):
+    if instance.has_dynamic_partition(PROJECTS, project_id):
         return False
-    instance.add_dynamic_partitions(projects_partitions.name, [project_id])
+    instance.add_dynamic_partitions(PROJECTS, [project_id])
     return True
 
 
 def remove_partition(instance: dg.DagsterInstance, project_id: str) -> None:
-    if instance.has_dynamic_partition(projects_partitions.name, project_id):
-        instance.delete_dynamic_partition(projects_partitions.name, project_id)
+    if instance.has_dynamic_partition(PROJECTS, project_id):
+        instance.delete_dynamic_partition(PROJECTS, project_id)
 
 
 def has_partition(instance: dg.DagsterInstance, project_id: str) -> bool:
-    return instance.has_dynamic_partition(projects_partitions.name, project_id)
+    return instance.has_dynamic_partition(PROJECTS, project_id)
 
 
 def ensure_partition(instance: dg.DagsterInstance, services: Services, project_id: str) -> None:

@@ -1,3 +1,4 @@
 import dagster as dg
 
-projects_partitions = dg.DynamicPartitionsDefinition(name="projects")
+PROJECTS = "projects"  # the dynamic partitions definition: one partition per project id
+projects_partitions = dg.DynamicPartitionsDefinition(name=PROJECTS)

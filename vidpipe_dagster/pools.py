@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import dagster as dg
 from sqlalchemy import text
@@ -39,6 +40,9 @@ from sqlalchemy.exc import DBAPIError
 from vidpipe_core.cancel import NEVER, CancelToken
 from vidpipe_core.errors import ConfigurationError
 from vidpipe_dagster.healing import HealReport, heal_pool
+
+if TYPE_CHECKING:
+    from dagster_postgres import PostgresEventLogStorage
 
 FIRST_WAIT_INTERVAL_S = 0.2
 MAX_WAIT_INTERVAL_S = 0.5
@@ -113,7 +117,8 @@ class DagsterPoolSlots:
         with _claim_lock:
             if self.lock_kind == "postgres":
                 key = int(hashlib.sha256(f"vidpipe-pool:{self.pool}".encode()).hexdigest()[:15], 16)
-                with self.storage.index_connection() as conn:
+                storage = cast("PostgresEventLogStorage", self.storage)  # lock_kind says so
+                with storage.index_connection() as conn:
                     conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
                     try:
                         yield

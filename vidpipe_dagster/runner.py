@@ -16,6 +16,7 @@ from vidpipe_core.steps.report import ProgressEvent
 
 if TYPE_CHECKING:
     import dagster as dg
+    from dagster._utils.error import SerializableErrorInfo
 
     from vidpipe_core.schemas import ProjectSpec
     from vidpipe_core.services import Services
@@ -150,7 +151,8 @@ def failures(result: dg.ExecuteInProcessResult) -> list[StepFailure]:
             text = getattr(error_class, "value", None)
             found.append(StepFailure(event.step_key or "?", user.description, text if isinstance(text, str) else None))
         elif data.error is not None:
-            chain, error = [], data.error
+            chain: list[str] = []
+            error: SerializableErrorInfo | None = data.error
             while error is not None:
                 chain.append(error.message.strip())
                 error = error.cause

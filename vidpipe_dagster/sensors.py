@@ -37,7 +37,7 @@ from vidpipe_core.inbox import (
 from vidpipe_core.services import Services
 from vidpipe_dagster.healing import heal_instance
 from vidpipe_dagster.jobs import render_project
-from vidpipe_dagster.partitions import projects_partitions
+from vidpipe_dagster.partitions import PROJECTS, projects_partitions
 from vidpipe_dagster.resources import VidpipeResource
 
 CURSOR_VERSION = 1
@@ -51,7 +51,7 @@ class InboxCursor:
     stuck: list[str] = field(default_factory=list)
 
     @classmethod
-    def parse(cls, raw: str | None) -> "InboxCursor":
+    def parse(cls, raw: str | None) -> InboxCursor:
         if not raw:
             return cls()
         try:
@@ -85,7 +85,7 @@ def pending_projects(
     fresh = set(registered)
     if cursor.since is None:
         rows = inbox_projects(services)
-        known = set(instance.get_dynamic_partitions(projects_partitions.name))
+        known = set(instance.get_dynamic_partitions(PROJECTS))
         emit = [p for p in rows if p.id not in known or p.id in fresh]
     else:
         rows = inbox_projects(services, since=cursor.since, limit=limit + len(cursor.at))

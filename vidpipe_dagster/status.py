@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
@@ -12,8 +12,8 @@ from vidpipe_core.models import ClipStatus
 from vidpipe_core.providers import clip_provider, keyframe_provider
 from vidpipe_core.services import Services
 from vidpipe_core.steps import STAGES
-from vidpipe_core.steps.keyframes import spent_usd
 from vidpipe_core.steps.inspect import find_damage
+from vidpipe_core.steps.keyframes import spent_usd
 from vidpipe_core.steps.state import project_nonce, resolve_state
 from vidpipe_dagster.instance import get_instance
 
@@ -47,7 +47,7 @@ def asset_states(
     from vidpipe_dagster.healing import FINISHED, instance_liveness
 
     latest_run = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/partition": project_id}), limit=1)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name in STAGES:
         rec = latest_materialization(instance, name, project_id)
         if rec is not None:
@@ -57,14 +57,14 @@ def asset_states(
                     "asset": name,
                     "state": "materialized" if ours else "stale (an earlier project with this id)",
                     "run_id": rec.run_id[:8],
-                    "when": datetime.fromtimestamp(rec.timestamp, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
+                    "when": datetime.fromtimestamp(rec.timestamp, tz=UTC).strftime("%Y-%m-%d %H:%M:%S"),
                 }
             )
         else:
             rows.append({"asset": name, "state": "missing", "run_id": None, "when": None})
     if latest_run:
         run = latest_run[0]
-        row = {"asset": "(latest run)", "state": run.status.value.lower(), "run_id": run.run_id[:8], "when": None}
+        row: dict[str, Any] = {"asset": "(latest run)", "state": run.status.value.lower(), "run_id": run.run_id[:8], "when": None}
         if run.status not in FINISHED:
             liveness = instance_liveness(instance, run, stale_after_s)
             if not liveness.alive:

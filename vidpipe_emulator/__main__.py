@@ -11,6 +11,7 @@ import json
 import signal
 import sys
 from types import FrameType
+from typing import Any
 
 from .server import Emulator
 
@@ -31,7 +32,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    options: dict[str, object] = {}
+    options: dict[str, Any] = {}
     for key, value in (
         ("image_height", args.image_height),
         ("video_height", args.video_height),

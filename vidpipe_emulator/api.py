@@ -12,7 +12,8 @@ import hashlib
 import json
 import time
 import uuid
-from typing import TYPE_CHECKING, Any, Mapping
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from . import media

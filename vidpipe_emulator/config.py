@@ -7,8 +7,9 @@ JSON body of ``POST /_emulator/config`` and echoed back in ``/_emulator/stats``.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 #: Endpoint kinds used for counters, latency, ``fail_first`` and ``drop_first``.
 ENDPOINT_KINDS: tuple[str, ...] = ("text", "image", "video_submit", "video_poll", "download")

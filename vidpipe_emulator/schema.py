@@ -15,8 +15,9 @@ differ) and carries a snippet of the prompt text.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 _MAX_DEPTH = 12
 _DEFAULT_ARRAY_LEN = 3
@@ -80,9 +81,9 @@ def _gen(schema: Mapping[str, Any], ctx: _Ctx, name: str, path: tuple[int, ...],
     if depth > _MAX_DEPTH:
         return None
     if "$ref" in schema:
-        merged = {**_resolve_ref(str(schema["$ref"]), ctx.root)}
-        merged.update({k: v for k, v in schema.items() if k != "$ref"})
-        return _gen(merged, ctx, name, path, depth + 1)
+        resolved = {**_resolve_ref(str(schema["$ref"]), ctx.root)}
+        resolved.update({k: v for k, v in schema.items() if k != "$ref"})
+        return _gen(resolved, ctx, name, path, depth + 1)
     if "allOf" in schema and schema["allOf"]:
         merged: dict[str, Any] = {k: v for k, v in schema.items() if k != "allOf"}
         for part in schema["allOf"]:

@@ -16,8 +16,9 @@ import binascii
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 #: ``.../models/{model}:{method}`` with any API-version / project prefix.
 MODEL_METHOD_RE = re.compile(r"^/(?:[^?]*/)?models/(?P<model>[^/:?]+):(?P<method>[A-Za-z]+)$")

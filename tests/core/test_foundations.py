@@ -8,7 +8,7 @@ from vidpipe_core.config import Settings
 from vidpipe_core.cost import estimate, guard_budget, video_cost
 from vidpipe_core.errors import BudgetExceeded, InvalidInput
 from vidpipe_core.fingerprint import clip_fingerprint, keyframe_fingerprint
-from vidpipe_core.ids import slug_from_prompt, new_project_id, validate_project_id
+from vidpipe_core.ids import new_project_id, slug_from_prompt, validate_project_id
 from vidpipe_core.storage import ArtifactStore, Layout, confine
 
 

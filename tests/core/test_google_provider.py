@@ -504,7 +504,7 @@ def test_retry_call_backs_off_with_bounded_full_jitter() -> None:
         fn, stage="clips", scene=1, attempts=5, initial_s=0.1, max_s=0.25, is_transient=is_transient_google, sleep=delays.append
     )
     assert result == "ok" and len(delays) == 3
-    assert all(0 <= d <= cap for d, cap in zip(delays, (0.1, 0.2, 0.25)))
+    assert all(0 <= d <= cap for d, cap in zip(delays, (0.1, 0.2, 0.25), strict=True))
     assert all(0 <= backoff_delay(n, 1.0, 30.0) <= min(30.0, 2 ** (n - 1)) for n in range(1, 10))
 
 

@@ -73,7 +73,7 @@ def test_free_path_never_reuses_a_name_or_its_error_note(tmp_path):
         (
             "yaml",
             "a: &a [x, x, x, x, x, x, x, x]\n"
-            + "".join(f"{c}: &{c} [{', '.join(['*' + p] * 8)}]\n" for p, c in zip("abcdefg", "bcdefgh"))
+            + "".join(f"{c}: &{c} [{', '.join(['*' + p] * 8)}]\n" for p, c in zip("abcdefg", "bcdefgh", strict=True))
             + "prompt: *h\n",
             "prompt: is a list, not a single value",
         ),
@@ -104,7 +104,7 @@ def _bomb(levels: int, width: int, where: str) -> str:
         ("prompt: a fox\n" + _bomb(10, 10, "lol"), "l0: is not a known field"),
         (
             "a: &a {x: 1}\n"
-            + "".join(f"{c}: &{c} {{<<: [{', '.join(['*' + p] * 9)}]}}\n" for p, c in zip("abcdefgh", "bcdefghi"))
+            + "".join(f"{c}: &{c} {{<<: [{', '.join(['*' + p] * 9)}]}}\n" for p, c in zip("abcdefgh", "bcdefghi", strict=True))
             + "prompt: *i\n",
             "file: uses a YAML merge key (<<) at line 2; write the fields out instead",
         ),

@@ -323,8 +323,8 @@ def test_stitch_concat_is_a_stream_copy_with_audio(tmp_path: Path, clips: list[P
     # parameter sets in front of each clip's keyframe; the coded picture is untouched).
     copied, originals = video_packets(out), [p for c in clips for p in video_packets(c)]
     assert len(copied) == len(originals) == 4 * FPS
-    assert all(same_coded_pictures(a, b) for a, b in zip(copied, originals))
-    assert sum(a == b for a, b in zip(copied, originals)) >= len(originals) - len(clips)
+    assert all(same_coded_pictures(a, b) for a, b in zip(copied, originals, strict=True))
+    assert sum(a == b for a, b in zip(copied, originals, strict=True)) >= len(originals) - len(clips)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["final.mp4"]
 
 
@@ -421,7 +421,7 @@ def test_segmented_crossfade_matches_the_single_filter_graph(tmp_path: Path, cli
     """The crossfade is encoded in pieces (bodies, transitions, audio) to bound memory; frame for
     frame it must show what one xfade graph over all clips shows."""
     infos = [media.probe(c) for c in clips]
-    inputs = [(c, i.video_duration_s, i.has_audio) for c, i in zip(clips, infos)]
+    inputs = [(c, i.video_duration_s, i.has_audio) for c, i in zip(clips, infos, strict=True)]
     reference = tmp_path / "reference.mp4"
     media.run_ffmpeg(media.crossfade_args(inputs, reference, crossfade=0.5, fps=FPS, size=SIZE), what="reference")
 
@@ -430,7 +430,7 @@ def test_segmented_crossfade_matches_the_single_filter_graph(tmp_path: Path, cli
     assert result.method == "crossfade" and not any("one filter graph" in n for n in result.notes)
     ours, theirs = decoded_frames(out), decoded_frames(reference)
     assert len(ours) == len(theirs) == (12 + 24 + 12) - 2 * 6
-    diffs = [mean_abs_diff(a, b) for a, b in zip(ours, theirs)]
+    diffs = [mean_abs_diff(a, b) for a, b in zip(ours, theirs, strict=True)]
     assert max(diffs) < 4.0, diffs
     # the transitions really blend: the middle frame of the first fade differs from both sides
     assert mean_abs_diff(ours[15], ours[9]) > 10 and mean_abs_diff(ours[15], ours[21]) > 10

@@ -60,7 +60,7 @@ def test_ffmpeg_is_killed_when_its_token_is_cancelled(tmp_path):
     def run() -> None:
         try:
             media.run_ffmpeg(args, what="a long encode", cancel=token)
-        except BaseException as exc:  # noqa: BLE001 - the test looks at it
+        except BaseException as exc:
             errors.append(exc)
 
     worker = threading.Thread(target=run)

@@ -34,8 +34,8 @@ from vidpipe_core.models import VideoClip
 from vidpipe_core.steps.edit import edit_scene
 from vidpipe_core.steps.state import resolve_state
 from vidpipe_core.storage import Layout, sha256_file
-from vidpipe_dagster.runner import register
 from vidpipe_dagster.healing import ACTIVE
+from vidpipe_dagster.runner import register
 
 ROUNDS = 14
 MIN_KILLS = 10

@@ -22,8 +22,8 @@ from vidpipe_core.models import ClipStatus, Keyframe, Project, VideoClip
 from vidpipe_core.scratch import owner_tag
 from vidpipe_core.steps.state import resolve_state
 from vidpipe_core.storage import Layout
-from vidpipe_dagster.runner import register
 from vidpipe_dagster.healing import HEARTBEAT_TAG, HOST_TAG, PARTITION_TAG, PID_TAG
+from vidpipe_dagster.runner import register
 
 POOL = "video-operations"
 

@@ -112,7 +112,7 @@ def test_two_renders_of_one_partition_never_submit_a_scene_twice(backend, reques
     codes = [first.returncode, second.returncode]
     assert sorted(g.emulator.submissions_by_prompt.values()) == [1, 1, 1]
     assert 0 in codes, outs
-    for code, (_out, err) in zip(codes, outs):
+    for code, (_out, err) in zip(codes, outs, strict=True):
         if code != 0:
             assert "is being rendered by run" in err, err
     assert media.probe(vp_env.services().store.path(spec.id, Layout.FINAL)).has_video
@@ -153,7 +153,7 @@ def test_regenerate_one_scene_changes_only_its_time_span(vp_env):
     assert (kf["generated"], kf["reused"]) == (0, 4)
     assert (clips["generated"], clips["reused"]) == (1, 2)
     after = [media.read_frame(final, t) for t in times]
-    diffs = dict(zip(times, (mean_abs_diff(a, b) for a, b in zip(before, after))))
+    diffs = dict(zip(times, (mean_abs_diff(a, b) for a, b in zip(before, after, strict=True)), strict=True))
     for t in (0.0, 0.3, 0.5, 0.7, 2.3, 2.5, 2.7):
         assert diffs[t] < 0.5, f"frame at {t}s changed outside scene 1: {diffs}"
     assert min(diffs[t] for t in (1.3, 1.5, 1.7)) > 1.5, f"scene 1 did not change: {diffs}"

@@ -114,7 +114,7 @@ def test_sentinel_key_is_nowhere_in_instance_db_artifacts_or_logs(vp_env, sentin
 
 
 @pytest.mark.postgres
-def test_sentinel_key_is_nowhere_in_postgres(pg_env: PgEnv, sentinel, capfd):
+def test_sentinel_key_is_nowhere_in_postgres(pg_env: PgEnv, sentinel, capfd):  # noqa: F811  (the fixture)
     outputs = render_two_ways("pg-secret")
     captured = capfd.readouterr()
     outputs |= {"captured stdout": captured.out.encode(), "captured stderr": captured.err.encode()}

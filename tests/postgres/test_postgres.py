@@ -200,7 +200,7 @@ def test_two_projects_render_at_the_same_time(pg_env: PgEnv, tmp_path: Path):
     register("Bees circle a sunflower. One lands on it.", id=ids[1], scenes=2, clip_duration=1, provider="animatic")
 
     results = run_together(tmp_path, [["render", pid] for pid in ids], dict(os.environ))
-    for pid, r in zip(ids, results):
+    for pid, r in zip(ids, results, strict=True):
         assert r.returncode == 0, f"render {pid} failed:\n{r.stdout[-5000:]}"
 
     services, instance = pg_env.vp.services(), pg_env.vp.instance()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import cast
 
 from vidpipe_core.config import ProviderName, Settings
 from vidpipe_core.errors import ConfigurationError, InvalidInput
@@ -27,7 +28,7 @@ def resolve_stage_providers(settings: Settings, provider: str | None = None, **p
 
     def auto(value: str) -> ProviderName:
         if value != "auto":
-            return value  # type: ignore[return-value]
+            return cast(ProviderName, value)  # checked against PROVIDERS above
         return "google" if google_ready()[0] else "animatic"
 
     default = auto(provider or settings.provider)

@@ -13,6 +13,7 @@ every call goes through :func:`vidpipe_core.retry.retry_call` instead.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -324,7 +325,7 @@ class GoogleStoryboard(_GoogleStage):
                 temperature=temperature,
             )
             response = self._call(
-                lambda: client.models.generate_content(model=model, contents=prompt, config=config),
+                functools.partial(client.models.generate_content, model=model, contents=prompt, config=config),
                 stage="storyboard",
                 scene=None,
             )
@@ -545,22 +546,19 @@ def video_decode_error(data: bytes) -> str | None:
     """None when ``data`` is a video whose first frame decodes, else why not."""
     import av
 
+    from vidpipe_core.media import probe_bytes
+
     try:
-        from vidpipe_core.media import probe_bytes as probe
-    except ImportError:  # pragma: no cover - media is optional for this check
-        probe = None
-    try:
-        if probe is not None:
-            info = probe(data, name="clip")
-            if not info.video_codec or not info.width:
-                return "not a decodable video (no video stream)"
-        with av.open(io.BytesIO(data)) as container:
+        info = probe_bytes(data, name="clip")
+        if not info.video_codec or not info.width:
+            return "not a decodable video (no video stream)"
+        with av.open(io.BytesIO(data), mode="r") as container:
             if not container.streams.video:
                 return "not a decodable video (no video stream)"
             for _ in container.decode(video=0):
                 return None
             return "not a decodable video (no frames)"
-    except Exception as exc:  # noqa: BLE001 - PyAV and probe_bytes raise many types for bad input
+    except Exception as exc:
         return f"not a decodable video ({type(exc).__name__}: {exc})"
 
 
@@ -642,7 +640,7 @@ class GoogleClips(_GoogleStage):
         client = self.client.vertex()
         scene = request.scene_index
         s = self.settings
-        ref = types.GenerateVideosOperation(name=operation_ref(operation, model))
+        ref = types.GenerateVideosOperation.model_validate({"name": operation_ref(operation, model)})
         started = time.monotonic()
         delay = s.poll_initial_s
         polls = 0
@@ -742,8 +740,13 @@ class GoogleProvider:
         self.clips = GoogleClips(settings, shared)
 
     def for_stage(self, stage: str) -> GoogleStoryboard | GoogleKeyframes | GoogleClips:
+        stages: dict[str, GoogleStoryboard | GoogleKeyframes | GoogleClips] = {
+            "storyboard": self.storyboard,
+            "keyframes": self.keyframes,
+            "clips": self.clips,
+        }
         try:
-            return {"storyboard": self.storyboard, "keyframes": self.keyframes, "clips": self.clips}[stage]
+            return stages[stage]
         except KeyError:
             raise ValueError(f"unknown stage {stage!r}; expected storyboard, keyframes or clips") from None
 

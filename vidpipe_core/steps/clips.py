@@ -15,6 +15,7 @@ import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -176,7 +177,7 @@ class _SceneWorker:
         beat,
         cancel: CancelToken,
         repair: bool,
-    ) -> None:  # type: ignore[no-untyped-def]
+    ) -> None:
         self.services, self.state, self.spec, self.clip = services, state, state.spec, clip
         self.provider, self.model, self.run_id, self.slots, self.beat = provider, model, run_id, slots, beat
         self.cancel, self.repair_paid = cancel, repair
@@ -187,8 +188,8 @@ class _SceneWorker:
     def request(self) -> ClipRequest:
         return _request(self.services, self.state, self.clip)
 
-    def item(self, action: Action, **kw: object) -> ItemReport:
-        return ItemReport(self.clip.index, action, self.fp, **kw)  # type: ignore[arg-type]
+    def item(self, action: Action, **kw: Any) -> ItemReport:
+        return ItemReport(self.clip.index, action, self.fp, **kw)
 
     def on_poll(self, line: str) -> None:
         self.beat(self.clip.index, line)

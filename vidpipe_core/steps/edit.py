@@ -16,8 +16,8 @@ FIELDS = ("description", "start_frame_prompt", "end_frame_prompt", "motion_promp
 
 def edit_scene(services: Services, project_id: str, index: int, **changes: str | None) -> dict[str, list[int]]:
     """Apply the non-None changes; return which frames and clips no longer match what is stored."""
-    changes = {k: v for k, v in changes.items() if v is not None}
-    for key, value in changes.items():
+    given = {k: v for k, v in changes.items() if v is not None}
+    for key, value in given.items():
         if key not in FIELDS:
             raise InvalidInput(key, "cannot be edited", ", ".join(FIELDS))
         if not value.strip():
@@ -27,22 +27,22 @@ def edit_scene(services: Services, project_id: str, index: int, **changes: str |
         raise VidpipeError(f"project {project_id!r} has no storyboard yet; materialize it first")
     if not 0 <= index < len(before.scenes):
         raise InvalidInput("scene", f"{index} is out of range", f"0-{len(before.scenes) - 1}")
-    if not changes:
+    if not given:
         raise InvalidInput("scene", "nothing to change; pass --description, --start-frame, --end-frame or --motion")
     document = copy.deepcopy(stored_document(services, project_id))
     if document is None:
         raise VidpipeError(f"project {project_id!r} has no stored storyboard; run `vidpipe render {project_id}` first")
-    document["storyboard"]["scenes"][index].update({k: v.strip() for k, v in changes.items()})
+    document["storyboard"]["scenes"][index].update({k: v.strip() for k, v in given.items()})
     document["edited"] = True
     with services.db.session() as s:
         row = s.scalars(select(Scene).where(Scene.project_id == project_id, Scene.index == index)).one()
-        for key, value in changes.items():
+        for key, value in given.items():
             setattr(row, key, value.strip())
         project = s.get(Project, project_id)
         assert project is not None
         project.storyboard = document
     write_storyboard_file(services, project_id, document)
     after = resolve_state(services, project_id)
-    frames = [f.index for f, g in zip(before.frames, after.frames) if f.prompt != g.prompt or not g.done]
+    frames = [f.index for f, g in zip(before.frames, after.frames, strict=True) if f.prompt != g.prompt or not g.done]
     clips = [c.index for c in after.clips if c.status is None or c.index in frames or c.index + 1 in frames]
     return {"frames": frames, "clips": sorted(set(clips))}

@@ -53,12 +53,13 @@ def make_keyframes(
 
 
 def _request(state: ProjectState, k: int, reference: bytes | None) -> KeyframeRequest:
+    assert state.style is not None, "the keyframes step checks for a storyboard before any request"
     return KeyframeRequest(
         project_id=state.spec.id,
         frame_index=k,
         prompt=state.frames[k].prompt,
         caption=frame_caption(state.scenes, k),
-        style=state.style,  # type: ignore[arg-type]
+        style=state.style,
         aspect_ratio=state.spec.aspect_ratio,
         reference_png=reference,
     )

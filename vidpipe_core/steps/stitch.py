@@ -9,10 +9,10 @@ from pathlib import Path
 from vidpipe_core import media
 from vidpipe_core.errors import InvalidInput, VidpipeError
 from vidpipe_core.integrity import read_checked, scene_label
-from vidpipe_core.services import Services
-from vidpipe_core.steps.report import Progress, ProgressEvent, no_progress
 from vidpipe_core.scratch import scratch_dir
+from vidpipe_core.services import Services
 from vidpipe_core.steps.locking import step_lock
+from vidpipe_core.steps.report import Progress, ProgressEvent, no_progress
 from vidpipe_core.steps.state import resolve_state
 from vidpipe_core.storage import Layout, sha256_file
 
@@ -42,11 +42,20 @@ def make_final(
         return _make_final(services, project_id, crossfade, progress)
 
 
-def _check_clip_files(services: Services, project_id: str, included: list) -> None:  # type: ignore[type-arg]
+@dataclass(frozen=True)
+class _Joined:
+    """A done clip to join: its scene and the file the ledger recorded."""
+
+    index: int
+    path: str
+    sha256: str | None
+
+
+def _check_clip_files(services: Services, project_id: str, included: list[_Joined]) -> None:
     """Every clip to join must be the file the ledger recorded."""
     damaged = []
     for c in included:
-        _data, problem = read_checked(services.store, project_id, c.row.path, c.row.sha256)
+        _data, problem = read_checked(services.store, project_id, c.path, c.sha256)
         if problem is not None:
             damaged.append(f"the clip of {scene_label(c.index)}: {problem}")
     if damaged:
@@ -64,10 +73,12 @@ def _make_final(services: Services, project_id: str, crossfade: float | None, pr
         raise InvalidInput(
             "crossfade", f"{crossfade} is out of range", f"0 <= crossfade < {spec.clip_duration} (the clip duration)"
         )
-    included, skipped, missing = [], {}, []
+    included: list[_Joined] = []
+    skipped: dict[int, str] = {}
+    missing: list[int] = []
     for c in state.clips:
-        if c.done:
-            included.append(c)
+        if c.done and c.row is not None and c.row.path:  # done implies a row with a path; this narrows the types
+            included.append(_Joined(c.index, c.row.path, c.row.sha256))
         elif c.skipped(spec.safety_policy) and c.row is not None:
             skipped[c.index] = "; ".join(c.row.safety_reasons or []) or "rejected by the safety filter"
         else:
@@ -81,7 +92,7 @@ def _make_final(services: Services, project_id: str, crossfade: float | None, pr
     _check_clip_files(services, project_id, included)
     progress(ProgressEvent("final_video", f"stitching {len(included)} clips", total=1))
     with ExitStack() as stack, scratch_dir(services.settings.data_dir, "vidpipe-stitch") as tmp:
-        paths = [stack.enter_context(services.store.local_copy(project_id, c.row.path)) for c in included]  # type: ignore[union-attr,arg-type]
+        paths = [stack.enter_context(services.store.local_copy(project_id, c.path)) for c in included]
         durations = [media.probe(p).duration_s for p in paths]
         out = Path(tmp) / "final.mp4"
         info = media.stitch(paths, out, crossfade=crossfade)

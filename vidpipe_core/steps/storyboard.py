@@ -16,8 +16,8 @@ from vidpipe_core.providers import clip_provider, keyframe_provider, storyboard_
 from vidpipe_core.schemas import ProjectSpec, Storyboard
 from vidpipe_core.services import Services
 from vidpipe_core.steps.locking import step_lock
-from vidpipe_core.steps.state import load_storyboard_rows, stored_document, storyboard_file_ok, write_storyboard_file
 from vidpipe_core.steps.report import Progress, ProgressEvent, no_progress
+from vidpipe_core.steps.state import load_storyboard_rows, stored_document, storyboard_file_ok, write_storyboard_file
 
 
 @dataclass

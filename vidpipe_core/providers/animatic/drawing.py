@@ -32,7 +32,9 @@ def resolve_palette(style: StyleGuide) -> list[RGB]:
     """RGB colours of the style guide; names Pillow does not know (LLM palettes) fall back to a hash palette."""
     colours = [c for c in (_parse_colour(t) for t in style.color_palette) if c is not None]
     if len(colours) < 3:
-        colours += [c for c in (_parse_colour(t) for t in _hash_palette(style.visual_style.lower()))][: 5 - len(colours)]
+        colours += [c for c in (_parse_colour(t) for t in _hash_palette(style.visual_style.lower())) if c is not None][
+            : 5 - len(colours)
+        ]
     return colours
 
 
@@ -172,7 +174,7 @@ def _wrap(
     d: ImageDraw.ImageDraw, text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont, width: int, max_lines: int
 ) -> list[str]:
     """Greedy word wrap to ``width`` pixels; the last line is ellipsized when text remains."""
-    words, lines = text.split(), []
+    words, lines = text.split(), list[str]()
     while words and len(lines) < max_lines:
         line = words.pop(0)
         while words and d.textlength(f"{line} {words[0]}", font=font) <= width:

@@ -143,7 +143,7 @@ def _expand(beats: list[str], n: int) -> list[str]:
     k = len(beats)
     counts = [n // k + (1 if i < n % k else 0) for i in range(k)]
     out = []
-    for beat, m in zip(beats, counts):
+    for beat, m in zip(beats, counts, strict=True):
         if m == 1:
             out.append(beat)
             continue
@@ -193,9 +193,7 @@ def _first_keyword(text: str, keywords: Sequence[str]) -> str | None:
 def _hash_palette(style: str) -> list[str]:
     base = _unit("palette", style)
     out = []
-    for i, (dh, light, sat) in enumerate(
-        [(0.0, 0.15, 0.45), (0.06, 0.32, 0.5), (0.5, 0.55, 0.6), (0.56, 0.72, 0.55), (0.1, 0.88, 0.4)]
-    ):
+    for dh, light, sat in [(0.0, 0.15, 0.45), (0.06, 0.32, 0.5), (0.5, 0.55, 0.6), (0.56, 0.72, 0.55), (0.1, 0.88, 0.4)]:
         r, g, b = colorsys.hls_to_rgb((base + dh) % 1.0, light, sat)
         out.append(f"#{round(r * 255):02x}{round(g * 255):02x}{round(b * 255):02x}")
     return out
