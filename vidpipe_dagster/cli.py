@@ -243,9 +243,7 @@ class _Display:
         return table
 
 
-def _render(
-    project_id: str, assets: list[str] | None = None, run_config: dict[str, Any] | None = None
-) -> dg.ExecuteInProcessResult:
+def _render(project_id: str, assets: list[str] | None = None, run_config: dict[str, Any] | None = None) -> dg.JobExecutionResult:
     """Run `runner.render` with a live progress table on a terminal, one line per event otherwise."""
     from vidpipe_dagster import runner
 
@@ -271,7 +269,7 @@ def _render(
             live.update(display.render())
 
 
-def _finish(project_id: str, result: dg.ExecuteInProcessResult) -> None:
+def _finish(project_id: str, result: dg.JobExecutionResult) -> None:
     """Print the video's path, or say why there is none and exit non-zero."""
     from vidpipe_core.storage import Layout
     from vidpipe_dagster.runner import failure_message, was_interrupted

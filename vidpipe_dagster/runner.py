@@ -16,6 +16,7 @@ from vidpipe_core.steps.report import ProgressEvent
 
 if TYPE_CHECKING:
     import dagster as dg
+    from dagster._core.remote_origin import RemoteJobOrigin
     from dagster._utils.error import SerializableErrorInfo
 
     from vidpipe_core.schemas import ProjectSpec
@@ -23,6 +24,9 @@ if TYPE_CHECKING:
     from vidpipe_dagster.resume import ResumePlan
 
 Listener = Callable[[str, ProgressEvent], None]
+PARTITION_TAG = "dagster/partition"
+# What workspace.yaml loads; runs started here are recorded as runs of that code location.
+CODE_LOCATION_MODULE, CODE_LOCATION_ATTRIBUTE = "vidpipe_dagster.definitions", "defs"
 
 # Metadata of the dg.Failure a step raises for a vidpipe error (see assets._fail): the error's
 # class, so a caller can tell a busy project from a failed stage without parsing messages.
@@ -62,16 +66,20 @@ def render(
     assets: Sequence[str] | None = None,
     run_config: dict[str, Any] | None = None,
     listener: Listener | None = None,
-) -> dg.ExecuteInProcessResult:
+) -> dg.JobExecutionResult:
     """Materialize a project's assets (all four, or ``assets``) in this process as a run of
     `render_project`, recorded in the Dagster instance. ``listener`` gets every progress event
-    of this partition while the run lasts. Failures are in the result (see `failures`)."""
+    of this partition while the run lasts. Failures are in the result (see `failures`).
+
+    The run is recorded as a run of the code location that workspace.yaml loads, like a run
+    launched from the UI, so the UI can re-execute it (all steps or from failure)."""
     import dagster as dg
+    from dagster._core.execution.api import execute_run
 
     from vidpipe_core.ids import validate_project_id
     from vidpipe_core.projects import load_spec
     from vidpipe_dagster import progress
-    from vidpipe_dagster.definitions import render_project_job
+    from vidpipe_dagster.definitions import render_project_in_process
     from vidpipe_dagster.instance import ensure_partition, get_instance
 
     validate_project_id(project_id)
@@ -81,7 +89,17 @@ def render(
     ensure_partition(instance, svc, project_id)
     # Dagster's console logger repeats every event; callers show progress through `listener`.
     run_config = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}, **(run_config or {})}
-    selection = [dg.AssetKey(name) for name in assets] if assets else None
+    job = dg.reconstructable(render_project_in_process)
+    job_def = render_project_in_process()
+    selection = {dg.AssetKey(name) for name in assets} if assets else None
+    run = instance.create_run_for_job(
+        job_def=job_def.get_subset(asset_selection=selection) if selection else job_def,
+        run_config=run_config,
+        tags={**job_def.run_tags, PARTITION_TAG: project_id},
+        asset_selection=selection,
+        remote_job_origin=_remote_origin(job_def.name),
+        job_code_origin=job.get_python_origin(),
+    )
 
     def forward(partition: str, event: ProgressEvent) -> None:
         if listener is not None and partition == project_id:
@@ -89,11 +107,33 @@ def render(
 
     progress.add_listener(forward)
     try:
-        return render_project_job().execute_in_process(
-            partition_key=project_id, instance=instance, run_config=run_config, asset_selection=selection, raise_on_error=False
-        )
+        return execute_run(job, run, instance, raise_on_error=False)
     finally:
         progress.remove_listener(forward)
+
+
+def _remote_origin(job_name: str) -> RemoteJobOrigin:
+    """The origin the webserver gives runs of this job: workspace.yaml's code location (module
+    `vidpipe_dagster.definitions`, attribute `defs`) and the Definitions' repository."""
+    import os
+    import sys
+
+    from dagster._core.definitions.repository_definition import SINGLETON_REPOSITORY_NAME
+    from dagster._core.remote_origin import (
+        ManagedGrpcPythonEnvCodeLocationOrigin,
+        RemoteJobOrigin,
+        RemoteRepositoryOrigin,
+    )
+    from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+
+    target = LoadableTargetOrigin(
+        executable_path=sys.executable,
+        module_name=CODE_LOCATION_MODULE,
+        attribute=CODE_LOCATION_ATTRIBUTE,
+        working_directory=os.getcwd(),
+    )
+    location = ManagedGrpcPythonEnvCodeLocationOrigin(target)
+    return RemoteJobOrigin(RemoteRepositoryOrigin(location, SINGLETON_REPOSITORY_NAME), job_name)
 
 
 def repair_config(assets: Sequence[str]) -> dict[str, Any]:
@@ -137,7 +177,7 @@ class StepFailure:
     error_class: str | None  # the vidpipe error a step raised; None for anything else
 
 
-def failures(result: dg.ExecuteInProcessResult) -> list[StepFailure]:
+def failures(result: dg.JobExecutionResult) -> list[StepFailure]:
     """Each failed step with its vidpipe error, read from the structured failure data (a step
     turns a VidpipeError into a dg.Failure whose description is the error's message)."""
     found = []
@@ -160,12 +200,12 @@ def failures(result: dg.ExecuteInProcessResult) -> list[StepFailure]:
     return found
 
 
-def failure_message(result: dg.ExecuteInProcessResult) -> str:
+def failure_message(result: dg.JobExecutionResult) -> str:
     """One line per failed step: `step: message`."""
     return "\n".join(f"{f.step}: {f.message}" for f in failures(result)) or "the run failed; see the Dagster UI for details"
 
 
-def was_interrupted(result: dg.ExecuteInProcessResult) -> bool:
+def was_interrupted(result: dg.JobExecutionResult) -> bool:
     """The run stopped because of SIGINT/SIGTERM (Dagster turns both into an interrupt)."""
     for event in result.all_events:
         data = event.step_failure_data if event.is_step_failure else None

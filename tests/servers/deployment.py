@@ -127,7 +127,8 @@ class GraphQL:
 
     def __call__(self, query: str, **variables: Any) -> dict[str, Any]:
         response = self.http.post(self.url, json={"query": query, "variables": variables}, timeout=60)
-        response.raise_for_status()
+        if response.status_code >= 400:
+            raise AssertionError(f"GraphQL HTTP {response.status_code}: {response.text[:4000]}")
         body = response.json()
         if body.get("errors"):
             raise AssertionError(f"GraphQL errors: {body['errors']}")
