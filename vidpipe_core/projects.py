@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 
 from vidpipe_core.config import ASPECT_RATIOS, MAX_PROMPT_CHARS, MAX_SCENES, MIN_SCENES, Settings
-from vidpipe_core.errors import InvalidInput, ProjectNotFound
+from vidpipe_core.errors import InvalidInput, ProjectNotFound, VidpipeError
 from vidpipe_core.ids import new_project_id, validate_project_id
 from vidpipe_core.models import Project
 from vidpipe_core.providers import clip_provider, resolve_stage_providers
@@ -183,6 +183,58 @@ def create_project(services: Services, prompt: str, *, source: str = "cli", **op
     with services.db.session() as s:
         s.add(Project(id=spec.id, prompt=spec.prompt, spec=spec.model_dump(mode="json"), source=source))
     return spec
+
+
+# Spec fields that are not the user's settings: the id names the project, and takes are the
+# regeneration tokens `vidpipe regenerate` adds later.
+NOT_SETTINGS = frozenset({"id", "takes"})
+
+
+class AlreadyRegistered(VidpipeError):
+    """A registration that would duplicate a project: same prompt, same settings. An outcome
+    rather than a failure (nothing was written); ``spec`` is the registered project's."""
+
+    def __init__(self, spec: ProjectSpec) -> None:
+        self.spec = spec
+        super().__init__(f"project {spec.id} already has this prompt and these settings")
+
+
+def settings_of(spec: ProjectSpec) -> dict[str, Any]:
+    """What makes two projects the same video: the validated spec, its id and takes aside, with
+    every default resolved (style, budget, providers), as JSON values."""
+    return spec.model_dump(mode="json", exclude=set(NOT_SETTINGS))
+
+
+def find_identical(services: Services, spec: ProjectSpec, *, only_id: str | None = None) -> ProjectSpec | None:
+    """The oldest registered project with ``spec``'s prompt and settings (``settings_of``), or
+    None; ``only_id`` looks at that project alone. Records are compared as they stand now: a
+    project whose crossfade `vidpipe stitch` changed has other settings."""
+    query = select(Project.id, Project.spec).where(Project.prompt == spec.prompt)
+    if only_id is not None:
+        query = query.where(Project.id == only_id)
+    with services.db.session() as s:
+        rows = list(s.execute(query.order_by(Project.created_at, Project.id)))
+    wanted = settings_of(spec)
+    for _id, stored in rows:
+        try:
+            other = ProjectSpec.model_validate(stored)
+        except ValidationError:
+            continue  # a record this version cannot read is nobody's twin
+        if settings_of(other) == wanted:
+            return other
+    return None
+
+
+def refuse_duplicate(services: Services, prompt: str, **options: Any) -> None:
+    """Raise AlreadyRegistered when `build_spec(prompt, **options)` has the prompt and settings of
+    a registered project; InvalidInput when the options are invalid. Without an id, any project
+    counts; with ``id``, only the project of that id (registering it again is a no-op, and a new
+    id is the caller's explicit choice of a second project)."""
+    wanted_id = options.get("id")
+    probe = build_spec(services.settings, prompt, **options)  # validates; the id is not compared
+    twin = find_identical(services, probe, only_id=wanted_id)
+    if twin is not None:
+        raise AlreadyRegistered(twin)
 
 
 def load_spec(services: Services, project_id: str) -> ProjectSpec:

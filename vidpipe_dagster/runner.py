@@ -41,14 +41,20 @@ def services(settings: Settings | None = None, *, housekeeping: bool = True) -> 
     return Services.create(settings or get_settings(), housekeeping=housekeeping)
 
 
-def register(prompt: str, source: str = "cli", **options: Any) -> ProjectSpec:
+def register(prompt: str, source: str = "cli", *, force: bool = False, **options: Any) -> ProjectSpec:
     """Register a project all-or-nothing. The Dagster partition comes first and the row last:
     the row is what makes an id taken, so a registration killed in between leaves only a
-    partition, and the id is still free. A failure removes the partition this call added."""
-    from vidpipe_core.projects import build_spec, create_project, project_exists
+    partition, and the id is still free. A failure removes the partition this call added.
+
+    Asking twice does not pay twice: unless ``force``, a prompt and settings identical to a
+    registered project's raise ``AlreadyRegistered`` carrying that project's spec, and nothing
+    is written (`projects.refuse_duplicate` says which projects count)."""
+    from vidpipe_core.projects import build_spec, create_project, project_exists, refuse_duplicate
     from vidpipe_dagster.instance import get_instance, register_partition, remove_partition
 
     svc = services()
+    if not force:
+        refuse_duplicate(svc, prompt, **options)
     spec = build_spec(svc.settings, prompt, taken=lambda i: project_exists(svc, i), **options)
     instance = get_instance(svc.settings)
     added = register_partition(instance, spec.id)

@@ -101,7 +101,7 @@ def test_valid_yaml_json_and_txt_are_registered_and_requested(vp_env, inbox):
     result = tick(instance)
 
     by_partition = {r.partition_key: r for r in result.run_requests}
-    assert set(by_partition) == {"paper-boat", "kite", "a-lighthouse-keeper-climbs-the"}
+    assert set(by_partition) == {"paper-boat", "kite", "a-lighthouse-keeper-climbs"}
     assert len({r.run_key for r in result.run_requests}) == 3
     assert [r.partition_keys for r in result.dynamic_partitions_requests] == [list(by_partition)]
     assert partitions(instance) == set(by_partition)
@@ -122,12 +122,12 @@ def test_valid_yaml_json_and_txt_are_registered_and_requested(vp_env, inbox):
     assert boat.providers.model_dump() == {"storyboard": "animatic", "keyframes": "animatic", "clips": "animatic"}
     kite = load_spec(services, "kite")
     assert (kite.scenes, kite.aspect_ratio, kite.clip_duration) == (2, "16:9", 1)  # settings' defaults
-    txt = load_spec(services, "a-lighthouse-keeper-climbs-the")
+    txt = load_spec(services, "a-lighthouse-keeper-climbs")
     assert txt.prompt == "A lighthouse keeper climbs the stairs."
 
     # Each file moved to accepted/<id>--<name>, and the project's source points at it.
     assert listing(inbox / "accepted") == [
-        "a-lighthouse-keeper-climbs-the--lighthouse.txt",
+        "a-lighthouse-keeper-climbs--lighthouse.txt",
         "kite--kite.json",
         "paper-boat--boat.yaml",
     ]
@@ -144,7 +144,7 @@ def test_next_tick_reevaluation_and_identical_redrop_are_harmless(vp_env, inbox)
     (inbox / "boat.yaml").write_text(BOAT_YAML)
     (inbox / "fox.txt").write_text("A fox runs through the snow.")
     first = tick(instance)
-    assert sorted(r.partition_key for r in first.run_requests) == ["a-fox-runs-through-the", "paper-boat"]
+    assert sorted(r.partition_key for r in first.run_requests) == ["a-fox-runs", "paper-boat"]
 
     # The next tick with the returned cursor: nothing to do.
     second = tick(instance, first.cursor)
@@ -179,8 +179,8 @@ def test_next_tick_reevaluation_and_identical_redrop_are_harmless(vp_env, inbox)
     assert not third.run_requests
     assert project_count(vp_env) == 2
     assert listing(inbox / "accepted") == [
-        "a-fox-runs-through-the--fox-again.txt",
-        "a-fox-runs-through-the--fox.txt",
+        "a-fox-runs--fox-again.txt",
+        "a-fox-runs--fox.txt",
         "paper-boat--boat-2.yaml",
         "paper-boat--boat.yaml",
         "paper-boat--copy.json",
@@ -320,7 +320,7 @@ def test_crash_after_the_row_is_written_is_finished_by_the_next_tick(vp_env, inb
     assert [r.partition_key for r in recovered.run_requests] == ["paper-boat"]
     assert "paper-boat" in partitions(instance)
     assert project_count(vp_env) == 2
-    assert listing(inbox / "accepted") == ["a-first-prompt-sets-the--first.txt", "paper-boat--boat.yaml"]
+    assert listing(inbox / "accepted") == ["a-first-prompt-sets--first.txt", "paper-boat--boat.yaml"]
     assert not tick(instance, recovered.cursor).run_requests
 
 
@@ -520,7 +520,7 @@ def test_a_database_refusal_rejects_that_file_only(vp_env, inbox, monkeypatch, c
 
     result = tick(vp_env.instance())
 
-    assert [r.partition_key for r in result.run_requests] == ["a-fox-runs-through-the"]
+    assert [r.partition_key for r in result.run_requests] == ["a-fox-runs"]
     long_note = (inbox / "rejected" / "long.txt.error.txt").read_text()
     assert "file: the database refused it (_DriverError: value too long for type character varying(255));" in long_note
     assert "the-parameters" not in long_note and "INSERT" not in long_note
