@@ -22,6 +22,7 @@ from vidpipe_core.steps.stitch import make_final
 from vidpipe_core.steps.storyboard import make_storyboard
 from vidpipe_core.storage import Layout
 from vidpipe_dagster.healing import heartbeat_tags, owner_tags
+from vidpipe_dagster.instance import refuse_unknown_project
 from vidpipe_dagster.partitions import projects_partitions
 from vidpipe_dagster.pools import DagsterPoolSlots
 from vidpipe_dagster.progress import for_context
@@ -60,11 +61,19 @@ class FinalVideoConfig(dg.Config):
     """Seconds of crossfade between scenes (default: the project's setting)."""
 
 
-def _project_id(context: dg.AssetExecutionContext) -> str:
-    """The validated partition key."""
+def _project_id(context: dg.AssetExecutionContext, services: Services) -> str:
+    """The partition key, refused (one line, before the step does anything) unless it is a valid
+    id, a partition of the instance this run uses and a project in vidpipe's database."""
+    if not context.has_partition_key:
+        hint = """add --tags '{"dagster/partition": "ID"}' to `dagster job execute`, or pick a partition in the UI"""
+        raise _fail(InvalidInput("partition", f"this run names no project; {hint}"))
     key = context.partition_key
     if not is_valid_project_id(key):
         raise _fail(InvalidInput("partition", f"{key!r} is not a valid project id", ID_RULE))
+    try:
+        refuse_unknown_project(context.instance, services, key)
+    except VidpipeError as exc:
+        raise _fail(exc) from None  # the line says it all; no second traceback in Dagster's log
     return key
 
 
@@ -72,9 +81,10 @@ def _project_id(context: dg.AssetExecutionContext) -> str:
 def _step(context: dg.AssetExecutionContext, vidpipe: VidpipeResource) -> Iterator[tuple[Services, str]]:
     """Every asset body: tag the run with the process doing the work and beat its heartbeat while
     the step runs (so a dead run is recognised and its slots freed, see healing), and turn
-    vidpipe errors into one-line Dagster failures."""
-    project_id = _project_id(context)
+    vidpipe errors into one-line Dagster failures. Nothing happens for a partition the run's
+    instance or vidpipe's database does not know (see `_project_id`)."""
     services = vidpipe.services()
+    project_id = _project_id(context, services)
     instance, run_id = context.instance, context.run.run_id
     instance.add_run_tags(run_id, owner_tags())
     try:

@@ -99,3 +99,53 @@ def ensure_partition(instance: dg.DagsterInstance, services: Services, project_i
     if not project_exists(services, project_id):
         raise ProjectNotFound(project_id)
     register_partition(instance, project_id)
+
+
+def run_instance_text(instance: dg.DagsterInstance) -> str:
+    """The Dagster instance a run uses, as a person names it (a run started by `dagster job
+    execute` without DAGSTER_HOME uses a temporary one that is deleted when it exits)."""
+    if instance.is_ephemeral:
+        return "an ephemeral in-memory Dagster instance"
+    env = os.environ.get("DAGSTER_HOME")
+    if not env:
+        return "a temporary Dagster instance (DAGSTER_HOME is not set)"
+    root = Path(instance.root_directory).resolve()
+    return f"DAGSTER_HOME={env}" if Path(env).expanduser().resolve() == root else f"the instance in {root} (DAGSTER_HOME={env})"
+
+
+def refuse_unknown_project(instance: dg.DagsterInstance, services: Services, project_id: str) -> None:
+    """ConfigurationError, one line, unless the run's Dagster instance has the project's
+    partition and vidpipe's database has the project. Every step calls it before it does
+    anything, so a run started from `dagster job execute`, the UI or the daemon against another
+    instance, or for an id never registered, writes nothing and pays for nothing. The line names
+    the instance the run used, the one vidpipe uses, and the command that fixes it."""
+    from vidpipe_core.db import display_url
+    from vidpipe_core.projects import project_exists
+
+    in_instance = has_partition(instance, project_id)
+    in_database = project_exists(services, project_id)
+    if in_instance and in_database:
+        return
+    instance_text = run_instance_text(instance)
+    default_home = services.settings.data_dir / "dagster"
+    database = f"vidpipe's database ({display_url(services.settings.resolved_database_url)})"
+    create = f'`vidpipe new "<prompt>" --id {project_id}`'
+    if instance.is_ephemeral or not os.environ.get("DAGSTER_HOME"):
+        missing = f" and {database} has no such project" if not in_database else ""
+        also = f" and {create}" if not in_database else ""
+        why = (
+            f"this run uses {instance_text}{missing}; vidpipe uses {services.settings.dagster_home}: "
+            f"run `export DAGSTER_HOME={services.settings.dagster_home}`{also}"
+        )
+    elif not in_database:
+        also = "" if in_instance else f" (nor is it a partition of this run's instance, {instance_text})"
+        why = f"{database} has no such project{also}: create it with {create}"
+    else:
+        fixes = [f"add it to this instance with `vidpipe render {project_id}`"]
+        if Path(os.environ["DAGSTER_HOME"]).expanduser().resolve() != default_home:
+            fixes.insert(0, f"use the DAGSTER_HOME it was created with (`export DAGSTER_HOME={default_home}` for the default)")
+        why = (
+            f"it is in {database} but not a partition of this run's Dagster instance, {instance_text}; "
+            f"vidpipe uses DAGSTER_HOME when set, else {default_home}: {', or '.join(fixes)}"
+        )
+    raise ConfigurationError(f"nothing done for project {project_id!r}: {why}; then start the run again")

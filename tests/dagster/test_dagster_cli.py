@@ -1,4 +1,5 @@
-"""The Dagster CLI against the real instance: the CI recipe from the README."""
+"""The Dagster CLI against the real instance: `dagster job execute` with either executor, and a
+failing step. The README's CI recipe itself, and the runs it refuses, are in test_ci_recipe.py."""
 
 from __future__ import annotations
 
@@ -31,8 +32,9 @@ def test_definitions_validate(vp_env):
 
 @pytest.mark.parametrize("executor", [None, "multiprocess"])
 def test_job_execute_renders_a_partition(vp_env, monkeypatch, executor):
-    """The CI recipe. By default the run executes its steps in its own process (they are a chain);
-    VIDPIPE_DAGSTER_EXECUTOR=multiprocess gives Dagster's process per step, by configuration only."""
+    """`dagster job execute` of a registered project. By default the run executes its steps in its
+    own process (they are a chain); VIDPIPE_DAGSTER_EXECUTOR=multiprocess gives Dagster's process
+    per step, by configuration only."""
     if executor:
         monkeypatch.setenv("VIDPIPE_DAGSTER_EXECUTOR", executor)
     spec = register(
@@ -61,23 +63,6 @@ def test_job_execute_renders_a_partition(vp_env, monkeypatch, executor):
     }
     assert set(starts) == {"storyboard", "keyframes", "clips", "final_video"}
     assert len(set(starts.values())) == (4 if executor == "multiprocess" else 1), starts
-
-
-def test_job_execute_unknown_partition_fails(vp_env):
-    vp_env.instance()  # make sure DAGSTER_HOME is configured
-    proc = _dagster(
-        "job",
-        "execute",
-        "-m",
-        "vidpipe_dagster.definitions",
-        "-j",
-        "render_project",
-        "--tags",
-        json.dumps({"dagster/partition": "never-registered"}),
-    )
-    assert proc.returncode != 0
-    out = proc.stdout + proc.stderr
-    assert "never-registered" in out and "vidpipe new" in out
 
 
 def test_job_execute_exits_non_zero_on_an_injected_failure(gp):
