@@ -19,7 +19,7 @@ import pytest
 from typer.testing import CliRunner
 
 from vidpipe_core.errors import ConfigurationError, InvalidInput, ProjectBusy, ProjectNotFound, ProviderError
-from vidpipe_dagster.cli import app, exit_code
+from vidpipe_dagster.cli import app, exit_code, run_exit_code
 from vidpipe_dagster.partitions import projects_partitions
 
 VIDPIPE = str(Path(sys.executable).parent / "vidpipe")
@@ -205,6 +205,22 @@ def test_keyboard_interrupt_exits_130(vp_env):
 )
 def test_exit_codes(exc, code):
     assert exit_code(exc) == code
+
+
+@pytest.mark.parametrize(
+    "classes, code",
+    [
+        (["ProviderError"], 1),
+        ([None], 1),  # an exception that is no vidpipe error
+        (["ConfigurationError"], 2),
+        (["InvalidInput", "ProviderError"], 2),
+        (["ProviderError", "ProjectBusy"], 3),
+    ],
+)
+def test_exit_code_of_a_failed_run_follows_its_steps_errors(classes, code):
+    from vidpipe_dagster.runner import StepFailure
+
+    assert run_exit_code([StepFailure("clips", "message", c) for c in classes]) == code
 
 
 def test_invalid_setting_names_the_variable():

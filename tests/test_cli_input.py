@@ -37,7 +37,7 @@ def _leftovers(vp_env) -> dict:
         (["a cat", "--clip-duration", "60"], "clip_duration", "1, 2, 3"),
         (["a cat", "--scenes", "0"], "scenes", "1-24"),
         (["a cat", "--scenes", "99"], "scenes", "1-24"),
-        (["a cat", "--provider", "sora"], "provider", "animatic, google"),
+        (["a cat", "--provider", "sora"], "provider", "auto, animatic, google"),
         (["a cat", "--safety-policy", "ignore"], "safety_policy", "fail, skip, retry"),
         (["a cat", "--max-cost", "nan"], "max_cost_usd", "nan is not a finite number"),
         (["a cat", "--max-cost", "inf"], "max_cost_usd", "inf is not a finite number"),
@@ -75,7 +75,7 @@ def test_google_clip_duration_is_checked_against_the_model(vp_env, monkeypatch):
 
 def test_google_without_credentials_says_what_to_set(vp_env):
     result = runner.invoke(app, ["new", "a cat", "--provider", "google"])
-    assert result.exit_code != 0
+    assert result.exit_code == 2  # a configuration to fix (README "Errors and exit codes")
     assert "GOOGLE_GENAI_USE_VERTEXAI" in result.output
     assert _leftovers(vp_env)["rows"] == []
 

@@ -110,10 +110,15 @@ def _check(outcome: CheckOutcome) -> dg.AssetCheckResult:
 
 
 def _fail(exc: VidpipeError) -> dg.Failure:
-    """A one-line Dagster failure; its metadata names the error class (read by runner.failures)."""
-    from vidpipe_dagster.runner import ERROR_CLASS_KEY
+    """A one-line Dagster failure; its metadata names the error class and, for a provider error,
+    the scene (read by runner.failures)."""
+    from vidpipe_dagster.runner import ERROR_CLASS_KEY, ERROR_SCENE_KEY
 
-    return dg.Failure(description=str(exc), metadata={ERROR_CLASS_KEY: type(exc).__name__}, allow_retries=False)
+    metadata: dict[str, str | int] = {ERROR_CLASS_KEY: type(exc).__name__}
+    scene = getattr(exc, "scene", None)
+    if isinstance(scene, int):
+        metadata[ERROR_SCENE_KEY] = scene
+    return dg.Failure(description=str(exc), metadata=metadata, allow_retries=False)
 
 
 def _scene_table(report: StepReport) -> str:

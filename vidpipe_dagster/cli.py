@@ -1,16 +1,22 @@
-"""The `vidpipe` command: register projects, render them through Dagster, show where they stand."""
+"""The `vidpipe` command: register projects, render them through Dagster, show where they stand.
+
+The output contract (README "Using it", "JSON output", "Errors and exit codes"): a command's result
+(a video's path, a project id, a report) is all that goes to stdout, on one unwrapped line or as
+one JSON document with --json; progress, notes, warnings and errors go to stderr."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
 import tempfile
 import threading
 import traceback
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import typer
 from pydantic import ValidationError
@@ -21,7 +27,7 @@ from rich.table import Table
 
 from vidpipe_core.config import Settings, get_settings
 from vidpipe_core.errors import ConfigurationError, InvalidInput, ProjectBusy, ProjectNotFound, VidpipeError, scrub_url
-from vidpipe_core.steps import STAGES
+from vidpipe_core.steps import KEYFRAMES, STAGES
 from vidpipe_core.steps.report import ProgressEvent
 
 if TYPE_CHECKING:
@@ -29,8 +35,15 @@ if TYPE_CHECKING:
 
     from vidpipe_core.schemas import ProjectSpec
     from vidpipe_core.services import Services
+    from vidpipe_dagster.runner import StepFailure
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="vidpipe: a text prompt in, a finished multi-scene video out.")
+# Markdown help: paragraphs reflow to the terminal's width, so docstrings wrap naturally.
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+    help="vidpipe: a text prompt in, a finished multi-scene video out.",
+)
 console = Console()
 err = Console(stderr=True)
 
@@ -42,13 +55,20 @@ DEMO_PROMPT = (
 
 # Exit codes (README "Errors and exit codes"): 1 a failure, 2 a usage or configuration error
 # (fix the input or the setting named), 3 the project is busy (another run holds it), 130 interrupted.
-EXIT_FAILURE, EXIT_USAGE, EXIT_BUSY, EXIT_INTERRUPTED = 1, 2, 3, 130
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_BUSY, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+USAGE_ERRORS = ("InvalidInput", "ProjectNotFound", "ConfigurationError")
 _SECRET_NAME = re.compile(r"KEY|SECRET|TOKEN|PASSWORD|PASSWD|CREDENTIAL", re.IGNORECASE)
 _SECRET_URLS = ("VIDPIPE_DATABASE_URL", "VIDPIPE_ARTIFACTS_URL")
 
 
 class _Options:
-    debug = False  # set by the global --debug flag
+    debug = False  # the global --debug flag
+    verbose = False  # the global --verbose flag
+    # Set by a command run with --json: what its document holds before anything ran, so an
+    # error still ends in one JSON document on stdout ("run": the render/resume shape).
+    json = False
+    json_kind = ""
+    json_base: ClassVar[dict[str, Any]] = {}
 
 
 @app.callback()
@@ -57,10 +77,40 @@ def _global_options(
         False,
         "--debug",
         envvar="VIDPIPE_DEBUG",
-        help="Print the full traceback of an error (otherwise it goes to a log file under <data dir>/logs).",
+        show_default=True,
+        help="Print the full traceback of an error (otherwise it goes to a log file under `<data dir>/logs`).",
+    ),
+    verbose: bool = typer.Option(
+        False,
+        "--verbose",
+        envvar="VIDPIPE_VERBOSE",
+        show_default=True,
+        help="Stream Dagster's log of a run to stderr as it happens, instead of the progress table.",
     ),
 ) -> None:
     _Options.debug = debug
+    _Options.verbose = verbose
+
+
+def _json_mode(kind: str, **base: Any) -> None:
+    """The command prints one JSON document on stdout, whatever happens."""
+    _Options.json, _Options.json_kind, _Options.json_base = True, kind, base
+
+
+def _emit_json(document: Any) -> None:
+    sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def _result(line: str) -> None:
+    """The command's result: one line on stdout, never wrapped, styled or truncated."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def _note(text: str) -> None:
+    """Progress, notes and warnings: stderr, plain text."""
+    err.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
 def exit_code(exc: BaseException) -> int:
@@ -68,6 +118,19 @@ def exit_code(exc: BaseException) -> int:
         return EXIT_USAGE
     if isinstance(exc, ProjectBusy):
         return EXIT_BUSY
+    if isinstance(exc, KeyboardInterrupt):
+        return EXIT_INTERRUPTED
+    return EXIT_FAILURE
+
+
+def run_exit_code(found: list[StepFailure]) -> int:
+    """The exit code of a failed run, from the errors its steps raised: 3 when the project was
+    busy, 2 when an input or setting must change, 1 otherwise."""
+    classes = {f.error_class for f in found}
+    if "ProjectBusy" in classes:
+        return EXIT_BUSY
+    if classes & set(USAGE_ERRORS):
+        return EXIT_USAGE
     return EXIT_FAILURE
 
 
@@ -95,10 +158,10 @@ def _data_dir() -> Path:
         return Path(os.environ.get("VIDPIPE_DATA_DIR") or ".vidpipe").expanduser().resolve()
 
 
-def _write_log(text: str) -> Path | None:
+def _write_log(text: str, name: str | None = None) -> Path | None:
     """Write ``text`` to a new log file under <data dir>/logs (the system temp dir when that is
     not writable); its path, or None when neither can be written."""
-    name = f"vidpipe-{datetime.now(UTC):%Y%m%dT%H%M%S.%fZ}-{os.getpid()}.log"
+    name = name or f"vidpipe-{datetime.now(UTC):%Y%m%dT%H%M%S.%fZ}-{os.getpid()}.log"
     for folder in (_data_dir() / "logs", Path(tempfile.gettempdir())):
         path = folder / name
         try:
@@ -113,19 +176,24 @@ def _write_log(text: str) -> Path | None:
 
 
 def _report(exc: BaseException, code: int) -> int:
-    """One line on stderr. The traceback is printed with --debug; otherwise, for configuration
-    errors and unexpected exceptions, it goes to a log file that the line names."""
+    """One line on stderr (and, with --json, the command's document on stdout). The traceback
+    is printed with --debug; otherwise, for configuration errors and unexpected exceptions, it
+    goes to a log file that the line names."""
     if isinstance(exc, VidpipeError):
         line = str(exc)
+    elif isinstance(exc, KeyboardInterrupt):
+        line = "interrupted"
     else:
         first = str(exc).strip().splitlines()
         line = f"{type(exc).__name__}: {first[0]}" if first else type(exc).__name__
     line = _scrub(line)
+    message = line
     trace = _scrub(f"$ vidpipe {' '.join(sys.argv[1:])}\n" + "".join(traceback.format_exception(exc)))
+    path = None
     if _Options.debug:
         sys.stderr.write(trace)
         sys.stderr.flush()
-    elif isinstance(exc, ConfigurationError) or not isinstance(exc, VidpipeError):
+    elif isinstance(exc, ConfigurationError) or not isinstance(exc, (VidpipeError, KeyboardInterrupt)):
         path = _write_log(trace)
         line += (
             f" (full traceback in {path}; run with --debug to print it)"
@@ -133,7 +201,36 @@ def _report(exc: BaseException, code: int) -> int:
             else " (run with --debug to print the full traceback)"
         )
     err.print(f"[bold red]error:[/] {escape(line)}", soft_wrap=True)
+    if _Options.json:
+        _emit_json(_error_document(type(exc).__name__, message, code, path))
     return code
+
+
+def _error_document(error: str, message: str, code: int, log: Path | None) -> dict[str, Any]:
+    """The --json document of a command that failed before it had a result."""
+    if _Options.json_kind == "run":
+        status = "interrupted" if code == EXIT_INTERRUPTED else "failed"
+        failure = {"stage": None, "scene": None, "message": message, "error": error}
+        return {
+            **_run_document(_Options.json_base.get("project_id"), None, status, None, code),
+            "failures": [failure],
+            "log": str(log) if log else None,
+        }
+    return {**_Options.json_base, "exit_code": code, "error": {"error": error, "message": message}}
+
+
+def _run_document(project_id: str | None, run_id: str | None, status: str, video: str | None, code: int) -> dict[str, Any]:
+    """The --json document of render, resume, stitch and regenerate (README "JSON output")."""
+    return {
+        "project_id": project_id,
+        "run_id": run_id,
+        "status": status,
+        "video": video,
+        "exit_code": code,
+        "failures": [],
+        "log": None,
+        **{k: v for k, v in _Options.json_base.items() if k != "project_id"},
+    }
 
 
 def _settings_error(exc: Exception) -> Exception:
@@ -165,27 +262,72 @@ def _startup_checks() -> None:
     check_ffmpeg()
 
 
+def _setting(name: str) -> str:
+    """Help text for an option whose default is a setting: its built-in value and variable."""
+    return f"{Settings.model_fields[name].default}, or VIDPIPE_{name.upper()}"
+
+
+PROVIDER_VALUES = "auto, animatic, google"
+
+
 @app.command()
 def new(
     prompt: str = typer.Argument(..., help="What the video is about."),
-    id: str | None = typer.Option(None, "--id", help="Project id (slug); generated from the prompt when omitted."),
-    style: str | None = typer.Option(None, help="Visual style."),
-    aspect_ratio: str | None = typer.Option(None, "--aspect-ratio", help="16:9 or 9:16."),
-    clip_duration: int | None = typer.Option(None, "--clip-duration", help="Seconds per scene."),
-    scenes: int | None = typer.Option(None, help="Number of scenes."),
-    provider: str | None = typer.Option(None, help="auto, animatic or google (all stages)."),
-    storyboard_provider: str | None = typer.Option(None, "--storyboard-provider"),
-    keyframe_provider: str | None = typer.Option(None, "--keyframe-provider"),
-    clip_provider: str | None = typer.Option(None, "--clip-provider"),
-    audio: bool | None = typer.Option(None, "--audio/--no-audio", help="Generate an audio track."),
-    negative_prompt: str = typer.Option("", "--negative-prompt"),
-    seed: int | None = typer.Option(None),
-    fast: bool = typer.Option(False, help="Use the fast (cheaper) video model."),
-    max_cost: float | None = typer.Option(None, "--max-cost", help="Budget in USD."),
-    safety_policy: str | None = typer.Option(None, "--safety-policy", help="fail, skip or retry."),
-    crossfade: float = typer.Option(0.0, help="Crossfade between scenes in seconds (0 = hard cuts, stream copy)."),
+    id: str | None = typer.Option(
+        None, "--id", show_default="generated from the prompt", help="Project id: lower-case letters, digits and -."
+    ),
+    style: str | None = typer.Option(None, show_default=_setting("default_style"), help="Visual style."),
+    aspect_ratio: str | None = typer.Option(
+        None, "--aspect-ratio", show_default=_setting("default_aspect_ratio"), help="16:9 or 9:16."
+    ),
+    clip_duration: int | None = typer.Option(
+        None,
+        "--clip-duration",
+        show_default=_setting("default_clip_duration"),
+        help="Seconds per scene: 1-8 with the animatic, 4, 6 or 8 with Veo.",
+    ),
+    scenes: int | None = typer.Option(None, show_default=_setting("default_scenes"), help="Number of scenes, 1-24."),
+    provider: str | None = typer.Option(
+        None, show_default=_setting("provider"), help=f"Provider of every stage: {PROVIDER_VALUES}."
+    ),
+    storyboard_provider: str | None = typer.Option(
+        None, "--storyboard-provider", show_default="--provider", help=f"Storyboard provider: {PROVIDER_VALUES}."
+    ),
+    keyframe_provider: str | None = typer.Option(
+        None, "--keyframe-provider", show_default="--provider", help=f"Keyframe provider: {PROVIDER_VALUES}."
+    ),
+    clip_provider: str | None = typer.Option(
+        None, "--clip-provider", show_default="--provider", help=f"Clip provider: {PROVIDER_VALUES}."
+    ),
+    audio: bool | None = typer.Option(
+        None, "--audio/--no-audio", show_default=_setting("generate_audio"), help="Generate an audio track (Veo)."
+    ),
+    negative_prompt: str = typer.Option("", "--negative-prompt", show_default=True, help="What the video must not show."),
+    seed: int | None = typer.Option(None, show_default="random", help="Seed for Veo, 0-4294967295."),
+    fast: bool = typer.Option(False, show_default=True, help="Use the fast (cheaper) video model."),
+    max_cost: float | None = typer.Option(
+        None, "--max-cost", show_default=_setting("max_cost_usd"), help="Budget in USD; a run that would exceed it stops."
+    ),
+    safety_policy: str | None = typer.Option(
+        None,
+        "--safety-policy",
+        show_default=_setting("safety_policy"),
+        help="A clip refused by the safety filter: fail, skip or retry.",
+    ),
+    crossfade: float = typer.Option(
+        0.0, show_default=True, help="Crossfade between scenes in seconds (0 = hard cuts, stream copy)."
+    ),
+    force: bool = typer.Option(
+        False, "--force", show_default=True, help="Register a new project even when one has this prompt and these settings."
+    ),
+    as_json: bool = typer.Option(False, "--json", show_default=True, help="Print the project as one JSON document."),
 ) -> None:
-    """Register a project (validated; nothing is written when anything is wrong) and print its id."""
+    """Register a project (validated; nothing is written when anything is wrong) and print its id.
+    A project with the same prompt and settings is not registered twice: its id is printed."""
+    from vidpipe_core.projects import AlreadyRegistered
+
+    if as_json:
+        _json_mode("new")
     try:
         spec = register(
             prompt,
@@ -205,10 +347,25 @@ def new(
             max_cost_usd=max_cost,
             safety_policy=safety_policy,
             crossfade=crossfade,
+            force=force,
         )
+        existing = False
+    except AlreadyRegistered as exc:
+        spec, existing = exc.spec, True
+        _note(f"{exc}; printing its id (use --force for a new project)")
     except VidpipeError as exc:
         raise _fail(exc) from None
-    console.print(spec.id)
+    if as_json:
+        _emit_json(
+            {
+                "project_id": spec.id,
+                "exit_code": EXIT_OK,
+                "existing": existing,
+                "spec": spec.model_dump(mode="json", exclude={"takes"}),
+            }
+        )
+    else:
+        _result(spec.id)
 
 
 def register(prompt: str, **options: Any) -> ProjectSpec:
@@ -244,17 +401,21 @@ class _Display:
 
 
 def _render(project_id: str, assets: list[str] | None = None, run_config: dict[str, Any] | None = None) -> dg.JobExecutionResult:
-    """Run `runner.render` with a live progress table on a terminal, one line per event otherwise."""
+    """Run `runner.render`, showing progress on stderr: a live table on a terminal, one line per
+    event otherwise, Dagster's own log with --verbose. Dagster's console logger is otherwise
+    silent: the run's log goes to a file when it fails (see `_finish`)."""
     from vidpipe_dagster import runner
 
-    if not console.is_terminal:
+    if _Options.verbose:
+        return runner.render(project_id, assets=assets, run_config=run_config, log_level="DEBUG")
+    if not err.is_terminal:
 
         def line(_partition: str, e: ProgressEvent) -> None:
-            console.print(f"[{e.stage}] {e.message}", markup=False, highlight=False, soft_wrap=True)
+            _note(f"[{e.stage}] {e.message}")
 
-        return runner.render(project_id, assets=assets, run_config=run_config, listener=line)
+        return runner.render(project_id, assets=assets, run_config=run_config, listener=line, log_level="CRITICAL")
     display = _Display(project_id)
-    with Live(display.render(), console=console, refresh_per_second=4) as live:
+    with Live(display.render(), console=err, refresh_per_second=4) as live:
         stop = threading.Event()
 
         def refresh() -> None:
@@ -263,36 +424,125 @@ def _render(project_id: str, assets: list[str] | None = None, run_config: dict[s
 
         threading.Thread(target=refresh, daemon=True).start()
         try:
-            return runner.render(project_id, assets=assets, run_config=run_config, listener=display)
+            return runner.render(project_id, assets=assets, run_config=run_config, listener=display, log_level="CRITICAL")
         finally:
             stop.set()
             live.update(display.render())
 
 
-def _finish(project_id: str, result: dg.JobExecutionResult) -> None:
-    """Print the video's path, or say why there is none and exit non-zero."""
+def _final_video(project_id: str, *, only_existing: bool = False) -> str | None:
     from vidpipe_core.storage import Layout
-    from vidpipe_dagster.runner import failure_message, was_interrupted
+
+    store = _services(housekeeping=False).store
+    if only_existing and not store.exists(project_id, Layout.FINAL):
+        return None
+    return store.uri(project_id, Layout.FINAL)
+
+
+def _cause(failure: StepFailure) -> str:
+    """The failure's message without the stage (and scene) it starts with, on one line."""
+    text = " ".join(_scrub(failure.message).split())
+    head, sep, rest = text.partition(": ")
+    if sep and (head == failure.step or head.startswith(f"{failure.step}, ")):
+        return rest
+    return text
+
+
+def _where(failure: StepFailure) -> str:
+    if failure.scene is None:
+        return failure.step
+    return f"{failure.step}, {'frame' if failure.step == KEYFRAMES else 'scene'} {failure.scene + 1}"
+
+
+def _fix(failure: StepFailure, project_id: str) -> str:
+    """The command that deals with a failed stage (empty when its message already names one)."""
+    if "`vidpipe " in failure.message:
+        return ""
+    if failure.error_class == "ProjectBusy":
+        return f"`vidpipe status {project_id}` shows the run that holds it"
+    if failure.error_class == "BudgetExceeded":
+        return f"`vidpipe status {project_id}` shows what was spent"
+    if failure.error_class == "SafetyRejected" and failure.scene is not None:
+        return (
+            f"change the scene's prompts with `vidpipe edit {project_id} --scene {failure.scene + 1}`, "
+            f"then `vidpipe resume {project_id}`"
+        )
+    if failure.error_class in USAGE_ERRORS:
+        return f"then `vidpipe resume {project_id}`"
+    return f"`vidpipe resume {project_id}` tries again without paying twice for finished work"
+
+
+def _failure_document(failure: StepFailure) -> dict[str, Any]:
+    scene = None if failure.scene is None or failure.step == KEYFRAMES else failure.scene + 1
+    frame = failure.scene + 1 if failure.scene is not None and failure.step == KEYFRAMES else None
+    return {
+        "stage": failure.step,
+        "scene": scene,
+        "frame": frame,
+        "message": _cause(failure),
+        "error": failure.error_class,
+    }
+
+
+def _run_log_file(run_id: str) -> Path | None:
+    """The run's whole Dagster event log in a file under <data dir>/logs (None if it cannot be written)."""
+    from vidpipe_dagster.runner import run_log
+
+    try:
+        text = run_log(run_id)
+    except Exception as exc:  # the log is a convenience: its absence must not hide the failure
+        text = f"the event log of run {run_id} could not be read: {exc!r}\n"
+    return _write_log(_scrub(text), name=f"run-{run_id}.log")
+
+
+def _finish(project_id: str, result: dg.JobExecutionResult) -> None:
+    """Print the video's path (or the --json document); or say on stderr why there is none, one
+    line per failed stage, keep the run's Dagster log in a file, and exit non-zero."""
+    from vidpipe_dagster.runner import failures, was_interrupted
 
     if result.success:
-        console.print(_services().store.uri(project_id, Layout.FINAL), soft_wrap=True, markup=False, highlight=False)
+        video = _final_video(project_id)
+        if _Options.json:
+            _emit_json(_run_document(project_id, result.run_id, "success", video, EXIT_OK))
+        elif video is not None:
+            _result(video)
         return
-    if was_interrupted(result):
-        err.print(
-            f"render stopped by a signal (run {result.run_id}, marked failed): slots and the project lock are "
-            f"released, paid operations are kept. `vidpipe resume {project_id}` continues without paying again.",
-            markup=False,
-            highlight=False,
-            soft_wrap=True,
+    log = _run_log_file(result.run_id)
+    where = f"run {result.run_id[:8]}; Dagster log: {log}" if log else f"run {result.run_id[:8]}"
+    interrupted = was_interrupted(result)
+    found = [] if interrupted else failures(result)  # an interrupt is no stage's failure
+    if interrupted:
+        code, status = EXIT_INTERRUPTED, "interrupted"
+        _note(
+            f"interrupted: the run was stopped by a signal and marked failed; slots and the project lock are "
+            f"released, paid operations are kept. `vidpipe resume {project_id}` continues without paying again ({where})"
         )
-        raise typer.Exit(EXIT_INTERRUPTED)
-    err.print(f"render failed (run {result.run_id}):\n{failure_message(result)}", markup=False, highlight=False, soft_wrap=True)
-    raise typer.Exit(EXIT_FAILURE)
+    else:
+        code, status = run_exit_code(found), "failed"
+        for failure in found:
+            fix, cause = _fix(failure, project_id), _cause(failure)
+            line = f"{_where(failure)}: {cause.rstrip('.')}; {fix}" if fix else f"{_where(failure)}: {cause}"
+            err.print(f"[bold red]error:[/] {escape(line)} ({escape(where)})", soft_wrap=True)
+        if not found:
+            err.print(f"[bold red]error:[/] the run failed without a failed stage ({escape(where)})", soft_wrap=True)
+    if _Options.json:
+        document = _run_document(project_id, result.run_id, status, None, code)
+        document["failures"] = [_failure_document(f) for f in found]
+        document["log"] = str(log) if log else None
+        _emit_json(document)
+    raise typer.Exit(code)
+
+
+def _run_option() -> Any:
+    return typer.Option(False, "--json", show_default=True, help="Print the outcome as one JSON document.")
 
 
 @app.command()
-def render(project_id: str = typer.Argument(..., metavar="ID")) -> None:
-    """Materialize storyboard, keyframes, clips and final_video for a project; print the video's path."""
+def render(project_id: str = typer.Argument(..., metavar="ID"), as_json: bool = _run_option()) -> None:
+    """Make the storyboard, keyframes, clips and final video of a project (what is already made is
+    reused) and print the video's path."""
+    if as_json:
+        _json_mode("run", project_id=project_id)
     try:
         _startup_checks()
         result = _render(project_id)
@@ -302,14 +552,22 @@ def render(project_id: str = typer.Argument(..., metavar="ID")) -> None:
 
 
 @app.command()
-def demo(scenes: int = typer.Option(4), clip_duration: int = typer.Option(4, "--clip-duration")) -> None:
-    """Register and render a built-in sample prompt with the offline animatic provider."""
+def demo(
+    scenes: int = typer.Option(4, show_default=True, help="Number of scenes."),
+    clip_duration: int = typer.Option(4, "--clip-duration", show_default=True, help="Seconds per scene."),
+) -> None:
+    """Register and render a built-in sample prompt with the offline animatic provider; print the video's path."""
     try:
         _startup_checks()
         spec = register(
-            DEMO_PROMPT, provider="animatic", scenes=scenes, clip_duration=clip_duration, style="watercolour, warm dawn light"
+            DEMO_PROMPT,
+            provider="animatic",
+            scenes=scenes,
+            clip_duration=clip_duration,
+            style="watercolour, warm dawn light",
+            force=True,  # a demo is a new project each time, as before
         )
-        err.print(f"registered project [bold]{spec.id}[/]")
+        _note(f"registered project {spec.id}")
         result = _render(spec.id)
     except VidpipeError as exc:
         raise _fail(exc) from None
@@ -323,18 +581,25 @@ def _run_and_report(project_id: str, assets: list[str] | None, run_config: dict[
 @app.command()
 def resume(
     project_id: str = typer.Argument(..., metavar="ID"),
-    yes: bool = typer.Option(True, "--yes/--dry-run", help="Run the plan, or only print it (changes nothing)."),
+    yes: bool = typer.Option(
+        True, "--yes/--dry-run", show_default=True, help="Run the plan, or only print it (changes nothing)."
+    ),
     repair: bool = typer.Option(
         False,
         "--repair",
+        show_default=True,
         help="Pay to regenerate damaged files that cannot be re-obtained for free (the plan says what it costs).",
     ),
+    as_json: bool = _run_option(),
 ) -> None:
     """Finish an interrupted project: mark runs whose process died as failed, re-attach to paid
-    operations, repair damaged files, and materialize only what is missing, failed or damaged."""
+    operations, repair damaged files, and make only what is missing, failed or damaged; print the
+    video's path."""
     from vidpipe_dagster.runner import prepare_resume, repair_config
 
     dry_run = not yes
+    if as_json:
+        _json_mode("run", project_id=project_id, dry_run=dry_run, plan=None)
     try:
         if not dry_run:
             _startup_checks()
@@ -342,54 +607,63 @@ def resume(
     except VidpipeError as exc:
         raise _fail(exc) from None
     plan = start.plan
+    if as_json:
+        _Options.json_base["plan"] = {
+            "stages": plan.assets,
+            "reasons": plan.reasons,
+            "dead_runs": list(start.dead_runs),
+            "damaged": [{"stage": f.stage, "what": f.what, "problem": f.problem, "repair": f.repair} for f in plan.damaged],
+            "repair_cost_usd": plan.repair_cost_usd,
+        }
     if start.partition_missing and dry_run:
-        err.print(f"would add the missing Dagster partition {project_id}")
+        _note(f"would add the missing Dagster partition {project_id}")
     verb = "would mark it failed and free its slots" if dry_run else "marked it failed and freed its slots"
     for described in start.dead_runs.values():
-        err.print(f"{described}: its process is dead; {verb}", markup=False, highlight=False, soft_wrap=True)
+        _note(f"{described}: its process is dead; {verb}")
     for finding in plan.damaged:
-        err.print(f"damaged: {finding.what}: {finding.problem}; {finding.repair}", markup=False, highlight=False, soft_wrap=True)
+        _note(f"damaged: {finding.what}: {finding.problem}; {finding.repair}")
     if not plan.assets:
-        err.print("nothing to do: every asset is materialized and up to date")
-        from vidpipe_core.storage import Layout
-
-        console.print(
-            _services(housekeeping=False).store.uri(project_id, Layout.FINAL), soft_wrap=True, markup=False, highlight=False
-        )
+        _note("nothing to do: every asset is materialized and up to date")
+        video = _final_video(project_id)
+        if as_json:
+            _emit_json(_run_document(project_id, None, "success", video, EXIT_OK))
+        elif video is not None:
+            _result(video)
         return
-    err.print(
-        ("would materialize: " if dry_run else "will materialize: ") + ", ".join(f"{a} ({plan.reasons[a]})" for a in plan.assets),
-        markup=False,
-        highlight=False,
-        soft_wrap=True,
+    _note(
+        ("would materialize: " if dry_run else "will materialize: ") + ", ".join(f"{a} ({plan.reasons[a]})" for a in plan.assets)
     )
     if plan.repair_cost_usd and not repair:
-        err.print(
+        _note(
             f"damaged files without a free copy fail their stage; `vidpipe resume {project_id} --repair` pays "
-            f"up to ${plan.repair_cost_usd:.2f} to regenerate them",
-            markup=False,
-            highlight=False,
-            soft_wrap=True,
+            f"up to ${plan.repair_cost_usd:.2f} to regenerate them"
         )
-    if not dry_run:
-        _run_and_report(project_id, plan.assets, repair_config(plan.assets) if repair else None)
+    if dry_run:
+        if as_json:
+            _emit_json(_run_document(project_id, None, "planned", _final_video(project_id, only_existing=True), EXIT_OK))
+        return
+    _run_and_report(project_id, plan.assets, repair_config(plan.assets) if repair else None)
 
 
 @app.command()
 def regenerate(
     project_id: str = typer.Argument(..., metavar="ID"),
-    scene: list[int] = typer.Option(..., "--scene", help="Scene index (0-based, as in `vidpipe status`); repeatable."),
+    scene: list[int] = typer.Option(
+        ..., "--scene", help="Scene number, from 1 as in the captions and `vidpipe status`; repeatable."
+    ),
 ) -> None:
     """Make new clips for some scenes (a new take from the same keyframes) and re-stitch;
     every other scene is reused."""
     import uuid
 
+    from vidpipe_core.integrity import scene_list
     from vidpipe_core.steps.clips import new_takes
 
+    indices = [n - 1 for n in scene]  # people number scenes from 1; the database from 0
     try:
         _startup_checks()
-        new_takes(_services(), project_id, scene, uuid.uuid4().hex[:12])
-        err.print(f"new takes for scenes {sorted(set(scene))}")
+        new_takes(_services(), project_id, indices, uuid.uuid4().hex[:12])
+        err.print(f"new takes for {scene_list(indices)}")
         _run_and_report(project_id, ["keyframes", "clips", "final_video"])
     except VidpipeError as exc:
         raise _fail(exc) from None
@@ -420,7 +694,7 @@ def stitch(
 @app.command()
 def edit(
     project_id: str = typer.Argument(..., metavar="ID"),
-    scene: int = typer.Option(..., "--scene", help="Scene index (0-based)."),
+    scene: int = typer.Option(..., "--scene", help="Scene number, from 1 as in the captions and `vidpipe status`."),
     description: str | None = typer.Option(None),
     start_frame: str | None = typer.Option(None, "--start-frame"),
     end_frame: str | None = typer.Option(None, "--end-frame"),
@@ -435,7 +709,7 @@ def edit(
         changed = edit_scene(
             _services(),
             project_id,
-            scene,
+            scene - 1,  # people number scenes from 1; the database from 0
             description=description,
             start_frame_prompt=start_frame,
             end_frame_prompt=end_frame,
@@ -443,68 +717,152 @@ def edit(
         )
     except VidpipeError as exc:
         raise _fail(exc) from None
-    err.print(
-        f"scene {scene} updated; frames to regenerate: {changed['frames'] or 'none'}; "
-        f"clips to regenerate: {changed['clips'] or 'none'}. Run `vidpipe resume {project_id}`."
-    )
+    err.print(f"scene {scene} updated; {changed.summary()}. Run `vidpipe resume {project_id}`.", soft_wrap=True)
+
+
+def _scene_number(row: dict[str, Any]) -> int:
+    """A status row's scene, numbered from 1 as people (and the captions) count."""
+    return int(row["scene"]) if "scene" in row else int(row["index"]) + 1
 
 
 @app.command()
-def status(project_id: str = typer.Argument(..., metavar="ID")) -> None:
-    """Per-asset materialization state (from Dagster) and per-scene state (from the database)."""
+def status(
+    project_id: str = typer.Argument(..., metavar="ID"),
+    as_json: bool = typer.Option(False, "--json", show_default=True, help="Print the report as one JSON document."),
+) -> None:
+    """Where a project stands: each stage (from Dagster), each scene and the cost (from the database)."""
     from vidpipe_dagster.status import project_status
 
+    if as_json:
+        _json_mode("status", project_id=project_id)
     try:
         report = project_status(_services(housekeeping=False), project_id)
     except VidpipeError as exc:
         raise _fail(exc) from None
+    if as_json:
+        scenes = [
+            {"scene": _scene_number(s), **{k: v for k, v in s.items() if k not in ("scene", "index")}} for s in report["scenes"]
+        ]
+        _emit_json({"project_id": project_id, "exit_code": EXIT_OK, **report, "scenes": scenes})
+        return
     assets = Table(title=f"project {project_id}")
     for col in ("asset", "state", "last run", "when"):
         assets.add_column(col)
     for row in report["assets"]:
         assets.add_row(row["asset"], row["state"], row["run_id"] or "", row["when"] or "")
     console.print(assets)
-    for row in report["assets"]:
-        if row.get("hint"):
-            console.print(row["hint"], soft_wrap=True, markup=False, highlight=False)
-    scenes = Table(title="scenes")
+    if "next" not in report:  # the next steps repeat these hints
+        for row in report["assets"]:
+            if row.get("hint"):
+                console.print(row["hint"], soft_wrap=True, markup=False, highlight=False)
+    scenes_table = Table(title="scenes")
     for col in ("scene", "start frame", "end frame", "clip", "duration", "cost"):
-        scenes.add_column(col)
+        scenes_table.add_column(col)
     for s in report["scenes"]:
-        scenes.add_row(
-            str(s["index"]),
+        scenes_table.add_row(
+            str(_scene_number(s)),
             s["start_frame"],
             s["end_frame"],
             s["clip"],
             f"{s['duration_s']:.2f}" if s["duration_s"] else "",
             f"${s['cost_usd']:.2f}",
         )
-    console.print(scenes)
+    console.print(scenes_table)
     for s in report["scenes"]:
         if s["detail"]:
-            console.print(f"scene {s['index']}: {s['detail']}", soft_wrap=True)
+            console.print(f"scene {_scene_number(s)}: {s['detail']}", soft_wrap=True, markup=False, highlight=False)
     c = report["cost"]
     console.print(f"spent ${c['spent_usd']:.2f} · projected remaining ${c['projected_usd']:.2f} · budget ${c['budget_usd']:.2f}")
+    _print_extra(report.get("paths"), "")
+    _print_extra(report.get("next"), "next: ")
+
+
+def _print_extra(value: Any, prefix: str) -> None:
+    """A report entry, one line each: a text, a list of texts, or a mapping of name -> path (a list
+    of ``{"scene", "path"}`` for per-scene files)."""
+    if not value:
+        return
+    lines: list[str] = []
+    if isinstance(value, dict):
+        for name, entry in value.items():
+            label = name.replace("_", " ")
+            if isinstance(entry, list):
+                for item in entry:
+                    if isinstance(item, dict) and "path" in item:
+                        where = f" of scene {item['scene']}" if "scene" in item else ""
+                        lines.append(f"{label.removesuffix('s')}{where}: {item['path']}")
+            elif entry:
+                lines.append(f"{label}: {entry}")
+    elif isinstance(value, (list, tuple)):
+        lines = [str(v) for v in value if v]
+    else:
+        lines = [str(value)]
+    for line in lines:
+        console.print(prefix + line, soft_wrap=True, markup=False, highlight=False)
 
 
 @app.command("list")
-def list_cmd() -> None:
-    """All registered projects."""
+def list_cmd(
+    as_json: bool = typer.Option(False, "--json", show_default=True, help="Print the projects as one JSON array."),
+) -> None:
+    """All registered projects with their full ids: a table on a terminal; when piped, one
+    tab-separated line per project (id, created, scenes, providers, final video)."""
     from vidpipe_core.projects import list_projects
     from vidpipe_core.storage import Layout
 
+    if as_json:
+        _json_mode("list")
     services = _services()
-    table = Table(title="projects")
-    for col in ("id", "created", "scenes", "providers", "final video"):
-        table.add_column(col)
+    rows = []
     for p in list_projects(services):
         spec = p.spec
-        prov = spec.get("providers", {})
-        final = services.store.uri(p.id, Layout.FINAL) if services.store.exists(p.id, Layout.FINAL) else ""
-        table.add_row(
-            p.id, p.created_at.strftime("%Y-%m-%d %H:%M"), str(spec.get("scenes")), "/".join(sorted(set(prov.values()))), final
+        final = services.store.uri(p.id, Layout.FINAL) if services.store.exists(p.id, Layout.FINAL) else None
+        rows.append(
+            {
+                "id": p.id,
+                "created": p.created_at.isoformat(),
+                "prompt": p.prompt,
+                "scenes": spec.get("scenes"),
+                "providers": spec.get("providers", {}),
+                "final_video": final,
+            }
         )
+    if as_json:
+        _emit_json(rows)
+        return
+    if not console.is_terminal:
+        for r in rows:
+            fields = [r["id"], r["created"][:16].replace("T", " "), str(r["scenes"]), _providers(r), r["final_video"] or "-"]
+            _result("\t".join(" ".join(f.split()) for f in fields))
+        return
+    # The id is never cut: its column is as wide as the longest id (folding, never ellipsizing, on
+    # a terminal narrower than that); the other columns come while they fit, then shorten or wrap.
+    id_width = max((len(r["id"]) for r in rows), default=2)
+    columns: list[tuple[str, int, Callable[[dict[str, Any]], str]]] = [
+        ("created", 16, lambda r: r["created"][:16].replace("T", " ")),
+        ("scenes", 6, lambda r: str(r["scenes"])),
+        ("providers", 9, _providers),
+        ("final video", 12, lambda r: r["final_video"] or ""),
+    ]
+    room = console.width - (id_width + 4)
+    shown = []
+    for column in columns:
+        if room < column[1] + 3:
+            break
+        shown.append(column)
+        room -= column[1] + 3
+    table = Table(title="projects")
+    table.add_column("id", min_width=min(id_width, console.width - 4), overflow="fold")
+    for name, width, _value in shown:
+        table.add_column(name, min_width=width if name != "final video" else None, overflow="fold")
+    for r in rows:
+        table.add_row(r["id"], *(value(r) for _name, _width, value in shown))
     console.print(table)
+
+
+def _providers(row: dict[str, Any]) -> str:
+    providers = row["providers"]
+    return "/".join(sorted(set(providers.values()))) if isinstance(providers, dict) else ""
 
 
 @app.command()
@@ -514,7 +872,7 @@ def migrate() -> None:
 
     settings = get_settings()
     run(settings.resolved_database_url)
-    console.print("database is at the newest revision")
+    _note("database is at the newest revision")
 
 
 def main() -> None:
@@ -522,9 +880,8 @@ def main() -> None:
     configuration error exits 2, anything unexpected exits 1 with its traceback in a log file."""
     try:
         app()
-    except KeyboardInterrupt:
-        err.print("interrupted")
-        sys.exit(EXIT_INTERRUPTED)
+    except KeyboardInterrupt as exc:
+        sys.exit(_report(exc, EXIT_INTERRUPTED))
     except Exception as exc:
         exc = _settings_error(exc)
         sys.exit(_report(exc, exit_code(exc)))

@@ -31,6 +31,8 @@ CODE_LOCATION_MODULE, CODE_LOCATION_ATTRIBUTE = "vidpipe_dagster.definitions", "
 # Metadata of the dg.Failure a step raises for a vidpipe error (see assets._fail): the error's
 # class, so a caller can tell a busy project from a failed stage without parsing messages.
 ERROR_CLASS_KEY = "vidpipe_error"
+# ... and the 0-based scene (the frame, for keyframes) of a provider error that names one.
+ERROR_SCENE_KEY = "vidpipe_scene"
 
 
 def services(settings: Settings | None = None, *, housekeeping: bool = True) -> Services:
@@ -72,10 +74,13 @@ def render(
     assets: Sequence[str] | None = None,
     run_config: dict[str, Any] | None = None,
     listener: Listener | None = None,
+    log_level: str = "WARNING",
 ) -> dg.JobExecutionResult:
     """Materialize a project's assets (all four, or ``assets``) in this process as a run of
     `render_project`, recorded in the Dagster instance. ``listener`` gets every progress event
     of this partition while the run lasts. Failures are in the result (see `failures`).
+    ``log_level`` is the level of Dagster's console logger (stderr); the event log keeps every
+    event whatever it is (see `run_log`).
 
     The run is recorded as a run of the code location that workspace.yaml loads, like a run
     launched from the UI, so the UI can re-execute it (all steps or from failure)."""
@@ -94,7 +99,7 @@ def render(
     instance = get_instance(svc.settings)
     ensure_partition(instance, svc, project_id)
     # Dagster's console logger repeats every event; callers show progress through `listener`.
-    run_config = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}, **(run_config or {})}
+    run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}, **(run_config or {})}
     job = dg.reconstructable(render_project_in_process)
     job_def = render_project_in_process()
     selection = {dg.AssetKey(name) for name in assets} if assets else None
@@ -181,6 +186,7 @@ class StepFailure:
     step: str
     message: str
     error_class: str | None  # the vidpipe error a step raised; None for anything else
+    scene: int | None = None  # 0-based scene (frame, for keyframes) the error names, if any
 
 
 def failures(result: dg.JobExecutionResult) -> list[StepFailure]:
@@ -193,9 +199,17 @@ def failures(result: dg.JobExecutionResult) -> list[StepFailure]:
             continue
         user = data.user_failure_data
         if user is not None and user.description:
-            error_class = user.metadata.get(ERROR_CLASS_KEY) if user.metadata else None
-            text = getattr(error_class, "value", None)
-            found.append(StepFailure(event.step_key or "?", user.description, text if isinstance(text, str) else None))
+            metadata = user.metadata or {}
+            text = getattr(metadata.get(ERROR_CLASS_KEY), "value", None)
+            scene = getattr(metadata.get(ERROR_SCENE_KEY), "value", None)
+            found.append(
+                StepFailure(
+                    event.step_key or "?",
+                    user.description,
+                    text if isinstance(text, str) else None,
+                    scene if isinstance(scene, int) else None,
+                )
+            )
         elif data.error is not None:
             chain: list[str] = []
             error: SerializableErrorInfo | None = data.error
@@ -218,3 +232,29 @@ def was_interrupted(result: dg.JobExecutionResult) -> bool:
         if data is not None and data.error_source is not None and data.error_source.value == "INTERRUPT":
             return True
     return False
+
+
+def run_log(run_id: str) -> str:
+    """A run's whole Dagster event log as text: every event and log message with its level and
+    step, and the stack trace of each failure (what `--verbose` streams while the run lasts)."""
+    import logging
+    from datetime import UTC, datetime
+
+    from vidpipe_dagster.instance import get_instance
+
+    instance = get_instance(services(housekeeping=False).settings)
+    lines = []
+    for entry in instance.all_logs(run_id):
+        when = datetime.fromtimestamp(entry.timestamp, tz=UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        event = entry.dagster_event
+        kind = event.event_type_value if event is not None else "LOG"
+        level = logging.getLevelName(entry.level) if isinstance(entry.level, int) else str(entry.level)
+        lines.append(f"{when} {level} {entry.step_key or '-'} {kind} {entry.user_message}")
+        error = None
+        if event is not None and event.is_step_failure and event.step_failure_data is not None:
+            error = event.step_failure_data.error
+        elif event is not None and event.is_run_failure and event.job_failure_data is not None:
+            error = event.job_failure_data.error
+        if error is not None:
+            lines.append(error.to_string().rstrip())
+    return "\n".join(lines) + "\n"

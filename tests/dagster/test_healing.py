@@ -102,7 +102,9 @@ def test_a_killed_render_does_not_starve_another_project(backend, request):
     emu.configure(video_latency_s=0.5)
     proc = subprocess.run([VIDPIPE, "render", other], env=dict(os.environ), capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr
-    assert f"run {dead_run[:8]} (project {dead_project}" in proc.stdout and "its process is dead" in proc.stdout
+    # progress goes to stderr; stdout is only the video's path
+    assert f"run {dead_run[:8]} (project {dead_project}" in proc.stderr and "its process is dead" in proc.stderr
+    assert proc.stdout == f"{vp_env.services().store.uri(other, Layout.FINAL)}\n"
     assert emu.stats()["peak_inflight"] == 2  # the full limit, for the live project
     assert sorted(emu.submissions_by_prompt.values()) == [1, 1, 1]
     assert instance.get_run_by_id(dead_run).status == dg.DagsterRunStatus.FAILURE

@@ -205,7 +205,10 @@ INVALID = {
     "duration.yaml": ("prompt: a fox\nclip_duration: 30\n", "clip_duration: 30 seconds is not accepted by the animatic"),
     "nan.json": ('{"prompt": "a fox", "max_cost_usd": NaN}', "max_cost_usd: nan is not a finite number"),
     "list.yaml": ("- prompt: a fox\n", "file: must be a mapping of fields"),
-    "provider.yaml": ("prompt: a fox\nprovider: openai\n", "provider: unknown provider 'openai' (allowed: animatic, google)"),
+    "provider.yaml": (
+        "prompt: a fox\nprovider: openai\n",
+        "provider: unknown provider 'openai' (allowed: auto, animatic, google)",
+    ),
     "notes.md": ("prompt: a fox\n", "name: '.md' is not a prompt file type (allowed: .yaml, .yml, .json, .txt)"),
     "huge.txt": ("a fox " * 12_000, "file: is 72000 bytes; shorten it (allowed: at most 65536 bytes)"),
 }

@@ -24,7 +24,7 @@ def resolve_stage_providers(settings: Settings, provider: str | None = None, **p
     """The provider of each stage: explicit per-stage choice > explicit project choice > settings > auto."""
     for key, value in [("provider", provider), *((f"{stage}_provider", v) for stage, v in per_stage.items())]:
         if value is not None and value not in (*PROVIDERS, "auto"):
-            raise InvalidInput(key, f"unknown provider {value!r}", ", ".join(PROVIDERS))
+            raise InvalidInput(key, f"unknown provider {value!r}", ", ".join(("auto", *PROVIDERS)))
 
     def auto(value: str) -> ProviderName:
         if value != "auto":

@@ -144,6 +144,8 @@ def _make_clips(
 
     failed = [i for i in report.items if i.action == Action.FAILED]
     damaged = [i for i in report.items if i.action == Action.DAMAGED]
+    if len(failed) == 1 and not damaged:  # one scene: the error carries it (the CLI and --json show it)
+        raise ProviderError("clips", failed[0].detail, scene=failed[0].index)
     if failed:
         raise ProviderError("clips", "; ".join(f"{scene_label(i.index)}: {i.detail}" for i in failed + damaged))
     if damaged:

@@ -84,8 +84,9 @@ def _make_final(services: Services, project_id: str, crossfade: float | None, pr
         else:
             missing.append(c.index)
     if not state.clips or missing:
-        which = ", ".join(str(i + 1) for i in missing) if state.clips else "any scene"
-        raise VidpipeError(f"project {project_id!r} has no finished clip for scenes {which}; run `vidpipe render {project_id}`")
+        numbers = ", ".join(str(i + 1) for i in missing)
+        which = ("scene " if len(missing) == 1 else "scenes ") + numbers if state.clips else "any scene"
+        raise VidpipeError(f"project {project_id!r} has no finished clip for {which}; run `vidpipe render {project_id}`")
     if not included:
         raise VidpipeError(f"project {project_id!r}: every scene was rejected by the safety filter; nothing to stitch")
 
