@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from PIL import Image
 
 from vidpipe_core.config import ASPECT_RATIOS
-from vidpipe_core.integrity import digest_problem
+from vidpipe_core.integrity import digest_problem, frame_label, scene_label
 from vidpipe_core.media import MediaInfo
 from vidpipe_core.providers import keyframe_provider
 from vidpipe_core.schemas import ProjectSpec, Storyboard
@@ -38,7 +38,7 @@ def check_storyboard(spec: ProjectSpec, board: Storyboard) -> CheckOutcome:
     for i, s in enumerate(board.scenes):
         for name in ("description", "start_frame_prompt", "end_frame_prompt", "motion_prompt"):
             if not getattr(s, name).strip():
-                problems.append(f"scene {i} has an empty {name}")
+                problems.append(f"{scene_label(i)} has an empty {name}")
     return CheckOutcome(
         "storyboard_complete",
         not problems,
@@ -67,23 +67,24 @@ def check_keyframes(services: Services, project_id: str, made: KeyframesReport |
     aw, ah = ASPECT_RATIOS[spec.aspect_ratio]
     problems, sizes = [], set()
     for f in frames:
+        label = frame_label(f.index, len(frames) - 1)
         if not f.done or f.row is None or not f.row.path:
-            problems.append(f"frame {f.index} missing")
+            problems.append(f"{label}: missing")
             continue
         data = good.get(f.row.id)
         if data is None:
-            problems.append(f"frame {f.index}: {damaged.get(f.index, 'its bytes were not read')}")
+            problems.append(f"{label}: {damaged.get(f.index, 'its bytes were not read')}")
             continue
         try:
             size = _png_size(data, decode=not f.row.sha256)
         except Exception as exc:
-            problems.append(f"frame {f.index} does not decode: {exc}")
+            problems.append(f"{label} does not decode: {exc}")
             continue
         sizes.add(size)
         if expected and size != expected:
-            problems.append(f"frame {f.index} is {size[0]}x{size[1]}, expected {expected[0]}x{expected[1]}")
+            problems.append(f"{label} is {size[0]}x{size[1]}, expected {expected[0]}x{expected[1]}")
         elif abs(size[0] / size[1] - aw / ah) > ASPECT_TOLERANCE * aw / ah:
-            problems.append(f"frame {f.index} is {size[0]}x{size[1]}, not {spec.aspect_ratio}")
+            problems.append(f"{label} is {size[0]}x{size[1]}, not {spec.aspect_ratio}")
     return CheckOutcome(
         "keyframes_decode",
         not problems,

@@ -91,7 +91,8 @@ def retry_call(
                     cause = f"{cause} (gave up after {attempts} attempts)"
                 raise ProviderError(stage, cause, scene=scene, status=status_of(exc)) from exc
             delay = backoff_delay(attempt, initial_s, max_s)
-            where = stage if scene is None else f"{stage} scene {scene}"
+            # As ProviderError names it: 1-based, a frame for keyframes, else a scene.
+            where = stage if scene is None else f"{stage}, {'frame' if stage == 'keyframes' else 'scene'} {scene + 1}"
             logger.warning("%s: attempt %d/%d failed (%s); retrying in %.2fs", where, attempt, attempts, describe(exc), delay)
             if on_retry is not None:
                 on_retry(attempt, exc, delay)

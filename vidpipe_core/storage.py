@@ -1,8 +1,8 @@
 """The artifact store and the one place that knows the artifact layout.
 
     projects/<id>/storyboard.json
-    projects/<id>/keyframes/frame_<k>_<fp>.png
-    projects/<id>/clips/scene_<i>_<fp>.mp4
+    projects/<id>/keyframes/frame_<k>_<fp>.png  (frame 0 starts scene 1, frame k ends scene k)
+    projects/<id>/clips/scene_<n>_<fp>.mp4      (n: the scene number, from 1)
     projects/<id>/contact_sheet.png
     projects/<id>/final.mp4
 
@@ -64,7 +64,9 @@ class Layout:
 
     @staticmethod
     def clip(scene_index: int, fingerprint: str) -> str:
-        return f"clips/scene_{scene_index:03d}_{fingerprint[:12]}.mp4"
+        """Named by the scene's number as people count (scene_002_… is the clip captioned "Scene 2");
+        the ledger keeps each clip's path, so files named before this rule (0-based) stay valid."""
+        return f"clips/scene_{scene_index + 1:03d}_{fingerprint[:12]}.mp4"
 
 
 def confine(relpath: str) -> str:

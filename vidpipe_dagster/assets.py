@@ -12,6 +12,7 @@ from vidpipe_core.checks import CheckOutcome, check_final_video, check_keyframes
 from vidpipe_core.errors import InvalidInput, VidpipeError
 from vidpipe_core.heartbeat import Heartbeat
 from vidpipe_core.ids import ID_RULE, is_valid_project_id
+from vidpipe_core.integrity import frame_tag
 from vidpipe_core.projects import load_spec
 from vidpipe_core.services import Services
 from vidpipe_core.steps.clips import make_clips, new_takes
@@ -51,7 +52,9 @@ class ClipsConfig(dg.Config):
     concurrency: int | None = None
     """Video operations in flight for this project (default: VIDPIPE_CLIP_CONCURRENCY)."""
     regenerate_scenes: list[int] = []
-    """Scenes (0-based) to render again as a new take; re-executing this run reuses that take."""
+    """Scene numbers to render again as a new take, counted from 1 as in the captions and
+    `vidpipe status` (e.g. [2] is the clip captioned "Scene 2"); a number outside 1..scenes fails
+    the step before anything is paid. Re-executing this run reuses that take."""
     repair_damaged: bool = False
     """Pay to regenerate damaged clips whose operation no longer holds the video."""
 
@@ -125,7 +128,9 @@ def _scene_table(report: StepReport) -> str:
     lines = ["| scene | status | duration (s) | cost (USD) | fingerprint | detail |", "|---|---|---|---|---|---|"]
     for i in report.items:
         dur = f"{i.duration_s:.2f}" if i.duration_s is not None else ""
-        lines.append(f"| {i.index} | {i.action.value} | {dur} | {i.cost_usd:.3f} | `{i.fingerprint[:12]}` | {i.detail[:120]} |")
+        lines.append(
+            f"| {i.index + 1} | {i.action.value} | {dur} | {i.cost_usd:.3f} | `{i.fingerprint[:12]}` | {i.detail[:120]} |"
+        )
     return "\n".join(lines)
 
 
@@ -175,7 +180,7 @@ def keyframes(context: dg.AssetExecutionContext, config: KeyframesConfig, vidpip
         report = make_keyframes(
             services, project_id, run_id=context.run.run_id, repair=config.repair_damaged, progress=for_context(context)
         )
-    sheet = media.contact_sheet(report.pngs, labels=[f"frame {f.index}" for f in report.frames])
+    sheet = media.contact_sheet(report.pngs, labels=[frame_tag(f.index, len(report.frames) - 1) for f in report.frames])
     services.store.write_bytes(project_id, Layout.CONTACT_SHEET, sheet)
     context.log.info(f"keyframes: {report.counts['generated']} generated, {report.counts['reused']} reused")
     return dg.MaterializeResult(
@@ -206,7 +211,12 @@ def clips(context: dg.AssetExecutionContext, config: ClipsConfig, vidpipe: Vidpi
     with _step(context, vidpipe) as (services, project_id):
         if config.regenerate_scenes:
             # The take is named after the root run, so "re-execute from failure" keeps it (no second payment).
-            new_takes(services, project_id, config.regenerate_scenes, f"run-{context.run.root_run_id or context.run.run_id}")
+            new_takes(
+                services,
+                project_id,
+                [n - 1 for n in config.regenerate_scenes],  # scene numbers from 1; the database counts from 0
+                f"run-{context.run.root_run_id or context.run.run_id}",
+            )
         progress = for_context(context)
 
         def waiting(message: str) -> None:

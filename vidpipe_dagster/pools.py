@@ -172,7 +172,7 @@ class DagsterPoolSlots:
             yield
             return
         self._ensure_limit()
-        key = f"{self.step_key}[scene-{scene_index}]"
+        key = f"{self.step_key}[scene-{scene_index + 1}]"  # shown in the UI's Concurrency page: numbered from 1
         delay = FIRST_WAIT_INTERVAL_S
         started = time.monotonic()
         next_heal, next_report = started + HEAL_AFTER_S, started + REPORT_EVERY_S

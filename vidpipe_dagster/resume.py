@@ -72,12 +72,19 @@ def _final_problem(services: Services, project_id: str, record: dg.EventLogRecor
     return f"final.mp4: {problem}" if problem else None
 
 
-def plan_resume(instance: dg.DagsterInstance, services: Services, project_id: str) -> ResumePlan:
-    """What `vidpipe resume` would materialize and why; reads only."""
+def plan_resume(
+    instance: dg.DagsterInstance,
+    services: Services,
+    project_id: str,
+    state: ProjectState | None = None,
+    damaged: list[Finding] | None = None,
+) -> ResumePlan:
+    """What `vidpipe resume` would materialize and why; reads only. ``state`` and ``damaged``
+    (what `resolve_state` and `find_damage` give) spare a caller that has them a second read."""
     plan = ResumePlan()
     nonce = project_nonce(services, project_id)
-    state = resolve_state(services, project_id)
-    plan.damaged = find_damage(services, state)
+    state = state or resolve_state(services, project_id)
+    plan.damaged = find_damage(services, state) if damaged is None else damaged
     work = _pending_work(services, state)
     for finding in plan.damaged:
         work[finding.stage] = work.get(finding.stage) or f"{finding.what} is damaged"

@@ -1,21 +1,49 @@
-"""Where a project stands: materializations from Dagster, scenes and costs from the database."""
+"""Where a project stands: materializations from Dagster, scenes and costs from the database, the
+files a person can open, and what to do next. Reads only.
+
+`project_status` returns (README "vidpipe status"; scene numbers are 1-based):
+
+- ``assets``: one row per asset, then the latest run: ``asset``, ``state`` ("materialized",
+  "missing", "out of date: <why>", "stale (...)"; for the run its Dagster status or "dead"),
+  ``run_id``, ``when``, and ``hint`` on a dead run.
+- ``scenes``: ``scene``, ``start_frame`` / ``end_frame`` ("done", "missing", "out of date"),
+  ``clip`` (a ledger status, "missing", "out of date" or "damaged"), ``duration_s``, ``cost_usd``,
+  ``detail``.
+- ``cost``: ``spent_usd``, ``projected_usd`` (what finishing the project would still pay),
+  ``budget_usd``.
+- ``paths``: the files that exist: ``final_video``, ``contact_sheet``, ``storyboard`` (absent
+  when missing) and ``clips``, a list of ``{"scene": n, "path": ...}`` for the current clips.
+- ``next``: what to do, in order: sentences that name the command in backticks
+  (`vidpipe resume ID`, `vidpipe render ID`, ...). Empty when the project is finished.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
+from sqlalchemy import select
 
-from vidpipe_core.cost import image_cost, video_cost
-from vidpipe_core.models import ClipStatus
-from vidpipe_core.providers import clip_provider, keyframe_provider
+from vidpipe_core.cost import estimate
+from vidpipe_core.integrity import frame_label, scene_label, scene_list
+from vidpipe_core.models import ClipStatus, Keyframe, KeyframeStatus, VideoClip
 from vidpipe_core.services import Services
 from vidpipe_core.steps import STAGES
-from vidpipe_core.steps.inspect import find_damage
+from vidpipe_core.steps.inspect import Finding, find_damage
 from vidpipe_core.steps.keyframes import spent_usd
-from vidpipe_core.steps.state import project_nonce, resolve_state
+from vidpipe_core.steps.state import ProjectState, project_nonce, resolve_state
+from vidpipe_core.steps.storyboard import stage_models
+from vidpipe_core.storage import Layout
 from vidpipe_dagster.instance import get_instance
+
+if TYPE_CHECKING:
+    from vidpipe_dagster.resume import ResumePlan
+
+MATERIALIZED, MISSING, OUT_OF_DATE = "materialized", "missing", "out of date"
+EARLIER_PROJECT = "stale (an earlier project with this id)"
+RUN_ROW = "(latest run)"
 
 
 def latest_materialization(instance: dg.DagsterInstance, name: str, project_id: str) -> dg.EventLogRecord | None:
@@ -39,32 +67,49 @@ def belongs_to_project(record: dg.EventLogRecord, nonce: str | None) -> bool:
     return nonce is None or metadata_value(record, NONCE_KEY) == nonce
 
 
+@dataclass(frozen=True)
+class RunState:
+    """The partition's latest run as `status` sees it."""
+
+    run_id: str
+    live: bool  # not finished, and its process is alive
+    dead: bool  # not finished, and its process is gone
+
+
 def asset_states(
-    instance: dg.DagsterInstance, project_id: str, nonce: str | None = None, stale_after_s: float = 120.0
+    instance: dg.DagsterInstance,
+    project_id: str,
+    nonce: str | None = None,
+    stale_after_s: float = 120.0,
+    plan: ResumePlan | None = None,
 ) -> list[dict[str, Any]]:
     """Each asset's latest materialization (trusted only when it carries this project record's
-    nonce) and the latest run, whose process is checked when it has not ended. Reads only."""
+    nonce; "out of date" when ``plan``, what `vidpipe resume` would do, makes it again) and the
+    latest run, whose process is checked when it has not ended. Reads only."""
     from vidpipe_dagster.healing import FINISHED, instance_liveness
 
     latest_run = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/partition": project_id}), limit=1)
+    reasons = plan.reasons if plan is not None else {}
     rows: list[dict[str, Any]] = []
     for name in STAGES:
         rec = latest_materialization(instance, name, project_id)
         if rec is not None:
-            ours = belongs_to_project(rec, nonce)
+            state = MATERIALIZED if belongs_to_project(rec, nonce) else EARLIER_PROJECT
+            if state == MATERIALIZED and name in reasons:
+                state = f"{OUT_OF_DATE}: {reasons[name]}"
             rows.append(
                 {
                     "asset": name,
-                    "state": "materialized" if ours else "stale (an earlier project with this id)",
+                    "state": state,
                     "run_id": rec.run_id[:8],
                     "when": datetime.fromtimestamp(rec.timestamp, tz=UTC).strftime("%Y-%m-%d %H:%M:%S"),
                 }
             )
         else:
-            rows.append({"asset": name, "state": "missing", "run_id": None, "when": None})
+            rows.append({"asset": name, "state": MISSING, "run_id": None, "when": None})
     if latest_run:
         run = latest_run[0]
-        row: dict[str, Any] = {"asset": "(latest run)", "state": run.status.value.lower(), "run_id": run.run_id[:8], "when": None}
+        row: dict[str, Any] = {"asset": RUN_ROW, "state": run.status.value.lower(), "run_id": run.run_id[:8], "when": None}
         if run.status not in FINISHED:
             liveness = instance_liveness(instance, run, stale_after_s)
             if not liveness.alive:
@@ -77,13 +122,46 @@ def asset_states(
     return rows
 
 
-def scene_rows(services: Services, project_id: str) -> tuple[list[dict[str, Any]], dict[str, float]]:
-    state = resolve_state(services, project_id)
-    spec = state.spec
-    damage = {f.index: f for f in find_damage(services, state) if f.stage == "clips"}
+def _made_before(services: Services, project_id: str) -> tuple[set[int], set[int]]:
+    """Frame and scene indices that have a finished keyframe or clip of any fingerprint: where the
+    current one is not made, the old one is out of date (an edit, a new take, an upstream change)."""
+    with services.db.session() as s:
+        frames = s.scalars(
+            select(Keyframe.frame_index).where(Keyframe.project_id == project_id, Keyframe.status == KeyframeStatus.DONE)
+        )
+        clips = s.scalars(
+            select(VideoClip.scene_index).where(VideoClip.project_id == project_id, VideoClip.status == ClipStatus.DONE)
+        )
+        return set(frames), set(clips)
+
+
+def _projected_usd(services: Services, state: ProjectState) -> float:
+    """What finishing the project still pays: the storyboard call while there is none, the
+    keyframes still to make, the clips still to pay for."""
+    projection = estimate(
+        services.settings,
+        state.spec,
+        stage_models(services, state.spec),
+        frames=state.frames_left(),
+        clips=state.clips_left_to_pay(),
+    )
+    storyboard = 0.0 if state.has_storyboard else projection.storyboard_usd
+    return storyboard + projection.keyframes_usd + projection.clips_usd
+
+
+def scene_rows(
+    services: Services, state: ProjectState, damaged: list[Finding] | None = None
+) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    spec, project_id = state.spec, state.spec.id
+    damage = {f.index: f for f in (find_damage(services, state) if damaged is None else damaged) if f.stage == "clips"}
+    made_frames, made_clips = _made_before(services, project_id)
+
+    def frame(k: int) -> str:
+        f = state.frames[k]
+        return "done" if f.done else (OUT_OF_DATE if k in made_frames else MISSING)
+
     rows = []
     for c in state.clips:
-        start, end = state.frames[c.index], state.frames[c.index + 1]
         clip = c.row
         detail = ""
         if clip is not None and clip.status == ClipStatus.REJECTED:
@@ -94,31 +172,146 @@ def scene_rows(services: Services, project_id: str) -> tuple[list[dict[str, Any]
             detail = clip.error or ""
         elif clip is not None and clip.status == ClipStatus.SUBMITTED:
             detail = f"operation {clip.operation_name}"
+        elif clip is None and c.index in made_clips:
+            detail = "its prompt, keyframes or take changed since its clip was made"
         if c.index in damage:
             detail = f"damaged: {damage[c.index].problem}; {damage[c.index].repair}"
+        if c.index in damage:
+            clip_state = "damaged"
+        elif clip is not None:
+            clip_state = clip.status.value
+        else:
+            clip_state = OUT_OF_DATE if c.index in made_clips else MISSING
         rows.append(
             {
-                "index": c.index,
-                "start_frame": "done" if start.done else "missing",
-                "end_frame": "done" if end.done else "missing",
-                "clip": "damaged" if c.index in damage else (clip.status.value if clip is not None else "missing"),
+                "scene": c.index + 1,
+                "start_frame": frame(c.index),
+                "end_frame": frame(c.index + 1),
+                "clip": clip_state,
                 "duration_s": clip.duration_s if clip is not None else None,
                 "cost_usd": clip.cost_usd if clip is not None else 0.0,
                 "detail": detail,
             }
         )
-    frames_left, clips_left = state.frames_left(), state.clips_left_to_pay()
-    s = services.settings
-    projected = image_cost(s, keyframe_provider(spec.providers.keyframes, s).model_for(spec), frames_left) + video_cost(
-        s, clip_provider(spec.providers.clips, s).model_for(spec), clips_left * spec.clip_duration, spec.generate_audio
-    )
-    cost = {"spent_usd": spent_usd(services, project_id), "projected_usd": projected, "budget_usd": spec.max_cost_usd}
+    cost = {
+        "spent_usd": spent_usd(services, project_id),
+        "projected_usd": _projected_usd(services, state),
+        "budget_usd": spec.max_cost_usd,
+    }
     return rows, cost
 
 
-def project_status(services: Services, project_id: str) -> dict[str, Any]:
-    scenes, cost = scene_rows(services, project_id)
-    assets = asset_states(
-        get_instance(services.settings), project_id, project_nonce(services, project_id), services.settings.heartbeat_stale_s
+def artifact_paths(services: Services, state: ProjectState) -> dict[str, Any]:
+    """Where to look: the final video, the contact sheet, storyboard.json and the current clip of
+    each scene, as URIs of the artifact store; only files that exist."""
+    store, project_id = services.store, state.spec.id
+    paths: dict[str, Any] = {
+        key: store.uri(project_id, relpath)
+        for key, relpath in (
+            ("final_video", Layout.FINAL),
+            ("contact_sheet", Layout.CONTACT_SHEET),
+            ("storyboard", Layout.STORYBOARD),
+        )
+        if store.exists(project_id, relpath)
+    }
+    paths["clips"] = [
+        {"scene": c.index + 1, "path": store.uri(project_id, c.row.path)}
+        for c in state.clips
+        if c.done and c.row is not None and c.row.path and store.exists(project_id, c.row.path)
+    ]
+    return paths
+
+
+def _latest_run(assets: list[dict[str, Any]]) -> RunState | None:
+    from vidpipe_dagster.healing import FINISHED
+
+    row = next((r for r in assets if r["asset"] == RUN_ROW), None)
+    if row is None:
+        return None
+    dead = row["state"] == "dead"
+    finished = row["state"] in {status.value.lower() for status in FINISHED}
+    return RunState(row["run_id"], live=not finished and not dead, dead=dead)
+
+
+def _what_resume_makes(state: ProjectState, plan: ResumePlan) -> list[str]:
+    """What `vidpipe resume` would make, for people: "the storyboard", "the end frame of scene 2",
+    "the clips of scenes 2, 3", "repairs ...", "the final video"."""
+    n = len(state.scenes)
+    parts: list[str] = []
+    if "storyboard" in plan.assets and not state.has_storyboard:
+        parts.append(f"the storyboard, {state.spec.scenes + 1} keyframes and {state.spec.scenes} clips")
+    frames = [frame_label(f.index, n) for f in state.frames_to_make()]
+    if frames:
+        parts.append(", ".join(frames) if len(frames) <= 3 else f"{len(frames)} keyframes from {frames[0]} on")
+    refused = state.spec.safety_policy == "fail"  # a refused scene is not submitted again
+    clips = [c.index for c in state.clips_to_finish() if not (refused and c.status == ClipStatus.REJECTED)]
+    if clips:
+        parts.append(f"the clip{'s' if len(clips) > 1 else ''} of {scene_list(clips)}")
+    parts += [f"repairs {d.what} ({d.repair})" for d in plan.damaged]
+    if "final_video" in plan.assets:
+        parts.append("the final video")
+    return parts
+
+
+def next_steps(
+    project_id: str,
+    state: ProjectState,
+    assets: list[dict[str, Any]],
+    plan: ResumePlan,
+    cost: dict[str, float],
+    run: RunState | None,
+) -> list[str]:
+    """What to do next, in order, each a sentence with the command in backticks: wait for a live
+    run; resume after a dead run or when something is missing or out of date (what it makes and
+    what that costs); render a project never rendered; edit a scene the safety filter refused.
+    Nothing when the project is finished."""
+    if run is not None and run.live:
+        return [f"run {run.run_id} is rendering this project; `vidpipe status {project_id}` shows how far it got"]
+    steps: list[str] = []
+    resume, render = f"vidpipe resume {project_id}", f"vidpipe render {project_id}"
+    if run is not None and run.dead:
+        steps += [r["hint"] for r in assets if r.get("hint")]
+    money = (
+        f"projected cost ${cost['projected_usd']:.2f} (spent ${cost['spent_usd']:.2f} of the ${cost['budget_usd']:.2f} budget)"
     )
-    return {"assets": assets, "scenes": scenes, "cost": cost}
+    rendered = any(r["state"] not in (MISSING, EARLIER_PROJECT) for r in assets if r["asset"] != RUN_ROW)
+    if plan.assets and not rendered and not (run is not None and run.dead):
+        steps.append(f"never rendered: `{render}` makes it; {money}")
+    elif plan.assets:
+        made = _what_resume_makes(state, plan)
+        steps.append(f"`{resume}` makes {', '.join(made) if made else 'what is missing'}; {money}")
+        if plan.repair_cost_usd:
+            steps.append(
+                f"damaged files without a free copy fail their stage; `{resume} --repair` pays up to "
+                f"${plan.repair_cost_usd:.2f} to regenerate them"
+            )
+    if state.spec.safety_policy == "fail":
+        for c in state.clips:
+            if c.status == ClipStatus.REJECTED:
+                edit = f'vidpipe edit {project_id} --scene {c.index + 1} --motion "..."'
+                steps.append(
+                    f"the safety filter refused {scene_label(c.index)} and it is not submitted again; "
+                    f"change its prompt with `{edit}`, then `{resume}`"
+                )
+    return steps
+
+
+def project_status(services: Services, project_id: str) -> dict[str, Any]:
+    from vidpipe_dagster.resume import plan_resume
+
+    state = resolve_state(services, project_id)
+    damaged = find_damage(services, state)
+    instance = get_instance(services.settings)
+    plan = plan_resume(instance, services, project_id, state=state, damaged=damaged)
+    scenes, cost = scene_rows(services, state, damaged)
+    assets = asset_states(
+        instance, project_id, project_nonce(services, project_id), services.settings.heartbeat_stale_s, plan=plan
+    )
+    run = _latest_run(assets)
+    return {
+        "assets": assets,
+        "scenes": scenes,
+        "cost": cost,
+        "paths": artifact_paths(services, state),
+        "next": next_steps(project_id, state, assets, plan, cost, run),
+    }

@@ -119,7 +119,7 @@ def test_the_check_fails_when_the_steps_bytes_are_not_the_ledgers(project):
     made.pngs[1] = made.pngs[2]  # a valid PNG, but not the frame the ledger recorded
     outcome = check_keyframes(services, project_id, made)
     assert not outcome.passed
-    assert outcome.description.startswith("frame 1: its content does not match the ledger")
+    assert outcome.description.startswith("the frame between scenes 1 and 2: its content does not match the ledger")
 
 
 def test_the_check_alone_fails_for_damaged_missing_and_misshapen_frames(project):
@@ -137,9 +137,9 @@ def test_the_check_alone_fails_for_damaged_missing_and_misshapen_frames(project)
     outcome = check_keyframes(services, project_id)
     assert not outcome.passed
     problems = outcome.description.split("; ")
-    assert problems[0] == "frame 0: the file is missing"
-    assert problems[1].startswith("frame 1: its content does not match the ledger")
-    assert problems[2] == "frame 3 is 100x100, expected 256x144"
+    assert problems[0] == "the start frame of scene 1: the file is missing"
+    assert problems[1].startswith("the frame between scenes 1 and 2: its content does not match the ledger")
+    assert problems[2] == "the end frame of scene 3 is 100x100, expected 256x144"
     assert len(problems) == 3
 
 
@@ -154,5 +154,5 @@ def test_a_frame_recorded_without_a_digest_is_decoded_in_full(project, monkeypat
     counts = count_keyframe_io(monkeypatch)
 
     outcome = check_keyframes(services, project_id)
-    assert not outcome.passed and outcome.description.startswith("frame 2 does not decode")
+    assert not outcome.passed and outcome.description.startswith("the frame between scenes 2 and 3 does not decode")
     assert counts.decodes == 1

@@ -9,6 +9,7 @@ from pathlib import Path
 from tests.core.test_keyframes_step import count_keyframe_io
 from tests.helpers import check_results, latest_metadata
 from vidpipe_core import media
+from vidpipe_core.integrity import frame_tag
 from vidpipe_core.steps.state import resolve_state
 from vidpipe_core.storage import Layout
 from vidpipe_dagster.runner import failure_message, register, render
@@ -51,7 +52,7 @@ def test_a_keyframes_materialization_reads_and_resolves_once(vp_env, monkeypatch
     frames = resolve_state(services, spec.id).frames
     files = [Path(services.store.path(spec.id, f.row.path)).read_bytes() for f in frames]
     sheet = Path(services.store.path(spec.id, Layout.CONTACT_SHEET)).read_bytes()
-    assert sheet == media.contact_sheet(files, labels=[f"frame {k}" for k in range(SCENES + 1)])
+    assert sheet == media.contact_sheet(files, labels=[frame_tag(k, SCENES) for k in range(SCENES + 1)])
     metadata = latest_metadata(instance, "keyframes", spec.id)
     assert set(metadata) == METADATA and (metadata["generated"], metadata["reused"]) == (SCENES + 1, 0)
     assert check_results(instance, run_id) == {"keyframes_decode": True}

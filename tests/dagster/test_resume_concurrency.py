@@ -145,7 +145,7 @@ def test_regenerate_one_scene_changes_only_its_time_span(vp_env):
     times = [0.0, 0.3, 0.5, 0.7, 1.3, 1.5, 1.7, 2.3, 2.5, 2.7]
     before = [media.read_frame(final, t) for t in times]
 
-    result = CliRunner().invoke(app, ["regenerate", spec.id, "--scene", "1"])
+    result = CliRunner().invoke(app, ["regenerate", spec.id, "--scene", "2"])  # the middle scene: 1 s to 2 s
     assert result.exit_code == 0, result.output
     instance = vp_env.instance()
     kf = latest_metadata(instance, "keyframes", spec.id)
@@ -155,15 +155,15 @@ def test_regenerate_one_scene_changes_only_its_time_span(vp_env):
     after = [media.read_frame(final, t) for t in times]
     diffs = dict(zip(times, (mean_abs_diff(a, b) for a, b in zip(before, after, strict=True)), strict=True))
     for t in (0.0, 0.3, 0.5, 0.7, 2.3, 2.5, 2.7):
-        assert diffs[t] < 0.5, f"frame at {t}s changed outside scene 1: {diffs}"
-    assert min(diffs[t] for t in (1.3, 1.5, 1.7)) > 1.5, f"scene 1 did not change: {diffs}"
+        assert diffs[t] < 0.5, f"frame at {t}s changed outside scene 2: {diffs}"
+    assert min(diffs[t] for t in (1.3, 1.5, 1.7)) > 1.5, f"scene 2 did not change: {diffs}"
     assert media.probe(final).duration_s == pytest.approx(3.0, abs=0.25)
 
 
 def test_regenerate_rejects_unknown_scene(vp_env):
     spec = register("A cat naps", id="regen-bad", scenes=2, clip_duration=1)
     result = CliRunner().invoke(app, ["regenerate", spec.id, "--scene", "5"])
-    assert result.exit_code == 2 and "scene:" in result.output and "0-1" in result.output
+    assert result.exit_code == 2 and "scene: 5 is out of range" in result.output and "1-2" in result.output
 
 
 def test_editing_a_motion_prompt_regenerates_only_that_clip(gp):
@@ -173,7 +173,7 @@ def test_editing_a_motion_prompt_regenerates_only_that_clip(gp):
     stats = g.emulator.stats()["requests"]
     result = CliRunner().invoke(app, ["edit", spec.id, "--scene", "2", "--motion", "Slow pan right across the benches"])
     assert result.exit_code == 0, result.output
-    assert "frames to regenerate: none" in result.output and "clips to regenerate: [2]" in result.output
+    assert "frames to regenerate: none" in result.output and "clips to regenerate: the clip of scene 2." in result.output
     result = CliRunner().invoke(app, ["resume", spec.id])
     assert result.exit_code == 0, result.output
     now = g.emulator.stats()["requests"]
@@ -205,4 +205,4 @@ def test_regenerate_through_run_config_makes_one_new_take(vp_env):
     from vidpipe_core.projects import load_spec
 
     run_id = vp_env.instance().get_runs(limit=1)[0].run_id
-    assert load_spec(vp_env.services(), spec.id).takes == {"2": f"run-{run_id}"}
+    assert load_spec(vp_env.services(), spec.id).takes == {"1": f"run-{run_id}"}  # scene 2 is index 1 in the database

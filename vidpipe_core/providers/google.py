@@ -519,12 +519,12 @@ class GoogleKeyframes(_GoogleStage):
                         usage = Usage(input_tokens=tokens_in, output_tokens=tokens_out, images=1)
                         return png, priced(self.settings, model, usage)
                     problem = mismatch
-            log.warning("keyframes frame %d: attempt %d/%d unusable: %s", frame, attempt, IMAGE_ATTEMPTS, problem)
+            log.warning("keyframes frame %d: attempt %d/%d unusable: %s", frame + 1, attempt, IMAGE_ATTEMPTS, problem)
             if attempt < IMAGE_ATTEMPTS:
                 time.sleep(min(self.settings.retry_max_s, self.settings.retry_initial_s * 2 ** (attempt - 1)))
         raise ProviderError(
             "keyframes",
-            f"no image returned for frame {frame} by {model} after {IMAGE_ATTEMPTS} attempts ({problem}); "
+            f"no image returned for frame {frame + 1} by {model} after {IMAGE_ATTEMPTS} attempts ({problem}); "
             "try rephrasing the scene's frame prompt",
             scene=frame,
         )
@@ -628,7 +628,7 @@ class GoogleClips(_GoogleStage):
         if not operation.name:
             detail = f": {_operation_error(operation.error)}" if operation.error else ""
             raise ProviderError("clips", f"{model} returned no operation name{detail}", scene=request.scene_index)
-        log.info("clips scene %d: submitted %s", request.scene_index, operation.name)
+        log.info("clips scene %d: submitted %s", request.scene_index + 1, operation.name)
         return operation.name
 
     def wait(
@@ -649,7 +649,7 @@ class GoogleClips(_GoogleStage):
             polls += 1
             elapsed = time.monotonic() - started
             if current.done:
-                log.info("clips scene %d: %s finished after %d polls (%.1fs)", scene, operation, polls, elapsed)
+                log.info("clips scene %d: %s finished after %d polls (%.1fs)", scene + 1, operation, polls, elapsed)
                 return self._outcome(current, request, model, cancel)
             if elapsed + delay > s.poll_timeout_s:
                 raise ProviderError(
@@ -659,7 +659,7 @@ class GoogleClips(_GoogleStage):
                     scene=scene,
                 )
             line = f"video operation running ({elapsed:.0f}s elapsed, poll {polls})"
-            log.debug("clips scene %d: %s", scene, line)
+            log.debug("clips scene %d: %s", scene + 1, line)
             if on_poll is not None:
                 on_poll(line)
             cancel.sleep(delay)

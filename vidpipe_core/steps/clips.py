@@ -24,7 +24,7 @@ from vidpipe_core import media
 from vidpipe_core.cancel import CancelToken
 from vidpipe_core.cost import guard_budget, usage_cost, video_cost
 from vidpipe_core.errors import MediaError, ProviderError, SafetyRejected, VidpipeError
-from vidpipe_core.integrity import Damage, DamagedArtifacts, frame_label, read_checked, scene_label
+from vidpipe_core.integrity import Damage, DamagedArtifacts, check_scene_indices, frame_label, read_checked, scene_label
 from vidpipe_core.models import ClipStatus, VideoClip, utcnow
 from vidpipe_core.providers import clip_provider
 from vidpipe_core.providers.base import ClipOutcome, ClipOutcomeKind, ClipProvider, ClipRequest, NoLimit, SlotLimiter
@@ -58,14 +58,12 @@ def take_seed(spec: ProjectSpec, variant: str) -> int | None:
 
 
 def new_takes(services: Services, project_id: str, scenes: list[int], token: str) -> ProjectSpec:
-    """Record a regeneration take for the scenes (validated), so their clips get new fingerprints."""
-    from vidpipe_core.errors import InvalidInput
+    """Record a regeneration take for the scenes (0-based indices, validated; an error names them
+    1-based, as they were typed), so their clips get new fingerprints."""
     from vidpipe_core.projects import load_spec, update_spec
 
     spec = load_spec(services, project_id)
-    bad = [i for i in scenes if not 0 <= i < spec.scenes]
-    if bad:
-        raise InvalidInput("scene", f"{bad} out of range", f"0-{spec.scenes - 1}")
+    check_scene_indices(scenes, spec.scenes)
     spec = spec.model_copy(update={"takes": {**spec.takes, **{str(i): token for i in scenes}}})
     update_spec(services, spec)
     return spec

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 
 from sqlalchemy import select
 
 from vidpipe_core.errors import InvalidInput, VidpipeError
+from vidpipe_core.integrity import check_scene_indices, frame_label, scene_list
 from vidpipe_core.models import Project, Scene
 from vidpipe_core.services import Services
 from vidpipe_core.steps.state import resolve_state, stored_document, write_storyboard_file
@@ -14,8 +16,24 @@ from vidpipe_core.steps.state import resolve_state, stored_document, write_story
 FIELDS = ("description", "start_frame_prompt", "end_frame_prompt", "motion_prompt")
 
 
-def edit_scene(services: Services, project_id: str, index: int, **changes: str | None) -> dict[str, list[int]]:
-    """Apply the non-None changes; return which frames and clips no longer match what is stored."""
+@dataclass(frozen=True)
+class SceneEdit:
+    """What an edit left to regenerate: 0-based frame and scene indices of a project of ``scenes`` scenes."""
+
+    frames: list[int]
+    clips: list[int]
+    scenes: int
+
+    def summary(self) -> str:
+        """The frames and clips to regenerate, as people number them."""
+        frames = ", ".join(frame_label(k, self.scenes) for k in self.frames) or "none"
+        clips = f"the clip{'s' if len(self.clips) > 1 else ''} of {scene_list(self.clips)}" if self.clips else "none"
+        return f"frames to regenerate: {frames}; clips to regenerate: {clips}"
+
+
+def edit_scene(services: Services, project_id: str, index: int, **changes: str | None) -> SceneEdit:
+    """Apply the non-None changes to scene ``index`` (0-based); return which frames and clips no
+    longer match what is stored."""
     given = {k: v for k, v in changes.items() if v is not None}
     for key, value in given.items():
         if key not in FIELDS:
@@ -24,9 +42,11 @@ def edit_scene(services: Services, project_id: str, index: int, **changes: str |
             raise InvalidInput(key, "must not be empty")
     before = resolve_state(services, project_id)
     if not before.has_storyboard:
-        raise VidpipeError(f"project {project_id!r} has no storyboard yet; materialize it first")
-    if not 0 <= index < len(before.scenes):
-        raise InvalidInput("scene", f"{index} is out of range", f"0-{len(before.scenes) - 1}")
+        raise VidpipeError(
+            f"project {project_id!r} has no storyboard yet to edit; run `vidpipe render {project_id}` "
+            "(or materialize only the storyboard asset) first"
+        )
+    check_scene_indices([index], len(before.scenes))
     if not given:
         raise InvalidInput("scene", "nothing to change; pass --description, --start-frame, --end-frame or --motion")
     document = copy.deepcopy(stored_document(services, project_id))
@@ -45,4 +65,4 @@ def edit_scene(services: Services, project_id: str, index: int, **changes: str |
     after = resolve_state(services, project_id)
     frames = [f.index for f, g in zip(before.frames, after.frames, strict=True) if f.prompt != g.prompt or not g.done]
     clips = [c.index for c in after.clips if c.status is None or c.index in frames or c.index + 1 in frames]
-    return {"frames": frames, "clips": sorted(set(clips))}
+    return SceneEdit(frames=frames, clips=sorted(set(clips)), scenes=len(after.scenes))
