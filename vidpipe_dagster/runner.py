@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from vidpipe_dagster.resume import ResumePlan
 
 Listener = Callable[[str, ProgressEvent], None]
-PARTITION_TAG = "dagster/partition"
 # What workspace.yaml loads; runs started here are recorded as runs of that code location.
 CODE_LOCATION_MODULE, CODE_LOCATION_ATTRIBUTE = "vidpipe_dagster.definitions", "defs"
 
@@ -91,6 +90,7 @@ def render(
     from vidpipe_core.projects import load_spec
     from vidpipe_dagster import progress
     from vidpipe_dagster.definitions import render_project_in_process
+    from vidpipe_dagster.healing import PARTITION_TAG
     from vidpipe_dagster.instance import ensure_partition, get_instance
 
     validate_project_id(project_id)

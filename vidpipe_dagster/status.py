@@ -86,9 +86,9 @@ def asset_states(
     """Each asset's latest materialization (trusted only when it carries this project record's
     nonce; "out of date" when ``plan``, what `vidpipe resume` would do, makes it again) and the
     latest run, whose process is checked when it has not ended. Reads only."""
-    from vidpipe_dagster.healing import FINISHED, instance_liveness
+    from vidpipe_dagster.healing import FINISHED, PARTITION_TAG, instance_liveness
 
-    latest_run = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/partition": project_id}), limit=1)
+    latest_run = instance.get_runs(filters=dg.RunsFilter(tags={PARTITION_TAG: project_id}), limit=1)
     reasons = plan.reasons if plan is not None else {}
     rows: list[dict[str, Any]] = []
     for name in STAGES:
