@@ -1,0 +1,152 @@
+"""Preview images for the Dagster UI, made by the real ffmpeg and Pillow from real videos: they
+decode, animate, stay within their budgets, and give way to a note when they cannot."""
+
+from __future__ import annotations
+
+import base64
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageSequence
+
+from vidpipe_core import media, previews
+from vidpipe_core.scratch import scratch_root
+
+COLOURS = {"red": (255, 0, 0), "lime": (0, 255, 0), "blue": (0, 0, 255)}
+
+
+def _testsrc(path: Path, *, size: str = "320x180", seconds: float = 2.0, fps: int = 12) -> Path:
+    """A moving test pattern (every frame differs) with a silent audio track, as vidpipe encodes clips."""
+    media.run_ffmpeg(
+        [
+            "-f", "lavfi", "-i", f"testsrc2=size={size}:rate={fps}:duration={seconds}",
+            "-f", "lavfi", "-i", f"anullsrc=r=48000:cl=stereo:d={seconds}",
+            "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", "-y", str(path),
+        ],
+        what="test video",
+    )  # fmt: skip
+    return path
+
+
+def _solid(path: Path, colour: str, *, seconds: float = 1.0) -> Path:
+    media.run_ffmpeg(
+        [
+            "-f",
+            "lavfi",
+            "-i",
+            f"color=c={colour}:s=160x90:r=12:d={seconds}",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            "-y",
+            str(path),
+        ],
+        what="solid clip",
+    )
+    return path
+
+
+def _decoded(preview: previews.Preview) -> Image.Image:
+    """The image back from its markdown: ![alt](data:<mime>;base64,<data>)."""
+    md = preview.markdown()
+    assert md.startswith(f"![{preview.alt}](data:{preview.mime};base64,")
+    payload = md.split(";base64,", 1)[1].split(")", 1)[0]
+    data = base64.b64decode(payload, validate=True)
+    assert data == preview.data
+    return Image.open(io.BytesIO(data))
+
+
+@pytest.mark.parametrize("fmt", ["webp", "gif"])
+def test_animated_preview_decodes_animates_and_fits(tmp_path: Path, fmt: str) -> None:
+    if fmt == "webp" and not previews.has_encoder("libwebp_anim"):
+        pytest.skip("this ffmpeg has no libwebp_anim encoder")
+    video = _testsrc(tmp_path / "final.mp4")
+    data_dir = tmp_path / "data"
+    preview = previews.animated_preview(video, data_dir, fmt=fmt)
+
+    assert preview.fits and preview.data is not None and len(preview.data) <= previews.PREVIEW_BUDGET
+    image = _decoded(preview)
+    assert image.format == fmt.upper()
+    frames = [np.asarray(f.convert("RGB"), dtype=np.int16) for f in ImageSequence.Iterator(image)]
+    assert len(frames) > 1 and len(frames) == preview.frames
+    assert (image.width, image.height) == (preview.width, preview.height) and image.width <= 320
+    assert np.abs(frames[0] - frames[-1]).mean() > 5  # it moves: first and last frames differ
+    # The scratch folder is gone afterwards; nothing is left beside the data directory.
+    assert list(scratch_root(data_dir).iterdir()) == []
+
+
+def test_animated_preview_over_budget_falls_back_to_a_note(tmp_path: Path) -> None:
+    video = _testsrc(tmp_path / "final.mp4", seconds=1.0)
+    preview = previews.animated_preview(video, tmp_path / "data", budget=2_000)
+    assert preview.data is None and not preview.fits
+    md = preview.markdown()
+    assert "data:" not in md and "does not fit the 2 KB budget" in md
+
+
+def test_a_smaller_budget_gives_a_smaller_image_not_a_note(tmp_path: Path) -> None:
+    video = _testsrc(tmp_path / "final.mp4", size="640x360", seconds=3.0)
+    big = previews.animated_preview(video, tmp_path / "data")
+    assert big.data is not None
+    budget = len(big.data) // 2
+    small = previews.animated_preview(video, tmp_path / "data", budget=budget)
+    assert small.data is not None and len(small.data) <= budget
+    assert small.width * small.height * small.frames < big.width * big.height * big.frames
+
+
+def test_scene_strip_has_one_labelled_cell_per_scene(tmp_path: Path) -> None:
+    clips = [_solid(tmp_path / f"{name}.mp4", name) for name in COLOURS]
+    scenes = [previews.StripScene(i, clip) for i, clip in enumerate(clips)]
+    scenes.append(previews.StripScene(3, None, "skipped: rejected by the safety filter"))
+    strip = previews.scene_strip(scenes)
+
+    assert strip.data is not None and len(strip.data) <= previews.STRIP_BUDGET
+    image = _decoded(strip).convert("RGB")
+    assert len(strip.cells) == len(scenes)
+    # Each cell shows its own scene's frames, in scene order (scene 1 red, 2 lime, 3 blue).
+    for (x, y, w, _h), rgb in zip(strip.cells, COLOURS.values(), strict=False):
+        thumb_h = round((w // 2) * 9 / 16)
+        for half in (0, 1):
+            box = (x + half * w // 2 + 4, y + 4, x + (half + 1) * w // 2 - 4, y + thumb_h - 4)
+            mean = np.asarray(image.crop(box), dtype=np.float32).reshape(-1, 3).mean(axis=0)
+            assert np.abs(mean - np.array(rgb)).max() < 40, (rgb, mean)
+    # The skipped scene's cell is dark, not a frame.
+    x, y, w, _h = strip.cells[3]
+    assert np.asarray(image.crop((x + 4, y + 4, x + w - 4, y + 20)), dtype=np.float32).mean() < 80
+
+
+def test_scene_strip_over_budget_falls_back(tmp_path: Path) -> None:
+    clip = _testsrc(tmp_path / "a.mp4", seconds=1.0)
+    strip = previews.scene_strip([previews.StripScene(0, clip)], budget=300)
+    assert strip.data is None and "budget" in strip.markdown() and "data:" not in strip.markdown()
+
+
+def test_stills_shrink_until_they_fit(tmp_path: Path) -> None:
+    # A noisy 1920x1080 frame is far over budget at full size; the ladder brings it down.
+    rng = np.random.default_rng(7)
+    noise = Image.fromarray(rng.integers(0, 255, (1080, 1920, 3), dtype=np.uint8))
+    buf = io.BytesIO()
+    noise.save(buf, format="PNG")
+    sheet = media.contact_sheet([buf.getvalue()] * 5, labels=[f"scene {i + 1}" for i in range(5)])
+    assert len(sheet) > previews.SHEET_BUDGET
+    image = previews.sheet_image(sheet)
+    assert image.data is not None and len(image.data) <= previews.SHEET_BUDGET
+    decoded = _decoded(image)
+    assert decoded.format == "JPEG" and max(decoded.size) <= previews.STILL_LADDER[0][0]
+    assert previews.sheet_image(sheet, budget=1_000).data is None
+
+    video = _testsrc(tmp_path / "final.mp4", size="1280x720", seconds=2.0)
+    poster = previews.poster(video, 2.0)
+    assert poster.data is not None and len(poster.data) <= previews.POSTER_BUDGET
+    frame = media.read_frame(video, 1.0).resize(_decoded(poster).size)
+    diff = np.abs(np.asarray(_decoded(poster).convert("RGB"), np.float32) - np.asarray(frame, np.float32)).mean()
+    assert diff < 12  # the poster is the frame in the middle of the video
+
+
+def test_a_broken_video_gives_a_note_not_an_error(tmp_path: Path) -> None:
+    broken = tmp_path / "final.mp4"
+    broken.write_bytes(b"not a video")
+    preview = previews.safely(lambda: previews.animated_preview(broken, tmp_path / "data"), "preview", 1000)
+    assert preview.data is None and "not a readable media file" in preview.markdown()
