@@ -18,6 +18,32 @@ class InvalidInput(VidpipeError):
             text += f" (allowed: {allowed})"
         super().__init__(text)
 
+    @property
+    def problems(self) -> list[InvalidInput]:
+        """Each problem on its own (this one alone; several for ``InvalidInputs``)."""
+        return [self]
+
+
+class InvalidInputs(InvalidInput):
+    """Several problems with one input, all named at once, so a user fixes them in one go
+    instead of meeting them one by one. ``field`` is the first problem's."""
+
+    def __init__(self, problems: list[InvalidInput]) -> None:
+        self._problems = [one for problem in problems for one in problem.problems]
+        self.field, self.allowed = self._problems[0].field, None
+        listed = " ".join(f"({n}) {p}" for n, p in enumerate(self._problems, 1))
+        VidpipeError.__init__(self, f"{len(self._problems)} problems: {listed}")
+
+    @property
+    def problems(self) -> list[InvalidInput]:
+        return list(self._problems)
+
+
+def invalid(problems: list[InvalidInput]) -> InvalidInput:
+    """One error for ``problems`` (not empty): the problem itself when there is one, so its message
+    stays exactly what it was; ``InvalidInputs`` naming them all otherwise."""
+    return problems[0] if len(problems) == 1 else InvalidInputs(problems)
+
 
 class ProjectNotFound(VidpipeError):
     def __init__(self, project_id: str) -> None:

@@ -48,7 +48,7 @@ from sqlalchemy.exc import DisconnectionError, IntegrityError, InterfaceError, O
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from vidpipe_core.config import Settings
-from vidpipe_core.errors import ConfigurationError, InvalidInput, VidpipeError
+from vidpipe_core.errors import ConfigurationError, InvalidInput, VidpipeError, invalid
 from vidpipe_core.models import Project
 from vidpipe_core.projects import build_spec, create_project, project_exists
 from vidpipe_core.schemas import ProjectSpec
@@ -264,8 +264,8 @@ def _short(value: Any) -> str:
     return _repr.repr(value)
 
 
-def _field_error(exc: ValidationError) -> InvalidInput:
-    err = exc.errors()[0]
+def _field_error(err: Any) -> InvalidInput:
+    """One field's problem, from one of pydantic's errors."""
     name = ".".join(str(p) for p in err["loc"]) or "file"
     kind, value = err["type"], err.get("input")
     if kind == "extra_forbidden":
@@ -303,7 +303,45 @@ def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def parse_request(text: str, fmt: str) -> InboxRequest:
-    """An InboxRequest from the text of a file in format "yaml", "json" or "text"."""
+    """An InboxRequest from the text of a file in format "yaml", "json" or "text"; InvalidInput
+    naming every field problem at once."""
+    raw = _raw_fields(text, fmt)
+    request, problems = check_fields(raw)
+    if problems:
+        raise invalid(problems)
+    assert request is not None
+    return request
+
+
+def check_fields(raw: dict[str, Any]) -> tuple[InboxRequest | None, list[InvalidInput]]:
+    """The request and every problem of its fields (unknown, missing, wrong type), all at once. With
+    problems, the request holds the fields that are fine (None when the prompt is not), so their
+    values can be checked too and the file is refused naming everything to change."""
+    try:
+        return InboxRequest.model_validate(raw), []
+    except ValidationError as exc:
+        errors = exc.errors()
+    problems = [_field_error(e) for e in errors]
+    bad = {e["loc"][0] for e in errors if e["loc"]}
+    try:
+        rest = InboxRequest.model_validate({k: v for k, v in raw.items() if k not in bad})
+    except ValidationError:
+        rest = None
+    return rest, problems
+
+
+def validate_request(request: InboxRequest, settings: Settings) -> ProjectSpec:
+    """The spec the request would make (``build_spec``'s rules), before anything is written."""
+    try:
+        return build_spec(settings, request.prompt, **request.options())
+    except InvalidInput:
+        raise
+    except VidpipeError as exc:  # e.g. provider: google without credentials
+        raise InvalidInput("provider", str(exc)) from None
+
+
+def _raw_fields(text: str, fmt: str) -> dict[str, Any]:
+    """The file's fields as a mapping (InvalidInput for a file that is not one)."""
     if fmt == "text":
         raw: Any = {"prompt": text}
     elif fmt == "json":
@@ -338,20 +376,7 @@ def parse_request(text: str, fmt: str) -> InboxRequest:
     for key in raw:
         if not isinstance(key, str):
             raise InvalidInput("file", f"field name {_short(key)} is not text", ", ".join(FIELDS))
-    try:
-        return InboxRequest.model_validate(raw)
-    except ValidationError as exc:
-        raise _field_error(exc) from None
-
-
-def validate_request(request: InboxRequest, settings: Settings) -> ProjectSpec:
-    """The spec the request would make (``build_spec``'s rules), before anything is written."""
-    try:
-        return build_spec(settings, request.prompt, **request.options())
-    except InvalidInput:
-        raise
-    except VidpipeError as exc:  # e.g. provider: google without credentials
-        raise InvalidInput("provider", str(exc)) from None
+    return raw
 
 
 def parse_inbox_file(
@@ -368,8 +393,16 @@ def parse_inbox_file(
             "name", f"{Path(name).suffix or 'a name without extension'!r} is not a prompt file type", ", ".join(FORMATS)
         )
     text = decode_text(read_regular_file(path, limits.inbox_max_bytes, dir_fd))
-    request = parse_request(text, fmt)
-    spec = validate_request(request, settings)
+    request, problems = check_fields(_raw_fields(text, fmt))
+    spec = None
+    if request is not None:  # the fields that parsed are checked too, so every problem is named
+        try:
+            spec = validate_request(request, settings)
+        except InvalidInput as exc:
+            problems += exc.problems
+    if problems:
+        raise invalid(problems)
+    assert request is not None and spec is not None
     return InboxEntry(path=path, name=name, request=request, spec=spec, digest=request.digest())
 
 

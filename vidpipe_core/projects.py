@@ -5,14 +5,15 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import select
 
 from vidpipe_core.config import ASPECT_RATIOS, MAX_PROMPT_CHARS, MAX_SCENES, MIN_SCENES, Settings
-from vidpipe_core.errors import InvalidInput, ProjectNotFound, VidpipeError
+from vidpipe_core.errors import InvalidInput, ProjectNotFound, VidpipeError, invalid
 from vidpipe_core.ids import new_project_id, validate_project_id
 from vidpipe_core.models import Project
 from vidpipe_core.providers import clip_provider, resolve_stage_providers
@@ -90,49 +91,77 @@ def build_spec(
     safety_policy: str | None = None,
     crossfade: float = 0.0,
 ) -> ProjectSpec:
-    """A validated spec; every problem raises InvalidInput naming the field and what is allowed."""
-    check_text("prompt", prompt)
-    if not prompt.strip():
-        raise InvalidInput("prompt", "is empty; describe the video you want")
-    if not has_visible_text(prompt):
-        raise InvalidInput(
-            "prompt", "has no visible characters (only spaces and invisible ones such as U+200B); describe the video you want"
-        )
-    prompt = prompt.strip()
-    if len(prompt) > MAX_PROMPT_CHARS:
-        raise InvalidInput("prompt", f"is {len(prompt)} characters long", f"at most {MAX_PROMPT_CHARS}")
-    style = check_text("style", style if style is not None else settings.default_style).strip()
-    if len(style) > MAX_STYLE_CHARS:
-        raise InvalidInput("style", f"is {len(style)} characters long", f"at most {MAX_STYLE_CHARS}")
-    check_text("negative_prompt", negative_prompt)
-    if len(negative_prompt) > MAX_NEGATIVE_PROMPT_CHARS:
-        raise InvalidInput(
-            "negative_prompt", f"is {len(negative_prompt)} characters long", f"at most {MAX_NEGATIVE_PROMPT_CHARS}"
-        )
+    """A validated spec. Every problem is named at once: one raises InvalidInput naming the field
+    and what is allowed, several raise InvalidInputs listing each (a field that depends on another,
+    such as the crossfade on the clip duration, is checked once that one is valid)."""
+    problems = _Problems()
+    with problems.check():
+        check_text("prompt", prompt)
+        if not prompt.strip():
+            raise InvalidInput("prompt", "is empty; describe the video you want")
+        if not has_visible_text(prompt):
+            raise InvalidInput(
+                "prompt", "has no visible characters (only spaces and invisible ones such as U+200B); describe the video you want"
+            )
+        if len(prompt.strip()) > MAX_PROMPT_CHARS:
+            raise InvalidInput("prompt", f"is {len(prompt.strip())} characters long", f"at most {MAX_PROMPT_CHARS}")
+    prompt_ok = not problems
+    prompt = prompt.strip() if isinstance(prompt, str) else ""
+    with problems.check():
+        style = check_text("style", style if style is not None else settings.default_style).strip()
+        if len(style) > MAX_STYLE_CHARS:
+            raise InvalidInput("style", f"is {len(style)} characters long", f"at most {MAX_STYLE_CHARS}")
+    with problems.check():
+        check_text("negative_prompt", negative_prompt)
+        if len(negative_prompt) > MAX_NEGATIVE_PROMPT_CHARS:
+            raise InvalidInput(
+                "negative_prompt", f"is {len(negative_prompt)} characters long", f"at most {MAX_NEGATIVE_PROMPT_CHARS}"
+            )
+    id_ok = True
     if id is not None:
-        check_text("id", id)
+        with problems.check(), problems.unless_ok() as id_check:
+            check_text("id", id)
+            validate_project_id(id)
+        id_ok = id_check.ok
     aspect_ratio = aspect_ratio or settings.default_aspect_ratio
-    if aspect_ratio not in ASPECT_RATIOS:
-        raise InvalidInput("aspect_ratio", f"{aspect_ratio!r} is not supported", ", ".join(ASPECT_RATIOS))
+    with problems.check():
+        if aspect_ratio not in ASPECT_RATIOS:
+            raise InvalidInput("aspect_ratio", f"{aspect_ratio!r} is not supported", ", ".join(ASPECT_RATIOS))
     scenes = settings.default_scenes if scenes is None else scenes
-    if not isinstance(scenes, int) or isinstance(scenes, bool) or not MIN_SCENES <= scenes <= MAX_SCENES:
-        raise InvalidInput("scenes", f"{scenes!r} is out of range", f"{MIN_SCENES}-{MAX_SCENES}")
-    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= MAX_SEED):
-        raise InvalidInput("seed", f"{seed!r} is out of range", f"0-{MAX_SEED}, an unsigned 32-bit integer")
-    if safety_policy is not None and safety_policy not in SAFETY_POLICIES:
-        raise InvalidInput("safety_policy", f"{safety_policy!r} is unknown", ", ".join(SAFETY_POLICIES))
-    max_cost = check_budget(settings.max_cost_usd if max_cost_usd is None else max_cost_usd, default=max_cost_usd is None)
-    if not _is_finite_number(crossfade):
-        raise InvalidInput("crossfade", f"{crossfade!r} is not a finite number", "0 <= crossfade < the clip duration")
-
-    stages = resolve_stage_providers(
-        settings, provider, storyboard=storyboard_provider, keyframes=keyframe_provider, clips=clip_provider_name
-    )
+    with problems.check():
+        if not isinstance(scenes, int) or isinstance(scenes, bool) or not MIN_SCENES <= scenes <= MAX_SCENES:
+            raise InvalidInput("scenes", f"{scenes!r} is out of range", f"{MIN_SCENES}-{MAX_SCENES}")
+    with problems.check():
+        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= MAX_SEED):
+            raise InvalidInput("seed", f"{seed!r} is out of range", f"0-{MAX_SEED}, an unsigned 32-bit integer")
+    with problems.check():
+        if safety_policy is not None and safety_policy not in SAFETY_POLICIES:
+            raise InvalidInput("safety_policy", f"{safety_policy!r} is unknown", ", ".join(SAFETY_POLICIES))
+    max_cost = 0.0
+    with problems.check():
+        max_cost = check_budget(settings.max_cost_usd if max_cost_usd is None else max_cost_usd, default=max_cost_usd is None)
+    crossfade_ok = True
+    with problems.check(), problems.unless_ok() as crossfade_check:
+        if not _is_finite_number(crossfade):
+            raise InvalidInput("crossfade", f"{crossfade!r} is not a finite number", "0 <= crossfade < the clip duration")
+    crossfade_ok = crossfade_check.ok
+    stages: dict[str, Any] | None = None
+    with problems.check():
+        stages = dict(
+            resolve_stage_providers(
+                settings, provider, storyboard=storyboard_provider, keyframes=keyframe_provider, clips=clip_provider_name
+            )
+        )
     clip_duration = settings.default_clip_duration if clip_duration is None else clip_duration
+    if problems:  # what follows needs the values above (and the id must not be probed for a bad prompt)
+        if stages is not None and prompt_ok:
+            _check_duration_alone(settings, stages, clip_duration, problems)
+        problems.raise_any()
+    assert stages is not None
     if id is None:
         project_id = new_project_id(prompt, taken)
     else:
-        project_id = validate_project_id(id)
+        project_id = validate_project_id(id) if id_ok else id
         if taken(project_id):
             raise InvalidInput("id", f"{project_id!r} is already taken; choose another id or omit --id")
     try:
@@ -140,7 +169,7 @@ def build_spec(
             id=project_id,
             prompt=prompt,
             style=style,
-            aspect_ratio=aspect_ratio,  # type: ignore[arg-type]  # any str: pydantic checks it against the Literal and says what is allowed
+            aspect_ratio=aspect_ratio,  # type: ignore[arg-type]  # any str: checked against ASPECT_RATIOS above
             clip_duration=clip_duration,
             scenes=scenes,
             providers=StageProviders(**stages),
@@ -153,14 +182,83 @@ def build_spec(
             crossfade=crossfade,
         )
     except ValidationError as exc:
-        err = exc.errors()[0]
-        raise InvalidInput(".".join(str(p) for p in err["loc"]) or "spec", err["msg"]) from None
-    validate_clip_duration(settings, spec)
-    if not 0 <= crossfade < spec.clip_duration:
-        raise InvalidInput(
-            "crossfade", f"{crossfade} is out of range", f"0 <= crossfade < {spec.clip_duration} (the clip duration)"
-        )
+        raise invalid([_pydantic_problem(e) for e in exc.errors()]) from None
+    with problems.check(), problems.unless_ok() as duration_check:
+        validate_clip_duration(settings, spec)
+    if duration_check.ok and crossfade_ok:
+        with problems.check():
+            if not 0 <= crossfade < spec.clip_duration:
+                raise InvalidInput(
+                    "crossfade", f"{crossfade} is out of range", f"0 <= crossfade < {spec.clip_duration} (the clip duration)"
+                )
+    problems.raise_any()
     return spec
+
+
+def _pydantic_problem(err: Any) -> InvalidInput:
+    return InvalidInput(".".join(str(p) for p in err["loc"]) or "spec", err["msg"])
+
+
+def _check_duration_alone(settings: Settings, stages: dict[str, Any], clip_duration: Any, problems: _Problems) -> None:
+    """The clip duration's check when other fields failed: against the clip provider alone, so a
+    wrong duration is named along with the rest (a provider's rule reads only the duration and
+    the model choice)."""
+    if not isinstance(clip_duration, int) or isinstance(clip_duration, bool):
+        problems.add(InvalidInput("clip_duration", f"{clip_duration!r} is not a whole number of seconds"))
+        return
+    try:
+        probe = ProjectSpec(
+            id="probe",
+            prompt="probe",
+            style="",
+            aspect_ratio=settings.default_aspect_ratio,  # type: ignore[arg-type]  # a setting validated by Settings
+            clip_duration=clip_duration,
+            scenes=1,
+            providers=StageProviders(**stages),
+        )
+    except ValidationError:
+        return
+    with problems.check():
+        validate_clip_duration(settings, probe)
+
+
+class _Check:
+    ok = True
+
+
+class _Problems:
+    """The InvalidInput problems of one input, collected check by check."""
+
+    def __init__(self) -> None:
+        self.found: list[InvalidInput] = []
+
+    def __bool__(self) -> bool:
+        return bool(self.found)
+
+    def add(self, problem: InvalidInput) -> None:
+        self.found.extend(problem.problems)
+
+    @contextmanager
+    def check(self) -> Iterator[None]:
+        """Run a block of checks; its InvalidInput is recorded instead of raised."""
+        try:
+            yield
+        except InvalidInput as exc:
+            self.add(exc)
+
+    @contextmanager
+    def unless_ok(self) -> Iterator[_Check]:
+        """Inside ``check()``: say whether the block passed."""
+        outcome = _Check()
+        try:
+            yield outcome
+        except InvalidInput:
+            outcome.ok = False
+            raise
+
+    def raise_any(self) -> None:
+        if self.found:
+            raise invalid(self.found)
 
 
 def validate_clip_duration(settings: Settings, spec: ProjectSpec) -> None:
@@ -251,8 +349,7 @@ def update_spec(services: Services, spec: ProjectSpec) -> None:
     try:
         spec = ProjectSpec.model_validate(spec.model_dump())
     except ValidationError as exc:
-        err = exc.errors()[0]
-        raise InvalidInput(".".join(str(p) for p in err["loc"]) or "spec", err["msg"]) from None
+        raise invalid([_pydantic_problem(e) for e in exc.errors()]) from None
     with services.db.session() as s:
         row = s.get(Project, spec.id)
         if row is None:

@@ -209,3 +209,35 @@ def test_a_note_never_writes_through_a_link(tmp_path):
     note = folder / "a.yaml.error.txt"
     assert not note.is_symlink() and note.read_text() == "why"
     assert sorted(p.name for p in folder.iterdir()) == ["a.yaml.error.txt"]  # no temporary left
+
+
+@pytest.mark.parametrize(
+    "name, content",
+    [
+        ("both.yaml", "prompt: A fox in the snow\naspect_ratio: '4:3'\nscene: 2\n"),
+        ("both.json", '{"prompt": "A fox in the snow", "aspect_ratio": "4:3", "scene": 2}'),
+    ],
+)
+def test_every_problem_of_a_file_is_named_at_once(settings, name, content):
+    """An unknown field (refused by the file's schema) and a bad value (refused by the project's
+    rules) are both named, so the file is fixed in one go."""
+    path = settings.resolved_inbox_dir / name
+    path.write_text(content)
+    with pytest.raises(InvalidInput) as err:
+        parse_inbox_file(path, settings)
+    text = str(err.value)
+    assert text.startswith("2 problems: (1) scene: is not a known field; did you mean 'scenes'?")
+    assert "(2) aspect_ratio: '4:3' is not supported (allowed: 16:9, 9:16)" in text
+    assert [p.field for p in err.value.problems] == ["scene", "aspect_ratio"]
+
+
+def test_several_bad_values_are_named_together_and_one_stays_as_it_was(settings):
+    path = settings.resolved_inbox_dir / "values.yaml"
+    path.write_text("prompt: A fox\nscenes: 99\nseed: -1\nsafety_policy: maybe\n")
+    with pytest.raises(InvalidInput) as err:
+        parse_inbox_file(path, settings)
+    assert [p.field for p in err.value.problems] == ["scenes", "seed", "safety_policy"]
+    path.write_text("prompt: A fox\nscenes: 99\n")
+    with pytest.raises(InvalidInput) as err:
+        parse_inbox_file(path, settings)
+    assert str(err.value) == "scenes: 99 is out of range (allowed: 1-24)"
