@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any
 from PIL import Image
 
 from vidpipe_core.config import ASPECT_RATIOS
+from vidpipe_core.errors import MediaError
 from vidpipe_core.integrity import digest_problem, frame_label, scene_label
-from vidpipe_core.media import MediaInfo
+from vidpipe_core.media import MediaInfo, probe
 from vidpipe_core.providers import keyframe_provider
 from vidpipe_core.schemas import ProjectSpec, Storyboard
 from vidpipe_core.services import Services
@@ -21,6 +22,19 @@ if TYPE_CHECKING:
 
 DURATION_TOLERANCE_S = 0.25
 ASPECT_TOLERANCE = 0.02
+
+# What each check verifies, as the Dagster UI shows it next to the check.
+DESCRIPTIONS = {
+    "storyboard_complete": "The storyboard has as many scenes as the project asks for, and every scene has a "
+    "description, a start and an end frame prompt and a motion prompt.",
+    "keyframes_decode": "Every keyframe (N scenes have N+1) is recorded, its bytes match the ledger's sha256, and "
+    "it is an image of the provider's size (or at least of the project's aspect ratio).",
+    "clips_complete": "Every scene has a finished clip whose file decodes with a video stream and lasts the "
+    f"planned clip duration (± {DURATION_TOLERANCE_S} s), or was rejected by the safety filter and is skipped "
+    "by the project's policy (the reason is in the metadata).",
+    "final_video_valid": "The final MP4 has a video stream, an audio stream when audio was asked for, and lasts "
+    f"the sum of its clips less the crossfades (± {DURATION_TOLERANCE_S} s).",
+}
 
 
 @dataclass
@@ -130,3 +144,47 @@ def check_final_video(info: MediaInfo, expected_duration_s: float, audio_expecte
         "; ".join(problems) or f"{info.duration_s:.2f}s, video ok" + (", audio ok" if audio_expected else ""),
         {"duration_s": round(info.duration_s, 3), "expected_duration_s": round(expected_duration_s, 3)},
     )
+
+
+def check_clips(services: Services, project_id: str) -> CheckOutcome:
+    """Every scene of the current plan has a done clip of the planned duration (probed from its
+    file), or is skipped by the safety policy with a reason. Reads the ledger and probes each file."""
+    state = resolve_state(services, project_id)
+    spec = state.spec
+    problems: list[str] = []
+    skipped: dict[str, str] = {}
+    durations: dict[str, float] = {}
+    if not state.clips:
+        problems.append("no scenes planned (the storyboard is missing)")
+    for c in state.clips:
+        label = scene_label(c.index)
+        if c.skipped(spec.safety_policy) and c.row is not None:
+            skipped[f"Scene {c.index + 1}"] = "; ".join(c.row.safety_reasons or []) or "rejected by the safety filter"
+            continue
+        if not c.done or c.row is None or not c.row.path:
+            state_text = c.row.status.value if c.row is not None else "missing"
+            problems.append(f"{label}: no finished clip ({state_text})")
+            continue
+        try:
+            with services.store.local_copy(project_id, c.row.path) as local:
+                info = probe(local)
+        except (MediaError, OSError, FileNotFoundError) as exc:
+            problems.append(f"{label}: the clip does not decode ({exc})")
+            continue
+        durations[f"Scene {c.index + 1}"] = round(info.duration_s, 3)
+        if not info.has_video:
+            problems.append(f"{label}: the clip has no video stream")
+        elif abs(info.duration_s - spec.clip_duration) > DURATION_TOLERANCE_S:
+            problems.append(
+                f"{label}: the clip lasts {info.duration_s:.2f} s, planned {spec.clip_duration} s ± {DURATION_TOLERANCE_S}"
+            )
+    made = len(durations)
+    summary = f"{made} of {len(state.clips)} scenes have a clip of {spec.clip_duration} s"
+    if skipped:
+        summary += "; skipped by policy: " + "; ".join(f"{k} ({v})" for k, v in skipped.items())
+    metadata: dict[str, Any] = {"scenes": len(state.clips), "clips": made, "planned_duration_s": spec.clip_duration}
+    if skipped:
+        metadata["skipped"] = skipped
+    if durations:
+        metadata["durations_s"] = durations
+    return CheckOutcome("clips_complete", not problems, "; ".join(problems) or summary, metadata)

@@ -109,6 +109,11 @@ class Settings(BaseSettings):
         default=120.0, gt=0, description="A run or lock holder on another host whose heartbeat is older is dead."
     )
     video_pool: str = Field(default="video-operations", description="Dagster concurrency pool that bounds live video operations.")
+    ui_previews: bool = Field(
+        default=True,
+        description="Embed small preview images (animated preview, poster, contact sheet, scene strip) in the "
+        "assets' Dagster metadata as data URIs, each within its size budget (vidpipe_core.previews).",
+    )
     dagster_executor: Literal["in_process", "multiprocess"] = Field(
         default="in_process",
         description="How a render_project run executes its four steps. They form a chain, so in_process (the run "

@@ -660,6 +660,15 @@ def contact_sheet_size(n: int, *, columns: int, thumb_size: tuple[int, int], lab
 
 def contact_sheet(pngs: list[bytes], *, columns: int = 4, thumb_width: int = 320, labels: list[str] | None = None) -> bytes:
     """A PNG grid of the images (thumbnails keep the first image's aspect ratio; others are letterboxed)."""
+    buf = io.BytesIO()
+    contact_sheet_image(pngs, columns=columns, thumb_width=thumb_width, labels=labels).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def contact_sheet_image(
+    pngs: list[bytes], *, columns: int = 4, thumb_width: int = 320, labels: list[str] | None = None
+) -> Image.Image:
+    """The grid of ``contact_sheet`` as an image (for callers that also want it in another format)."""
     if not pngs:
         raise InvalidInput("pngs", "no images for a contact sheet")
     if columns < 1 or thumb_width < 8:
@@ -689,9 +698,7 @@ def contact_sheet(pngs: list[bytes], *, columns: int = 4, thumb_width: int = 320
         sheet.paste(fitted, (x + (thumb[0] - fitted.width) // 2, y + (thumb[1] - fitted.height) // 2))
         if labels is not None:
             draw.text((x + 2, y + thumb[1] + 3), ellipsize(draw, labels[i], font, thumb[0] - 4), fill=(230, 230, 230), font=font)
-    buf = io.BytesIO()
-    sheet.save(buf, format="PNG")
-    return buf.getvalue()
+    return sheet
 
 
 def ellipsize(draw: ImageDraw.ImageDraw, text: str, font: ImageFont.ImageFont | ImageFont.FreeTypeFont, width: int) -> str:
@@ -716,6 +723,7 @@ __all__ = [
     "check_ffmpeg",
     "concat_args",
     "contact_sheet",
+    "contact_sheet_image",
     "contact_sheet_size",
     "crossfade_args",
     "crossfade_offsets",

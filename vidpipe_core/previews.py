@@ -120,10 +120,13 @@ def still(image: Image.Image, *, alt: str, budget: int, what: str, ladder: Seque
     return _dropped(alt, budget, f"{what} at {smallest[0]} px, quality {smallest[1]}")
 
 
-def sheet_image(png: bytes, *, budget: int = SHEET_BUDGET) -> Preview:
-    """The contact sheet (PNG bytes from ``media.contact_sheet``) small enough for the UI."""
+def sheet_image(sheet: bytes | Image.Image, *, budget: int = SHEET_BUDGET) -> Preview:
+    """The contact sheet (``media.contact_sheet_image``, or the PNG bytes of ``media.contact_sheet``)
+    small enough for the UI."""
+    if isinstance(sheet, Image.Image):
+        return still(sheet, alt="contact sheet", budget=budget, what="keyframes")
     try:
-        with Image.open(io.BytesIO(png)) as im:
+        with Image.open(io.BytesIO(sheet)) as im:
             image = im.convert("RGB")
     except Exception as exc:  # Pillow raises several unrelated types for bad input
         return Preview("contact sheet", budget, note=f"no image: the contact sheet does not decode ({exc})")

@@ -25,6 +25,7 @@ METADATA = {
     "cost_usd",
     "projected_cost_usd",
     "contact_sheet",
+    "contact_sheet_image",
     "project_nonce",
 }
 

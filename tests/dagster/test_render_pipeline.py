@@ -57,12 +57,14 @@ def test_render_offline_project_end_to_end(vp_env):
     kf = latest_metadata(instance, "keyframes", spec.id)
     assert (kf["generated"], kf["reused"]) == (4, 0)
     assert os.path.exists(kf["contact_sheet"])
-    assert "| 2 | generated |" in latest_metadata(instance, "clips", spec.id)["scenes"]
+    rows = [r.data for r in latest_metadata(instance, "clips", spec.id)["scenes"].records]
+    assert [(r["scene"], r["status"]) for r in rows] == [(1, "generated"), (2, "generated"), (3, "generated")]
     fv = latest_metadata(instance, "final_video", spec.id)
     assert fv["resolution"] == "256x144" and fv["video_codec"] == "h264"
     assert check_results(instance, result.run_id) == {
         "storyboard_complete": True,
         "keyframes_decode": True,
+        "clips_complete": True,
         "final_video_valid": True,
     }
 

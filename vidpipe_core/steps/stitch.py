@@ -28,6 +28,7 @@ class FinalResult:
     skipped: dict[int, str] = field(default_factory=dict)  # scene -> safety reason
     audio_expected: bool = False
     sha256: str = ""
+    durations: dict[int, float] = field(default_factory=dict)  # scene -> measured seconds of its clip
 
 
 def make_final(
@@ -111,4 +112,5 @@ def _make_final(services: Services, project_id: str, crossfade: float | None, pr
         skipped=skipped,
         audio_expected=spec.generate_audio,
         sha256=sha,
+        durations={c.index: d for c, d in zip(included, durations, strict=True)},
     )
