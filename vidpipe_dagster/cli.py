@@ -865,6 +865,46 @@ def _providers(row: dict[str, Any]) -> str:
     return "/".join(sorted(set(providers.values()))) if isinstance(providers, dict) else ""
 
 
+DELETED = ("project", "folder", "partition")  # the --json document's "deleted" keys
+
+
+@app.command()
+def delete(
+    project_id: str = typer.Argument(..., metavar="ID"),
+    yes: bool = typer.Option(False, "--yes", "-y", show_default=True, help="Do not ask for confirmation."),
+    as_json: bool = typer.Option(False, "--json", show_default=True, help="Print what was removed as one JSON document."),
+) -> None:
+    """Remove a project, or a partition with no project behind it: its folder of artifacts, its
+    database rows and its Dagster partition (Dagster keeps its runs and materializations as
+    history). Refused while a run holds it. Asks first unless `--yes`."""
+    from vidpipe_dagster import runner
+
+    if as_json:
+        _json_mode("delete", project_id=project_id)
+    try:
+        row, folder, partition = runner.find(project_id)
+        if not (row or folder or partition):
+            raise ProjectNotFound(project_id)
+        if not yes:
+            what = [w for w, there in (("project", row), ("folder of artifacts", folder), ("partition", partition)) if there]
+            if not sys.stdin.isatty():
+                raise InvalidInput("--yes", f"deleting {project_id} needs confirmation and stdin is not a terminal; pass --yes")
+            if not typer.confirm(f"delete {project_id} ({', '.join(what)})?", default=False, err=True):
+                _note("nothing deleted")
+                if as_json:
+                    _emit_json({"project_id": project_id, "exit_code": EXIT_OK, "deleted": dict.fromkeys(DELETED, False)})
+                return
+        deleted = runner.delete(project_id)
+    except VidpipeError as exc:
+        raise _fail(exc) from None
+    removed = {name: getattr(deleted, name) for name in DELETED}
+    _note(f"deleted {project_id}: " + ", ".join(k for k, v in removed.items() if v))
+    if as_json:
+        _emit_json({"project_id": project_id, "exit_code": EXIT_OK, "deleted": removed})
+    else:
+        _result(project_id)
+
+
 @app.command()
 def migrate() -> None:
     """Apply the database migrations (also done automatically on first use)."""

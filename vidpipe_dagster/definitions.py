@@ -2,6 +2,7 @@ import dagster as dg
 
 from vidpipe_core.config import get_settings
 from vidpipe_dagster.assets import render_assets
+from vidpipe_dagster.create import delete_project, new_project, render_new_project
 from vidpipe_dagster.jobs import render_project
 from vidpipe_dagster.resources import VidpipeResource
 from vidpipe_dagster.sensors import heal_dead_runs, inbox_sensor
@@ -18,8 +19,8 @@ def _executor() -> dg.ExecutorDefinition:
 
 defs = dg.Definitions(
     assets=render_assets,
-    jobs=[render_project],
-    sensors=[inbox_sensor, heal_dead_runs],
+    jobs=[render_project, new_project, delete_project],
+    sensors=[inbox_sensor, heal_dead_runs, render_new_project],
     resources={"vidpipe": VidpipeResource()},
     executor=_executor(),
 )

@@ -18,6 +18,7 @@ from vidpipe_dagster.partitions import PROJECTS
 if TYPE_CHECKING:
     from vidpipe_core.services import Services
 
+NEW_PROJECT_JOB = "new_project"  # the job that creates a project from the UI (vidpipe_dagster.create)
 REPO_DAGSTER_YAML = Path(__file__).resolve().parent.parent / "dagster.yaml"
 FALLBACK_YAML = "telemetry:\n  enabled: false\n"
 
@@ -130,6 +131,7 @@ def refuse_unknown_project(instance: dg.DagsterInstance, services: Services, pro
     default_home = services.settings.data_dir / "dagster"
     database = f"vidpipe's database ({display_url(services.settings.resolved_database_url)})"
     create = f'`vidpipe new "<prompt>" --id {project_id}`'
+    then = "then start the run again"
     if instance.is_ephemeral or not os.environ.get("DAGSTER_HOME"):
         missing = f" and {database} has no such project" if not in_database else ""
         also = f" and {create}" if not in_database else ""
@@ -139,7 +141,12 @@ def refuse_unknown_project(instance: dg.DagsterInstance, services: Services, pro
         )
     elif not in_database:
         also = "" if in_instance else f" (nor is it a partition of this run's instance, {instance_text})"
-        why = f"{database} has no such project{also}: create it with {create}"
+        if in_instance:
+            then += f" (or, for a partition added by mistake, remove it with `vidpipe delete {project_id}`)"
+        why = (
+            f"{database} has no such project{also}: create it with {create} or, in the Dagster UI, the "
+            f"`{NEW_PROJECT_JOB}` job (Jobs -> {NEW_PROJECT_JOB} -> Launchpad, `id: {project_id}`)"
+        )
     else:
         fixes = [f"add it to this instance with `vidpipe render {project_id}`"]
         if Path(os.environ["DAGSTER_HOME"]).expanduser().resolve() != default_home:
@@ -148,4 +155,4 @@ def refuse_unknown_project(instance: dg.DagsterInstance, services: Services, pro
             f"it is in {database} but not a partition of this run's Dagster instance, {instance_text}; "
             f"vidpipe uses DAGSTER_HOME when set, else {default_home}: {', or '.join(fixes)}"
         )
-    raise ConfigurationError(f"nothing done for project {project_id!r}: {why}; then start the run again")
+    raise ConfigurationError(f"nothing done for project {project_id!r}: {why}; {then}")

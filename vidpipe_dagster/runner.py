@@ -6,6 +6,7 @@ regenerate) is the same job with an asset selection, so the UI can re-execute an
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -67,6 +68,89 @@ def register(prompt: str, source: str = "cli", *, force: bool = False, **options
         raise
 
 
+@dataclass(frozen=True)
+class Deleted:
+    """What `delete` removed: the project (its database rows), its folder of artifacts, its
+    Dagster partition."""
+
+    project_id: str
+    project: bool
+    folder: bool
+    partition: bool
+
+
+# The run id under which `delete` holds the project lock while it removes the project.
+DELETE_RUN_ID = "vidpipe-delete"
+
+
+def find(project_id: str) -> tuple[bool, bool, bool]:
+    """Whether ``project_id`` has a project row, a folder of artifacts, a Dagster partition."""
+    from vidpipe_core.ids import validate_project_id
+    from vidpipe_core.projects import project_exists
+    from vidpipe_dagster.instance import get_instance, has_partition
+
+    validate_project_id(project_id)
+    svc = services(housekeeping=False)
+    folder = svc.store.fs.exists(svc.store.project_root(project_id))
+    return project_exists(svc, project_id), folder, has_partition(get_instance(svc.settings), project_id)
+
+
+def delete(project_id: str) -> Deleted:
+    """Remove a project, or what is left of one (a partition added with no project behind it, a
+    folder whose row is gone): its folder under the artifact store, its database rows and its
+    Dagster partition. Dagster's records are kept: runs are the run log, and the partition's
+    materializations cannot be wiped one partition at a time on Dagster's SQL storages
+    (`wipe_asset_partitions` raises NotImplementedError); a project created again under this id has
+    a new nonce, so vidpipe ignores them (see `assets.NONCE_KEY`).
+
+    Refused, with nothing removed, while a run holds the project: ProjectBusy for a queued or live
+    run of the partition or a held project lock (a run whose process died is marked failed first,
+    as `resume` does). InvalidInput for an id that is not one (nothing outside the artifact
+    store's `projects/` folder is ever named); ProjectNotFound when there is nothing to remove."""
+    import dagster as dg
+
+    from vidpipe_core import locks
+    from vidpipe_core.errors import ConfigurationError, ProjectBusy, ProjectNotFound
+    from vidpipe_core.ids import validate_project_id
+    from vidpipe_core.projects import delete_project, project_exists
+    from vidpipe_dagster.healing import PARTITION_TAG, describe_run
+    from vidpipe_dagster.instance import get_instance, has_partition, remove_partition
+    from vidpipe_dagster.resume import recover_dead_runs
+
+    validate_project_id(project_id)
+    svc = services()
+    instance = get_instance(svc.settings)
+    store = svc.store
+    root = store.project_root(project_id)
+    if store.is_local and os.path.islink(root):
+        raise ConfigurationError(
+            f"project {project_id!r}: its folder {root} is a symbolic link; vidpipe deletes only what is inside "
+            "its artifact store: remove the link yourself"
+        )
+    had_row, had_partition = project_exists(svc, project_id), has_partition(instance, project_id)
+    had_folder = store.fs.exists(root)
+    if not (had_row or had_partition or had_folder):
+        raise ProjectNotFound(project_id)
+    waiting = instance.get_runs(
+        filters=dg.RunsFilter(
+            tags={PARTITION_TAG: project_id},
+            statuses=[dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED],
+        )
+    )
+    if waiting:
+        raise ProjectBusy(project_id, f"{describe_run(waiting[0])}, waiting to start")
+    recover_dead_runs(instance, svc, project_id)  # ProjectBusy while a run of it is alive
+    holder = locks.acquire(svc, project_id, DELETE_RUN_ID) if had_row else None  # ProjectBusy when held
+    try:
+        delete_project(svc, project_id)  # rows (the lock goes with the project's row), then the folder
+    except BaseException:
+        if holder is not None and project_exists(svc, project_id):
+            locks.release(svc, project_id, holder.encode())
+        raise
+    remove_partition(instance, project_id)
+    return Deleted(project_id, had_row, had_folder, had_partition)
+
+
 def render(
     project_id: str,
     *,
@@ -126,7 +210,6 @@ def render(
 def _remote_origin(job_name: str) -> RemoteJobOrigin:
     """The origin the webserver gives runs of this job: workspace.yaml's code location (module
     `vidpipe_dagster.definitions`, attribute `defs`) and the Definitions' repository."""
-    import os
     import sys
 
     from dagster._core.definitions.repository_definition import SINGLETON_REPOSITORY_NAME

@@ -1,0 +1,204 @@
+"""Projects made and removed from the Dagster UI: the `new_project` job (what `vidpipe new` does),
+the `render_new_project` run-status sensor that starts its render as an ordinary `render_project`
+run, and the `delete_project` job (what `vidpipe delete` does).
+
+The run config of `new_project` is the spec of `vidpipe new` and of an inbox file: the fields of
+``vidpipe_core.inbox.InboxRequest`` (test_new_project_job compares them with `vidpipe new`'s
+options) plus ``force``. It is a permissive config, so a field Dagster does not know is not
+refused by the Launchpad alone: the run names it along with every other problem
+(`inbox.check_fields` then `projects.build_spec`, the messages of the inbox and of `vidpipe new`),
+and registers nothing."""
+
+import dagster as dg
+from pydantic import Field
+
+from vidpipe_core.errors import InvalidInput, VidpipeError, invalid
+from vidpipe_dagster.healing import PARTITION_TAG
+from vidpipe_dagster.instance import NEW_PROJECT_JOB
+from vidpipe_dagster.jobs import render_project
+
+PROJECT_TAG = "vidpipe/project"  # on a new_project run: the project it registered (or found)
+EXISTING_TAG = "vidpipe/existing"  # "true" when an identical project was found and nothing was registered
+ORIGIN_TAG = "vidpipe/origin"
+CREATED_BY_TAG = "vidpipe/created_by_run"  # on the render run: the new_project run that asked for it
+WAITING = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
+
+
+def _setting(text: str, name: str) -> str:
+    return f"{text} Default (null): the setting VIDPIPE_{name.upper()}."
+
+
+class NewProjectConfig(dg.PermissiveConfig):
+    """A project, as `vidpipe new` takes it. Null means the setting's default."""
+
+    prompt: str = Field(description="What the video is about (1-4000 characters).")
+    id: str | None = Field(
+        default=None, description="Project id: lower-case letters, digits and -. Default (null): generated from the prompt."
+    )
+    style: str | None = Field(default=None, description=_setting("Visual style (at most 500 characters).", "default_style"))
+    aspect_ratio: str | None = Field(default=None, description=_setting("16:9 or 9:16.", "default_aspect_ratio"))
+    clip_duration: int | None = Field(
+        default=None,
+        description=_setting("Seconds per scene: 1-8 with the animatic, 4, 6 or 8 with Veo.", "default_clip_duration"),
+    )
+    scenes: int | None = Field(default=None, description=_setting("Number of scenes, 1-24.", "default_scenes"))
+    max_cost_usd: float | None = Field(
+        default=None, description=_setting("Budget in USD; a run that would exceed it stops.", "max_cost_usd")
+    )
+    provider: str | None = Field(
+        default=None, description=_setting("Provider of every stage: auto, animatic, google.", "provider")
+    )
+    storyboard_provider: str | None = Field(
+        default=None, description="Storyboard provider: auto, animatic, google. Default (null): provider."
+    )
+    keyframe_provider: str | None = Field(
+        default=None, description="Keyframe provider: auto, animatic, google. Default (null): provider."
+    )
+    clip_provider: str | None = Field(
+        default=None, description="Clip provider: auto, animatic, google. Default (null): provider."
+    )
+    generate_audio: bool | None = Field(default=None, description=_setting("Generate an audio track (Veo).", "generate_audio"))
+    negative_prompt: str | None = Field(default=None, description="What the video must not show.")
+    seed: int | None = Field(default=None, description="Seed for Veo, 0-4294967295. Default (null): random.")
+    fast: bool | None = Field(default=None, description="Use the fast (cheaper) video model. Default (null): false.")
+    safety_policy: str | None = Field(
+        default=None, description=_setting("A clip refused by the safety filter: fail, skip or retry.", "safety_policy")
+    )
+    crossfade: float | None = Field(
+        default=None, description="Crossfade between scenes in seconds (0 = hard cuts, stream copy). Default (null): 0."
+    )
+    force: bool = Field(default=False, description="Register a new project even when one has this prompt and these settings.")
+
+
+SPEC_FIELDS = tuple(name for name in NewProjectConfig.model_fields if name != "force")
+
+
+def _failure(exc: VidpipeError) -> dg.Failure:
+    """The run's one failure: the error's message, and its class (read by runner.failures)."""
+    from vidpipe_dagster.runner import ERROR_CLASS_KEY
+
+    return dg.Failure(description=str(exc), metadata={ERROR_CLASS_KEY: type(exc).__name__}, allow_retries=False)
+
+
+def spec_request(config: NewProjectConfig) -> tuple[str, dict[str, object]]:
+    """The prompt and `build_spec` options of ``config``, or InvalidInput naming every problem:
+    unknown fields (the inbox's messages, with a "did you mean"), then the spec's rules."""
+    from vidpipe_core.inbox import check_fields, validate_request
+    from vidpipe_dagster.runner import services
+
+    raw = {k: v for k, v in config.model_dump().items() if k != "force" and v is not None}
+    request, problems = check_fields(raw)
+    if request is not None:
+        try:
+            validate_request(request, services(housekeeping=False).settings)
+        except InvalidInput as exc:
+            problems += exc.problems
+    if problems:
+        raise invalid(problems)
+    assert request is not None
+    return request.prompt, request.options()
+
+
+@dg.op(
+    name="register_project",
+    description="Validates the project (every problem named at once; nothing written when anything is wrong), "
+    "registers it and its partition; the render_new_project sensor then starts its render_project run.",
+    out=dg.Out(dg.Nothing),
+)
+def register_project(context: dg.OpExecutionContext, config: NewProjectConfig) -> dg.Output[None]:
+    from vidpipe_core.projects import AlreadyRegistered
+    from vidpipe_dagster.runner import register
+
+    try:
+        prompt, options = spec_request(config)
+        try:
+            spec = register(prompt, source=f"dagster:{NEW_PROJECT_JOB}:{context.run_id}", force=config.force, **options)
+            existing = False
+        except AlreadyRegistered as exc:
+            spec, existing = exc.spec, True
+            context.log.info(f"{exc}; its render is requested instead (set force: true for a new project)")
+    except VidpipeError as exc:
+        raise _failure(exc) from None
+    context.instance.add_run_tags(context.run_id, {PROJECT_TAG: spec.id, EXISTING_TAG: str(existing).lower()})
+    context.log.info(f"project {spec.id} {'found' if existing else 'registered'}; its render_project run comes next")
+    return dg.Output(
+        None,
+        metadata={
+            "project_id": spec.id,
+            "existing": existing,
+            "spec": dg.MetadataValue.json(spec.model_dump(mode="json", exclude={"takes"})),
+            "final_video": dg.MetadataValue.url(f"/assets/final_video?view=partitions&partition={spec.id}"),
+        },
+    )
+
+
+@dg.job(
+    name=NEW_PROJECT_JOB,
+    description="Create a project (the options of `vidpipe new`) and render it: its render_project run "
+    "is started by the render_new_project sensor.",
+    executor_def=dg.in_process_executor,
+)
+def new_project() -> None:
+    register_project()
+
+
+@dg.run_status_sensor(
+    run_status=dg.DagsterRunStatus.SUCCESS,
+    monitored_jobs=[new_project],
+    request_job=render_project,
+    minimum_interval_seconds=5,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Starts the render_project run of each project the new_project job registered.",
+)
+def render_new_project(context: dg.RunStatusSensorContext) -> dg.RunRequest | dg.SkipReason:
+    run = context.dagster_run
+    project_id = run.tags.get(PROJECT_TAG)
+    if not project_id:
+        return dg.SkipReason(f"run {run.run_id} registered no project")
+    busy = context.instance.get_runs(filters=dg.RunsFilter(tags={PARTITION_TAG: project_id}, statuses=WAITING), limit=1)
+    if busy:
+        return dg.SkipReason(f"project {project_id} already has run {busy[0].run_id} ({busy[0].status.value})")
+    return dg.RunRequest(
+        run_key=f"{NEW_PROJECT_JOB}:{run.run_id}",
+        partition_key=project_id,
+        tags={ORIGIN_TAG: NEW_PROJECT_JOB, CREATED_BY_TAG: run.run_id},
+    )
+
+
+class DeleteProjectConfig(dg.Config):
+    project_id: str = Field(description="The project (or partition with no project behind it) to remove.")
+    confirm: bool = Field(default=False, description="Set to true to delete; with false the run deletes nothing.")
+
+
+@dg.op(
+    name="remove_project",
+    description="What `vidpipe delete ID --yes` does: removes the project's folder, rows and partition; "
+    "refused while a run holds it.",
+    out=dg.Out(dg.Nothing),
+)
+def delete_project_op(context: dg.OpExecutionContext, config: DeleteProjectConfig) -> dg.Output[None]:
+    from vidpipe_dagster.runner import delete
+
+    try:
+        if not config.confirm:
+            raise InvalidInput("confirm", f"is false; set it to true to delete {config.project_id!r} (nothing was deleted)")
+        deleted = delete(config.project_id)
+    except VidpipeError as exc:
+        raise _failure(exc) from None
+    removed = {"project": deleted.project, "folder": deleted.folder, "partition": deleted.partition}
+    context.log.info(f"deleted {config.project_id}: " + ", ".join(k for k, v in removed.items() if v))
+    return dg.Output(None, metadata={"project_id": config.project_id, **removed})
+
+
+@dg.job(
+    name="delete_project",
+    description="Remove a project or a stray partition (what `vidpipe delete` does). Config: project_id, confirm: true.",
+    executor_def=dg.in_process_executor,
+)
+def delete_project() -> None:
+    delete_project_op()
