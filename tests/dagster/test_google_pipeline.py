@@ -127,6 +127,15 @@ def test_safety_policies(gp, policy):
         assert abs(info.duration_s - 8.0) <= 0.25
         meta = latest_metadata(vp_env.instance(), "final_video", spec.id)
         assert "scene 2" in meta["skipped_scenes"] and "forbiddenword" in meta["skipped_scenes"]
+        # The UI's table and summary say which scene was left out and why; the clips check accepts a skip by policy.
+        rows = {r.data["scene"]: r.data for r in meta["scenes"].records}
+        assert rows[2]["status"] == "skipped" and "forbiddenword" in rows[2]["detail"] and rows[2]["duration_s"] is None
+        assert rows[1]["status"] == rows[3]["status"] == "in video"
+        assert "Scene 2 skipped" in meta["summary"] and "forbiddenword" in meta["summary"]
+        clip_rows = {r.data["scene"]: r.data for r in latest_metadata(vp_env.instance(), "clips", spec.id)["scenes"].records}
+        assert clip_rows[2]["status"] == "rejected" and "left out of the video" in clip_rows[2]["detail"]
+        assert "forbiddenword" in clip_rows[2]["detail"]
+        assert check_results(vp_env.instance(), result.run_id)["clips_complete"] is True
         status = CliRunner().invoke(app, ["status", spec.id]).output
         assert "skipped in final video" in status
     else:
