@@ -6,6 +6,7 @@ daemon involved."""
 
 from __future__ import annotations
 
+import json
 import time
 
 import dagster as dg
@@ -78,6 +79,8 @@ query Materializations($assetKey: AssetKeyInput!, $partitions: [String!]) {
           ... on FloatMetadataEntry { floatValue }
           ... on PathMetadataEntry { path }
           ... on BoolMetadataEntry { boolValue }
+          ... on MarkdownMetadataEntry { mdStr }
+          ... on TableMetadataEntry { table { records } }
         }
       }
     }
@@ -109,7 +112,7 @@ query Sensor($selector: SensorSelector!) {
 def _metadata(entry_list: list[dict]) -> dict:
     out = {}
     for e in entry_list:
-        value = next((e[k] for k in ("text", "intValue", "floatValue", "path", "boolValue") if k in e), None)
+        value = next((e[k] for k in ("text", "intValue", "floatValue", "path", "boolValue", "mdStr", "table") if k in e), None)
         out[e["label"]] = value
     return out
 
@@ -193,7 +196,10 @@ def test_graphql_lists_launches_and_reads_back_a_partition(webserver, daemon, de
     final = _materialization(gql, "final_video", "gql-harbour")
     assert final["run_id"] == run_id
     assert final["resolution"] == "256x144" and final["video_codec"] == "h264"
-    assert final["scenes"] == 2 and abs(final["duration_s"] - 2.0) <= 0.25
+    assert final["scenes_in_video"] == 2 and abs(final["duration_s"] - 2.0) <= 0.25
+    # What the UI renders, as the webserver serves it: the scene table (numbered from 1) and the images.
+    assert [json.loads(r)["scene"] for r in final["scenes"]["records"]] == [1, 2]
+    assert final["preview"].startswith("![preview](data:image/") and "Total cost" in final["summary"]
     assert final["path"].endswith("projects/gql-harbour/final.mp4")
     info = media.probe(final["path"])
     assert info.has_video and (info.width, info.height) == (256, 144)
