@@ -155,7 +155,8 @@ def project_summary(services: Services, project_id: str, final: FinalResult, *, 
         "|---|---|---|---|",
         *(f"| {st} | {_cell(p)} | {_cell(m)} | {stage_cost[st]:.4f} |" for st, p, m in _stages(services, state)),
         "",
-        f"**Total cost: ${costs.total:.4f}** of the ${spec.max_cost_usd:.2f} budget{share}",
+        f"**Total cost: ${costs.total:.4f}** of the ${spec.max_cost_usd:.2f} budget{share}: every paid call "
+        "in the ledger, replaced takes included",
         "",
     ]
     if final.skipped:
