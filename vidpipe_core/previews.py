@@ -39,8 +39,9 @@ SHEET_BUDGET = 100_000  # the keyframes' contact sheet
 STRIP_BUDGET = 100_000  # first and last frame of every scene
 
 # The animated preview: the video is sampled once at PREVIEW_FPS (fewer frames per second for a
-# video longer than PREVIEW_MAX_FRAMES / PREVIEW_FPS), then encoded at each (width, at most
-# frames, quality) until one fits. A long video plays sped up, never slower than MIN_PLAY_FPS.
+# video longer than PREVIEW_MAX_FRAMES / PREVIEW_FPS), then encoded at each (longest side in
+# pixels, at most frames, quality) until one fits. A long video plays sped up, never slower than
+# MIN_PLAY_FPS.
 PREVIEW_FPS = 8
 PREVIEW_MAX_FRAMES = 96
 MIN_PLAY_FPS = 4
@@ -164,17 +165,24 @@ def animated_format() -> str:
     return "webp" if has_encoder("libwebp_anim") else "gif"
 
 
-def _sample_args(video: Path, frames_dir: Path, *, rate: float, width: int) -> list[str]:
-    """Decode once: frames at ``rate`` per second (at most PREVIEW_MAX_FRAMES), scaled to ``width``."""
-    vf = f"fps={media.ffmpeg_number(rate)},scale={width}:-2:flags=lanczos"
+def _scale(longest: int, portrait: bool) -> str:
+    """ffmpeg's scale filter: the longest side to ``longest`` pixels, the other even."""
+    return f"scale=-2:{longest}:flags=lanczos" if portrait else f"scale={longest}:-2:flags=lanczos"
+
+
+def _sample_args(video: Path, frames_dir: Path, *, rate: float, longest: int, portrait: bool) -> list[str]:
+    """Decode once: frames at ``rate`` per second (at most PREVIEW_MAX_FRAMES), the longest side ``longest``."""
+    vf = f"fps={media.ffmpeg_number(rate)},{_scale(longest, portrait)}"
     frames = ["-frames:v", str(PREVIEW_MAX_FRAMES)]
     return ["-threads", str(media.THREADS), "-i", str(video), "-an", "-sn", "-vf", vf, *frames, str(frames_dir / "f%04d.png")]
 
 
-def _encode_args(frames_dir: Path, out: Path, *, fmt: str, width: int, fps: float, quality: int, keep_every: int) -> list[str]:
+def _encode_args(
+    frames_dir: Path, out: Path, *, fmt: str, longest: int, portrait: bool, fps: float, quality: int, keep_every: int
+) -> list[str]:
     """Frames sampled by ``_sample_args`` -> an animated image of every ``keep_every``-th frame at ``fps``."""
     select = f"select='not(mod(n\\,{keep_every}))'," if keep_every > 1 else ""
-    base = f"{select}setpts=N/({media.ffmpeg_number(fps)}*TB),scale={width}:-2:flags=lanczos"
+    base = f"{select}setpts=N/({media.ffmpeg_number(fps)}*TB),{_scale(longest, portrait)}"
     args = ["-framerate", media.ffmpeg_number(fps * keep_every), "-i", str(frames_dir / "f%04d.png")]
     if fmt == "webp":
         opts = ["-c:v", "libwebp_anim", "-lossless", "0", "-quality", str(quality), "-compression_level", "4"]
@@ -200,13 +208,14 @@ def animated_preview(
     if fmt not in ("webp", "gif"):
         raise MediaError(f"preview format {fmt!r}: expected webp or gif")
     mime = "image/webp" if fmt == "webp" else "image/gif"
-    top_width = min(max(w for w, _, _ in ladder), info.width or 320)
+    portrait = info.height > info.width
+    top_width = min(max(w for w, _, _ in ladder), max(info.width, info.height) or 320)
     duration = max(info.duration_s, 1e-3)
     rate = min(float(PREVIEW_FPS), PREVIEW_MAX_FRAMES / duration)
     with scratch_dir(data_dir, "vidpipe-preview") as work:
         frames_dir = work / "frames"
         frames_dir.mkdir()
-        args = _sample_args(video, frames_dir, rate=rate, width=top_width)
+        args = _sample_args(video, frames_dir, rate=rate, longest=top_width, portrait=portrait)
         media.run_ffmpeg(args, what=f"preview of {video.name}: sampling frames", cancel=cancel)
         sampled = len(list(frames_dir.glob("f*.png")))
         if sampled == 0:
@@ -216,7 +225,14 @@ def animated_preview(
             fps = max(rate / keep_every, min(MIN_PLAY_FPS, rate))
             out = work / f"preview-{width}-{max_frames}-{quality}.{fmt}"
             args = _encode_args(
-                frames_dir, out, fmt=fmt, width=min(width, top_width), fps=fps, quality=quality, keep_every=keep_every
+                frames_dir,
+                out,
+                fmt=fmt,
+                longest=min(width, top_width),
+                portrait=portrait,
+                fps=fps,
+                quality=quality,
+                keep_every=keep_every,
             )
             media.run_ffmpeg(args, what=f"preview of {video.name}: encoding {fmt}", cancel=cancel)
             data = out.read_bytes()

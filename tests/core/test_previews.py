@@ -78,6 +78,14 @@ def test_animated_preview_decodes_animates_and_fits(tmp_path: Path, fmt: str) ->
     assert list(scratch_root(data_dir).iterdir()) == []
 
 
+def test_a_portrait_preview_is_bounded_by_its_longest_side(tmp_path: Path) -> None:
+    video = _testsrc(tmp_path / "final.mp4", size="360x640", seconds=1.0)
+    preview = previews.animated_preview(video, tmp_path / "data")
+    image = _decoded(preview)
+    assert image.height == max(w for w, _, _ in previews.PREVIEW_LADDER) and image.width < image.height
+    assert preview.data is not None and len(preview.data) <= previews.PREVIEW_BUDGET
+
+
 def test_animated_preview_over_budget_falls_back_to_a_note(tmp_path: Path) -> None:
     video = _testsrc(tmp_path / "final.mp4", seconds=1.0)
     preview = previews.animated_preview(video, tmp_path / "data", budget=2_000)
