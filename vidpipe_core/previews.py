@@ -19,6 +19,7 @@ import io
 import math
 import subprocess
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +59,7 @@ STILL_LADDER: tuple[tuple[int, int], ...] = ((960, 80), (720, 72), (540, 65), (4
 STRIP_LADDER: tuple[tuple[int, int], ...] = ((160, 75), (128, 65), (96, 55), (72, 45), (48, 35))
 STRIP_COLUMNS = 4  # scenes per row of the strip
 STRIP_GAP = 6
+STRIP_WORKERS = 2  # clips decoded at once for the strip
 STRIP_BACKGROUND = (24, 24, 28)
 
 
@@ -312,6 +314,12 @@ def _draw_strip(frames: list[_Frames], thumb_width: int, aspect: float) -> tuple
     return sheet, cells
 
 
+def _ends(s: StripScene) -> _Frames:
+    if s.clip is None:
+        return _Frames(s.index, None, None, s.note or "no clip")
+    return _Frames(s.index, media.read_frame(s.clip, "first"), media.read_frame(s.clip, "last"), s.note)
+
+
 def scene_strip(
     scenes: Sequence[StripScene], *, budget: int = STRIP_BUDGET, ladder: Sequence[tuple[int, int]] = STRIP_LADDER
 ) -> Preview:
@@ -319,12 +327,10 @@ def scene_strip(
     a scene without a clip gets a dark cell with its note. A JPEG within ``budget``, or a note."""
     if not scenes:
         return Preview("scene strip", budget, note="no image: no scenes")
-    frames: list[_Frames] = []
-    for s in scenes:
-        if s.clip is None:
-            frames.append(_Frames(s.index, None, None, s.note or "no clip"))
-            continue
-        frames.append(_Frames(s.index, media.read_frame(s.clip, "first"), media.read_frame(s.clip, "last"), s.note))
+    # Reaching a clip's last frame decodes the whole clip (one keyframe per clip is usual), so the
+    # clips are decoded two at a time (PyAV releases the GIL while it decodes).
+    with ThreadPoolExecutor(max_workers=STRIP_WORKERS) as pool:
+        frames = list(pool.map(_ends, scenes))
     sizes = [f.first.size for f in frames if f.first is not None]
     aspect = sizes[0][0] / sizes[0][1] if sizes else 16 / 9
     for thumb_width, quality in ladder:
