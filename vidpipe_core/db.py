@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -95,6 +96,29 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
+@contextmanager
+def _sqlite_migration_lock(url: str) -> Iterator[None]:
+    """Two processes migrating a fresh SQLite file at once (a daemon's sensor and a CLI command on
+    a new data dir) would both create the tables, and the second fail with "table projects already
+    exists": the second waits for the first on a lock file next to the database."""
+    path = url.split("///", 1)[-1] if url.startswith("sqlite") else ""
+    if not path or path == ":memory:":
+        yield
+        return
+    import fcntl
+
+    try:
+        fd = os.open(f"{path}.migrate.lock", os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+    except OSError:  # a folder this user cannot write: the migration itself says so
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 def migrate(url: str) -> None:
     """Bring the schema to the newest revision (idempotent, safe to call on every start).
     ConfigurationError naming VIDPIPE_DATABASE_URL when the database cannot be reached or written."""
@@ -106,7 +130,7 @@ def migrate(url: str) -> None:
     engine = engine_for(url)
     cfg = alembic_config(url)
     try:
-        with engine.begin() as conn:
+        with _sqlite_migration_lock(url), engine.begin() as conn:
             if conn.dialect.name == "postgresql":
                 # Two processes migrating a fresh database at once: the second waits for the first.
                 conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
