@@ -874,9 +874,8 @@ def delete(
     yes: bool = typer.Option(False, "--yes", "-y", show_default=True, help="Do not ask for confirmation."),
     as_json: bool = typer.Option(False, "--json", show_default=True, help="Print what was removed as one JSON document."),
 ) -> None:
-    """Remove a project, or a partition with no project behind it: its folder of artifacts, its
-    database rows and its Dagster partition (Dagster keeps its runs and materializations as
-    history). Refused while a run holds it. Asks first unless `--yes`."""
+    """Remove a project or a stray partition: its folder, database rows and Dagster partition;
+    refused while a run holds it, asks unless `--yes`."""
     from vidpipe_dagster import runner
 
     if as_json:
