@@ -126,3 +126,104 @@ def test_ui_shows_the_lineage_and_the_materialized_partition(page, deployment, r
     page.wait_for_load_state("networkidle")
     page.screenshot(path=str(artifact_dir / "ui-final-video-partition.png"), full_page=True)
     _assert_no_error(page, f"final_video partition {PROJECT}")
+
+
+NEW_PROJECT = "ui-made-kite"
+NEW_PROMPT = "A paper kite climbs over a windy beach. It loops above the dunes."
+
+
+def _wait_run(instance, description: str, find, timeout: float = 240.0):  # type: ignore[no-untyped-def]
+    """The run ``find(instance)`` returns, once it has finished (fails on timeout or on failure)."""
+    import dagster as dg
+
+    from tests.servers.deployment import wait_for
+
+    def finished():  # type: ignore[no-untyped-def]
+        run = find(instance)
+        return run if run is not None and run.is_finished else None
+
+    run = wait_for(description, finished, timeout)
+    assert run.status == dg.DagsterRunStatus.SUCCESS, f"{description}: {run.status}"
+    return run
+
+
+def _metadata_images(page, images: dict[str, str], shots: Path) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    """The naturalWidth of each image (metadata label -> image alt text) in the metadata table: shown
+    inline, or behind the row's [Show Markdown] (Dagster puts markdown over 1000 characters in a
+    dialog); a screenshot of each dialog goes to ``shots``."""
+    widths: dict[str, int] = {}
+    for label, alt in images.items():
+        img = page.locator(f'img[alt="{alt}"]')
+        opened = False
+        if img.count() == 0:
+            row = page.locator("tr", has=page.locator("td", has_text=re.compile(rf"^\s*{re.escape(label)}\s*$"))).first
+            row.get_by_text("[Show Markdown]").first.click()
+            opened = True
+        img.first.wait_for(state="visible")
+        page.wait_for_function(
+            'alt => { const i = document.querySelector(`img[alt="${alt}"]`); return i && i.complete; }', arg=alt
+        )
+        widths[label] = img.first.evaluate("i => i.naturalWidth")
+        page.screenshot(path=str(shots / f"ui-new-project-{label}.png"))
+        if opened:
+            page.keyboard.press("Escape")
+            img.first.wait_for(state="hidden")
+    return widths
+
+
+def test_a_project_created_from_the_launchpad_is_rendered_and_shows_its_previews(page, deployment, daemon, artifact_dir):
+    """The whole UI path: the new_project job launched from its Launchpad with typed config; the
+    render_new_project sensor (under the real daemon) starts an ordinary render_project run; the
+    final video's partition page shows the preview and the summary, keyframes' the contact sheet."""
+    assert deployment.graphql()("mutation { setNuxSeen }")["setNuxSeen"] is True
+    location = deployment.location["location"]
+    page.goto(f"/locations/{location}/jobs/new_project/playground")
+    print(f"Launchpad: {page.url}")
+    editor = page.locator(".CodeMirror").first
+    editor.wait_for(state="visible")
+    editor.click()
+    page.keyboard.press("Control+A")
+    page.keyboard.press("Delete")
+    config = (
+        "ops: {register_project: {config: {"
+        f'prompt: "{NEW_PROMPT}", id: {NEW_PROJECT}, scenes: 2, clip_duration: 1, provider: animatic'
+        "}}}"
+    )
+    page.keyboard.insert_text(config)
+    page.wait_for_load_state("networkidle")
+    page.screenshot(path=str(artifact_dir / "ui-new-project-launchpad.png"))
+    launch = page.get_by_role("button", name="Launch Run").last
+    launch.wait_for(state="visible")
+    launch.click()  # waits until the config has been checked and the button is enabled
+    page.wait_for_url(re.compile(r"/runs/[0-9a-f-]{36}"), timeout=60_000)
+    created_by = re.search(r"/runs/([0-9a-f-]{36})", page.url).group(1)
+
+    instance = deployment.instance()
+    made = _wait_run(instance, "the new_project run", lambda i: i.get_run_by_id(created_by))
+    assert made.job_name == "new_project" and made.tags["vidpipe/project"] == NEW_PROJECT
+
+    import dagster as dg
+
+    def render_run(i):  # type: ignore[no-untyped-def]
+        runs = i.get_runs(filters=dg.RunsFilter(tags={"vidpipe/created_by_run": created_by}), limit=1)
+        return runs[0] if runs else None
+
+    rendered = _wait_run(instance, "the render_project run the sensor asks for", render_run)
+    assert rendered.job_name == "render_project" and rendered.tags["dagster/partition"] == NEW_PROJECT
+
+    page.goto(f"/assets/final_video?view=partitions&partition={NEW_PROJECT}")
+    page.get_by_text("Materialized", exact=True).first.wait_for(state="visible")
+    page.wait_for_load_state("networkidle")
+    page.screenshot(path=str(artifact_dir / "ui-new-project-final-video.png"), full_page=True)
+    widths = _metadata_images(page, {"preview": "preview", "poster": "poster"}, artifact_dir)
+    assert widths["preview"] > 0 and widths["poster"] > 0, widths
+    body = page.locator("body").inner_text()
+    assert "Total cost" in body and "A paper kite climbs over a windy beach" in body
+    _assert_no_error(page, f"final_video partition {NEW_PROJECT}")
+
+    page.goto(f"/assets/keyframes?view=partitions&partition={NEW_PROJECT}")
+    page.get_by_text("Materialized", exact=True).first.wait_for(state="visible")
+    page.wait_for_load_state("networkidle")
+    widths = _metadata_images(page, {"contact_sheet_image": "contact sheet"}, artifact_dir)
+    assert widths["contact_sheet_image"] > 0, widths
+    _assert_no_error(page, f"keyframes partition {NEW_PROJECT}")
