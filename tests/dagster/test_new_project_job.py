@@ -120,3 +120,29 @@ def test_an_empty_prompt_is_the_message_of_vidpipe_new(vp_env):
     [failure] = [e for e in result.all_events if e.is_step_failure]
     assert failure.step_failure_data.user_failure_data.description == "prompt: is empty; describe the video you want"
     assert _registered(vp_env) == ([], [])
+
+
+def test_the_definitions_load_with_the_new_jobs_and_sensor():
+    """What the webserver and daemon load: job, op and sensor names must not collide."""
+    defs = _defs()
+    dg.Definitions.validate_loadable(defs)
+    jobs = {job.name for job in defs.get_repository_def().get_all_jobs()}
+    assert {"render_project", "new_project", "delete_project"} <= jobs
+
+
+def test_no_render_is_requested_while_a_run_of_the_partition_is_waiting(vp_env):
+    from vidpipe_dagster.definitions import render_project_job
+    from vidpipe_dagster.runner import _remote_origin
+
+    result = _launch(vp_env, prompt=PROMPT, scenes=2, provider="animatic")
+    assert result.success
+    project_id = vp_env.instance().get_run_by_id(result.run_id).tags[PROJECT_TAG]
+    queued = vp_env.instance().create_run_for_job(
+        job_def=render_project_job(),
+        tags={"dagster/partition": project_id},
+        status=dg.DagsterRunStatus.QUEUED,
+        remote_job_origin=_remote_origin("render_project"),
+    )
+    skipped = _sensor_request(vp_env, result)
+    assert isinstance(skipped, dg.SkipReason)
+    assert skipped.skip_message == f"project {project_id} already has run {queued.run_id} (QUEUED)"
