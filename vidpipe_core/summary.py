@@ -18,6 +18,10 @@ from vidpipe_core.services import Services
 from vidpipe_core.steps.state import ProjectState, resolve_state, stored_document
 from vidpipe_core.steps.stitch import FinalResult
 
+# Dagster's UI shows a markdown value of up to 1000 characters inline (longer ones behind "[Show
+# Markdown]"), so the summary is terse and the style is cut to this length.
+STYLE_CHARS = 80
+
 
 @dataclass(frozen=True)
 class SceneRow:
@@ -132,38 +136,38 @@ def project_summary(services: Services, project_id: str, final: FinalResult, *, 
         title = str((document.get("storyboard") or {}).get("title") or "")
     stage_cost = {"storyboard": costs.storyboard, "keyframes": costs.keyframes, "clips": costs.clips}
     clip_total = sum(final.durations.values())
-    share = f" ({costs.total / spec.max_cost_usd:.0%} of it)" if spec.max_cost_usd > 0 else ""
+    share = f", {costs.total / spec.max_cost_usd:.0%}" if spec.max_cost_usd > 0 else ""
+    style = spec.style if len(spec.style) <= STYLE_CHARS else spec.style[: STYLE_CHARS - 1].rstrip() + "…"
+    settings = [
+        f"{len(state.clips)} scenes planned, {len(final.durations)} in the video",
+        f"clips {spec.clip_duration} s each, {clip_total:.2f} s in all",
+        f"video {final.info.duration_s:.2f} s {final.info.width}x{final.info.height}",
+        spec.aspect_ratio,
+        "audio" if spec.generate_audio else "no audio",
+        f"crossfade {final.crossfade:g} s",
+        f"safety policy {spec.safety_policy}",
+        f"style: {_cell(style)}",
+    ]
+    if final.skipped:
+        safety = "; ".join(f"Scene {i + 1} skipped ({_cell(r)})" for i, r in sorted(final.skipped.items()))
+    else:
+        safety = "no scene was rejected"
     lines = [
         f"### {_cell(title) or project_id}",
-        "",
-        "**Prompt**",
-        "",
         _fenced(spec.prompt),
+        f"**Total cost: ${costs.total:.4f}** of the ${spec.max_cost_usd:.2f} budget{share} "
+        "(every paid call in the ledger, replaced takes included)",
         "",
-        "| setting | value |",
-        "|---|---|",
-        f"| project | `{project_id}` |",
-        f"| scenes | {len(state.clips)} planned, {len(final.durations)} in the video |",
-        f"| clip duration | {spec.clip_duration} s planned; clips total {clip_total:.2f} s |",
-        f"| video | {final.info.duration_s:.2f} s, {final.info.width}x{final.info.height}, crossfade {final.crossfade:g} s |",
-        f"| style | {_cell(spec.style)} |",
-        f"| aspect ratio | {spec.aspect_ratio} |",
-        f"| audio | {'yes' if spec.generate_audio else 'no'} |",
-        f"| safety policy | {spec.safety_policy} |",
-        "",
-        "| stage | provider | model | cost (USD) |",
+        "| stage | provider | model | USD |",
         "|---|---|---|---|",
         *(f"| {st} | {_cell(p)} | {_cell(m)} | {stage_cost[st]:.4f} |" for st, p, m in _stages(services, state)),
         "",
-        f"**Total cost: ${costs.total:.4f}** of the ${spec.max_cost_usd:.2f} budget{share}: every paid call "
-        "in the ledger, replaced takes included",
+        " · ".join(settings),
         "",
+        f"**Safety:** {safety}",
+        "",
+        f"**Video:** `{final.uri}`",
     ]
-    if final.skipped:
-        lines.append("**Safety:** " + "; ".join(f"Scene {i + 1} skipped ({_cell(r)})" for i, r in sorted(final.skipped.items())))
-    else:
-        lines.append("**Safety:** no scene was rejected")
-    lines += ["", f"**Video:** `{final.uri}`"]
     return Summary("\n".join(lines), rows, costs, spec.max_cost_usd)
 
 
