@@ -56,7 +56,7 @@ DEMO_PROMPT = (
 # Exit codes (README "Errors and exit codes"): 1 a failure, 2 a usage or configuration error
 # (fix the input or the setting named), 3 the project is busy (another run holds it), 130 interrupted.
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_BUSY, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
-USAGE_ERRORS = ("InvalidInput", "ProjectNotFound", "ConfigurationError")
+USAGE_ERRORS = ("InvalidInput", "InvalidInputs", "ProjectNotFound", "ConfigurationError")
 _SECRET_NAME = re.compile(r"KEY|SECRET|TOKEN|PASSWORD|PASSWD|CREDENTIAL", re.IGNORECASE)
 _SECRET_URLS = ("VIDPIPE_DATABASE_URL", "VIDPIPE_ARTIFACTS_URL")
 

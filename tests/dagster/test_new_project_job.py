@@ -4,6 +4,7 @@ ordinary `render_project` run of its partition. Real Dagster instance, real job 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import dagster as dg
@@ -146,3 +147,19 @@ def test_no_render_is_requested_while_a_run_of_the_partition_is_waiting(vp_env):
     skipped = _sensor_request(vp_env, result)
     assert isinstance(skipped, dg.SkipReason)
     assert skipped.skip_message == f"project {project_id} already has run {queued.run_id} (QUEUED)"
+
+
+def test_vidpipe_new_and_the_job_name_the_same_problems_in_the_same_words(vp_env):
+    from typer.testing import CliRunner
+
+    cli = CliRunner().invoke(app, ["new", PROMPT, "--aspect-ratio", "4:3", "--scenes", "40", "--json"])
+    assert cli.exit_code == 2
+    error = json.loads(cli.stdout)["error"]
+    assert error["message"] == (
+        "2 problems: (1) aspect_ratio: '4:3' is not supported (allowed: 16:9, 9:16) "
+        "(2) scenes: 40 is out of range (allowed: 1-24)"
+    )
+    result = _launch(vp_env, prompt=PROMPT, aspect_ratio="4:3", scenes=40)
+    [failure] = [e for e in result.all_events if e.is_step_failure]
+    assert failure.step_failure_data.user_failure_data.description == error["message"]
+    assert _registered(vp_env) == ([], [])
