@@ -35,6 +35,10 @@ class ScenePlan(BaseModel):
     end_frame_prompt: str = Field(description="Image prompt for the last frame")
     motion_prompt: str = Field(description="How the camera and subjects move from first to last frame")
     transition_notes: str = Field(default="", description="How this scene hands over to the next")
+    characters: list[str] = Field(
+        default_factory=list,
+        description="Names (from the style guide's characters) of the characters this scene shows; empty for none",
+    )
 
 
 class Storyboard(BaseModel):
