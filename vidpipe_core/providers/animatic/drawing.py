@@ -12,10 +12,11 @@ from PIL import Image, ImageColor, ImageDraw, ImageFont
 from PIL.PngImagePlugin import PngInfo
 
 from vidpipe_core import media
+from vidpipe_core.providers.animatic import figures
 from vidpipe_core.providers.animatic.motion import STATIC_BAND_KEY
 from vidpipe_core.providers.animatic.planner import _STOPWORDS, _hash_palette, _unit
 from vidpipe_core.providers.base import KeyframeRequest
-from vidpipe_core.schemas import Character, StyleGuide
+from vidpipe_core.schemas import StyleGuide
 
 RGB = tuple[int, int, int]
 
@@ -77,15 +78,14 @@ class _Composer:
         night = any(w in ("night", "moon", "dark", "midnight", "stars") for w in self.words)
         return _gradient((self.w, self.h), dark if night else _mix(mid, dark, 0.3), _mix(mid, light, 0.5))
 
-    def draw(self, img: Image.Image, characters: Sequence[Character]) -> None:
+    def draw(self, img: Image.Image, characters: Sequence[figures.Look]) -> None:
         d = ImageDraw.Draw(img)
         self._sun(d)
         self._hills(d)
         for i, word in enumerate(sorted(set(self.words), key=lambda w: (-len(w), w))[:3]):
             self._landmark(d, word, i)
-        present = [c for c in characters if c.name.lower().split()[-1] in self.prompt.split("\n\n", 1)[0].lower()]
-        for i, c in enumerate(present[:3]):
-            self._figure(d, c.name, i, len(present[:3]))
+        for i, look in enumerate(characters[:3]):
+            self._figure(d, look, i, len(characters[:3]))
 
     def _sun(self, d: ImageDraw.ImageDraw) -> None:
         r = round(self.h * (0.07 + 0.06 * _unit("sun-r", self.prompt)))
@@ -119,27 +119,12 @@ class _Composer:
         else:  # rock / dome
             d.ellipse((x - size * 0.45, base - size * 0.5, x + size * 0.45, base + size * 0.2), fill=fill)
 
-    def _figure(self, d: ImageDraw.ImageDraw, name: str, i: int, n: int) -> None:
-        """A character: colour and height fixed by its name (recognisable across frames), place by the frame."""
-        height = self.h * (0.2 + 0.1 * _unit("fig-h", name))
+    def _figure(self, d: ImageDraw.ImageDraw, look: figures.Look, i: int, n: int) -> None:
+        """A character as its sheet draws it (same silhouette, same colours); only its place is the frame's."""
         slot = (i + 0.5) / n
-        x = round(self.w * (0.15 + 0.7 * (0.7 * slot + 0.3 * _unit("fig-x", name, self.prompt))))
-        feet = self.horizon + round(self.h * 0.12)
-        colour = self.colour("figure", name)
-        head = height * 0.18
-        d.rounded_rectangle(
-            (x - height * 0.14, feet - height * 0.78, x + height * 0.14, feet),
-            radius=round(height * 0.08),
-            fill=colour,
-            outline=self.palette[-1],
-            width=max(1, round(self.h / 240)),
-        )
-        d.ellipse(
-            (x - head, feet - height * 0.78 - head * 2, x + head, feet - height * 0.78),
-            fill=colour,
-            outline=self.palette[-1],
-            width=max(1, round(self.h / 240)),
-        )
+        x = self.w * (0.15 + 0.7 * (0.7 * slot + 0.3 * _unit("fig-x", i, self.prompt)))
+        feet = min(self.horizon + self.h * 0.1, caption_box((self.w, self.h))[1] - self.h * 0.02)
+        figures.draw_figure(d, look, x, feet, self.h * look.height)
 
 
 def caption_box(size: tuple[int, int]) -> tuple[int, int, int, int]:
@@ -211,7 +196,7 @@ def render_keyframe(request: KeyframeRequest, size: tuple[int, int]) -> bytes:
         under = img.copy()
         under.paste(_evolve(request.reference_png, size, request.prompt), (0, 0))
         img = Image.blend(img, under, REFERENCE_WEIGHT)
-    composer.draw(img, request.style.characters)
+    composer.draw(img, [figures.look_from_sheet(c.name, c.appearance, c.png) for c in request.characters])
     _draw_caption(img, request.caption)
     # Declare the caption band, so the clip renderer keeps it still while the picture moves.
     info = PngInfo()

@@ -8,10 +8,18 @@ from vidpipe_core import media
 from vidpipe_core.cancel import NEVER, CancelToken
 from vidpipe_core.config import ANIMATIC_DURATIONS, Settings
 from vidpipe_core.errors import InvalidInput, MediaError, ProviderError
-from vidpipe_core.providers.animatic import motion
+from vidpipe_core.providers.animatic import figures, motion
 from vidpipe_core.providers.animatic.drawing import render_keyframe
 from vidpipe_core.providers.animatic.planner import plan_storyboard
-from vidpipe_core.providers.base import ClipOutcome, ClipOutcomeKind, ClipRequest, KeyframeRequest, PollCallback, Usage
+from vidpipe_core.providers.base import (
+    ClipOutcome,
+    ClipOutcomeKind,
+    ClipRequest,
+    KeyframeRequest,
+    PollCallback,
+    SheetRequest,
+    Usage,
+)
 from vidpipe_core.schemas import ProjectSpec, Storyboard
 from vidpipe_core.scratch import scratch_dir
 
@@ -49,6 +57,12 @@ class AnimaticProvider:
     def render(self, request: KeyframeRequest) -> tuple[bytes, Usage]:
         size = media.dimensions(request.aspect_ratio, self.settings.animatic_resolution)
         return render_keyframe(request, size), Usage()
+
+    def render_sheet(self, request: SheetRequest) -> tuple[bytes, Usage]:
+        """The character's silhouette in its colours (named in its appearance, else from its name)
+        on a plain background, with its name; keyframes read the look back from this sheet."""
+        size = media.dimensions(request.aspect_ratio, self.settings.animatic_resolution)
+        return figures.render_sheet(request.name, request.appearance, size), Usage()
 
     # ClipProvider
     def allowed_durations(self, spec: ProjectSpec) -> tuple[int, ...]:
