@@ -1,4 +1,4 @@
-"""The four assets. Each is a few lines around a vidpipe_core step, turning its report into
+"""The assets. Each is a few lines around a vidpipe_core step, turning its report into
 MaterializeResult metadata and asset-check results."""
 
 import warnings
@@ -8,13 +8,14 @@ from contextlib import contextmanager
 import dagster as dg
 
 from vidpipe_core import media
-from vidpipe_core.checks import CheckOutcome, check_final_video, check_keyframes, check_storyboard
+from vidpipe_core.checks import CheckOutcome, check_characters, check_final_video, check_keyframes, check_storyboard
 from vidpipe_core.errors import InvalidInput, VidpipeError
 from vidpipe_core.heartbeat import Heartbeat
 from vidpipe_core.ids import ID_RULE, is_valid_project_id
 from vidpipe_core.integrity import frame_tag
 from vidpipe_core.projects import load_spec
 from vidpipe_core.services import Services
+from vidpipe_core.steps.characters import CharactersReport, make_characters
 from vidpipe_core.steps.clips import make_clips, new_takes
 from vidpipe_core.steps.keyframes import make_keyframes
 from vidpipe_core.steps.report import ProgressEvent, StepReport
@@ -167,11 +168,95 @@ def storyboard(context: dg.AssetExecutionContext, config: StoryboardConfig, vidp
     )
 
 
+class CharactersConfig(dg.Config):
+    repair_damaged: bool = False
+    """Pay to regenerate damaged character sheets that cannot be rendered again for free (and,
+    through them, every frame and clip from the first frame that shows the character)."""
+
+
+SHEET_PREVIEW_SIDE = 256  # px, the longer side of a sheet's preview in the UI
+SHEET_PREVIEW_MAX_BYTES = 100_000
+
+
+def _preview_uri(png: bytes) -> str:
+    """A small JPEG of a sheet as a ``data:`` URI (at most SHEET_PREVIEW_MAX_BYTES of base64)."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    side, quality = SHEET_PREVIEW_SIDE, 80
+    with Image.open(io.BytesIO(png)) as im:
+        rgb = im.convert("RGB")
+    while True:
+        thumb = rgb.copy()
+        thumb.thumbnail((side, side))
+        out = io.BytesIO()
+        thumb.save(out, format="JPEG", quality=quality)
+        uri = "data:image/jpeg;base64," + base64.b64encode(out.getvalue()).decode()
+        if len(uri) <= SHEET_PREVIEW_MAX_BYTES or side <= 32:
+            return uri
+        side, quality = side // 2, max(40, quality - 20)
+
+
+def _sheet_gallery(report: CharactersReport) -> str:
+    """Each sheet with its name and what the step did, as markdown with inline images."""
+    if not report.sheets:
+        return "No scene shows a character."
+    lines = []
+    for sheet, item, png in zip(report.sheets, report.items, report.pngs, strict=True):
+        name = "".join(ch for ch in sheet.name if ch not in "[]()|*_`<>#\\")
+        lines.append(f"**{name}** ({item.action.value})\n\n![{name}]({_preview_uri(png)})\n")
+    return "\n".join(lines)
+
+
 @dg.asset(
     partitions_def=projects_partitions,
     group_name=GROUP,
     kinds={"python", "image"},
     deps=[storyboard],
+    description="One reference sheet per character a scene shows, paid once; every keyframe that shows "
+    "the character is conditioned on it, so the character looks the same in every scene.",
+    check_specs=[
+        dg.AssetCheckSpec(
+            "characters_complete",
+            asset="characters",
+            partitions_def=projects_partitions,
+            description="Every character a scene shows has a recorded reference sheet whose bytes match the ledger and decode.",
+        )
+    ],
+)
+def characters(context: dg.AssetExecutionContext, config: CharactersConfig, vidpipe: VidpipeResource) -> dg.MaterializeResult:
+    with _step(context, vidpipe) as (services, project_id):
+        report = make_characters(
+            services, project_id, run_id=context.run.run_id, repair=config.repair_damaged, progress=for_context(context)
+        )
+    context.log.info(f"characters: {report.counts['generated']} generated, {report.counts['reused']} reused")
+    return dg.MaterializeResult(
+        metadata={
+            "count": len(report.sheets),
+            "generated": report.counts["generated"],
+            "reused": report.counts["reused"],
+            "repaired": report.counts["repaired"],
+            "provider": report.provider,
+            "model": report.model,
+            "cost_usd": report.cost_usd,
+            "projected_cost_usd": round(report.projected_usd, 4),
+            "paths": dg.MetadataValue.json(
+                {s.name: services.store.uri(project_id, s.row.path) for s in report.sheets if s.row is not None and s.row.path}
+            ),
+            "sheets": dg.MetadataValue.md(_sheet_gallery(report)),
+            **_nonce(services, project_id),
+        },
+        check_results=[_check(check_characters(report))],
+    )
+
+
+@dg.asset(
+    partitions_def=projects_partitions,
+    group_name=GROUP,
+    kinds={"python", "image"},
+    deps=[characters],
     description="N+1 keyframes with continuity: scene i+1 starts on scene i's end frame.",
     check_specs=[dg.AssetCheckSpec("keyframes_decode", asset="keyframes", partitions_def=projects_partitions)],
 )
@@ -294,4 +379,4 @@ def final_video(context: dg.AssetExecutionContext, config: FinalVideoConfig, vid
     )
 
 
-render_assets = [storyboard, keyframes, clips, final_video]
+render_assets = [storyboard, characters, keyframes, clips, final_video]

@@ -52,7 +52,9 @@ def _pending_work(services: Services, state: ProjectState) -> dict[str, str | No
     n = len(state.scenes)
     frame = next(iter(state.frames_to_make()), None)
     clip = next(iter(state.clips_to_finish()), None)
+    sheet = next(iter(state.sheets_to_make()), None)
     return {
+        "characters": f"the reference sheet of {sheet.name!r} missing" if sheet is not None else None,
         "keyframes": f"{frame_label(frame.index, n)} missing" if frame is not None else None,
         "clips": (
             f"the clip of {scene_label(clip.index)} is {clip.status.value if clip.status else 'missing'}"

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from tests.helpers import check_results, latest_metadata, mean_abs_diff, png
 from vidpipe_core import media
-from vidpipe_core.models import Keyframe, VideoClip
+from vidpipe_core.models import CharacterSheetRow, Keyframe, VideoClip
 from vidpipe_core.steps.state import resolve_state
 from vidpipe_core.storage import Layout
 from vidpipe_dagster.runner import register, render
@@ -62,6 +62,7 @@ def test_render_offline_project_end_to_end(vp_env):
     assert fv["resolution"] == "256x144" and fv["video_codec"] == "h264"
     assert check_results(instance, result.run_id) == {
         "storyboard_complete": True,
+        "characters_complete": True,
         "keyframes_decode": True,
         "final_video_valid": True,
     }
@@ -72,9 +73,11 @@ def test_second_materialization_renders_nothing(vp_env):
     _render(spec.id)
     services = vp_env.services()
     with services.db.session() as s:
-        before = {(r.id, r.updated_at) for r in s.scalars(select(Keyframe))} | {
-            (r.id, r.updated_at) for r in s.scalars(select(VideoClip))
-        }
+        before = (
+            {(r.id, r.updated_at) for r in s.scalars(select(Keyframe))}
+            | {(r.id, r.updated_at) for r in s.scalars(select(VideoClip))}
+            | {(r.id, r.updated_at) for r in s.scalars(select(CharacterSheetRow))}
+        )
     mtimes = {p: os.stat(p).st_mtime_ns for p in (services.store.path(spec.id, r[1]) for r in _artifact_paths(services, spec.id))}
 
     _render(spec.id)
@@ -82,19 +85,25 @@ def test_second_materialization_renders_nothing(vp_env):
     kf = latest_metadata(instance, "keyframes", spec.id)
     clips = latest_metadata(instance, "clips", spec.id)
     assert (kf["generated"], kf["reused"]) == (0, 3)
+    sheets = latest_metadata(instance, "characters", spec.id)
+    assert sheets["count"] >= 1 and (sheets["generated"], sheets["reused"]) == (0, sheets["count"])
     assert clips.get("generated", 0) == 0 and clips["reused"] == 2
     with services.db.session() as s:
-        after = {(r.id, r.updated_at) for r in s.scalars(select(Keyframe))} | {
-            (r.id, r.updated_at) for r in s.scalars(select(VideoClip))
-        }
+        after = (
+            {(r.id, r.updated_at) for r in s.scalars(select(Keyframe))}
+            | {(r.id, r.updated_at) for r in s.scalars(select(VideoClip))}
+            | {(r.id, r.updated_at) for r in s.scalars(select(CharacterSheetRow))}
+        )
     assert after == before
     assert mtimes == {p: os.stat(p).st_mtime_ns for p in mtimes}
 
 
 def _artifact_paths(services, project_id):
     with services.db.session() as s:
-        rows = list(s.scalars(select(Keyframe).where(Keyframe.project_id == project_id))) + list(
-            s.scalars(select(VideoClip).where(VideoClip.project_id == project_id))
+        rows = (
+            list(s.scalars(select(Keyframe).where(Keyframe.project_id == project_id)))
+            + list(s.scalars(select(VideoClip).where(VideoClip.project_id == project_id)))
+            + list(s.scalars(select(CharacterSheetRow).where(CharacterSheetRow.project_id == project_id)))
         )
     return [(r.id, r.path) for r in rows]
 
