@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import threading
+from collections.abc import Iterator
 
 from vidpipe_core import media
 from vidpipe_core.cancel import NEVER, CancelToken
@@ -25,6 +28,25 @@ from vidpipe_core.scratch import scratch_dir
 
 MODEL = "animatic"
 
+_RENDER_SLOTS: dict[int, threading.BoundedSemaphore] = {}  # process-wide: limit -> its semaphore
+_RENDER_SLOTS_LOCK = threading.Lock()
+_SLOT_POLL_S = 0.25
+
+
+@contextlib.contextmanager
+def render_slot(limit: int, cancel: CancelToken = NEVER) -> Iterator[None]:
+    """Hold one of ``limit`` local render slots of this process (``Settings.local_renders``): every
+    animatic provider of the process shares them, whatever run or step it serves. Waiting ends
+    (Interrupted) when ``cancel`` is cancelled."""
+    with _RENDER_SLOTS_LOCK:
+        slots = _RENDER_SLOTS.setdefault(limit, threading.BoundedSemaphore(limit))
+    while not slots.acquire(timeout=_SLOT_POLL_S):
+        cancel.check()
+    try:
+        yield
+    finally:
+        slots.release()
+
 
 def _seed_text(request: ClipRequest) -> str:
     """The prompt decides the camera move and tone; a seed or a regeneration take varies them
@@ -32,6 +54,15 @@ def _seed_text(request: ClipRequest) -> str:
     if request.seed is None and not request.variant:
         return request.prompt
     return f"{request.prompt}\n\ntake {request.variant!r} seed {request.seed!r}"
+
+
+def clip_caption(request: ClipRequest) -> str:
+    """The caption a clip shows for its whole length: "Scene N: <description>", N counted from 1.
+    The description is the prompt's "Scene: ..." line (``steps.state.clip_prompt``), else its first line."""
+    lines = [line.strip() for line in request.prompt.splitlines() if line.strip()]
+    described = [line.removeprefix("Scene:").strip() for line in lines if line.startswith("Scene:")]
+    text = described[0] if described else (lines[0] if lines else "")
+    return f"Scene {request.scene_index + 1}: {text}".rstrip(": ")
 
 
 class AnimaticProvider:
@@ -104,7 +135,7 @@ class AnimaticProvider:
         if on_poll is not None:
             on_poll(f"rendering {request.duration_s}s animatic clip at {size[0]}x{size[1]}")
         try:
-            with scratch_dir(self.settings.data_dir, "vidpipe-clip") as workdir:
+            with render_slot(self.settings.local_renders, cancel), scratch_dir(self.settings.data_dir, "vidpipe-clip") as workdir:
                 video = motion.render_animatic_clip(
                     request.start_png,
                     request.end_png,
@@ -113,6 +144,7 @@ class AnimaticProvider:
                     size=size,
                     audio=request.generate_audio,
                     seed_text=_seed_text(request),
+                    caption=clip_caption(request),
                     workdir=workdir,
                     cancel=cancel,
                 )
