@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
+from PIL import Image
 from sqlalchemy import select
 
 from tests.helpers import check_results, latest_metadata, mean_abs_diff, png
 from vidpipe_core import media
 from vidpipe_core.models import CharacterSheetRow, Keyframe, VideoClip
+from vidpipe_core.providers.animatic.motion import caption_box
 from vidpipe_core.steps.state import resolve_state
 from vidpipe_core.storage import Layout
 from vidpipe_dagster.runner import register, render
@@ -39,16 +42,26 @@ def test_render_offline_project_end_to_end(vp_env):
     assert info.video_codec == "h264" and info.audio_codec == "aac"
     assert abs(info.duration_s - 3.0) <= 0.25
 
-    # Continuity: the video opens on frame 0, and every scene boundary shows the shared keyframe.
+    # Continuity: every scene boundary shows the shared keyframe (its picture: each clip draws its
+    # own scene's caption band over the bottom). The storyboard asks for a fade in and a fade out.
     state = resolve_state(services, spec.id)
     frames = [png(services.store.read_bytes(spec.id, f.row.path)) for f in state.frames]
-    assert mean_abs_diff(media.read_frame(final, "first"), frames[0]) < FRAME_TOLERANCE
+    picture = (0, 0, 256, caption_box((256, 144))[1])
+
+    def shown(at: float | str) -> Image.Image:
+        return media.read_frame(final, at).crop(picture)  # type: ignore[arg-type]
+
+    assert np.asarray(media.read_frame(final, "first")).mean() < 3 and np.asarray(media.read_frame(final, "last")).mean() < 3
     fps = info.fps
+    assert mean_abs_diff(shown(0.5 + 1 / fps), frames[0].crop(picture)) < 3 * FRAME_TOLERANCE  # past the fade, still scene 1
     for boundary in (1, 2):
-        before = media.read_frame(final, boundary - 1.0 / fps)
-        after = media.read_frame(final, boundary + 0.01)
-        assert mean_abs_diff(before, frames[boundary]) < FRAME_TOLERANCE, f"scene {boundary - 1} does not end on frame {boundary}"
-        assert mean_abs_diff(after, frames[boundary]) < FRAME_TOLERANCE, f"scene {boundary} does not start on frame {boundary}"
+        before, after = shown(boundary - 1.0 / fps), shown(boundary + 0.01)
+        assert mean_abs_diff(before, frames[boundary].crop(picture)) < FRAME_TOLERANCE, (
+            f"scene {boundary} does not end on frame {boundary}"
+        )
+        assert mean_abs_diff(after, frames[boundary].crop(picture)) < FRAME_TOLERANCE, (
+            f"scene {boundary + 1} does not start on frame {boundary}"
+        )
     # Consecutive keyframes differ (the scenes are not one still image).
     assert mean_abs_diff(frames[0], frames[3]) > 5
 
