@@ -11,7 +11,7 @@ from vidpipe_core import locks
 from vidpipe_core.errors import ProjectBusy
 from vidpipe_core.integrity import digest_problem, frame_label, scene_label
 from vidpipe_core.services import Services
-from vidpipe_core.steps import STAGES
+from vidpipe_core.steps import CHARACTERS, STAGES
 from vidpipe_core.steps.inspect import Finding, find_damage
 from vidpipe_core.steps.state import ProjectState, project_nonce, resolve_state
 from vidpipe_core.storage import Layout
@@ -95,6 +95,8 @@ def plan_resume(
         record = latest_materialization(instance, name, project_id)
         if plan.assets:
             reason: str | None = "downstream of " + plan.assets[0]
+        elif record is None and name == CHARACTERS and state.has_storyboard and not state.sheets:
+            continue  # planned before characters existed, or shows none: no sheet to make, nothing downstream to redo
         elif record is None:
             reason = "never materialized"
         elif not belongs_to_project(record, nonce):

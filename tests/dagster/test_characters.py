@@ -5,6 +5,7 @@ google-genai SDK against the wire emulator, the real Dagster assets."""
 from __future__ import annotations
 
 import base64
+import copy
 import hashlib
 import io
 import re
@@ -19,14 +20,15 @@ from tests.helpers import check_results, latest_metadata
 from vidpipe_core.config import get_settings
 from vidpipe_core.cost import estimate, image_cost
 from vidpipe_core.fingerprint import keyframe_fingerprint
-from vidpipe_core.models import CharacterSheetRow, Scene
+from vidpipe_core.models import CharacterSheetRow, Project, Scene
 from vidpipe_core.providers import keyframe_provider
 from vidpipe_core.providers.base import CharacterSheet, KeyframeRequest
 from vidpipe_core.providers.google import max_input_images
 from vidpipe_core.schemas import Storyboard, StyleGuide
 from vidpipe_core.steps.keyframes import spent_usd
-from vidpipe_core.steps.state import frame_characters, frame_fingerprint, resolve_state
+from vidpipe_core.steps.state import frame_characters, frame_fingerprint, resolve_state, write_storyboard_file
 from vidpipe_core.steps.storyboard import stage_models
+from vidpipe_dagster.resume import plan_resume
 from vidpipe_dagster.runner import failure_message, register, render, repair_config
 from vidpipe_dagster.status import project_status
 
@@ -250,3 +252,42 @@ def test_too_many_sheets_keep_the_previous_frame_and_the_first_sheets(gp):
     assert record.image_sha256 == [_sha(sheets[0].png), _sha(sheets[1].png), _sha(previous)]
     assert "Image 1 is the reference sheet of C1" in record.prompt and "Image 2 is the reference sheet of C2" in record.prompt
     assert "C3" not in record.prompt.split("\n\n")[0] and "The last image is the previous keyframe" in record.prompt
+
+
+def test_a_project_planned_without_characters_renders_and_resumes_as_before(vp_env):
+    # A project whose plan names no characters (as every project planned before characters
+    # existed): no sheet, the keyframes keep the fingerprints they always had, and once rendered
+    # nothing is out of date, though the characters asset was never materialized.
+    spec = register("A lighthouse at dusk. The lamp turns. Ships pass.", id="no-cast", scenes=2, clip_duration=1)
+    assert render(spec.id, assets=["storyboard"]).success
+    services = vp_env.services()
+    with services.db.session() as s:
+        for row in s.scalars(select(Scene).where(Scene.project_id == spec.id)):
+            row.characters = None  # a row written before the column existed
+        project = s.get(Project, spec.id)
+        document = copy.deepcopy(project.storyboard)
+        document["storyboard"]["style_guide"]["characters"] = []
+        for scene in document["storyboard"]["scenes"]:
+            scene.pop("characters", None)
+        project.storyboard = document
+    write_storyboard_file(services, spec.id, document)
+
+    result = render(spec.id, assets=["keyframes", "clips", "final_video"])
+    assert result.success, failure_message(result)
+    state = resolve_state(services, spec.id)
+    assert state.sheets == [] and all(f.characters == [] for f in state.frames)
+    kp = keyframe_provider("animatic", services.settings)
+    previous = None
+    for f in state.frames:
+        assert f.done and f.fingerprint == keyframe_fingerprint(
+            provider="animatic",
+            model="animatic",
+            prompt=f.prompt,
+            aspect_ratio=spec.aspect_ratio,
+            reference_sha256=previous,
+            render_size=kp.expected_size(spec.aspect_ratio),
+        )
+        previous = f.row.sha256
+    plan = plan_resume(vp_env.instance(), services, spec.id)
+    assert plan.assets == [], plan.reasons
+    assert project_status(services, spec.id)["next"] == []
