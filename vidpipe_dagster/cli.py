@@ -779,7 +779,7 @@ def status(
 
 def _print_extra(value: Any, prefix: str) -> None:
     """A report entry, one line each: a text, a list of texts, or a mapping of name -> path (a list
-    of ``{"scene", "path"}`` for per-scene files)."""
+    of ``{"scene", "path"}`` for per-scene files, ``{"name", "path"}`` for per-character ones)."""
     if not value:
         return
     lines: list[str] = []
@@ -789,7 +789,7 @@ def _print_extra(value: Any, prefix: str) -> None:
             if isinstance(entry, list):
                 for item in entry:
                     if isinstance(item, dict) and "path" in item:
-                        where = f" of scene {item['scene']}" if "scene" in item else ""
+                        where = f" of scene {item['scene']}" if "scene" in item else f" {item.get('name', '')}".rstrip()
                         lines.append(f"{label.removesuffix('s')}{where}: {item['path']}")
             elif entry:
                 lines.append(f"{label}: {entry}")

@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 from pydantic import ValidationError
 from sqlalchemy import select
+from typer.testing import CliRunner
 
 from tests.helpers import check_results, latest_metadata
 from vidpipe_core.config import get_settings
@@ -28,6 +29,7 @@ from vidpipe_core.schemas import Storyboard, StyleGuide
 from vidpipe_core.steps.keyframes import spent_usd
 from vidpipe_core.steps.state import frame_characters, frame_fingerprint, resolve_state, write_storyboard_file
 from vidpipe_core.steps.storyboard import stage_models
+from vidpipe_dagster.cli import app
 from vidpipe_dagster.resume import plan_resume
 from vidpipe_dagster.runner import failure_message, register, render, repair_config
 from vidpipe_dagster.status import project_status
@@ -135,7 +137,10 @@ def test_every_keyframe_is_drawn_from_its_characters_sheets_and_the_previous_fra
     meta = latest_metadata(vp_env.instance(), "characters", spec.id)
     assert (meta["generated"], meta["reused"], meta["cost_usd"]) == (0, 3, 0)
     assert latest_metadata(vp_env.instance(), "keyframes", spec.id)["cost_usd"] == 0
-    assert project_status(services, spec.id)["paths"]["characters"][0]["name"] == names[0]
+    paths = project_status(services, spec.id)["paths"]["characters"]
+    assert [p["name"] for p in paths] == names and all(Path(p["path"]).is_file() for p in paths)
+    out = CliRunner().invoke(app, ["status", spec.id]).output
+    assert f"character {names[0]}: {paths[0]['path']}" in out
 
 
 def test_a_damaged_sheet_is_not_paid_for_again_without_repair(gp):
