@@ -166,17 +166,19 @@ def test_crossfade_args_without_audio_when_one_input_is_silent(tmp_path: Path) -
 @pytest.mark.parametrize("audio", [True, False])
 def test_animatic_encoder_args(tmp_path: Path, audio: bool) -> None:
     args = motion.encoder_args(tmp_path / "o.mp4", frames=36, fps=24, size=(256, 144), audio=audio, tone_hz=220.0)
-    assert args_value(args, "-f") == "rawvideo" and args_value(args, "-pix_fmt") == "rgb24"
+    assert args_value(args, "-f") == "rawvideo" and args_value(args, "-pix_fmt") == "yuv420p"
     assert args_value(args, "-s") == "256x144" and args_value(args, "-i") == "pipe:0"
     assert args_value(args, "-frames:v") == "36"
-    assert "yuv420p" in args and "zoompan" not in " ".join(args)
+    assert "zoompan" not in " ".join(args) and ("-filter_complex" in args) is audio  # only the tone's fades
     assert args_value(args, "-movflags") == "+faststart"
-    assert args_value(args, "-threads") == "2"
+    assert args_value(args, "-threads") == "1" and args_value(args, "-x264-params") == "rc-lookahead=5"
     assert ("aevalsrc" in " ".join(args)) is audio
     assert ("-c:a" in args) is audio
     if audio:
         assert args_value(args, "-ar") == "48000" and args_value(args, "-ac") == "2"
     start = Image.new("RGB", SIZE)
+    frame = next(motion.clip_frames(start, start, frames=12, fps=12, motion="push_in", caption=None))
+    assert len(frame) == SIZE[0] * SIZE[1] * 3 // 2  # one raw yuv420p frame
     with pytest.raises(InvalidInput):
         next(motion.clip_frames(start, start, frames=12, fps=12, motion="spin", caption=None))  # type: ignore[arg-type]
 
