@@ -78,7 +78,7 @@ CHARACTER_NOUNS = frozenset(
     "robot girl boy man woman child kid cat dog fox wolf bear bird owl knight astronaut detective dragon wizard witch "
     "princess prince king queen sailor pilot explorer traveler traveller dancer musician farmer soldier scientist "
     "monster ghost alien horse rabbit lion tiger elephant whale fish penguin hero heroine stranger couple family "
-    "grandmother grandfather mother father baby student teacher chef painter".split()
+    "grandmother grandfather mother father baby student teacher chef painter keeper duck boat ship balloon kite".split()
 )
 _ARTICLE_SUBJECT = re.compile(
     r"\b(?:a|an|the|his|her|their|our|my)\s+((?:[a-z][a-z-]*\s+){0,2}?)(" + "|".join(sorted(CHARACTER_NOUNS)) + r")s?\b", re.I
