@@ -483,13 +483,18 @@ def test_local_renders_are_bounded_process_wide(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(motion, "render_animatic_clip", fake_render)
     providers = [AnimaticProvider(Settings(animatic_resolution=144, fps=12, local_renders=2)) for _ in range(3)]
     req = clip_request(providers[0], audio=False)
+    polls: list[str] = []
     threads = [
-        threading.Thread(target=lambda p=p: p.wait("animatic:demo:0:x", req, "animatic")) for p in providers for _ in range(3)
+        threading.Thread(target=lambda p=p: p.wait("animatic:demo:0:x", req, "animatic", polls.append))
+        for p in providers
+        for _ in range(3)
     ]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     assert peak[0] == 2
+    assert any(p.startswith("waiting for one of 2 local render slots") for p in polls)  # a waiting render says why
+    assert sum(p.startswith("rendering ") for p in polls) == 9
     assert provider_module.Settings is Settings  # the setting lives in config.Settings
     assert Settings().local_renders == 2

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from vidpipe_core import media
 from vidpipe_core.cancel import NEVER, CancelToken
@@ -34,14 +34,17 @@ _SLOT_POLL_S = 0.25
 
 
 @contextlib.contextmanager
-def render_slot(limit: int, cancel: CancelToken = NEVER) -> Iterator[None]:
+def render_slot(limit: int, cancel: CancelToken = NEVER, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
     """Hold one of ``limit`` local render slots of this process (``Settings.local_renders``): every
-    animatic provider of the process shares them, whatever run or step it serves. Waiting ends
-    (Interrupted) when ``cancel`` is cancelled."""
+    animatic provider of the process shares them, whatever run or step it serves. ``on_wait`` is
+    called once when no slot is free at once; waiting ends (Interrupted) when ``cancel`` is cancelled."""
     with _RENDER_SLOTS_LOCK:
         slots = _RENDER_SLOTS.setdefault(limit, threading.BoundedSemaphore(limit))
-    while not slots.acquire(timeout=_SLOT_POLL_S):
-        cancel.check()
+    if not slots.acquire(blocking=False):
+        if on_wait is not None:
+            on_wait()
+        while not slots.acquire(timeout=_SLOT_POLL_S):
+            cancel.check()
     try:
         yield
     finally:
@@ -132,10 +135,16 @@ class AnimaticProvider:
         if not operation.startswith("animatic:"):
             raise ProviderError("clips", f"{operation!r} is not an animatic operation", scene=request.scene_index)
         size = media.dimensions(request.aspect_ratio, self.settings.animatic_resolution)
-        if on_poll is not None:
-            on_poll(f"rendering {request.duration_s}s animatic clip at {size[0]}x{size[1]}")
+        limit = self.settings.local_renders
+        waiting = (
+            None
+            if on_poll is None
+            else (lambda: on_poll(f"waiting for one of {limit} local render slots (VIDPIPE_LOCAL_RENDERS)"))
+        )
         try:
-            with render_slot(self.settings.local_renders, cancel), scratch_dir(self.settings.data_dir, "vidpipe-clip") as workdir:
+            with render_slot(limit, cancel, on_wait=waiting), scratch_dir(self.settings.data_dir, "vidpipe-clip") as workdir:
+                if on_poll is not None:
+                    on_poll(f"rendering {request.duration_s}s animatic clip at {size[0]}x{size[1]}")
                 video = motion.render_animatic_clip(
                     request.start_png,
                     request.end_png,
