@@ -1,6 +1,8 @@
 """`memory`: peak RSS (process + children) of rendering and stitching a 16-scene 1080p project
 (animatic, offline; 4 s clips) through `render_project`, in a fresh process sampled by
-`bench._measure`; plus the same project's final video re-stitched with a 0.5 s crossfade."""
+`bench._measure`; plus the same project's final video re-stitched with a 0.5 s crossfade.
+Local animatic renders at once: `VIDPIPE_LOCAL_RENDERS` (default 2), independent of the clip
+concurrency (4, the video-operation limit)."""
 
 from __future__ import annotations
 
@@ -20,9 +22,40 @@ PROMPT = (
 )
 
 
+def clip_worker() -> dict:
+    """One 4 s 1080p animatic clip (push-in, audio, caption) from two drawn keyframes: wall and CPU
+    seconds of this process (making frames) and of its ffmpeg (encoding), and the bytes."""
+    from vidpipe_core.providers.animatic import motion
+    from vidpipe_core.providers.animatic.drawing import render_keyframe
+    from vidpipe_core.providers.animatic.planner import PALETTES
+    from vidpipe_core.providers.base import KeyframeRequest
+    from vidpipe_core.schemas import StyleGuide
+
+    style = StyleGuide(visual_style="cinematic", color_palette=PALETTES["cinematic"], camera_style="steady")
+    size = (1920, 1080)
+    start, end = (
+        render_keyframe(KeyframeRequest("bench", k, prompt, "", style, "16:9", None), size)
+        for k, prompt in enumerate(("a lighthouse on a cliff at dusk", "a ship passes the rocks at night"))
+    )
+    t, c0 = time.perf_counter(), os.times()
+    data = motion.render_animatic_clip(
+        start, end, duration_s=CLIP_S, fps=24, size=size, audio=True, seed_text="slow push-in", caption="Scene 1: a lighthouse"
+    )
+    c1 = os.times()
+    return {
+        "wall_s": time.perf_counter() - t,
+        "cpu_python_s": (c1.user - c0.user) + (c1.system - c0.system),
+        "cpu_ffmpeg_s": (c1.children_user - c0.children_user) + (c1.children_system - c0.children_system),
+        "bytes": len(data),
+    }
+
+
 def worker(mode: str) -> dict:
     from bench import pipeline
     from vidpipe_dagster.runner import render
+
+    if mode == "clip":
+        return clip_worker()
 
     if mode == "render":
         pid = pipeline.register(PROMPT, scenes=SCENES, clip_duration=CLIP_S, provider="animatic", prefix="mem")
@@ -35,7 +68,18 @@ def worker(mode: str) -> dict:
         rec = pipeline.collect(
             pipeline.RunRecord(pid, result.run_id, bool(result.success), time.perf_counter() - t, "in_process", call_start=call)
         )
+    from vidpipe_core.config import get_settings
+    from vidpipe_core.services import Services
+    from vidpipe_core.steps.state import resolve_state
+    from vidpipe_core.storage import Layout
+
+    services = Services.create(get_settings())
+    state = resolve_state(services, pid)
+    clip_bytes = sum(os.path.getsize(services.store.path(pid, c.row.path)) for c in state.clips if c.row and c.row.path)
     return {
+        "local_renders": get_settings().local_renders,
+        "clips_bytes": clip_bytes,
+        "final_bytes": os.path.getsize(services.store.path(pid, Layout.FINAL)),
         "project_id": pid,
         "success": rec.success,
         "wall_s": rec.wall_s,
@@ -69,13 +113,18 @@ def run(quick: bool = False) -> Report:
             [PYTHON, "-m", "bench.memory", "--worker", "crossfade"], env={**env, "BENCH_PROJECT_ID": wa["project_id"]}, every=0.05
         )
         wb = last_json_line(b["stdout"])
+        log("memory: one 4 s 1080p clip in a fresh process")
+        c = run_measured([PYTHON, "-m", "bench.memory", "--worker", "clip"], env=env, every=0.02)
+        wc = last_json_line(c["stdout"])
     finally:
         remove_home(root)
 
     report = Report("memory", f"memory — {scenes}-scene {RES}p project (animatic, offline), peak RSS")
     report.setup = [
         f"`VIDPIPE_ANIMATIC_RESOLUTION={RES}`, {scenes} scenes × {CLIP_S} s clips (16:9, audio), clip concurrency 4 "
-        "(default), `render_project` in a fresh Python process; fresh SQLite data dir + DAGSTER_HOME.",
+        f"(default), local renders {wa['local_renders']} (`VIDPIPE_LOCAL_RENDERS`), `render_project` in a fresh Python "
+        "process; fresh SQLite data dir + DAGSTER_HOME.",
+        f"Bytes: clips {wa['clips_bytes'] / 1e6:.1f} MB in all, final video {wa['final_bytes'] / 1e6:.1f} MB.",
         "Peak RSS: the process tree (Python + every ffmpeg child) sampled every 50 ms with psutil, summed; "
         "'largest process' is RUSAGE_CHILDREN.ru_maxrss (exact, one process). Per step: the highest tree sample "
         "between STEP_START and STEP_SUCCESS.",
@@ -118,6 +167,31 @@ def run(quick: bool = False) -> Report:
             align=["l", "r", "r", "r", "r", "r", "l"],
         )
     )
+    report.tables.append(
+        table(
+            [
+                "one animatic clip (4 s, 1080p, audio, caption)",
+                "wall s",
+                "CPU s making frames (Python)",
+                "CPU s ffmpeg",
+                "peak RSS tree MiB",
+                "largest process MiB",
+                "bytes",
+            ],
+            [
+                [
+                    "`motion.render_animatic_clip`",
+                    f"{wc['wall_s']:.1f}",
+                    f"{wc['cpu_python_s']:.1f}",
+                    f"{wc['cpu_ffmpeg_s']:.1f}",
+                    mib(c["peak_tree_rss"]),
+                    mib(c["max_single_rss"]),
+                    f"{wc['bytes']:,}",
+                ]
+            ],
+            align=["l", "r", "r", "r", "r", "r", "r"],
+        )
+    )
     step_rows = [[s, fmt_s(wa["steps"][s][1] - wa["steps"][s][0], 2)] for s in STEPS if s in wa["steps"]]
     report.tables.append(table(["step (render run)", "seconds"], step_rows))
     report.data = {
@@ -126,6 +200,7 @@ def run(quick: bool = False) -> Report:
         "resolution": RES,
         "render": {**{k: v for k, v in a.items() if k != "stdout"}, "worker": wa, "step_peaks": pa},
         "crossfade": {**{k: v for k, v in b.items() if k != "stdout"}, "worker": wb, "step_peaks": pb},
+        "clip": {**{k: v for k, v in c.items() if k != "stdout"}, "worker": wc},
     }
     if not (wa["success"] and wb["success"]):
         report.notes.append(f"a run failed: {wa['failure'] or wb['failure']}")
@@ -134,7 +209,7 @@ def run(quick: bool = False) -> Report:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.memory")
-    p.add_argument("--worker", choices=("render", "crossfade"))
+    p.add_argument("--worker", choices=("render", "crossfade", "clip"))
     p.add_argument("--quick", action="store_true")
     args = p.parse_args(argv)
     if args.worker:

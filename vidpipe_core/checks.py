@@ -18,6 +18,7 @@ from vidpipe_core.services import Services
 from vidpipe_core.steps.state import FrameState, checked_frames, resolve_state
 
 if TYPE_CHECKING:
+    from vidpipe_core.steps.characters import CharactersReport
     from vidpipe_core.steps.keyframes import KeyframesReport
 
 DURATION_TOLERANCE_S = 0.25
@@ -27,6 +28,8 @@ ASPECT_TOLERANCE = 0.02
 DESCRIPTIONS = {
     "storyboard_complete": "The storyboard has as many scenes as the project asks for, and every scene has a "
     "description, a start and an end frame prompt and a motion prompt.",
+    "characters_complete": "Every character a scene shows has a recorded reference sheet whose bytes match the "
+    "ledger and decode.",
     "keyframes_decode": "Every keyframe (N scenes have N+1) is recorded, its bytes match the ledger's sha256, and "
     "it is an image of the provider's size (or at least of the project's aspect ratio).",
     "clips_complete": "Every scene has a finished clip whose file decodes with a video stream and lasts the "
@@ -104,6 +107,33 @@ def check_keyframes(services: Services, project_id: str, made: KeyframesReport |
         not problems,
         "; ".join(problems) or f"{len(frames)} frames decode at {sorted(sizes)}",
         {"frames": len(frames)},
+    )
+
+
+def check_characters(made: CharactersReport) -> CheckOutcome:
+    """Every character a scene shows has a recorded reference sheet whose bytes are the ones the
+    ledger recorded (the bytes the step checked or rendered) and decode as an image."""
+    problems, names = [], []
+    for sheet, data in zip(made.sheets, made.pngs, strict=True):
+        names.append(sheet.name)
+        if not sheet.done or sheet.row is None:
+            problems.append(f"the reference sheet of {sheet.name!r}: missing")
+            continue
+        problem = digest_problem(data, sheet.row.sha256)
+        if problem is not None:
+            problems.append(f"the reference sheet of {sheet.name!r}: {problem}")
+            continue
+        try:
+            _png_size(data, decode=True)
+        except Exception as exc:
+            problems.append(f"the reference sheet of {sheet.name!r} does not decode: {exc}")
+    if len(made.pngs) != len(made.sheets):
+        problems.append(f"{len(made.pngs)} sheets for {len(made.sheets)} characters")
+    return CheckOutcome(
+        "characters_complete",
+        not problems,
+        "; ".join(problems) or (f"{len(names)} reference sheets recorded and decoding" if names else "no characters"),
+        {"characters": len(made.sheets)},
     )
 
 

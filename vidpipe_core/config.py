@@ -74,6 +74,12 @@ class Settings(BaseSettings):
 
     animatic_resolution: int = Field(default=720, description="Short side in pixels of animatic keyframes and clips.")
     fps: int = 24
+    local_renders: int = Field(
+        default=2,
+        gt=0,
+        description="Animatic clips rendered at once in one process (each is one ffmpeg encoder, ~100-200 MiB at "
+        "1080p); bounds local CPU and memory apart from clip_concurrency, which bounds remote video operations.",
+    )
 
     storyboard_model: str = "gemini-2.5-flash"
     image_model: str = "gemini-2.5-flash-image"

@@ -29,6 +29,9 @@ from vidpipe_core.schemas import ProjectSpec
 # Typical storyboard call size, for estimates before the call is made.
 STORYBOARD_INPUT_TOKENS = 1200
 STORYBOARD_OUTPUT_TOKENS_PER_SCENE = 350
+# Characters with a reference sheet, for estimates before the storyboard says how many there are
+# (never more than one per scene).
+TYPICAL_CHARACTERS = 2
 
 
 def _rates(settings: Settings, model: str) -> Mapping[str, float]:
@@ -94,21 +97,41 @@ class Estimate:
     storyboard_usd: float
     keyframes_usd: float
     clips_usd: float
+    characters_usd: float = 0.0  # the reference sheets (one image each, keyframe model)
 
     @property
     def total_usd(self) -> float:
-        return self.storyboard_usd + self.keyframes_usd + self.clips_usd
+        return self.storyboard_usd + self.characters_usd + self.keyframes_usd + self.clips_usd
+
+    @property
+    def after_storyboard_usd(self) -> float:
+        """What the stages after the storyboard still cost."""
+        return self.characters_usd + self.keyframes_usd + self.clips_usd
+
+
+def typical_characters(spec: ProjectSpec) -> int:
+    return min(TYPICAL_CHARACTERS, spec.scenes)
 
 
 def estimate(
-    settings: Settings, spec: ProjectSpec, models: dict[str, str], *, frames: int | None = None, clips: int | None = None
+    settings: Settings,
+    spec: ProjectSpec,
+    models: dict[str, str],
+    *,
+    frames: int | None = None,
+    clips: int | None = None,
+    sheets: int | None = None,
 ) -> Estimate:
-    """Projected cost of a whole project (or of `frames` keyframes and `clips` clips still to make)."""
+    """Projected cost of a whole project (or of `sheets` character sheets, `frames` keyframes and
+    `clips` clips still to make). Before the storyboard names the characters, `sheets` is None and
+    a typical count is assumed (`TYPICAL_CHARACTERS`, at most one per scene)."""
     n = spec.scenes
     frames = n + 1 if frames is None else frames
     clips = n if clips is None else clips
+    sheets = typical_characters(spec) if sheets is None else sheets
     return Estimate(
         storyboard_usd=storyboard_cost(settings, models["storyboard"], n),
+        characters_usd=image_cost(settings, models["keyframes"], sheets),
         keyframes_usd=image_cost(settings, models["keyframes"], frames),
         clips_usd=video_cost(settings, models["clips"], clips * spec.clip_duration, spec.generate_audio),
     )

@@ -23,15 +23,47 @@ def keyframe_fingerprint(
     aspect_ratio: str,
     reference_sha256: str | None,
     render_size: tuple[int, int] | None,
+    character_sha256: tuple[str, ...] = (),
 ) -> str:
+    """``character_sha256``: the digests of the reference sheets the frame is conditioned on, in
+    the storyboard's order. Only a frame with characters has the field, so a frame without them
+    keeps the fingerprint it had before characters existed (its ledger row stays current)."""
+    fields: dict[str, Any] = {
+        "provider": provider,
+        "model": model,
+        "prompt": prompt,
+        "aspect_ratio": aspect_ratio,
+        "reference": reference_sha256,
+        "size": list(render_size) if render_size else None,
+    }
+    if character_sha256:
+        fields["characters"] = list(character_sha256)
+    return _digest("keyframe", fields)
+
+
+def sheet_fingerprint(
+    *,
+    provider: str,
+    model: str,
+    name: str,
+    appearance: str,
+    prompt: str,
+    style: dict[str, Any],
+    aspect_ratio: str,
+    render_size: tuple[int, int] | None,
+) -> str:
+    """A character's reference sheet: what it is drawn from (name, appearance, the full prompt, the
+    style guide's look) and how (provider, model, aspect ratio, size)."""
     return _digest(
-        "keyframe",
+        "character_sheet",
         {
             "provider": provider,
             "model": model,
+            "name": name,
+            "appearance": appearance,
             "prompt": prompt,
+            "style": style,
             "aspect_ratio": aspect_ratio,
-            "reference": reference_sha256,
             "size": list(render_size) if render_size else None,
         },
     )

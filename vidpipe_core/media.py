@@ -352,6 +352,20 @@ def concat_args(list_file: Path, out: Path) -> list[str]:
     )
 
 
+def concat_with_audio_jobs(
+    inputs: Sequence[ClipInput], list_file: Path, audio_file: Path, out: Path, *, fps: float
+) -> list[tuple[str, list[str]]]:
+    """Join clips whose video streams can be copied: one job re-encodes the joined audio (each clip's
+    track padded or cut to its video's length), the last muxes the copied video with it."""
+    parts = _normalized_inputs(inputs, fps=fps, size=(2, 2), with_audio=True)
+    tracks = [a for _, a in parts if a is not None]
+    audio = ffmpeg.concat(*tracks, v=0, a=1) if len(tracks) > 1 else tracks[0]
+    audio_job = ffmpeg.output(audio, str(audio_file), vn=None, f="mp4", **audio_out_kwargs()).overwrite_output().get_args()
+    video = ffmpeg.input(str(list_file), f="concat", safe=0).video
+    muxed = ffmpeg.output(video, ffmpeg.input(str(audio_file)).audio, str(out), c="copy", movflags="+faststart", f="mp4")
+    return [("join audio", audio_job), ("concat", muxed.overwrite_output().get_args())]
+
+
 def crossfade_offsets(durations: Sequence[float], crossfade: float) -> list[float]:
     """xfade offsets: offset_i = sum(d_0..d_i) - (i+1)*crossfade, for i in 0..n-2."""
     offsets, total = [], 0.0
@@ -580,7 +594,13 @@ def _plan_stitch(clips: list[Path], infos: list[MediaInfo], tmp: Path, workdir: 
     if mismatch is None:
         list_file = workdir / "clips.txt"
         list_file.write_text("".join(_concat_list_line(c) for c in clips), encoding="utf-8")
-        return _StitchPlan("copy", [("concat", concat_args(list_file, tmp))], total, ())
+        if not all(i.has_audio for i in infos):
+            return _StitchPlan("copy", [("concat", concat_args(list_file, tmp))], total, ())
+        # Video by stream copy; the audio joined in one small audio-only job, each clip's track cut to
+        # its video's length: copied AAC tracks would each bring their encoder priming and last
+        # partial frame (~24 ms a clip), so the audio would outlast the video and drift from it.
+        audio_file = workdir / "audio.m4a"
+        return _StitchPlan("copy", concat_with_audio_jobs(inputs, list_file, audio_file, tmp, fps=first.fps), total, ())
     args = reencode_concat_args(inputs, tmp, fps=first.fps, size=size)
     return _StitchPlan(
         "reencode",
@@ -590,15 +610,87 @@ def _plan_stitch(clips: list[Path], infos: list[MediaInfo], tmp: Path, workdir: 
     )
 
 
-def stitch(clips: Sequence[Path], out: Path, *, crossfade: float = 0.0, cancel: CancelToken = NEVER) -> StitchResult:
+def fade_args(clip: Path, info: MediaInfo, out: Path, *, fade_in: float, fade_out: float) -> list[str]:
+    """Re-encode one clip (same encoder settings, so it still joins by stream copy) fading in from
+    black over its first ``fade_in`` seconds and out to black over its last ``fade_out``: its first
+    frame is black (fade in) and its last frame is black (fade out). The audio fades with it and is
+    padded or cut to the video's length."""
+    seconds = _measured(info)
+    frame_s = 1.0 / (info.fps or 24)
+    src = ffmpeg.input(str(clip))
+    video = src.video
+    if fade_in > 0:
+        video = video.filter("fade", t="in", st=0, d=ffmpeg_number(fade_in))
+    if fade_out > 0:  # fully black from the last frame's timestamp on
+        video = video.filter("fade", t="out", st=ffmpeg_number(max(0.0, seconds - frame_s - fade_out)), d=ffmpeg_number(fade_out))
+    streams = [video.filter("format", PIX_FMT)]
+    kwargs = {**video_out_kwargs(info.fps), "f": "mp4"}
+    if info.has_audio:
+        audio = (
+            src.audio.filter("aformat", sample_fmts="fltp", sample_rates=AUDIO_RATE, channel_layouts="stereo")
+            .filter("apad")
+            .filter("atrim", duration=ffmpeg_number(seconds))
+            .filter("asetpts", "PTS-STARTPTS")
+        )
+        if fade_in > 0:
+            audio = audio.filter("afade", t="in", st=0, d=ffmpeg_number(fade_in))
+        if fade_out > 0:
+            audio = audio.filter("afade", t="out", st=ffmpeg_number(max(0.0, seconds - fade_out)), d=ffmpeg_number(fade_out))
+        streams.append(audio)
+        kwargs.update(audio_out_kwargs())
+    kwargs["frames:v"] = info.frames or round(seconds * (info.fps or 24))
+    return ffmpeg.output(*streams, str(out), **kwargs).overwrite_output().get_args()
+
+
+def _faded(
+    clips: list[Path],
+    infos: list[MediaInfo],
+    workdir: Path,
+    *,
+    fade_in: float,
+    fade_out: float,
+    crossfade: float,
+    cancel: CancelToken,
+) -> tuple[list[Path], list[MediaInfo]]:
+    """The clips with the first one faded in and the last one faded out (each fade at most half of
+    what the clip shows outside a crossfade); only those one or two clips are re-encoded."""
+    clips, infos = list(clips), list(infos)
+    ends = {0: (fade_in, 0.0)} if len(clips) > 1 else {0: (fade_in, fade_out)}
+    if len(clips) > 1:
+        ends[len(clips) - 1] = (0.0, fade_out)
+    for i, (fin, fout) in ends.items():
+        room = _measured(infos[i]) - (crossfade if len(clips) > 1 else 0.0)
+        fin, fout = min(fin, room / 2), min(fout, room / 2)
+        if fin <= 0 and fout <= 0:
+            continue
+        faded = workdir / f"faded_{i:03d}.mp4"
+        run_ffmpeg(fade_args(clips[i], infos[i], faded, fade_in=fin, fade_out=fout), what=f"fade {clips[i].name}", cancel=cancel)
+        clips[i], infos[i] = faded, probe(faded)
+    return clips, infos
+
+
+def stitch(
+    clips: Sequence[Path],
+    out: Path,
+    *,
+    crossfade: float = 0.0,
+    fade_in: float = 0.0,
+    fade_out: float = 0.0,
+    cancel: CancelToken = NEVER,
+) -> StitchResult:
     """Join clips into ``out``: stream copy when they share codec parameters, else a re-encode;
-    crossfade > 0 re-encodes with xfade/acrossfade. ``out`` only ever appears complete and valid;
-    the work files live in a hidden folder next to it and are removed in every case."""
+    crossfade > 0 re-encodes with xfade/acrossfade. ``fade_in`` / ``fade_out`` > 0: the video
+    fades in from / out to black over that many seconds, its audio too (only the first and last
+    clips are re-encoded for it). ``out`` only ever appears complete and valid; the work files
+    live in a hidden folder next to it and are removed in every case."""
     clips, out = [Path(c) for c in clips], Path(out)
     if not clips:
         raise InvalidInput("clips", "nothing to stitch: no clips given")
     if not (crossfade >= 0 and math.isfinite(crossfade)):
         raise InvalidInput("crossfade", f"must be >= 0 seconds, got {crossfade}")
+    for name, value in (("fade_in", fade_in), ("fade_out", fade_out)):
+        if not (value >= 0 and math.isfinite(value)):
+            raise InvalidInput(name, f"must be >= 0 seconds, got {value}")
     infos = [probe(c) for c in clips]
     shortest = min(_measured(i) for i in infos)
     if crossfade > 0 and len(clips) > 1 and crossfade >= shortest:
@@ -608,6 +700,8 @@ def stitch(clips: Sequence[Path], out: Path, *, crossfade: float = 0.0, cancel: 
     workdir = tmp.with_suffix(".work")
     workdir.mkdir()
     try:
+        if fade_in > 0 or fade_out > 0:
+            clips, infos = _faded(clips, infos, workdir, fade_in=fade_in, fade_out=fade_out, crossfade=crossfade, cancel=cancel)
         plan = _plan_stitch(clips, infos, tmp, workdir, crossfade)
         *parts, (last_what, last_args) = plan.jobs
         # The parts are independent (segments of a crossfade); two at a time keeps both cores busy

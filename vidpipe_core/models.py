@@ -70,6 +70,32 @@ class Scene(Base):
     end_frame_prompt: Mapped[str] = mapped_column(Text)
     motion_prompt: Mapped[str] = mapped_column(Text)
     transition_notes: Mapped[str] = mapped_column(Text, default="")
+    # Names of the style guide's characters the scene shows (None in rows written before characters).
+    characters: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class CharacterSheetRow(Base):
+    """The ledger of a character's reference sheet: one image, paid once, reused by every frame
+    that shows the character while its fingerprint (provider, model, prompt, style) holds."""
+
+    __tablename__ = "character_sheets"
+    __table_args__ = (UniqueConstraint("project_id", "name", "fingerprint", name="uq_character_sheet"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(Text)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    status: Mapped[KeyframeStatus] = mapped_column(_enum(KeyframeStatus), default=KeyframeStatus.PENDING)
+    provider: Mapped[str] = mapped_column(String(32))
+    model: Mapped[str] = mapped_column(String(128))
+    path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    width: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    height: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
 

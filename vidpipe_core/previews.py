@@ -38,6 +38,12 @@ PREVIEW_BUDGET = 300_000  # the animated preview of the final video
 POSTER_BUDGET = 100_000  # one still of the final video
 SHEET_BUDGET = 100_000  # the keyframes' contact sheet
 STRIP_BUDGET = 100_000  # first and last frame of every scene
+CHARACTER_BUDGET = 100_000  # one character's reference sheet
+CHARACTER_LADDER: tuple[tuple[int, int], ...] = (
+    (256, 80),
+    (128, 60),
+    (64, 40),
+)  # sheets are small in the UI: a figure and its colours
 
 # The animated preview: the video is sampled once at PREVIEW_FPS (fewer frames per second for a
 # video longer than PREVIEW_MAX_FRAMES / PREVIEW_FPS), then encoded at each (longest side in
@@ -134,6 +140,17 @@ def sheet_image(sheet: bytes | Image.Image, *, budget: int = SHEET_BUDGET) -> Pr
     except Exception as exc:  # Pillow raises several unrelated types for bad input
         return Preview("contact sheet", budget, note=f"no image: the contact sheet does not decode ({exc})")
     return still(image, alt="contact sheet", budget=budget, what="keyframes")
+
+
+def character_sheet(png: bytes, name: str, *, budget: int = CHARACTER_BUDGET) -> Preview:
+    """A character's reference sheet small enough for the UI (alt text: the character's name)."""
+    alt = "".join(ch for ch in name if ch not in "[]()|*_`<>#\\")
+    try:
+        with Image.open(io.BytesIO(png)) as im:
+            image = im.convert("RGB")
+    except Exception as exc:  # Pillow raises several unrelated types for bad input
+        return Preview(alt, budget, note=f"no image: the sheet does not decode ({exc})")
+    return still(image, alt=alt, budget=budget, what=f"reference sheet of {alt}", ladder=CHARACTER_LADDER)
 
 
 def poster(video: Path, duration_s: float, *, budget: int = POSTER_BUDGET) -> Preview:
@@ -372,6 +389,7 @@ def safely(make: Callable[[], Preview], alt: str, budget: int) -> Preview:
 
 
 __all__ = [
+    "CHARACTER_BUDGET",
     "POSTER_BUDGET",
     "PREVIEW_BUDGET",
     "SHEET_BUDGET",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from vidpipe_core.config import ProviderName, SafetyPolicy
 
@@ -35,12 +35,41 @@ class ScenePlan(BaseModel):
     end_frame_prompt: str = Field(description="Image prompt for the last frame")
     motion_prompt: str = Field(description="How the camera and subjects move from first to last frame")
     transition_notes: str = Field(default="", description="How this scene hands over to the next")
+    characters: list[str] = Field(
+        default_factory=list,
+        description="Names (from the style guide's characters) of the characters this scene shows; empty for none",
+    )
 
 
 class Storyboard(BaseModel):
     title: str = Field(description="Short title of the video")
     style_guide: StyleGuide
     scenes: list[ScenePlan]
+
+    @model_validator(mode="after")
+    def _characters_are_known(self) -> Storyboard:
+        """Each character has one name, and a scene shows only characters the style guide
+        describes (their reference sheets are made from those descriptions). Scenes are numbered
+        from 1 in the messages."""
+        names = [c.name for c in self.style_guide.characters]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(
+                f"style_guide.characters names {', '.join(map(repr, repeated))} more than once; names must be unique"
+            )
+        known = set(names)
+        listed = ", ".join(map(repr, names)) or "none"
+        for number, scene in enumerate(self.scenes, start=1):
+            unknown = [n for n in scene.characters if n not in known]
+            if unknown:
+                raise ValueError(
+                    f"scene {number} lists {', '.join(map(repr, unknown))}, not among the style guide's characters "
+                    f"({listed}); a scene may only name characters from style_guide.characters"
+                )
+            twice = sorted({n for n in scene.characters if scene.characters.count(n) > 1})
+            if twice:
+                raise ValueError(f"scene {number} lists {', '.join(map(repr, twice))} more than once")
+        return self
 
 
 class StageProviders(BaseModel):

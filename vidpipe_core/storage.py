@@ -1,6 +1,7 @@
 """The artifact store and the one place that knows the artifact layout.
 
     projects/<id>/storyboard.json
+    projects/<id>/characters/<name>_<fp>.png    (a character's reference sheet; name made path-safe)
     projects/<id>/keyframes/frame_<k>_<fp>.png  (frame 0 starts scene 1, frame k ends scene k)
     projects/<id>/clips/scene_<n>_<fp>.mp4      (n: the scene number, from 1)
     projects/<id>/contact_sheet.png
@@ -59,6 +60,13 @@ class Layout:
     CONTACT_SHEET = "contact_sheet.png"
 
     @staticmethod
+    def character_sheet(name: str, fingerprint: str) -> str:
+        """A character's reference sheet. The name comes from a model, so only a slug of it (lower-case
+        letters, digits and ``-``, at most 40 characters) reaches the path; the fingerprint covers
+        the name, so two names with one slug still get two files."""
+        return confine(f"characters/{path_slug(name)}_{fingerprint[:12]}.png")
+
+    @staticmethod
     def keyframe(frame_index: int, fingerprint: str) -> str:
         return f"keyframes/frame_{frame_index:03d}_{fingerprint[:12]}.png"
 
@@ -67,6 +75,12 @@ class Layout:
         """Named by the scene's number as people count (scene_002_… is the clip captioned "Scene 2");
         the ledger keeps each clip's path, so files named before this rule (0-based) stay valid."""
         return f"clips/scene_{scene_index + 1:03d}_{fingerprint[:12]}.mp4"
+
+
+def path_slug(text: str, limit: int = 40) -> str:
+    """A file-name-safe slug of free text: lower-case ASCII letters and digits joined by ``-``."""
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:limit].strip("-")
+    return slug or "unnamed"
 
 
 def confine(relpath: str) -> str:

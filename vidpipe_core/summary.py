@@ -2,20 +2,17 @@
 prompt and settings, the providers and models of each stage, what it cost (from the ledger) against
 its budget, what the safety filter did, and one row per scene.
 
-Costs are read, never computed: the storyboard's from its stored document, keyframes' and clips'
-from their ledger rows (every row the project paid for, superseded takes included). Prices live
-only in ``vidpipe_core.cost``. Scene numbers count from 1.
+Costs are read, never computed (``state.ledger_costs``): the storyboard's from its stored
+document, character sheets', keyframes' and clips' from their ledger rows (every row the project
+paid for, superseded takes included). Prices live only in ``vidpipe_core.cost``. Scene numbers count from 1.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
-
-from vidpipe_core.models import Keyframe, VideoClip
 from vidpipe_core.services import Services
-from vidpipe_core.steps.state import ProjectState, resolve_state, stored_document
+from vidpipe_core.steps.state import Costs, ProjectState, ledger_costs, resolve_state, stored_document
 from vidpipe_core.steps.stitch import FinalResult
 
 # Dagster's UI shows a markdown value of up to 1000 characters inline (longer ones behind "[Show
@@ -44,32 +41,11 @@ class SceneRow:
 
 
 @dataclass(frozen=True)
-class Costs:
-    """What the project has paid, per stage, from the ledger (USD)."""
-
-    storyboard: float
-    keyframes: float
-    clips: float
-
-    @property
-    def total(self) -> float:
-        return round(self.storyboard + self.keyframes + self.clips, 6)
-
-
-@dataclass(frozen=True)
 class Summary:
     markdown: str
     scenes: list[SceneRow]
     costs: Costs
     budget_usd: float
-
-
-def ledger_costs(services: Services, project_id: str) -> Costs:
-    document = stored_document(services, project_id) or {}
-    with services.db.session() as s:
-        frames = sum(r.cost_usd for r in s.scalars(select(Keyframe).where(Keyframe.project_id == project_id)))
-        clips = sum(r.cost_usd for r in s.scalars(select(VideoClip).where(VideoClip.project_id == project_id)))
-    return Costs(float(document.get("cost_usd") or 0.0), float(frames), float(clips))
 
 
 def scene_rows(state: ProjectState, final: FinalResult) -> list[SceneRow]:
@@ -116,10 +92,12 @@ def _stages(services: Services, state: ProjectState) -> list[tuple[str, str, str
         models = sorted({m for _, m in rows})
         return ", ".join(providers), ", ".join(models)
 
+    sheets = [(c.row.provider, c.row.model) for c in state.sheets if c.row is not None]
     frames = [(f.row.provider, f.row.model) for f in state.frames if f.row is not None]
     clips = [(c.row.provider, c.row.model) for c in state.clips if c.row is not None]
     return [
         ("storyboard", str(document.get("provider") or spec.providers.storyboard), str(document.get("model") or "-")),
+        ("characters", *used(sheets, spec.providers.keyframes)),
         ("keyframes", *used(frames, spec.providers.keyframes)),
         ("clips", *used(clips, spec.providers.clips)),
     ]
@@ -134,7 +112,12 @@ def project_summary(services: Services, project_id: str, final: FinalResult, *, 
     if not title:
         document = stored_document(services, project_id) or {}
         title = str((document.get("storyboard") or {}).get("title") or "")
-    stage_cost = {"storyboard": costs.storyboard, "keyframes": costs.keyframes, "clips": costs.clips}
+    stage_cost = {
+        "storyboard": costs.storyboard,
+        "characters": costs.characters,
+        "keyframes": costs.keyframes,
+        "clips": costs.clips,
+    }
     clip_total = sum(final.durations.values())
     share = f", {costs.total / spec.max_cost_usd:.0%}" if spec.max_cost_usd > 0 else ""
     style = spec.style if len(spec.style) <= STYLE_CHARS else spec.style[: STYLE_CHARS - 1].rstrip() + "…"

@@ -1,4 +1,4 @@
-"""The four assets. Each is a few lines around a vidpipe_core step, turning its report into
+"""The assets. Each is a few lines around a vidpipe_core step, turning its report into
 MaterializeResult metadata and asset-check results."""
 
 import io
@@ -12,6 +12,7 @@ from vidpipe_core import media, previews
 from vidpipe_core.checks import (
     DESCRIPTIONS,
     CheckOutcome,
+    check_characters,
     check_clips,
     check_final_video,
     check_keyframes,
@@ -23,6 +24,7 @@ from vidpipe_core.ids import ID_RULE, is_valid_project_id
 from vidpipe_core.integrity import frame_tag
 from vidpipe_core.projects import load_spec
 from vidpipe_core.services import Services
+from vidpipe_core.steps.characters import CharactersReport, make_characters
 from vidpipe_core.steps.clips import make_clips, new_takes
 from vidpipe_core.steps.keyframes import make_keyframes
 from vidpipe_core.steps.report import Action, ItemReport, ProgressEvent, StepReport
@@ -220,11 +222,63 @@ def storyboard(context: dg.AssetExecutionContext, config: StoryboardConfig, vidp
     )
 
 
+class CharactersConfig(dg.Config):
+    repair_damaged: bool = False
+    """Pay to regenerate damaged character sheets that cannot be rendered again for free (and,
+    through them, every frame and clip from the first frame that shows the character)."""
+
+
+def _sheet_gallery(report: CharactersReport) -> str:
+    """Each sheet with its name and what the step did, as markdown with inline images."""
+    if not report.sheets:
+        return "No scene shows a character."
+    lines = []
+    for sheet, item, png in zip(report.sheets, report.items, report.pngs, strict=True):
+        image = previews.character_sheet(png, sheet.name)
+        lines.append(f"**{image.alt}** ({item.action.value})\n\n{image.markdown()}\n")
+    return "\n".join(lines)
+
+
 @dg.asset(
     partitions_def=projects_partitions,
     group_name=GROUP,
     kinds={"python", "image"},
     deps=[storyboard],
+    description="One reference sheet per character a scene shows, paid once; every keyframe that shows "
+    "the character is conditioned on it, so the character looks the same in every scene.",
+    check_specs=[_check_spec("characters_complete", "characters")],
+)
+def characters(context: dg.AssetExecutionContext, config: CharactersConfig, vidpipe: VidpipeResource) -> dg.MaterializeResult:
+    with _step(context, vidpipe) as (services, project_id):
+        report = make_characters(
+            services, project_id, run_id=context.run.run_id, repair=config.repair_damaged, progress=for_context(context)
+        )
+    context.log.info(f"characters: {report.counts['generated']} generated, {report.counts['reused']} reused")
+    return dg.MaterializeResult(
+        metadata={
+            "count": len(report.sheets),
+            "generated": report.counts["generated"],
+            "reused": report.counts["reused"],
+            "repaired": report.counts["repaired"],
+            "provider": report.provider,
+            "model": report.model,
+            "cost_usd": report.cost_usd,
+            "projected_cost_usd": round(report.projected_usd, 4),
+            "paths": dg.MetadataValue.json(
+                {s.name: services.store.uri(project_id, s.row.path) for s in report.sheets if s.row is not None and s.row.path}
+            ),
+            "sheets": dg.MetadataValue.md(_sheet_gallery(report)),
+            **_nonce(services, project_id),
+        },
+        check_results=[_check(check_characters(report))],
+    )
+
+
+@dg.asset(
+    partitions_def=projects_partitions,
+    group_name=GROUP,
+    kinds={"python", "image"},
+    deps=[characters],
     description="N+1 keyframes with continuity: scene i+1 starts on scene i's end frame.",
     check_specs=[_check_spec("keyframes_decode", "keyframes")],
 )
@@ -393,4 +447,4 @@ def _final_images(services: Services, project_id: str, duration_s: float) -> dic
     return {"preview": _image(preview), "poster": _image(poster)}
 
 
-render_assets = [storyboard, keyframes, clips, final_video]
+render_assets = [storyboard, characters, keyframes, clips, final_video]

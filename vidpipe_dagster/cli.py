@@ -27,7 +27,7 @@ from rich.table import Table
 
 from vidpipe_core.config import Settings, get_settings
 from vidpipe_core.errors import ConfigurationError, InvalidInput, ProjectBusy, ProjectNotFound, VidpipeError, scrub_url
-from vidpipe_core.steps import KEYFRAMES, STAGES
+from vidpipe_core.steps import CHARACTERS, CLIPS, FINAL_VIDEO, KEYFRAMES, STAGES
 from vidpipe_core.steps.report import ProgressEvent
 
 if TYPE_CHECKING:
@@ -539,7 +539,7 @@ def _run_option() -> Any:
 
 @app.command()
 def render(project_id: str = typer.Argument(..., metavar="ID"), as_json: bool = _run_option()) -> None:
-    """Make the storyboard, keyframes, clips and final video of a project (what is already made is
+    """Make the storyboard, character sheets, keyframes, clips and final video of a project (what is already made is
     reused) and print the video's path."""
     if as_json:
         _json_mode("run", project_id=project_id)
@@ -664,7 +664,7 @@ def regenerate(
         _startup_checks()
         new_takes(_services(), project_id, indices, uuid.uuid4().hex[:12])
         err.print(f"new takes for {scene_list(indices)}")
-        _run_and_report(project_id, ["keyframes", "clips", "final_video"])
+        _run_and_report(project_id, [CHARACTERS, KEYFRAMES, CLIPS, FINAL_VIDEO])
     except VidpipeError as exc:
         raise _fail(exc) from None
 
@@ -779,7 +779,7 @@ def status(
 
 def _print_extra(value: Any, prefix: str) -> None:
     """A report entry, one line each: a text, a list of texts, or a mapping of name -> path (a list
-    of ``{"scene", "path"}`` for per-scene files)."""
+    of ``{"scene", "path"}`` for per-scene files, ``{"name", "path"}`` for per-character ones)."""
     if not value:
         return
     lines: list[str] = []
@@ -789,7 +789,7 @@ def _print_extra(value: Any, prefix: str) -> None:
             if isinstance(entry, list):
                 for item in entry:
                     if isinstance(item, dict) and "path" in item:
-                        where = f" of scene {item['scene']}" if "scene" in item else ""
+                        where = f" of scene {item['scene']}" if "scene" in item else f" {item.get('name', '')}".rstrip()
                         lines.append(f"{label.removesuffix('s')}{where}: {item['path']}")
             elif entry:
                 lines.append(f"{label}: {entry}")

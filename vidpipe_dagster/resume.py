@@ -11,7 +11,7 @@ from vidpipe_core import locks
 from vidpipe_core.errors import ProjectBusy
 from vidpipe_core.integrity import digest_problem, frame_label, scene_label
 from vidpipe_core.services import Services
-from vidpipe_core.steps import STAGES
+from vidpipe_core.steps import CHARACTERS, STAGES
 from vidpipe_core.steps.inspect import Finding, find_damage
 from vidpipe_core.steps.state import ProjectState, project_nonce, resolve_state
 from vidpipe_core.storage import Layout
@@ -52,7 +52,9 @@ def _pending_work(services: Services, state: ProjectState) -> dict[str, str | No
     n = len(state.scenes)
     frame = next(iter(state.frames_to_make()), None)
     clip = next(iter(state.clips_to_finish()), None)
+    sheet = next(iter(state.sheets_to_make()), None)
     return {
+        "characters": f"the reference sheet of {sheet.name!r} missing" if sheet is not None else None,
         "keyframes": f"{frame_label(frame.index, n)} missing" if frame is not None else None,
         "clips": (
             f"the clip of {scene_label(clip.index)} is {clip.status.value if clip.status else 'missing'}"
@@ -93,6 +95,8 @@ def plan_resume(
         record = latest_materialization(instance, name, project_id)
         if plan.assets:
             reason: str | None = "downstream of " + plan.assets[0]
+        elif record is None and name == CHARACTERS and state.has_storyboard and not state.sheets:
+            continue  # planned before characters existed, or shows none: no sheet to make, nothing downstream to redo
         elif record is None:
             reason = "never materialized"
         elif not belongs_to_project(record, nonce):

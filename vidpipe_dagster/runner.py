@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from vidpipe_core.config import Settings, get_settings
-from vidpipe_core.steps import CLIPS, KEYFRAMES
+from vidpipe_core.steps import CHARACTERS, CLIPS, KEYFRAMES
 from vidpipe_core.steps.report import ProgressEvent
 
 if TYPE_CHECKING:
@@ -159,7 +159,7 @@ def render(
     listener: Listener | None = None,
     log_level: str = "WARNING",
 ) -> dg.JobExecutionResult:
-    """Materialize a project's assets (all four, or ``assets``) in this process as a run of
+    """Materialize a project's assets (all of them, or ``assets``) in this process as a run of
     `render_project`, recorded in the Dagster instance. ``listener`` gets every progress event
     of this partition while the run lasts. Failures are in the result (see `failures`).
     ``log_level`` is the level of Dagster's console logger (stderr); the event log keeps every
@@ -231,8 +231,8 @@ def _remote_origin(job_name: str) -> RemoteJobOrigin:
 
 
 def repair_config(assets: Sequence[str]) -> dict[str, Any]:
-    """Run config that lets the keyframes and clips steps pay to regenerate damaged files."""
-    return {"ops": {name: {"config": {"repair_damaged": True}} for name in (KEYFRAMES, CLIPS) if name in assets}}
+    """Run config that lets the characters, keyframes and clips steps pay to regenerate damaged files."""
+    return {"ops": {name: {"config": {"repair_damaged": True}} for name in (CHARACTERS, KEYFRAMES, CLIPS) if name in assets}}
 
 
 @dataclass

@@ -12,7 +12,8 @@ files a person can open, and what to do next. Reads only.
 - ``cost``: ``spent_usd``, ``projected_usd`` (what finishing the project would still pay),
   ``budget_usd``.
 - ``paths``: the files that exist: ``final_video``, ``contact_sheet``, ``storyboard`` (absent
-  when missing) and ``clips``, a list of ``{"scene": n, "path": ...}`` for the current clips.
+  when missing), ``clips``, a list of ``{"scene": n, "path": ...}`` for the current clips, and
+  ``characters``, a list of ``{"name": ..., "path": ...}`` for the current reference sheets.
 - ``next``: what to do, in order: sentences that name the command in backticks
   (`vidpipe resume ID`, `vidpipe render ID`, ...). Empty when the project is finished.
 """
@@ -137,16 +138,17 @@ def _made_before(services: Services, project_id: str) -> tuple[set[int], set[int
 
 def _projected_usd(services: Services, state: ProjectState) -> float:
     """What finishing the project still pays: the storyboard call while there is none, the
-    keyframes still to make, the clips still to pay for."""
+    character sheets and keyframes still to make, the clips still to pay for."""
     projection = estimate(
         services.settings,
         state.spec,
         stage_models(services, state.spec),
         frames=state.frames_left(),
         clips=state.clips_left_to_pay(),
+        sheets=state.sheets_left(),
     )
     storyboard = 0.0 if state.has_storyboard else projection.storyboard_usd
-    return storyboard + projection.keyframes_usd + projection.clips_usd
+    return storyboard + projection.after_storyboard_usd
 
 
 def scene_rows(
@@ -219,6 +221,11 @@ def artifact_paths(services: Services, state: ProjectState) -> dict[str, Any]:
         for c in state.clips
         if c.done and c.row is not None and c.row.path and store.exists(project_id, c.row.path)
     ]
+    paths["characters"] = [
+        {"name": c.name, "path": store.uri(project_id, c.row.path)}
+        for c in state.sheets
+        if c.done and c.row is not None and c.row.path and store.exists(project_id, c.row.path)
+    ]
     return paths
 
 
@@ -239,7 +246,12 @@ def _what_resume_makes(state: ProjectState, plan: ResumePlan) -> list[str]:
     n = len(state.scenes)
     parts: list[str] = []
     if "storyboard" in plan.assets and not state.has_storyboard:
-        parts.append(f"the storyboard, {state.spec.scenes + 1} keyframes and {state.spec.scenes} clips")
+        parts.append(
+            f"the storyboard, its characters' reference sheets, {state.spec.scenes + 1} keyframes and {state.spec.scenes} clips"
+        )
+    sheets = [repr(c.name) for c in state.sheets_to_make()]
+    if sheets:
+        parts.append(f"the reference sheet{'s' if len(sheets) > 1 else ''} of {', '.join(sheets)}")
     frames = [frame_label(f.index, n) for f in state.frames_to_make()]
     if frames:
         parts.append(", ".join(frames) if len(frames) <= 3 else f"{len(frames)} keyframes from {frames[0]} on")

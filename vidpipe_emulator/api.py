@@ -73,11 +73,13 @@ def describe(kind: str, model: str | None, body: Mapping[str, Any], path: str) -
     images: list[str] = []
     config: dict[str, Any] = {}
     operation: str | None = None
+    parts = 0
     try:
         if kind in ("text", "image"):
             req = parse_content_request(body)
             prompt, config = req.prompt, req.generation_config
             images = [sha256_hex(i) for i in req.images]
+            parts = len(req.images)
         elif kind == "video_submit":
             vreq = parse_video_request(body)
             prompt, config = vreq.prompt, vreq.parameters
@@ -95,7 +97,34 @@ def describe(kind: str, model: str | None, body: Mapping[str, Any], path: str) -
         timestamp=time.time(),
         path=path,
         operation=operation,
+        image_parts=parts,
     )
+
+
+STRAY_CHARACTER = "Stranger (not in the style guide)"
+
+
+def cast_characters(value: Any, stray: bool = False) -> Any:
+    """In a storyboard-shaped answer (``style_guide.characters`` and ``scenes[].characters``), make
+    every scene name characters of the style guide: scene i shows character j when i + j is even
+    (so scene 1 shows the first and third, scene 2 the second, ...). ``stray`` makes the last scene
+    also name one the style guide does not describe. Anything else is returned as it is."""
+    if not isinstance(value, dict):
+        return value
+    guide, scenes = value.get("style_guide"), value.get("scenes")
+    if not isinstance(guide, dict) or not isinstance(scenes, list):
+        return value
+    names = [c["name"] for c in guide.get("characters") or [] if isinstance(c, dict) and isinstance(c.get("name"), str)]
+    for i, scene in enumerate(scenes):
+        if isinstance(scene, dict) and "characters" in scene:
+            scene["characters"] = [name for j, name in enumerate(names) if (i + j) % 2 == 0]
+    if stray and scenes and isinstance(scenes[-1], dict):
+        scenes[-1]["characters"] = [*scenes[-1].get("characters", []), STRAY_CHARACTER]
+    return value
+
+
+def _is_storyboard(value: Any) -> bool:
+    return isinstance(value, dict) and isinstance(value.get("style_guide"), dict) and isinstance(value.get("scenes"), list)
 
 
 class Api:
@@ -115,7 +144,8 @@ class Api:
                 parts: list[dict[str, Any]] = [{"text": "I'm unable to generate an image for this request right now."}]
                 out_tokens = 14
             else:
-                ref = req.images[0] if req.images else None
+                # The previous frame comes last (after any reference sheets): continuity.
+                ref = req.images[-1] if req.images else None
                 png = media.generate_png(req.prompt, settings.image_height, req.aspect_ratio, ref)
                 parts = [{"inlineData": {"mimeType": "image/png", "data": base64.b64encode(png).decode()}}]
                 out_tokens = 1290
@@ -143,6 +173,9 @@ class Api:
                 value = generate_from_schema(schema[1], prompt, scene_text=f"{instruction}\n{prompt}")
             except (KeyError, ValueError, TypeError) as exc:
                 raise BadRequest(f"unsupported response schema: {exc}") from exc
+            value = cast_characters(value)
+            if _is_storyboard(value) and self._emu.state.take_stray_character():
+                value = cast_characters(value, stray=True)
         else:
             value = {"text": _snippet(prompt) or "emulated"}
         text = json.dumps(value, ensure_ascii=False)

@@ -47,8 +47,8 @@ class Settings:
 class Faults:
     """Fault injection.
 
-    ``fail_first``, ``drop_first``, ``malformed_json_first_n`` and
-    ``empty_image_first_n`` are *armed* whenever they are configured (and on
+    ``fail_first``, ``drop_first``, ``malformed_json_first_n``,
+    ``empty_image_first_n`` and ``stray_character_first_n`` are *armed* whenever they are configured (and on
     reset): they apply to the next matching requests, not to requests made
     before the configuration changed.  For one kind, drops are consumed before
     failures.
@@ -69,6 +69,9 @@ class Faults:
     corrupt_video: bool = False
     malformed_json_first_n: int = 0
     empty_image_first_n: int = 0
+    #: The next N storyboard answers (JSON with ``style_guide`` and ``scenes``) make the last
+    #: scene name a character the style guide does not describe.
+    stray_character_first_n: int = 0
 
     def validate(self) -> None:
         for name in ("fail_first", "drop_first", "latency"):

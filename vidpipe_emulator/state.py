@@ -33,6 +33,8 @@ class RequestRecord:
     operation: str | None = None
     #: HTTP status answered, or ``None`` when the connection was dropped.
     status: int | None = None
+    #: Number of inline image parts in the request (generateContent), in the order of ``image_sha256``.
+    image_parts: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -70,6 +72,7 @@ class _Armed:
     drop: dict[str, int] = field(default_factory=dict)
     malformed_json: int = 0
     empty_image: int = 0
+    stray_character: int = 0
 
 
 class EmulatorState:
@@ -117,6 +120,8 @@ class EmulatorState:
                 self._armed.malformed_json = faults.malformed_json_first_n
             if fields is None or "empty_image_first_n" in fields:
                 self._armed.empty_image = faults.empty_image_first_n
+            if fields is None or "stray_character_first_n" in fields:
+                self._armed.stray_character = faults.stray_character_first_n
 
     # -- fault decisions -------------------------------------------------------
     def count_request(self, kind: str) -> None:
@@ -158,6 +163,14 @@ class EmulatorState:
             if self._armed.empty_image > 0:
                 self._armed.empty_image -= 1
                 self.faults_injected["empty_image"] += 1
+                return True
+            return False
+
+    def take_stray_character(self) -> bool:
+        with self._lock:
+            if self._armed.stray_character > 0:
+                self._armed.stray_character -= 1
+                self.faults_injected["stray_character"] += 1
                 return True
             return False
 
@@ -232,7 +245,9 @@ class EmulatorState:
                     "drop_first": {k: v for k, v in self._armed.drop.items() if v},
                     "malformed_json_first_n": self._armed.malformed_json,
                     "empty_image_first_n": self._armed.empty_image,
+                    "stray_character_first_n": self._armed.stray_character,
                 },
+                "image_parts": sum(r.image_parts for r in self.log if r.kind == "image"),
                 "log_size": len(self.log),
                 "time": time.time(),
             }

@@ -9,22 +9,25 @@ import re
 import av
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from tests.helpers import mean_abs_diff, png
 from vidpipe_core import media
 from vidpipe_core.config import ANIMATIC_DURATIONS, Settings
-from vidpipe_core.errors import InvalidInput
+from vidpipe_core.errors import InvalidInput, MediaError
 from vidpipe_core.providers import clip_provider, keyframe_provider, storyboard_provider
-from vidpipe_core.providers.animatic import AnimaticProvider, motion
-from vidpipe_core.providers.animatic.drawing import caption_box
+from vidpipe_core.providers.animatic import AnimaticProvider, figures, motion
+from vidpipe_core.providers.animatic.figures import COLOUR_WORDS, SHEET_BACKGROUND
+from vidpipe_core.providers.animatic.motion import caption_box
 from vidpipe_core.providers.animatic.planner import PALETTES, palette_for
 from vidpipe_core.providers.base import (
+    CharacterSheet,
     ClipOutcomeKind,
     ClipProvider,
     ClipRequest,
     KeyframeProvider,
     KeyframeRequest,
+    SheetRequest,
     StoryboardProvider,
     Usage,
 )
@@ -171,32 +174,91 @@ def test_keyframe_is_deterministic_and_follows_the_prompt(provider: AnimaticProv
     assert mean_abs_diff(png(a), png(b)) > 3
 
 
-def test_reference_influences_the_frame(provider: AnimaticProvider) -> None:
-    previous, _ = provider.render(keyframe("Opening frame: a small robot in a greenhouse"))
-    other, _ = provider.render(keyframe("Opening frame: a whale under a frozen sea", palette=PALETTES["ocean"]))
-    prompt = "Closing frame: the robot waters a flower"
-    fresh, _ = provider.render(keyframe(prompt))
-    evolved, _ = provider.render(keyframe(prompt, reference=previous))
-    from_other, _ = provider.render(keyframe(prompt, reference=other))
-    assert evolved != fresh and evolved != from_other
-    assert mean_abs_diff(png(evolved), png(previous)) < mean_abs_diff(png(fresh), png(previous))
-    assert mean_abs_diff(png(from_other), png(other)) < mean_abs_diff(png(fresh), png(other))
+def test_no_ghosting_the_previous_frame_is_not_blended_in(provider: AnimaticProvider) -> None:
+    """A keyframe is composed from its own prompt: a reference frame (the previous keyframe) does not
+    show through, so see-through copies cannot pile up along a chain of frames."""
+    previous, _ = provider.render(keyframe("Opening frame: a small robot in a greenhouse, a sun above"))
+    prompt = "Closing frame: the robot waters a flower under the sun"
+    assert provider.render(keyframe(prompt, reference=previous))[0] == provider.render(keyframe(prompt))[0]
 
 
-def test_caption_band_is_readable(provider: AnimaticProvider) -> None:
-    with_text = png(provider.render(keyframe(caption="Scene 3 - the lighthouse beam sweeps the bay"))[0])
-    other_text = png(provider.render(keyframe(caption="Scene 4 - dawn"))[0])
-    box = caption_box(with_text.size)
-    assert box[3] == with_text.height and 0 < box[1] < with_text.height
-    band = np.asarray(with_text.crop(box).convert("L"), dtype=np.float32)
-    assert band.std() > 10  # text on the band, not an empty strip
-    assert band.max() > 200 and np.median(band) < 100
-    assert mean_abs_diff(with_text.crop(box), other_text.crop(box), size=(128, 12)) > 1
+def _share(img: Image.Image, rgb: tuple[int, int, int], tol: int = 10) -> float:
+    """Fraction of pixels within ``tol`` (every channel) of ``rgb``."""
+    a = np.asarray(img.convert("RGB"), dtype=np.int16)
+    return float(np.mean(np.all(np.abs(a - np.array(rgb, dtype=np.int16)) <= tol, axis=-1)))
+
+
+def _mask_box(img: Image.Image, rgb: tuple[int, int, int]) -> tuple[int, int]:
+    """Width and height of the bounding box of the pixels of colour ``rgb``."""
+    a = np.asarray(img.convert("RGB"), dtype=np.int16)
+    ys, xs = np.nonzero(np.all(np.abs(a - np.array(rgb, dtype=np.int16)) <= 10, axis=-1))
+    return int(xs.max() - xs.min()), int(ys.max() - ys.min())
+
+
+def sheet(provider: AnimaticProvider, name: str, appearance: str) -> CharacterSheet:
+    req = SheetRequest(project_id="demo", name=name, appearance=appearance, prompt="", style=style(), aspect_ratio="16:9")
+    return CharacterSheet(name=name, appearance=appearance, png=provider.render_sheet(req)[0])
+
+
+CRIMSON, AMBER, LIME = COLOUR_WORDS["crimson"], COLOUR_WORDS["amber"], COLOUR_WORDS["lime"]
+COBALT, VIOLET = COLOUR_WORDS["cobalt"], COLOUR_WORDS["violet"]
+
+
+def test_sheet_draws_the_character_in_the_colours_its_appearance_names(provider: AnimaticProvider) -> None:
+    robot = sheet(provider, "the small robot", "a crimson body with amber accents")
+    assert robot.png == sheet(provider, "the small robot", "a crimson body with amber accents").png  # reproducible
+    img = png(robot.png)
+    assert img.size == (256, 144)
+    assert img.getpixel((0, 0)) == SHEET_BACKGROUND  # a plain background
+    assert _share(img, CRIMSON) > 0.03 and _share(img, AMBER) > 0.002
+    label = np.asarray(img.convert("L").crop((0, 120, 256, 144)))
+    assert label.min() < 80  # the name is written under the figure
+    # No colour named: stable colours from the name, different for another name.
+    plain_a = png(sheet(provider, "Mara", "tall and calm").png)
+    assert np.array_equal(np.asarray(plain_a), np.asarray(png(sheet(provider, "Mara", "tall and calm").png)))
+    assert mean_abs_diff(plain_a, png(sheet(provider, "Zed", "tall and calm").png)) > 0.5
+    assert figures.look_for("Mara", "tall and calm").body != figures.look_for("Mara", "a lime coat").body
+
+
+def test_keyframes_show_exactly_the_listed_characters_as_their_sheets_draw_them(provider: AnimaticProvider) -> None:
+    robot = sheet(provider, "the small robot", "a crimson body with amber accents")
+    mara = sheet(provider, "Mara", "a lime body with violet accents")
+    only_robot = png(
+        provider.render(dataclasses.replace(keyframe("Opening frame: a greenhouse at dawn"), characters=(robot,)))[0]
+    )
+    both = png(
+        provider.render(dataclasses.replace(keyframe("Closing frame: Mara returns to the city"), characters=(robot, mara)))[0]
+    )
+    nobody = png(provider.render(keyframe("Opening frame: a greenhouse at dawn"))[0])
+    for img in (only_robot, both):
+        assert _share(img, CRIMSON) > 0.004 and _share(img, AMBER) > 0.0005
+    assert _share(both, LIME) > 0.004 and _share(both, VIOLET) > 0.0002
+    assert _share(only_robot, LIME) == 0 and _share(only_robot, VIOLET) == 0
+    assert _share(nobody, CRIMSON) == 0 and _share(nobody, AMBER) == 0
+    # The same silhouette in both frames (its place may differ).
+    wa, ha = _mask_box(only_robot, CRIMSON)
+    wb, hb = _mask_box(both, CRIMSON)
+    assert abs(wa - wb) <= 1 and abs(ha - hb) <= 1
+
+
+def test_a_sheet_from_another_provider_gives_its_colours() -> None:
+    """A sheet without the animatic's look chunk: its two most common colours apart from the background."""
+    im = Image.new("RGB", (256, 144), (250, 250, 250))
+    d = ImageDraw.Draw(im)
+    d.rectangle((100, 20, 160, 130), fill=COBALT)
+    d.rectangle((100, 70, 160, 85), fill=AMBER)
+    buf = io.BytesIO()
+    im.save(buf, format="PNG")
+    look = figures.look_from_sheet("Zed", "", buf.getvalue())
+    assert look.body == COBALT and look.accent == AMBER
+    assert look.build == figures.look_for("Zed", "").build  # the silhouette comes from the name
 
 
 def test_long_caption_and_unknown_colour_names(provider: AnimaticProvider) -> None:
     data, _ = provider.render(keyframe(caption="word " * 300, palette=["deep teal", "burnt umber", "#ffcc00"]))
     assert png(data).size == (256, 144)
+    band = motion.caption_band("word " * 300, (256, 144))
+    assert band.size == (256, 144 - caption_box((256, 144))[1])
 
 
 # --- clips --------------------------------------------------------------------------------
@@ -269,43 +331,170 @@ def _frames(video: bytes) -> list[Image.Image]:
         return [f.to_image() for f in c.decode(video=0)]
 
 
-def test_captions_stay_still_while_the_picture_moves(provider: AnimaticProvider) -> None:
-    """The caption band of an animatic keyframe is declared in the PNG; the clip keeps it still
-    (no sliding, no doubled text mid-dissolve) and switches from the start caption to the end
-    caption once, in the middle; the clip still opens and closes on exactly its keyframes."""
-    start, _ = provider.render(keyframe("Opening frame: a lighthouse at dusk", caption="Scene 1 - the lighthouse at dusk"))
-    end, _ = provider.render(
-        keyframe("Closing frame: the beam at night", caption="Scene 1 end - the beam sweeps", reference=start)
-    )
-    top, aspect = motion.static_band(start)  # type: ignore[misc]
-    assert top == pytest.approx(caption_box((256, 144))[1] / 144, abs=1e-3) and aspect == pytest.approx(16 / 9, abs=0.01)
-    req = ClipRequest(
-        project_id="demo",
-        scene_index=0,
-        prompt="Camera: slow push-in on the lighthouse",
-        start_png=start,
-        end_png=end,
-        duration_s=4,
-        aspect_ratio="16:9",
-        generate_audio=False,
-    )
-    frames = _frames(provider.wait(provider.submit(req, "animatic"), req, "animatic").video)  # type: ignore[arg-type]
-    assert len(frames) == 48
+def _storyboard_project(provider: AnimaticProvider, scenes: int = 3) -> tuple[list[bytes], list[ClipRequest], list[str]]:
+    """A planned project rendered as the pipeline does: sheets, frames 0..N (frame k shows scene k's
+    characters, the last the last scene's), one clip request per scene. Returns frames, requests, captions."""
+    board, _ = provider.plan(spec(scenes))
+    guide = board.style_guide
+    sheets = {c.name: sheet(provider, c.name, c.appearance) for c in guide.characters}
+    frames: list[bytes] = []
+    for k in range(scenes + 1):
+        plan = board.scenes[min(k, scenes - 1)]
+        text = board.scenes[0].start_frame_prompt if k == 0 else board.scenes[k - 1].end_frame_prompt
+        req = KeyframeRequest(
+            project_id="demo",
+            frame_index=k,
+            prompt=f"{text}\n\n{guide.prompt_suffix()}",
+            caption="",
+            style=guide,
+            aspect_ratio="16:9",
+            reference_png=frames[-1] if frames else None,
+            characters=tuple(sheets[n] for n in plan.characters),
+        )
+        frames.append(provider.render(req)[0])
+    requests = [
+        ClipRequest(
+            project_id="demo",
+            scene_index=i,
+            prompt=f"{s.motion_prompt}\n\nScene: {s.description}\n{guide.prompt_suffix()}",
+            start_png=frames[i],
+            end_png=frames[i + 1],
+            duration_s=1,
+            aspect_ratio="16:9",
+            generate_audio=False,
+        )
+        for i, s in enumerate(board.scenes)
+    ]
+    return frames, requests, [f"Scene {i + 1}: {s.description}" for i, s in enumerate(board.scenes)]
+
+
+@pytest.fixture(scope="module")
+def rendered() -> tuple[list[bytes], list[list[Image.Image]], list[str]]:
+    provider = AnimaticProvider(Settings(animatic_resolution=144, fps=12))
+    frames, requests, captions = _storyboard_project(provider)
+    clips = []
+    for req in requests:
+        outcome = provider.wait(provider.submit(req, "animatic"), req, "animatic")
+        assert outcome.kind == ClipOutcomeKind.DONE and outcome.video
+        clips.append(_frames(outcome.video))
+    return frames, clips, captions
+
+
+def test_every_frame_of_scene_n_shows_scene_ns_caption_and_only_it(rendered) -> None:
+    _frames_png, clips, captions = rendered
+    assert captions[0].startswith("Scene 1: ")
     box = caption_box((256, 144))
-    picture = (0, 0, 256, box[1])
-    band = [f.crop(box) for f in frames]
-    start_band, end_band = png(start).crop(box), png(end).crop(box)
-    assert mean_abs_diff(start_band, end_band, size=(128, 12)) > 3  # two different captions
-    assert all(mean_abs_diff(b, start_band, size=(128, 12)) < 1.5 for b in band[:20]), "caption moved in the first half"
-    assert all(mean_abs_diff(b, end_band, size=(128, 12)) < 1.5 for b in band[-20:]), "caption moved in the second half"
-    # ... while the picture above it does move (push-in plus dissolve)
-    assert mean_abs_diff(frames[0].crop(picture), frames[20].crop(picture)) > 3
-    assert mean_abs_diff(frames[0], png(start)) < 4 and mean_abs_diff(frames[-1], png(end)) < 4
+    size = (256, box[3] - box[1])
+    drawn = [motion.caption_band(c, (256, 144)) for c in captions]
+    for n, frames in enumerate(clips):
+        assert len(frames) == 12
+        for i, frame in enumerate(frames):
+            band = frame.crop(box)
+            own = mean_abs_diff(band, drawn[n], size=size)
+            assert own < 3, (n + 1, i, own)  # the caption as drawn, within codec tolerance: never a blend
+            for m, other in enumerate(drawn):
+                if m != n:
+                    assert mean_abs_diff(band, other, size=size) > 3 * own + 3, (n + 1, i, m + 1)
 
 
-def test_keyframes_without_a_declared_band_move_as_a_whole() -> None:
-    """Keyframes of another provider (no band declared) get no static strip."""
-    plain = io.BytesIO()
-    Image.new("RGB", (256, 144), (40, 90, 160)).save(plain, format="PNG")
-    assert motion.static_band(plain.getvalue()) is None
-    assert motion.static_band(b"not a png") is None
+def test_continuity_is_exact_at_every_boundary(rendered) -> None:
+    """Clip i ends on keyframe i+1 and clip i+1 starts on it (the picture; each clip has its own caption)."""
+    keyframes, clips, _captions = rendered
+    picture = (0, 0, 256, caption_box((256, 144))[1])
+    for i, frames in enumerate(clips):
+        assert mean_abs_diff(frames[0].crop(picture), png(keyframes[i]).crop(picture)) < 4
+        assert mean_abs_diff(frames[-1].crop(picture), png(keyframes[i + 1]).crop(picture)) < 4
+        if i + 1 < len(clips):
+            assert mean_abs_diff(frames[-1].crop(picture), clips[i + 1][0].crop(picture)) < 4
+
+
+def test_the_planned_characters_appear_only_where_listed(provider: AnimaticProvider) -> None:
+    board, _ = provider.plan(spec(4))
+    names = [c.name for c in board.style_guide.characters]
+    assert 1 <= len(names) <= 2
+    assert all(set(s.characters) <= set(names) for s in board.scenes)
+    for name in names:
+        listed = [name in s.characters for s in board.scenes]
+        assert any(listed) and not all(listed), (name, listed)  # each appears, and each is absent somewhere
+    frames, _requests, _ = _storyboard_project(provider, 4)
+    guide = board.style_guide
+    for c in guide.characters:
+        look = figures.look_for(c.name, c.appearance)
+        for k, data in enumerate(frames):
+            shown = c.name in board.scenes[min(k, 3)].characters
+            assert (_share(png(data), look.body) > 0.002) is shown, (c.name, k)
+
+
+def test_a_clip_holds_its_start_frame_until_a_short_dissolve(provider: AnimaticProvider) -> None:
+    """No frame before the dissolve shows anything of the end frame (no doubled shapes), the dissolve
+    lasts at most 0.4 s, and the clip ends on the end frame."""
+    blue, orange = (30, 60, 140), (200, 110, 40)
+
+    def frame(colour: tuple[int, int, int], accent: tuple[int, int, int]) -> bytes:
+        im = Image.new("RGB", (256, 144), colour)
+        ImageDraw.Draw(im).ellipse((40, 30, 110, 100), fill=accent)
+        buf = io.BytesIO()
+        im.save(buf, format="PNG")
+        return buf.getvalue()
+
+    for move in ("slow push-in", "gentle pull-out", "slow pan left", "slow pan right"):
+        req = ClipRequest(
+            project_id="demo",
+            scene_index=0,
+            prompt=f"Camera: {move}\n\nScene: a test",
+            start_png=frame(blue, (250, 220, 40)),
+            end_png=frame(orange, (40, 200, 90)),
+            duration_s=2,
+            aspect_ratio="16:9",
+            generate_audio=False,
+        )
+        frames = _frames(provider.wait(provider.submit(req, "animatic"), req, "animatic").video)  # type: ignore[arg-type]
+        picture = (0, 0, 256, caption_box((256, 144))[1])
+        start_share = [_share(f.crop(picture), blue, tol=12) for f in frames]
+        end_share = [_share(f.crop(picture), orange, tol=12) for f in frames]
+        assert len(frames) == 24
+        held = [i for i, s in enumerate(start_share) if s > 0.3]
+        assert held == list(range(len(held))) and len(held) >= 24 - 1 - round(0.4 * 12), (move, start_share)
+        assert all(end_share[i] == 0 for i in held), move  # nothing of the end frame while the start is held
+        assert end_share[-1] > 0.5, move
+        mixed = [i for i in range(24) if start_share[i] <= 0.3 and end_share[i] <= 0.3]
+        assert len(mixed) <= round(0.4 * 12), (move, mixed)
+        assert mean_abs_diff(frames[0].crop(picture), frames[len(held) - 1].crop(picture)) > 0.5, move  # the camera moves
+
+
+def test_local_renders_are_bounded_process_wide(monkeypatch: pytest.MonkeyPatch) -> None:
+    """At most Settings.local_renders animatic clips render at once in a process, across providers."""
+    import threading
+    import time
+
+    from vidpipe_core.providers.animatic import provider as provider_module
+
+    live, peak, lock = [0], [0], threading.Lock()
+
+    def fake_render(*args: object, **kwargs: object) -> bytes:
+        with lock:
+            live[0] += 1
+            peak[0] = max(peak[0], live[0])
+        time.sleep(0.05)
+        with lock:
+            live[0] -= 1
+        raise MediaError("not rendered")
+
+    monkeypatch.setattr(motion, "render_animatic_clip", fake_render)
+    providers = [AnimaticProvider(Settings(animatic_resolution=144, fps=12, local_renders=2)) for _ in range(3)]
+    req = clip_request(providers[0], audio=False)
+    polls: list[str] = []
+    threads = [
+        threading.Thread(target=lambda p=p: p.wait("animatic:demo:0:x", req, "animatic", polls.append))
+        for p in providers
+        for _ in range(3)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert peak[0] == 2
+    assert any(p.startswith("waiting for one of 2 local render slots") for p in polls)  # a waiting render says why
+    assert sum(p.startswith("rendering ") for p in polls) == 9
+    assert provider_module.Settings is Settings  # the setting lives in config.Settings
+    assert Settings().local_renders == 2

@@ -18,6 +18,7 @@ from vidpipe_core.projects import create_project
 from vidpipe_core.services import Services
 from vidpipe_core.steps import keyframes as keyframes_step
 from vidpipe_core.steps import state
+from vidpipe_core.steps.characters import make_characters
 from vidpipe_core.steps.keyframes import make_keyframes
 from vidpipe_core.steps.state import resolve_state
 from vidpipe_core.steps.storyboard import make_storyboard
@@ -68,6 +69,7 @@ def project(vp_env) -> tuple[Services, str]:  # type: ignore[no-untyped-def]
         clip_duration=1,
     )
     make_storyboard(services, spec.id)
+    make_characters(services, spec.id)  # the sheets the keyframes are drawn from
     return services, spec.id
 
 

@@ -63,6 +63,11 @@ def video_packets(path: Path) -> list[bytes]:
         return [bytes(p) for p in c.demux(c.streams.video[0]) if p.size]
 
 
+def keyframe_count(path: Path) -> int:
+    with av.open(str(path)) as c:
+        return sum(1 for p in c.demux(c.streams.video[0]) if p.size and p.is_keyframe)
+
+
 def nal_units(packet: bytes) -> list[bytes]:
     """The NAL units of an MP4 (length-prefixed, 4-byte lengths as x264 writes) H.264 packet."""
     units, i = [], 0
@@ -159,40 +164,23 @@ def test_crossfade_args_without_audio_when_one_input_is_silent(tmp_path: Path) -
 
 
 @pytest.mark.parametrize("audio", [True, False])
-def test_animatic_clip_args(tmp_path: Path, audio: bool) -> None:
-    args = motion.animatic_clip_args(
-        tmp_path / "s.png",
-        tmp_path / "e.png",
-        tmp_path / "o.mp4",
-        duration_s=1.5,
-        fps=24,
-        size=(256, 144),
-        audio=audio,
-        tone_hz=220.0,
-        motion="pan_left",
-    )
-    graph = args_value(args, "-filter_complex")
-    assert "zoompan" in graph and "xfade" in graph and "s=256x144" in graph
+def test_animatic_encoder_args(tmp_path: Path, audio: bool) -> None:
+    args = motion.encoder_args(tmp_path / "o.mp4", frames=36, fps=24, size=(256, 144), audio=audio, tone_hz=220.0)
+    assert args_value(args, "-f") == "rawvideo" and args_value(args, "-pix_fmt") == "yuv420p"
+    assert args_value(args, "-s") == "256x144" and args_value(args, "-i") == "pipe:0"
     assert args_value(args, "-frames:v") == "36"
-    assert args_value(args, "-pix_fmt") == "yuv420p"
+    assert "zoompan" not in " ".join(args) and ("-filter_complex" in args) is audio  # only the tone's fades
     assert args_value(args, "-movflags") == "+faststart"
-    assert args_value(args, "-threads") == "2"
+    assert args_value(args, "-threads") == "1" and args_value(args, "-x264-params") == "rc-lookahead=5"
     assert ("aevalsrc" in " ".join(args)) is audio
     assert ("-c:a" in args) is audio
     if audio:
         assert args_value(args, "-ar") == "48000" and args_value(args, "-ac") == "2"
+    start = Image.new("RGB", SIZE)
+    frame = next(motion.clip_frames(start, start, frames=12, fps=12, motion="push_in", caption=None))
+    assert len(frame) == SIZE[0] * SIZE[1] * 3 // 2  # one raw yuv420p frame
     with pytest.raises(InvalidInput):
-        motion.animatic_clip_args(
-            tmp_path / "s.png",
-            tmp_path / "e.png",
-            tmp_path / "o.mp4",
-            duration_s=1,
-            fps=24,
-            size=(256, 144),
-            audio=False,
-            tone_hz=220.0,
-            motion="spin",
-        )  # type: ignore[arg-type]
+        next(motion.clip_frames(start, start, frames=12, fps=12, motion="spin", caption=None))  # type: ignore[arg-type]
 
 
 def test_motion_follows_the_prompt_else_the_hash() -> None:
@@ -272,7 +260,8 @@ def test_rendered_clip_decodes_as_asked(tmp_path: Path, seed: str, audio: bool, 
     assert mean_abs_diff(first, png(START)) < 12
     assert mean_abs_diff(last, png(END)) < 12
     middle = media.read_frame(path, duration / 2)
-    assert mean_abs_diff(middle, png(START)) > 20 and mean_abs_diff(middle, png(END)) > 20  # it dissolves
+    # Mid-clip the start frame is held under the camera move: no trace of the end frame yet.
+    assert mean_abs_diff(middle, png(START)) < mean_abs_diff(middle, png(END)) - 40
 
 
 def test_camera_moves_differ_mid_clip(tmp_path: Path) -> None:
@@ -324,7 +313,10 @@ def test_stitch_concat_is_a_stream_copy_with_audio(tmp_path: Path, clips: list[P
     copied, originals = video_packets(out), [p for c in clips for p in video_packets(c)]
     assert len(copied) == len(originals) == 4 * FPS
     assert all(same_coded_pictures(a, b) for a, b in zip(copied, originals, strict=True))
-    assert sum(a == b for a, b in zip(copied, originals, strict=True)) >= len(originals) - len(clips)
+    # Only keyframes may differ (parameter sets repeated in-band); every other packet is byte-equal.
+    keyframes = sum(keyframe_count(c) for c in clips)
+    assert len(clips) <= keyframes <= 2 * len(clips)
+    assert sum(a == b for a, b in zip(copied, originals, strict=True)) >= len(originals) - keyframes
     assert sorted(p.name for p in tmp_path.iterdir()) == ["final.mp4"]
 
 
@@ -373,8 +365,13 @@ def test_stitch_reencodes_mismatched_clips(tmp_path: Path, clips: list[Path]) ->
 def test_stitch_failure_leaves_no_partial_output(tmp_path: Path, clips: list[Path], monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "final.mp4"
     out.write_bytes(b"previous final")
-    real = media.concat_args
-    monkeypatch.setattr(media, "concat_args", lambda lst, o: [*real(lst, o)[:-2], "-no_such_option", "1", *real(lst, o)[-2:]])
+    real = media.concat_with_audio_jobs
+
+    def broken(*args: object, **kwargs: object) -> list[tuple[str, list[str]]]:
+        *jobs, (what, last) = real(*args, **kwargs)  # type: ignore[arg-type]
+        return [*jobs, (what, [*last[:-2], "-no_such_option", "1", *last[-2:]])]
+
+    monkeypatch.setattr(media, "concat_with_audio_jobs", broken)
     with pytest.raises(MediaError) as exc:
         media.stitch(clips, out)
     assert "no_such_option" in str(exc.value)  # ffmpeg's own words reach the user
@@ -433,7 +430,7 @@ def test_segmented_crossfade_matches_the_single_filter_graph(tmp_path: Path, cli
     diffs = [mean_abs_diff(a, b) for a, b in zip(ours, theirs, strict=True)]
     assert max(diffs) < 4.0, diffs
     # the transitions really blend: the middle frame of the first fade differs from both sides
-    assert mean_abs_diff(ours[15], ours[9]) > 10 and mean_abs_diff(ours[15], ours[21]) > 10
+    assert mean_abs_diff(ours[9], ours[5]) > 10 and mean_abs_diff(ours[9], ours[12]) > 10
     with av.open(str(out)) as c:
         audio = c.streams.audio[0]
         audio_s = float(audio.duration * audio.time_base)

@@ -29,7 +29,7 @@ from vidpipe_core.cost import (
     video_cost,
 )
 from vidpipe_core.errors import ConfigurationError
-from vidpipe_core.models import Keyframe, VideoClip
+from vidpipe_core.models import CharacterSheetRow, Keyframe, VideoClip
 from vidpipe_core.projects import create_project
 from vidpipe_core.providers.base import (
     ClipOutcomeKind,
@@ -40,9 +40,10 @@ from vidpipe_core.providers.base import (
 from vidpipe_core.providers.google import GoogleProvider, GoogleStoryboard
 from vidpipe_core.schemas import ProjectSpec, StageProviders, StyleGuide
 from vidpipe_core.services import Services
+from vidpipe_core.steps.characters import make_characters
 from vidpipe_core.steps.clips import make_clips
 from vidpipe_core.steps.keyframes import make_keyframes
-from vidpipe_core.steps.state import stored_document
+from vidpipe_core.steps.state import resolve_state, stored_document
 from vidpipe_core.steps.storyboard import make_storyboard, stage_models
 
 TEXT, IMAGE, VEO = "gemini-2.5-flash", "gemini-2.5-flash-image", "veo-3.1-generate-001"
@@ -243,6 +244,7 @@ def test_the_ledger_of_a_rendered_project_is_its_estimate(case: Case, audio: boo
     assert projected.clips_usd == pytest.approx(2 * 4 * rate)
 
     make_storyboard(services, spec.id)
+    make_characters(services, spec.id)
     make_keyframes(services, spec.id)
     make_clips(services, spec.id)
 
@@ -256,3 +258,9 @@ def test_the_ledger_of_a_rendered_project_is_its_estimate(case: Case, audio: boo
     assert len(frames) == 3 and len(clips) == 2
     assert sum(frames) == pytest.approx(projected.keyframes_usd)
     assert sum(clips) == pytest.approx(projected.clips_usd)
+    # The character sheets: one image each, as the estimate prices them once the storyboard names them.
+    with services.db.session() as s:
+        sheets = [r.cost_usd for r in s.scalars(select(CharacterSheetRow).where(CharacterSheetRow.project_id == spec.id))]
+    assert len(sheets) == len(resolve_state(services, spec.id).sheets) > 0
+    planned = estimate(services.settings, spec, stage_models(services, spec), sheets=len(sheets))
+    assert sum(sheets) == pytest.approx(planned.characters_usd) == pytest.approx(len(sheets) * case.per_image)

@@ -44,7 +44,7 @@ def test_a_keyframes_materialization_reads_and_resolves_once(vp_env, monkeypatch
         clip_duration=1,
         provider="animatic",
     )
-    assert render(spec.id, assets=["storyboard"]).success
+    assert render(spec.id, assets=["storyboard", "characters"]).success  # the sheets the frames are drawn from
     services, instance = vp_env.services(), vp_env.instance()
     counts = count_keyframe_io(monkeypatch)
 

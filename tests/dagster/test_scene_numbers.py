@@ -21,9 +21,9 @@ from tests.helpers import latest_metadata, mean_abs_diff
 from vidpipe_core import media
 from vidpipe_core.liveness import this_host
 from vidpipe_core.projects import load_spec
-from vidpipe_core.providers.animatic.drawing import _draw_caption, caption_box
+from vidpipe_core.providers.animatic.motion import caption_box, draw_caption
 from vidpipe_core.steps.keyframes import spent_usd
-from vidpipe_core.steps.state import frame_caption, resolve_state
+from vidpipe_core.steps.state import resolve_state
 from vidpipe_core.storage import Layout
 from vidpipe_dagster.cli import app
 from vidpipe_dagster.healing import HEARTBEAT_TAG, HOST_TAG, PARTITION_TAG, PID_TAG
@@ -45,7 +45,7 @@ def _caption_shown(frame: Image.Image, captions: list[str]) -> str:
 
     def mismatch(text: str) -> float:
         drawn = Image.new("RGB", frame.size, (0, 0, 0))
-        _draw_caption(drawn, text)
+        draw_caption(drawn, text)
         return float(np.mean(_caption_pixels(drawn) != _caption_pixels(frame)))
 
     return min(captions, key=mismatch)
@@ -61,14 +61,16 @@ def test_regenerating_scene_2_changes_exactly_the_clip_captioned_scene_2(vp_env)
     assert render(spec.id).success
     services = vp_env.services()
     state = resolve_state(services, spec.id)
-    captions = [frame_caption(state.scenes, k) for k in range(4)]
+    captions = [f"Scene {i + 1}: {s.description}" for i, s in enumerate(state.scenes)]
     before = _clips(services, spec.id)
-    # Clip n ends on the keyframe captioned "Scene n end - ...": the caption a viewer reads there.
+    # Clip n shows "Scene n: ..." from its first frame to its last: the caption a viewer reads there.
     for n, (path, _sha) in before.items():
-        last = media.read_frame(services.store.path(spec.id, path), "last")
-        assert _caption_shown(last, captions).startswith(f"Scene {n} end - "), n
+        for at in ("first", 0.5, "last"):
+            frame = media.read_frame(services.store.path(spec.id, path), at)
+            assert _caption_shown(frame, captions).startswith(f"Scene {n}: "), (n, at)
     final = services.store.path(spec.id, Layout.FINAL)
-    windows = {1: (0.3, 0.5, 0.7), 2: (1.3, 1.5, 1.7), 3: (2.3, 2.5, 2.7)}
+    # Mid-scene, where the camera moves are well under way (each starts from its keyframe, easing in).
+    windows = {1: (0.5, 0.6, 0.7), 2: (1.5, 1.6, 1.7), 3: (2.5, 2.6, 2.7)}
     final_before = {n: [media.read_frame(final, t) for t in ts] for n, ts in windows.items()}
     clip_frames_before = {
         n: [media.read_frame(services.store.path(spec.id, p), t) for t in (0.3, 0.5, 0.7)] for n, (p, _) in before.items()
@@ -88,7 +90,7 @@ def test_regenerating_scene_2_changes_exactly_the_clip_captioned_scene_2(vp_env)
     rows = {r.data["scene"]: r.data["status"] for r in clips_meta["scenes"].records}
     assert rows == {1: "reused", 2: "generated", 3: "reused"}
 
-    # Decoded frames: only the clip of scene 2 moves differently; it still ends on "Scene 2 end".
+    # Decoded frames: only the clip of scene 2 moves differently; it still shows "Scene 2: ...".
     for n, (path, _sha) in after.items():
         frames = [media.read_frame(services.store.path(spec.id, path), t) for t in (0.3, 0.5, 0.7)]
         diffs = [mean_abs_diff(a, b) for a, b in zip(clip_frames_before[n], frames, strict=True)]
@@ -97,7 +99,7 @@ def test_regenerating_scene_2_changes_exactly_the_clip_captioned_scene_2(vp_env)
         else:
             assert max(diffs) == 0.0, (n, diffs)
     last = media.read_frame(services.store.path(spec.id, after[2][0]), "last")
-    assert _caption_shown(last, captions).startswith("Scene 2 end - ")
+    assert _caption_shown(last, captions).startswith("Scene 2: ")
 
     # The final video changes only in scene 2's second.
     for n, ts in windows.items():
@@ -132,14 +134,14 @@ def test_status_after_an_edit_says_what_resume_makes_and_costs(vp_env, monkeypat
     spec = register(PROMPT, id="edited", scenes=3, clip_duration=1, max_cost_usd=5.0)
     services = vp_env.services()
     never = project_status(services, spec.id)
-    assert [a["state"] for a in never["assets"]] == ["missing"] * 4 and never["paths"] == {"clips": []}
+    assert [a["state"] for a in never["assets"]] == ["missing"] * 5 and never["paths"] == {"clips": [], "characters": []}
     assert never["next"] == [
         f"never rendered: `vidpipe render {spec.id}` makes it; projected cost $0.75 (spent $0.00 of the $5.00 budget)"
     ]
 
     assert render(spec.id).success
     done = project_status(services, spec.id)
-    assert [a["state"] for a in done["assets"]] == ["materialized"] * 4 + ["success"]
+    assert [a["state"] for a in done["assets"]] == ["materialized"] * 5 + ["success"]
     assert done["next"] == [] and [s["clip"] for s in done["scenes"]] == ["done"] * 3
 
     result = CliRunner().invoke(app, ["edit", spec.id, "--scene", "2", "--motion", "The camera tilts up to the lamp"])
@@ -194,5 +196,8 @@ def test_status_names_a_live_run_and_sends_a_dead_one_to_resume(vp_env):
     assert report["assets"][-1]["state"] == "dead"
     hint, plan = report["next"]
     assert hint.startswith(f"run {dead[:8]} is dead (pid {gone.pid}") and f"`vidpipe resume {spec.id}`" in hint
-    assert plan.startswith(f"`vidpipe resume {spec.id}` makes the storyboard, 3 keyframes and 2 clips, the final video;")
+    assert plan.startswith(
+        f"`vidpipe resume {spec.id}` makes the storyboard, its characters' reference sheets, 3 keyframes and 2 clips, "
+        "the final video;"
+    )
     assert instance.get_run_by_id(dead).status == dg.DagsterRunStatus.STARTED  # status changes nothing

@@ -25,6 +25,28 @@ class Usage:
 
 
 @dataclass(frozen=True)
+class CharacterSheet:
+    """A character's fixed reference image, made once per project by the characters step and
+    given to every keyframe that shows the character."""
+
+    name: str
+    appearance: str
+    png: bytes
+
+
+@dataclass(frozen=True)
+class SheetRequest:
+    """One character reference sheet to make."""
+
+    project_id: str
+    name: str
+    appearance: str
+    prompt: str  # full image prompt (character + style guide)
+    style: StyleGuide
+    aspect_ratio: str
+
+
+@dataclass(frozen=True)
 class KeyframeRequest:
     project_id: str
     frame_index: int  # frame k = scene k's start = scene k-1's end
@@ -33,6 +55,9 @@ class KeyframeRequest:
     style: StyleGuide
     aspect_ratio: str
     reference_png: bytes | None  # frame k-1 for k >= 1 (continuity), None for frame 0
+    # The sheets of the characters this frame shows: frame k shows scene k's characters (k < N),
+    # the last frame shows the last scene's. In the storyboard's order.
+    characters: tuple[CharacterSheet, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -101,6 +126,9 @@ class KeyframeProvider(Protocol):
         ...
 
     def render(self, request: KeyframeRequest) -> tuple[bytes, Usage]: ...
+    def render_sheet(self, request: SheetRequest) -> tuple[bytes, Usage]:
+        """A character reference sheet (one image, priced as one image)."""
+        ...
 
 
 @runtime_checkable

@@ -33,11 +33,13 @@ from vidpipe_core.config import ASPECT_RATIOS, Settings
 from vidpipe_core.cost import priced
 from vidpipe_core.errors import ConfigurationError, InvalidInput, ProviderError
 from vidpipe_core.providers.base import (
+    CharacterSheet,
     ClipOutcome,
     ClipOutcomeKind,
     ClipRequest,
     KeyframeRequest,
     PollCallback,
+    SheetRequest,
     Usage,
 )
 from vidpipe_core.retry import describe_exception, is_transient_google, retry_call, status_of
@@ -295,10 +297,13 @@ def storyboard_prompt(spec: ProjectSpec) -> str:
         "The next scene starts from exactly this image, so describe it the same way the next "
         "scene's start_frame_prompt does.\n"
         "- motion_prompt: how the camera and the subjects move from the first frame to the last.\n"
-        "- transition_notes: how the scene hands over to the next.\n\n"
+        "- transition_notes: how the scene hands over to the next.\n"
+        "- characters: the names of the characters the scene shows, spelled exactly as in "
+        "style_guide.characters; an empty list when it shows none.\n\n"
         "style_guide applies to every scene. List every recurring character in "
-        "style_guide.characters with a fixed visual description (face, hair, build, clothing, "
-        "colours) and repeat that description word for word in every frame prompt that shows them. "
+        "style_guide.characters with a unique name and a fixed visual description (face, hair, build, "
+        "clothing, colours) and repeat that description word for word in every frame prompt that shows "
+        "them. Each character gets one reference image that every frame showing them is drawn from. "
         "No on-screen text. Return only JSON that matches the schema."
     )
 
@@ -416,14 +421,57 @@ def _ratio(aspect_ratio: str) -> tuple[int, int]:
     raise InvalidInput("aspect_ratio", f"{aspect_ratio!r} is not an aspect ratio", allowed=", ".join(ASPECT_RATIOS))
 
 
-def keyframe_prompt(request: KeyframeRequest) -> str:
-    text = request.prompt.strip()
+# The most input images an image model takes in one request (documented "for best results": Vertex
+# AI, "Gemini image generation limitations": Gemini 2.5 Flash Image at most three, Gemini 3 Pro
+# Image at most 14). A model not listed gets the smallest.
+MAX_INPUT_IMAGES = {
+    "gemini-2.5-flash-image": 3,
+    "gemini-2.5-flash-image-preview": 3,
+    "gemini-3-pro-image-preview": 14,
+}
+DEFAULT_MAX_INPUT_IMAGES = 3
+
+
+def max_input_images(model: str) -> int:
+    return MAX_INPUT_IMAGES.get(model, DEFAULT_MAX_INPUT_IMAGES)
+
+
+def keyframe_inputs(request: KeyframeRequest, limit: int) -> tuple[list[CharacterSheet], bytes | None]:
+    """The images a keyframe request sends, within ``limit``: the previous frame always (continuity
+    is what joins the clips), then the characters' sheets in the storyboard's order, as many as
+    fit. A character left out is still described in the prompt's text."""
+    previous = request.reference_png
+    room = max(0, limit - (1 if previous is not None else 0))
+    return list(request.characters[:room]), previous
+
+
+def keyframe_prompt(request: KeyframeRequest, sheets: list[CharacterSheet] | None = None) -> str:
+    """The frame prompt, after a line per attached image that says which image is which (images in
+    order: the characters' sheets, then the previous frame)."""
+    sheets = list(request.characters) if sheets is None else sheets
+    lines = [
+        f"Image {i} is the reference sheet of {sheet.name} ({sheet.appearance}): draw {sheet.name} exactly like it "
+        "(face, hair, build, clothing, colours), in this frame's pose and place."
+        for i, sheet in enumerate(sheets, start=1)
+    ]
     if request.reference_png is not None:
-        text = (
-            "The attached image is the previous keyframe of the same continuous shot. Keep the same "
-            "characters, wardrobe, setting, palette and lighting; change only what this prompt describes.\n\n" + text
+        which = "The last image" if sheets else "The attached image"
+        lines.append(
+            f"{which} is the previous keyframe of the same continuous shot. Keep the same characters, wardrobe, "
+            "setting, palette and lighting; change only what this prompt describes."
         )
+    text = request.prompt.strip()
+    if lines:
+        text = "\n".join(lines) + "\n\n" + text
     return text + f"\n\nAspect ratio {request.aspect_ratio}. No text, captions or watermarks."
+
+
+def sheet_prompt(request: SheetRequest) -> str:
+    return (
+        f"{request.prompt.strip()}\n\nA character reference sheet: {request.name} alone, full figure from head to "
+        "feet, front view, neutral standing pose, plain neutral light-grey background, even soft lighting, "
+        f"nothing else in the picture. Aspect ratio {request.aspect_ratio}. No text, captions or watermarks."
+    )
 
 
 def _first_image(response: Any) -> tuple[bytes, str] | None:
@@ -481,26 +529,58 @@ class GoogleKeyframes(_GoogleStage):
         return None  # the model picks the resolution; only the aspect ratio is known
 
     def render(self, request: KeyframeRequest) -> tuple[bytes, Usage]:
+        """One frame from ONE generate_content request whose image parts are the sheets of the
+        frame's characters, then the previous frame (within `max_input_images`)."""
         from google.genai import types
 
         _ratio(request.aspect_ratio)  # refuse a bad ratio before any request
-        client = self.client.get()
         model = self.settings.image_model
-        contents: list[Any] = []
-        if request.reference_png is not None:
-            contents.append(types.Part.from_bytes(data=request.reference_png, mime_type="image/png"))
-        contents.append(types.Part.from_text(text=keyframe_prompt(request)))
+        sheets, previous = keyframe_inputs(request, max_input_images(model))
+        if len(sheets) < len(request.characters):
+            left = ", ".join(c.name for c in request.characters[len(sheets) :])
+            log.warning(
+                "keyframes frame %d: %s takes at most %d input images; sending the previous frame and %d of %d "
+                "reference sheets (left out: %s)",
+                request.frame_index + 1,
+                model,
+                max_input_images(model),
+                len(sheets),
+                len(request.characters),
+                left,
+            )
+        images = [sheet.png for sheet in sheets] + ([previous] if previous is not None else [])
+        contents: list[Any] = [types.Part.from_bytes(data=png, mime_type="image/png") for png in images]
+        contents.append(types.Part.from_text(text=keyframe_prompt(request, sheets)))
+        return self._image(model, contents, request.aspect_ratio, stage="keyframes", index=request.frame_index)
+
+    def render_sheet(self, request: SheetRequest) -> tuple[bytes, Usage]:
+        """A character's reference sheet: one image request, text only."""
+        from google.genai import types
+
+        _ratio(request.aspect_ratio)
+        model = self.settings.image_model
+        contents: list[Any] = [types.Part.from_text(text=sheet_prompt(request))]
+        return self._image(model, contents, request.aspect_ratio, stage="characters", index=None, what=request.name)
+
+    def _image(
+        self, model: str, contents: list[Any], aspect_ratio: str, *, stage: str, index: int | None, what: str = ""
+    ) -> tuple[bytes, Usage]:
+        """One image from ``contents``, retrying responses without a usable image."""
+        from google.genai import types
+
+        client = self.client.get()
         config = types.GenerateContentConfig(
             response_modalities=["IMAGE"],
-            image_config=types.ImageConfig(aspect_ratio=request.aspect_ratio),
+            image_config=types.ImageConfig(aspect_ratio=aspect_ratio),
         )
-        frame = request.frame_index
+        frame = index
+        subject = f"frame {frame + 1}" if frame is not None else f"the reference sheet of {what!r}"
         tokens_in = tokens_out = 0
         problem = ""
         for attempt in range(1, IMAGE_ATTEMPTS + 1):
             response = self._call(
                 lambda: client.models.generate_content(model=model, contents=contents, config=config),
-                stage="keyframes",
+                stage=stage,
                 scene=frame,
             )
             i, o = _token_usage(response)
@@ -514,18 +594,18 @@ class GoogleKeyframes(_GoogleStage):
                 except ValueError as exc:
                     problem = f"{found[1]} {exc}"
                 else:
-                    mismatch = aspect_ratio_error(width, height, request.aspect_ratio)
+                    mismatch = aspect_ratio_error(width, height, aspect_ratio)
                     if mismatch is None:
                         usage = Usage(input_tokens=tokens_in, output_tokens=tokens_out, images=1)
                         return png, priced(self.settings, model, usage)
                     problem = mismatch
-            log.warning("keyframes frame %d: attempt %d/%d unusable: %s", frame + 1, attempt, IMAGE_ATTEMPTS, problem)
+            log.warning("%s %s: attempt %d/%d unusable: %s", stage, subject, attempt, IMAGE_ATTEMPTS, problem)
             if attempt < IMAGE_ATTEMPTS:
                 time.sleep(min(self.settings.retry_max_s, self.settings.retry_initial_s * 2 ** (attempt - 1)))
+        fix = "try rephrasing the scene's frame prompt" if frame is not None else "try rephrasing the character's appearance"
         raise ProviderError(
-            "keyframes",
-            f"no image returned for frame {frame + 1} by {model} after {IMAGE_ATTEMPTS} attempts ({problem}); "
-            "try rephrasing the scene's frame prompt",
+            stage,
+            f"no image returned for {subject} by {model} after {IMAGE_ATTEMPTS} attempts ({problem}); {fix}",
             scene=frame,
         )
 

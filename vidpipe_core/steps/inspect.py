@@ -9,8 +9,16 @@ from vidpipe_core.cost import video_cost
 from vidpipe_core.integrity import frame_label, scene_label
 from vidpipe_core.providers import clip_provider, keyframe_provider
 from vidpipe_core.services import Services
+from vidpipe_core.steps.characters import redo_cost, sheet_label
 from vidpipe_core.steps.keyframes import cascade_cost
-from vidpipe_core.steps.state import ProjectState, checked_frames, damaged_clips, stored_document, storyboard_file_ok
+from vidpipe_core.steps.state import (
+    ProjectState,
+    checked_frames,
+    checked_sheets,
+    damaged_clips,
+    stored_document,
+    storyboard_file_ok,
+)
 
 
 @dataclass(frozen=True)
@@ -40,6 +48,23 @@ def find_damage(services: Services, state: ProjectState) -> list[Finding]:
         )
     n = len(state.scenes)
     kp = keyframe_provider(spec.providers.keyframes, settings)
+    for name, problem in checked_sheets(services, state)[1].items():
+        index = next(i for i, c in enumerate(state.sheets) if c.name == name)
+        if getattr(kp, "reproducible", False):
+            found.append(Finding("characters", index, sheet_label(name), problem, f"rendered again by {kp.name} at no cost", 0.0))
+        else:
+            cost = redo_cost(services, state, [name])
+            found.append(
+                Finding(
+                    "characters",
+                    index,
+                    sheet_label(name),
+                    problem,
+                    f"{kp.name} cannot render the same image again: a new sheet and, through it and continuity, "
+                    f"the frames and clips that follow cost ${cost:.2f} (needs --repair)",
+                    cost,
+                )
+            )
     for k, problem in sorted(checked_frames(services, state)[1].items()):
         if getattr(kp, "reproducible", False):
             found.append(Finding("keyframes", k, frame_label(k, n), problem, f"rendered again by {kp.name} at no cost", 0.0))

@@ -14,14 +14,24 @@ from sqlalchemy import select
 from vidpipe_core.cost import guard_budget, image_cost, usage_cost, video_cost
 from vidpipe_core.errors import VidpipeError
 from vidpipe_core.integrity import Damage, DamagedArtifacts, frame_label, read_checked
-from vidpipe_core.models import Keyframe, KeyframeStatus, VideoClip
+from vidpipe_core.models import Keyframe, KeyframeStatus
 from vidpipe_core.providers import clip_provider, keyframe_provider
-from vidpipe_core.providers.base import KeyframeProvider, KeyframeRequest
+from vidpipe_core.providers.base import CharacterSheet, KeyframeProvider, KeyframeRequest
 from vidpipe_core.schemas import ProjectSpec
 from vidpipe_core.services import Services
 from vidpipe_core.steps.locking import step_lock
 from vidpipe_core.steps.report import Action, ItemReport, Progress, ProgressEvent, StepReport, no_progress
-from vidpipe_core.steps.state import FrameState, ProjectState, checked_frames, frame_caption, frame_fingerprint, resolve_state
+from vidpipe_core.steps.state import (
+    FrameState,
+    ProjectState,
+    checked_frames,
+    checked_sheets,
+    frame_caption,
+    frame_fingerprint,
+    ledger_costs,
+    resolve_state,
+    sheet_shas,
+)
 from vidpipe_core.storage import Layout, sha256_bytes
 
 
@@ -38,11 +48,8 @@ class KeyframesReport(StepReport):
 
 
 def spent_usd(services: Services, project_id: str) -> float:
-    """What the project's keyframes and clips have cost so far (the ledger)."""
-    with services.db.session() as s:
-        frames = sum(r.cost_usd for r in s.scalars(select(Keyframe).where(Keyframe.project_id == project_id)))
-        clips = sum(r.cost_usd for r in s.scalars(select(VideoClip).where(VideoClip.project_id == project_id)))
-    return frames + clips
+    """What the project's character sheets, keyframes and clips have cost so far (the ledger)."""
+    return ledger_costs(services, project_id).media
 
 
 def make_keyframes(
@@ -52,8 +59,9 @@ def make_keyframes(
         return _make_keyframes(services, project_id, repair, progress)
 
 
-def _request(state: ProjectState, k: int, reference: bytes | None) -> KeyframeRequest:
+def _request(state: ProjectState, k: int, reference: bytes | None, sheets: dict[str, bytes]) -> KeyframeRequest:
     assert state.style is not None, "the keyframes step checks for a storyboard before any request"
+    appearance = {c.name: c.appearance for c in state.style.characters}
     return KeyframeRequest(
         project_id=state.spec.id,
         frame_index=k,
@@ -62,7 +70,27 @@ def _request(state: ProjectState, k: int, reference: bytes | None) -> KeyframeRe
         style=state.style,
         aspect_ratio=state.spec.aspect_ratio,
         reference_png=reference,
+        characters=tuple(CharacterSheet(n, appearance[n], sheets[n]) for n in state.frames[k].characters),
     )
+
+
+def _sheets(services: Services, state: ProjectState) -> dict[str, bytes]:
+    """The bytes of every character's sheet, checked against the ledger; the step refuses to start
+    while one is not made or damaged (the characters step makes and repairs them)."""
+    project_id = state.spec.id
+    missing = [c.name for c in state.sheets_to_make()]
+    if missing:
+        raise VidpipeError(
+            f"keyframes: the reference sheet of {', '.join(map(repr, missing))} is not made yet; materialize the "
+            f"characters asset first (`vidpipe resume {project_id}` does)"
+        )
+    good, damaged = checked_sheets(services, state)
+    if damaged:
+        which = "; ".join(f"{name!r}: {problem}" for name, problem in damaged.items())
+        raise VidpipeError(
+            f"keyframes: the reference sheet of {which}; the characters step repairs it (`vidpipe resume {project_id}`)"
+        )
+    return good
 
 
 def cascade_cost(services: Services, state: ProjectState, first_frame: int) -> float:
@@ -109,6 +137,7 @@ def _make_keyframes(services: Services, project_id: str, repair: bool, progress:
     provider = keyframe_provider(spec.providers.keyframes, settings)
     model = provider.model_for(spec)
     report = KeyframesReport("keyframes", provider.name, model, spec=spec)
+    sheets = _sheets(services, state)
     good, damaged = _check_stored(services, state, provider, repair)
 
     missing = sum(1 for f in state.frames if not f.done)
@@ -121,7 +150,7 @@ def _make_keyframes(services: Services, project_id: str, repair: bool, progress:
     reference: bytes | None = None
     reference_sha: str | None = None
     for k in range(total):
-        frame = _chained(services, state, provider, k, reference_sha)
+        frame = _chained(services, state, provider, k, reference_sha, sheets)
         assert frame.fingerprint is not None
         if frame.done and frame.row is not None and k not in damaged:
             data, problem = good.get(frame.row.id), None
@@ -134,7 +163,7 @@ def _make_keyframes(services: Services, project_id: str, repair: bool, progress:
                 progress(ProgressEvent("keyframes", f"{frame_label(k, n)} reused", scene=k, done=k + 1, total=total))
                 continue
             damaged[k] = problem or "unreadable"
-        reference = _render(services, state, frame, provider, model, reference, damaged.get(k), repair, report, progress)
+        reference = _render(services, state, frame, provider, model, reference, sheets, damaged.get(k), repair, report, progress)
         assert frame.row is not None  # _render recorded it
         reference_sha = frame.row.sha256
         report.pngs.append(reference)
@@ -143,13 +172,20 @@ def _make_keyframes(services: Services, project_id: str, repair: bool, progress:
 
 
 def _chained(
-    services: Services, state: ProjectState, provider: KeyframeProvider, k: int, reference_sha: str | None
+    services: Services,
+    state: ProjectState,
+    provider: KeyframeProvider,
+    k: int,
+    reference_sha: str | None,
+    sheets: dict[str, bytes],
 ) -> FrameState:
-    """Frame k as it chains on the bytes of frame k-1 as recorded now. When frame k-1 was rendered in
-    this run with new bytes, frame k has a new fingerprint, and the ledger row for it (if any)
-    replaces the one resolved at the start."""
+    """Frame k as it chains on the bytes of frame k-1 as recorded now (and on its characters'
+    sheets). When frame k-1 was rendered in this run with new bytes, frame k has a new
+    fingerprint, and the ledger row for it (if any) replaces the one resolved at the start."""
     frame = state.frames[k]
-    fp = frame_fingerprint(provider, state.spec, frame.prompt, reference_sha)
+    shas = sheet_shas(state, frame.characters)
+    assert shas is not None, "_sheets refuses to start while a sheet is missing"
+    fp = frame_fingerprint(provider, state.spec, frame.prompt, reference_sha, shas)
     if fp != frame.fingerprint:
         with services.db.session() as s:
             row = s.scalars(
@@ -157,7 +193,7 @@ def _chained(
                     Keyframe.project_id == state.spec.id, Keyframe.frame_index == k, Keyframe.fingerprint == fp
                 )
             ).first()
-        frame = state.frames[k] = FrameState(index=k, prompt=frame.prompt, fingerprint=fp, row=row)
+        frame = state.frames[k] = FrameState(index=k, prompt=frame.prompt, fingerprint=fp, row=row, characters=frame.characters)
     return frame
 
 
@@ -168,6 +204,7 @@ def _render(
     provider: KeyframeProvider,
     model: str,
     reference: bytes | None,
+    sheets: dict[str, bytes],
     damage: str | None,
     repair: bool,
     report: StepReport,
@@ -184,7 +221,7 @@ def _render(
             "keyframes", f"{'re-rendering damaged' if damaged else 'rendering'} {frame_label(k, n)}", scene=k, done=k, total=total
         )
     )
-    png, usage = provider.render(_request(state, k, reference))
+    png, usage = provider.render(_request(state, k, reference, sheets))
     if damaged and not repair and frame.row is not None and frame.row.sha256 != sha256_bytes(png):
         cost = cascade_cost(services, state, k)
         raise DamagedArtifacts(

@@ -11,23 +11,42 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy import select
 
-from vidpipe_core.fingerprint import clip_fingerprint, keyframe_fingerprint
+from vidpipe_core.fingerprint import clip_fingerprint, keyframe_fingerprint, sheet_fingerprint
 from vidpipe_core.integrity import read_checked
-from vidpipe_core.models import ClipStatus, Keyframe, KeyframeStatus, Project, Scene, VideoClip
+from vidpipe_core.models import CharacterSheetRow, ClipStatus, Keyframe, KeyframeStatus, Project, Scene, VideoClip
 from vidpipe_core.projects import load_spec
 from vidpipe_core.providers import clip_provider, keyframe_provider
 from vidpipe_core.providers.base import KeyframeProvider
-from vidpipe_core.schemas import ProjectSpec, ScenePlan, Storyboard, StyleGuide
+from vidpipe_core.schemas import Character, ProjectSpec, ScenePlan, Storyboard, StyleGuide
 from vidpipe_core.services import Services
 from vidpipe_core.storage import Layout
+
+
+@dataclass
+class SheetState:
+    """One character's reference sheet: what it should be (fingerprint) and its ledger row, if made."""
+
+    character: Character
+    prompt: str
+    fingerprint: str
+    row: CharacterSheetRow | None = None
+
+    @property
+    def name(self) -> str:
+        return self.character.name
+
+    @property
+    def done(self) -> bool:
+        return self.row is not None and self.row.status == KeyframeStatus.DONE and bool(self.row.path)
 
 
 @dataclass
 class FrameState:
     index: int
     prompt: str
-    fingerprint: str | None  # None when the previous frame does not exist yet
+    fingerprint: str | None  # None when the previous frame or a character's sheet does not exist yet
     row: Keyframe | None = None
+    characters: list[str] = field(default_factory=list)  # the characters it shows (storyboard order)
 
     @property
     def done(self) -> bool:
@@ -73,10 +92,21 @@ class ProjectState:
     scenes: list[ScenePlan]
     frames: list[FrameState] = field(default_factory=list)
     clips: list[ClipState] = field(default_factory=list)
+    sheets: list[SheetState] = field(default_factory=list)  # one per character a scene shows
 
     @property
     def has_storyboard(self) -> bool:
         return bool(self.scenes)
+
+    def sheets_to_make(self) -> list[SheetState]:
+        return [c for c in self.sheets if not c.done]
+
+    def sheet(self, name: str) -> SheetState:
+        return next(c for c in self.sheets if c.name == name)
+
+    def sheets_left(self) -> int | None:
+        """Reference sheets still to make (None before there is a storyboard: not known yet)."""
+        return len(self.sheets_to_make()) if self.scenes else None
 
     def frames_to_make(self) -> list[FrameState]:
         return [f for f in self.frames if not f.done]
@@ -103,6 +133,26 @@ def frame_prompt(scenes: list[ScenePlan], style: StyleGuide, k: int) -> str:
     return f"{text}\n\n{style.prompt_suffix()}"
 
 
+def frame_characters(scenes: list[ScenePlan], k: int) -> list[str]:
+    """The characters frame k shows: scene k's for k < N, the last scene's for the last frame."""
+    return list(scenes[min(k, len(scenes) - 1)].characters)
+
+
+def shown_characters(scenes: list[ScenePlan], style: StyleGuide) -> list[Character]:
+    """The style guide's characters that at least one scene shows (each gets a sheet), in its order."""
+    shown = {n for scene in scenes for n in scene.characters}
+    return [c for c in style.characters if c.name in shown]
+
+
+def sheet_prompt(character: Character, style: StyleGuide) -> str:
+    """The image prompt of a character's reference sheet: the character and the look of the film
+    (not the other characters)."""
+    return (
+        f"Character reference sheet of {character.name}: {character.appearance}.\n\n"
+        f"Style: {style.visual_style}. Palette: {', '.join(style.color_palette)}."
+    )
+
+
 def frame_caption(scenes: list[ScenePlan], k: int) -> str:
     if k == 0:
         return f"Scene 1 - {scenes[0].description}"
@@ -123,9 +173,39 @@ def load_storyboard_rows(services: Services, project_id: str) -> list[ScenePlan]
                 end_frame_prompt=r.end_frame_prompt,
                 motion_prompt=r.motion_prompt,
                 transition_notes=r.transition_notes,
+                characters=list(r.characters or []),
             )
             for r in rows
         ]
+
+
+@dataclass(frozen=True)
+class Costs:
+    """What the project has paid, per stage, from the ledger (USD): every paid call, replaced takes
+    included. The one place recorded costs are summed (budget guards, the UI's summary)."""
+
+    storyboard: float
+    characters: float
+    keyframes: float
+    clips: float
+
+    @property
+    def media(self) -> float:
+        """Everything after the storyboard: what the budget guards of later steps add to."""
+        return self.characters + self.keyframes + self.clips
+
+    @property
+    def total(self) -> float:
+        return round(self.storyboard + self.media, 6)
+
+
+def ledger_costs(services: Services, project_id: str) -> Costs:
+    document = stored_document(services, project_id) or {}
+    with services.db.session() as s:
+        sheets = sum(r.cost_usd for r in s.scalars(select(CharacterSheetRow).where(CharacterSheetRow.project_id == project_id)))
+        frames = sum(r.cost_usd for r in s.scalars(select(Keyframe).where(Keyframe.project_id == project_id)))
+        clips = sum(r.cost_usd for r in s.scalars(select(VideoClip).where(VideoClip.project_id == project_id)))
+    return Costs(float(document.get("cost_usd") or 0.0), float(sheets), float(frames), float(clips))
 
 
 def project_nonce(services: Services, project_id: str) -> str | None:
@@ -187,9 +267,16 @@ def clip_render_params(spec: ProjectSpec, services: Services) -> dict[str, Any]:
     return {}
 
 
-def frame_fingerprint(provider: KeyframeProvider, spec: ProjectSpec, prompt: str, reference_sha256: str | None) -> str:
+def frame_fingerprint(
+    provider: KeyframeProvider,
+    spec: ProjectSpec,
+    prompt: str,
+    reference_sha256: str | None,
+    character_sha256: tuple[str, ...] = (),
+) -> str:
     """The fingerprint of a frame rendered from ``prompt`` on the frame before it (that frame's
-    recorded sha256; None for frame 0). `resolve_state` chains it over the ledger; the keyframes
+    recorded sha256; None for frame 0) and on the sheets of the characters it shows (their
+    recorded sha256, storyboard order). `resolve_state` chains it over the ledger; the keyframes
     step over the frames it has just made."""
     return keyframe_fingerprint(
         provider=provider.name,
@@ -198,7 +285,49 @@ def frame_fingerprint(provider: KeyframeProvider, spec: ProjectSpec, prompt: str
         aspect_ratio=spec.aspect_ratio,
         reference_sha256=reference_sha256,
         render_size=provider.expected_size(spec.aspect_ratio),
+        character_sha256=character_sha256,
     )
+
+
+def sheet_shas(state: ProjectState, names: list[str]) -> tuple[str, ...] | None:
+    """The recorded sha256 of each named character's sheet, or None while one is not made."""
+    shas = []
+    for name in names:
+        sheet = state.sheet(name)
+        if not sheet.done or sheet.row is None or not sheet.row.sha256:
+            return None
+        shas.append(sheet.row.sha256)
+    return tuple(shas)
+
+
+def resolve_sheets(services: Services, spec: ProjectSpec, scenes: list[ScenePlan], style: StyleGuide) -> list[SheetState]:
+    """Each shown character's sheet as it should be, and the ledger row that matches it."""
+    characters = shown_characters(scenes, style)
+    if not characters:
+        return []
+    kp = keyframe_provider(spec.providers.keyframes, services.settings)
+    model, size = kp.model_for(spec), kp.expected_size(spec.aspect_ratio)
+    look = {"visual_style": style.visual_style, "color_palette": list(style.color_palette)}
+    with services.db.session() as s:
+        rows = {
+            (r.name, r.fingerprint): r
+            for r in s.scalars(select(CharacterSheetRow).where(CharacterSheetRow.project_id == spec.id))
+        }
+    sheets = []
+    for character in characters:
+        prompt = sheet_prompt(character, style)
+        fp = sheet_fingerprint(
+            provider=kp.name,
+            model=model,
+            name=character.name,
+            appearance=character.appearance,
+            prompt=prompt,
+            style=look,
+            aspect_ratio=spec.aspect_ratio,
+            render_size=size,
+        )
+        sheets.append(SheetState(character=character, prompt=prompt, fingerprint=fp, row=rows.get((character.name, fp))))
+    return sheets
 
 
 def resolve_state(services: Services, project_id: str) -> ProjectState:
@@ -209,6 +338,7 @@ def resolve_state(services: Services, project_id: str) -> ProjectState:
     if not scenes or style is None:
         return state
 
+    state.sheets = resolve_sheets(services, spec, scenes, style)
     kp = keyframe_provider(spec.providers.keyframes, services.settings)
     cp = clip_provider(spec.providers.clips, services.settings)
     c_model = cp.model_for(spec)
@@ -224,10 +354,12 @@ def resolve_state(services: Services, project_id: str) -> ProjectState:
     chain_ok = True
     for k in range(len(scenes) + 1):
         prompt = frame_prompt(scenes, style, k)
+        names = frame_characters(scenes, k)
+        shas = sheet_shas(state, names)
         fp = None
-        if chain_ok:
-            fp = frame_fingerprint(kp, spec, prompt, previous_sha)
-        fs = FrameState(index=k, prompt=prompt, fingerprint=fp, row=kf_rows.get((k, fp)) if fp else None)
+        if chain_ok and shas is not None:
+            fp = frame_fingerprint(kp, spec, prompt, previous_sha, shas)
+        fs = FrameState(index=k, prompt=prompt, fingerprint=fp, row=kf_rows.get((k, fp)) if fp else None, characters=names)
         state.frames.append(fs)
         chain_ok = fs.done
         previous_sha = fs.row.sha256 if fs.done and fs.row else None
@@ -267,6 +399,21 @@ def checked_frames(services: Services, state: ProjectState) -> tuple[dict[int, b
                 good[f.row.id] = data
             else:
                 damaged[f.index] = problem or "unreadable"
+    return good, damaged
+
+
+def checked_sheets(services: Services, state: ProjectState) -> tuple[dict[str, bytes], dict[str, str]]:
+    """The bytes of made sheets that match the ledger (name -> bytes) and the damaged ones (name ->
+    problem). Every sheet file is read once."""
+    good: dict[str, bytes] = {}
+    damaged: dict[str, str] = {}
+    for c in state.sheets:
+        if c.done and c.row is not None and c.row.path:
+            data, problem = read_checked(services.store, state.spec.id, c.row.path, c.row.sha256)
+            if problem is None and data is not None:
+                good[c.name] = data
+            else:
+                damaged[c.name] = problem or "unreadable"
     return good, damaged
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -9,12 +11,29 @@ from pathlib import Path
 from vidpipe_core import media
 from vidpipe_core.errors import InvalidInput, VidpipeError
 from vidpipe_core.integrity import read_checked, scene_label
+from vidpipe_core.schemas import ScenePlan
 from vidpipe_core.scratch import scratch_dir
 from vidpipe_core.services import Services
 from vidpipe_core.steps.locking import step_lock
 from vidpipe_core.steps.report import Progress, ProgressEvent, no_progress
 from vidpipe_core.steps.state import resolve_state
 from vidpipe_core.storage import Layout, sha256_file
+
+FADE_S = 0.5  # length of the fade from / to black, at most half a clip
+
+# The storyboard asks for the fades in words, whoever wrote it (the animatic planner, an LLM, a person
+# editing storyboard.json): the first scene's transition notes for a fade-in, the last scene's for a
+# fade-out. "fade into the next shot" and "cross-fade" are neither.
+_FADE_IN = re.compile(r"(?<![-\w])fade[sd]?[- ]?(?:in|up)\b|\bfrom black\b", re.I)
+_FADE_OUT = re.compile(r"(?<![-\w])fade[sd]?[- ]?(?:out|down|to black)\b|\bto black\b", re.I)
+
+
+def storyboard_fades(scenes: Sequence[ScenePlan]) -> tuple[bool, bool]:
+    """(fade in, fade out) as the storyboard's transition notes ask: "fade in" / "from black" in the
+    first scene's notes, "fade out" / "to black" in the last scene's."""
+    if not scenes:
+        return False, False
+    return bool(_FADE_IN.search(scenes[0].transition_notes)), bool(_FADE_OUT.search(scenes[-1].transition_notes))
 
 
 @dataclass
@@ -29,6 +48,8 @@ class FinalResult:
     audio_expected: bool = False
     sha256: str = ""
     durations: dict[int, float] = field(default_factory=dict)  # scene -> measured seconds of its clip
+    fade_in_s: float = 0.0  # what the stitcher asked for (clamped to half the first clip)
+    fade_out_s: float = 0.0
 
 
 def make_final(
@@ -36,11 +57,15 @@ def make_final(
     project_id: str,
     *,
     crossfade: float | None = None,
+    fade_in: bool | None = None,
+    fade_out: bool | None = None,
     run_id: str | None = None,
     progress: Progress = no_progress,
 ) -> FinalResult:
+    """``fade_in`` / ``fade_out``: None follows the storyboard's transition notes (`storyboard_fades`);
+    True or False overrides them."""
     with step_lock(services, project_id, run_id):
-        return _make_final(services, project_id, crossfade, progress)
+        return _make_final(services, project_id, crossfade, progress, fade_in, fade_out)
 
 
 @dataclass(frozen=True)
@@ -66,8 +91,18 @@ def _check_clip_files(services: Services, project_id: str, included: list[_Joine
         )
 
 
-def _make_final(services: Services, project_id: str, crossfade: float | None, progress: Progress) -> FinalResult:
+def _make_final(
+    services: Services,
+    project_id: str,
+    crossfade: float | None,
+    progress: Progress,
+    fade_in: bool | None = None,
+    fade_out: bool | None = None,
+) -> FinalResult:
     state = resolve_state(services, project_id)
+    asked_in, asked_out = storyboard_fades(state.scenes)
+    fade_in_s = FADE_S if (asked_in if fade_in is None else fade_in) else 0.0
+    fade_out_s = FADE_S if (asked_out if fade_out is None else fade_out) else 0.0
     spec = state.spec
     crossfade = spec.crossfade if crossfade is None else crossfade
     if not 0 <= crossfade < spec.clip_duration:  # run config reaches here unchecked; this also refuses nan
@@ -97,7 +132,7 @@ def _make_final(services: Services, project_id: str, crossfade: float | None, pr
         paths = [stack.enter_context(services.store.local_copy(project_id, c.path)) for c in included]
         durations = [media.probe(p).duration_s for p in paths]
         out = Path(tmp) / "final.mp4"
-        info = media.stitch(paths, out, crossfade=crossfade)
+        info = media.stitch(paths, out, crossfade=crossfade, fade_in=fade_in_s, fade_out=fade_out_s)
         sha = sha256_file(out)
         target = services.store.put_file(project_id, Layout.FINAL, out)
     expected = sum(durations) - max(0, len(durations) - 1) * crossfade
@@ -113,4 +148,6 @@ def _make_final(services: Services, project_id: str, crossfade: float | None, pr
         audio_expected=spec.generate_audio,
         sha256=sha,
         durations={c.index: d for c, d in zip(included, durations, strict=True)},
+        fade_in_s=fade_in_s,
+        fade_out_s=fade_out_s,
     )

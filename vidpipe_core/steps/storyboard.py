@@ -17,7 +17,13 @@ from vidpipe_core.schemas import ProjectSpec, Storyboard
 from vidpipe_core.services import Services
 from vidpipe_core.steps.locking import step_lock
 from vidpipe_core.steps.report import Progress, ProgressEvent, no_progress
-from vidpipe_core.steps.state import load_storyboard_rows, stored_document, storyboard_file_ok, write_storyboard_file
+from vidpipe_core.steps.state import (
+    load_storyboard_rows,
+    shown_characters,
+    stored_document,
+    storyboard_file_ok,
+    write_storyboard_file,
+)
 
 
 @dataclass
@@ -27,7 +33,7 @@ class StoryboardResult:
     model: str
     reused: bool
     cost_usd: float
-    projected_usd: float  # keyframes + clips still to pay for
+    projected_usd: float  # character sheets + keyframes + clips still to pay for
     fingerprint: str
     repaired: bool = False  # storyboard.json was rewritten from the database
 
@@ -94,7 +100,7 @@ def _make_storyboard(services: Services, project_id: str, replan: bool, progress
                 total=1,
             )
         )
-        if len(load_storyboard_rows(services, project_id)) != len(board.scenes):
+        if load_storyboard_rows(services, project_id) != board.scenes:
             _write_scene_rows(services, project_id, board)
         return StoryboardResult(
             board,
@@ -102,7 +108,7 @@ def _make_storyboard(services: Services, project_id: str, replan: bool, progress
             model,
             True,
             0.0,
-            projection.keyframes_usd + projection.clips_usd,
+            _after_storyboard(services, spec, models, board),
             fingerprint,
             repaired=repaired,
         )
@@ -129,8 +135,14 @@ def _make_storyboard(services: Services, project_id: str, replan: bool, progress
     _write_scene_rows(services, project_id, board)
     progress(ProgressEvent("storyboard", "storyboard written", done=1, total=1))
     return StoryboardResult(
-        board, provider.name, model, False, cost, projection.keyframes_usd + projection.clips_usd, fingerprint
+        board, provider.name, model, False, cost, _after_storyboard(services, spec, models, board), fingerprint
     )
+
+
+def _after_storyboard(services: Services, spec: ProjectSpec, models: dict[str, str], board: Storyboard) -> float:
+    """What the sheets of the planned characters, the keyframes and the clips will cost."""
+    sheets = len(shown_characters(board.scenes, board.style_guide))
+    return estimate(services.settings, spec, models, sheets=sheets).after_storyboard_usd
 
 
 def _write_scene_rows(services: Services, project_id: str, board: Storyboard) -> None:
@@ -147,5 +159,6 @@ def _write_scene_rows(services: Services, project_id: str, board: Storyboard) ->
                     end_frame_prompt=plan.end_frame_prompt,
                     motion_prompt=plan.motion_prompt,
                     transition_notes=plan.transition_notes,
+                    characters=list(plan.characters),
                 )
             )

@@ -1,5 +1,5 @@
-"""Keyframe painting: Pillow drawings whose palette comes from the style and whose composition
-comes from the frame prompt's words, with a caption band along the bottom."""
+"""Keyframe painting: Pillow drawings whose palette comes from the style, whose composition comes
+from the frame prompt's words, and whose characters are drawn as their sheets show them."""
 
 from __future__ import annotations
 
@@ -8,14 +8,13 @@ import math
 import re
 from collections.abc import Sequence
 
-from PIL import Image, ImageColor, ImageDraw, ImageFont
-from PIL.PngImagePlugin import PngInfo
+from PIL import Image, ImageColor, ImageDraw
 
-from vidpipe_core import media
-from vidpipe_core.providers.animatic.motion import STATIC_BAND_KEY
+from vidpipe_core.providers.animatic import figures
+from vidpipe_core.providers.animatic.motion import caption_box
 from vidpipe_core.providers.animatic.planner import _STOPWORDS, _hash_palette, _unit
 from vidpipe_core.providers.base import KeyframeRequest
-from vidpipe_core.schemas import Character, StyleGuide
+from vidpipe_core.schemas import StyleGuide
 
 RGB = tuple[int, int, int]
 
@@ -77,15 +76,14 @@ class _Composer:
         night = any(w in ("night", "moon", "dark", "midnight", "stars") for w in self.words)
         return _gradient((self.w, self.h), dark if night else _mix(mid, dark, 0.3), _mix(mid, light, 0.5))
 
-    def draw(self, img: Image.Image, characters: Sequence[Character]) -> None:
+    def draw(self, img: Image.Image, characters: Sequence[figures.Look]) -> None:
         d = ImageDraw.Draw(img)
         self._sun(d)
         self._hills(d)
         for i, word in enumerate(sorted(set(self.words), key=lambda w: (-len(w), w))[:3]):
             self._landmark(d, word, i)
-        present = [c for c in characters if c.name.lower().split()[-1] in self.prompt.split("\n\n", 1)[0].lower()]
-        for i, c in enumerate(present[:3]):
-            self._figure(d, c.name, i, len(present[:3]))
+        for i, look in enumerate(characters[:3]):
+            self._figure(d, look, i, len(characters[:3]))
 
     def _sun(self, d: ImageDraw.ImageDraw) -> None:
         r = round(self.h * (0.07 + 0.06 * _unit("sun-r", self.prompt)))
@@ -119,103 +117,23 @@ class _Composer:
         else:  # rock / dome
             d.ellipse((x - size * 0.45, base - size * 0.5, x + size * 0.45, base + size * 0.2), fill=fill)
 
-    def _figure(self, d: ImageDraw.ImageDraw, name: str, i: int, n: int) -> None:
-        """A character: colour and height fixed by its name (recognisable across frames), place by the frame."""
-        height = self.h * (0.2 + 0.1 * _unit("fig-h", name))
+    def _figure(self, d: ImageDraw.ImageDraw, look: figures.Look, i: int, n: int) -> None:
+        """A character as its sheet draws it (same silhouette, same colours); only its place is the frame's."""
         slot = (i + 0.5) / n
-        x = round(self.w * (0.15 + 0.7 * (0.7 * slot + 0.3 * _unit("fig-x", name, self.prompt))))
-        feet = self.horizon + round(self.h * 0.12)
-        colour = self.colour("figure", name)
-        head = height * 0.18
-        d.rounded_rectangle(
-            (x - height * 0.14, feet - height * 0.78, x + height * 0.14, feet),
-            radius=round(height * 0.08),
-            fill=colour,
-            outline=self.palette[-1],
-            width=max(1, round(self.h / 240)),
-        )
-        d.ellipse(
-            (x - head, feet - height * 0.78 - head * 2, x + head, feet - height * 0.78),
-            fill=colour,
-            outline=self.palette[-1],
-            width=max(1, round(self.h / 240)),
-        )
-
-
-def caption_box(size: tuple[int, int]) -> tuple[int, int, int, int]:
-    """The caption band (left, top, right, bottom) of a frame of this size."""
-    w, h = size
-    font_px = _caption_font_px(size)
-    band = 2 * round(font_px * 1.25) + 2 * max(3, font_px // 2)
-    return 0, h - band, w, h
-
-
-def _caption_font_px(size: tuple[int, int]) -> int:
-    return max(10, round(min(size) * 0.05))
-
-
-def _draw_caption(img: Image.Image, caption: str) -> None:
-    box = caption_box(img.size)
-    band = img.crop(box)
-    img.paste(Image.blend(band, Image.new("RGB", band.size, (0, 0, 0)), 0.72), box[:2])
-    font_px = _caption_font_px(img.size)
-    font = ImageFont.load_default(size=font_px)
-    d = ImageDraw.Draw(img)
-    margin = max(4, font_px // 2)
-    lines = _wrap(d, " ".join(caption.split()) or "(no caption)", font, img.width - 2 * margin, max_lines=2)
-    line_h = round(font_px * 1.25)
-    y = box[1] + (box[3] - box[1] - line_h * len(lines)) // 2
-    for line in lines:
-        d.text((margin, y), line, font=font, fill=(245, 245, 240))
-        y += line_h
-
-
-def _wrap(
-    d: ImageDraw.ImageDraw, text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont, width: int, max_lines: int
-) -> list[str]:
-    """Greedy word wrap to ``width`` pixels; the last line is ellipsized when text remains."""
-    words, lines = text.split(), list[str]()
-    while words and len(lines) < max_lines:
-        line = words.pop(0)
-        while words and d.textlength(f"{line} {words[0]}", font=font) <= width:
-            line = f"{line} {words.pop(0)}"
-        lines.append(line)
-    if words or (lines and d.textlength(lines[-1], font=font) > width):
-        last = lines[-1] + (" " + " ".join(words) if words else "")
-        lines[-1] = media.ellipsize(d, last, font, width)
-    return lines
-
-
-def _evolve(reference_png: bytes, size: tuple[int, int], prompt: str) -> Image.Image:
-    """The previous frame's picture (without its caption band), pushed in and drifted towards a
-    point chosen by the new prompt, sized to this frame's picture area: the new frame grows from it."""
-    with Image.open(io.BytesIO(reference_png)) as ref:
-        ref = ref.convert("RGB")
-    picture = ref.crop((0, 0, ref.width, max(1, caption_box(ref.size)[1])))
-    scale = 1.08
-    cw, ch = picture.width / scale, picture.height / scale
-    left = (picture.width - cw) * _unit("focus-x", prompt)
-    top = (picture.height - ch) * _unit("focus-y", prompt)
-    area = (size[0], max(1, caption_box(size)[1]))
-    return picture.resize(area, Image.Resampling.BILINEAR, box=(left, top, left + cw, top + ch))
-
-
-REFERENCE_WEIGHT = 0.45  # how much of the previous frame shows through the new background
+        x = self.w * (0.15 + 0.7 * (0.7 * slot + 0.3 * _unit("fig-x", i, self.prompt)))
+        feet = min(self.horizon + self.h * 0.1, caption_box((self.w, self.h))[1] - self.h * 0.02)
+        figures.draw_figure(d, look, x, feet, self.h * look.height)
 
 
 def render_keyframe(request: KeyframeRequest, size: tuple[int, int]) -> bytes:
+    """One keyframe, composed from its own prompt alone: sky, hills, landmarks and the characters the
+    frame lists, drawn from their sheets. The previous frame is not blended in (that piled up
+    see-through copies frame after frame); continuity is the pipeline's (frame k is shared by two
+    scenes). No caption: frame k belongs to two scenes, so each clip draws its own scene's caption."""
     palette = resolve_palette(request.style)
     composer = _Composer(size, request.prompt, palette)
     img = composer.sky()
-    if request.reference_png:
-        under = img.copy()
-        under.paste(_evolve(request.reference_png, size, request.prompt), (0, 0))
-        img = Image.blend(img, under, REFERENCE_WEIGHT)
-    composer.draw(img, request.style.characters)
-    _draw_caption(img, request.caption)
-    # Declare the caption band, so the clip renderer keeps it still while the picture moves.
-    info = PngInfo()
-    info.add_text(STATIC_BAND_KEY, f"{caption_box(img.size)[1] / img.height:.6f}")
+    composer.draw(img, [figures.look_from_sheet(c.name, c.appearance, c.png) for c in request.characters])
     buf = io.BytesIO()
-    img.save(buf, format="PNG", pnginfo=info)
+    img.save(buf, format="PNG")
     return buf.getvalue()

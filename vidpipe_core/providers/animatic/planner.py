@@ -78,7 +78,7 @@ CHARACTER_NOUNS = frozenset(
     "robot girl boy man woman child kid cat dog fox wolf bear bird owl knight astronaut detective dragon wizard witch "
     "princess prince king queen sailor pilot explorer traveler traveller dancer musician farmer soldier scientist "
     "monster ghost alien horse rabbit lion tiger elephant whale fish penguin hero heroine stranger couple family "
-    "grandmother grandfather mother father baby student teacher chef painter".split()
+    "grandmother grandfather mother father baby student teacher chef painter keeper duck boat ship balloon kite".split()
 )
 _ARTICLE_SUBJECT = re.compile(
     r"\b(?:a|an|the|his|her|their|our|my)\s+((?:[a-z][a-z-]*\s+){0,2}?)(" + "|".join(sorted(CHARACTER_NOUNS)) + r")s?\b", re.I
@@ -210,8 +210,49 @@ def camera_style_for(style: str) -> str:
     return CAMERA_STYLES[key] if key else DEFAULT_CAMERA
 
 
-def find_characters(prompt: str, palette: Sequence[str], limit: int = 4) -> list[Character]:
-    """Recurring subjects: "a/the <adjective>* <character noun>" phrases and capitalised names."""
+# Colour words a planned character is drawn in (figures.COLOUR_WORDS knows them all): saturated, so
+# they stand out from the landscape's palette.
+CHARACTER_COLOURS = (
+    "crimson",
+    "orange",
+    "amber",
+    "lime",
+    "emerald",
+    "teal",
+    "turquoise",
+    "cobalt",
+    "violet",
+    "magenta",
+    "pink",
+    "scarlet",
+)
+MAX_CHARACTERS = 2
+
+
+def _rgb(text: str) -> tuple[int, int, int] | None:
+    m = re.fullmatch(r"#?([0-9a-fA-F]{6})", text.strip())
+    return (int(m.group(1)[0:2], 16), int(m.group(1)[2:4], 16), int(m.group(1)[4:6], 16)) if m else None
+
+
+def _character_colours(key: str, palette: Sequence[str], taken: Sequence[str]) -> tuple[str, str]:
+    """Two colour words for a character: far from the palette and from other characters' colours."""
+    from vidpipe_core.providers.animatic.figures import COLOUR_WORDS  # figures imports this module
+
+    avoid = [c for c in (_rgb(p) for p in palette) if c is not None] + [COLOUR_WORDS[t] for t in taken]
+
+    def far(word: str, others: list[tuple[int, int, int]]) -> float:
+        c = COLOUR_WORDS[word]
+        return min((sum((a - b) ** 2 for a, b in zip(c, o, strict=True)) ** 0.5 for o in others), default=999.0)
+
+    ranked = sorted(CHARACTER_COLOURS, key=lambda w: _unit("character-colour", key, w))
+    body = max(ranked, key=lambda w: min(far(w, avoid), 140.0))  # the first one far enough, in hash order
+    accent = max((w for w in ranked if w != body), key=lambda w: min(far(w, [*avoid, COLOUR_WORDS[body]]), 140.0))
+    return body, accent
+
+
+def find_characters(prompt: str, palette: Sequence[str], limit: int = MAX_CHARACTERS) -> list[Character]:
+    """Recurring subjects: "a/the <adjective>* <character noun>" phrases and capitalised names, at most ``limit``.
+    Each is given two colour words (its body and its accents) that the keyframes draw it in."""
     found: dict[str, str] = {}  # key -> display name
     for m in _ARTICLE_SUBJECT.finditer(prompt):
         noun = m.group(2).lower()
@@ -221,16 +262,51 @@ def find_characters(prompt: str, palette: Sequence[str], limit: int = 4) -> list
         word = m.group(0)
         if word not in _NOT_NAMES and word.lower() not in _STOPWORDS and word.lower() not in CHARACTER_NOUNS:
             found.setdefault(word.lower(), word)
-    characters = []
+    characters: list[Character] = []
+    taken: list[str] = []
     for key, name in list(found.items())[:limit]:
-        colour = palette[int(_unit("character", key) * len(palette))]
+        body, accent = _character_colours(key, palette, taken)
+        taken += [body, accent]
         characters.append(
             Character(
                 name=name,
-                appearance=f"{name}, drawn the same in every shot: simple readable silhouette, {colour} accents, same proportions and outfit",
+                appearance=f"{name}, drawn the same in every shot: simple readable silhouette, {body} body with "
+                f"{accent} accents, same proportions and outfit",
             )
         )
     return characters
+
+
+def character_key(name: str) -> str:
+    """The word a scene's text uses for a character ("the small robot" -> "robot", "Mara" -> "mara")."""
+    words = name.lower().split()
+    return words[-1] if words else ""
+
+
+_PRONOUN = re.compile(r"(?:it|he|she|they)\b", re.I)
+
+
+def cast_scenes(texts: Sequence[str], characters: Sequence[Character]) -> list[list[str]]:
+    """Which characters each scene shows: those its text mentions. A character in no scene text
+    appears where the story starts to act (scene 2, or 1 if there is one scene); with three scenes or
+    more, a character in every scene leaves the first (establishing) one, so each is absent once."""
+    cast: list[list[str]] = [[] for _ in texts]
+    for c in characters:
+        key = character_key(c.name)
+        where: list[int] = []
+        for i, t in enumerate(texts):
+            mentioned = re.search(rf"\b{re.escape(key)}s?\b", t.lower()) is not None
+            # "It waters a flower": a scene opening on a pronoun goes on with the previous scene's subject.
+            carried = bool(where) and where[-1] == i - 1 and _PRONOUN.match(t) is not None
+            if mentioned or carried:
+                where.append(i)
+        if not where:
+            where = [min(1, len(texts) - 1)]
+        if len(texts) >= 3 and len(where) == len(texts):
+            where = where[1:]
+        for i in where:
+            cast[i].append(c.name)
+    return cast
 
 
 def _title(prompt: str) -> str:
@@ -251,7 +327,7 @@ def _lower_first(text: str) -> str:
     return text[:1].lower() + text[1:] if first.lower() in _LOWERABLE else text
 
 
-def _scene_plan(i: int, texts: list[str], style: StyleGuide) -> ScenePlan:
+def _scene_plan(i: int, texts: list[str], style: StyleGuide, cast: list[str]) -> ScenePlan:
     text = texts[i]
     move = CAMERA_MOVES[int(_unit("move", i, text) * len(CAMERA_MOVES))]
     nxt = texts[i + 1] if i + 1 < len(texts) else None
@@ -262,11 +338,13 @@ def _scene_plan(i: int, texts: list[str], style: StyleGuide) -> ScenePlan:
         start_frame_prompt=f"Opening frame of scene {i + 1}: {_lower_first(text)}. {style.visual_style}.",
         end_frame_prompt=f"{end}. {style.visual_style}.",
         motion_prompt=f"Camera: {move} while {_lower_first(text)}; subjects move naturally from the opening to the closing frame.",
-        transition_notes=(
+        transition_notes=("Fade in from black. " if i == 0 else "")
+        + (
             f"Continuous cut: scene {i + 1}'s last frame is scene {i + 2}'s first frame."
             if nxt
-            else f"Final scene {i + 1}: hold on the last frame, then fade out."
+            else f"Final scene {i + 1}: hold on the last frame, then fade out to black."
         ),
+        characters=list(cast),
     )
 
 
@@ -280,6 +358,9 @@ def plan_storyboard(spec: ProjectSpec) -> Storyboard:
         characters=find_characters(spec.prompt, palette),
     )
     texts = scene_texts(spec.prompt, spec.scenes)
+    cast = cast_scenes(texts, style.characters)
     return Storyboard(
-        title=_title(spec.prompt), style_guide=style, scenes=[_scene_plan(i, texts, style) for i in range(len(texts))]
+        title=_title(spec.prompt),
+        style_guide=style,
+        scenes=[_scene_plan(i, texts, style, cast[i]) for i in range(len(texts))],
     )

@@ -2,20 +2,53 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import threading
+from collections.abc import Callable, Iterator
 
 from vidpipe_core import media
 from vidpipe_core.cancel import NEVER, CancelToken
 from vidpipe_core.config import ANIMATIC_DURATIONS, Settings
 from vidpipe_core.errors import InvalidInput, MediaError, ProviderError
-from vidpipe_core.providers.animatic import motion
+from vidpipe_core.providers.animatic import figures, motion
 from vidpipe_core.providers.animatic.drawing import render_keyframe
 from vidpipe_core.providers.animatic.planner import plan_storyboard
-from vidpipe_core.providers.base import ClipOutcome, ClipOutcomeKind, ClipRequest, KeyframeRequest, PollCallback, Usage
+from vidpipe_core.providers.base import (
+    ClipOutcome,
+    ClipOutcomeKind,
+    ClipRequest,
+    KeyframeRequest,
+    PollCallback,
+    SheetRequest,
+    Usage,
+)
 from vidpipe_core.schemas import ProjectSpec, Storyboard
 from vidpipe_core.scratch import scratch_dir
 
 MODEL = "animatic"
+
+_RENDER_SLOTS: dict[int, threading.BoundedSemaphore] = {}  # process-wide: limit -> its semaphore
+_RENDER_SLOTS_LOCK = threading.Lock()
+_SLOT_POLL_S = 0.25
+
+
+@contextlib.contextmanager
+def render_slot(limit: int, cancel: CancelToken = NEVER, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+    """Hold one of ``limit`` local render slots of this process (``Settings.local_renders``): every
+    animatic provider of the process shares them, whatever run or step it serves. ``on_wait`` is
+    called once when no slot is free at once; waiting ends (Interrupted) when ``cancel`` is cancelled."""
+    with _RENDER_SLOTS_LOCK:
+        slots = _RENDER_SLOTS.setdefault(limit, threading.BoundedSemaphore(limit))
+    if not slots.acquire(blocking=False):
+        if on_wait is not None:
+            on_wait()
+        while not slots.acquire(timeout=_SLOT_POLL_S):
+            cancel.check()
+    try:
+        yield
+    finally:
+        slots.release()
 
 
 def _seed_text(request: ClipRequest) -> str:
@@ -24,6 +57,15 @@ def _seed_text(request: ClipRequest) -> str:
     if request.seed is None and not request.variant:
         return request.prompt
     return f"{request.prompt}\n\ntake {request.variant!r} seed {request.seed!r}"
+
+
+def clip_caption(request: ClipRequest) -> str:
+    """The caption a clip shows for its whole length: "Scene N: <description>", N counted from 1.
+    The description is the prompt's "Scene: ..." line (``steps.state.clip_prompt``), else its first line."""
+    lines = [line.strip() for line in request.prompt.splitlines() if line.strip()]
+    described = [line.removeprefix("Scene:").strip() for line in lines if line.startswith("Scene:")]
+    text = described[0] if described else (lines[0] if lines else "")
+    return f"Scene {request.scene_index + 1}: {text}".rstrip(": ")
 
 
 class AnimaticProvider:
@@ -49,6 +91,12 @@ class AnimaticProvider:
     def render(self, request: KeyframeRequest) -> tuple[bytes, Usage]:
         size = media.dimensions(request.aspect_ratio, self.settings.animatic_resolution)
         return render_keyframe(request, size), Usage()
+
+    def render_sheet(self, request: SheetRequest) -> tuple[bytes, Usage]:
+        """The character's silhouette in its colours (named in its appearance, else from its name)
+        on a plain background, with its name; keyframes read the look back from this sheet."""
+        size = media.dimensions(request.aspect_ratio, self.settings.animatic_resolution)
+        return figures.render_sheet(request.name, request.appearance, size), Usage()
 
     # ClipProvider
     def allowed_durations(self, spec: ProjectSpec) -> tuple[int, ...]:
@@ -87,10 +135,16 @@ class AnimaticProvider:
         if not operation.startswith("animatic:"):
             raise ProviderError("clips", f"{operation!r} is not an animatic operation", scene=request.scene_index)
         size = media.dimensions(request.aspect_ratio, self.settings.animatic_resolution)
-        if on_poll is not None:
-            on_poll(f"rendering {request.duration_s}s animatic clip at {size[0]}x{size[1]}")
+        limit = self.settings.local_renders
+        waiting = (
+            None
+            if on_poll is None
+            else (lambda: on_poll(f"waiting for one of {limit} local render slots (VIDPIPE_LOCAL_RENDERS)"))
+        )
         try:
-            with scratch_dir(self.settings.data_dir, "vidpipe-clip") as workdir:
+            with render_slot(limit, cancel, on_wait=waiting), scratch_dir(self.settings.data_dir, "vidpipe-clip") as workdir:
+                if on_poll is not None:
+                    on_poll(f"rendering {request.duration_s}s animatic clip at {size[0]}x{size[1]}")
                 video = motion.render_animatic_clip(
                     request.start_png,
                     request.end_png,
@@ -99,6 +153,7 @@ class AnimaticProvider:
                     size=size,
                     audio=request.generate_audio,
                     seed_text=_seed_text(request),
+                    caption=clip_caption(request),
                     workdir=workdir,
                     cancel=cancel,
                 )

@@ -1,0 +1,190 @@
+"""Characters step: one reference sheet per character a scene shows, made once through the keyframes
+provider (`render_sheet`) and given to every frame that shows the character, so a character looks
+the same in every scene.
+
+A sheet is a ledger entry like a keyframe (`CharacterSheetRow`: fingerprint, path, sha256, cost):
+it is reused, never paid for again, while its fingerprint holds and its bytes match the ledger. A
+damaged sheet is rendered again only when that is free and gives the same bytes (the animatic), or
+when the user agrees to pay (``repair``): a new sheet changes every frame that shows the character
+and, through continuity, everything after the first of them."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+
+from PIL import Image
+from sqlalchemy import select
+
+from vidpipe_core.cost import guard_budget, image_cost, usage_cost
+from vidpipe_core.errors import VidpipeError
+from vidpipe_core.integrity import Damage, DamagedArtifacts
+from vidpipe_core.models import CharacterSheetRow, KeyframeStatus
+from vidpipe_core.providers import keyframe_provider
+from vidpipe_core.providers.base import KeyframeProvider, SheetRequest
+from vidpipe_core.services import Services
+from vidpipe_core.steps.keyframes import cascade_cost, spent_usd
+from vidpipe_core.steps.locking import step_lock
+from vidpipe_core.steps.report import Action, ItemReport, Progress, ProgressEvent, StepReport, no_progress
+from vidpipe_core.steps.state import ProjectState, SheetState, checked_sheets, resolve_state
+from vidpipe_core.storage import Layout, sha256_bytes
+
+STAGE = "characters"
+
+
+@dataclass
+class CharactersReport(StepReport):
+    """The step's report and the sheets as it left them, in the style guide's order: each sheet's
+    ledger row and the bytes that match it (checked against the ledger, or just rendered)."""
+
+    sheets: list[SheetState] = field(default_factory=list)
+    pngs: list[bytes] = field(default_factory=list)
+
+
+def make_characters(
+    services: Services, project_id: str, *, run_id: str | None = None, repair: bool = False, progress: Progress = no_progress
+) -> CharactersReport:
+    with step_lock(services, project_id, run_id):
+        return _make_characters(services, project_id, repair, progress)
+
+
+def sheet_label(name: str) -> str:
+    return f"the reference sheet of {name!r}"
+
+
+def redo_cost(services: Services, state: ProjectState, names: list[str]) -> float:
+    """What new sheets for ``names`` cost: the sheets, and every frame and clip from the first frame
+    that shows one of them on (continuity)."""
+    spec = state.spec
+    model = keyframe_provider(spec.providers.keyframes, services.settings).model_for(spec)
+    shown = [f.index for f in state.frames if set(f.characters) & set(names)]
+    return image_cost(services.settings, model, len(names)) + (cascade_cost(services, state, min(shown)) if shown else 0.0)
+
+
+def _make_characters(services: Services, project_id: str, repair: bool, progress: Progress) -> CharactersReport:
+    state = resolve_state(services, project_id)
+    if not state.has_storyboard or state.style is None:
+        raise VidpipeError(f"project {project_id!r} has no storyboard yet; run `vidpipe render {project_id}`")
+    spec, settings = state.spec, services.settings
+    provider = keyframe_provider(spec.providers.keyframes, settings)
+    model = provider.model_for(spec)
+    report = CharactersReport(STAGE, provider.name, model, sheets=state.sheets)
+    good, damaged = checked_sheets(services, state)
+    reproducible = bool(getattr(provider, "reproducible", False))
+    if damaged and not repair and not reproducible:
+        found = [
+            Damage(sheet_label(name), problem, f"{provider.name} cannot render the same image again")
+            for name, problem in damaged.items()
+        ]
+        raise DamagedArtifacts(
+            STAGE,
+            project_id,
+            found,
+            redo_cost(services, state, list(damaged)),
+            note="A new sheet also changes every frame that shows the character, and every frame and clip after the first of them.",
+        )
+
+    to_make = [c for c in state.sheets if not c.done or c.name in damaged]
+    report.projected_usd = image_cost(settings, model, len(to_make))
+    if to_make:
+        guard_budget(STAGE, spent_usd(services, project_id), report.projected_usd, spec.max_cost_usd)
+
+    total = len(state.sheets)
+    for i, sheet in enumerate(state.sheets):
+        data = good.get(sheet.name)
+        if sheet.done and sheet.row is not None and data is not None:
+            report.pngs.append(data)
+            report.items.append(ItemReport(i, Action.REUSED, sheet.fingerprint, path=sheet.row.path, detail=sheet.name))
+            progress(ProgressEvent(STAGE, f"{sheet_label(sheet.name)} reused", done=i + 1, total=total))
+            continue
+        report.pngs.append(_render(services, state, i, sheet, provider, model, damaged.get(sheet.name), repair, report, progress))
+    return report
+
+
+def _render(
+    services: Services,
+    state: ProjectState,
+    i: int,
+    sheet: SheetState,
+    provider: KeyframeProvider,
+    model: str,
+    damage: str | None,
+    repair: bool,
+    report: StepReport,
+    progress: Progress,
+) -> bytes:
+    """Render one sheet and record it (``sheet.row`` becomes the recorded row). A damaged sheet that
+    renders to its recorded bytes is a free repair; new bytes need ``repair``."""
+    assert state.style is not None
+    spec, total = state.spec, len(state.sheets)
+    damaged = damage is not None
+    progress(
+        ProgressEvent(
+            STAGE, f"{'re-rendering damaged' if damaged else 'rendering'} {sheet_label(sheet.name)}", done=i, total=total
+        )
+    )
+    request = SheetRequest(
+        project_id=spec.id,
+        name=sheet.name,
+        appearance=sheet.character.appearance,
+        prompt=sheet.prompt,
+        style=state.style,
+        aspect_ratio=spec.aspect_ratio,
+    )
+    png, usage = provider.render_sheet(request)
+    sha = sha256_bytes(png)
+    if damaged and not repair and sheet.row is not None and sheet.row.sha256 != sha:
+        raise DamagedArtifacts(
+            STAGE,
+            spec.id,
+            [Damage(sheet_label(sheet.name), str(damage), "rendering it again gave different bytes")],
+            redo_cost(services, state, [sheet.name]),
+            note="A new sheet also changes every frame that shows the character.",
+        )
+    with Image.open(io.BytesIO(png)) as im:
+        im.load()
+        width, height = im.size
+    relpath = Layout.character_sheet(sheet.name, sheet.fingerprint)
+    services.store.write_bytes(spec.id, relpath, png)
+    cost = usage_cost(services.settings, model, usage)
+    same = damaged and sheet.row is not None and sheet.row.sha256 == sha
+    sheet.row = _record(services, spec.id, sheet, provider.name, model, relpath, sha, width, height, cost)
+    action = Action.REPAIRED if same else Action.GENERATED
+    detail = sheet.name + (
+        " (damaged file rendered again, same bytes)" if same else (" (damaged file replaced by a new render)" if damaged else "")
+    )
+    report.items.append(ItemReport(i, action, sheet.fingerprint, cost_usd=cost, path=relpath, detail=detail))
+    progress(ProgressEvent(STAGE, f"{sheet_label(sheet.name)} {'repaired' if same else 'rendered'}", done=i + 1, total=total))
+    return png
+
+
+def _record(
+    services: Services,
+    project_id: str,
+    sheet: SheetState,
+    provider: str,
+    model: str,
+    relpath: str,
+    sha: str,
+    width: int,
+    height: int,
+    cost: float,
+) -> CharacterSheetRow:
+    """Record a stored sheet as done (the bytes are already in place); the recorded row."""
+    with services.db.session() as s:
+        row = s.scalars(
+            select(CharacterSheetRow).where(
+                CharacterSheetRow.project_id == project_id,
+                CharacterSheetRow.name == sheet.name,
+                CharacterSheetRow.fingerprint == sheet.fingerprint,
+            )
+        ).first()
+        if row is None:
+            row = CharacterSheetRow(
+                project_id=project_id, name=sheet.name, fingerprint=sheet.fingerprint, provider=provider, model=model
+            )
+            s.add(row)
+        row.status, row.path, row.sha256, row.width, row.height = KeyframeStatus.DONE, relpath, sha, width, height
+        row.cost_usd = (row.cost_usd or 0.0) + cost
+        row.error = None
+    return row
