@@ -17,7 +17,7 @@ from sqlalchemy import select
 from tests.helpers import check_results, latest_metadata
 from vidpipe_core import media, previews
 from vidpipe_core.checks import check_clips
-from vidpipe_core.models import Keyframe, VideoClip
+from vidpipe_core.models import CharacterSheetRow, Keyframe, VideoClip
 from vidpipe_core.steps.state import resolve_state, stored_document
 from vidpipe_core.storage import sha256_file
 from vidpipe_dagster.assets import render_assets
@@ -56,9 +56,10 @@ def _rows(table: dg.TableMetadataValue) -> list[dict]:
 
 def _ledger_total(services, project_id: str) -> float:
     with services.db.session() as s:
+        sheets = sum(r.cost_usd for r in s.scalars(select(CharacterSheetRow).where(CharacterSheetRow.project_id == project_id)))
         frames = sum(r.cost_usd for r in s.scalars(select(Keyframe).where(Keyframe.project_id == project_id)))
         clips = sum(r.cost_usd for r in s.scalars(select(VideoClip).where(VideoClip.project_id == project_id)))
-    return (stored_document(services, project_id) or {}).get("cost_usd", 0.0) + frames + clips
+    return (stored_document(services, project_id) or {}).get("cost_usd", 0.0) + sheets + frames + clips
 
 
 def test_the_ui_shows_the_product(priced):
@@ -103,6 +104,7 @@ def test_the_ui_shows_the_product(priced):
 
     assert check_results(instance, result.run_id) == {
         "storyboard_complete": True,
+        "characters_complete": True,
         "keyframes_decode": True,
         "clips_complete": True,
         "final_video_valid": True,
@@ -119,7 +121,13 @@ def test_the_ui_shows_the_product(priced):
 
 def test_every_check_has_a_description():
     specs = [s for a in render_assets for s in a.check_specs]
-    assert {s.name for s in specs} == {"storyboard_complete", "keyframes_decode", "clips_complete", "final_video_valid"}
+    assert {s.name for s in specs} == {
+        "storyboard_complete",
+        "characters_complete",
+        "keyframes_decode",
+        "clips_complete",
+        "final_video_valid",
+    }
     assert all(s.description and len(s.description) > 40 for s in specs)
 
 
