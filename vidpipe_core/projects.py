@@ -364,10 +364,11 @@ def list_projects(services: Services) -> list[Project]:
 
 def delete_project(services: Services, project_id: str) -> None:
     """Remove a project's rows and artifacts (used to undo a registration that failed later)."""
-    from vidpipe_core.models import Keyframe, Scene, VideoClip
+    from vidpipe_core.models import CharacterSheetRow, Keyframe, Scene, VideoClip
 
     with services.db.session() as s:
-        for model in (VideoClip, Keyframe, Scene):
+        # Every table that keys on the project (SQLite does not enforce the foreign keys' cascade).
+        for model in (VideoClip, Keyframe, CharacterSheetRow, Scene):
             s.query(model).filter(model.project_id == project_id).delete()
         row = s.get(Project, project_id)
         if row is not None:
