@@ -1,7 +1,7 @@
 """`memory`: peak RSS (process + children) of rendering and stitching a 16-scene 1080p project
 (animatic, offline; 4 s clips) through `render_project`, in a fresh process sampled by
 `bench._measure`; plus the same project's final video re-stitched with a 0.5 s crossfade.
-Local animatic renders at once: `VIDPIPE_LOCAL_RENDERS` (default 2), independent of the clip
+Local animatic renders at once: `VIDPIPE_LOCAL_RENDERS` (default 1), independent of the clip
 concurrency (4, the video-operation limit)."""
 
 from __future__ import annotations

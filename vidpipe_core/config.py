@@ -75,10 +75,11 @@ class Settings(BaseSettings):
     animatic_resolution: int = Field(default=720, description="Short side in pixels of animatic keyframes and clips.")
     fps: int = 24
     local_renders: int = Field(
-        default=2,
+        default=1,
         gt=0,
         description="Animatic clips rendered at once in one process (each is one ffmpeg encoder, ~100-200 MiB at "
-        "1080p); bounds local CPU and memory apart from clip_concurrency, which bounds remote video operations.",
+        "1080p); bounds local CPU and memory apart from clip_concurrency, which bounds remote video operations. "
+        "1 keeps a 16-scene 1080p render below 600 MiB and was no slower on 2 cores (bench/README section 5).",
     )
 
     storyboard_model: str = "gemini-2.5-flash"
