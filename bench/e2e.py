@@ -25,6 +25,7 @@ from bench.common import (
     summary,
     table,
 )
+from vidpipe_core.steps import STAGES
 
 T_TEXT, T_IMAGE, T_VIDEO = 0.3, 0.2, 4.0  # video = 20 × image, as with Gemini image vs Veo
 IMAGE_HEIGHT, VIDEO_HEIGHT = 768, 720  # emulator output sizes (a Gemini image, a 720p Veo clip)
@@ -379,7 +380,7 @@ def _report(runs: dict, cal: dict, stats: dict, reps: int, quick: bool, n_def: i
     return report
 
 
-STEPS_ = ("storyboard", "keyframes", "clips", "final_video")
+STEPS_ = STAGES  # one Dagster step per stage
 
 
 if __name__ == "__main__":

@@ -13,9 +13,10 @@ import sys
 import time
 
 from bench.common import PYTHON, Report, fmt_s, fresh_home, last_json_line, log, mib, remove_home, run_measured, table
+from vidpipe_core.steps import STAGES
 
 SCENES, CLIP_S, RES = 16, 4, 1080
-STEPS = ("storyboard", "keyframes", "clips", "final_video")
+STEPS = STAGES  # one Dagster step per stage
 PROMPT = (
     "A hot-air balloon rises over a valley at dawn, drifts above vineyards, a village, a river, a forest, "
     "a lake, snow peaks and lands in a meadow at dusk"

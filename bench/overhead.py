@@ -17,9 +17,10 @@ import time
 from typing import Any
 
 from bench.common import Report, fmt_s, fresh_home, log, remove_home, summary, table
+from vidpipe_core.steps import STAGES
 
 N, CLIP_S, RES = 4, 1, 72
-STEPS = ("storyboard", "keyframes", "clips", "final_video")
+STEPS = STAGES  # one Dagster step per stage
 PROMPT = "A lighthouse keeper climbs the stairs, lights the lamp, watches a ship pass, and goes to sleep"
 
 

@@ -11,7 +11,9 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-STEPS = ("storyboard", "keyframes", "clips", "final_video")
+from vidpipe_core.steps import STAGES
+
+STEPS = STAGES  # one Dagster step per stage
 
 
 def register(prompt: str, *, scenes: int, clip_duration: int, provider: str, prefix: str, **options: Any) -> str:

@@ -185,6 +185,18 @@ def _clip_rows(report: StepReport, safety_policy: str) -> list[SceneRow]:
     ]
 
 
+def _made(report: StepReport) -> dict[str, str | int | float]:
+    """What a step that makes images did: counts, provider and model, cost and projection."""
+    counts = report.counts
+    return {
+        **{k: counts[k] for k in ("generated", "reused", "repaired")},
+        "provider": report.provider,
+        "model": report.model,
+        "cost_usd": report.cost_usd,
+        "projected_cost_usd": round(report.projected_usd, 4),
+    }
+
+
 def _image(preview: previews.Preview) -> dg.MarkdownMetadataValue:
     return dg.MetadataValue.md(preview.markdown())
 
@@ -257,13 +269,7 @@ def characters(context: dg.AssetExecutionContext, config: CharactersConfig, vidp
     return dg.MaterializeResult(
         metadata={
             "count": len(report.sheets),
-            "generated": report.counts["generated"],
-            "reused": report.counts["reused"],
-            "repaired": report.counts["repaired"],
-            "provider": report.provider,
-            "model": report.model,
-            "cost_usd": report.cost_usd,
-            "projected_cost_usd": round(report.projected_usd, 4),
+            **_made(report),
             "paths": dg.MetadataValue.json(
                 {s.name: services.store.uri(project_id, s.row.path) for s in report.sheets if s.row is not None and s.row.path}
             ),
@@ -299,13 +305,7 @@ def keyframes(context: dg.AssetExecutionContext, config: KeyframesConfig, vidpip
     return dg.MaterializeResult(
         metadata={
             "frames": len(report.items),
-            "generated": report.counts["generated"],
-            "reused": report.counts["reused"],
-            "repaired": report.counts["repaired"],
-            "provider": report.provider,
-            "model": report.model,
-            "cost_usd": report.cost_usd,
-            "projected_cost_usd": round(report.projected_usd, 4),
+            **_made(report),
             "contact_sheet": dg.MetadataValue.path(services.store.uri(project_id, Layout.CONTACT_SHEET)),
             **images,
             **_nonce(services, project_id),

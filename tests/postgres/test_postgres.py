@@ -4,6 +4,7 @@ named by VIDPIPE_TEST_POSTGRES_URL, dropped at the end (see pg.py)."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import yaml
 
 from tests.postgres.pg import POSTGRES_YAML, REPO, PgEnv, PgServer
 from vidpipe_core import media
+from vidpipe_core.steps import STAGES
 from vidpipe_core.storage import Layout
 from vidpipe_dagster.runner import failure_message, register, render
 
@@ -152,7 +154,7 @@ def test_render_with_both_databases_on_postgres(pg_env: PgEnv):
         "AND dagster_event_type = 'ASSET_MATERIALIZATION' ORDER BY id",
         (result.run_id, spec.id),
     )
-    assert [r[0] for r in materialized] == ['["storyboard"]', '["keyframes"]', '["clips"]', '["final_video"]']
+    assert [r[0] for r in materialized] == [json.dumps([stage]) for stage in STAGES]
 
 
 @pytest.mark.postgres
