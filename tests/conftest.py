@@ -62,6 +62,11 @@ def vp_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> VidpipeEnv:
     monkeypatch.setenv("VIDPIPE_ANIMATIC_RESOLUTION", "144")
     monkeypatch.setenv("VIDPIPE_FPS", "12")
     monkeypatch.setenv("VIDPIPE_DEFAULT_CLIP_DURATION", "1")
+    # The preview images (ffmpeg over the whole video) are tested where they are the subject
+    # (test_ui_metadata, test_previews, the browser and webserver tests); elsewhere they only cost time.
+    monkeypatch.setenv("VIDPIPE_UI_PREVIEWS", "false")
+    # Tiny clips: render them side by side as before (the default of 1 bounds 1080p memory).
+    monkeypatch.setenv("VIDPIPE_LOCAL_RENDERS", "4")
     monkeypatch.chdir(tmp_path)
     return VidpipeEnv(data_dir=data, dagster_home=home)
 
