@@ -37,6 +37,7 @@ def _keyframes(project_id: str) -> str:
 
 
 def test_a_keyframes_materialization_reads_and_resolves_once(vp_env, monkeypatch):
+    monkeypatch.setenv("VIDPIPE_UI_PREVIEWS", "true")  # the contact sheet's image is made from the bytes in hand too
     spec = register(
         "A paper boat drifts down a gutter. It reaches the river. A duck inspects it.",
         id="boat",
