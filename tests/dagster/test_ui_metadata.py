@@ -8,6 +8,7 @@ import base64
 import io
 import os
 import re
+import secrets
 
 import dagster as dg
 import pytest
@@ -24,7 +25,7 @@ from vidpipe_dagster.assets import render_assets
 from vidpipe_dagster.runner import failure_message, register, render
 
 PROMPT = "A paper lantern drifts over a night market | it lands on a *quiet* river."
-SECRET = "AIzaSy-test-secret-never-shown-0123456789"
+SECRET = f"sentinel-{secrets.token_hex(8)}"  # made per run, shaped like no real key
 IMAGE = re.compile(r"!\[(?P<alt>[^\]]*)\]\(data:(?P<mime>image/[a-z]+);base64,(?P<data>[A-Za-z0-9+/=]+)\)")
 
 
