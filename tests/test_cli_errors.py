@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import signal
 import sqlite3
 import subprocess
@@ -25,7 +26,7 @@ from vidpipe_dagster.partitions import projects_partitions
 VIDPIPE = str(Path(sys.executable).parent / "vidpipe")
 LOG_HINT = re.compile(r"\(full traceback in (?P<path>\S+\.log); run with --debug to print it\)")
 SECRET = "pw-sentinel-9f3a7c"
-API_KEY = "AIzaSentinelKey0123456789"
+API_KEY = f"key-sentinel-{secrets.token_hex(8)}"  # per run, shaped like no real key
 
 
 def _vidpipe(*args: str, env: dict[str, str] | None = None, argv0: list[str] | None = None) -> subprocess.CompletedProcess:
