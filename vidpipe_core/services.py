@@ -22,5 +22,7 @@ class Services:
         if housekeeping:
             clean_stale_scratch(settings.data_dir)  # work folders of processes that were killed
         return cls(
-            settings=settings, db=Database(settings.resolved_database_url), store=ArtifactStore(settings.resolved_artifacts_url)
+            settings=settings,
+            db=Database(settings.resolved_database_url),
+            store=ArtifactStore(settings.resolved_artifacts_url, settings.data_dir),
         )

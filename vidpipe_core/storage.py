@@ -8,27 +8,52 @@
     projects/<id>/final.mp4
 
 Every path is built from a validated project id and a relative path that is checked to stay
-inside the project's folder. Writes are atomic: bytes go to a temporary name and are renamed
-(local) or put in one request (object stores), so a half-written file is never visible."""
+inside the project's folder (on an object store: under the key prefix ``<root>/projects/<id>/``).
+
+Atomic writes. On a local folder bytes go to a temporary name ``<target>.<pid>@<host>@<rand>.partial``
+and are renamed; ``clean_partials`` removes those of dead writers. On an object store (S3, MinIO,
+Ceph, R2, GCS) each write is one PUT, or one multipart upload for large files, straight to its
+final key. This deliberately deviates from "write a temporary key, then copy it": these stores
+show an object only once its PUT or multipart upload completes, never a part of it, and the
+copy step of the temporary-key scheme relies on that very guarantee for the copy itself, so it
+adds no safety; it would cost a second server-side write of every byte, and a writer that dies
+between the two steps leaves a visible temporary object behind. What a dead writer can leave
+here is an unfinished multipart upload: invisible to readers, but billed for its parts.
+``clean_partials`` (run at the start of every step) aborts the project's uploads started more
+than ``STALE_UPLOAD_S`` ago (a live writer's upload is younger), and ``delete_project`` aborts
+all of them; a store or a key without the ListMultipartUploads permission only skips this.
+
+Object stores are read with fsspec's listings cache off, so what another host wrote shows at
+once. Tools that need a file on disk (ffmpeg) get one through ``local_copy``, staged in the data
+dir's scratch folder (``<data dir>/tmp``, see ``scratch.py``) and removed afterwards: a step uses
+no other local disk. Credentials never appear in the URL: s3:// reads the standard AWS variables
+(AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_PROFILE, ...)."""
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import posixpath
 import re
 import shutil
-import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import fsspec
 
 from vidpipe_core.errors import ConfigurationError, InvalidInput, one_line, redact_url, scrub_url
 from vidpipe_core.ids import validate_project_id
-from vidpipe_core.scratch import owner_is_gone, owner_tag
+from vidpipe_core.scratch import owner_is_gone, owner_tag, scratch_dir
+
+log = logging.getLogger(__name__)
+
+STALE_UPLOAD_S = 6 * 3600  # an unfinished multipart upload this old has no live writer
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -102,6 +127,8 @@ def store_error(url: str, exc: BaseException) -> ConfigurationError:
     cause = scrub_url(one_line(exc), url)
     if isinstance(exc, ImportError):
         fix = "install the fsspec package for that protocol (e.g. `pip install s3fs` for s3://, gcsfs for gs://)"
+    elif isinstance(exc, _CredentialsInUrl):
+        fix = "put the keys in AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), not in the URL"
     elif isinstance(exc, OSError):
         fix = "point it at a folder this user can create and write (default: <VIDPIPE_DATA_DIR>/artifacts)"
     else:
@@ -109,21 +136,40 @@ def store_error(url: str, exc: BaseException) -> ConfigurationError:
     return ConfigurationError(f"VIDPIPE_ARTIFACTS_URL={shown} cannot be used as the artifact store: {cause}; {fix}")
 
 
-class ArtifactStore:
-    """Bytes of every project under one fsspec URL (a local folder by default)."""
+class _CredentialsInUrl(ValueError):
+    pass
 
-    def __init__(self, url: str) -> None:
+
+def _protocols(fs: fsspec.AbstractFileSystem) -> tuple[str, ...]:
+    return fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
+
+
+class ArtifactStore:
+    """Bytes of every project under one fsspec URL (a local folder by default).
+
+    ``data_dir``: whose scratch folder (``<data dir>/tmp``) stages the local copies of an object
+    store's files; None takes VIDPIPE_DATA_DIR from the settings when a copy is first needed."""
+
+    def __init__(self, url: str, data_dir: str | Path | None = None) -> None:
         self.url = str(url)
+        self._data_dir = Path(data_dir) if data_dir is not None else None
         try:
-            self.fs, root = fsspec.core.url_to_fs(self.url)
+            protocol = fsspec.core.split_protocol(self.url)[0] or "file"
+            if protocol not in ("file", "local") and "@" in self.url.split("://", 1)[-1].split("/", 1)[0]:
+                # s3fs would take "key:secret@bucket" for a bucket name and carry it into every URI shown.
+                raise _CredentialsInUrl("credentials in the URL are not accepted")
+            # An object store is shared with other hosts: never answer from a stale listing.
+            options: dict[str, Any] = {} if protocol in ("file", "local") else {"use_listings_cache": False}
+            self.fs, root = fsspec.core.url_to_fs(self.url, **options)
             self.root = root.rstrip("/")
-            self.is_local = "file" in (self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,))
+            self.is_local = "file" in _protocols(self.fs) or "local" in _protocols(self.fs)
             if self.is_local:
                 Path(self.root).mkdir(parents=True, exist_ok=True)
                 if not os.access(self.root, os.W_OK | os.X_OK):
                     raise PermissionError(f"{self.root} is not writable")
         except Exception as exc:
             raise store_error(self.url, exc) from exc
+        self.is_s3 = any(p in ("s3", "s3a") for p in _protocols(self.fs))
 
     # paths ----------------------------------------------------------------------------
     def project_root(self, project_id: str) -> str:
@@ -154,7 +200,7 @@ class ArtifactStore:
                 os.fsync(f.fileno())
             os.replace(tmp, target)
         else:
-            self.fs.pipe_file(target, data)
+            self.fs.pipe_file(target, data)  # one PUT (multipart when large): visible only once complete
         return target
 
     def put_file(self, project_id: str, relpath: str, local_path: str | Path) -> str:
@@ -169,23 +215,107 @@ class ArtifactStore:
             self.fs.put_file(str(local_path), target)
         return target
 
+    def scratch_base(self) -> Path:
+        """The data dir whose ``tmp/`` holds local copies (see ``scratch.py``)."""
+        if self._data_dir is None:
+            from vidpipe_core.config import get_settings
+
+            self._data_dir = get_settings().data_dir
+        return self._data_dir
+
     @contextmanager
     def local_copy(self, project_id: str, relpath: str) -> Iterator[Path]:
-        """A local filesystem path for tools like ffmpeg (the file itself when the store is local)."""
+        """A local filesystem path for tools like ffmpeg: the file itself when the store is local,
+        else a copy in the data dir's scratch folder, removed when the block ends."""
         src = self.path(project_id, relpath)
         if self.is_local:
             yield Path(src)
             return
-        with tempfile.TemporaryDirectory(prefix="vidpipe-") as d:
-            local = Path(d) / posixpath.basename(src)
+        with scratch_dir(self.scratch_base(), "vidpipe-copy") as d:
+            local = d / posixpath.basename(src)
             self.fs.get_file(src, str(local))
             yield local
 
-    def clean_partials(self, project_id: str) -> list[str]:
-        """Remove half-written files of dead writers in a project's folder (local stores; an
-        object store never shows a half-written object). Returns the removed relative paths."""
-        if not self.is_local:
+    def has_project(self, project_id: str) -> bool:
+        """Whether anything is stored for the project: its folder, or on an object store any key
+        under ``<root>/projects/<id>/`` (so ``p10`` or an object named ``projects/p1x`` is not ``p1``)."""
+        root = self.project_root(project_id)
+        if self.is_local:
+            return bool(self.fs.exists(root))
+        return bool(self._keys_under(root, limit=1))
+
+    def _keys_under(self, root: str, limit: int | None = None) -> list[str]:
+        """Every stored key strictly under ``root/`` (never ``root`` itself or a sibling sharing its prefix)."""
+        prefix = root + "/"
+        if self.is_s3:
+            bucket, key, _ = self.fs.split_path(prefix)
+            keys: list[str] = []
+            token: dict[str, str] = {}
+            while True:
+                page = self.fs.call_s3(
+                    "list_objects_v2", Bucket=bucket, Prefix=key, **({"MaxKeys": limit} if limit else {}), **token
+                )
+                keys.extend(f"{bucket}/{o['Key']}" for o in page.get("Contents", []))
+                if limit and len(keys) >= limit or not page.get("IsTruncated"):
+                    return keys
+                token = {"ContinuationToken": page["NextContinuationToken"]}
+        try:
+            found = self.fs.find(root)
+        except FileNotFoundError:
             return []
+        return [k for k in found if k.startswith(prefix)][:limit]
+
+    # unfinished multipart uploads (object stores) --------------------------------------
+    def _uploads(self, project_id: str) -> list[dict[str, Any]]:
+        """The project's unfinished multipart uploads (S3 API), each with Key, UploadId, Initiated."""
+        if not self.is_s3:
+            return []
+        bucket, key, _ = self.fs.split_path(self.project_root(project_id) + "/")
+        uploads: list[dict[str, Any]] = []
+        markers: dict[str, str] = {}
+        while True:
+            page = self.fs.call_s3("list_multipart_uploads", Bucket=bucket, Prefix=key, **markers)
+            uploads.extend(u for u in page.get("Uploads", []) if u["Key"].startswith(key))  # some servers ignore Prefix
+            if not page.get("IsTruncated"):
+                return uploads
+            markers = {"KeyMarker": page["NextKeyMarker"], "UploadIdMarker": page["NextUploadIdMarker"]}
+
+    def _abort(self, upload: dict[str, Any]) -> None:
+        bucket = self.fs.split_path(self.root + "/")[0]
+        self.fs.call_s3("abort_multipart_upload", Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+
+    def abort_uploads(self, project_id: str, older_than_s: float = 0.0, *, now: float | None = None) -> list[str]:
+        """Abort the project's unfinished multipart uploads started more than ``older_than_s`` ago
+        (by the server's ``Initiated`` time; ``now`` defaults to this host's clock); returns their
+        keys relative to the project. Never raises: without the permission to list
+        uploads (or with a store that has none) nothing is aborted and a warning is logged."""
+        try:
+            uploads = self._uploads(project_id)
+        except Exception as exc:
+            log.warning("could not list unfinished uploads of project %s: %s", project_id, scrub_url(one_line(exc), self.url))
+            return []
+        bucket_prefix = self.fs.split_path(self.project_root(project_id) + "/")[1]
+        now = time.time() if now is None else now
+        aborted = []
+        for upload in uploads:
+            started = upload.get("Initiated")
+            age = now - started.timestamp() if isinstance(started, datetime) else float("inf")
+            if age < older_than_s:
+                continue
+            try:
+                self._abort(upload)
+            except Exception as exc:
+                log.warning("could not abort an unfinished upload of project %s: %s", project_id, one_line(exc))
+                continue
+            aborted.append(upload["Key"][len(bucket_prefix) :])
+        return aborted
+
+    def clean_partials(self, project_id: str, *, now: float | None = None) -> list[str]:
+        """Remove what dead writers left in a project (run at the start of every step): a local
+        store's ``.partial`` files of processes of this host that are gone; an object store's
+        unfinished multipart uploads older than ``STALE_UPLOAD_S``. Returns the relative paths."""
+        if not self.is_local:
+            return self.abort_uploads(project_id, older_than_s=STALE_UPLOAD_S, now=now)
         root = Path(self.project_root(project_id))
         removed = []
         for path in root.rglob(f"*{PARTIAL}") if root.is_dir() else ():
@@ -196,6 +326,14 @@ class ArtifactStore:
         return removed
 
     def delete_project(self, project_id: str) -> None:
+        """Remove everything stored for the project and nothing else: on an object store exactly
+        the keys under ``<root>/projects/<id>/``, and its unfinished uploads."""
         root = self.project_root(project_id)
-        if self.fs.exists(root):
-            self.fs.rm(root, recursive=True)
+        if self.is_local:
+            if self.fs.exists(root):
+                self.fs.rm(root, recursive=True)
+            return
+        keys = self._keys_under(root)
+        if keys:
+            self.fs.rm(keys)
+        self.abort_uploads(project_id)

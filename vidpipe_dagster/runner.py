@@ -91,7 +91,7 @@ def find(project_id: str) -> tuple[bool, bool, bool]:
 
     validate_project_id(project_id)
     svc = services(housekeeping=False)
-    folder = svc.store.fs.exists(svc.store.project_root(project_id))
+    folder = svc.store.has_project(project_id)
     return project_exists(svc, project_id), folder, has_partition(get_instance(svc.settings), project_id)
 
 
@@ -128,7 +128,7 @@ def delete(project_id: str) -> Deleted:
             "its artifact store: remove the link yourself"
         )
     had_row, had_partition = project_exists(svc, project_id), has_partition(instance, project_id)
-    had_folder = store.fs.exists(root)
+    had_folder = store.has_project(project_id)
     if not (had_row or had_partition or had_folder):
         raise ProjectNotFound(project_id)
     waiting = instance.get_runs(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -77,18 +76,25 @@ class _Joined:
     sha256: str | None
 
 
-def _check_clip_files(services: Services, project_id: str, included: list[_Joined]) -> None:
-    """Every clip to join must be the file the ledger recorded."""
+def _stage_checked_clips(services: Services, project_id: str, included: list[_Joined], folder: Path) -> list[Path]:
+    """Every clip to join must be the file the ledger recorded. Each clip is read once, checked,
+    and those very bytes are written to ``folder`` for ffmpeg: the video is made of what was
+    checked, whatever happens to the store meanwhile, and one clip at a time is held in memory."""
     damaged = []
+    staged = []
     for c in included:
-        _data, problem = read_checked(services.store, project_id, c.path, c.sha256)
-        if problem is not None:
+        data, problem = read_checked(services.store, project_id, c.path, c.sha256)
+        if problem is not None or data is None:
             damaged.append(f"the clip of {scene_label(c.index)}: {problem}")
+            continue
+        staged.append(folder / f"scene_{c.index + 1:03d}.mp4")
+        staged[-1].write_bytes(data)
     if damaged:
         raise VidpipeError(
             f"cannot stitch: {'; '.join(damaged)}. Run `vidpipe resume {project_id}`: it fetches "
             "damaged clips again from their operations at no cost where the provider still holds them"
         )
+    return staged
 
 
 def _make_final(
@@ -126,10 +132,10 @@ def _make_final(
     if not included:
         raise VidpipeError(f"project {project_id!r}: every scene was rejected by the safety filter; nothing to stitch")
 
-    _check_clip_files(services, project_id, included)
-    progress(ProgressEvent("final_video", f"stitching {len(included)} clips", total=1))
-    with ExitStack() as stack, scratch_dir(services.settings.data_dir, "vidpipe-stitch") as tmp:
-        paths = [stack.enter_context(services.store.local_copy(project_id, c.path)) for c in included]
+    # ffmpeg's inputs and its output live in this step's scratch folder, removed afterwards.
+    with scratch_dir(services.settings.data_dir, "vidpipe-stitch") as tmp:
+        paths = _stage_checked_clips(services, project_id, included, Path(tmp))
+        progress(ProgressEvent("final_video", f"stitching {len(included)} clips", total=1))
         durations = [media.probe(p).duration_s for p in paths]
         out = Path(tmp) / "final.mp4"
         info = media.stitch(paths, out, crossfade=crossfade, fade_in=fade_in_s, fade_out=fade_out_s)
