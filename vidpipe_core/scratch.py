@@ -1,4 +1,6 @@
-"""Scratch space for work files (ffmpeg inputs and outputs), under the data directory.
+"""Scratch space for work files (ffmpeg inputs and outputs, local copies of an object store's
+files), under the data directory: the only local disk a step uses, so that with the databases
+on PostgreSQL and the artifacts in S3 a step can run on any host.
 
 Each scratch folder is named after the process that made it (``<purpose>@<pid>@<host>@<random>``)
 and removed when the work ends. A process killed with SIGKILL cannot remove its own, so every
