@@ -135,6 +135,7 @@ def test_changed_or_deleted_object_is_caught_by_sha256(s3, tmp_path):
     s3.put(key, b"the clip as another writer left it")
     got, problem = read_checked(store, "p1", relpath, recorded)
     assert got == b"the clip as another writer left it" and problem and "does not match the ledger" in problem
+    store.fs.find(store.project_root("p1"))  # a listing, which a listings cache would keep
     s3.server.client().delete_object(Bucket=s3.bucket, Key=key)
     assert not store.exists("p1", relpath) and not store.has_project("p1")
     assert read_checked(store, "p1", relpath, recorded) == (None, "the file is missing")
