@@ -268,8 +268,6 @@ class ArtifactStore:
     # unfinished multipart uploads (object stores) --------------------------------------
     def _uploads(self, project_id: str) -> list[dict[str, Any]]:
         """The project's unfinished multipart uploads (S3 API), each with Key, UploadId, Initiated."""
-        if not self.is_s3:
-            return []
         bucket, key, _ = self.fs.split_path(self.project_root(project_id) + "/")
         uploads: list[dict[str, Any]] = []
         markers: dict[str, str] = {}
@@ -289,6 +287,8 @@ class ArtifactStore:
         (by the server's ``Initiated`` time; ``now`` defaults to this host's clock); returns their
         keys relative to the project. Never raises: without the permission to list
         uploads (or with a store that has none) nothing is aborted and a warning is logged."""
+        if not self.is_s3:
+            return []  # no multipart API known here (gcsfs and others show nothing half-written either)
         try:
             uploads = self._uploads(project_id)
         except Exception as exc:
@@ -299,7 +299,7 @@ class ArtifactStore:
         aborted = []
         for upload in uploads:
             started = upload.get("Initiated")
-            age = now - started.timestamp() if isinstance(started, datetime) else float("inf")
+            age = now - started.timestamp() if isinstance(started, datetime) else 0.0  # unknown: taken as fresh
             if age < older_than_s:
                 continue
             try:

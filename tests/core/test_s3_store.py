@@ -102,6 +102,7 @@ def test_unfinished_upload_is_invisible_kept_while_fresh_and_aborted_when_stale(
     # not there): the clean-up is skipped, the step goes on.
     gone = ArtifactStore(f"s3://{s3.bucket}-missing/vidpipe", tmp_path / "data")
     assert gone.clean_partials("p1") == []
+    assert ArtifactStore("memory://vp-no-uploads", tmp_path / "data").clean_partials("p1") == []  # no multipart API
 
 
 def test_local_copy_is_staged_in_the_data_dirs_scratch_and_removed(s3, tmp_path, monkeypatch):
