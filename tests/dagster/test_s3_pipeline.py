@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -22,6 +24,14 @@ from vidpipe_dagster.runner import failure_message, register, render
 
 PAID = ("text", "image", "video_submit")
 MEDIA = {".mp4", ".png", ".gif", ".jpg", ".webp", ".json"}
+# One stage of a project in a process of its own; prints the run id.
+STAGE_RUNNER = """
+import sys
+from vidpipe_dagster.runner import failure_message, render
+result = render(sys.argv[1], assets=[sys.argv[2]])
+print(result.run_id)
+sys.exit(0 if result.success else failure_message(result))
+"""
 
 
 def _paid(emu) -> dict[str, int]:  # type: ignore[no-untyped-def]
@@ -96,8 +106,9 @@ def test_google_render_with_artifacts_in_s3(gp, s3, tmp_path, monkeypatch, capfd
 
 
 def test_no_hidden_local_state(pg_env, s3, tmp_path, monkeypatch):
-    """The five stages one at a time, each as if on a new host: a fresh, empty data dir and Dagster
-    home (the previous ones deleted), both databases on PostgreSQL, the artifacts in S3."""
+    """The five stages one at a time, each as if on a new host: its own process with a fresh,
+    empty data dir and Dagster home (the previous ones deleted), both databases on PostgreSQL,
+    the artifacts in S3. Anything a stage kept on local disk or in memory is gone for the next."""
     monkeypatch.setenv("VIDPIPE_ARTIFACTS_URL", s3.url)
     project_id = f"hosts-{s3.bucket[-8:]}"
     previous: list[Path] = [pg_env.vp.data_dir, pg_env.vp.dagster_home]
@@ -105,14 +116,18 @@ def test_no_hidden_local_state(pg_env, s3, tmp_path, monkeypatch):
     for n, stage in enumerate(STAGES):
         for folder in previous:
             shutil.rmtree(folder, ignore_errors=True)
-        data, home = tmp_path / f"host{n}" / "data", tmp_path / f"host{n}" / "dagster_home"
+        host = tmp_path / f"host{n}"
+        data, home = host / "data", host / "dagster_home"
         home.mkdir(parents=True)
         shutil.copyfile(POSTGRES_YAML, home / "dagster.yaml")
         monkeypatch.setenv("VIDPIPE_DATA_DIR", str(data))
         monkeypatch.setenv("DAGSTER_HOME", str(home))
-        result = render(project_id, assets=[stage])
-        assert result.success, f"{stage}: {failure_message(result)}"
-        assert all(check_results(pg_env.vp.instance(), result.run_id).values()), stage
+        proc = subprocess.run(
+            [sys.executable, "-c", STAGE_RUNNER, project_id, stage], cwd=host, capture_output=True, text=True, timeout=300
+        )
+        assert proc.returncode == 0, f"{stage}: {proc.stderr[-3000:]}"
+        run_id = proc.stdout.strip().splitlines()[-1]
+        assert all(check_results(pg_env.vp.instance(), run_id).values()), stage
         previous = [data, home]
 
     prefix = f"vidpipe/projects/{project_id}/"
