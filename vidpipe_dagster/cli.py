@@ -925,6 +925,9 @@ def worker(
         raise _fail(InvalidInput("--loglevel", f"{loglevel!r} is not one of DEBUG, INFO, WARNING, ERROR"))
     node = name or f"vidpipe-{uuid.uuid4().hex[:6]}"
     node = node if "@" in node else f"{node}@%h"
+    # Loaded once here, before the pool forks: a bad setting fails now, and each worker process
+    # starts its first step without importing Dagster and the definitions again.
+    import vidpipe_dagster.definitions  # noqa: F401
     from vidpipe_dagster.celery_executor import celery_app
 
     def shown(url: str) -> str:  # the password masked; rpc:// as it is
