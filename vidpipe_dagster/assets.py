@@ -33,7 +33,8 @@ from vidpipe_core.steps.stitch import make_final
 from vidpipe_core.steps.storyboard import make_storyboard
 from vidpipe_core.storage import Layout
 from vidpipe_core.summary import SceneRow, project_summary
-from vidpipe_dagster.healing import heartbeat_tags, owned_by_run_worker, owner_tags
+from vidpipe_dagster.celery_executor import running_on_worker
+from vidpipe_dagster.healing import heartbeat_tags, owner_tags
 from vidpipe_dagster.instance import refuse_unknown_project
 from vidpipe_dagster.partitions import projects_partitions
 from vidpipe_dagster.pools import DagsterPoolSlots
@@ -104,7 +105,7 @@ def _step(context: dg.AssetExecutionContext, vidpipe: VidpipeResource) -> Iterat
     # on a worker must not name itself the owner, or its worker's death would fail the run that
     # another worker is about to take over.
     beat: AbstractContextManager[object] = nullcontext()
-    if not owned_by_run_worker(context.run):
+    if not running_on_worker():
         instance.add_run_tags(run_id, owner_tags())
         beat = Heartbeat(
             services.settings.heartbeat_interval_s,

@@ -30,6 +30,7 @@ import logging
 import os
 import threading
 from collections.abc import Iterator
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
@@ -83,6 +84,15 @@ def celery_config(settings: Settings, queue: str | None = None) -> dict[str, Any
         # A worker that loses the broker stops its steps: their tasks are redelivered to another worker.
         "worker_cancel_long_running_tasks_on_connection_loss": True,
     }
+
+
+_ON_WORKER: ContextVar[bool] = ContextVar("vidpipe_on_celery_worker", default=False)
+
+
+def running_on_worker() -> bool:
+    """Whether the calling step runs as a task on a `vidpipe worker` (not in its run worker): such a
+    step leaves the run's owner tags and heartbeat to the run worker (see `assets._step`)."""
+    return _ON_WORKER.get()
 
 
 _apps: dict[tuple[str, str, str], Celery] = {}
@@ -170,16 +180,20 @@ def run_step(
         step_key=plan.step_handle_for_single_step_plans().to_key(),  # type: ignore[union-attr]
     )
     events = [engine_event]
-    events.extend(
-        execute_plan_iterator(
-            execution_plan=plan,
-            job=recon_job,
-            dagster_run=run,
-            instance=instance,
-            retry_mode=args.retry_mode or RetryMode.DISABLED,
-            run_config=run.run_config,
+    token = _ON_WORKER.set(True)
+    try:
+        events.extend(
+            execute_plan_iterator(
+                execution_plan=plan,
+                job=recon_job,
+                dagster_run=run,
+                instance=instance,
+                retry_mode=args.retry_mode or RetryMode.DISABLED,
+                run_config=run.run_config,
+            )
         )
-    )
+    finally:
+        _ON_WORKER.reset(token)
     return [serialize_value(event) for event in events]
 
 

@@ -940,6 +940,10 @@ def worker(
     argv = ["worker", f"--queues={queue}", f"--hostname={node}", f"--loglevel={level}", "--without-gossip", "--without-mingle"]
     if concurrency:
         argv.append(f"--concurrency={concurrency}")
+    import celery.app.trace  # type: ignore[import-untyped]
+
+    # Celery would log each step's whole result (its serialized Dagster events) on success.
+    celery.app.trace.LOG_SUCCESS = "Task %(name)s[%(id)s] succeeded in %(runtime)ss"
     celery_app(settings, queue).worker_main(argv)
 
 

@@ -61,10 +61,6 @@ def run_worker_tags() -> dict[str, str]:
     return {**owner_tags(os.getpid()), OWNER_TAG: RUN_WORKER}
 
 
-def owned_by_run_worker(run: dg.DagsterRun) -> bool:
-    return run.tags.get(OWNER_TAG) == RUN_WORKER
-
-
 def heartbeat_tags() -> dict[str, str]:
     return {HEARTBEAT_TAG: f"{time.time():.3f}"}
 

@@ -152,7 +152,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, pg_server: PgServer, s3_se
         yield cluster
     finally:
         for server in reversed(started):
-            server.stop()
+            server.stop(grace=10)
         emulator.stop()
         _delete_queue(queue)
 
