@@ -10,6 +10,7 @@ import multiprocessing
 import os
 import subprocess
 import sys
+import threading
 import uuid
 
 import dagster as dg
@@ -18,6 +19,7 @@ from dagster._core.execution.retries import RetryMode
 from dagster._grpc.types import ExecuteStepArgs
 from dagster._serdes import pack_value, serialize_value
 
+from vidpipe_core.cancel import CancelToken
 from vidpipe_core.liveness import this_host
 from vidpipe_core.projects import load_spec
 from vidpipe_dagster.healing import (
@@ -190,3 +192,33 @@ def test_refusal_names_the_ended_status(status):
         is None
     )
     assert "does not exist" in (refusal(None, "abc") or "")
+
+
+def test_a_redelivered_step_reclaims_its_own_slots_and_no_others(vp_env):
+    """Same run + scene = same claim: the slot a killed worker's clips step held is the one its
+    redelivered step gets back at once, while the limit keeps every other run waiting."""
+    from vidpipe_dagster.pools import DagsterPoolSlots
+
+    instance = vp_env.instance()
+    instance.event_log_storage.set_concurrency_slots("video-operations", 1)
+    owner = _started_run(instance, run_worker_tags())
+    other = _started_run(instance, run_worker_tags())
+    killed = DagsterPoolSlots(instance, "video-operations", owner, "clips")
+    assert killed._claim("clips[scene-1]")  # the first delivery claimed scene 1, then its worker died
+    redelivered = DagsterPoolSlots(instance, "video-operations", owner, "clips")
+    cancel = CancelToken()
+    timer = threading.Timer(20, cancel.cancel, args=("the redelivered step waited for its own slot",))
+    timer.start()
+    try:
+        hold = redelivered.hold(0, cancel)  # scene 1 (0-based index)
+        hold.__enter__()  # at once: no wait, no second slot (a wait would end Interrupted after 20 s)
+    finally:
+        timer.cancel()
+    try:
+        info = instance.event_log_storage.get_concurrency_info("video-operations")
+        assert [(s.run_id, s.step_key) for s in info.claimed_slots] == [(owner, "clips[scene-1]")]
+        assert not DagsterPoolSlots(instance, "video-operations", other, "clips")._claim("clips[scene-1]")
+    finally:
+        hold.__exit__(None, None, None)
+    info = instance.event_log_storage.get_concurrency_info("video-operations")
+    assert [s.run_id for s in info.claimed_slots] == []
