@@ -222,3 +222,39 @@ def test_a_redelivered_step_reclaims_its_own_slots_and_no_others(vp_env):
         hold.__exit__(None, None, None)
     info = instance.event_log_storage.get_concurrency_info("video-operations")
     assert [s.run_id for s in info.claimed_slots] == []
+
+
+def test_the_worker_masks_the_broker_password_in_its_output(vp_env, tmp_path):
+    """`vidpipe worker` against a broker that is not there: its banner and Celery's connection
+    errors name the broker with the password masked."""
+    import signal
+    import socket
+    import time
+
+    from tests.helpers import VIDPIPE
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nothing listens here once closed
+    secret = f"pw-{uuid.uuid4().hex}"
+    env = {**os.environ, "VIDPIPE_CELERY_BROKER": f"amqp://vidpipe:{secret}@127.0.0.1:{port}//"}
+    log = tmp_path / "worker.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [VIDPIPE, "worker", "--concurrency", "1", "--name", "masked"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            deadline = time.monotonic() + 90
+            while "Cannot connect" not in log.read_text() and time.monotonic() < deadline and proc.poll() is None:
+                time.sleep(0.3)
+        finally:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    text = log.read_text()
+    assert "Cannot connect" in text, text[-3000:]
+    assert f"broker amqp://vidpipe:***@127.0.0.1:{port}//" in text  # vidpipe's own line
+    assert secret not in text
