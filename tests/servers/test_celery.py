@@ -92,6 +92,12 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, pg_server: PgServer, s3_se
     # dagster.postgres.yaml, with the video-operations limit of the test.
     yaml_text = POSTGRES_YAML.read_text().replace("default_limit: 4", f"default_limit: {LIMIT}")
     assert f"default_limit: {LIMIT}" in yaml_text
+    # The daemon launches queued runs in threads: one by one, each launch waits for a run worker
+    # to start (~10 s on a loaded 2-core machine), and the 4 runs would start 30-40 s apart.
+    yaml_text += (
+        "\nrun_coordinator:\n  module: dagster._core.run_coordinator\n  class: QueuedRunCoordinator\n"
+        "  config:\n    dequeue_use_threads: true\n    dequeue_num_workers: 4\n"
+    )
     (home / "dagster.yaml").write_text(yaml_text)
 
     emulator = Emulator(image_height=144, video_height=144, video_latency_s=1.0, fps=6)
