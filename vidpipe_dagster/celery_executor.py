@@ -16,7 +16,8 @@ Built on dagster-celery's execution loop and task, with four differences:
   same `video-operations` slots (a claim is per run + scene) and re-attaches to the operations
   already paid for in the ledger.
 - **A step of a run that has ended refuses to run.** A redelivered task may reach a worker after
-  its run was marked failed (its run worker died and healing failed it) or was cancelled;
+  its run was marked failed (its run worker died and healing failed it) or was cancelled, or
+  after its step already succeeded (the worker died between the result and the acknowledgement);
   it then returns at once and does nothing.
 - **The run worker owns the run.** The process that runs this executor tags the run with its own
   pid and host and `vidpipe/owner: run-worker`, and beats the run's heartbeat for the whole run,
@@ -29,7 +30,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
@@ -139,6 +140,14 @@ def refusal(run: dg.DagsterRun | None, run_id: str) -> str | None:
     return None
 
 
+def _already_done(instance: dg.DagsterInstance, run_id: str, step_keys: Sequence[str]) -> str | None:
+    """A task redelivered after its step succeeded (its worker died between the result and the
+    acknowledgement) must not run the step a second time in the same run."""
+    done = {e.step_key for e in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_SUCCESS)}
+    finished = [key for key in step_keys if key in done]
+    return f"step {', '.join(finished)} already succeeded in run {run_id[:8]}" if finished else None
+
+
 def run_step(
     packed_args: dict[str, Any], executable_dict: dict[str, Any], *, worker: str, redelivered: bool = False
 ) -> list[str]:
@@ -155,7 +164,7 @@ def run_step(
     instance = dg.DagsterInstance.from_ref(args.instance_ref)  # type: ignore[arg-type]
     steps = ", ".join(args.step_keys_to_execute or [])
     run = instance.get_run_by_id(args.run_id)
-    why = refusal(run, args.run_id)
+    why = refusal(run, args.run_id) or _already_done(instance, args.run_id, args.step_keys_to_execute or [])
     if why is not None or run is None:
         log.warning("refused step %s: %s (a task redelivered after its run ended does nothing)", steps, why)
         if run is not None:

@@ -135,6 +135,10 @@ def test_a_step_runs_for_a_live_run_without_retagging_it_and_refuses_an_ended_on
         assert after is not None and after.tags[PID_TAG] == str(owner.pid) and after.tags[OWNER_TAG] == RUN_WORKER
         assert load_spec(vp_env.services(), spec.id).id == spec.id
 
+        # The same step delivered again after it succeeded does nothing.
+        assert run_step(*_step_args(instance, run.run_id, "storyboard"), worker="w3@test") == []
+        assert _kinds(instance, run.run_id, "storyboard").count("STEP_START") == 1
+
         # The run ends (its run worker died and healing failed it); the next step is then delivered.
         instance.report_run_failed(after, "test: the run worker is gone")
         assert run_step(*_step_args(instance, run.run_id, "characters"), worker="w2@test") == []
