@@ -20,6 +20,7 @@ import dagster as dg
 import pytest
 
 from tests.conftest import GOOGLE_ENV
+from tests.helpers import latest_metadata
 from tests.postgres.pg import POSTGRES_YAML, PgServer
 from tests.s3server import S3Bucket, S3Server
 from tests.servers.deployment import BIN, REPO, WORKSPACE, ServerProcess, start_daemon, wait_for
@@ -343,6 +344,8 @@ def test_a_worker_killed_during_clips_loses_no_paid_scene(cluster: Cluster):
         # The step went back to the queue and the other worker finished it.
         clips = [(w, again) for step, w, again in executions if step == "clips"]
         assert clips[0][0] == victim and clips[-1][0] != victim and clips[-1][1], executions
+        # ... where it re-attached to both operations the killed worker had paid for.
+        assert latest_metadata(instance, "clips", project_id).get("reattached") == SCENES
     else:  # the run failed instead: `vidpipe resume` finishes it, paying nothing twice
         resumed = cluster.vidpipe("resume", project_id, timeout=RUN_TIMEOUT_S)
         assert resumed.returncode == 0, resumed.stderr
