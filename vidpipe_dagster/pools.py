@@ -16,6 +16,10 @@ Its executor rarely claims concurrently; vidpipe claims from many threads and pr
 claims of a pool are serialised: a PostgreSQL advisory lock on the instance's own database, or
 a file lock in DAGSTER_HOME next to the SQLite storage.
 
+A claim is per run and scene (step key `clips[scene-N]`): a clips step that runs again for the
+same run (a Celery task redelivered after its worker died) gets back the very slots the dead
+delivery held, at once, and never a second one.
+
 A claim that waits longer than a second frees the slots of runs that are dead (see
 ``vidpipe_dagster.healing``) and, every few seconds, says which runs hold the slots; it ends
 within half a second when the step is interrupted."""
