@@ -278,11 +278,11 @@ def test_emulator_latency_jitter_is_seeded_and_bounded(google_env: Any, tmp_path
     settings = Settings(data_dir=tmp_path, retry_initial_s=0.01, retry_max_s=0.05)
     clips = GoogleClips(settings)
     seen = []
-    for _ in range(2):
+    for _run in range(2):
         emu = google_env.emulator
         emu.configure(video_latency_s=6.0, video_latency_jitter_s=2.0, seed=11)
         emu.reset()
-        for i in range(6):
+        for _ in range(6):
             clips.submit(clip_request(prompt="jitter"), VEO)  # one prompt: one encode
         seen.append([t["latency_s"] for t in emu.operation_timings()])
     assert seen[0] == seen[1]  # same seed, same latencies
