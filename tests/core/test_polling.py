@@ -4,7 +4,9 @@ the wire emulator (polls counted by the emulator)."""
 
 from __future__ import annotations
 
+import json
 import threading
+import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -288,3 +290,6 @@ def test_emulator_latency_jitter_is_seeded_and_bounded(google_env: Any, tmp_path
     assert seen[0] == seen[1]  # same seed, same latencies
     assert all(4.0 <= x <= 8.0 for x in seen[0]) and len(set(seen[0])) == 6
     assert all(t["lag_s"] is None and t["polls"] == 0 for t in google_env.emulator.operation_timings())
+    # The same over HTTP, for a benchmark that runs the emulator in another process.
+    with urllib.request.urlopen(f"{google_env.base_url}/_emulator/operations", timeout=10) as resp:
+        assert [t["latency_s"] for t in json.loads(resp.read())] == seen[1]
