@@ -104,6 +104,28 @@ class Settings(BaseSettings):
         description="Longest wait between polls: polls are free, and the wait after an operation finishes is pure latency.",
     )
     poll_timeout_s: float = 1200.0
+    # Learned Veo poll schedule (vidpipe_core/polling.py): the first poll of an operation waits for
+    # the quantile of how long earlier clips of the same model and length took, less one interval.
+    poll_learn: bool = Field(
+        default=True,
+        description="Learn when to poll Veo from the ledger (completed_at - submitted_at of earlier clips of the same "
+        "provider, model and length, across projects); false, or too few samples: the backoff of poll_initial_s.",
+    )
+    poll_learn_quantile: float = Field(
+        default=0.25,
+        gt=0,
+        lt=1,
+        description="The first poll comes at this quantile of the learned durations, less one poll_interval_s, counted "
+        "from submission. Higher means fewer polls but a later look at clips that finish early.",
+    )
+    poll_learn_min_samples: int = Field(default=3, ge=1, description="Fewer earlier clips than this: the backoff.")
+    poll_learn_window: int = Field(default=50, ge=1, description="How many of the latest matching clips are learned from.")
+    poll_interval_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="Wait between polls after the learned first poll (at most poll_max_s): the lag of a clip that "
+        "finishes after the first poll is at most this.",
+    )
     clip_concurrency: int = Field(default=4, description="Video operations in flight per project run.")
     safety_retries: int = 2
     lock_wait_s: float = Field(

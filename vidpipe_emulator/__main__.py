@@ -23,6 +23,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--image-height", type=int, default=None)
     p.add_argument("--video-height", type=int, default=None)
     p.add_argument("--video-latency", type=float, default=None, help="seconds until a Veo op is done")
+    p.add_argument("--video-latency-jitter", type=float, default=None, help="+/- seconds of seeded jitter on it")
     p.add_argument("--video-delivery", choices=("bytes", "uri"), default=None)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--no-auth", action="store_true", help="do not require x-goog-api-key/Authorization")
@@ -37,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         ("image_height", args.image_height),
         ("video_height", args.video_height),
         ("video_latency_s", args.video_latency),
+        ("video_latency_jitter_s", args.video_latency_jitter),
         ("video_delivery", args.video_delivery),
         ("seed", args.seed),
     ):

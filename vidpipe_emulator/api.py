@@ -228,12 +228,13 @@ class Api:
                 model=model,
                 prompt=req.prompt,
                 submitted_at=time.monotonic(),
-                latency_s=settings.video_latency_s,
+                latency_s=self._emu.state.draw_latency(settings.video_latency_s, settings.video_latency_jitter_s),
                 outcome=outcome,
                 sample_count=samples,
                 video=video,
                 gcs_uri=gcs_uri,
                 matched_word=word,
+                submitted_wall=time.time(),
             )
         )
         return Reply(body={"name": name})
@@ -274,8 +275,9 @@ class Api:
         if not op.is_done(time.monotonic()):
             state.mark_polled(op, done=False)
             return Reply(body={"name": op.name, "done": False})
+        seen_at = time.time()  # before the answer waits for the clip's encode
         body = self._done_body(op)
-        state.mark_polled(op, done=True)
+        state.mark_polled(op, done=True, seen_at=seen_at)
         return Reply(body=body)
 
     def _done_body(self, op: Operation) -> dict[str, Any]:

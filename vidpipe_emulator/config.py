@@ -25,6 +25,10 @@ class Settings:
     video_height: int = 720
     #: Seconds from a ``predictLongRunning`` submit until polls report done.
     video_latency_s: float = 2.0
+    #: Each operation's latency is ``video_latency_s`` plus a uniform draw from
+    #: [-jitter, +jitter] (never below 0), from an RNG seeded with ``seed`` alone
+    #: (so jitter does not shift the fault sequence, nor faults the latencies).
+    video_latency_jitter_s: float = 0.0
     #: ``"bytes"``: done responses carry ``bytesBase64Encoded``;
     #: ``"uri"``: they carry ``gcsUri`` served by the fake GCS JSON API.
     video_delivery: str = "bytes"
@@ -41,6 +45,8 @@ class Settings:
             raise ValueError("image_height and video_height must be >= 2")
         if self.fps < 1:
             raise ValueError("fps must be >= 1")
+        if self.video_latency_s < 0 or self.video_latency_jitter_s < 0:
+            raise ValueError("video_latency_s and video_latency_jitter_s must be >= 0")
 
 
 @dataclass

@@ -211,6 +211,8 @@ class EmulatorHandler(BaseHTTPRequestHandler):
             return Reply(body=emu.stats())
         if method == "GET" and name == "requests":
             return Reply(body=[r.to_dict() for r in emu.request_log])
+        if method == "GET" and name == "operations":
+            return Reply(body=emu.operation_timings())
         if method == "GET" and name in ("config", "health"):
             return Reply(body=emu.config_snapshot() if name == "config" else {"ok": True})
         if method == "POST" and name == "config":

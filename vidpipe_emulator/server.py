@@ -192,6 +192,12 @@ class Emulator:
         out.update(self.config_snapshot())
         return out
 
+    def operation_timings(self) -> list[dict[str, Any]]:
+        """Per Veo operation (same as ``GET /_emulator/operations``): name, model, latency_s, polls,
+        and wall-clock ``submitted_at``, ``done_at``, ``seen_done_at`` (the first poll that found it
+        done) and ``lag_s`` = seen_done_at - done_at (None while unseen)."""
+        return self.state.operation_timings()
+
     @property
     def requests(self) -> dict[str, int]:
         """Request count per endpoint kind (includes faulted and 401 requests)."""

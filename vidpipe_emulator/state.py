@@ -59,9 +59,28 @@ class Operation:
     matched_word: str | None = None
     done_returned: bool = False
     polls: int = 0
+    #: Wall-clock (``time.time()``) submission and first poll that found the operation done.
+    submitted_wall: float = 0.0
+    seen_done_wall: float | None = None
 
     def is_done(self, now: float) -> bool:
         return self.outcome != "never" and now - self.submitted_at >= self.latency_s
+
+    def timing(self) -> dict[str, Any]:
+        """When it was submitted, became done and was first seen done (wall clock, s), its polls,
+        and the lag from done to seen (None while no poll saw it done)."""
+        done_at = None if self.outcome == "never" else self.submitted_wall + self.latency_s
+        lag = None if done_at is None or self.seen_done_wall is None else self.seen_done_wall - done_at
+        return {
+            "name": self.name,
+            "model": self.model,
+            "latency_s": self.latency_s,
+            "polls": self.polls,
+            "submitted_at": self.submitted_wall,
+            "done_at": done_at,
+            "seen_done_at": self.seen_done_wall,
+            "lag_s": lag,
+        }
 
 
 @dataclass
@@ -75,12 +94,18 @@ class _Armed:
     stray_character: int = 0
 
 
+def _latency_seed(seed: int) -> int:
+    """The latency RNG's seed: derived from ``seed`` but apart from the fault RNG's sequence."""
+    return seed * 1_000_003 + 17
+
+
 class EmulatorState:
     """Counters, logs, operations and fake-GCS objects behind one lock."""
 
     def __init__(self, seed: int) -> None:
         self._lock = threading.RLock()
         self._rng = random.Random(seed)
+        self._latency_rng = random.Random(_latency_seed(seed))
         self._armed = _Armed()
         self.requests: Counter[str] = Counter()
         self.submissions_by_prompt: Counter[str] = Counter()
@@ -95,6 +120,7 @@ class EmulatorState:
     def clear(self, seed: int, faults: Faults) -> None:
         with self._lock:
             self._rng = random.Random(seed)
+            self._latency_rng = random.Random(_latency_seed(seed))
             self.requests.clear()
             self.submissions_by_prompt.clear()
             self.downloads = 0
@@ -108,6 +134,13 @@ class EmulatorState:
     def reseed(self, seed: int) -> None:
         with self._lock:
             self._rng = random.Random(seed)
+            self._latency_rng = random.Random(_latency_seed(seed))
+
+    def draw_latency(self, base_s: float, jitter_s: float) -> float:
+        """One operation's latency: ``base_s`` plus uniform [-jitter_s, +jitter_s], at least 0."""
+        with self._lock:
+            offset = self._latency_rng.uniform(-jitter_s, jitter_s) if jitter_s > 0 else 0.0
+        return max(0.0, base_s + offset)
 
     def arm(self, faults: Faults, fields: set[str] | None) -> None:
         """(Re)arm one-shot faults; ``fields=None`` arms all of them."""
@@ -198,11 +231,20 @@ class EmulatorState:
         with self._lock:
             return self.operations.get(op_id)
 
-    def mark_polled(self, op: Operation, done: bool) -> None:
+    def mark_polled(self, op: Operation, done: bool, seen_at: float | None = None) -> None:
+        """Count a poll of ``op``; ``done`` with ``seen_at``: the wall-clock time the poll found it
+        done (kept for the first such poll only)."""
         with self._lock:
             op.polls += 1
             if done:
                 op.done_returned = True
+                if op.seen_done_wall is None:
+                    op.seen_done_wall = seen_at if seen_at is not None else time.time()
+
+    def operation_timings(self) -> list[dict[str, Any]]:
+        """:meth:`Operation.timing` of every known operation, in submission order."""
+        with self._lock:
+            return [op.timing() for op in self.operations.values()]
 
     def put_object(self, bucket: str, name: str, data: Future[bytes]) -> None:
         with self._lock:

@@ -7,10 +7,13 @@ import enum
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from vidpipe_core.cancel import NEVER, CancelToken
 from vidpipe_core.schemas import ProjectSpec, Storyboard, StyleGuide
+
+if TYPE_CHECKING:
+    from vidpipe_core.polling import PollSchedule
 
 
 @dataclass(frozen=True)
@@ -142,7 +145,16 @@ class ClipProvider(Protocol):
         ...
 
     def wait(
-        self, operation: str, request: ClipRequest, model: str, on_poll: PollCallback | None = None, cancel: CancelToken = NEVER
+        self,
+        operation: str,
+        request: ClipRequest,
+        model: str,
+        on_poll: PollCallback | None = None,
+        cancel: CancelToken = NEVER,
+        schedule: PollSchedule | None = None,
     ) -> ClipOutcome:
-        """Wait for the operation's outcome (polling is free: waiting again re-fetches a finished result)."""
+        """Wait for the operation's outcome (polling is free: waiting again re-fetches a finished result).
+
+        ``schedule`` (learned from the ledger, vidpipe_core.polling) says when to poll a remote
+        operation; None: the provider's own backoff. Providers that do not poll ignore it."""
         ...

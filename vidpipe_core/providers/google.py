@@ -16,14 +16,15 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
+import itertools
 import json
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from pydantic import ValidationError
@@ -44,6 +45,9 @@ from vidpipe_core.providers.base import (
 )
 from vidpipe_core.retry import describe_exception, is_transient_google, retry_call, status_of
 from vidpipe_core.schemas import ProjectSpec, Storyboard
+
+if TYPE_CHECKING:
+    from vidpipe_core.polling import PollSchedule
 
 log = logging.getLogger("vidpipe.google")
 
@@ -712,9 +716,21 @@ class GoogleClips(_GoogleStage):
         return operation.name
 
     def wait(
-        self, operation: str, request: ClipRequest, model: str, on_poll: PollCallback | None = None, cancel: CancelToken = NEVER
+        self,
+        operation: str,
+        request: ClipRequest,
+        model: str,
+        on_poll: PollCallback | None = None,
+        cancel: CancelToken = NEVER,
+        schedule: PollSchedule | None = None,
     ) -> ClipOutcome:
-        """Poll ``operation`` (by name alone: re-attaches after a crash) until it finishes."""
+        """Poll ``operation`` (by name alone: re-attaches after a crash) until it finishes.
+
+        Without ``schedule``: at once, then after ``poll_initial_s`` doubling up to ``poll_max_s``.
+        With one (learned from the ledger, vidpipe_core.polling): first when the schedule says,
+        counted from the operation's submission (at once for one submitted long ago), then every
+        ``schedule.interval_s``. Either way no poll comes later than ``poll_timeout_s`` after the
+        wait began, and the wait ends within half a second of ``cancel``."""
         from google.genai import types
 
         client = self.client.vertex()
@@ -722,7 +738,11 @@ class GoogleClips(_GoogleStage):
         s = self.settings
         ref = types.GenerateVideosOperation.model_validate({"name": operation_ref(operation, model)})
         started = time.monotonic()
-        delay = s.poll_initial_s
+        if schedule is None:
+            delays: Iterator[float] = _backoff(s.poll_initial_s, s.poll_max_s)
+        else:
+            self._first_wait(schedule, min(schedule.first_wait_s(), s.poll_timeout_s), scene, on_poll, cancel)
+            delays = itertools.repeat(min(schedule.interval_s, s.poll_max_s))
         polls = 0
         while True:
             current = self._call(lambda: client.operations.get(ref), stage="clips", scene=scene, cancel=cancel)
@@ -731,6 +751,7 @@ class GoogleClips(_GoogleStage):
             if current.done:
                 log.info("clips scene %d: %s finished after %d polls (%.1fs)", scene + 1, operation, polls, elapsed)
                 return self._outcome(current, request, model, cancel)
+            delay = next(delays)
             if elapsed + delay > s.poll_timeout_s:
                 raise ProviderError(
                     "clips",
@@ -743,7 +764,24 @@ class GoogleClips(_GoogleStage):
             if on_poll is not None:
                 on_poll(line)
             cancel.sleep(delay)
-            delay = min(delay * 2, s.poll_max_s)
+
+    def _first_wait(
+        self, schedule: PollSchedule, seconds: float, scene: int, on_poll: PollCallback | None, cancel: CancelToken
+    ) -> None:
+        """Sleep until the learned first poll without calling the API, with a progress line at the
+        start and every ``poll_max_s`` (as often as the backoff's lines), cancellable throughout."""
+        if seconds <= 0:
+            return
+        log.debug("clips scene %d: %s", scene + 1, schedule.describe())
+        every = max(self.settings.poll_max_s, 0.05)
+        end = time.monotonic() + seconds
+        while (remaining := end - time.monotonic()) > 0:
+            if on_poll is not None:
+                on_poll(
+                    f"video operation running; first poll in {remaining:.0f}s "
+                    f"(learned from {schedule.samples} earlier clips of this model and length)"
+                )
+            cancel.sleep(min(every, remaining))
 
     def _outcome(self, operation: Any, request: ClipRequest, model: str, cancel: CancelToken = NEVER) -> ClipOutcome:
         scene = request.scene_index
@@ -794,6 +832,14 @@ class GoogleClips(_GoogleStage):
             return f"downloading {uri} failed: {cause}"
 
         return self._call(fetch, stage="clips", scene=scene, describe=describe, cancel=cancel)
+
+
+def _backoff(initial_s: float, max_s: float) -> Iterator[float]:
+    """The waits between polls without a learned schedule: ``initial_s``, doubling up to ``max_s``."""
+    delay = initial_s
+    while True:
+        yield delay
+        delay = min(delay * 2, max_s)
 
 
 def _operation_error(error: Any) -> str:

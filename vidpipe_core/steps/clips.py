@@ -26,6 +26,7 @@ from vidpipe_core.cost import guard_budget, usage_cost, video_cost
 from vidpipe_core.errors import MediaError, ProviderError, SafetyRejected, VidpipeError
 from vidpipe_core.integrity import Damage, DamagedArtifacts, check_scene_indices, frame_label, read_checked, scene_label
 from vidpipe_core.models import ClipStatus, VideoClip, utcnow
+from vidpipe_core.polling import poll_schedule
 from vidpipe_core.providers import clip_provider
 from vidpipe_core.providers.base import ClipOutcome, ClipOutcomeKind, ClipProvider, ClipRequest, NoLimit, SlotLimiter
 from vidpipe_core.schemas import ProjectSpec
@@ -238,8 +239,10 @@ class _SceneWorker:
                         error=None,
                     )
                     self.beat(self.clip.index, f"submitted {operation}")
+                # When to poll: learned from the ledger's earlier clips of this model and length.
+                schedule = poll_schedule(self.services, self.provider.name, self.model, request.duration_s, row.submitted_at)
                 try:
-                    outcome = self.provider.wait(operation, request, self.model, self.on_poll, cancel=self.cancel)
+                    outcome = self.provider.wait(operation, request, self.model, self.on_poll, self.cancel, schedule)
                 except ProviderError as exc:
                     # The operation may still finish: it stays SUBMITTED so the next run re-attaches.
                     return self.item(Action.FAILED, detail=exc.detail)

@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import threading
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from vidpipe_core import media
 from vidpipe_core.cancel import NEVER, CancelToken
@@ -25,6 +26,9 @@ from vidpipe_core.providers.base import (
 )
 from vidpipe_core.schemas import ProjectSpec, Storyboard
 from vidpipe_core.scratch import scratch_dir
+
+if TYPE_CHECKING:
+    from vidpipe_core.polling import PollSchedule
 
 MODEL = "animatic"
 
@@ -130,8 +134,15 @@ class AnimaticProvider:
         return self._operation(request)
 
     def wait(
-        self, operation: str, request: ClipRequest, model: str, on_poll: PollCallback | None = None, cancel: CancelToken = NEVER
+        self,
+        operation: str,
+        request: ClipRequest,
+        model: str,
+        on_poll: PollCallback | None = None,
+        cancel: CancelToken = NEVER,
+        schedule: PollSchedule | None = None,
     ) -> ClipOutcome:
+        """Render the clip here and now (nothing to poll: ``schedule`` does not apply)."""
         if not operation.startswith("animatic:"):
             raise ProviderError("clips", f"{operation!r} is not an animatic operation", scene=request.scene_index)
         size = media.dimensions(request.aspect_ratio, self.settings.animatic_resolution)
