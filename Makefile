@@ -28,8 +28,10 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# 3 pytest-xdist workers; a unit (a test file, or all of tests/servers/) stays on one worker and the
+# slowest units start first: tests/scheduling.py. One process: `$(BIN)/python -m pytest`.
 test: lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 3 --dist loadfile
 
 dev: $(STAMP)
 	mkdir -p $(DAGSTER_HOME)

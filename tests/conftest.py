@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.emulator_fixtures", "tests.postgres.pg", "tests.s3server"]
+pytest_plugins = ["tests.emulator_fixtures", "tests.postgres.pg", "tests.s3server", "tests.scheduling"]
 
 GOOGLE_ENV = (
     "GOOGLE_GENAI_USE_VERTEXAI",

@@ -96,3 +96,15 @@ class Output:
         for t in self._threads:
             t.join(timeout=10)
         return self.text()
+
+
+def finish_operations(emu) -> int:  # type: ignore[no-untyped-def]
+    """Let every video operation still pending on the emulator answer done at its next poll.
+
+    A test that kills a render mid-poll submits with a long latency (30-60 s) so the kill surely
+    lands while polling; once the kill has happened the wait has served its purpose, and the
+    resume need not sit it out. Returns how many operations were finished (at least one: a call
+    that finishes nothing skips no wait and points at a changed test)."""
+    finished = emu.finish_operations()
+    assert finished > 0, "no pending video operation to finish"
+    return int(finished)

@@ -413,6 +413,21 @@ def test_never_finish_and_corrupt(google_env: GoogleEnv) -> None:
         _decode(broken.response.generated_videos[0].video.video_bytes)
 
 
+def test_finish_operations_ends_the_latency_of_pending_operations_only(google_env: GoogleEnv) -> None:
+    emu = google_env.emulator
+    emu.configure(video_latency_s=600.0, never_finish_word="eternal")
+    client = google_env.client()
+    slow, stuck = _submit(client, "a slow sunrise", duration=1), _submit(client, "an eternal wait", duration=1)
+    assert not client.operations.get(slow).done
+    status, raw = _http(f"{google_env.base_url}/_emulator/finish", {})
+    assert status == 200 and json.loads(raw) == {"finished": 1}  # `never` operations stay stuck
+    assert _wait(client, slow, timeout=5).response.generated_videos
+    assert not client.operations.get(stuck).done and emu.inflight == 1
+    later = _submit(client, "a later sunset", duration=1)
+    assert not client.operations.get(later).done  # submitted after the call: its own latency holds
+    assert emu.finish_operations() == 1 and _wait(client, later, timeout=5).done
+
+
 def test_corrupt_video_flag(google_env: GoogleEnv) -> None:
     google_env.emulator.configure(corrupt_video=True)
     client = google_env.client()

@@ -223,6 +223,8 @@ class EmulatorHandler(BaseHTTPRequestHandler):
             return Reply(body=emu.config_snapshot())
         if method == "POST" and name == "expire":
             return Reply(body={"expired": emu.expire_operations()})
+        if method == "POST" and name == "finish":
+            return Reply(body={"finished": emu.finish_operations()})
         if method == "POST" and name == "reset":
             body = self._parse_json(raw)
             emu.reset(settings=bool(body.get("settings") or body.get("reset_settings")))

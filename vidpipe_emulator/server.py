@@ -181,6 +181,12 @@ class Emulator:
         polls then answer 404 and downloads 404. Counters stay. Returns how many were dropped."""
         return self.state.expire_operations()
 
+    def finish_operations(self) -> int:
+        """End the latency of every operation not yet seen done (``never`` ones excepted): its next
+        poll answers done, whatever latency it was submitted with. Lets a test skip a wait it set up
+        (a long latency to kill a render mid-poll) once the wait has served. Returns how many."""
+        return self.state.finish_operations()
+
     def config_snapshot(self) -> dict[str, Any]:
         return {"settings": dataclasses.asdict(self.settings), "faults": dataclasses.asdict(self.faults)}
 

@@ -227,6 +227,13 @@ class EmulatorState:
             self.objects.clear()
             return count
 
+    def finish_operations(self) -> int:
+        with self._lock:
+            pending = [op for op in self.operations.values() if not op.done_returned and op.outcome != "never"]
+            for op in pending:
+                op.latency_s = 0.0  # done at its next poll
+            return len(pending)
+
     def get_operation(self, op_id: str) -> Operation | None:
         with self._lock:
             return self.operations.get(op_id)

@@ -16,7 +16,7 @@ import dagster as dg
 import pytest
 from sqlalchemy import select
 
-from tests.helpers import VIDPIPE, Output, spawn, wait_for
+from tests.helpers import VIDPIPE, Output, finish_operations, spawn, wait_for
 from vidpipe_core import media
 from vidpipe_core.models import ClipStatus, Keyframe, Project, VideoClip
 from vidpipe_core.scratch import owner_tag
@@ -194,6 +194,7 @@ def test_sigterm_while_polling_keeps_the_paid_operations_for_resume(gp):
     assert [c.status for c in clips] == [ClipStatus.SUBMITTED, ClipStatus.SUBMITTED]
 
     g.emulator.configure(video_latency_s=0.2)
+    finish_operations(g.emulator)
     resumed = subprocess.run([VIDPIPE, "resume", project], env=dict(os.environ), capture_output=True, text=True, timeout=120)
     assert resumed.returncode == 0, resumed.stderr
     assert sorted(g.emulator.submissions_by_prompt.values()) == [1, 1]

@@ -12,7 +12,7 @@ import dagster as dg
 import pytest
 from typer.testing import CliRunner
 
-from tests.helpers import VIDPIPE, Output, latest_metadata, mean_abs_diff, spawn, wait_for
+from tests.helpers import VIDPIPE, Output, finish_operations, latest_metadata, mean_abs_diff, spawn, wait_for
 from vidpipe_core import media
 from vidpipe_core.models import ClipStatus
 from vidpipe_core.steps.state import resolve_state
@@ -52,6 +52,7 @@ def _kill_while_polling(vp_env, emu, project_id: str, scenes: int) -> str:
     runs = vp_env.instance().get_runs(filters=dg.RunsFilter(tags={"dagster/partition": project_id}))
     assert runs[0].status == dg.DagsterRunStatus.STARTED
     emu.configure(video_latency_s=0.3)
+    finish_operations(emu)  # the paid operations are done by now: the next poll sees them done
     return runs[0].run_id
 
 

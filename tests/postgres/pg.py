@@ -1,7 +1,9 @@
 """Throwaway PostgreSQL databases for tests, on the server named by VIDPIPE_TEST_POSTGRES_URL.
 
-Every database is created fresh (`vidpipe_test_<random>`) on that server and dropped at the end
-of the session, so tests never see each other's leftovers or a developer's data. Fixtures:
+Every database is created fresh (`vidpipe_test_<worker>_<purpose>_<random>`) on that server and
+dropped at the end of the session, so tests never see each other's leftovers or a developer's
+data, and the xdist workers of one `make test` never share a database (nor its advisory locks and
+Dagster pools, which are per database). Fixtures:
 `pg_server` (skips with a visible reason when the variable is unset), `pg_databases` (one
 database for vidpipe, one for the Dagster instance) and `pg_env` (`vp_env` switched to both:
 VIDPIPE_DATABASE_URL and dagster.postgres.yaml with its VIDPIPE_PG_* variables)."""
@@ -49,7 +51,10 @@ class PgServer:
         return conn
 
     def create_database(self, purpose: str) -> str:
-        name = f"vidpipe_test_{purpose}_{secrets.token_hex(4)}"
+        # Random, so test sessions and xdist workers on one server never meet; the worker id
+        # (gw0, gw1, ...) says whose a leftover of a killed run was.
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        name = f"vidpipe_test_{worker}_{purpose}_{secrets.token_hex(4)}"
         conn = self.connect()  # not `with conn`: in psycopg2 that opens a transaction even in autocommit
         try:
             with conn.cursor() as cur:
