@@ -9,7 +9,7 @@ export DAGSTER_HOME ?= $(VIDPIPE_DATA_DIR)/dagster
 HOST := 127.0.0.1
 PORT ?= 3000
 
-.PHONY: demo test lint dev install bench clean browser
+.PHONY: demo test lint dev install bench clean browser worker
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,13 @@ dev: $(STAMP)
 	mkdir -p $(DAGSTER_HOME)
 	test -f $(DAGSTER_HOME)/dagster.yaml || cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml -h $(HOST) -p $(PORT)
+
+# A Celery worker for VIDPIPE_DAGSTER_EXECUTOR=celery (README "Deploying on several machines"); it
+# reads the same VIDPIPE_* and DAGSTER_HOME settings as everything else. `make worker QUEUE=x CONCURRENCY=4`
+QUEUE ?=
+CONCURRENCY ?=
+worker: $(STAMP)
+	$(BIN)/vidpipe worker $(if $(QUEUE),--queue $(QUEUE)) $(if $(CONCURRENCY),--concurrency $(CONCURRENCY))
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

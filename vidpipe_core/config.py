@@ -121,10 +121,23 @@ class Settings(BaseSettings):
         description="Embed small preview images (animated preview, poster, contact sheet, scene strip) in the "
         "assets' Dagster metadata as data URIs, each within its size budget (vidpipe_core.previews).",
     )
-    dagster_executor: Literal["in_process", "multiprocess"] = Field(
+    dagster_executor: Literal["in_process", "multiprocess", "celery"] = Field(
         default="in_process",
         description="How a render_project run executes its four steps. They form a chain, so in_process (the run "
-        "worker itself) saves ~1.5 s of process start-up per step; multiprocess is Dagster's default.",
+        "worker itself) saves ~1.5 s of process start-up per step; multiprocess is Dagster's default; celery sends "
+        "each step to `vidpipe worker` processes on any host through the broker (README: Deploying on several machines).",
+    )
+    # Celery (dagster_executor = "celery"): read from the environment by the run worker and by every
+    # `vidpipe worker`, never written into Dagster's run config, tags or tables (they hold secrets).
+    celery_broker: str = Field(
+        default="amqp://guest:guest@127.0.0.1:5672//",
+        description="Celery broker URL (RabbitMQ); its password is never stored or shown.",
+    )
+    celery_backend: str = Field(
+        default="rpc://", description="Celery result backend URL: rpc:// (through the broker) or redis://..."
+    )
+    celery_queue: str = Field(
+        default="vidpipe", min_length=1, description="The queue render steps are sent to and `vidpipe worker` consumes."
     )
 
     @field_validator("data_dir", mode="after")

@@ -4,7 +4,7 @@ MaterializeResult metadata and asset-check results."""
 import io
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 import dagster as dg
 
@@ -33,7 +33,7 @@ from vidpipe_core.steps.stitch import make_final
 from vidpipe_core.steps.storyboard import make_storyboard
 from vidpipe_core.storage import Layout
 from vidpipe_core.summary import SceneRow, project_summary
-from vidpipe_dagster.healing import heartbeat_tags, owner_tags
+from vidpipe_dagster.healing import heartbeat_tags, owned_by_run_worker, owner_tags
 from vidpipe_dagster.instance import refuse_unknown_project
 from vidpipe_dagster.partitions import projects_partitions
 from vidpipe_dagster.pools import DagsterPoolSlots
@@ -100,13 +100,19 @@ def _step(context: dg.AssetExecutionContext, vidpipe: VidpipeResource) -> Iterat
     services = vidpipe.services()
     project_id = _project_id(context, services)
     instance, run_id = context.instance, context.run.run_id
-    instance.add_run_tags(run_id, owner_tags())
-    try:
-        with Heartbeat(
+    # A celery run is owned by its run worker, which tags and beats it (celery_executor): a step
+    # on a worker must not name itself the owner, or its worker's death would fail the run that
+    # another worker is about to take over.
+    beat: AbstractContextManager[object] = nullcontext()
+    if not owned_by_run_worker(context.run):
+        instance.add_run_tags(run_id, owner_tags())
+        beat = Heartbeat(
             services.settings.heartbeat_interval_s,
             lambda: instance.add_run_tags(run_id, heartbeat_tags()),
             name=f"vidpipe-run-{run_id[:8]}",
-        ):
+        )
+    try:
+        with beat:
             yield services, project_id
     except VidpipeError as exc:
         raise _fail(exc) from exc

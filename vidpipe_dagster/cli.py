@@ -58,7 +58,7 @@ DEMO_PROMPT = (
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_BUSY, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 USAGE_ERRORS = ("InvalidInput", "InvalidInputs", "ProjectNotFound", "ConfigurationError")
 _SECRET_NAME = re.compile(r"KEY|SECRET|TOKEN|PASSWORD|PASSWD|CREDENTIAL", re.IGNORECASE)
-_SECRET_URLS = ("VIDPIPE_DATABASE_URL", "VIDPIPE_ARTIFACTS_URL")
+_SECRET_URLS = ("VIDPIPE_DATABASE_URL", "VIDPIPE_ARTIFACTS_URL", "VIDPIPE_CELERY_BROKER", "VIDPIPE_CELERY_BACKEND")
 
 
 class _Options:
@@ -902,6 +902,42 @@ def delete(
         _emit_json({"project_id": project_id, "exit_code": EXIT_OK, "deleted": removed})
     else:
         _result(project_id)
+
+
+@app.command()
+def worker(
+    queue: str | None = typer.Option(None, "--queue", show_default=_setting("celery_queue"), help="Queue to take steps from."),
+    concurrency: int | None = typer.Option(
+        None, "--concurrency", min=1, show_default="the number of CPUs", help="Steps run at once (worker processes)."
+    ),
+    name: str | None = typer.Option(None, "--name", show_default="vidpipe-<random>@<host>", help="Celery node name."),
+    loglevel: str = typer.Option("INFO", "--loglevel", show_default=True, help="DEBUG, INFO, WARNING or ERROR."),
+) -> None:
+    """Run a Celery worker that executes render steps of runs using VIDPIPE_DAGSTER_EXECUTOR=celery, on this host."""
+    import uuid
+
+    from vidpipe_core.errors import redact_url
+
+    settings = get_settings()
+    queue = queue or settings.celery_queue
+    level = loglevel.upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise _fail(InvalidInput("--loglevel", f"{loglevel!r} is not one of DEBUG, INFO, WARNING, ERROR"))
+    node = name or f"vidpipe-{uuid.uuid4().hex[:6]}"
+    node = node if "@" in node else f"{node}@%h"
+    from vidpipe_dagster.celery_executor import celery_app
+
+    def shown(url: str) -> str:  # the password masked; rpc:// as it is
+        return redact_url(url) if "@" in url or "?" in url else url
+
+    _note(
+        f"vidpipe worker {node}: queue {queue}, broker {shown(settings.celery_broker)}, "
+        f"backend {shown(settings.celery_backend)}, concurrency {concurrency or os.cpu_count()}"
+    )
+    argv = ["worker", f"--queues={queue}", f"--hostname={node}", f"--loglevel={level}", "--without-gossip", "--without-mingle"]
+    if concurrency:
+        argv.append(f"--concurrency={concurrency}")
+    celery_app(settings, queue).worker_main(argv)
 
 
 @app.command()

@@ -2,12 +2,17 @@ import dagster as dg
 
 from vidpipe_core.config import get_settings
 from vidpipe_dagster.assets import render_assets
+from vidpipe_dagster.celery_executor import vidpipe_celery_executor
 from vidpipe_dagster.create import delete_project, new_project, render_new_project
 from vidpipe_dagster.jobs import render_project
 from vidpipe_dagster.resources import VidpipeResource
 from vidpipe_dagster.sensors import heal_dead_runs, inbox_sensor
 
-EXECUTORS = {"in_process": dg.in_process_executor, "multiprocess": dg.multiprocess_executor}
+EXECUTORS = {
+    "in_process": dg.in_process_executor,
+    "multiprocess": dg.multiprocess_executor,
+    "celery": vidpipe_celery_executor,  # steps on `vidpipe worker` processes, any host (celery_executor)
+}
 
 
 def _executor() -> dg.ExecutorDefinition:

@@ -3,7 +3,9 @@
 A run that executes a vidpipe step records who runs it in its tags: the owning process
 (``vidpipe/pid``, ``vidpipe/pid_started``, ``vidpipe/host``) and a heartbeat
 (``vidpipe/heartbeat``, UTC epoch seconds) renewed every ``heartbeat_interval_s`` (15 s) while a
-step runs. A STARTED run is dead when
+step runs. A celery run is owned by its run worker instead (``vidpipe/owner: run-worker``): it
+tags itself and beats for the whole run, while its steps run on workers anywhere. A STARTED run
+is dead when
 
 - on this host: its process no longer exists (or the pid now belongs to a newer process);
 - on another host: its heartbeat (or, before the first beat, its start) is older than
@@ -13,10 +15,13 @@ A dead run is reported failed (Dagster's run record, with the reason) and its sl
 ``video-operations`` pool are freed. Runs that already ended but still hold slots (their process
 was killed after the end was recorded) are freed too. This runs when a step waits for a slot,
 in ``vidpipe resume`` and from the ``heal_dead_runs`` sensor under the daemon, so nothing waits
-for an operator. Read-only callers (``--dry-run``, ``status``) only ask."""
+for an operator. Read-only callers (``--dry-run``, ``status``) only ask. A run is read again
+just before it is marked failed; one whose tags or heartbeat changed since it was judged is
+left alone (its owner showed life: a slow beat, a step taken over by another worker)."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -29,20 +34,35 @@ PID_TAG = "vidpipe/pid"
 PID_STARTED_TAG = "vidpipe/pid_started"
 HOST_TAG = "vidpipe/host"
 HEARTBEAT_TAG = "vidpipe/heartbeat"
+OWNER_TAG = "vidpipe/owner"  # "run-worker": the run worker owns the run (celery), steps do not re-tag it
+RUN_WORKER = "run-worker"
+# What healing compares between judging a run dead and marking it failed (see fail_dead_run).
+LIVENESS_TAGS = (PID_TAG, PID_STARTED_TAG, HOST_TAG, HEARTBEAT_TAG, OWNER_TAG)
 PARTITION_TAG = "dagster/partition"
 
 ACTIVE = [dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.CANCELING]
 FINISHED = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
 
 
-def owner_tags() -> dict[str, str]:
-    """The tags that say which process runs this run, with a first heartbeat."""
-    pid = owner_pid()
+def owner_tags(pid: int | None = None) -> dict[str, str]:
+    """The tags that say which process runs this run (``pid``, default the step's owner), with a
+    first heartbeat."""
+    pid = owner_pid() if pid is None else pid
     started = process_started(pid)
     tags = {PID_TAG: str(pid), HOST_TAG: this_host(), HEARTBEAT_TAG: f"{time.time():.3f}"}
     if started is not None:
         tags[PID_STARTED_TAG] = f"{started:.3f}"
     return tags
+
+
+def run_worker_tags() -> dict[str, str]:
+    """The tags of a run owned by its run worker (this process: the celery executor's loop, which
+    lives for the whole run while its steps run as tasks on other processes and hosts)."""
+    return {**owner_tags(os.getpid()), OWNER_TAG: RUN_WORKER}
+
+
+def owned_by_run_worker(run: dg.DagsterRun) -> bool:
+    return run.tags.get(OWNER_TAG) == RUN_WORKER
 
 
 def heartbeat_tags() -> dict[str, str]:
@@ -117,13 +137,24 @@ def instance_liveness(instance: dg.DagsterInstance, run: dg.DagsterRun, stale_af
     return run_liveness(run, stale_after_s, started_at=started_at)
 
 
-def fail_dead_run(instance: dg.DagsterInstance, run: dg.DagsterRun, liveness: Liveness, *, dry_run: bool = False) -> None:
+def changed_since(judged: dg.DagsterRun, current: dg.DagsterRun) -> bool:
+    """The run's owner or heartbeat tags differ from those it was judged by: someone (its run
+    worker, a redelivered step) showed life since, so it is not for healing to fail."""
+    return any(judged.tags.get(tag) != current.tags.get(tag) for tag in LIVENESS_TAGS)
+
+
+def fail_dead_run(instance: dg.DagsterInstance, run: dg.DagsterRun, liveness: Liveness, *, dry_run: bool = False) -> bool:
+    """Mark ``run`` (judged dead by ``liveness``) failed and free its slots. The run is read again
+    just before: when it ended meanwhile only its slots are freed; when its tags or heartbeat
+    changed since it was judged, nothing is done and False is returned."""
     if dry_run:
-        return
+        return True
     current = instance.get_run_by_id(run.run_id)
     if current is not None and current.status in FINISHED:  # another process healed it just now
         free_run_slots(instance, run.run_id)
-        return
+        return True
+    if current is not None and changed_since(run, current):
+        return False
     instance.report_run_failed(
         run,
         f"vidpipe: the run's process is dead ({liveness.why}); marked failed and its "
@@ -131,6 +162,7 @@ def fail_dead_run(instance: dg.DagsterInstance, run: dg.DagsterRun, liveness: Li
         f"`vidpipe resume {run.tags.get(PARTITION_TAG, '<id>')}` continues the project.",
     )
     free_run_slots(instance, run.run_id)
+    return True
 
 
 def free_run_slots(instance: dg.DagsterInstance, run_id: str) -> None:
@@ -155,8 +187,8 @@ def heal_runs(
         liveness = instance_liveness(instance, run, stale_after_s)
         if liveness.alive:
             continue
-        fail_dead_run(instance, run, liveness, dry_run=dry_run)
-        report.failed_runs[run.run_id] = describe_run(run, liveness)
+        if fail_dead_run(instance, run, liveness, dry_run=dry_run):
+            report.failed_runs[run.run_id] = describe_run(run, liveness)
     return report
 
 
@@ -182,8 +214,8 @@ def heal_pool(instance: dg.DagsterInstance, pool: str, stale_after_s: float, *, 
             if run_id in {s.run_id for s in info.claimed_slots}:
                 report.live_holders.append(describe_run(run, liveness))
             continue
-        fail_dead_run(instance, run, liveness, dry_run=dry_run)
-        report.failed_runs[run_id] = describe_run(run, liveness)
+        if fail_dead_run(instance, run, liveness, dry_run=dry_run):
+            report.failed_runs[run_id] = describe_run(run, liveness)
     return report
 
 

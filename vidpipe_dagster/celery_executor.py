@@ -1,0 +1,251 @@
+"""`VIDPIPE_DAGSTER_EXECUTOR=celery`: every step of a run is a Celery task that a `vidpipe worker`
+on any host executes, sent through the broker (RabbitMQ; `VIDPIPE_CELERY_BROKER`).
+
+Built on dagster-celery's execution loop and task, with four differences:
+
+- **No secret in Dagster.** The executor's config takes only `retries`. The broker and result
+  backend URLs (`VIDPIPE_CELERY_BROKER`, `VIDPIPE_CELERY_BACKEND`) and the queue
+  (`VIDPIPE_CELERY_QUEUE`) are read from the environment by the run worker and by each worker,
+  so no run config, tag or table ever holds the broker's password. (dagster-celery's own
+  `worker start -y` writes the broker URL into a file under DAGSTER_HOME: vidpipe has its own
+  worker command, `vidpipe worker`.)
+- **Late acknowledgement.** A task is acknowledged when it ends (`task_acks_late`,
+  `task_reject_on_worker_lost`, one task prefetched per worker process), so the step of a worker
+  that dies (SIGKILL, a lost host) goes back to the queue and another worker runs it. The step
+  picks up where the dead one stopped: it takes its own run's project lock back, re-claims the
+  same `video-operations` slots (a claim is per run + scene) and re-attaches to the operations
+  already paid for in the ledger.
+- **A step of a run that has ended refuses to run.** A redelivered task may reach a worker after
+  its run was marked failed (its run worker died and healing failed it) or was cancelled;
+  it then returns at once and does nothing.
+- **The run worker owns the run.** The process that runs this executor tags the run with its own
+  pid and host and `vidpipe/owner: run-worker`, and beats the run's heartbeat for the whole run,
+  also while a step waits in the queue; the steps do not re-tag it (see `assets._step`). Healing
+  (vidpipe_dagster.healing) thus judges a celery run by its run worker, on any host.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import dagster as dg
+from dagster._core.execution.retries import RetryMode, get_retries_config
+
+from vidpipe_core.config import Settings, get_settings
+from vidpipe_core.heartbeat import Heartbeat
+from vidpipe_dagster.healing import FINISHED, heartbeat_tags, run_worker_tags
+
+if TYPE_CHECKING:
+    from celery import Celery  # type: ignore[import-untyped]
+    from celery.result import AsyncResult  # type: ignore[import-untyped]
+    from dagster._core.execution.context.system import PlanOrchestrationContext
+    from dagster._core.execution.plan.plan import ExecutionPlan
+    from dagster._core.execution.plan.step import ExecutionStep
+
+log = logging.getLogger("vidpipe.celery")
+
+TASK_NAME = "vidpipe.execute_step"
+MAX_PRIORITY = 10
+# dagster-celery's broker options: give up on an unreachable broker after ~1 s instead of forever.
+BROKER_TRANSPORT_OPTIONS = {"max_retries": 3, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
+
+
+def celery_config(settings: Settings, queue: str | None = None) -> dict[str, Any]:
+    """The Celery settings shared by the run worker (which sends steps) and `vidpipe worker`
+    (which runs them): both must declare the queue alike, or RabbitMQ refuses the second one."""
+    from kombu import Exchange, Queue
+
+    name = queue or settings.celery_queue
+    return {
+        "broker_url": settings.celery_broker,
+        "result_backend": settings.celery_backend,
+        "broker_transport_options": BROKER_TRANSPORT_OPTIONS,
+        "broker_connection_retry_on_startup": True,
+        "task_default_queue": name,
+        "task_queues": [
+            Queue(name, Exchange(name, type="direct"), routing_key=name, queue_arguments={"x-max-priority": MAX_PRIORITY})
+        ],
+        "task_queue_max_priority": MAX_PRIORITY,
+        "task_default_priority": 5,
+        # A step is acknowledged when it ends: a killed worker's step goes back to the queue.
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "result_expires": 24 * 3600,
+        "worker_hijack_root_logger": False,
+        # A worker that loses the broker stops its steps: their tasks are redelivered to another worker.
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
+    }
+
+
+_apps: dict[tuple[str, str, str], Celery] = {}
+_apps_lock = threading.Lock()
+
+
+def celery_app(settings: Settings | None = None, queue: str | None = None) -> Celery:
+    """The Celery app for these settings, with vidpipe's step task registered (one per process
+    and broker/backend/queue, so result polling shares one connection)."""
+    from celery import Celery
+
+    settings = settings or get_settings()
+    name = queue or settings.celery_queue
+    key = (settings.celery_broker, settings.celery_backend, name)
+    with _apps_lock:
+        app = _apps.get(key)
+        if app is None:
+            app = Celery("vidpipe", set_as_current=False)
+            app.conf.update(celery_config(settings, name))
+            _register_task(app)
+            _apps[key] = app
+        return app
+
+
+def _register_task(app: Celery) -> None:
+    @app.task(bind=True, name=TASK_NAME)
+    def execute_step(self: Any, execute_step_args_packed: dict[str, Any], executable_dict: dict[str, Any]) -> list[str]:
+        return run_step(
+            execute_step_args_packed, executable_dict, worker=str(self.request.hostname or ""), redelivered=_redelivered(self)
+        )
+
+
+def _redelivered(task: Any) -> bool:
+    info = getattr(task.request, "delivery_info", None) or {}
+    return bool(info.get("redelivered"))
+
+
+def refusal(run: dg.DagsterRun | None, run_id: str) -> str | None:
+    """Why a step of this run must not run now (None: it may): the run is gone or has ended."""
+    if run is None:
+        return f"run {run_id} does not exist in this Dagster instance"
+    if run.status in FINISHED or run.status == dg.DagsterRunStatus.CANCELING:
+        return f"run {run_id[:8]} has already ended ({run.status.value.lower()})"
+    return None
+
+
+def run_step(
+    packed_args: dict[str, Any], executable_dict: dict[str, Any], *, worker: str, redelivered: bool = False
+) -> list[str]:
+    """What a worker does with one task: dagster-celery's `execute_plan` task, refused when the
+    step's run has ended. Returns the step's events, serialized, for the run worker."""
+    from dagster._core.definitions.reconstruct import ReconstructableJob
+    from dagster._core.events import EngineEventData
+    from dagster._core.execution.api import create_execution_plan, execute_plan_iterator
+    from dagster._grpc.types import ExecuteStepArgs
+    from dagster._serdes import serialize_value, unpack_value
+    from dagster_celery.core_execution_loop import DELEGATE_MARKER
+
+    args = unpack_value(packed_args, as_type=ExecuteStepArgs)
+    instance = dg.DagsterInstance.from_ref(args.instance_ref)  # type: ignore[arg-type]
+    steps = ", ".join(args.step_keys_to_execute or [])
+    run = instance.get_run_by_id(args.run_id)
+    why = refusal(run, args.run_id)
+    if why is not None or run is None:
+        log.warning("refused step %s: %s (a task redelivered after its run ended does nothing)", steps, why)
+        if run is not None:
+            instance.report_engine_event(
+                f"vidpipe: step {steps} not executed on celery worker {worker}: {why}",
+                run,
+                EngineEventData({"Celery worker": worker, "pid": str(os.getpid())}),
+            )
+        return []
+    recon_job = ReconstructableJob.from_dict(executable_dict)
+    plan = create_execution_plan(
+        recon_job, run.run_config, step_keys_to_execute=args.step_keys_to_execute, known_state=args.known_state
+    )
+    note = " (redelivered: the worker that had it died)" if redelivered else ""
+    engine_event = instance.report_engine_event(
+        f"Executing steps {steps} in celery worker{note}",
+        run,
+        EngineEventData(
+            {"step_keys": steps, "Celery worker": worker, "pid": str(os.getpid()), "redelivered": str(redelivered)},
+            marker_end=DELEGATE_MARKER,
+        ),
+        step_key=plan.step_handle_for_single_step_plans().to_key(),  # type: ignore[union-attr]
+    )
+    events = [engine_event]
+    events.extend(
+        execute_plan_iterator(
+            execution_plan=plan,
+            job=recon_job,
+            dagster_run=run,
+            instance=instance,
+            retry_mode=args.retry_mode or RetryMode.DISABLED,
+            run_config=run.run_config,
+        )
+    )
+    return [serialize_value(event) for event in events]
+
+
+def _submit(
+    _dagster_app: Any,
+    plan_context: PlanOrchestrationContext,
+    step: ExecutionStep,
+    queue: str,
+    priority: int,
+    known_state: Any,
+) -> AsyncResult:
+    """Send one step to the queue (dagster-celery's `_submit_task`, on vidpipe's app)."""
+    from dagster._grpc.types import ExecuteStepArgs
+    from dagster._serdes import pack_value
+
+    args = ExecuteStepArgs(
+        job_origin=plan_context.reconstructable_job.get_python_origin(),
+        run_id=plan_context.dagster_run.run_id,
+        step_keys_to_execute=[step.key],
+        instance_ref=plan_context.instance.get_ref(),
+        retry_mode=plan_context.executor.retries.for_inner_plan(),
+        known_state=known_state,
+        print_serialized_events=True,
+    )
+    task = celery_app(queue=queue).tasks[TASK_NAME]
+    signature = task.si(execute_step_args_packed=pack_value(args), executable_dict=plan_context.reconstructable_job.to_dict())
+    return signature.apply_async(priority=priority, queue=queue, routing_key=queue)
+
+
+class VidpipeCeleryExecutor(dg.Executor):
+    def __init__(self, retries: RetryMode) -> None:
+        self._retries = retries
+
+    @property
+    def retries(self) -> RetryMode:
+        return self._retries
+
+    # Read by dagster-celery's loop (make_app): only the queue and defaults, never the broker URL.
+    def app_args(self) -> dict[str, Any]:
+        from dagster_celery.config import dict_wrapper
+
+        settings = get_settings()
+        source = {"task_default_queue": settings.celery_queue, "task_default_priority": 5, "worker_prefetch_multiplier": 1}
+        return {"broker": "memory://", "backend": "cache+memory://", "include": [], "config_source": dict_wrapper(source)}
+
+    def execute(self, plan_context: PlanOrchestrationContext, execution_plan: ExecutionPlan) -> Iterator[dg.DagsterEvent]:
+        from dagster_celery.core_execution_loop import core_celery_execution_loop
+
+        settings = get_settings()
+        instance, run_id = plan_context.instance, plan_context.dagster_run.run_id
+        instance.add_run_tags(run_id, run_worker_tags())
+        with Heartbeat(
+            settings.heartbeat_interval_s,
+            lambda: instance.add_run_tags(run_id, heartbeat_tags()),
+            name=f"vidpipe-run-worker-{run_id[:8]}",
+        ):
+            yield from core_celery_execution_loop(plan_context, execution_plan, step_execution_fn=_submit)
+
+
+@dg.executor(
+    name="celery",
+    config_schema={"retries": get_retries_config()},
+    requirements=dg.multiple_process_executor_requirements(),
+)
+def vidpipe_celery_executor(init_context: dg.InitExecutorContext) -> VidpipeCeleryExecutor:
+    """Steps as Celery tasks on `vidpipe worker` processes. The broker, backend and queue come
+    from VIDPIPE_CELERY_BROKER / VIDPIPE_CELERY_BACKEND / VIDPIPE_CELERY_QUEUE in the environment
+    of the run worker and of each worker; the config takes only `retries`."""
+    return VidpipeCeleryExecutor(retries=RetryMode.from_config(init_context.executor_config["retries"]))  # type: ignore[arg-type]
