@@ -264,12 +264,14 @@ class TreeSampler:
                         cmd = " ".join(p.cmdline())
                         self.cmd[p.pid] = cmd[:200]
                         self.kind[p.pid] = (
-                            "run worker"
-                            if "execute_run" in cmd
+                            "run worker"  # the code server spawns one per run (multiprocessing spawn)
+                            if "execute_run" in cmd or "multiprocessing.spawn" in cmd
                             else "code server"
                             if "grpc" in cmd
                             else "ffmpeg"
                             if "ffmpeg" in cmd
+                            else "log tailers"
+                            if "tail -F" in cmd or "watch_orphans" in cmd
                             else "celery worker"
                             if " worker" in cmd
                             else "daemon"
@@ -351,14 +353,14 @@ def _run_facts(instance: Any, run: Any) -> RunFacts:
             starts[entry.step_key] = ts
         elif kind in ("STEP_SUCCESS", "STEP_FAILURE") and entry.step_key in starts:
             facts.steps[entry.step_key] = (starts[entry.step_key], ts)
-        elif kind == "ENGINE_EVENT" and entry.step_key:
-            if msg.startswith("Submitting celery task"):
+        elif kind == "ENGINE_EVENT":
+            md = ev.engine_event_data.metadata if ev is not None and ev.engine_event_data else {}
+            if msg.startswith("Submitting celery task") and entry.step_key:
                 facts.submitted.setdefault(entry.step_key, ts)
-            elif "celery worker" in msg.lower():
-                md = ev.engine_event_data.metadata if ev is not None and ev.engine_event_data else {}
-                host = md.get("Celery worker")
-                if host is not None:
-                    facts.hosts[entry.step_key] = str(getattr(host, "value", host))
+            elif "Celery worker" in md:
+                host = md["Celery worker"]
+                step = entry.step_key or str(getattr(md.get("step_keys"), "value", md.get("step_keys")))
+                facts.hosts[step] = str(getattr(host, "value", host))
         elif kind is None and msg.startswith("[final_video] stitching"):
             stitch_from = ts
         elif kind is None and msg.startswith("[final_video] final video written") and stitch_from is not None:
