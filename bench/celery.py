@@ -64,6 +64,7 @@ class Params:
     concurrency: int = 2
     workers: int = 2
     modes: tuple[str, ...] = ("in_process", "celery")
+    dequeue_threads: int = 0  # 0: the daemon launches queued runs one at a time (Dagster's default)
 
 
 # ------------------------------------------------------------------------------------------
@@ -368,12 +369,17 @@ def _run_facts(instance: Any, run: Any) -> RunFacts:
     return facts
 
 
-def _write_instance_yaml(home: Path, runs_at_once: int, limit: int) -> None:
+def _write_instance_yaml(home: Path, runs_at_once: int, limit: int, dequeue_threads: int = 0) -> None:
     text = (REPO / "dagster.postgres.yaml").read_text()
     for key, value in (("max_concurrent_runs", runs_at_once), ("default_limit", limit)):
         if f"{key}: 4" not in text:
             raise RuntimeError(f"dagster.postgres.yaml no longer sets `{key}: 4`; adapt bench/celery.py")
         text = text.replace(f"{key}: 4", f"{key}: {value}")
+    if dequeue_threads:  # README "Deploying on several machines": start several run workers at once
+        text += (
+            "\nrun_coordinator:\n  module: dagster._core.run_coordinator\n  class: QueuedRunCoordinator\n"
+            f"  config: {{dequeue_use_threads: true, dequeue_num_workers: {dequeue_threads}}}\n"
+        )
     home.mkdir(parents=True, exist_ok=True)
     (home / "dagster.yaml").write_text(text)
 
@@ -397,7 +403,7 @@ def run_mode(mode: str, prm: Params, s3: S3, workdir: Path) -> dict[str, Any]:
     db_app, db_dagster = f"vpbench_{tag}", f"vpbench_{tag}_dagster"
     root = workdir / mode
     home = root / "dagster"
-    _write_instance_yaml(home, prm.runs_at_once, prm.limit)
+    _write_instance_yaml(home, prm.runs_at_once, prm.limit, prm.dequeue_threads)
     for db in (db_app, db_dagster):
         _pg(f'CREATE DATABASE "{db}"')
     bucket = s3.bucket()
@@ -650,7 +656,9 @@ def run(quick: bool = False, prm: Params | None = None) -> Report:
         f"{prm.video_latency_s} s per operation, {IMAGE_HEIGHT}p media), polling {POLL_INITIAL_S}/{POLL_MAX_S} s.",
         f"{prm.projects} prompt files ({prm.scenes} scenes of {CLIP_S} s) dropped into the inbox at once; the daemon's "
         f"inbox sensor registers them and requests the runs; its run queue starts at most {prm.runs_at_once} at a time "
-        f"(`max_concurrent_runs`); pool `video-operations` limit {prm.limit}.",
+        f"(`max_concurrent_runs`)"
+        + (f", launching them in {prm.dequeue_threads} threads" if prm.dequeue_threads else ", launching them one at a time")
+        + f"; pool `video-operations` limit {prm.limit}.",
         f"celery: {prm.workers} `vidpipe worker --concurrency {prm.concurrency}` processes on RabbitMQ (queue of their own), "
         "each with its own empty data dir; in_process: the default executor in each run worker.",
         f"Wall = first run enqueued → last run ended (the inbox sensor's wait before that is shown apart). Ideal = T_text + "
@@ -756,6 +764,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs-at-once", type=int, default=4, help="the run queue's max_concurrent_runs")
     p.add_argument("--video-latency", type=float, default=3.0, help="seconds per video operation at the emulator")
     p.add_argument("--concurrency", type=int, default=2, help="steps at once per Celery worker")
+    p.add_argument("--dequeue-threads", type=int, default=0, help="the daemon launches runs in N threads (0: one at a time)")
     p.add_argument("--modes", default="in_process,celery", help="comma-separated: in_process, celery")
     args = p.parse_args(argv)
     prm = Params(
@@ -766,6 +775,7 @@ def main(argv: list[str] | None = None) -> int:
         video_latency_s=args.video_latency,
         concurrency=args.concurrency,
         modes=tuple(m.strip() for m in args.modes.split(",") if m.strip()),
+        dequeue_threads=args.dequeue_threads,
     )
     from bench.__main__ import run_one
 
