@@ -3,9 +3,9 @@
 A *unit* goes to one worker as a whole, so its module fixtures are built once:
 
 * a test file is one unit;
-* everything under ``tests/servers/`` is ONE unit: those files share one webserver and one daemon
-  (session fixtures in ``tests/servers/conftest.py``), which would otherwise start on every worker
-  that gets one of them.
+* everything under ``tests/servers/`` is ONE unit: those files share one webserver and one
+  daemon (session fixtures in ``tests/servers/conftest.py``), which would otherwise start on every
+  worker that gets one of them; but a file in ``OWN_UNIT`` uses none of them and is a unit alone.
 
 Units are handed out slowest first (``SLOW``), then the rest by xdist's own order (most tests
 first), so no long unit starts last while the other workers run dry. A worker gets its next unit
@@ -32,13 +32,17 @@ import pytest
 
 #: Folders whose files form one unit (see the module docstring).
 GROUPED_DIRS = ("tests/servers",)
+#: Files of a grouped folder that use none of its shared servers: a unit of their own, so they run
+#: beside the rest of the folder (test_celery starts its own daemon, workers and databases).
+OWN_UNIT = ("tests/servers/test_celery.py",)
 
 #: Units slowest first. Figures: seconds in a one-process run on a 2-core machine loaded by other
 #: jobs (2026-12-01, 2935 s in all), before the resume tests stopped waiting out the latency;
 #: units marked "est." were added later (their authors' timings).
 SLOW: list[str] = [
     "tests/dagster/test_healing.py",  # 480
-    "tests/servers",  # 179 + test_celery (est. 180) + the browser tests (skipped in that run)
+    "tests/servers",  # 179 + the browser tests (skipped in that run)
+    "tests/servers/test_celery.py",  # est. 180 (its own daemon, two workers, RabbitMQ, S3)
     "tests/dagster/test_resume_concurrency.py",  # 319
     "tests/test_cli_output.py",  # 296
     "tests/dagster/test_fault_campaign.py",  # 196 (one test)
@@ -68,6 +72,8 @@ SLOW: list[str] = [
 def unit_of(nodeid: str) -> str:
     """The unit a test belongs to: its file, or its grouped folder."""
     path = nodeid.split("::", 1)[0]
+    if path in OWN_UNIT:
+        return path
     for folder in GROUPED_DIRS:
         if path.startswith(folder + "/"):
             return folder

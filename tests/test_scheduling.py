@@ -21,6 +21,7 @@ def test_units_are_files_except_grouped_folders():
     assert unit_of("tests/servers/test_browser.py::test_x[a::b]") == "tests/servers"
     assert unit_of("tests/servers/sub/test_y.py::C::test_z") == "tests/servers"
     assert unit_of("tests/serversx/test_a.py::test_b") == "tests/serversx/test_a.py"
+    assert unit_of("tests/servers/test_celery.py::test_x") == "tests/servers/test_celery.py"
     assert unit_of("tests/dagster/test_healing.py::test_a[sqlite]") == "tests/dagster/test_healing.py"
     assert slowest_first(["a.py", SLOW[1], "b.py", SLOW[0]]) == [SLOW[0], SLOW[1], "a.py", "b.py"]
 
