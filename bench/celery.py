@@ -23,6 +23,7 @@ Nothing here asserts: the benchmark prints and records (bench/README.md, section
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -73,55 +74,19 @@ class Params:
 
 
 class S3:
-    """moto's S3 server on a free port (as tests/s3server.py starts it) and a bucket per mode."""
+    """moto's S3 server (started by tests/s3server.py, as for the tests) and a bucket per mode."""
 
     def __init__(self) -> None:
-        import socket
+        from tests.s3server import moto_server
 
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        self.endpoint = f"http://127.0.0.1:{port}"
-        self.key, self.secret = "bench-key", f"bench-secret-{uuid.uuid4().hex}"
-        self.proc = subprocess.Popen(
-            [PYTHON, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        _wait("moto's S3 server", self._answers, 60)
-
-    def _answers(self) -> bool:
-        import urllib.error
-        import urllib.request
-
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"moto's S3 server exited with {self.proc.returncode}")
-        try:
-            urllib.request.urlopen(self.endpoint + "/", timeout=2).read()
-        except urllib.error.HTTPError:
-            pass  # it answers
-        except OSError:
-            return False
-        return True
+        self._running = contextlib.ExitStack()
+        self.server = self._running.enter_context(moto_server("bench"))
 
     def env(self) -> dict[str, str]:
-        return {
-            "AWS_ENDPOINT_URL": self.endpoint,
-            "AWS_ACCESS_KEY_ID": self.key,
-            "AWS_SECRET_ACCESS_KEY": self.secret,
-            "AWS_DEFAULT_REGION": "us-east-1",
-        }
+        return self.server.env()
 
     def client(self) -> Any:
-        import boto3  # type: ignore[import-untyped]
-
-        return boto3.client(
-            "s3",
-            endpoint_url=self.endpoint,
-            aws_access_key_id=self.key,
-            aws_secret_access_key=self.secret,
-            region_name="us-east-1",
-        )
+        return self.server.client()
 
     def bucket(self) -> str:
         name = f"vidpipe-bench-{uuid.uuid4().hex[:10]}"
@@ -133,12 +98,7 @@ class S3:
         return sum(1 for page in pages for obj in page.get("Contents", []) if obj["Key"].endswith(suffix))
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        self._running.close()
 
 
 def _pg(sql: str) -> None:

@@ -17,6 +17,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pytest
@@ -96,6 +97,29 @@ def _wait_until_up(endpoint: str, proc: subprocess.Popen[bytes] | None, timeout:
     raise RuntimeError(f"the S3 test server at {endpoint} did not answer within {timeout:.0f} s")
 
 
+@contextmanager
+def moto_server(name: str = "testing") -> Iterator[S3Server]:
+    """moto's S3 server on a free port of 127.0.0.1 (keys ``<name>-key`` and a random secret),
+    stopped when the block ends. The bench (bench/celery.py) starts its S3 server here too."""
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        server = S3Server(endpoint=f"http://127.0.0.1:{port}", key=f"{name}-key", secret=f"{name}-secret-{uuid.uuid4().hex}")
+        _wait_until_up(server.endpoint, proc)
+        yield server
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 @pytest.fixture(scope="session")
 def s3_session() -> Iterator[S3Server]:
     external = os.environ.get("VIDPIPE_TEST_S3_ENDPOINT")
@@ -108,22 +132,8 @@ def s3_session() -> Iterator[S3Server]:
         _wait_until_up(server.endpoint, None, timeout=10)
         yield server
         return
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        server = S3Server(endpoint=f"http://127.0.0.1:{port}", key="testing-key", secret=f"testing-secret-{uuid.uuid4().hex}")
-        _wait_until_up(server.endpoint, proc)
+    with moto_server() as server:
         yield server
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 @pytest.fixture
