@@ -49,7 +49,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from vidpipe_core.config import Settings
 from vidpipe_core.errors import ConfigurationError, InvalidInput, VidpipeError, invalid
-from vidpipe_core.models import Project
+from vidpipe_core.models import Project, utc
 from vidpipe_core.projects import build_spec, create_project, project_exists
 from vidpipe_core.schemas import ProjectSpec
 from vidpipe_core.services import Services
@@ -589,11 +589,6 @@ def source_digest(source: str) -> str | None:
 def source_file(source: str) -> str:
     """The accepted file's path relative to the inbox, from a project's source."""
     return source.removeprefix(SOURCE_PREFIX).rsplit(DIGEST_MARK, 1)[0]
-
-
-def utc(dt: datetime) -> datetime:
-    """Aware UTC (SQLite hands back naive UTC, PostgreSQL aware local time)."""
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
 @dataclass(frozen=True)

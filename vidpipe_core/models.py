@@ -19,6 +19,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def utc(dt: datetime) -> datetime:
+    """Aware UTC (SQLite hands back naive UTC, PostgreSQL aware local time)."""
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
 class Base(DeclarativeBase):
     pass
 

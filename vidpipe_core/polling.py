@@ -25,21 +25,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
+from datetime import datetime
 
 from sqlalchemy import select
 
 from vidpipe_core.config import Settings
-from vidpipe_core.models import ClipStatus, VideoClip, utcnow
+from vidpipe_core.models import ClipStatus, VideoClip, utc, utcnow
 from vidpipe_core.services import Services
 
 LENGTH_TOLERANCE_S = 0.5  # a clip "of the same length": measured length within this of the request
-
-
-def as_utc(moment: datetime) -> datetime:
-    """``moment`` with its time zone; SQLite hands back naive datetimes, which vidpipe writes in UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -57,11 +52,11 @@ class PollSchedule:
         """Seconds from ``now`` to the first poll: 0 for an operation submitted long ago."""
         if self.submitted_at is None:
             return self.first_poll_s
-        elapsed = ((now or utcnow()) - as_utc(self.submitted_at)).total_seconds()
+        elapsed = ((now or utcnow()) - utc(self.submitted_at)).total_seconds()
         return max(0.0, self.first_poll_s - elapsed)
 
     def for_operation(self, submitted_at: datetime | None) -> PollSchedule:
-        return PollSchedule(self.first_poll_s, self.interval_s, self.samples, self.quantile, self.quantile_s, submitted_at)
+        return replace(self, submitted_at=submitted_at)
 
     def describe(self) -> str:
         return (
@@ -102,7 +97,7 @@ def learned_durations(services: Services, provider: str, model: str, length_s: f
         rows = s.execute(query).all()
     out = []
     for submitted, completed in rows:
-        took = (as_utc(completed) - as_utc(submitted)).total_seconds()
+        took = (utc(completed) - utc(submitted)).total_seconds()
         if took > 0:  # a clock step backwards would teach nonsense
             out.append(took)
     return out
@@ -136,4 +131,4 @@ def poll_schedule(
     return None if schedule is None else schedule.for_operation(submitted_at)
 
 
-__all__ = ["LENGTH_TOLERANCE_S", "PollSchedule", "as_utc", "learned_durations", "poll_schedule", "quantile", "schedule_from"]
+__all__ = ["LENGTH_TOLERANCE_S", "PollSchedule", "learned_durations", "poll_schedule", "quantile", "schedule_from"]

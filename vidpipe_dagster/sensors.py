@@ -32,8 +32,8 @@ from vidpipe_core.inbox import (
     inbox_projects,
     process_inbox,
     source_file,
-    utc,
 )
+from vidpipe_core.models import utc
 from vidpipe_core.services import Services
 from vidpipe_dagster.healing import heal_instance
 from vidpipe_dagster.jobs import render_project
