@@ -19,7 +19,6 @@ from vidpipe_core.checks import (
     check_storyboard,
 )
 from vidpipe_core.errors import InvalidInput, VidpipeError
-from vidpipe_core.heartbeat import Heartbeat
 from vidpipe_core.ids import ID_RULE, is_valid_project_id
 from vidpipe_core.integrity import frame_tag
 from vidpipe_core.projects import load_spec
@@ -34,7 +33,7 @@ from vidpipe_core.steps.storyboard import make_storyboard
 from vidpipe_core.storage import Layout
 from vidpipe_core.summary import SceneRow, project_summary
 from vidpipe_dagster.celery_executor import running_on_worker
-from vidpipe_dagster.healing import heartbeat_tags, owner_tags
+from vidpipe_dagster.healing import owner_tags, run_heartbeat
 from vidpipe_dagster.instance import refuse_unknown_project
 from vidpipe_dagster.partitions import projects_partitions
 from vidpipe_dagster.pools import DagsterPoolSlots
@@ -107,11 +106,7 @@ def _step(context: dg.AssetExecutionContext, vidpipe: VidpipeResource) -> Iterat
     beat: AbstractContextManager[object] = nullcontext()
     if not running_on_worker():
         instance.add_run_tags(run_id, owner_tags())
-        beat = Heartbeat(
-            services.settings.heartbeat_interval_s,
-            lambda: instance.add_run_tags(run_id, heartbeat_tags()),
-            name=f"vidpipe-run-{run_id[:8]}",
-        )
+        beat = run_heartbeat(instance, run_id, services.settings.heartbeat_interval_s, "vidpipe-run")
     try:
         with beat:
             yield services, project_id

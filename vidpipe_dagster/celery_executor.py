@@ -38,8 +38,7 @@ import dagster as dg
 from dagster._core.execution.retries import RetryMode, get_retries_config
 
 from vidpipe_core.config import Settings, get_settings
-from vidpipe_core.heartbeat import Heartbeat
-from vidpipe_dagster.healing import FINISHED, heartbeat_tags, run_worker_tags
+from vidpipe_dagster.healing import FINISHED, run_heartbeat, run_worker_tags
 
 if TYPE_CHECKING:
     from celery import Celery  # type: ignore[import-untyped]
@@ -166,7 +165,7 @@ def run_step(
     run = instance.get_run_by_id(args.run_id)
     why = refusal(run, args.run_id) or _already_done(instance, args.run_id, args.step_keys_to_execute or [])
     if why is not None or run is None:
-        log.warning("refused step %s: %s (a task redelivered after its run ended does nothing)", steps, why)
+        log.warning("refused step %s: %s (a task delivered again does nothing)", steps, why)
         if run is not None:
             instance.report_engine_event(
                 f"vidpipe: step {steps} not executed on celery worker {worker}: {why}",
@@ -254,11 +253,7 @@ class VidpipeCeleryExecutor(dg.Executor):
         settings = get_settings()
         instance, run_id = plan_context.instance, plan_context.dagster_run.run_id
         instance.add_run_tags(run_id, run_worker_tags())
-        with Heartbeat(
-            settings.heartbeat_interval_s,
-            lambda: instance.add_run_tags(run_id, heartbeat_tags()),
-            name=f"vidpipe-run-worker-{run_id[:8]}",
-        ):
+        with run_heartbeat(instance, run_id, settings.heartbeat_interval_s, "vidpipe-run-worker"):
             yield from core_celery_execution_loop(plan_context, execution_plan, step_execution_fn=_submit)
 
 

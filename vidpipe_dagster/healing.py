@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
+from vidpipe_core.heartbeat import Heartbeat
 from vidpipe_core.liveness import owner_pid, process_alive, process_started, this_host
 
 PID_TAG = "vidpipe/pid"
@@ -63,6 +64,12 @@ def run_worker_tags() -> dict[str, str]:
 
 def heartbeat_tags() -> dict[str, str]:
     return {HEARTBEAT_TAG: f"{time.time():.3f}"}
+
+
+def run_heartbeat(instance: dg.DagsterInstance, run_id: str, interval_s: float, name: str) -> Heartbeat:
+    """A thread that renews the run's heartbeat tag every ``interval_s`` while its block runs
+    (the step's process, or a celery run's run worker)."""
+    return Heartbeat(interval_s, lambda: instance.add_run_tags(run_id, heartbeat_tags()), name=f"{name}-{run_id[:8]}")
 
 
 def _float(text: str | None) -> float | None:
