@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import json
 import re
 
 import av
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
+from PIL.PngImagePlugin import PngInfo
 
 from tests.helpers import mean_abs_diff, png
 from vidpipe_core import media
@@ -566,6 +568,23 @@ def test_a_sheet_draws_the_kind_its_name_says(provider: AnimaticProvider, name: 
     assert look.kind == kind
     picture = png(character.png).crop((0, 0, 256, 120))  # above the name
     assert classify_silhouette(_silhouette(picture, [look.body, look.accent])) == kind
+    parts = figures.draw_figure(ImageDraw.Draw(Image.new("RGB", (256, 144))), look, 128, 130, 100)
+    assert {"boat": {"hull", "sail"}, "bird": {"beak", "wing", "tail"}, "animal": {"leg", "tail", "snout"}}.get(
+        kind, {"head", "body"}
+    ) <= set(parts), parts
+
+
+def test_a_sheet_from_before_kinds_reads_back_as_the_person_it_drew() -> None:
+    """A sheet an earlier version wrote has no kind in its look: it drew a person, so it reads back as one."""
+    look = figures.look_for("the paper boat", "")
+    old = json.loads(look.to_json())
+    del old["kind"]
+    info = PngInfo()
+    info.add_text(figures.SHEET_KEY, json.dumps(old))
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 36), SHEET_BACKGROUND).save(buf, format="PNG", pnginfo=info)
+    back = figures.look_from_sheet("the paper boat", "", buf.getvalue())
+    assert back.kind == "person" and (back.body, back.accent) == (look.body, look.accent)
 
 
 def test_the_demo_draws_its_boat_as_a_boat_and_its_duck_as_a_bird(provider: AnimaticProvider) -> None:
@@ -625,11 +644,12 @@ def _warm(a: np.ndarray) -> np.ndarray:
         ("dawn", "Opening frame: a meadow at dawn"),
         ("dawn", "Closing frame: the boat drifts out into a wide harbour as the sun rises"),
         ("night", "Opening frame: a meadow at night"),
+        ("day", "Opening frame: a red kite over a sunny meadow"),
     ],
 )
 def test_the_light_follows_the_time_of_day(provider: AnimaticProvider, time: str, prompt: str) -> None:
     """Dawn: a warm sky at the horizon, a warm sun low over it, a cooler sky above. Night: a dark
-    sky, a pale moon, no sun. In a cool style's palette, which must tint the light, not replace it."""
+    sky, a pale moon, no sun. Day: a blue sky, a white sun high in it. In a cool style's palette, which must tint the light, not replace it."""
     a = np.asarray(png(provider.render(keyframe(prompt, palette=PALETTES["winter"]))[0]).convert("RGB"), dtype=int)
     h = a.shape[0]
     top = a[: h // 8].reshape(-1, 3).mean(axis=0)
@@ -640,6 +660,10 @@ def test_the_light_follows_the_time_of_day(provider: AnimaticProvider, time: str
         rows = np.median(a[int(0.3 * h) : int(0.55 * h)], axis=1)  # each row's typical colour: sky, or hills
         assert (rows[:, 0] - rows[:, 2]).max() > 40, "no warm sky by the horizon"
         assert top[2] > top[0], f"the sky above is not the cool of dawn: {top}"
+    elif time == "day":
+        white = np.nonzero((a[..., 0] > 240) & (a[..., 1] > 230) & (a[..., 0] - a[..., 2] > 20))
+        assert len(white[0]) > 40 and white[0].mean() < 0.3 * h, "no sun high in the sky"
+        assert top[2] - top[0] > 60, f"the day sky is not blue: {top}"
     else:
         assert len(sun[0]) == 0, "a sun at night"
         assert top.mean() < 50, f"the night sky is not dark: {top}"
