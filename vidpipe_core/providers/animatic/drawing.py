@@ -275,7 +275,9 @@ class _Composer:
         else:
             ground = self.horizon + self.h * 0.1
         feet = min(ground, caption_box((self.w, self.h))[1] - self.h * 0.02)
-        figures.draw_figure(d, look, x, feet, self.h * look.height)
+        unit_w = figures.figure_box(look, 1.0)[0]
+        height = min(self.h * look.height, self.w * 0.4 / unit_w)  # a boat in a tall frame: at most 40 % of its width
+        figures.draw_figure(d, look, x, feet, height)
 
 
 LANDMARKS: tuple[Landmark, ...] = ("tree", "building", "rock")  # for words no scenery names
