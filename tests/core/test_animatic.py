@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import json
 import re
 
 import av
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
+from PIL.PngImagePlugin import PngInfo
 
 from tests.helpers import mean_abs_diff, png
 from vidpipe_core import media
@@ -31,7 +33,7 @@ from vidpipe_core.providers.base import (
     StoryboardProvider,
     Usage,
 )
-from vidpipe_core.schemas import ProjectSpec, StageProviders, StyleGuide
+from vidpipe_core.schemas import ProjectSpec, StageProviders, Storyboard, StyleGuide
 
 PROMPT = (
     "A small robot wakes up in an abandoned greenhouse at dawn. It waters a single wilting flower, "
@@ -331,10 +333,12 @@ def _frames(video: bytes) -> list[Image.Image]:
         return [f.to_image() for f in c.decode(video=0)]
 
 
-def _storyboard_project(provider: AnimaticProvider, scenes: int = 3) -> tuple[list[bytes], list[ClipRequest], list[str]]:
+def _storyboard_project(
+    provider: AnimaticProvider, scenes: int = 3, *, board: Storyboard | None = None, duration: int = 1
+) -> tuple[list[bytes], list[ClipRequest], list[str]]:
     """A planned project rendered as the pipeline does: sheets, frames 0..N (frame k shows scene k's
     characters, the last the last scene's), one clip request per scene. Returns frames, requests, captions."""
-    board, _ = provider.plan(spec(scenes))
+    board = board if board is not None else provider.plan(spec(scenes))[0]
     guide = board.style_guide
     sheets = {c.name: sheet(provider, c.name, c.appearance) for c in guide.characters}
     frames: list[bytes] = []
@@ -359,7 +363,7 @@ def _storyboard_project(provider: AnimaticProvider, scenes: int = 3) -> tuple[li
             prompt=f"{s.motion_prompt}\n\nScene: {s.description}\n{guide.prompt_suffix()}",
             start_png=frames[i],
             end_png=frames[i + 1],
-            duration_s=1,
+            duration_s=duration,
             aspect_ratio="16:9",
             generate_audio=False,
         )
@@ -498,3 +502,202 @@ def test_local_renders_are_bounded_process_wide(monkeypatch: pytest.MonkeyPatch)
     assert sum(p.startswith("rendering ") for p in polls) == 9
     assert provider_module.Settings is Settings  # the setting lives in config.Settings
     assert Settings().local_renders == 1  # the default keeps a 1080p render below 600 MiB (bench/README)
+
+
+# --- the animatic shows what its caption says -------------------------------------------------
+
+FOX_PROMPT = (
+    "A fox cub and an old owl watch the moon rise over a snowy forest. A curious duck follows it across the "
+    "frozen pond. At dawn they part ways."
+)
+
+
+def _silhouette(img: Image.Image, colours: list[tuple[int, int, int]], tol: int = 12) -> np.ndarray:
+    """The pixels of ``colours`` (a character's body and accents), cropped to their bounding box."""
+    a = np.asarray(img.convert("RGB"), dtype=np.int16)
+    mask = np.zeros(a.shape[:2], dtype=bool)
+    for c in colours:
+        mask |= np.all(np.abs(a - np.array(c, dtype=np.int16)) <= tol, axis=-1)
+    ys, xs = np.nonzero(mask)
+    assert len(ys) > 30, "the character is not in the picture"
+    return mask[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+
+
+def _runs(row: np.ndarray) -> int:
+    return int(np.sum(np.diff(np.concatenate([[0], row.astype(np.int8), [0]])) == 1))
+
+
+def classify_silhouette(mask: np.ndarray) -> str:
+    """What a silhouette looks like, from its pixels alone (no label the drawing code gives it):
+    "animal": three or more separate legs along its bottom; "bird": seen in profile (it does not
+    match its mirror image: a head and a beak on one side, a tail on the other); "boat": wider than
+    tall, widest across its lower half (the deck), narrowing below it (the hull) and coming to a
+    point above (a sail or a fold); "person": upright, symmetric, narrow; else "other"."""
+    h, w = mask.shape
+    extent = np.array([np.ptp(np.nonzero(r)[0]) + 1 if r.any() else 0 for r in mask])
+    mirror = (mask & mask[:, ::-1]).sum() / (mask | mask[:, ::-1]).sum()
+    feet = max(_runs(r) for r in mask[int(h * 0.92) :])
+    if feet >= 3:
+        return "animal"
+    if mirror < 0.75:
+        return "bird"
+    widest = int(np.argmax(extent))
+    top = extent[: max(1, int(h * 0.15))].max()
+    if w >= 0.9 * h and feet == 1 and widest > h / 2 and extent[-1] < 0.85 * extent.max() and top < 0.4 * w:
+        return "boat"
+    if w < 0.8 * h:
+        return "person"
+    return "other"
+
+
+def _demo_board(provider: AnimaticProvider, scenes: int = 4, duration: int = 1):
+    from vidpipe_dagster.cli import DEMO_PROMPT
+
+    demo = spec(scenes, DEMO_PROMPT, style="watercolour, warm dawn light")
+    return provider.plan(demo.model_copy(update={"clip_duration": duration}))[0]
+
+
+@pytest.mark.parametrize(
+    "name, kind",
+    [("the paper boat", "boat"), ("the curious duck", "bird"), ("the fox cub", "animal"), ("Mara", "person")],
+)
+def test_a_sheet_draws_the_kind_its_name_says(provider: AnimaticProvider, name: str, kind: str) -> None:
+    """The silhouette on a character's sheet is its kind, told apart by its pixels alone."""
+    character = sheet(provider, name, "")
+    look = figures.look_from_sheet(name, "", character.png)  # the sheet says its kind back
+    assert look.kind == kind
+    picture = png(character.png).crop((0, 0, 256, 120))  # above the name
+    assert classify_silhouette(_silhouette(picture, [look.body, look.accent])) == kind
+    parts = figures.draw_figure(ImageDraw.Draw(Image.new("RGB", (256, 144))), look, 128, 130, 100)
+    assert {"boat": {"hull", "sail"}, "bird": {"beak", "wing", "tail"}, "animal": {"leg", "tail", "snout"}}.get(
+        kind, {"head", "body"}
+    ) <= set(parts), parts
+
+
+def test_a_sheet_from_before_kinds_reads_back_as_the_person_it_drew() -> None:
+    """A sheet an earlier version wrote has no kind in its look: it drew a person, so it reads back as one."""
+    look = figures.look_for("the paper boat", "")
+    old = json.loads(look.to_json())
+    del old["kind"]
+    info = PngInfo()
+    info.add_text(figures.SHEET_KEY, json.dumps(old))
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 36), SHEET_BACKGROUND).save(buf, format="PNG", pnginfo=info)
+    back = figures.look_from_sheet("the paper boat", "", buf.getvalue())
+    assert back.kind == "person" and (back.body, back.accent) == (look.body, look.accent)
+
+
+def test_the_demo_draws_its_boat_as_a_boat_and_its_duck_as_a_bird(provider: AnimaticProvider) -> None:
+    board = _demo_board(provider)
+    names = {c.name for c in board.style_guide.characters}
+    assert names == {"the paper boat", "the curious duck"}
+    frames, _requests, _captions = _storyboard_project(provider, 4, board=board)
+    # Frame 2 opens scene 3, "A curious duck follows it past moored houseboats": both are in it.
+    assert board.scenes[2].characters == ["the paper boat", "the curious duck"]
+    scene3 = png(frames[2])
+    for c in board.style_guide.characters:
+        look = figures.look_for(c.name, c.appearance)
+        kind = classify_silhouette(_silhouette(scene3, [look.body, look.accent]))
+        assert kind == {"the paper boat": "boat", "the curious duck": "bird"}[c.name], (c.name, kind)
+
+
+def test_a_two_subject_sentence_is_one_scene_listing_both(provider: AnimaticProvider) -> None:
+    for n in (3, 4, 5):
+        board, _ = provider.plan(spec(n, FOX_PROMPT))
+        names = [c.name for c in board.style_guide.characters]
+        assert names[:2] == ["the fox cub", "the old owl"], names
+        descriptions = [s.description for s in board.scenes]
+        assert not any(d.startswith(("A fox cub.", "An old owl")) for d in descriptions), descriptions
+        for s in board.scenes:
+            if "fox cub" in s.description:
+                assert "a fox cub and an old owl watch" in s.description.lower()
+                assert {"the fox cub", "the old owl"} <= set(s.characters), (n, s.description, s.characters)
+        # "A curious duck follows it": the duck and what it follows.
+        follows = next(s for s in board.scenes if "duck follows it" in s.description)
+        assert set(follows.characters) == {"the fox cub", "the old owl", "the curious duck"}, follows.characters
+
+
+def test_titles_and_captions_end_at_a_phrase_boundary(provider: AnimaticProvider) -> None:
+    assert _demo_board(provider).title == "A paper boat sets off down a rain-filled gutter at dawn"
+    assert provider.plan(spec(4, FOX_PROMPT))[0].title == "A fox cub and an old owl watch the moon rise"
+    long = "A lighthouse keeper climbs the winding stairs of the old tower every single evening to light the great lamp"
+    assert provider.plan(spec(2, long))[0].title == "A lighthouse keeper climbs the winding stairs"
+    # A caption too long for two lines is shortened where a phrase ends, marked with an ellipsis.
+    caption = "Scene 3: " + FOX_PROMPT.replace(".", ",")
+    lines = motion.caption_lines(caption, (256, 144))
+    assert len(lines) == 2 and lines[-1].endswith(" …")
+    shown = " ".join(lines).removesuffix(" …").split()
+    assert caption.split()[: len(shown)] == shown  # whole words of the caption, in order
+    following = caption.split()[len(shown)]
+    assert shown[-1].endswith(",") or following in ("and", "over", "across", "at", "of"), (shown[-1], following)
+
+
+def _warm(a: np.ndarray) -> np.ndarray:
+    """Bright warm pixels: a sun at dawn (not a pale moon, not a blue or grey sky)."""
+    r, g, b = (a[..., i].astype(int) for i in range(3))
+    return (r > 220) & (g > 140) & (b < 160) & (r - b > 90)
+
+
+@pytest.mark.parametrize(
+    "time, prompt",
+    [
+        ("dawn", "Opening frame: a meadow at dawn"),
+        ("dawn", "Closing frame: the boat drifts out into a wide harbour as the sun rises"),
+        ("night", "Opening frame: a meadow at night"),
+        ("day", "Opening frame: a red kite over a sunny meadow"),
+    ],
+)
+def test_the_light_follows_the_time_of_day(provider: AnimaticProvider, time: str, prompt: str) -> None:
+    """Dawn: a warm sky at the horizon, a warm sun low over it, a cooler sky above. Night: a dark
+    sky, a pale moon, no sun. Day: a blue sky, a white sun high in it. In a cool style's palette, which must tint the light, not replace it."""
+    a = np.asarray(png(provider.render(keyframe(prompt, palette=PALETTES["winter"]))[0]).convert("RGB"), dtype=int)
+    h = a.shape[0]
+    top = a[: h // 8].reshape(-1, 3).mean(axis=0)
+    sun = np.nonzero(_warm(a))
+    if time == "dawn":
+        assert len(sun[0]) > 40, "no sun"
+        assert sun[0].mean() > 0.3 * h, f"the sun is high: its centre at {sun[0].mean() / h:.2f} of the height"
+        rows = np.median(a[int(0.3 * h) : int(0.55 * h)], axis=1)  # each row's typical colour: sky, or hills
+        assert (rows[:, 0] - rows[:, 2]).max() > 40, "no warm sky by the horizon"
+        assert top[2] > top[0], f"the sky above is not the cool of dawn: {top}"
+    elif time == "day":
+        white = np.nonzero((a[..., 0] > 240) & (a[..., 1] > 230) & (a[..., 0] - a[..., 2] > 20))
+        assert len(white[0]) > 40 and white[0].mean() < 0.3 * h, "no sun high in the sky"
+        assert top[2] - top[0] > 60, f"the day sky is not blue: {top}"
+    else:
+        assert len(sun[0]) == 0, "a sun at night"
+        assert top.mean() < 50, f"the night sky is not dark: {top}"
+        pale = (a.min(axis=-1) > 190) & (np.ptp(a, axis=-1) < 40)
+        assert pale[: int(0.5 * h)].sum() > 40, "no moon"
+
+
+def test_no_freeze_after_a_cut(provider: AnimaticProvider, tmp_path) -> None:
+    """The demo at its own fps and clip length (small frames), stitched as the pipeline stitches it:
+    after every cut the picture moves on at once. A cut lands on the picture the previous clip
+    ended on (continuity), so two frames in a row may show the same picture; never three."""
+    fps, duration = 24, 4
+    provider = AnimaticProvider(Settings(animatic_resolution=144, fps=fps))
+    board = _demo_board(provider, duration=duration)
+    _frames_png, requests, _captions = _storyboard_project(provider, 4, board=board, duration=duration)
+    paths = []
+    for req in requests:
+        outcome = provider.wait(provider.submit(req, "animatic"), req, "animatic")
+        assert outcome.kind == ClipOutcomeKind.DONE and outcome.video
+        paths.append(tmp_path / f"clip_{req.scene_index}.mp4")
+        paths[-1].write_bytes(outcome.video)
+    final = tmp_path / "final.mp4"
+    media.stitch(paths, final, fade_in=0.5, fade_out=0.5)
+    with av.open(str(final)) as container:
+        pictures = [f.to_ndarray(format="gray").astype(np.int16) for f in container.decode(video=0)]
+    assert len(pictures) == 4 * duration * fps
+    band = caption_box((256, 144))[1]
+    moved = [float(np.abs(pictures[i][:band] - pictures[i - 1][:band]).mean()) for i in range(1, len(pictures))]
+    captions = [float(np.abs(pictures[i][band:] - pictures[i - 1][band:]).mean()) for i in range(1, len(pictures))]
+    cuts = [i for i, d in enumerate(captions, start=1) if d > 5]  # frame i is the first of a new scene
+    assert cuts == [duration * fps * k for k in (1, 2, 3)]
+    for cut in cuts:
+        run, longest = 1, 1  # frames showing the same picture in a row, from the frame before the cut
+        for i in range(cut, cut + fps):
+            run = run + 1 if moved[i - 1] < 0.02 else 1
+            longest = max(longest, run)
+        assert longest <= 2, (cut, [round(m, 3) for m in moved[cut - 1 : cut + fps]])

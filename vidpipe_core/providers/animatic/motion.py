@@ -31,12 +31,13 @@ from vidpipe_core import media
 from vidpipe_core.cancel import NEVER, CancelToken
 from vidpipe_core.errors import InvalidInput, MediaError
 from vidpipe_core.media import AUDIO_RATE, audio_out_kwargs, ffmpeg_number, probe_bytes, video_out_kwargs
+from vidpipe_core.providers.animatic.lexicon import phrase_ends
 
 Motion = Literal["push_in", "pull_out", "pan_left", "pan_right"]
 MOTIONS: tuple[Motion, ...] = ("push_in", "pull_out", "pan_left", "pan_right")
 
-ZOOM_AMOUNT = 0.08  # a push-in / pull-out travels 8 %
-PAN_ZOOM_AMOUNT = 0.10  # overscan a pan travels through
+ZOOM_AMOUNT = 0.12  # a push-in / pull-out travels 12 %
+PAN_ZOOM_AMOUNT = 0.14  # overscan a pan travels through
 TRANSITION_S = 0.4  # the dissolve from the start keyframe to the end keyframe
 CAPTION_BACKGROUND = (12, 12, 16)
 CAPTION_TEXT = (245, 245, 240)
@@ -66,10 +67,15 @@ def caption_box(size: tuple[int, int]) -> tuple[int, int, int, int]:
     return 0, h - band, w, h
 
 
+CAPTION_LINES = 2
+
+
 def _wrap(
     d: ImageDraw.ImageDraw, text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont, width: int, max_lines: int
 ) -> list[str]:
-    """Greedy word wrap to ``width`` pixels; the last line is ellipsized when text remains."""
+    """Greedy word wrap to ``width`` pixels. When text remains, the last line ends at a phrase
+    boundary with an ellipsis ("... past moored houseboats, …", never "... past moored …"), unless
+    that would drop more than half of it: then it is cut at a word."""
     words, lines = text.split(), list[str]()
     while words and len(lines) < max_lines:
         line = words.pop(0)
@@ -77,9 +83,29 @@ def _wrap(
             line = f"{line} {words.pop(0)}"
         lines.append(line)
     if words or (lines and d.textlength(lines[-1], font=font) > width):
-        last = lines[-1] + (" " + " ".join(words) if words else "")
-        lines[-1] = media.ellipsize(d, last, font, width)
+        last = lines[-1].split()
+        seq = last + words
+
+        def shortened(k: int) -> str:
+            return " ".join(seq[:k]).rstrip(",;:—–-") + " …"
+
+        fits = [k for k in phrase_ends(seq) if k <= len(last) and d.textlength(shortened(k), font=font) <= width]
+        if fits and fits[-1] * 2 >= len(last):
+            lines[-1] = shortened(fits[-1])
+        else:
+            lines[-1] = media.ellipsize(d, " ".join(seq), font, width)
     return lines
+
+
+def _caption_font(size: tuple[int, int]) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    return ImageFont.load_default(size=caption_font_px(size))
+
+
+def caption_lines(caption: str, size: tuple[int, int]) -> list[str]:
+    """The lines the caption band of a frame of ``size`` shows (at most CAPTION_LINES)."""
+    width = caption_box(size)[2] - 2 * max(4, caption_font_px(size) // 2)
+    d = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    return _wrap(d, " ".join(caption.split()) or "(no caption)", _caption_font(size), width, max_lines=CAPTION_LINES)
 
 
 def caption_band(caption: str, size: tuple[int, int]) -> Image.Image:
@@ -88,10 +114,10 @@ def caption_band(caption: str, size: tuple[int, int]) -> Image.Image:
     left, top, right, bottom = caption_box(size)
     band = Image.new("RGB", (right - left, bottom - top), CAPTION_BACKGROUND)
     font_px = caption_font_px(size)
-    font = ImageFont.load_default(size=font_px)
+    font = _caption_font(size)
     d = ImageDraw.Draw(band)
     margin = max(4, font_px // 2)
-    lines = _wrap(d, " ".join(caption.split()) or "(no caption)", font, band.width - 2 * margin, max_lines=2)
+    lines = caption_lines(caption, size)
     line_h = round(font_px * 1.25)
     y = (band.height - line_h * len(lines)) // 2
     for line in lines:
@@ -119,12 +145,6 @@ def _fit(png: bytes, size: tuple[int, int]) -> Image.Image:
     cw, ch = w / scale, h / scale
     left, top = (im.width - cw) / 2, (im.height - ch) / 2
     return im.resize(size, Image.Resampling.BICUBIC, box=(left, top, left + cw, top + ch))
-
-
-def _ease(t: float) -> float:
-    """Smoothstep: no jerk at either end of a move."""
-    t = min(1.0, max(0.0, t))
-    return t * t * (3 - 2 * t)
 
 
 class _Camera:
@@ -171,14 +191,19 @@ def yuv420_planes(img: Image.Image) -> tuple[Image.Image, Image.Image, Image.Ima
 
 def _camera(motion: Motion, t: float) -> tuple[float, float, float]:
     """(zoom, anchor x, anchor y) at progress ``t`` in [0, 1] of the clip; every move starts at the
-    keyframe itself (zoom 1)."""
-    e = _ease(t)
+    keyframe itself (zoom 1) and at full speed. Constant speed, not eased: an ease-in starts each
+    clip with the camera all but still, and as each cut lands on the same picture the previous clip
+    ended on (continuity), that read as a ~0.7 s freeze after every cut."""
+    e = min(1.0, max(0.0, t))
     if motion == "push_in":
         return 1.0 + ZOOM_AMOUNT * e, 0.5, 0.5
     if motion == "pull_out":
         return 1.0 / (1.0 + ZOOM_AMOUNT * e), 0.5, 0.5
+    # A pan: the window grows in from the side it travels to (anchored there from the first frame),
+    # so its centre moves at constant speed; an anchor sliding out from the centre while the zoom
+    # grows would move it with the square of the time, an ease-in again.
     direction = -1.0 if motion == "pan_left" else 1.0
-    return 1.0 + PAN_ZOOM_AMOUNT * e, 0.5 + 0.5 * direction * e, 0.5
+    return 1.0 + PAN_ZOOM_AMOUNT * e, 0.5 + 0.5 * direction, 0.5
 
 
 def clip_frames(

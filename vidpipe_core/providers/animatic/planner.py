@@ -9,6 +9,15 @@ import re
 from collections.abc import Sequence
 
 from vidpipe_core.errors import InvalidInput
+from vidpipe_core.providers.animatic.lexicon import (
+    CHARACTER_NOUNS,
+    COLOUR_WORDS,
+    TIME_PHRASE,
+    TimeOfDay,
+    is_noun,
+    phrase_ends,
+    time_of_day,
+)
 from vidpipe_core.schemas import Character, ProjectSpec, ScenePlan, Storyboard, StyleGuide
 
 
@@ -56,6 +65,7 @@ PALETTES: dict[str, list[str]] = {
     "vintage": ["#3e2f25", "#7d5a44", "#b08968", "#ddb892", "#ede0d4"],
     "sepia": ["#2e2118", "#5c4033", "#8b6b4a", "#c2a37c", "#efe2c8"],
     "watercolor": ["#5b8e7d", "#8fc1b5", "#f4e285", "#f4a259", "#bc4b51"],
+    "watercolour": ["#5b8e7d", "#8fc1b5", "#f4e285", "#f4a259", "#bc4b51"],
     "anime": ["#22223b", "#4a4e69", "#ff6b9a", "#8ecae6", "#ffe66d"],
     "cinematic": ["#0f2027", "#203a43", "#2c5364", "#e07a5f", "#f2cc8f"],
     "space": ["#000005", "#14213d", "#3c096c", "#9d4edd", "#e0aaff"],
@@ -74,14 +84,9 @@ CAMERA_STYLES: dict[str, str] = {
 }
 DEFAULT_CAMERA = "steady cinematic camera, 35mm lens, slow push-ins, pull-outs and gentle pans"
 
-CHARACTER_NOUNS = frozenset(
-    "robot girl boy man woman child kid cat dog fox wolf bear bird owl knight astronaut detective dragon wizard witch "
-    "princess prince king queen sailor pilot explorer traveler traveller dancer musician farmer soldier scientist "
-    "monster ghost alien horse rabbit lion tiger elephant whale fish penguin hero heroine stranger couple family "
-    "grandmother grandfather mother father baby student teacher chef painter keeper duck boat ship balloon kite".split()
-)
+# A recurring character: "a/the <up to two words> <noun>", singular (the plural "the houseboats" is scenery).
 _ARTICLE_SUBJECT = re.compile(
-    r"\b(?:a|an|the|his|her|their|our|my)\s+((?:[a-z][a-z-]*\s+){0,2}?)(" + "|".join(sorted(CHARACTER_NOUNS)) + r")s?\b", re.I
+    r"\b(?:a|an|the|his|her|their|our|my)\s+((?:[a-z][a-z-]*\s+){0,2}?)(" + "|".join(sorted(CHARACTER_NOUNS)) + r")\b", re.I
 )
 _NAME = re.compile(r"\b[A-Z][a-z]{2,}\b")
 _NOT_NAMES = frozenset(
@@ -99,12 +104,30 @@ def _clean(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip(" \t\n.;,:!?—–-")
 
 
+_DETERMINERS = frozenset("a an the his her their our my its two three some".split())
+_JOINS_SUBJECTS = re.compile(r"^,?\s*(?:and|or)\s*$", re.I)
+
+
+def _names_a_subject(fragment: str) -> bool:
+    """A bare subject ("a fox cub", "the old man", "Mara"): at most four words, opening on a
+    determiner or a name and ending on a known noun or a name; no verb in it to make a clause."""
+    words = fragment.split()
+    if not words or len(words) > 4:
+        return False
+    opens = words[0].lower() in _DETERMINERS or words[0][:1].isupper()
+    last = words[-1]
+    return opens and (is_noun(last) or (len(words) == 1 and last[:1].isupper()))
+
+
 def _split_one(text: str, pattern: re.Pattern[str]) -> list[str]:
     """Split at ``pattern``; a fragment under two words is glued back to its neighbour with the
-    original separator, so "returns and smiles" never loses "smiles"."""
+    original separator, so "returns and smiles" never loses "smiles"; and "A and B" (two subjects
+    of one clause: "a fox cub and an old owl watch ...") is never split, so both stay in one scene."""
     spans: list[list[int]] = []
     start = 0
     for m in [*pattern.finditer(text), None]:
+        if m is not None and _JOINS_SUBJECTS.match(m.group(0)) and _names_a_subject(_clean(text[start : m.start()])):
+            continue  # keep "A and B" together: the fragment goes on past this "and"
         end = m.start() if m else len(text)
         fragment = _clean(text[start:end])
         if fragment:
@@ -226,7 +249,7 @@ CHARACTER_COLOURS = (
     "pink",
     "scarlet",
 )
-MAX_CHARACTERS = 2
+MAX_CHARACTERS = 4  # a keyframe draws at most four figures (drawing.MAX_FIGURES)
 
 
 def _rgb(text: str) -> tuple[int, int, int] | None:
@@ -236,8 +259,6 @@ def _rgb(text: str) -> tuple[int, int, int] | None:
 
 def _character_colours(key: str, palette: Sequence[str], taken: Sequence[str]) -> tuple[str, str]:
     """Two colour words for a character: far from the palette and from other characters' colours."""
-    from vidpipe_core.providers.animatic.figures import COLOUR_WORDS  # figures imports this module
-
     avoid = [c for c in (_rgb(p) for p in palette) if c is not None] + [COLOUR_WORDS[t] for t in taken]
 
     def far(word: str, others: list[tuple[int, int, int]]) -> float:
@@ -255,7 +276,13 @@ def find_characters(prompt: str, palette: Sequence[str], limit: int = MAX_CHARAC
     Each is given two colour words (its body and its accents) that the keyframes draw it in."""
     found: dict[str, str] = {}  # key -> display name
     for m in _ARTICLE_SUBJECT.finditer(prompt):
+        named = re.search(r"\b([A-Z][a-z]{2,}),?\s+$", prompt[: m.start()])
+        if named and named.group(1) not in _NOT_NAMES:
+            continue  # "Mara the gardener": the name is the character, the rest describes her
         noun = m.group(2).lower()
+        after = re.match(r"\s+([a-z]+)\b", prompt[m.end() :])
+        if after and is_noun(after.group(1)):  # "a fox cub": the cub is the subject, and a fox
+            noun = f"{noun} {after.group(1)}"
         adjectives = " ".join(w for w in m.group(1).lower().split() if w not in _STOPWORDS)
         found.setdefault(noun, f"the {adjectives + ' ' if adjectives else ''}{noun}")
     for m in _NAME.finditer(prompt):
@@ -283,39 +310,52 @@ def character_key(name: str) -> str:
     return words[-1] if words else ""
 
 
-_PRONOUN = re.compile(r"(?:it|he|she|they)\b", re.I)
+_PRONOUN = re.compile(r"\b(?:it|he|she|they|him|them)\b", re.I)
 
 
 def cast_scenes(texts: Sequence[str], characters: Sequence[Character]) -> list[list[str]]:
-    """Which characters each scene shows: those its text mentions. A character in no scene text
-    appears where the story starts to act (scene 2, or 1 if there is one scene); with three scenes or
-    more, a character in every scene leaves the first (establishing) one, so each is absent once."""
-    cast: list[list[str]] = [[] for _ in texts]
+    """Which characters each scene shows, in the style guide's order: those its text mentions ("a fox
+    cub and an old owl watch ..." shows both). A pronoun goes on with the previous scene's cast: "It waters a flower" keeps the
+    previous scene's subject, "a curious duck follows it" adds it, "at dawn they part" keeps them. A character in no scene text appears where the story
+    starts to act (scene 2, or 1 if there is one scene)."""
+    where: dict[str, list[int]] = {c.name: [] for c in characters}
     for c in characters:
         key = character_key(c.name)
-        where: list[int] = []
-        for i, t in enumerate(texts):
-            mentioned = re.search(rf"\b{re.escape(key)}s?\b", t.lower()) is not None
-            # "It waters a flower": a scene opening on a pronoun goes on with the previous scene's subject.
-            carried = bool(where) and where[-1] == i - 1 and _PRONOUN.match(t) is not None
-            if mentioned or carried:
-                where.append(i)
-        if not where:
-            where = [min(1, len(texts) - 1)]
-        if len(texts) >= 3 and len(where) == len(texts):
-            where = where[1:]
-        for i in where:
-            cast[i].append(c.name)
-    return cast
+        where[c.name] = [i for i, t in enumerate(texts) if re.search(rf"\b{re.escape(key)}s?\b", t.lower())]
+    for i in range(1, len(texts)):
+        previous = [name for name, scenes in where.items() if i - 1 in scenes]
+        if _PRONOUN.search(texts[i]) is None:
+            continue
+        for name in previous:
+            if i not in where[name]:
+                where[name].append(i)
+                where[name].sort()
+    for scenes in where.values():
+        if not scenes:
+            scenes.append(min(1, len(texts) - 1))
+    return [[c.name for c in characters if i in where[c.name]] for i in range(len(texts))]
+
+
+TITLE_WORDS = 12
 
 
 def _title(prompt: str) -> str:
+    """The first beat, shortened to at most TITLE_WORDS words at a phrase boundary ("A paper boat sets
+    off down a rain-filled gutter", never "A fox cub and an old"); whole when it has no boundary."""
     beats = split_beats(prompt)
-    words = re.findall(r"[\w'’-]+", beats[0] if beats else prompt)[:6]
-    while len(words) > 1 and words[-1].lower() in _STOPWORDS:
-        words.pop()
-    title = " ".join(words)
+    words = (beats[0] if beats else _clean(prompt)).split()
+    ends = [k for k in phrase_ends(words) if k <= TITLE_WORDS]
+    title = _clean(" ".join(words[: ends[-1]] if ends else words))
     return (title[:1].upper() + title[1:]) if title else "Untitled"
+
+
+def scene_times(texts: Sequence[str]) -> list[TimeOfDay | None]:
+    """The time of day of each scene: the one its text names, else the previous scene's (story time
+    goes on until a scene says otherwise), else None (the style may still name one)."""
+    out: list[TimeOfDay | None] = []
+    for t in texts:
+        out.append(time_of_day(t) or (out[-1] if out else None))
+    return out
 
 
 _LOWERABLE = frozenset("a an the it its he she they we his her their our this that these those then there".split())
@@ -327,15 +367,21 @@ def _lower_first(text: str) -> str:
     return text[:1].lower() + text[1:] if first.lower() in _LOWERABLE else text
 
 
-def _scene_plan(i: int, texts: list[str], style: StyleGuide, cast: list[str]) -> ScenePlan:
+def _when(time: TimeOfDay | None) -> str:
+    return f", {TIME_PHRASE[time]}" if time else ""
+
+
+def _scene_plan(i: int, texts: list[str], style: StyleGuide, cast: list[str], times: Sequence[TimeOfDay | None]) -> ScenePlan:
+    """One scene's plan. Its closing frame is also the next scene's opening picture (continuity), the
+    one the next clip holds: so it is lit at the next scene's time of day."""
     text = texts[i]
     move = CAMERA_MOVES[int(_unit("move", i, text) * len(CAMERA_MOVES))]
     nxt = texts[i + 1] if i + 1 < len(texts) else None
-    end = f"Closing frame of scene {i + 1}: {_lower_first(text)}, the moment settled"
+    end = f"Closing frame of scene {i + 1}{_when(times[min(i + 1, len(texts) - 1)])}: {_lower_first(text)}, the moment settled"
     end += f", composed so the next scene can begin from it ({_lower_first(nxt)})" if nxt else ", a calm final image"
     return ScenePlan(
         description=f"{text}.",
-        start_frame_prompt=f"Opening frame of scene {i + 1}: {_lower_first(text)}. {style.visual_style}.",
+        start_frame_prompt=f"Opening frame of scene {i + 1}{_when(times[i])}: {_lower_first(text)}. {style.visual_style}.",
         end_frame_prompt=f"{end}. {style.visual_style}.",
         motion_prompt=f"Camera: {move} while {_lower_first(text)}; subjects move naturally from the opening to the closing frame.",
         transition_notes=("Fade in from black. " if i == 0 else "")
@@ -359,8 +405,9 @@ def plan_storyboard(spec: ProjectSpec) -> Storyboard:
     )
     texts = scene_texts(spec.prompt, spec.scenes)
     cast = cast_scenes(texts, style.characters)
+    times = scene_times(texts)
     return Storyboard(
         title=_title(spec.prompt),
         style_guide=style,
-        scenes=[_scene_plan(i, texts, style, cast[i]) for i in range(len(texts))],
+        scenes=[_scene_plan(i, texts, style, cast[i], times) for i in range(len(texts))],
     )
