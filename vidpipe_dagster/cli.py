@@ -19,13 +19,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
-from vidpipe_core.config import Settings, get_settings
+from vidpipe_core.config import Settings, get_settings, settings_error
 from vidpipe_core.errors import ConfigurationError, InvalidInput, ProjectBusy, ProjectNotFound, VidpipeError, scrub_url
 from vidpipe_core.steps import CHARACTERS, CLIPS, FINAL_VIDEO, KEYFRAMES, STAGES
 from vidpipe_core.steps.report import ProgressEvent
@@ -234,14 +233,10 @@ def _run_document(project_id: str | None, run_id: str | None, status: str, video
 
 
 def _settings_error(exc: Exception) -> Exception:
-    """A settings value pydantic refused, as the ConfigurationError it is (else ``exc`` itself)."""
-    if not (isinstance(exc, ValidationError) and exc.title == "Settings"):
+    """A setting that cannot be read, as the ConfigurationError it is (else ``exc`` itself)."""
+    error = settings_error(exc)
+    if error is None:
         return exc
-    first = exc.errors()[0]
-    name = "VIDPIPE_" + "_".join(str(part) for part in first["loc"]).upper()
-    error = ConfigurationError(
-        f"setting {name}: {first['msg']}; fix the environment variable or the config file (VIDPIPE_CONFIG / ./vidpipe.toml)"
-    )
     error.__cause__ = exc
     return error
 
@@ -904,6 +899,26 @@ def delete(
         _result(project_id)
 
 
+def _check_celery_urls(settings: Settings, shown: Callable[[str], str]) -> None:
+    """A broker or result backend Celery cannot use: one line, exit 2, before the worker starts
+    (Celery itself prints a traceback, and for a backend exits 0)."""
+    from celery.app.backends import by_url  # type: ignore[import-untyped]
+    from kombu import Connection
+
+    from vidpipe_core.errors import one_line
+
+    checks = (
+        ("VIDPIPE_CELERY_BROKER", settings.celery_broker, lambda url: Connection(url).transport, "amqp://user@host:5672//"),
+        ("VIDPIPE_CELERY_BACKEND", settings.celery_backend, by_url, "rpc:// or redis://host:6379/0"),
+    )
+    for name, url, load, example in checks:
+        try:
+            load(url)
+        except Exception as exc:
+            cause = _scrub(one_line(exc)).replace(url, shown(url))
+            raise ConfigurationError(f"setting {name}={shown(url)} cannot be used: {cause}; use a URL such as {example}") from exc
+
+
 @app.command()
 def worker(
     queue: str | None = typer.Option(None, "--queue", show_default=_setting("celery_queue"), help="Queue to take steps from."),
@@ -933,6 +948,7 @@ def worker(
     def shown(url: str) -> str:  # the password masked; rpc:// as it is
         return redact_url(url) if "@" in url or "?" in url else url
 
+    _check_celery_urls(settings, shown)
     _note(
         f"vidpipe worker {node}: queue {queue}, broker {shown(settings.celery_broker)}, "
         f"backend {shown(settings.celery_backend)}, concurrency {concurrency or os.cpu_count()}"
@@ -957,10 +973,25 @@ def migrate() -> None:
     _note("database is at the newest revision")
 
 
+def _check_flag_variables() -> None:
+    """VIDPIPE_DEBUG and VIDPIPE_VERBOSE (the --debug and --verbose flags) are settings like the
+    others: a value that is not true or false is one line, exit 2 (typer would draw a usage box)."""
+    from pydantic import TypeAdapter, ValidationError
+
+    for name in ("VIDPIPE_DEBUG", "VIDPIPE_VERBOSE"):
+        value = os.environ.get(name, "").strip()
+        try:
+            if value:
+                TypeAdapter(bool).validate_python(value)  # what typer accepts: 1/0, true/false, yes/no, on/off
+        except ValidationError:
+            raise ConfigurationError(f"setting {name}: {value!r} is not true or false; set it to 1 or 0, or unset it") from None
+
+
 def main() -> None:
     """The console script. Every command's errors end here as one line and an exit code: a
     configuration error exits 2, anything unexpected exits 1 with its traceback in a log file."""
     try:
+        _check_flag_variables()
         app()
     except KeyboardInterrupt as exc:
         sys.exit(_report(exc, EXIT_INTERRUPTED))
