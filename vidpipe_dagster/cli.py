@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
+from typer.core import TyperCommand, TyperGroup
 
 from vidpipe_core.config import Settings, get_settings, settings_error
 from vidpipe_core.errors import ConfigurationError, InvalidInput, ProjectBusy, ProjectNotFound, VidpipeError, scrub_url
@@ -36,8 +37,37 @@ if TYPE_CHECKING:
     from vidpipe_core.services import Services
     from vidpipe_dagster.runner import StepFailure
 
+
+def _plain_flags(params: list[Any]) -> list[Any]:
+    """``params`` with no value type shown for a flag: typer's help writes `<bool>` beside
+    `--json` or `--help`, which take no value."""
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    return params
+
+
+class _Command(TyperCommand):
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _plain_flags(super().get_params(ctx))
+
+
+class _Group(TyperGroup):
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _plain_flags(super().get_params(ctx))
+
+
+class _App(typer.Typer):
+    """Every command (and the group) lists its flags without a `<bool>` value type."""
+
+    def command(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("cls", _Command)
+        return super().command(*args, **kwargs)
+
+
 # Markdown help: paragraphs reflow to the terminal's width, so docstrings wrap naturally.
-app = typer.Typer(
+app = _App(
+    cls=_Group,
     add_completion=False,
     no_args_is_help=True,
     rich_markup_mode="markdown",
@@ -70,8 +100,23 @@ class _Options:
     json_base: ClassVar[dict[str, Any]] = {}
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            number = version("vidpipe")
+        except PackageNotFoundError:  # run from a checkout that was never installed
+            number = "unknown (not installed)"
+        _result(f"vidpipe {number}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _global_options(
+    show_version: bool = typer.Option(
+        False, "--version", is_eager=True, callback=_version, help="Print vidpipe's version and exit."
+    ),
     debug: bool = typer.Option(
         False,
         "--debug",
@@ -263,6 +308,9 @@ def _setting(name: str) -> str:
 
 
 PROVIDER_VALUES = "auto, animatic, google"
+# A panel of their own: in one table with the rest, --storyboard-provider's width leaves the help
+# column too narrow at 80 columns for a default such as VIDPIPE_DEFAULT_CLIP_DURATION.
+PROVIDERS_PANEL = "Providers"
 
 
 @app.command()
@@ -283,16 +331,31 @@ def new(
     ),
     scenes: int | None = typer.Option(None, show_default=_setting("default_scenes"), help="Number of scenes, 1-24."),
     provider: str | None = typer.Option(
-        None, show_default=_setting("provider"), help=f"Provider of every stage: {PROVIDER_VALUES}."
+        None,
+        show_default=_setting("provider"),
+        help=f"Provider of every stage: {PROVIDER_VALUES}.",
+        rich_help_panel=PROVIDERS_PANEL,
     ),
     storyboard_provider: str | None = typer.Option(
-        None, "--storyboard-provider", show_default="--provider", help=f"Storyboard provider: {PROVIDER_VALUES}."
+        None,
+        "--storyboard-provider",
+        show_default="--provider",
+        help=f"Storyboard provider: {PROVIDER_VALUES}.",
+        rich_help_panel=PROVIDERS_PANEL,
     ),
     keyframe_provider: str | None = typer.Option(
-        None, "--keyframe-provider", show_default="--provider", help=f"Keyframe provider: {PROVIDER_VALUES}."
+        None,
+        "--keyframe-provider",
+        show_default="--provider",
+        help=f"Keyframe provider: {PROVIDER_VALUES}.",
+        rich_help_panel=PROVIDERS_PANEL,
     ),
     clip_provider: str | None = typer.Option(
-        None, "--clip-provider", show_default="--provider", help=f"Clip provider: {PROVIDER_VALUES}."
+        None,
+        "--clip-provider",
+        show_default="--provider",
+        help=f"Clip provider: {PROVIDER_VALUES}.",
+        rich_help_panel=PROVIDERS_PANEL,
     ),
     audio: bool | None = typer.Option(
         None, "--audio/--no-audio", show_default=_setting("generate_audio"), help="Generate an audio track (Veo)."
@@ -690,10 +753,26 @@ def stitch(
 def edit(
     project_id: str = typer.Argument(..., metavar="ID"),
     scene: int = typer.Option(..., "--scene", help="Scene number, from 1 as in the captions and `vidpipe status`."),
-    description: str | None = typer.Option(None),
-    start_frame: str | None = typer.Option(None, "--start-frame"),
-    end_frame: str | None = typer.Option(None, "--end-frame"),
-    motion: str | None = typer.Option(None),
+    description: str | None = typer.Option(
+        None, show_default="unchanged", help="What happens in the scene, one or two sentences (part of its clip's prompt)."
+    ),
+    start_frame: str | None = typer.Option(
+        None,
+        "--start-frame",
+        show_default="unchanged",
+        help="Image prompt of the first frame; scene 1 only (a later scene starts where the one before ends).",
+    ),
+    end_frame: str | None = typer.Option(
+        None,
+        "--end-frame",
+        show_default="unchanged",
+        help="Image prompt of the scene's last frame, which is also the next scene's first.",
+    ),
+    motion: str | None = typer.Option(
+        None,
+        show_default="unchanged",
+        help="How the camera and subjects move from the first frame to the last (the clip's prompt).",
+    ),
 ) -> None:
     """Edit one scene's prompts. Only what depends on them is regenerated by the next
     `vidpipe resume`: a motion prompt changes one clip; an end-frame prompt changes that frame
@@ -744,7 +823,7 @@ def status(
     for col in ("asset", "state", "last run", "when"):
         assets.add_column(col)
     for row in report["assets"]:
-        assets.add_row(row["asset"], row["state"], row["run_id"] or "", row["when"] or "")
+        assets.add_row(row["asset"], row["state"], (row["run_id"] or "")[:8], row["when"] or "")  # --json: the whole id
     console.print(assets)
     if "next" not in report:  # the next steps repeat these hints
         for row in report["assets"]:
@@ -802,6 +881,7 @@ def list_cmd(
 ) -> None:
     """All registered projects with their full ids: a table on a terminal; when piped, one
     tab-separated line per project (id, created, scenes, providers, final video)."""
+    from vidpipe_core.models import utc
     from vidpipe_core.projects import list_projects
     from vidpipe_core.storage import Layout
 
@@ -815,7 +895,7 @@ def list_cmd(
         rows.append(
             {
                 "id": p.id,
-                "created": p.created_at.isoformat(),
+                "created": utc(p.created_at).isoformat(),  # SQLite gives it back without its time zone
                 "prompt": p.prompt,
                 "scenes": spec.get("scenes"),
                 "providers": spec.get("providers", {}),
