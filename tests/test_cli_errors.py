@@ -172,7 +172,13 @@ def test_unloadable_dagster_instance_is_one_line(vp_env, case, said):
         ({"VIDPIPE_CONFIG": "{tmp}/missing.toml"}, "VIDPIPE_CONFIG={tmp}/missing.toml does not exist"),
         ({"VIDPIPE_CONFIG": "{tmp}"}, "VIDPIPE_CONFIG={tmp} is a folder"),
         ({"VIDPIPE_CONFIG": "{tmp}/broken.toml"}, "the config file {tmp}/broken.toml (VIDPIPE_CONFIG, or ./vidpipe.toml)"),
-        ({"VIDPIPE_CONFIG": "{tmp}/scenes.toml"}, "setting VIDPIPE_DEFAULT_SCENES: Input should be a valid integer"),
+        (
+            {"VIDPIPE_CONFIG": "{tmp}/scenes.toml"},
+            "a valid integer, unable to parse string as an integer; fix it in the config file {tmp}/scenes.toml",
+        ),
+        # A default the project would refuse names the variable, not the --option nobody passed.
+        ({"VIDPIPE_DEFAULT_SCENES": "0"}, "setting VIDPIPE_DEFAULT_SCENES: 0 is out of range (allowed: 1-24)"),
+        ({"VIDPIPE_DEFAULT_STYLE": "noir\u202e"}, "setting VIDPIPE_DEFAULT_STYLE: contains an invisible format character"),
         ({"VIDPIPE_DEBUG": "maybe"}, "setting VIDPIPE_DEBUG: 'maybe' is not true or false"),
         ({"VIDPIPE_CELERY_BROKER": f"amqp://u:{SECRET}@127.0.0.1:notaport//"}, "setting VIDPIPE_CELERY_BROKER: the URL"),
     ],

@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from pydantic_settings.exceptions import SettingsError
 
 from vidpipe_core.errors import ConfigurationError, one_line
+from vidpipe_core.text import text_problem
 
 ProviderName = Literal["animatic", "google"]
 ProviderChoice = Literal["auto", "animatic", "google"]
@@ -207,10 +208,40 @@ class Settings(BaseSettings):
             raise ValueError(f"{list(v)} must list the clip durations in seconds the video model accepts, such as [4, 6, 8]")
         return v
 
-    @field_validator("celery_broker", "celery_backend")
+    @field_validator("default_aspect_ratio")
+    @classmethod
+    def _aspect_ratio(cls, v: str) -> str:
+        if v not in ASPECT_RATIOS:
+            raise ValueError(f"{v!r} is not supported (allowed: {', '.join(ASPECT_RATIOS)})")
+        return v
+
+    @field_validator("default_style")
+    @classmethod
+    def _style(cls, v: str) -> str:
+        problem = text_problem(v)
+        if problem:
+            raise ValueError(problem)
+        return v
+
+    @field_validator("default_scenes")
+    @classmethod
+    def _scenes(cls, v: int) -> int:
+        if not MIN_SCENES <= v <= MAX_SCENES:
+            raise ValueError(f"{v} is out of range (allowed: {MIN_SCENES}-{MAX_SCENES})")
+        return v
+
+    @field_validator("default_clip_duration")
+    @classmethod
+    def _clip_duration(cls, v: int) -> int:
+        if v <= 0:  # which lengths a model accepts is checked with the project (vidpipe new)
+            raise ValueError(f"{v} must be a number of seconds more than 0")
+        return v
+
+    @field_validator("celery_broker", "celery_backend", "gcs_base_url")
     @classmethod
     def _url(cls, v: str) -> str:
-        # Celery and kombu parse these only when a worker starts or a run sends its first step.
+        # Celery and kombu parse these only when a worker starts or a run sends its first step, the
+        # Google provider when it downloads a clip.
         try:
             urlsplit(v).port  # noqa: B018  # a port that is not a number, a broken [IPv6] host
         except ValueError as exc:
