@@ -6,6 +6,7 @@ partition is repaired."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -248,6 +249,28 @@ def test_unexpected_error_message_and_log_are_redacted(vp_env):
     proc = _vidpipe(argv0=[sys.executable, "-c", script], env={"VIDPIPE_PG_PASSWORD": SECRET})
     log = _one_line_error(proc, 1, "RuntimeError: boom with *** and a password ***")
     assert "second line" not in proc.stderr and "second line" in log.read_text()
+
+
+def test_an_error_quoting_a_format_character_prints_it_escaped(vp_env):
+    """Whatever text an error quotes (a provider's reason, a path), the line on the terminal shows
+    what it is: U+202E as \\u202e, never reordering the rest of the line."""
+    script = textwrap.dedent("""
+        import sys
+        import vidpipe_core.projects as projects
+        from vidpipe_core.errors import ProviderError
+        from vidpipe_dagster.cli import main
+
+        def refused(services):
+            raise ProviderError("storyboard", "the model said: evil\u202etxt.exe")
+
+        projects.list_projects = refused
+        sys.argv = ["vidpipe", "list", "--json"]
+        main()
+    """)
+    proc = _vidpipe(argv0=[sys.executable, "-c", script])
+    assert proc.returncode == 1 and "\u202e" not in proc.stderr + proc.stdout
+    assert proc.stderr.strip() == "error: storyboard: the model said: evil\\u202etxt.exe"
+    assert json.loads(proc.stdout)["error"]["message"] == "storyboard: the model said: evil\\u202etxt.exe"
 
 
 def test_keyboard_interrupt_exits_130(vp_env):

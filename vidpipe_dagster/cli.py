@@ -29,6 +29,7 @@ from vidpipe_core.config import Settings, get_settings, settings_error
 from vidpipe_core.errors import ConfigurationError, InvalidInput, ProjectBusy, ProjectNotFound, VidpipeError, scrub_url
 from vidpipe_core.steps import CHARACTERS, CLIPS, FINAL_VIDEO, KEYFRAMES, STAGES
 from vidpipe_core.steps.report import ProgressEvent
+from vidpipe_core.text import escape_invisible
 
 if TYPE_CHECKING:
     import dagster as dg
@@ -230,7 +231,7 @@ def _report(exc: BaseException, code: int) -> int:
     else:
         first = str(exc).strip().splitlines()
         line = f"{type(exc).__name__}: {first[0]}" if first else type(exc).__name__
-    line = _scrub(line)
+    line = escape_invisible(_scrub(line))  # a message quoting text from elsewhere: never reordered on screen
     message = line
     trace = _scrub(f"$ vidpipe {' '.join(sys.argv[1:])}\n" + "".join(traceback.format_exception(exc)))
     path = None
@@ -499,7 +500,7 @@ def _final_video(project_id: str, *, only_existing: bool = False) -> str | None:
 
 def _cause(failure: StepFailure) -> str:
     """The failure's message without the stage (and scene) it starts with, on one line."""
-    text = " ".join(_scrub(failure.message).split())
+    text = escape_invisible(" ".join(_scrub(failure.message).split()))
     head, sep, rest = text.partition(": ")
     if sep and (head == failure.step or head.startswith(f"{failure.step}, ")):
         return rest
