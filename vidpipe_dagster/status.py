@@ -278,7 +278,7 @@ def next_steps(
     what that costs); render a project never rendered; edit a scene the safety filter refused.
     Nothing when the project is finished."""
     if run is not None and run.live:
-        return [f"run {run.run_id} is rendering this project; `vidpipe status {project_id}` shows how far it got"]
+        return [f"run {run.run_id[:8]} is rendering this project; `vidpipe status {project_id}` shows how far it got"]
     steps: list[str] = []
     resume, render = f"vidpipe resume {project_id}", f"vidpipe render {project_id}"
     if run is not None and run.dead:
