@@ -6,6 +6,7 @@ partition is repaired."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -74,6 +75,10 @@ def _partitions(vp_env) -> list[str]:
         ("nosuchproto://bucket/x", "an fsspec URL"),
         # s3fs is installed: s3:// works, but keys in the URL are refused (they would show in every URI).
         (f"s3://AKIDEXAMPLE:{SECRET}@bucket/prefix", "AWS_SECRET_ACCESS_KEY"),
+        # What fsspec would find wrong only at the first read or write, inside a step (exit 1).
+        ("s3://", "names no bucket"),
+        ("http://[::1", "Invalid IPv6 URL"),
+        ("http://127.0.0.1:notaport/x", "Port could not be cast to integer"),
     ],
 )
 def test_unusable_artifacts_url_is_one_line(vp_env, tmp_path, url, fix):
@@ -92,6 +97,7 @@ def test_unusable_artifacts_url_is_one_line(vp_env, tmp_path, url, fix):
         ("sqlite:////proc/forbidden/x/y.db", "/proc/forbidden"),
         ("notadb://", "notadb"),
         (f"mysql://user:{SECRET}@127.0.0.1/x", "MySQLdb"),  # a driver that is not installed
+        (f"postgresql+psycopg2://u:{SECRET}@127.0.0.1:notaport/x", "its port 'notaport' is not a number"),
     ],
 )
 def test_unusable_database_url_is_one_line(vp_env, url, cause):
@@ -115,20 +121,83 @@ def test_unwritable_data_dir_logs_to_the_temp_dir(tmp_path):
     assert log.parent == tmp
 
 
-@pytest.mark.parametrize("case", ["invalid-yaml", "unreadable", "unwritable-home", "unknown-key"])
-def test_unloadable_dagster_instance_is_one_line(vp_env, case):
+PG_YAML = Path(__file__).resolve().parent.parent / "dagster.postgres.yaml"
+PG_ENV = {"VIDPIPE_PG_HOST": "127.0.0.1", "VIDPIPE_PG_USER": "postgres", "VIDPIPE_PG_PASSWORD": SECRET}
+
+
+@pytest.mark.parametrize(
+    "case, said",
+    [
+        ("invalid-yaml", ""),
+        ("unreadable", ""),
+        ("unwritable-home", ""),
+        ("unknown-key", ""),
+        # The PostgreSQL instance of the README without its variables, with a port that is no number,
+        # and with a server that refuses: Dagster's retries are not printed (four lines each).
+        ("unset-variables", "it reads VIDPIPE_PG_DAGSTER_DB, VIDPIPE_PG_HOST, VIDPIPE_PG_PASSWORD"),
+        ("bad-port", 'env variable "VIDPIPE_PG_PORT" cannot be coerced into an int'),
+        ("refused", "port 1 failed: Connection refused"),
+    ],
+)
+def test_unloadable_dagster_instance_is_one_line(vp_env, case, said):
     home = vp_env.dagster_home
     home.mkdir(parents=True)
+    env: dict[str, str] = {}
     if case == "invalid-yaml":
         (home / "dagster.yaml").write_text("run_storage: [\n  bad: {")
     elif case == "unreadable":
         (home / "dagster.yaml").mkdir()  # as good as unreadable, even for root
     elif case == "unknown-key":
         (home / "dagster.yaml").write_text("no_such_setting: 1\n")
-    env = {"DAGSTER_HOME": "/proc/forbidden/dagster"} if case == "unwritable-home" else {}
+    elif case == "unwritable-home":
+        env = {"DAGSTER_HOME": "/proc/forbidden/dagster"}
+    else:
+        (home / "dagster.yaml").write_text(PG_YAML.read_text())
+        port = {"bad-port": "notaport", "refused": "1"}.get(case)
+        env = {} if port is None else {**PG_ENV, "VIDPIPE_PG_PORT": port, "VIDPIPE_PG_DAGSTER_DB": "dagster"}
     proc = _vidpipe("new", "a cat", "--id", "cat", env=env)
-    _one_line_error(proc, 2, "DAGSTER_HOME", "dagster.yaml")
+    _one_line_error(proc, 2, "DAGSTER_HOME", "dagster.yaml", said)
     assert _rows(vp_env) == []
+
+
+@pytest.mark.parametrize(
+    "env, said",
+    [
+        ({"VIDPIPE_FPS": "0"}, "setting VIDPIPE_FPS: 0 must be a number more than 0; fix the environment variable"),
+        ({"VIDPIPE_POLL_TIMEOUT_S": "nan"}, "setting VIDPIPE_POLL_TIMEOUT_S: nan must be a number more than 0"),
+        ({"VIDPIPE_RETRY_MAX_S": "-1"}, "setting VIDPIPE_RETRY_MAX_S: -1.0 must be a number, 0 or more"),
+        ({"VIDPIPE_PRICES": "{bad"}, "setting VIDPIPE_PRICES is not valid JSON (Expecting property name"),
+        ({"VIDPIPE_VIDEO_DURATIONS": "4,6"}, "setting VIDPIPE_VIDEO_DURATIONS is not valid JSON (Extra data at column 2)"),
+        ({"VIDPIPE_VIDEO_DURATIONS": "[]"}, "setting VIDPIPE_VIDEO_DURATIONS: [] must list the clip durations"),
+        ({"VIDPIPE_PRICES": '{"veo": {"per_second": "a"}}'}, "setting VIDPIPE_PRICES (veo.per_second): Input should be"),
+        ({"VIDPIPE_CONFIG": "{tmp}/missing.toml"}, "VIDPIPE_CONFIG={tmp}/missing.toml does not exist"),
+        ({"VIDPIPE_CONFIG": "{tmp}"}, "VIDPIPE_CONFIG={tmp} is a folder"),
+        ({"VIDPIPE_CONFIG": "{tmp}/broken.toml"}, "the config file {tmp}/broken.toml (VIDPIPE_CONFIG, or ./vidpipe.toml)"),
+        (
+            {"VIDPIPE_CONFIG": "{tmp}/scenes.toml"},
+            "a valid integer, unable to parse string as an integer; fix it in the config file {tmp}/scenes.toml",
+        ),
+        # A default the project would refuse names the variable, not the --option nobody passed.
+        ({"VIDPIPE_DEFAULT_SCENES": "0"}, "setting VIDPIPE_DEFAULT_SCENES: 0 is out of range (allowed: 1-24)"),
+        ({"VIDPIPE_DEFAULT_STYLE": "noir\u202e"}, "setting VIDPIPE_DEFAULT_STYLE: contains an invisible format character"),
+        ({"VIDPIPE_DEBUG": "maybe"}, "setting VIDPIPE_DEBUG: 'maybe' is not true or false"),
+        ({"VIDPIPE_CELERY_BROKER": f"amqp://u:{SECRET}@127.0.0.1:notaport//"}, "setting VIDPIPE_CELERY_BROKER: the URL"),
+    ],
+)
+def test_a_setting_that_cannot_be_used_is_one_line(vp_env, tmp_path, env, said):
+    """Every VIDPIPE_ variable (and the TOML file) that parses wrong is one line naming it, exit 2,
+    before anything is written: not pydantic's traceback (exit 1), nor a failure mid-render."""
+    (tmp_path / "broken.toml").write_text("fps = [\n")
+    (tmp_path / "scenes.toml").write_text('default_scenes = "many"\n')
+    env = {name: value.replace("{tmp}", str(tmp_path)) for name, value in env.items()}
+    proc = _vidpipe("new", "a cat", "--id", "cat", env=env)
+    _one_line_error(proc, 2, said.replace("{tmp}", str(tmp_path)))
+    assert _rows(vp_env) == []
+
+
+def test_a_celery_backend_that_cannot_be_used_stops_the_worker_in_one_line(vp_env):
+    proc = _vidpipe("worker", env={"VIDPIPE_CELERY_BACKEND": "nosuch://"})
+    _one_line_error(proc, 2, "setting VIDPIPE_CELERY_BACKEND=nosuch:// cannot be used: ModuleNotFoundError")
 
 
 def test_debug_prints_the_traceback(vp_env):
@@ -180,6 +249,28 @@ def test_unexpected_error_message_and_log_are_redacted(vp_env):
     proc = _vidpipe(argv0=[sys.executable, "-c", script], env={"VIDPIPE_PG_PASSWORD": SECRET})
     log = _one_line_error(proc, 1, "RuntimeError: boom with *** and a password ***")
     assert "second line" not in proc.stderr and "second line" in log.read_text()
+
+
+def test_an_error_quoting_a_format_character_prints_it_escaped(vp_env):
+    """Whatever text an error quotes (a provider's reason, a path), the line on the terminal shows
+    what it is: U+202E as \\u202e, never reordering the rest of the line."""
+    script = textwrap.dedent("""
+        import sys
+        import vidpipe_core.projects as projects
+        from vidpipe_core.errors import ProviderError
+        from vidpipe_dagster.cli import main
+
+        def refused(services):
+            raise ProviderError("storyboard", "the model said: evil\u202etxt.exe")
+
+        projects.list_projects = refused
+        sys.argv = ["vidpipe", "list", "--json"]
+        main()
+    """)
+    proc = _vidpipe(argv0=[sys.executable, "-c", script])
+    assert proc.returncode == 1 and "\u202e" not in proc.stderr + proc.stdout
+    assert proc.stderr.strip() == "error: storyboard: the model said: evil\\u202etxt.exe"
+    assert json.loads(proc.stdout)["error"]["message"] == "storyboard: the model said: evil\\u202etxt.exe"
 
 
 def test_keyboard_interrupt_exits_130(vp_env):

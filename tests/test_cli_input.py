@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from typer.testing import CliRunner
 
@@ -101,3 +103,53 @@ def test_render_unknown_project_says_so(vp_env):
     assert "'nope' does not exist" in result.output and "vidpipe new" in result.output
     result = runner.invoke(app, ["render", "../etc"])
     assert result.exit_code == 2 and "id:" in result.output
+
+
+# Unicode format characters: refused wherever text comes in, naming the character -----------------
+
+RLO = "\u202e"  # RIGHT-TO-LEFT OVERRIDE: "a cat\u202etac a" shows as "a cata cat"
+FAMILY = "👩\u200d👩\u200d👧"  # three emoji joined by ZERO WIDTH JOINERs: one glyph
+
+
+@pytest.mark.parametrize(
+    "args, where",
+    [
+        ([f"a cat {RLO}tac a"], "prompt: contains an invisible format character (U+202E RIGHT-TO-LEFT OVERRIDE at position 7)"),
+        (["a cat", "--style", "ink\u2066wash"], "style: contains an invisible format character (U+2066 LEFT-TO-RIGHT ISOLATE at"),
+        (["a cat", "--negative-prompt", "no\u200btext"], "negative_prompt: contains an invisible format character (U+200B"),
+        (
+            ["a cat", "--id", f"cat{RLO}"],
+            "id: contains an invisible format character (U+202E RIGHT-TO-LEFT OVERRIDE at position 4)",
+        ),
+        (["a\u200dcat"], "(U+200D ZERO WIDTH JOINER at position 2)"),  # a joiner outside an emoji sequence
+    ],
+)
+def test_new_refuses_format_characters_naming_them(vp_env, args, where):
+    result = runner.invoke(app, ["new", *args])
+    assert result.exit_code == 2, result.output
+    assert where in " ".join(result.output.split()) and RLO not in result.output
+    assert _leftovers(vp_env) == {"rows": [], "partitions": [], "folders": []}
+
+
+def test_an_emoji_sequence_is_text(vp_env):
+    result = runner.invoke(app, ["new", f"a family {FAMILY} at the beach", "--style", "pastel 🏳\ufe0f\u200d🌈", "--json"])
+    assert result.exit_code == 0, result.output
+    spec = json.loads(result.stdout)["spec"]
+    assert spec["prompt"] == f"a family {FAMILY} at the beach" and spec["style"] == "pastel 🏳\ufe0f\u200d🌈"
+
+
+@pytest.mark.parametrize("command", [["render"], ["status"], ["resume", "--dry-run"], ["delete", "--yes"]])
+def test_an_id_with_a_format_character_is_named_by_every_command(vp_env, command):
+    result = runner.invoke(app, [command[0], f"cat{RLO}", *command[1:]])
+    assert result.exit_code == 2, result.output
+    assert "U+202E RIGHT-TO-LEFT OVERRIDE at position 4" in " ".join(result.output.split()) and RLO not in result.output
+
+
+def test_edit_refuses_format_characters_in_a_scene_prompt(vp_env):
+    assert runner.invoke(app, ["new", "a cat", "--id", "cat"]).exit_code == 0
+    for option in ("--description", "--start-frame", "--end-frame", "--motion"):
+        result = runner.invoke(app, ["edit", "cat", "--scene", "1", option, f"pan {RLO}left"])
+        assert result.exit_code == 2, result.output
+        assert "contains an invisible format character (U+202E RIGHT-TO-LEFT OVERRIDE at position 5)" in " ".join(
+            result.output.split()
+        )

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -112,13 +113,14 @@ def test_json_documents_of_new_render_status_list_and_resume(vp_env):
     assert all(a["state"] == "materialized" for a in status["assets"][:5])
     assert [s["scene"] for s in status["scenes"]] == [1, 2] and all("index" not in s for s in status["scenes"])
     assert all(s["clip"] == "done" for s in status["scenes"])
+    assert {a["run_id"] for a in status["assets"]} == {render["run_id"]}  # the whole id, as render --json gives it
     assert set(status["cost"]) >= {"spent_usd", "projected_usd", "budget_usd"}
 
     proc = _run("list", "--json")
     assert proc.returncode == 0, proc.stderr
     (listed,) = json.loads(proc.stdout)
     assert listed["id"] == project and listed["scenes"] == 2 and listed["final_video"] == render["video"]
-    assert listed["providers"]["clips"] == "animatic" and listed["created"]
+    assert listed["providers"]["clips"] == "animatic" and datetime.fromisoformat(listed["created"]).utcoffset() == timedelta(0)
 
     proc = _run("resume", project, "--json")
     assert proc.returncode == 0, proc.stderr

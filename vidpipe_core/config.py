@@ -3,13 +3,20 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+from pydantic_settings.exceptions import SettingsError
+
+from vidpipe_core.errors import ConfigurationError, one_line
+from vidpipe_core.text import text_problem
 
 ProviderName = Literal["animatic", "google"]
 ProviderChoice = Literal["auto", "animatic", "google"]
@@ -39,9 +46,18 @@ DEFAULT_PRICES: dict[str, dict[str, float]] = {
 
 
 def _config_file() -> Path | None:
+    """The TOML file: VIDPIPE_CONFIG (which must name a file: a typo would otherwise be ignored
+    silently), else ./vidpipe.toml when there is one."""
     explicit = os.environ.get("VIDPIPE_CONFIG")
     if explicit:
-        return Path(explicit)
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            what = "is a folder" if path.is_dir() else "does not exist"
+            raise ConfigurationError(
+                f"VIDPIPE_CONFIG={explicit} {what}; point it at a TOML file of settings, or unset it "
+                "(./vidpipe.toml is read when there is one)"
+            )
+        return path
     local = Path("vidpipe.toml")
     return local if local.is_file() else None
 
@@ -167,6 +183,71 @@ class Settings(BaseSettings):
     def _absolute(cls, v: Path) -> Path:
         return v.expanduser().resolve()
 
+    @field_validator(
+        "fps", "animatic_resolution", "clip_concurrency", "retry_attempts", "poll_initial_s", "poll_max_s", "poll_timeout_s"
+    )
+    @classmethod
+    def _positive(cls, v: float) -> float:
+        # Nothing refuses 0 or a negative number until a render has begun (an ffmpeg error, a wait that
+        # never ends); a NaN would compare false with every bound.
+        if not math.isfinite(v) or v <= 0:
+            raise ValueError(f"{v} must be a number more than 0")
+        return v
+
+    @field_validator("retry_initial_s", "retry_max_s", "lock_wait_s", "safety_retries")
+    @classmethod
+    def _not_negative(cls, v: float) -> float:
+        if not math.isfinite(v) or v < 0:
+            raise ValueError(f"{v} must be a number, 0 or more")
+        return v
+
+    @field_validator("video_durations")
+    @classmethod
+    def _durations(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if not v or any(d <= 0 for d in v):
+            raise ValueError(f"{list(v)} must list the clip durations in seconds the video model accepts, such as [4, 6, 8]")
+        return v
+
+    @field_validator("default_aspect_ratio")
+    @classmethod
+    def _aspect_ratio(cls, v: str) -> str:
+        if v not in ASPECT_RATIOS:
+            raise ValueError(f"{v!r} is not supported (allowed: {', '.join(ASPECT_RATIOS)})")
+        return v
+
+    @field_validator("default_style")
+    @classmethod
+    def _style(cls, v: str) -> str:
+        problem = text_problem(v)
+        if problem:
+            raise ValueError(problem)
+        return v
+
+    @field_validator("default_scenes")
+    @classmethod
+    def _scenes(cls, v: int) -> int:
+        if not MIN_SCENES <= v <= MAX_SCENES:
+            raise ValueError(f"{v} is out of range (allowed: {MIN_SCENES}-{MAX_SCENES})")
+        return v
+
+    @field_validator("default_clip_duration")
+    @classmethod
+    def _clip_duration(cls, v: int) -> int:
+        if v <= 0:  # which lengths a model accepts is checked with the project (vidpipe new)
+            raise ValueError(f"{v} must be a number of seconds more than 0")
+        return v
+
+    @field_validator("celery_broker", "celery_backend", "gcs_base_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        # Celery and kombu parse these only when a worker starts or a run sends its first step, the
+        # Google provider when it downloads a clip.
+        try:
+            urlsplit(v).port  # noqa: B018  # a port that is not a number, a broken [IPv6] host
+        except ValueError as exc:
+            raise ValueError(f"the URL cannot be parsed ({exc}); write it as scheme://user:password@host:port/...") from None
+        return v
+
     @field_validator("prices", mode="after")
     @classmethod
     def _over_list_prices(cls, v: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
@@ -191,7 +272,14 @@ class Settings(BaseSettings):
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         path = _config_file()
         if path is not None:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+            try:
+                sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+            except (OSError, ValueError) as exc:  # TOMLDecodeError and UnicodeDecodeError are ValueErrors
+                raise ConfigurationError(
+                    f"the config file {path} (VIDPIPE_CONFIG, or ./vidpipe.toml) cannot be read: {one_line(exc)}; "
+                    "fix it (UTF-8 TOML such as `default_scenes = 6`: a VIDPIPE_ variable's name in lower case, "
+                    "without the prefix)"
+                ) from exc
         return tuple(sources)
 
     # Derived locations -------------------------------------------------------------
@@ -210,6 +298,55 @@ class Settings(BaseSettings):
     @property
     def dagster_home(self) -> Path:
         return Path(os.environ.get("DAGSTER_HOME") or self.data_dir / "dagster").resolve()
+
+
+# What a JSON-valued setting looks like, for the message when it does not parse.
+_JSON_EXAMPLES = {
+    "video_durations": "[4, 6, 8]",
+    "prices": '{"veo-3.1-generate-001": {"per_second": 0.4, "per_second_no_audio": 0.2}}',
+}
+_SOURCE_FIELD = re.compile(r'for field "(?P<field>\w+)"')
+
+
+def _variable(field: str) -> str:
+    return f"VIDPIPE_{field.upper()}"
+
+
+def _where(field: str) -> str:
+    """Where the user fixes ``field``: the environment variable that set it, or the config file."""
+    if any(name.upper() == _variable(field) for name in os.environ):
+        return "fix the environment variable"
+    path = os.environ.get("VIDPIPE_CONFIG") or ("vidpipe.toml" if Path("vidpipe.toml").is_file() else None)
+    return f"fix it in the config file {path}, or set the environment variable" if path else "fix the environment variable"
+
+
+def settings_error(exc: BaseException) -> ConfigurationError | None:
+    """A setting that cannot be read, as a one-line ConfigurationError (the variable, what is
+    wrong, where to fix it; never the value, which may be a secret); None for another exception."""
+    if isinstance(exc, SettingsError):  # a JSON-valued setting that is not JSON
+        match = _SOURCE_FIELD.search(str(exc))
+        if match is None:
+            return ConfigurationError(f"the settings cannot be read: {one_line(exc)}")
+        field = match["field"]
+        cause = exc.__cause__
+        why = (
+            f"is not valid JSON ({cause.msg} at column {cause.colno})"
+            if isinstance(cause, json.JSONDecodeError)
+            else (f"cannot be parsed ({one_line(cause) if cause else one_line(exc)})")
+        )
+        example = _JSON_EXAMPLES.get(field)
+        hint = f"; give it as JSON, such as {example}" if example else "; give it as JSON"
+        return ConfigurationError(f"setting {_variable(field)} {why}{hint}; {_where(field)}")
+    if isinstance(exc, ValidationError) and exc.title == Settings.__name__:
+        first = exc.errors()[0]
+        loc = [str(part) for part in first["loc"]]
+        field = loc[0] if loc else "?"
+        inside = f" ({'.'.join(loc[1:])})" if len(loc) > 1 else ""
+        message = str(first["msg"]).removeprefix("Value error, ")
+        more = exc.error_count() - 1
+        also = f" (and {more} more setting problem{'s' if more > 1 else ''})" if more else ""
+        return ConfigurationError(f"setting {_variable(field)}{inside}: {message}{also}; {_where(field)}")
+    return None
 
 
 def get_settings(**overrides: Any) -> Settings:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -47,13 +48,19 @@ def display_url(url: str) -> str:
     return redact_url(shown) if parsed.query else shown  # libpq also takes ?password=
 
 
+_BAD_PORT = re.compile(r"invalid literal for int\(\) with base 10: (?P<port>.*)$")
+
+
 def database_error(url: str, exc: BaseException) -> ConfigurationError:
     """One line for a database that cannot be used: the setting, its value without the
     password, the cause, and what to change."""
     cause = scrub_url(one_line(exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc), url)
+    port = _BAD_PORT.search(str(exc)) if isinstance(exc, ValueError) else None
+    if port is not None:  # SQLAlchemy's parser: int(port), unexplained
+        cause = scrub_url(f"its port {port['port']} is not a number", url)
     if isinstance(exc, ImportError):
         fix = "install the database driver it names (e.g. `pip install psycopg2-binary`) or use a URL whose driver is installed"
-    elif isinstance(exc, ArgumentError):
+    elif isinstance(exc, (ArgumentError, ValueError)):
         fix = "use a SQLAlchemy URL such as sqlite:////abs/path/vidpipe.db or postgresql+psycopg2://user@host:5432/vidpipe"
     elif isinstance(exc, OSError):
         fix = "use a location this user can create and write (the default SQLite file lives under VIDPIPE_DATA_DIR)"
@@ -75,13 +82,14 @@ def _create_engine(url: str) -> Engine:
 
 def engine_for(url: str) -> Engine:
     """One engine per URL; ConfigurationError naming VIDPIPE_DATABASE_URL when the URL is
-    malformed, its driver is missing or its folder cannot be created."""
+    malformed (a port that is not a number included), its driver is missing or its folder cannot
+    be created."""
     with _lock:
         engine = _engines.get(url)
         if engine is None:
             try:
                 engine = _create_engine(url)
-            except (ArgumentError, ImportError, OSError) as exc:
+            except (ArgumentError, ImportError, OSError, ValueError) as exc:  # ValueError: a port that is no number
                 raise database_error(url, exc) from exc
             _engines[url] = engine
         return engine

@@ -122,6 +122,8 @@ def redact_url(url: str) -> str:
     except ValueError:
         return "***"
     netloc = parts.netloc
+    if ":" not in netloc.rpartition("@")[0] and not parts.query:
+        return url  # nothing to hide; urlunsplit would not give back every URL as it was ("s3://" -> "s3:")
     if "@" in netloc:
         userinfo, host = netloc.rsplit("@", 1)
         user = userinfo.split(":", 1)[0]

@@ -9,6 +9,7 @@ import unicodedata
 from collections.abc import Callable
 
 from vidpipe_core.errors import InvalidInput
+from vidpipe_core.text import text_problem
 
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 ID_RULE = "1-63 characters: lower-case letters, digits and '-', starting with a letter or digit"
@@ -16,6 +17,9 @@ ID_RULE = "1-63 characters: lower-case letters, digits and '-', starting with a 
 
 def validate_project_id(value: str) -> str:
     if not isinstance(value, str) or not ID_PATTERN.fullmatch(value):
+        problem = text_problem(value) if isinstance(value, str) else None
+        if problem is not None:  # say which character, rather than show an id that reads like another
+            raise InvalidInput("id", problem, ID_RULE)
         raise InvalidInput("id", f"{value!r} is not a valid project id", ID_RULE)
     return value
 

@@ -53,6 +53,7 @@ from vidpipe_core.models import Project, utc
 from vidpipe_core.projects import build_spec, create_project, project_exists
 from vidpipe_core.schemas import ProjectSpec
 from vidpipe_core.services import Services
+from vidpipe_core.text import escape_invisible, text_problem
 
 ACCEPTED = "accepted"
 REJECTED = "rejected"
@@ -164,17 +165,9 @@ _YamlLoader.add_implicit_resolver(
 
 
 def display_name(name: str) -> str:
-    """A file name safe to print: undecodable bytes as \\xNN, control characters escaped."""
-    out = []
-    for ch in name:
-        code = ord(ch)
-        if 0xDC80 <= code <= 0xDCFF:  # an undecodable byte, kept by surrogateescape
-            out.append(f"\\x{code - 0xDC00:02x}")
-        elif not ch.isprintable():
-            out.append(ch.encode("unicode_escape").decode("ascii"))
-        else:
-            out.append(ch)
-    return "".join(out)
+    """A file name safe to print: undecodable bytes as \\xNN, control and format characters
+    escaped (an emoji's joiner kept)."""
+    return escape_invisible(name)
 
 
 def _has_surrogates(text: str) -> bool:
@@ -199,6 +192,9 @@ def check_name(path: Path, inbox: Path) -> str:
         raise InvalidInput("name", f"'{display_name(name)}' is not valid UTF-8; rename the file")
     if _CONTROL.search(name):
         raise InvalidInput("name", f"'{display_name(name)}' contains control characters or '\\'; rename the file")
+    problem = text_problem(name)
+    if problem is not None:  # a format character: "photo\u202egpj.txt" shows as "phototxt.jpg"
+        raise InvalidInput("name", f"'{display_name(name)}' {problem.removesuffix('; remove it')}; rename the file")
     if is_ignored_name(name):
         raise InvalidInput("name", f"{name!r} is hidden or partial (.*, *.tmp, *.partial); rename it when complete")
     if len(name.encode()) > MAX_NAME_BYTES:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
-import unicodedata
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -19,39 +17,12 @@ from vidpipe_core.models import Project
 from vidpipe_core.providers import clip_provider, resolve_stage_providers
 from vidpipe_core.schemas import ProjectSpec, StageProviders
 from vidpipe_core.services import Services
+from vidpipe_core.text import check_text, has_visible_text
 
 MAX_STYLE_CHARS = 500
 MAX_NEGATIVE_PROMPT_CHARS = 1000
 MAX_SEED = 2**32 - 1  # Veo's seed is an unsigned 32-bit integer
 SAFETY_POLICIES = ("fail", "skip", "retry")
-# Control characters (category Cc) but tab, newline and carriage return, and lone surrogates: what a
-# command-line argument that is not UTF-8 becomes (surrogateescape), or a JSON "\ud800" escape.
-_UNUSABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
-_INVISIBLE = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})  # spaces, line breaks, zero-width and format characters
-
-
-def check_text(field: str, value: str) -> str:
-    """``value`` if it can be stored, sent and printed as it is; InvalidInput naming the first
-    character that cannot (1-based position), so nothing fails later with an encoding traceback."""
-    if not isinstance(value, str):
-        raise InvalidInput(field, f"{value!r} is not text")
-    bad = _UNUSABLE.search(value)
-    if bad is None:
-        return value
-    code, position = ord(bad.group()), bad.start() + 1
-    if 0xDC80 <= code <= 0xDCFF:  # an undecodable byte, kept by surrogateescape
-        raise InvalidInput(
-            field, f"is not valid UTF-8 (byte 0x{code - 0xDC00:02x} at position {position}); pass the text as UTF-8"
-        )
-    if 0xD800 <= code <= 0xDFFF:
-        raise InvalidInput(
-            field, f"is not valid UTF-8 (an unpaired surrogate U+{code:04X} at position {position}); pass the text as UTF-8"
-        )
-    raise InvalidInput(field, f"contains a control character (U+{code:04X} at position {position}); remove it")
-
-
-def has_visible_text(text: str) -> bool:
-    return any(not ch.isspace() and unicodedata.category(ch) not in _INVISIBLE for ch in text)
 
 
 def _is_finite_number(value: Any) -> bool:
@@ -96,13 +67,13 @@ def build_spec(
     such as the crossfade on the clip duration, is checked once that one is valid)."""
     problems = _Problems()
     with problems.check():
-        check_text("prompt", prompt)
-        if not prompt.strip():
-            raise InvalidInput("prompt", "is empty; describe the video you want")
-        if not has_visible_text(prompt):
+        if isinstance(prompt, str) and prompt.strip() and not has_visible_text(prompt):  # said before naming one of them
             raise InvalidInput(
                 "prompt", "has no visible characters (only spaces and invisible ones such as U+200B); describe the video you want"
             )
+        check_text("prompt", prompt)
+        if not prompt.strip():
+            raise InvalidInput("prompt", "is empty; describe the video you want")
         if len(prompt.strip()) > MAX_PROMPT_CHARS:
             raise InvalidInput("prompt", f"is {len(prompt.strip())} characters long", f"at most {MAX_PROMPT_CHARS}")
     prompt_ok = not problems

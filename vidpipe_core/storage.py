@@ -44,6 +44,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import fsspec
 
@@ -158,6 +159,11 @@ class ArtifactStore:
             if protocol not in ("file", "local") and "@" in self.url.split("://", 1)[-1].split("/", 1)[0]:
                 # s3fs would take "key:secret@bucket" for a bucket name and carry it into every URI shown.
                 raise _CredentialsInUrl("credentials in the URL are not accepted")
+            if protocol not in ("file", "local"):
+                # What fsspec would otherwise find wrong only at the first read or write, in a step.
+                urlsplit(self.url).port  # noqa: B018  # ValueError: a port that is no number, a broken [IPv6]
+                if not self.url.split("://", 1)[-1].strip("/"):
+                    raise ValueError(f"{protocol}:// names no bucket or location")
             # An object store is shared with other hosts: never answer from a stale listing.
             options: dict[str, Any] = {} if protocol in ("file", "local") else {"use_listings_cache": False}
             self.fs, root = fsspec.core.url_to_fs(self.url, **options)

@@ -19,16 +19,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
+from typer.core import TyperCommand, TyperGroup
 
-from vidpipe_core.config import Settings, get_settings
+from vidpipe_core.config import Settings, get_settings, settings_error
 from vidpipe_core.errors import ConfigurationError, InvalidInput, ProjectBusy, ProjectNotFound, VidpipeError, scrub_url
 from vidpipe_core.steps import CHARACTERS, CLIPS, FINAL_VIDEO, KEYFRAMES, STAGES
 from vidpipe_core.steps.report import ProgressEvent
+from vidpipe_core.text import escape_invisible
 
 if TYPE_CHECKING:
     import dagster as dg
@@ -37,8 +38,37 @@ if TYPE_CHECKING:
     from vidpipe_core.services import Services
     from vidpipe_dagster.runner import StepFailure
 
+
+def _plain_flags(params: list[Any]) -> list[Any]:
+    """``params`` with no value type shown for a flag: typer's help writes `<bool>` beside
+    `--json` or `--help`, which take no value."""
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    return params
+
+
+class _Command(TyperCommand):
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _plain_flags(super().get_params(ctx))
+
+
+class _Group(TyperGroup):
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _plain_flags(super().get_params(ctx))
+
+
+class _App(typer.Typer):
+    """Every command (and the group) lists its flags without a `<bool>` value type."""
+
+    def command(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("cls", _Command)
+        return super().command(*args, **kwargs)
+
+
 # Markdown help: paragraphs reflow to the terminal's width, so docstrings wrap naturally.
-app = typer.Typer(
+app = _App(
+    cls=_Group,
     add_completion=False,
     no_args_is_help=True,
     rich_markup_mode="markdown",
@@ -71,8 +101,23 @@ class _Options:
     json_base: ClassVar[dict[str, Any]] = {}
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            number = version("vidpipe")
+        except PackageNotFoundError:  # run from a checkout that was never installed
+            number = "unknown (not installed)"
+        _result(f"vidpipe {number}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _global_options(
+    show_version: bool = typer.Option(
+        False, "--version", is_eager=True, callback=_version, help="Print vidpipe's version and exit."
+    ),
     debug: bool = typer.Option(
         False,
         "--debug",
@@ -186,7 +231,7 @@ def _report(exc: BaseException, code: int) -> int:
     else:
         first = str(exc).strip().splitlines()
         line = f"{type(exc).__name__}: {first[0]}" if first else type(exc).__name__
-    line = _scrub(line)
+    line = escape_invisible(_scrub(line))  # a message quoting text from elsewhere: never reordered on screen
     message = line
     trace = _scrub(f"$ vidpipe {' '.join(sys.argv[1:])}\n" + "".join(traceback.format_exception(exc)))
     path = None
@@ -234,14 +279,10 @@ def _run_document(project_id: str | None, run_id: str | None, status: str, video
 
 
 def _settings_error(exc: Exception) -> Exception:
-    """A settings value pydantic refused, as the ConfigurationError it is (else ``exc`` itself)."""
-    if not (isinstance(exc, ValidationError) and exc.title == "Settings"):
+    """A setting that cannot be read, as the ConfigurationError it is (else ``exc`` itself)."""
+    error = settings_error(exc)
+    if error is None:
         return exc
-    first = exc.errors()[0]
-    name = "VIDPIPE_" + "_".join(str(part) for part in first["loc"]).upper()
-    error = ConfigurationError(
-        f"setting {name}: {first['msg']}; fix the environment variable or the config file (VIDPIPE_CONFIG / ./vidpipe.toml)"
-    )
     error.__cause__ = exc
     return error
 
@@ -268,6 +309,9 @@ def _setting(name: str) -> str:
 
 
 PROVIDER_VALUES = "auto, animatic, google"
+# A panel of their own: in one table with the rest, --storyboard-provider's width leaves the help
+# column too narrow at 80 columns for a default such as VIDPIPE_DEFAULT_CLIP_DURATION.
+PROVIDERS_PANEL = "Providers"
 
 
 @app.command()
@@ -288,16 +332,31 @@ def new(
     ),
     scenes: int | None = typer.Option(None, show_default=_setting("default_scenes"), help="Number of scenes, 1-24."),
     provider: str | None = typer.Option(
-        None, show_default=_setting("provider"), help=f"Provider of every stage: {PROVIDER_VALUES}."
+        None,
+        show_default=_setting("provider"),
+        help=f"Provider of every stage: {PROVIDER_VALUES}.",
+        rich_help_panel=PROVIDERS_PANEL,
     ),
     storyboard_provider: str | None = typer.Option(
-        None, "--storyboard-provider", show_default="--provider", help=f"Storyboard provider: {PROVIDER_VALUES}."
+        None,
+        "--storyboard-provider",
+        show_default="--provider",
+        help=f"Storyboard provider: {PROVIDER_VALUES}.",
+        rich_help_panel=PROVIDERS_PANEL,
     ),
     keyframe_provider: str | None = typer.Option(
-        None, "--keyframe-provider", show_default="--provider", help=f"Keyframe provider: {PROVIDER_VALUES}."
+        None,
+        "--keyframe-provider",
+        show_default="--provider",
+        help=f"Keyframe provider: {PROVIDER_VALUES}.",
+        rich_help_panel=PROVIDERS_PANEL,
     ),
     clip_provider: str | None = typer.Option(
-        None, "--clip-provider", show_default="--provider", help=f"Clip provider: {PROVIDER_VALUES}."
+        None,
+        "--clip-provider",
+        show_default="--provider",
+        help=f"Clip provider: {PROVIDER_VALUES}.",
+        rich_help_panel=PROVIDERS_PANEL,
     ),
     audio: bool | None = typer.Option(
         None, "--audio/--no-audio", show_default=_setting("generate_audio"), help="Generate an audio track (Veo)."
@@ -441,7 +500,7 @@ def _final_video(project_id: str, *, only_existing: bool = False) -> str | None:
 
 def _cause(failure: StepFailure) -> str:
     """The failure's message without the stage (and scene) it starts with, on one line."""
-    text = " ".join(_scrub(failure.message).split())
+    text = escape_invisible(" ".join(_scrub(failure.message).split()))
     head, sep, rest = text.partition(": ")
     if sep and (head == failure.step or head.startswith(f"{failure.step}, ")):
         return rest
@@ -695,10 +754,26 @@ def stitch(
 def edit(
     project_id: str = typer.Argument(..., metavar="ID"),
     scene: int = typer.Option(..., "--scene", help="Scene number, from 1 as in the captions and `vidpipe status`."),
-    description: str | None = typer.Option(None),
-    start_frame: str | None = typer.Option(None, "--start-frame"),
-    end_frame: str | None = typer.Option(None, "--end-frame"),
-    motion: str | None = typer.Option(None),
+    description: str | None = typer.Option(
+        None, show_default="unchanged", help="What happens in the scene, one or two sentences (part of its clip's prompt)."
+    ),
+    start_frame: str | None = typer.Option(
+        None,
+        "--start-frame",
+        show_default="unchanged",
+        help="Image prompt of the first frame; scene 1 only (a later scene starts where the one before ends).",
+    ),
+    end_frame: str | None = typer.Option(
+        None,
+        "--end-frame",
+        show_default="unchanged",
+        help="Image prompt of the scene's last frame, which is also the next scene's first.",
+    ),
+    motion: str | None = typer.Option(
+        None,
+        show_default="unchanged",
+        help="How the camera and subjects move from the first frame to the last (the clip's prompt).",
+    ),
 ) -> None:
     """Edit one scene's prompts. Only what depends on them is regenerated by the next
     `vidpipe resume`: a motion prompt changes one clip; an end-frame prompt changes that frame
@@ -749,7 +824,7 @@ def status(
     for col in ("asset", "state", "last run", "when"):
         assets.add_column(col)
     for row in report["assets"]:
-        assets.add_row(row["asset"], row["state"], row["run_id"] or "", row["when"] or "")
+        assets.add_row(row["asset"], row["state"], (row["run_id"] or "")[:8], row["when"] or "")  # --json: the whole id
     console.print(assets)
     if "next" not in report:  # the next steps repeat these hints
         for row in report["assets"]:
@@ -807,6 +882,7 @@ def list_cmd(
 ) -> None:
     """All registered projects with their full ids: a table on a terminal; when piped, one
     tab-separated line per project (id, created, scenes, providers, final video)."""
+    from vidpipe_core.models import utc
     from vidpipe_core.projects import list_projects
     from vidpipe_core.storage import Layout
 
@@ -820,7 +896,7 @@ def list_cmd(
         rows.append(
             {
                 "id": p.id,
-                "created": p.created_at.isoformat(),
+                "created": utc(p.created_at).isoformat(),  # SQLite gives it back without its time zone
                 "prompt": p.prompt,
                 "scenes": spec.get("scenes"),
                 "providers": spec.get("providers", {}),
@@ -904,6 +980,26 @@ def delete(
         _result(project_id)
 
 
+def _check_celery_urls(settings: Settings, shown: Callable[[str], str]) -> None:
+    """A broker or result backend Celery cannot use: one line, exit 2, before the worker starts
+    (Celery itself prints a traceback, and for a backend exits 0)."""
+    from celery.app.backends import by_url  # type: ignore[import-untyped]
+    from kombu import Connection
+
+    from vidpipe_core.errors import one_line
+
+    checks = (
+        ("VIDPIPE_CELERY_BROKER", settings.celery_broker, lambda url: Connection(url).transport, "amqp://user@host:5672//"),
+        ("VIDPIPE_CELERY_BACKEND", settings.celery_backend, by_url, "rpc:// or redis://host:6379/0"),
+    )
+    for name, url, load, example in checks:
+        try:
+            load(url)
+        except Exception as exc:
+            cause = _scrub(one_line(exc)).replace(url, shown(url))
+            raise ConfigurationError(f"setting {name}={shown(url)} cannot be used: {cause}; use a URL such as {example}") from exc
+
+
 @app.command()
 def worker(
     queue: str | None = typer.Option(None, "--queue", show_default=_setting("celery_queue"), help="Queue to take steps from."),
@@ -933,6 +1029,7 @@ def worker(
     def shown(url: str) -> str:  # the password masked; rpc:// as it is
         return redact_url(url) if "@" in url or "?" in url else url
 
+    _check_celery_urls(settings, shown)
     _note(
         f"vidpipe worker {node}: queue {queue}, broker {shown(settings.celery_broker)}, "
         f"backend {shown(settings.celery_backend)}, concurrency {concurrency or os.cpu_count()}"
@@ -957,10 +1054,25 @@ def migrate() -> None:
     _note("database is at the newest revision")
 
 
+def _check_flag_variables() -> None:
+    """VIDPIPE_DEBUG and VIDPIPE_VERBOSE (the --debug and --verbose flags) are settings like the
+    others: a value that is not true or false is one line, exit 2 (typer would draw a usage box)."""
+    from pydantic import TypeAdapter, ValidationError
+
+    for name in ("VIDPIPE_DEBUG", "VIDPIPE_VERBOSE"):
+        value = os.environ.get(name, "").strip()
+        try:
+            if value:
+                TypeAdapter(bool).validate_python(value)  # what typer accepts: 1/0, true/false, yes/no, on/off
+        except ValidationError:
+            raise ConfigurationError(f"setting {name}: {value!r} is not true or false; set it to 1 or 0, or unset it") from None
+
+
 def main() -> None:
     """The console script. Every command's errors end here as one line and an exit code: a
     configuration error exits 2, anything unexpected exits 1 with its traceback in a log file."""
     try:
+        _check_flag_variables()
         app()
     except KeyboardInterrupt as exc:
         sys.exit(_report(exc, EXIT_INTERRUPTED))

@@ -3,9 +3,12 @@ configured from the repository's dagster.yaml the first time."""
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -54,8 +57,46 @@ def ensure_dagster_home(settings: Settings) -> Path:
     return home
 
 
+_UNSET_VARIABLE = re.compile(r'environment variable "(?P<name>[^"]+)" which is not set')
+
+
+def _config_finding(message: str) -> str:
+    """The line that says what is wrong in one of Dagster's config errors: "Post processing at path
+    root:postgres_db:port ... failed:" is followed by 'PostProcessingError: Value "x" stored in env
+    variable "VIDPIPE_PG_PORT" cannot be coerced into an int.'"""
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].endswith("failed:"):
+        return lines[1].rpartition("Error: ")[2]
+    return lines[0] if lines else message
+
+
+@contextmanager
+def _quiet_retries() -> Iterator[list[str]]:
+    """Dagster's PostgreSQL storage logs each failed connection attempt on the root logger, which
+    prints them (four lines each) when nothing configured logging: collect them instead, for the
+    one-line error should the instance not load."""
+    seen: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+
+    handler = Collect(logging.WARNING)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield seen
+    finally:
+        root.removeHandler(handler)
+
+
 def _instance_cause(exc: BaseException) -> str:
-    # Dagster's config errors append the whole instance schema ("Expected: {...}"): keep the finding.
+    # Dagster's config errors append the whole instance schema ("Expected: {...}"), or start with
+    # the repr of every field of the storage's config: keep the findings.
+    errors = getattr(exc, "errors", None)
+    if isinstance(errors, list) and errors and all(hasattr(e, "message") for e in errors):
+        findings = dict.fromkeys(_config_finding(str(e.message)) for e in errors)
+        return f"{type(exc).__name__}: {'; '.join(findings)}"[:300]
     return re.sub(r'\s*Expected: ".*', "", one_line(exc, limit=100_000), flags=re.S)[:300]
 
 
@@ -64,14 +105,28 @@ def get_instance(settings: Settings) -> dg.DagsterInstance:
     dagster.yaml when the instance cannot be loaded (unreadable or invalid file, storage that
     cannot be opened)."""
     home = ensure_dagster_home(settings)
-    try:
-        return dg.DagsterInstance.get()
-    except Exception as exc:
-        raise ConfigurationError(
-            f"the Dagster instance in {_home_setting(settings)} cannot be loaded from {home / 'dagster.yaml'}: "
-            f"{_instance_cause(exc)}; fix that file (or delete it and vidpipe writes the default), "
-            "or set DAGSTER_HOME to another folder"
-        ) from exc
+    with _quiet_retries() as retries:
+        try:
+            return dg.DagsterInstance.get()
+        except Exception as exc:
+            raise _instance_error(settings, home, exc, retries) from exc
+
+
+def _instance_error(settings: Settings, home: Path, exc: Exception, retries: list[str]) -> ConfigurationError:
+    where = f"the Dagster instance in {_home_setting(settings)} cannot be loaded from {home / 'dagster.yaml'}"
+    unset = sorted({m["name"] for m in _UNSET_VARIABLE.finditer(str(exc))})
+    if unset:
+        are = "they are" if len(unset) > 1 else "it is"
+        return ConfigurationError(
+            f"{where}: it reads {', '.join(unset)} from the environment, and {are} not set; "
+            "set them (README: PostgreSQL), or use another dagster.yaml"
+        )
+    cause, fix = _instance_cause(exc), "fix that file (or delete it and vidpipe writes the default)"
+    if retries:  # "too many retries for DB connection": say why the last attempt failed
+        last = retries[-1].strip().splitlines()[0].removeprefix("Retrying failed database connection: ")
+        cause += f" (the last attempt: {last[:200]})"
+        fix = "check that its database server is running and reachable with these settings, or " + fix
+    return ConfigurationError(f"{where}: {cause}; {fix}, or set DAGSTER_HOME to another folder")
 
 
 def register_partition(instance: dg.DagsterInstance, project_id: str) -> bool:

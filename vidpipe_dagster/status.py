@@ -102,7 +102,7 @@ def asset_states(
                 {
                     "asset": name,
                     "state": state,
-                    "run_id": rec.run_id[:8],
+                    "run_id": rec.run_id,
                     "when": datetime.fromtimestamp(rec.timestamp, tz=UTC).strftime("%Y-%m-%d %H:%M:%S"),
                 }
             )
@@ -110,7 +110,7 @@ def asset_states(
             rows.append({"asset": name, "state": MISSING, "run_id": None, "when": None})
     if latest_run:
         run = latest_run[0]
-        row: dict[str, Any] = {"asset": RUN_ROW, "state": run.status.value.lower(), "run_id": run.run_id[:8], "when": None}
+        row: dict[str, Any] = {"asset": RUN_ROW, "state": run.status.value.lower(), "run_id": run.run_id, "when": None}
         if run.status not in FINISHED:
             liveness = instance_liveness(instance, run, stale_after_s)
             if not liveness.alive:
@@ -278,7 +278,7 @@ def next_steps(
     what that costs); render a project never rendered; edit a scene the safety filter refused.
     Nothing when the project is finished."""
     if run is not None and run.live:
-        return [f"run {run.run_id} is rendering this project; `vidpipe status {project_id}` shows how far it got"]
+        return [f"run {run.run_id[:8]} is rendering this project; `vidpipe status {project_id}` shows how far it got"]
     steps: list[str] = []
     resume, render = f"vidpipe resume {project_id}", f"vidpipe render {project_id}"
     if run is not None and run.dead:

@@ -194,6 +194,19 @@ def test_storyboard_scene_count_is_enforced() -> None:
     assert board is None and "style_guide" in problem
 
 
+def test_storyboard_text_that_hides_or_reorders_itself_is_invalid_output() -> None:
+    """A character's name with U+202E would reach every later prompt and caption: the answer is
+    refused like one that misses the schema (so it is asked again, at a lower temperature)."""
+    scene = {"description": "d", "start_frame_prompt": "s", "end_frame_prompt": "e", "motion_prompt": "m"}
+    guide = {**STYLE.model_dump(), "characters": [{"name": "Ann\u202enna", "appearance": "tall"}]}
+    board, problem = _parse_storyboard(json.dumps({"title": "t", "style_guide": guide, "scenes": [scene]}), 1)
+    assert board is None
+    assert problem.startswith("style_guide.characters.0.name: contains an invisible format character (U+202E")
+    guide["characters"] = [{"name": "Ann", "appearance": "a family \U0001f469\u200d\U0001f467 of two"}]
+    board, problem = _parse_storyboard(json.dumps({"title": "t", "style_guide": guide, "scenes": [scene]}), 1)
+    assert board is not None and problem == ""
+
+
 # --- keyframes --------------------------------------------------------------------------------
 
 

@@ -573,3 +573,37 @@ def test_names_with_control_characters_are_escaped_in_every_log_line_and_note(vp
         assert f"(moved to rejected/{shown}.txt, reason in {shown}.txt.error.txt)" in line
         note = (inbox / "rejected" / f"{raw}.txt.error.txt").read_text()
         assert raw not in note and shown in note
+
+
+def test_format_characters_in_a_file_or_its_name_are_refused_and_emoji_are_not(vp_env, inbox, capfd):
+    """U+202E in a file's text or in its NAME ("photo\u202egpj.txt" shows as "phototxt.jpg") is
+    refused naming the character; the name is printed escaped, never as it would display. A prompt
+    and a name with emoji joined by ZERO WIDTH JOINERs are registered."""
+    rlo, family = "\u202e", "👩\u200d👩\u200d👧"
+    (inbox / "bidi.json").write_text(json.dumps({"prompt": f"a fox {rlo}xof a"}, ensure_ascii=False), encoding="utf-8")
+    (inbox / "style.yaml").write_text("prompt: a fox\nstyle: ink\u2066wash\n", encoding="utf-8")
+    (inbox / "zwsp.yaml").write_text("prompt: a fox\nid: f\u200box\n", encoding="utf-8")
+    (inbox / f"photo{rlo}lmay.txt").write_text("a fox in the snow", encoding="utf-8")
+    (inbox / f"family {family}.txt").write_text(f"a family {family} at the beach", encoding="utf-8")
+    instance = vp_env.instance()
+
+    result = tick(instance)
+
+    assert [r.partition_key for r in result.run_requests] == ["a-family-at-the-beach"]
+    assert load_spec(vp_env.services(), "a-family-at-the-beach").prompt == f"a family {family} at the beach"
+    assert listing(inbox / "accepted") == [f"a-family-at-the-beach--family {family}.txt"]
+    rejected = inbox / "rejected"
+    expected = {
+        "bidi.json": "prompt: contains an invisible format character (U+202E RIGHT-TO-LEFT OVERRIDE at position 7)",
+        "style.yaml": "style: contains an invisible format character (U+2066 LEFT-TO-RIGHT ISOLATE at position 4)",
+        "zwsp.yaml": "id: contains an invisible format character (U+200B ZERO WIDTH SPACE at position 2)",
+        f"photo{rlo}lmay.txt": "name: 'photo\\u202elmay.txt' contains an invisible format character "
+        "(U+202E RIGHT-TO-LEFT OVERRIDE at position 6) that hides or reorders text; rename the file",
+    }
+    for name, text in expected.items():
+        note = (rejected / f"{name}.error.txt").read_text(encoding="utf-8")
+        assert text in note, f"{name}: {note}"
+        assert rlo not in note
+    err = capfd.readouterr().err
+    assert "photo\\u202elmay.txt: rejected - name:" in err and rlo not in err
+    assert project_count(vp_env) == 1

@@ -163,3 +163,19 @@ def test_vidpipe_new_and_the_job_name_the_same_problems_in_the_same_words(vp_env
     [failure] = [e for e in result.all_events if e.is_step_failure]
     assert failure.step_failure_data.user_failure_data.description == error["message"]
     assert _registered(vp_env) == ([], [])
+
+
+def test_format_characters_fail_the_job_naming_them_and_emoji_register(vp_env):
+    result = _launch(vp_env, prompt=f"{PROMPT} \u202eksud ta", style="ink\u2066wash", id="keeper\u200b")
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.is_step_failure]
+    message = failure.step_failure_data.user_failure_data.description
+    assert message.startswith("3 problems: (1) prompt: contains an invisible format character (U+202E RIGHT-TO-LEFT OVERRIDE")
+    assert "(2) style: contains an invisible format character (U+2066 LEFT-TO-RIGHT ISOLATE at position 4)" in message
+    assert "(3) id: contains an invisible format character (U+200B ZERO WIDTH SPACE at position 7)" in message
+    assert _registered(vp_env) == ([], [])
+
+    family = "👩\u200d👩\u200d👧"
+    result = _launch(vp_env, prompt=f"{PROMPT} with a family {family}", id="keeper", provider="animatic")
+    assert result.success
+    assert load_spec(vp_env.services(), "keeper").prompt == f"{PROMPT} with a family {family}"

@@ -45,6 +45,7 @@ from vidpipe_core.providers.base import (
 )
 from vidpipe_core.retry import describe_exception, is_transient_google, retry_call, status_of
 from vidpipe_core.schemas import ProjectSpec, Storyboard
+from vidpipe_core.text import nested_text_problem
 
 if TYPE_CHECKING:
     from vidpipe_core.polling import PollSchedule
@@ -392,6 +393,9 @@ def _parse_storyboard(text: str | None, scenes: int) -> tuple[Storyboard | None,
         board = Storyboard.model_validate(data)
     except ValidationError as exc:
         return None, f"does not match the storyboard schema: {_summarise_validation(exc)}"
+    unusable = nested_text_problem(board.model_dump(mode="json"))
+    if unusable:  # a name or prompt that reads differently from what it is, shown in every later prompt
+        return None, unusable
     if len(board.scenes) < scenes:
         return None, f"{len(board.scenes)} scenes instead of {scenes}"
     if len(board.scenes) > scenes:

@@ -12,6 +12,7 @@ from vidpipe_core.integrity import check_scene_indices, frame_label, scene_list
 from vidpipe_core.models import Project, Scene
 from vidpipe_core.services import Services
 from vidpipe_core.steps.state import resolve_state, stored_document, write_storyboard_file
+from vidpipe_core.text import check_text
 
 FIELDS = ("description", "start_frame_prompt", "end_frame_prompt", "motion_prompt")
 
@@ -38,6 +39,7 @@ def edit_scene(services: Services, project_id: str, index: int, **changes: str |
     for key, value in given.items():
         if key not in FIELDS:
             raise InvalidInput(key, "cannot be edited", ", ".join(FIELDS))
+        check_text(key, value)
         if not value.strip():
             raise InvalidInput(key, "must not be empty")
     before = resolve_state(services, project_id)
