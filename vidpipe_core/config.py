@@ -161,7 +161,7 @@ class Settings(BaseSettings):
     )
     dagster_executor: Literal["in_process", "multiprocess", "celery"] = Field(
         default="in_process",
-        description="How a render_project run executes its four steps. They form a chain, so in_process (the run "
+        description="How a render_project run executes its five steps. They form a chain, so in_process (the run "
         "worker itself) saves ~1.5 s of process start-up per step; multiprocess is Dagster's default; celery sends "
         "each step to `vidpipe worker` processes on any host through the broker (README: Deploying on several machines).",
     )
@@ -176,6 +176,12 @@ class Settings(BaseSettings):
     )
     celery_queue: str = Field(
         default="vidpipe", min_length=1, description="The queue render steps are sent to and `vidpipe worker` consumes."
+    )
+    celery_worker_wait_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="How long a celery run waits for a `vidpipe worker` to take steps from its queue before it fails "
+        "(no step sent). Raise it where workers are started on demand.",
     )
 
     @field_validator("data_dir", mode="after")

@@ -23,6 +23,14 @@ Built on dagster-celery's execution loop and task, with four differences:
   pid and host and `vidpipe/owner: run-worker`, and beats the run's heartbeat for the whole run,
   also while a step waits in the queue; the steps do not re-tag it (see `assets._step`). Healing
   (vidpipe_dagster.healing) thus judges a celery run by its run worker, on any host.
+- **No worker, no wait forever.** Before sending a step, the run worker asks the broker whether
+  any worker consumes the queue, and fails the run after `VIDPIPE_CELERY_WORKER_WAIT_S` if none
+  does (a `dagster job execute` with the celery executor and no worker would otherwise hang).
+- **Nothing left on the broker.** With the `rpc://` backend the results come back on a reply
+  queue that Celery declares per process and never deletes (it has no consumer: results are
+  fetched with basic.get, so `auto_delete` never fires); the run worker deletes it when its run
+  ends, and `result_expires` bounds what a killed run worker leaves (RabbitMQ drops the queue an
+  hour after its last use). Results in another backend (redis) are forgotten the same way.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
@@ -38,6 +47,7 @@ import dagster as dg
 from dagster._core.execution.retries import RetryMode, get_retries_config
 
 from vidpipe_core.config import Settings, get_settings
+from vidpipe_core.errors import ConfigurationError, one_line, redact_url
 from vidpipe_dagster.healing import FINISHED, run_heartbeat, run_worker_tags
 
 if TYPE_CHECKING:
@@ -53,6 +63,10 @@ TASK_NAME = "vidpipe.execute_step"
 MAX_PRIORITY = 10
 # dagster-celery's broker options: give up on an unreachable broker after ~1 s instead of forever.
 BROKER_TRANSPORT_OPTIONS = {"max_retries": 3, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
+# How long a result outlives its last use: an rpc:// reply queue that a killed run worker could not
+# delete is dropped by RabbitMQ this long after its last read (a live run worker reads it every
+# second, so it never expires under a running run); a redis result key expires alike.
+RESULT_EXPIRES_S = 3600
 
 
 def celery_config(settings: Settings, queue: str | None = None) -> dict[str, Any]:
@@ -79,7 +93,7 @@ def celery_config(settings: Settings, queue: str | None = None) -> dict[str, Any
         "task_serializer": "json",
         "result_serializer": "json",
         "accept_content": ["json"],
-        "result_expires": 24 * 3600,
+        "result_expires": RESULT_EXPIRES_S,
         "worker_hijack_root_logger": False,
         # A worker that loses the broker stops its steps: their tasks are redelivered to another worker.
         "worker_cancel_long_running_tasks_on_connection_loss": True,
@@ -121,7 +135,11 @@ def _register_task(app: Celery) -> None:
     @app.task(bind=True, name=TASK_NAME)
     def execute_step(self: Any, execute_step_args_packed: dict[str, Any], executable_dict: dict[str, Any]) -> list[str]:
         return run_step(
-            execute_step_args_packed, executable_dict, worker=str(self.request.hostname or ""), redelivered=_redelivered(self)
+            execute_step_args_packed,
+            executable_dict,
+            worker=str(self.request.hostname or ""),
+            redelivered=_redelivered(self),
+            reply_to=str(self.request.reply_to or ""),
         )
 
 
@@ -148,10 +166,16 @@ def _already_done(instance: dg.DagsterInstance, run_id: str, step_keys: Sequence
 
 
 def run_step(
-    packed_args: dict[str, Any], executable_dict: dict[str, Any], *, worker: str, redelivered: bool = False
+    packed_args: dict[str, Any],
+    executable_dict: dict[str, Any],
+    *,
+    worker: str,
+    redelivered: bool = False,
+    reply_to: str = "",
 ) -> list[str]:
     """What a worker does with one task: dagster-celery's `execute_plan` task, refused when the
-    step's run has ended. Returns the step's events, serialized, for the run worker."""
+    step's run has ended. Returns the step's events, serialized, for the run worker (through the
+    queue `reply_to` with the rpc:// backend, named in the step's first event)."""
     from dagster._core.definitions.reconstruct import ReconstructableJob
     from dagster._core.events import EngineEventData
     from dagster._core.execution.api import create_execution_plan, execute_plan_iterator
@@ -182,7 +206,13 @@ def run_step(
         f"Executing steps {steps} in celery worker{note}",
         run,
         EngineEventData(
-            {"step_keys": steps, "Celery worker": worker, "pid": str(os.getpid()), "redelivered": str(redelivered)},
+            {
+                "step_keys": steps,
+                "Celery worker": worker,
+                "pid": str(os.getpid()),
+                "redelivered": str(redelivered),
+                "reply queue": reply_to,
+            },
             marker_end=DELEGATE_MARKER,
         ),
         step_key=plan.step_handle_for_single_step_plans().to_key(),  # type: ignore[union-attr]
@@ -253,8 +283,102 @@ class VidpipeCeleryExecutor(dg.Executor):
         settings = get_settings()
         instance, run_id = plan_context.instance, plan_context.dagster_run.run_id
         instance.add_run_tags(run_id, run_worker_tags())
+        sent: list[AsyncResult] = []
+
+        def submit(*args: Any) -> AsyncResult:
+            result = _submit(*args)
+            sent.append(result)
+            return result
+
         with run_heartbeat(instance, run_id, settings.heartbeat_interval_s, "vidpipe-run-worker"):
-            yield from core_celery_execution_loop(plan_context, execution_plan, step_execution_fn=_submit)
+            try:
+                if execution_plan.step_keys_to_execute:
+                    yield from _await_worker(plan_context, settings)
+                yield from core_celery_execution_loop(plan_context, execution_plan, step_execution_fn=submit)
+            finally:
+                clean_up(sent)
+
+
+def queue_consumers(app: Celery, queue: str) -> int | None:
+    """How many consumers (`vidpipe worker` processes) the broker has on `queue`, 0 when the queue
+    does not exist; None when the broker cannot say (only AMQP reports consumers; a redis broker
+    does not). ConfigurationError naming VIDPIPE_CELERY_BROKER when the broker cannot be reached."""
+    from kombu.exceptions import OperationalError
+
+    with app.connection_for_write() as conn:
+        try:
+            conn.ensure_connection(**BROKER_TRANSPORT_OPTIONS)
+        except (OperationalError, OSError, *conn.connection_errors) as exc:
+            raise ConfigurationError(
+                f"VIDPIPE_CELERY_BROKER={redact_url(str(app.conf.broker_url))} cannot be reached: "
+                f"{one_line(exc)}; check that the broker (RabbitMQ) is running and the URL is right"
+            ) from exc
+        if conn.transport.driver_type != "amqp":
+            return None
+        channel = conn.channel()
+        try:
+            return int(channel.queue_declare(queue=queue, passive=True).consumer_count)
+        except conn.channel_errors as exc:
+            if getattr(exc, "code", None) == 404:  # no such queue: no worker ever declared it
+                return 0
+            raise
+        finally:
+            try:
+                channel.close()
+            except Exception:  # closed by the broker after a 404
+                pass
+
+
+def _await_worker(plan_context: PlanOrchestrationContext, settings: Settings) -> Iterator[dg.DagsterEvent]:
+    """Return once a worker consumes the run's queue; fail the run (nothing sent) when none does
+    within VIDPIPE_CELERY_WORKER_WAIT_S. A SIGINT/SIGTERM ends the wait: the loop then stops the run."""
+    from dagster._core.events import DagsterEvent, EngineEventData
+    from dagster._utils.interrupts import check_captured_interrupt
+
+    app, queue, wait_s = celery_app(settings), settings.celery_queue, settings.celery_worker_wait_s
+    deadline = time.monotonic() + wait_s
+    said = False
+    while (consumers := queue_consumers(app, queue)) == 0 and not check_captured_interrupt():
+        if time.monotonic() >= deadline:
+            raise ConfigurationError(
+                f"no `vidpipe worker` takes steps from queue {queue!r} on the broker "
+                f"{redact_url(settings.celery_broker)} (waited {wait_s:g} s, VIDPIPE_CELERY_WORKER_WAIT_S); "
+                f"start one on any host (`vidpipe worker --queue {queue}`, README: Deploying on several machines), "
+                "or unset VIDPIPE_DAGSTER_EXECUTOR to run the steps in this process; no step was sent"
+            )
+        if not said:
+            said = True
+            yield DagsterEvent.engine_event(
+                plan_context,
+                f"no `vidpipe worker` takes steps from queue {queue!r} yet: waiting up to {wait_s:g} s for one",
+                EngineEventData(),
+            )
+        time.sleep(max(0.0, min(1.0, deadline - time.monotonic())))
+    if said and consumers:
+        yield DagsterEvent.engine_event(plan_context, f"{consumers} worker(s) take steps from queue {queue!r}", EngineEventData())
+
+
+def clean_up(sent: Sequence[AsyncResult]) -> None:
+    """After a run: forget its results (a redis backend deletes their keys) and delete its
+    rpc:// reply queue, which Celery itself never deletes (module docstring). Every result has
+    been read by then, or never will be; a task delivered after this has its result dropped."""
+    from celery.backends.rpc import RPCBackend  # type: ignore[import-untyped]  # celery has no type hints
+
+    reply_queues = sorted({result.backend.oid for result in sent if isinstance(result.backend, RPCBackend)})
+    try:
+        for result in sent:
+            result.forget()
+        if reply_queues:
+            with sent[0].app.connection_for_write() as conn:
+                for name in reply_queues:
+                    conn.default_channel.queue_delete(name)
+    except Exception as exc:  # never hide the run's own outcome; the queue expires anyway
+        log.warning(
+            "could not clean up the run's results on the broker (%s): %s; they expire %d s after their last use",
+            ", ".join(reply_queues) or "no reply queue",
+            one_line(exc),
+            RESULT_EXPIRES_S,
+        )
 
 
 @dg.executor(

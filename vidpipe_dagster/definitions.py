@@ -16,7 +16,7 @@ EXECUTORS = {
 
 
 def _executor() -> dg.ExecutorDefinition:
-    """VIDPIPE_DAGSTER_EXECUTOR (default in_process). The four steps form a chain, so a process per
+    """VIDPIPE_DAGSTER_EXECUTOR (default in_process). The five steps form a chain, so a process per
     step never runs two at once; it only adds ~1.5 s of start-up per step (bench/README section 3:
     6.65 s vs 0.87 s per run). Clips run in parallel as threads inside their step either way."""
     return EXECUTORS[get_settings().dagster_executor]

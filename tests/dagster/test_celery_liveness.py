@@ -262,3 +262,18 @@ def test_the_worker_masks_the_broker_password_in_its_output(vp_env, tmp_path):
     assert "Cannot connect" in text, text[-3000:]
     assert f"broker amqp://vidpipe:***@127.0.0.1:{port}//" in text  # vidpipe's own line
     assert secret not in text
+
+
+def test_an_unreachable_broker_is_one_line_naming_the_setting_without_its_password():
+    """What a celery run says when it cannot ask the broker for workers (nothing listens on port 1)."""
+    from vidpipe_core.config import get_settings
+    from vidpipe_core.errors import ConfigurationError
+    from vidpipe_dagster.celery_executor import celery_app, queue_consumers
+
+    secret = f"pw-{uuid.uuid4().hex}"
+    app = celery_app(get_settings(celery_broker=f"amqp://vidpipe:{secret}@127.0.0.1:1//"), "renders")
+    with pytest.raises(ConfigurationError) as caught:
+        queue_consumers(app, "renders")
+    message = str(caught.value)
+    assert message.startswith("VIDPIPE_CELERY_BROKER=amqp://vidpipe:***@127.0.0.1:1// cannot be reached: ")
+    assert "check that the broker (RabbitMQ) is running" in message and "\n" not in message and secret not in message

@@ -1,7 +1,12 @@
 """`VIDPIPE_DAGSTER_EXECUTOR=celery` for real: a `dagster-daemon`, two `vidpipe worker` processes
 (each with its own empty data dir, as on separate hosts) on a real RabbitMQ, vidpipe's and
 Dagster's databases on PostgreSQL, artifacts in S3 (moto), the google provider on the emulator.
-One daemon and one pair of workers serve the whole module, on a queue of its own."""
+One daemon and one pair of workers serve the whole module, on a queue of its own.
+
+Runs leave no queue on the broker: each run's rpc:// reply queue (named by its steps' events) is
+gone once the run ends, and where the broker's queues can be listed (`rabbitmqctl` on this host,
+or the management API at VIDPIPE_TEST_RABBITMQ_API) the list is the same after the runs as before
+(so the broker should not be shared with another test session meanwhile)."""
 
 from __future__ import annotations
 
@@ -9,9 +14,11 @@ import io
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import uuid
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +31,9 @@ from tests.helpers import latest_metadata
 from tests.postgres.pg import POSTGRES_YAML, PgServer
 from tests.s3server import S3Bucket, S3Server
 from tests.servers.deployment import BIN, REPO, WORKSPACE, ServerProcess, start_daemon, wait_for
+from vidpipe_core.config import get_settings
+from vidpipe_core.errors import redact_url
+from vidpipe_dagster.celery_executor import celery_app, celery_config, queue_consumers
 from vidpipe_dagster.healing import OWNER_TAG, PARTITION_TAG, PID_TAG, RUN_WORKER
 from vidpipe_emulator import Emulator
 
@@ -175,6 +185,77 @@ def _delete_queue(queue: str) -> None:
         pass
 
 
+def _broker_queues() -> list[str] | None:
+    """Every queue on the broker's virtual host, sorted: from `rabbitmqctl` when the broker runs on
+    this host (it needs root or the Erlang cookie of the rabbitmq user: `sudo -n` is tried), else
+    from the management API at VIDPIPE_TEST_RABBITMQ_API (e.g. http://127.0.0.1:15672, with the
+    broker's user); None when neither can list them. (AMQP itself cannot list queues.)"""
+    from urllib.parse import quote
+
+    from kombu import Connection
+
+    conn = Connection(BROKER)
+    vhost = conn.virtual_host or "/"
+    names: list[str] | None = None
+    if conn.hostname in {"127.0.0.1", "localhost", "::1"} and shutil.which("rabbitmqctl"):
+        sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
+        cmd = [*sudo, "rabbitmqctl", "list_queues", "-q", "--no-table-headers", "-p", vhost, "name"]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        if proc.returncode == 0:
+            names = proc.stdout.split()
+    api = os.environ.get("VIDPIPE_TEST_RABBITMQ_API")
+    if names is None and api:
+        import requests
+
+        reply = requests.get(
+            f"{api.rstrip('/')}/api/queues/{quote(vhost, safe='')}", auth=(conn.userid, conn.password), timeout=10
+        )
+        reply.raise_for_status()
+        names = [queue["name"] for queue in reply.json()]
+    return sorted(names) if names is not None else None
+
+
+def _queue_exists(name: str) -> bool:
+    """Whether the broker has this queue (a passive declare: creates nothing)."""
+    from kombu import Connection
+
+    with Connection(BROKER, connect_timeout=5) as conn:
+        channel = conn.channel()
+        try:
+            channel.queue_declare(queue=name, passive=True)
+            return True
+        except conn.channel_errors as exc:
+            if getattr(exc, "code", None) == 404:
+                return False
+            raise
+
+
+def _reply_queues(instance: dg.DagsterInstance, run_ids: list[str]) -> dict[str, set[str]]:
+    """Run id -> the reply queues its steps' results went to, as each worker received them."""
+    out: dict[str, set[str]] = {}
+    for run_id in run_ids:
+        for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ENGINE_EVENT):
+            event = entry.dagster_event
+            data = event.engine_event_data.metadata if event and event.engine_event_data else {}
+            if "reply queue" in data:
+                out.setdefault(run_id, set()).add(str(data["reply queue"].value))
+    return out
+
+
+def _nothing_left_on_the_broker(instance: dg.DagsterInstance, run_ids: list[str], before: list[str] | None) -> None:
+    """Each run had one reply queue of its own (its run worker's), and none is left; the broker's
+    queues are those it had before the runs."""
+    replies = _reply_queues(instance, run_ids)
+    assert set(replies) == set(run_ids) and all(len(names) == 1 and "" not in names for names in replies.values()), replies
+    left = sorted(name for names in replies.values() for name in names if _queue_exists(name))
+    assert not left, f"reply queues left on the broker: {left}"
+    if before is None:
+        warnings.warn("the broker's queues cannot be listed here (no rabbitmqctl, no VIDPIPE_TEST_RABBITMQ_API)", stacklevel=2)
+        return
+    after = _broker_queues()
+    assert after == before, f"queues before the runs: {before}; after: {after}"
+
+
 def _runs(instance: dg.DagsterInstance, project_ids: list[str]) -> list[dg.DagsterRun]:
     return [r for p in project_ids for r in instance.get_runs(filters=dg.RunsFilter(tags={PARTITION_TAG: p}))]
 
@@ -243,6 +324,7 @@ def _no_broker_secret_stored(cluster: Cluster) -> None:
 def test_four_inbox_projects_run_on_two_workers_within_the_limit(cluster: Cluster):
     cluster.emulator.reset()
     cluster.emulator.configure(video_latency_s=1.0)
+    queues_before = _broker_queues()
     inbox = cluster.root / "daemon-data" / "inbox"
     inbox.mkdir(parents=True, exist_ok=True)
     subjects = ["a lighthouse at dusk", "a fox in the snow", "a paper boat on a canal", "a kite over dunes"]
@@ -282,6 +364,7 @@ def test_four_inbox_projects_run_on_two_workers_within_the_limit(cluster: Cluste
     assert all(
         cluster.pg.query(cluster.vidpipe_db, "SELECT lock_holder IS NULL FROM projects WHERE id = %s", (p,))[0][0] for p in ids
     )
+    _nothing_left_on_the_broker(instance, [r.run_id for r in runs], queues_before)
 
 
 def test_a_worker_killed_during_clips_loses_no_paid_scene(cluster: Cluster):
@@ -356,3 +439,54 @@ def test_a_worker_killed_during_clips_loses_no_paid_scene(cluster: Cluster):
     lock = cluster.pg.query(cluster.vidpipe_db, "SELECT lock_holder FROM projects WHERE id = %s", (project_id,))
     assert lock == [(None,)]
     _no_broker_secret_stored(cluster)
+    # The redelivered step answered on the run's reply queue too, and that queue is gone.
+    replies = _reply_queues(instance, [run.run_id])
+    assert replies and not [name for name in replies[run.run_id] if _queue_exists(name)], replies
+
+
+def test_dagster_job_execute_fails_fast_when_no_worker_takes_the_queue(cluster: Cluster):
+    """`dagster job execute` with the celery executor is the run worker: with no worker on its queue
+    it fails after VIDPIPE_CELERY_WORKER_WAIT_S, in one line that says what to do, instead of
+    waiting forever. Nothing is sent, written or paid."""
+    from kombu import Connection
+
+    settings = get_settings(celery_broker=BROKER)
+    app = celery_app(settings, cluster.queue)
+    alive = sum(worker.proc.poll() is None for worker in cluster.workers.values())  # one was killed above
+    assert alive and queue_consumers(app, cluster.queue) == alive
+    assert queue_consumers(app, f"{cluster.queue}-never-declared") == 0
+    project_id = "celery-no-worker"
+    created = cluster.vidpipe("new", "a lantern floats over a pond", "--id", project_id)
+    assert created.returncode == 0, created.stderr
+    idle = f"{cluster.queue}-idle"  # declared as a worker declares it, then left without consumers
+    [declared] = celery_config(settings, idle)["task_queues"]
+    with Connection(BROKER, connect_timeout=5) as conn:
+        declared(conn.default_channel).declare()
+    try:
+        proc = subprocess.run(
+            [str(BIN / "dagster"), "job", "execute", "-m", "vidpipe_dagster.definitions", "-j", "render_project"]
+            + ["--tags", json.dumps({PARTITION_TAG: project_id})],
+            env={**cluster.env, "VIDPIPE_CELERY_QUEUE": idle, "VIDPIPE_CELERY_WORKER_WAIT_S": "2"},
+            cwd=cluster.root,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        with Connection(BROKER, connect_timeout=5) as conn:
+            _, messages, consumers = conn.default_channel.queue_declare(queue=idle, passive=True)
+    finally:
+        with Connection(BROKER, connect_timeout=5) as conn:
+            conn.default_channel.queue_delete(idle)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out[-3000:]
+    expected = (
+        f"ConfigurationError: no `vidpipe worker` takes steps from queue '{idle}' on the broker {redact_url(BROKER)} "
+        f"(waited 2 s, VIDPIPE_CELERY_WORKER_WAIT_S); start one on any host (`vidpipe worker --queue {idle}`"
+    )
+    assert expected in out, out[-3000:]
+    assert f":{Connection(BROKER).password}@" not in out
+    assert (messages, consumers) == (0, 0)  # no step was sent
+    assert cluster.pg.query(cluster.vidpipe_db, "SELECT storyboard IS NULL FROM projects WHERE id = %s", (project_id,)) == [
+        (True,)
+    ]
+    assert not [key for key in cluster.bucket.keys() if f"/projects/{project_id}/" in key]
