@@ -143,8 +143,9 @@ class Settings(BaseSettings):
         default=0.25,
         gt=0,
         lt=1,
-        description="The first poll comes at this quantile of the learned figures, counted from submission. Higher "
-        "means fewer polls but a later look at clips that finish early.",
+        description="The first poll comes at this quantile of when earlier clips were done (each between the last "
+        "poll that saw it running and the first that saw it done), counted from submission. Higher means fewer polls "
+        "but a later look at clips that finish early.",
     )
     poll_learn_min_samples: int = Field(default=3, ge=1, description="Fewer earlier clips than this: the backoff.")
     poll_learn_window: int = Field(default=50, ge=1, description="How many of the latest matching clips are learned from.")

@@ -11,29 +11,33 @@ that first found it done was sent and answered (``done_asked_at``, ``done_seen_a
 provider's latency lies between them. Not ``completed_at - submitted_at``: that also counts the
 time a process was dead before a resume and the time a busy machine took to poll, download and
 save, and one outage taught every later clip to wait minutes for a seconds-long operation
-(issue 21). :func:`figure` turns one observation into a figure, or leaves it out:
+(issue 21). :func:`bracket` turns one observation into the interval its latency lies in, or
+leaves it out:
 
 - re-attached after a resume or a restart: nothing is recorded, nothing learned;
-- seen running, then done: the latency was *at least* ``running_seen_at - submitted_at``. It is
-  learned when the two polls bracket it tightly (the done poll answered within one
-  ``poll_interval_s`` plus :func:`answer_bound` of the running poll's sending): a stalled process
-  or a busy machine's slow answers widen the gap, and such observations are left out. A lower
-  bound is never later than the truth, so no delay of ours can push the schedule later;
-- done at its first poll: the first poll came too late, by an unknown amount. If it answered
-  promptly (within :func:`answer_bound`), its figure is half its first poll's offset, and while it
-  is the newest observation the next first poll comes at least one interval before its own. So
-  every such operation moves the next first poll earlier, and a ``poll_learn_quantile`` share of
-  the window halves it: the schedule comes down at least as fast as it goes up (three quarters
-  of the window must be slower before it follows them up).
+- seen running, then done: between the running poll's sending and the done poll's answer, when
+  that is tight (at most one interval plus :func:`answer_bound`); a stalled process or a busy
+  machine's slow answers widen it, and such observations are left out. So no delay of ours can
+  teach a latency later than the provider's by more than that bound;
+- done at its first poll, answered promptly (within :func:`answer_bound`): between its submission
+  and that poll. The first poll came too late, by an unknown amount.
+
+The first poll is the ``poll_learn_quantile`` of the mixture of these intervals, each taken as
+uniform (:func:`interval_quantile`). When no more than that share of operations is done at the
+first poll, it follows the latencies seen; when more are, it comes down in proportion (twice the
+share: half as late), so every operation found done at its first poll moves the next first poll
+earlier, and while it is the newest observation the next first poll comes at least one interval
+before its own. It comes down as fast as it goes up: going up, the slower clips must fill three
+quarters of the window (q0.25) before it follows them.
 
 :func:`poll_schedule` reads the latest ``poll_learn_window`` DONE clips watched from their
 submission, of the same provider and model and a measured length within
 :data:`LENGTH_TOLERANCE_S` of the requested one (the ledger stores the measured length: 4.04 s for
 a 4 s request), across all projects, and puts the first poll at the ``poll_learn_quantile`` of
-their figures (earlier after a clip done at its first poll, above), counted from the operation's
+these intervals (earlier after a clip done at its first poll, above), counted from the operation's
 submission, at most the model's ceiling (``poll_first_max_s``) and half ``poll_timeout_s``; after
 it, a poll every ``poll_interval_s`` (at most ``poll_max_s``). An operation submitted long ago (a
-run resumed after a crash) is polled at once. Fewer than ``poll_learn_min_samples`` figures, or
+run resumed after a crash) is polled at once. Fewer than ``poll_learn_min_samples`` intervals, or
 ``VIDPIPE_POLL_LEARN=false``: no schedule, and the provider keeps its backoff.
 """
 
@@ -53,7 +57,6 @@ from vidpipe_core.services import Services
 
 LENGTH_TOLERANCE_S = 0.5  # a clip "of the same length": measured length within this of the request
 ANSWER_SLACK_S = 1.0  # a poll's own answer (the done one carries the video) may take this long, or one interval
-EARLY_FACTOR = 0.5  # an operation done at its first poll teaches this share of that poll's offset
 
 
 @dataclass(frozen=True)
@@ -75,7 +78,7 @@ class PollSchedule:
     interval_s: float
     samples: int  # how many earlier clips it was learned from
     quantile: float
-    quantile_s: float  # that quantile of their figures
+    quantile_s: float  # that quantile of the intervals their latencies lie in
     early: int = 0  # of them, how many were done at their first poll
     ceiling_s: float = math.inf  # the model's ceiling (or half poll_timeout_s), where it applied
     submitted_at: datetime | None = None  # the operation's submission (ledger); None: now
@@ -138,16 +141,33 @@ def ceiling(settings: Settings, model: str) -> float:
     return min(table.get(model, table["*"]), settings.poll_timeout_s / 2)
 
 
-def figure(observed: Observed, interval_s: float) -> float | None:
-    """What one observation teaches (seconds after submission), or None when it is too loose."""
+def bracket(observed: Observed, interval_s: float) -> tuple[float, float] | None:
+    """The interval (seconds after submission) the latency lies in, or None when it is too loose."""
     prompt = answer_bound(interval_s)
-    if observed.running_s is None:  # done at its first poll: that poll was late
-        if observed.seen_s - observed.asked_s > prompt:
-            return None
-        return EARLY_FACTOR * observed.asked_s
+    if observed.running_s is None:  # done at its first poll: some time before it
+        return None if observed.seen_s - observed.asked_s > prompt else (0.0, observed.seen_s)
     if observed.seen_s - observed.running_s > interval_s + prompt:
         return None
-    return max(0.0, observed.running_s)
+    return (max(0.0, observed.running_s), observed.seen_s)
+
+
+def interval_quantile(intervals: Sequence[tuple[float, float]], q: float) -> float:
+    """The ``q`` quantile of the mixture of ``intervals`` (each uniform over itself, a point when
+    empty, all weighted alike): the least x where the share of the mixture at or below x reaches q."""
+    if not intervals:
+        raise ValueError("quantile of no intervals")
+
+    def share(x: float) -> float:
+        total = 0.0
+        for low, high in intervals:
+            total += (1.0 if x >= low else 0.0) if high <= low else min(1.0, max(0.0, (x - low) / (high - low)))
+        return total / len(intervals)
+
+    low, high = min(a for a, _ in intervals), max(b for _, b in intervals)
+    while high - low > 1e-6:
+        middle = (low + high) / 2
+        low, high = (low, middle) if share(middle) >= q else (middle, high)
+    return high
 
 
 def observed_columns(observation: PollObservation | None) -> dict[str, datetime | None]:
@@ -199,22 +219,22 @@ def schedule_from(observed: Sequence[Observed], settings: Settings, model: str) 
     if not settings.poll_learn:
         return None
     interval = interval_of(settings)
-    figures = [(o, f) for o in observed if (f := figure(o, interval)) is not None]
-    if len(figures) < settings.poll_learn_min_samples:
+    learned = [(o, b) for o in observed if (b := bracket(o, interval)) is not None]
+    if len(learned) < settings.poll_learn_min_samples:
         return None
-    q = quantile([f for _, f in figures], settings.poll_learn_quantile)
+    q = interval_quantile([b for _, b in learned], settings.poll_learn_quantile)
     top = ceiling(settings, model)
     first = min(q, top)
-    newest = figures[0][0]
+    newest = learned[0][0]
     if newest.running_s is None:  # the latest clip was done at its first poll: come earlier than it did
         first = min(first, max(0.0, newest.asked_s - interval))
     return PollSchedule(
         first_poll_s=first,
         interval_s=interval,
-        samples=len(figures),
+        samples=len(learned),
         quantile=settings.poll_learn_quantile,
         quantile_s=q,
-        early=sum(1 for o, _ in figures if o.running_s is None),
+        early=sum(1 for o, _ in learned if o.running_s is None),
         ceiling_s=top,
     )
 
@@ -238,8 +258,9 @@ __all__ = [
     "PollSchedule",
     "answer_bound",
     "ceiling",
-    "figure",
+    "bracket",
     "interval_of",
+    "interval_quantile",
     "observations",
     "observed_columns",
     "poll_schedule",

@@ -25,7 +25,8 @@ from vidpipe_core.models import ClipStatus, Project, VideoClip, utc, utcnow
 from vidpipe_core.polling import (
     Observed,
     PollSchedule,
-    figure,
+    bracket,
+    interval_quantile,
     observations,
     observed_columns,
     poll_schedule,
@@ -119,20 +120,32 @@ def test_quantile_interpolates_between_order_statistics() -> None:
 
 
 def test_what_one_observation_teaches() -> None:
-    interval = 5.0  # tight: the done poll answered within one interval + max(interval, 1 s) of the running poll
-    # Seen running at 40 s, done at the next poll: the latency was at least 40 s.
-    assert figure(Observed(running_s=40.0, asked_s=45.0, seen_s=45.3), interval) == 40.0
-    assert figure(Observed(running_s=40.0, asked_s=49.0, seen_s=50.0), interval) == 40.0  # exactly at the bound
+    interval = 5.0  # tight: the done poll answered within one interval + max(interval, 1 s) of the running poll's sending
+    # Seen running at 40 s, done at the next poll: the latency lies between.
+    assert bracket(Observed(running_s=40.0, asked_s=45.0, seen_s=45.3), interval) == (40.0, 45.3)
+    assert bracket(Observed(running_s=40.0, asked_s=49.0, seen_s=50.0), interval) == (40.0, 50.0)  # exactly at the bound
     # The next poll came late (a stalled process) or answered slowly (a busy machine): left out.
-    assert figure(Observed(running_s=40.0, asked_s=100.0, seen_s=100.2), interval) is None
-    assert figure(Observed(running_s=40.0, asked_s=45.0, seen_s=50.5), interval) is None
-    # Done at its first poll, answered promptly: half of that poll's offset (the next first poll comes earlier).
-    assert figure(Observed(running_s=None, asked_s=30.0, seen_s=30.4), interval) == 15.0
+    assert bracket(Observed(running_s=40.0, asked_s=100.0, seen_s=100.2), interval) is None
+    assert bracket(Observed(running_s=40.0, asked_s=45.0, seen_s=50.5), interval) is None
+    # Done at its first poll, answered promptly: some time since the submission.
+    assert bracket(Observed(running_s=None, asked_s=30.0, seen_s=30.4), interval) == (0.0, 30.4)
     # ... answered slowly: it says nothing about when it was done.
-    assert figure(Observed(running_s=None, asked_s=30.0, seen_s=36.0), interval) is None
+    assert bracket(Observed(running_s=None, asked_s=30.0, seen_s=36.0), interval) is None
     # Below one second the bound on an answer stays one second (a done answer carries the video).
-    assert figure(Observed(running_s=2.0, asked_s=2.2, seen_s=3.1), 0.2) == 2.0
-    assert figure(Observed(running_s=2.0, asked_s=2.2, seen_s=3.3), 0.2) is None
+    assert bracket(Observed(running_s=2.0, asked_s=2.2, seen_s=3.1), 0.2) == (2.0, 3.1)
+    assert bracket(Observed(running_s=2.0, asked_s=2.2, seen_s=3.3), 0.2) is None
+
+
+def test_the_quantile_of_intervals_spreads_each_over_itself() -> None:
+    assert interval_quantile([(10.0, 10.0), (20.0, 20.0), (30.0, 30.0), (40.0, 40.0)], 0.25) == pytest.approx(10.0)
+    assert interval_quantile([(10.0, 11.0), (20.0, 21.0), (30.0, 31.0), (40.0, 41.0)], 0.25) == pytest.approx(11.0)
+    assert interval_quantile([(10.0, 11.0), (20.0, 21.0), (30.0, 31.0), (40.0, 41.0)], 0.5) == pytest.approx(21.0)
+    # Half of the operations done at a first poll at 40 s: a quarter of the mixture lies below 20 s.
+    assert interval_quantile([(0.0, 40.0), (0.0, 40.0), (50.0, 51.0), (52.0, 53.0)], 0.25) == pytest.approx(20.0)
+    # A quarter done at it: the first poll stays where the rest were seen.
+    assert interval_quantile([(0.0, 40.0), (50.0, 51.0), (52.0, 53.0), (54.0, 55.0)], 0.25) == pytest.approx(40.0)
+    with pytest.raises(ValueError):
+        interval_quantile([], 0.5)
 
 
 def test_learns_only_from_watched_done_clips_of_the_same_provider_model_and_length_across_projects(ledger: Services) -> None:
@@ -167,11 +180,11 @@ def test_learns_only_from_watched_done_clips_of_the_same_provider_model_and_leng
     assert schedule is not None
     assert schedule.samples == 4 and schedule.quantile == 0.25 and schedule.early == 0
     assert schedule.interval_s == min(ledger.settings.poll_interval_s, ledger.settings.poll_max_s) == 5.0
-    # The quantile of the lower bounds, not one interval less: they are early, not late.
-    assert schedule.quantile_s == schedule.first_poll_s == pytest.approx(17.5, abs=1e-3)
+    # Each seen running at those times and done 0.25 s later: a quarter of the mixture lies below 10.25 s.
+    assert schedule.quantile_s == schedule.first_poll_s == pytest.approx(10.25, abs=1e-3)
     assert not schedule.capped and schedule.ceiling_s == 60.0  # the '*' entry: an unknown model
-    assert schedule.first_wait_s(now) == pytest.approx(17.5, abs=1e-3)
-    assert schedule.first_wait_s(now + timedelta(seconds=10)) == pytest.approx(7.5, abs=1e-3)
+    assert schedule.first_wait_s(now) == pytest.approx(10.25, abs=1e-3)
+    assert schedule.first_wait_s(now + timedelta(seconds=10)) == pytest.approx(0.25, abs=1e-3)
     assert schedule.basis() == "learned from 4 earlier clips of this model and length"
     # A resumed operation submitted long ago is polled at once.
     resumed = poll_schedule(ledger, "google", model, 4, submitted_at=now - timedelta(hours=1))
@@ -214,8 +227,8 @@ def test_a_poisoned_history_teaches_only_the_provider_latency(ledger: Services) 
 
 
 def test_it_comes_down_as_fast_as_it_goes_up(ledger: Services) -> None:
-    """A provider at ~5 s turns slow (~50 s), then fast again. Going up, the slow clips' figures
-    must fill three quarters of the window before the first poll follows (q0.25); coming down,
+    """A provider at ~5 s turns slow (~50 s), then fast again. Going up, the slow clips must fill
+    three quarters of the window before the first poll follows (q0.25); coming down,
     every clip found done at its first poll pulls the next first poll earlier, and it is halved
     in no more clips than it took to go half-way up."""
     model = f"veo-test-{uuid.uuid4().hex[:8]}"
@@ -267,7 +280,7 @@ def test_the_first_poll_is_capped_per_model_and_below_the_poll_timeout(ledger: S
     table = {"poll_first_max_s": {fast: 45.0}}
     capped = Services(settings=ledger.settings.model_copy(update=table), db=ledger.db, store=ledger.store)
     schedule = poll_schedule(capped, "google", fast, 4)
-    assert schedule is not None and schedule.first_poll_s == 45.0 and schedule.quantile_s == pytest.approx(500.5)
+    assert schedule is not None and schedule.first_poll_s == 45.0 and schedule.quantile_s > 500
     assert schedule.capped and schedule.basis().endswith("; capped at 45s")
     # Any other model: the '*' entry (60 s); never more than half the poll timeout.
     other = Services(settings=ledger.settings.model_copy(update={"poll_timeout_s": 50.0}), db=ledger.db, store=ledger.store)
@@ -287,14 +300,16 @@ def test_too_few_samples_or_learning_off_keeps_the_backoff(ledger: Services) -> 
     assert poll_schedule(ledger, "google", model, 4) is None  # 2 < poll_learn_min_samples (3)
     add_clip(ledger, project, 3, running_s=70.0, model=model)
     learned = poll_schedule(ledger, "google", model, 4)
-    assert learned is not None and learned.samples == 3 and learned.first_poll_s == pytest.approx(55.0, abs=1e-3)
+    # Three seen running at 50, 60, 70 s, done 0.25 s later: a quarter of the mixture lies below 50.1875 s.
+    assert learned is not None and learned.samples == 3 and learned.first_poll_s == pytest.approx(50.1875, abs=1e-3)
 
     off = Services(settings=ledger.settings.model_copy(update={"poll_learn": False}), db=ledger.db, store=ledger.store)
     assert poll_schedule(off, "google", model, 4) is None
     median = ledger.settings.model_copy(update={"poll_learn_quantile": 0.5, "poll_interval_s": 30.0, "poll_max_s": 8.0})
     by_median = schedule_from(observations(ledger, "google", model, 4, 50), median, model)
-    # The median (60 s), the interval capped by poll_max_s.
-    assert by_median is not None and by_median.interval_s == 8.0 and by_median.first_poll_s == pytest.approx(60.0, abs=1e-3)
+    # The median (in the bracket seen at 60 s; the first poll capped at the '*' ceiling), the interval capped by poll_max_s.
+    assert by_median is not None and by_median.interval_s == 8.0 and by_median.quantile_s == pytest.approx(60.125, abs=1e-3)
+    assert by_median.first_poll_s == 60.0 and by_median.capped
 
 
 def test_settings_refuse_a_quantile_outside_zero_to_one_and_a_negative_ceiling(
@@ -392,8 +407,8 @@ def test_learned_wait_polls_at_most_twice_where_the_backoff_polls_five_times(veo
 
 def test_the_polls_bracket_the_moment_the_operation_was_done(veo) -> None:  # type: ignore[no-untyped-def]
     """What the wait records: the last poll that found the operation running was sent before the
-    emulator made it done, the poll that found it done answered after; the figure learned from it
-    is a lower bound of the latency, whatever the polls' own delays."""
+    emulator made it done, the poll that found it done answered after: the interval learned from
+    it holds the latency, whatever the polls' own delays."""
     services, clips, emu = veo
     emu.configure(video_latency_s=0.6, latency={"video_poll": 0.15})  # slow answers widen the bracket
     with ThreadPoolExecutor(3) as pool:
@@ -408,15 +423,9 @@ def test_the_polls_bracket_the_moment_the_operation_was_done(veo) -> None:  # ty
         running, asked, seen = (utc(t).timestamp() for t in (row.running_seen_at, row.done_asked_at, row.done_seen_at))
         assert running < timing["done_at"] <= seen, (running, timing, seen)
         assert running < asked < seen
-        learned = figure(
-            Observed(
-                running - utc(row.submitted_at).timestamp(),
-                asked - utc(row.submitted_at).timestamp(),
-                seen - utc(row.submitted_at).timestamp(),
-            ),
-            1.0,
-        )
-        assert learned is not None and learned < timing["latency_s"]
+        start = utc(row.submitted_at).timestamp()
+        learned = bracket(Observed(running - start, asked - start, seen - start), 1.0)
+        assert learned is not None and learned[0] < timing["latency_s"] <= learned[1]
 
 
 def test_cancel_during_the_first_wait_makes_no_poll(veo) -> None:  # type: ignore[no-untyped-def]
