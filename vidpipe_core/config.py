@@ -132,12 +132,12 @@ class Settings(BaseSettings):
     )
     poll_timeout_s: float = 1200.0
     # Learned Veo poll schedule (vidpipe_core/polling.py): the first poll of an operation waits for
-    # the quantile of when earlier clips of the same model and length were last seen running.
+    # the quantile of when earlier clips of the same model and length were done, as their polls saw it.
     poll_learn: bool = Field(
         default=True,
         description="Learn when to poll Veo from the ledger (when the polls of earlier clips of the same provider, "
-        "model and length, across projects, last saw them running; re-attached clips and loose observations left "
-        "out); false, or too few samples: the backoff of poll_initial_s.",
+        "model and length, across projects, last saw them running and first saw them done; re-attached clips and "
+        "loose observations left out); false, or too few samples: the backoff of poll_initial_s.",
     )
     poll_learn_quantile: float = Field(
         default=0.25,
