@@ -58,9 +58,9 @@ SLOW: list[str] = [
     "tests/dagster/test_new_project_job.py",  # 74
     "tests/dagster/test_new_duplicates.py",  # 68
     "tests/dagster/test_delete.py",  # 62
+    "tests/dagster/test_learned_polling.py",  # est. 55 (two 3-scene renders; the poisoned history ~35)
     "tests/dagster/test_scene_numbers.py",  # 55
     "tests/dagster/test_secrets.py",  # 55
-    "tests/dagster/test_learned_polling.py",  # est. (two 3-scene renders)
     "tests/dagster/test_ui_metadata.py",  # 32
     "tests/test_cli_input.py",  # 31
     "tests/dagster/test_characters.py",  # 30

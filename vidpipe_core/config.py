@@ -44,6 +44,17 @@ DEFAULT_PRICES: dict[str, dict[str, float]] = {
     "animatic": {},
 }
 
+# The latest first poll of a video operation after its submission, per model ("*": any other),
+# whatever the ledger teaches (vidpipe_core.polling): about the shortest a clip of the model
+# usually takes. Later would only add delay; earlier costs a few free polls.
+DEFAULT_FIRST_POLL_MAX_S: dict[str, float] = {
+    "veo-3.1-generate-001": 60.0,
+    "veo-3.0-generate-001": 60.0,
+    "veo-3.1-fast-generate-001": 30.0,
+    "veo-3.0-fast-generate-001": 30.0,
+    "*": 60.0,
+}
+
 
 def _config_file() -> Path | None:
     """The TOML file: VIDPIPE_CONFIG (which must name a file: a typo would otherwise be ignored
@@ -121,21 +132,28 @@ class Settings(BaseSettings):
     )
     poll_timeout_s: float = 1200.0
     # Learned Veo poll schedule (vidpipe_core/polling.py): the first poll of an operation waits for
-    # the quantile of how long earlier clips of the same model and length took, less one interval.
+    # the quantile of when earlier clips of the same model and length were done, as their polls saw it.
     poll_learn: bool = Field(
         default=True,
-        description="Learn when to poll Veo from the ledger (completed_at - submitted_at of earlier clips of the same "
-        "provider, model and length, across projects); false, or too few samples: the backoff of poll_initial_s.",
+        description="Learn when to poll Veo from the ledger (when the polls of earlier clips of the same provider, "
+        "model and length, across projects, last saw them running and first saw them done; re-attached clips and "
+        "loose observations left out); false, or too few samples: the backoff of poll_initial_s.",
     )
     poll_learn_quantile: float = Field(
         default=0.25,
         gt=0,
         lt=1,
-        description="The first poll comes at this quantile of the learned durations, less one poll_interval_s, counted "
-        "from submission. Higher means fewer polls but a later look at clips that finish early.",
+        description="The first poll comes at this quantile of when earlier clips were done (each between the last "
+        "poll that saw it running and the first that saw it done), counted from submission. Higher means fewer polls "
+        "but a later look at clips that finish early.",
     )
     poll_learn_min_samples: int = Field(default=3, ge=1, description="Fewer earlier clips than this: the backoff.")
     poll_learn_window: int = Field(default=50, ge=1, description="How many of the latest matching clips are learned from.")
+    poll_first_max_s: dict[str, float] = Field(
+        default_factory=lambda: dict(DEFAULT_FIRST_POLL_MAX_S),
+        description="The latest first poll after submission per video model ('*': any other model), whatever the "
+        "ledger teaches; never more than half poll_timeout_s. A custom table (JSON) names only the models it changes.",
+    )
     poll_interval_s: float = Field(
         default=5.0,
         gt=0,
@@ -265,6 +283,14 @@ class Settings(BaseSettings):
             if bad:
                 raise ValueError(f"prices[{model!r}]: {', '.join(bad)} must be a finite number of USD, 0 or more")
         return {**{k: dict(r) for k, r in DEFAULT_PRICES.items()}, **{k: dict(r) for k, r in v.items()}}
+
+    @field_validator("poll_first_max_s", mode="after")
+    @classmethod
+    def _over_default_ceilings(cls, v: dict[str, float]) -> dict[str, float]:
+        bad = sorted(model for model, seconds in v.items() if not math.isfinite(seconds) or seconds < 0)
+        if bad:
+            raise ValueError(f"poll_first_max_s[{bad[0]!r}] must be a finite number of seconds, 0 or more")
+        return {**DEFAULT_FIRST_POLL_MAX_S, **v}
 
     @classmethod
     def settings_customise_sources(

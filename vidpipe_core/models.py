@@ -151,5 +151,12 @@ class VideoClip(Base):
     safety_reasons: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # What the polls of a wait that began at the submission saw (vidpipe_core.polling learns from
+    # them): when the last poll that found the operation running was sent (None: its first poll
+    # found it done), and when the poll that first found it done was sent and answered. All None
+    # for an operation re-attached after a resume or restart (and for rows older than 0004).
+    running_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    done_asked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    done_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)

@@ -1,6 +1,7 @@
-"""The Veo poll schedule learned from the ledger (vidpipe_core/polling.py): what it learns from
-real ledger rows on SQLite and PostgreSQL, and what it does to a real google-genai SDK waiting on
-the wire emulator (polls counted by the emulator)."""
+"""The Veo poll schedule learned from what earlier polls saw (vidpipe_core/polling.py): what it
+learns from real ledger rows on SQLite and PostgreSQL (and what it leaves out: re-attached
+operations, loose observations), a poisoned history, how fast it comes down, and what it does to a
+real google-genai SDK waiting on the wire emulator (polls counted by the emulator)."""
 
 from __future__ import annotations
 
@@ -20,8 +21,18 @@ from tests.emulator_fixtures import emulator, google_env  # noqa: F401
 from vidpipe_core import media
 from vidpipe_core.cancel import CancelToken, Interrupted
 from vidpipe_core.config import Settings
-from vidpipe_core.models import ClipStatus, Project, VideoClip, utcnow
-from vidpipe_core.polling import PollSchedule, learned_durations, poll_schedule, quantile, schedule_from
+from vidpipe_core.models import ClipStatus, Project, VideoClip, utc, utcnow
+from vidpipe_core.polling import (
+    Observed,
+    PollSchedule,
+    bracket,
+    interval_quantile,
+    observations,
+    observed_columns,
+    poll_schedule,
+    quantile,
+    schedule_from,
+)
 from vidpipe_core.providers.base import ClipOutcomeKind
 from vidpipe_core.providers.google import GoogleClips
 from vidpipe_core.services import Services
@@ -43,16 +54,32 @@ def add_clip(
     project_id: str,
     scene: int,
     *,
-    took_s: float,
+    running_s: float | None = None,
+    asked_s: float | None = None,
+    answer_s: float = 0.05,
+    completed_s: float | None = None,
+    watched: bool = True,
     model: str = VEO,
     provider: str = "google",
     length_s: float | None = 4.04,
     status: ClipStatus = ClipStatus.DONE,
     ended_ago_s: float = 0.0,
-    completed: bool = True,
 ) -> None:
-    """A ledger row as the clips step leaves it: submitted_at, then completed_at ``took_s`` later."""
-    ended = utcnow() - timedelta(seconds=ended_ago_s)
+    """A ledger row as the clips step leaves it, times in seconds after its submission: the last
+    poll that saw it running sent at ``running_s`` (None: its first poll saw it done), the poll
+    that saw it done sent at ``asked_s`` (default: running_s + 0.2) and answered ``answer_s``
+    later, completed (downloaded, saved) at ``completed_s`` (default: that answer + 0.1).
+    ``watched=False``: re-attached after a resume, no observation. It ended ``ended_ago_s`` ago."""
+    if asked_s is None:
+        assert running_s is not None
+        asked_s = running_s + 0.2
+    seen_s = asked_s + answer_s
+    completed_s = seen_s + 0.1 if completed_s is None else completed_s
+    submitted = utcnow() - timedelta(seconds=ended_ago_s + completed_s)
+
+    def at(offset: float | None) -> Any:
+        return None if offset is None else submitted + timedelta(seconds=offset)
+
     with services.db.session() as s:
         s.add(
             VideoClip(
@@ -64,8 +91,11 @@ def add_clip(
                 model=model,
                 operation_name=f"op-{uuid.uuid4().hex}",
                 duration_s=length_s,
-                submitted_at=ended - timedelta(seconds=took_s),
-                completed_at=ended if completed else None,
+                submitted_at=submitted,
+                completed_at=at(completed_s) if status != ClipStatus.SUBMITTED else None,
+                running_seen_at=at(running_s) if watched else None,
+                done_asked_at=at(asked_s) if watched else None,
+                done_seen_at=at(seen_s) if watched else None,
             )
         )
 
@@ -89,38 +119,73 @@ def test_quantile_interpolates_between_order_statistics() -> None:
         quantile([], 0.5)
 
 
-def test_learns_only_from_done_clips_of_the_same_provider_model_and_length_across_projects(ledger: Services) -> None:
+def test_what_one_observation_teaches() -> None:
+    interval = 5.0  # tight: the done poll answered within one interval + max(interval, 1 s) of the running poll's sending
+    # Seen running at 40 s, done at the next poll: the latency lies between.
+    assert bracket(Observed(running_s=40.0, asked_s=45.0, seen_s=45.3), interval) == (40.0, 45.3)
+    assert bracket(Observed(running_s=40.0, asked_s=49.0, seen_s=50.0), interval) == (40.0, 50.0)  # exactly at the bound
+    # The next poll came late (a stalled process) or answered slowly (a busy machine): left out.
+    assert bracket(Observed(running_s=40.0, asked_s=100.0, seen_s=100.2), interval) is None
+    assert bracket(Observed(running_s=40.0, asked_s=45.0, seen_s=50.5), interval) is None
+    # Done at its first poll, answered promptly: some time since the submission.
+    assert bracket(Observed(running_s=None, asked_s=30.0, seen_s=30.4), interval) == (0.0, 30.4)
+    # ... answered slowly: it says nothing about when it was done.
+    assert bracket(Observed(running_s=None, asked_s=30.0, seen_s=36.0), interval) is None
+    # Below one second the bound on an answer stays one second (a done answer carries the video).
+    assert bracket(Observed(running_s=2.0, asked_s=2.2, seen_s=3.1), 0.2) == (2.0, 3.1)
+    assert bracket(Observed(running_s=2.0, asked_s=2.2, seen_s=3.3), 0.2) is None
+
+
+def test_the_quantile_of_intervals_spreads_each_over_itself() -> None:
+    assert interval_quantile([(10.0, 10.0), (20.0, 20.0), (30.0, 30.0), (40.0, 40.0)], 0.25) == pytest.approx(10.0)
+    assert interval_quantile([(10.0, 11.0), (20.0, 21.0), (30.0, 31.0), (40.0, 41.0)], 0.25) == pytest.approx(11.0)
+    assert interval_quantile([(10.0, 11.0), (20.0, 21.0), (30.0, 31.0), (40.0, 41.0)], 0.5) == pytest.approx(21.0)
+    # Half of the operations done at a first poll at 40 s: a quarter of the mixture lies below 20 s.
+    assert interval_quantile([(0.0, 40.0), (0.0, 40.0), (50.0, 51.0), (52.0, 53.0)], 0.25) == pytest.approx(20.0)
+    # A quarter done at it: the first poll stays where the rest were seen.
+    assert interval_quantile([(0.0, 40.0), (50.0, 51.0), (52.0, 53.0), (54.0, 55.0)], 0.25) == pytest.approx(40.0)
+    with pytest.raises(ValueError):
+        interval_quantile([], 0.5)
+
+
+def test_learns_only_from_watched_done_clips_of_the_same_provider_model_and_length_across_projects(ledger: Services) -> None:
     model = f"veo-test-{uuid.uuid4().hex[:8]}"
     for project in ("p-one", "p-two"):
         add_project(ledger, f"{project}-{model}")
     one, two = f"p-one-{model}", f"p-two-{model}"
-    # What it learns from: DONE, google, this model, measured length within 0.5 s of 4, both projects.
-    add_clip(ledger, one, 0, took_s=40.0, model=model, ended_ago_s=40)
-    add_clip(ledger, two, 0, took_s=10.0, model=model, ended_ago_s=30, length_s=4.4)
-    add_clip(ledger, one, 1, took_s=30.0, model=model, ended_ago_s=20, length_s=3.6)
-    add_clip(ledger, two, 1, took_s=20.0, model=model, ended_ago_s=10)
+    # What it learns from: DONE, watched from submission, google, this model, measured length within 0.5 s of 4, both projects.
+    add_clip(ledger, one, 0, running_s=40.0, model=model, ended_ago_s=40)
+    add_clip(ledger, two, 0, running_s=10.0, model=model, ended_ago_s=30, length_s=4.4)
+    add_clip(ledger, one, 1, running_s=30.0, model=model, ended_ago_s=20, length_s=3.6)
+    add_clip(ledger, two, 1, running_s=20.0, model=model, ended_ago_s=10)
     # What it must leave out.
-    add_clip(ledger, one, 2, took_s=99.0, model=model, length_s=6.04)  # another length
-    add_clip(ledger, one, 3, took_s=99.0, model=model, length_s=3.4)  # just outside the tolerance
-    add_clip(ledger, one, 4, took_s=99.0, model=f"{model}-fast")  # another model
-    add_clip(ledger, one, 5, took_s=99.0, model=model, provider="animatic")  # another provider
-    add_clip(ledger, two, 2, took_s=99.0, model=model, status=ClipStatus.FAILED)
-    add_clip(ledger, two, 3, took_s=99.0, model=model, status=ClipStatus.REJECTED)
-    add_clip(ledger, two, 4, took_s=99.0, model=model, status=ClipStatus.SUBMITTED, completed=False)
-    add_clip(ledger, two, 5, took_s=99.0, model=model, length_s=None)
+    add_clip(ledger, one, 2, running_s=99.0, model=model, length_s=6.04)  # another length
+    add_clip(ledger, one, 3, running_s=99.0, model=model, length_s=3.4)  # just outside the tolerance
+    add_clip(ledger, one, 4, running_s=99.0, model=f"{model}-fast")  # another model
+    add_clip(ledger, one, 5, running_s=99.0, model=model, provider="animatic")  # another provider
+    add_clip(ledger, two, 2, running_s=99.0, model=model, status=ClipStatus.FAILED)
+    add_clip(ledger, two, 3, running_s=99.0, model=model, status=ClipStatus.REJECTED)
+    add_clip(ledger, two, 4, running_s=99.0, model=model, status=ClipStatus.SUBMITTED)
+    add_clip(ledger, two, 5, running_s=99.0, model=model, length_s=None)
+    add_clip(ledger, two, 6, running_s=99.0, model=model, watched=False)  # re-attached after a resume
 
-    assert learned_durations(ledger, "google", model, 4, window=50) == pytest.approx([20.0, 30.0, 10.0, 40.0], abs=1e-3)
-    assert learned_durations(ledger, "google", model, 4, window=3) == pytest.approx([20.0, 30.0, 10.0], abs=1e-3)
+    seen = observations(ledger, "google", model, 4, window=50)
+    assert [o.running_s for o in seen] == pytest.approx([20.0, 30.0, 10.0, 40.0], abs=1e-3)
+    assert [o.running_s for o in observations(ledger, "google", model, 4, window=3)] == pytest.approx(
+        [20.0, 30.0, 10.0], abs=1e-3
+    )
 
     now = utcnow()
     schedule = poll_schedule(ledger, "google", model, 4, submitted_at=now)
     assert schedule is not None
-    assert schedule.samples == 4 and schedule.quantile == 0.25
-    assert schedule.quantile_s == pytest.approx(17.5, abs=1e-3)
+    assert schedule.samples == 4 and schedule.quantile == 0.25 and schedule.early == 0
     assert schedule.interval_s == min(ledger.settings.poll_interval_s, ledger.settings.poll_max_s) == 5.0
-    assert schedule.first_poll_s == pytest.approx(12.5, abs=1e-3)  # one interval before the quantile
-    assert schedule.first_wait_s(now) == pytest.approx(12.5, abs=1e-3)
-    assert schedule.first_wait_s(now + timedelta(seconds=10)) == pytest.approx(2.5, abs=1e-3)
+    # Each seen running at those times and done 0.25 s later: a quarter of the mixture lies below 10.25 s.
+    assert schedule.quantile_s == schedule.first_poll_s == pytest.approx(10.25, abs=1e-3)
+    assert not schedule.capped and schedule.ceiling_s == 60.0  # the '*' entry: an unknown model
+    assert schedule.first_wait_s(now) == pytest.approx(10.25, abs=1e-3)
+    assert schedule.first_wait_s(now + timedelta(seconds=10)) == pytest.approx(0.25, abs=1e-3)
+    assert schedule.basis() == "learned from 4 earlier clips of this model and length"
     # A resumed operation submitted long ago is polled at once.
     resumed = poll_schedule(ledger, "google", model, 4, submitted_at=now - timedelta(hours=1))
     assert resumed is not None and resumed.first_wait_s() == 0.0
@@ -128,29 +193,138 @@ def test_learns_only_from_done_clips_of_the_same_provider_model_and_length_acros
     assert poll_schedule(ledger, "google", model, 8, submitted_at=now) is None
 
 
+def test_a_poisoned_history_teaches_only_the_provider_latency(ledger: Services) -> None:
+    """The issue's history, scaled: 3 s operations polled every 0.2 s. Four clips re-attached after
+    a kill and 100 s of downtime (recorded at ~145 s), and an overloaded spell: polls answered after
+    4-6 s, one stall of 30 s between two polls. completed_at - submitted_at of these rows says
+    "about two minutes"; the schedule still polls before the operations' 3 s."""
+    model = f"veo-test-{uuid.uuid4().hex[:8]}"
+    project = f"p-{model}"
+    add_project(ledger, project)
+    settings = ledger.settings.model_copy(update={"poll_interval_s": 0.2, "poll_max_s": 0.2, "poll_timeout_s": 60.0})
+    services = Services(settings=settings, db=ledger.db, store=ledger.store)
+    scene = iter(range(100))
+    # A clean render: seen running at 2.8-2.9 s, done 0.2 s later.
+    for running in (2.8, 2.85, 2.9):
+        add_clip(services, project, next(scene), running_s=running, model=model, ended_ago_s=300)
+    # Killed after submitting, dead for 100 s, resumed: the re-attached polls saw only the dead time.
+    for took in (144.0, 145.0, 145.5, 146.0):
+        add_clip(
+            services, project, next(scene), asked_s=took, completed_s=took + 0.5, watched=False, model=model, ended_ago_s=200
+        )
+    # The overloaded spell: each poll answered 4-6 s after it was sent, or a 30 s stall between two.
+    for running, asked, answer in ((0.0, 5.2, 5.1), (2.0, 8.0, 4.0), (1.0, 31.0, 0.3)):
+        add_clip(services, project, next(scene), running_s=running, asked_s=asked, answer_s=answer, model=model, ended_ago_s=100)
+    for asked, answer in ((60.0, 4.5), (58.0, 6.0)):  # done at a (too late) first poll, answered slowly
+        add_clip(services, project, next(scene), running_s=None, asked_s=asked, answer_s=answer, model=model, ended_ago_s=50)
+    with ledger.db.session() as s:
+        took = [(utc(r.completed_at) - utc(r.submitted_at)).total_seconds() for r in s.query(VideoClip).filter_by(model=model)]
+    assert quantile(took, 0.25) > 2 * 3.0 and quantile(took, 0.5) > 40  # what the old rule learned from: poisoned
+
+    schedule = poll_schedule(services, "google", model, 4, submitted_at=utcnow())
+    assert schedule is not None and schedule.samples == 3  # the clean render only
+    assert 2.8 <= schedule.first_poll_s <= 3.0
+
+
+def test_it_comes_down_as_fast_as_it_goes_up(ledger: Services) -> None:
+    """A provider at ~5 s turns slow (~50 s), then fast again. Going up, the slow clips must fill
+    three quarters of the window before the first poll follows (q0.25); coming down,
+    every clip found done at its first poll pulls the next first poll earlier, and it is halved
+    in no more clips than it took to go half-way up."""
+    model = f"veo-test-{uuid.uuid4().hex[:8]}"
+    project = f"p-{model}"
+    add_project(ledger, project)
+    settings = ledger.settings.model_copy(update={"poll_learn_window": 20})
+    services = Services(settings=settings, db=ledger.db, store=ledger.store)
+    scene = iter(range(1000))
+    ago = iter(range(10_000, 0, -10))  # each clip ends after the one before
+    for i in range(20):
+        add_clip(services, project, next(scene), running_s=5.0 + (i * 7 % 20) * 0.05, model=model, ended_ago_s=next(ago))
+
+    def first_poll() -> float:
+        schedule = poll_schedule(services, "google", model, 4)
+        assert schedule is not None
+        return schedule.first_poll_s
+
+    low = first_poll()
+    assert 5.0 <= low <= 5.5
+    up = 0
+    while first_poll() < 25.0:  # slow clips, seen running at ~50 s
+        add_clip(services, project, next(scene), running_s=50.0 + (up * 7 % 20) * 0.5, model=model, ended_ago_s=next(ago))
+        up += 1
+    assert up >= 15  # three quarters of the window
+    for i in range(up, 20):  # the window full of slow clips
+        add_clip(services, project, next(scene), running_s=50.0 + (i * 7 % 20) * 0.5, model=model, ended_ago_s=next(ago))
+    top = first_poll()
+    assert 51.0 <= top <= 53.0
+
+    firsts = [top]
+    while firsts[-1] > top / 2 + 0.01:  # fast again: done at the first poll, answered at once
+        add_clip(services, project, next(scene), running_s=None, asked_s=firsts[-1], model=model, ended_ago_s=next(ago))
+        firsts.append(first_poll())
+    down = len(firsts) - 1
+    assert all(later <= earlier for earlier, later in zip(firsts, firsts[1:], strict=False)), firsts
+    assert firsts[1] < firsts[0], firsts  # the first early clip already moves it
+    assert down <= up, (down, up, firsts)
+    learned = poll_schedule(services, "google", model, 4)
+    assert learned is not None and learned.early == down
+    assert f"{down} of them done at their first poll" in learned.basis()
+
+
+def test_the_first_poll_is_capped_per_model_and_below_the_poll_timeout(ledger: Services) -> None:
+    fast = f"veo-test-{uuid.uuid4().hex[:8]}-fast"
+    project = f"p-{fast}"
+    add_project(ledger, project)
+    for i in range(3):
+        add_clip(ledger, project, i, running_s=500.0 + i, model=fast)  # really slow clips: 500 s
+    table = {"poll_first_max_s": {fast: 45.0}}
+    capped = Services(settings=ledger.settings.model_copy(update=table), db=ledger.db, store=ledger.store)
+    schedule = poll_schedule(capped, "google", fast, 4)
+    assert schedule is not None and schedule.first_poll_s == 45.0 and schedule.quantile_s > 500
+    assert schedule.capped and schedule.basis().endswith("; capped at 45s")
+    # Any other model: the '*' entry (60 s); never more than half the poll timeout.
+    other = Services(settings=ledger.settings.model_copy(update={"poll_timeout_s": 50.0}), db=ledger.db, store=ledger.store)
+    assert [s.first_poll_s for s in (poll_schedule(ledger, "google", fast, 4), poll_schedule(other, "google", fast, 4)) if s] == [
+        60.0,
+        25.0,
+    ]
+
+
 def test_too_few_samples_or_learning_off_keeps_the_backoff(ledger: Services) -> None:
     model = f"veo-test-{uuid.uuid4().hex[:8]}"
     project = f"p-{model}"
     add_project(ledger, project)
-    add_clip(ledger, project, 0, took_s=50.0, model=model)
-    add_clip(ledger, project, 1, took_s=60.0, model=model)
+    add_clip(ledger, project, 0, running_s=50.0, model=model)
+    add_clip(ledger, project, 1, running_s=60.0, model=model)
+    add_clip(ledger, project, 2, running_s=10.0, asked_s=70.0, model=model)  # loose: does not count
     assert poll_schedule(ledger, "google", model, 4) is None  # 2 < poll_learn_min_samples (3)
-    add_clip(ledger, project, 2, took_s=70.0, model=model)
+    add_clip(ledger, project, 3, running_s=70.0, model=model)
     learned = poll_schedule(ledger, "google", model, 4)
-    assert learned is not None and learned.samples == 3 and learned.first_poll_s == pytest.approx(50.0, abs=1e-3)
+    # Three seen running at 50, 60, 70 s, done 0.25 s later: a quarter of the mixture lies below 50.1875 s.
+    assert learned is not None and learned.samples == 3 and learned.first_poll_s == pytest.approx(50.1875, abs=1e-3)
 
     off = Services(settings=ledger.settings.model_copy(update={"poll_learn": False}), db=ledger.db, store=ledger.store)
     assert poll_schedule(off, "google", model, 4) is None
     median = ledger.settings.model_copy(update={"poll_learn_quantile": 0.5, "poll_interval_s": 30.0, "poll_max_s": 8.0})
-    by_median = schedule_from(learned_durations(ledger, "google", model, 4, 50), median)
-    # The median (60 s) less one interval, the interval capped by poll_max_s.
-    assert by_median is not None and by_median.interval_s == 8.0 and by_median.first_poll_s == pytest.approx(52.0, abs=1e-3)
+    by_median = schedule_from(observations(ledger, "google", model, 4, 50), median, model)
+    # The median (in the bracket seen at 60 s; the first poll capped at the '*' ceiling), the interval capped by poll_max_s.
+    assert by_median is not None and by_median.interval_s == 8.0 and by_median.quantile_s == pytest.approx(60.125, abs=1e-3)
+    assert by_median.first_poll_s == 60.0 and by_median.capped
 
 
-def test_settings_refuse_a_quantile_outside_zero_to_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_settings_refuse_a_quantile_outside_zero_to_one_and_a_negative_ceiling(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("VIDPIPE_POLL_LEARN_QUANTILE", "1.5")
     with pytest.raises(ValueError, match="poll_learn_quantile"):
         Settings(data_dir=tmp_path)
+    monkeypatch.delenv("VIDPIPE_POLL_LEARN_QUANTILE")
+    monkeypatch.setenv("VIDPIPE_POLL_FIRST_MAX_S", '{"veo-x": -1}')
+    with pytest.raises(ValueError, match="poll_first_max_s"):
+        Settings(data_dir=tmp_path)
+    monkeypatch.setenv("VIDPIPE_POLL_FIRST_MAX_S", '{"veo-x": 12}')
+    table = Settings(data_dir=tmp_path).poll_first_max_s
+    assert table["veo-x"] == 12.0 and table["*"] == 60.0 and table[VEO] == 60.0  # names only what it changes
 
 
 # --- the real SDK on the emulator ---------------------------------------------------------------
@@ -183,7 +357,8 @@ def polls_of(emu: Emulator, operation: str) -> int:
 
 def make_clip(services: Services, clips: GoogleClips, scene: int, *, learn: bool) -> tuple[str, list[str]]:
     """One clip the way the clips step makes it: submit, record submitted_at, wait (on the
-    schedule learned from the ledger when ``learn``), record DONE with the measured length."""
+    schedule learned from the ledger when ``learn``), record DONE with the measured length and
+    what the polls saw."""
     request = clip_request(prompt=f"the fox runs, take {scene}", scene=scene)
     operation = clips.submit(request, VEO)
     submitted = utcnow()
@@ -206,6 +381,7 @@ def make_clip(services: Services, clips: GoogleClips, scene: int, *, learn: bool
                 duration_s=length,
                 submitted_at=submitted,
                 completed_at=utcnow(),
+                **observed_columns(outcome.observed),
             )
         )
     return operation, lines
@@ -229,14 +405,37 @@ def test_learned_wait_polls_at_most_twice_where_the_backoff_polls_five_times(veo
     assert all(t["lag_s"] is not None and t["lag_s"] >= 0 for t in emu.operation_timings())
 
 
+def test_the_polls_bracket_the_moment_the_operation_was_done(veo) -> None:  # type: ignore[no-untyped-def]
+    """What the wait records: the last poll that found the operation running was sent before the
+    emulator made it done, the poll that found it done answered after: the interval learned from
+    it holds the latency, whatever the polls' own delays."""
+    services, clips, emu = veo
+    emu.configure(video_latency_s=0.6, latency={"video_poll": 0.15})  # slow answers widen the bracket
+    with ThreadPoolExecutor(3) as pool:
+        list(pool.map(lambda i: make_clip(services, clips, i, learn=False), range(3)))
+    timings = {t["name"]: t for t in emu.operation_timings()}
+    with services.db.session() as s:
+        rows = s.query(VideoClip).filter_by(project_id="fox").all()
+    assert len(rows) == 3
+    for row in rows:
+        timing = timings[row.operation_name]
+        assert row.running_seen_at is not None and row.done_asked_at is not None and row.done_seen_at is not None
+        running, asked, seen = (utc(t).timestamp() for t in (row.running_seen_at, row.done_asked_at, row.done_seen_at))
+        assert running < timing["done_at"] <= seen, (running, timing, seen)
+        assert running < asked < seen
+        start = utc(row.submitted_at).timestamp()
+        learned = bracket(Observed(running - start, asked - start, seen - start), 1.0)
+        assert learned is not None and learned[0] < timing["latency_s"] <= learned[1]
+
+
 def test_cancel_during_the_first_wait_makes_no_poll(veo) -> None:  # type: ignore[no-untyped-def]
     services, clips, emu = veo
     for i in range(3):
-        add_clip(services, "fox", 10 + i, took_s=120.0)  # clips take two minutes: a long first wait
+        add_clip(services, "fox", 10 + i, running_s=120.0)  # clips take two minutes: a long first wait
     request = clip_request(prompt="the fox waits")
     operation = clips.submit(request, VEO)
     schedule = poll_schedule(services, "google", VEO, 4, utcnow())
-    assert schedule is not None and schedule.first_wait_s() > 100
+    assert schedule is not None and schedule.capped and schedule.first_wait_s() > 10  # capped at half the poll timeout (30 s)
     cancel = CancelToken()
     lines: list[str] = []
     started = threading.Event()

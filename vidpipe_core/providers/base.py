@@ -7,6 +7,7 @@ import enum
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from vidpipe_core.cancel import NEVER, CancelToken
@@ -84,6 +85,18 @@ class ClipOutcomeKind(str, enum.Enum):
     FAILED = "failed"
 
 
+@dataclass(frozen=True)
+class PollObservation:
+    """What the polls of one wait saw (wall clock, aware UTC): when the last poll that found the
+    operation running was sent (None: the first poll found it done), and when the poll that first
+    found it done was sent and answered. The provider's latency lies between the first and the
+    last; vidpipe_core.polling learns from it."""
+
+    running_seen_at: datetime | None
+    done_asked_at: datetime
+    done_seen_at: datetime
+
+
 @dataclass
 class ClipOutcome:
     kind: ClipOutcomeKind
@@ -91,6 +104,7 @@ class ClipOutcome:
     reasons: list[str] = field(default_factory=list)
     error: str | None = None
     usage: Usage = Usage()
+    observed: PollObservation | None = None  # None: the provider does not poll
 
 
 PollCallback = Callable[[str], None]  # called with a short status line while waiting

@@ -23,6 +23,8 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -33,6 +35,7 @@ from vidpipe_core.cancel import NEVER, CancelToken
 from vidpipe_core.config import ASPECT_RATIOS, Settings
 from vidpipe_core.cost import priced
 from vidpipe_core.errors import ConfigurationError, InvalidInput, ProviderError
+from vidpipe_core.models import utcnow
 from vidpipe_core.providers.base import (
     CharacterSheet,
     ClipOutcome,
@@ -40,6 +43,7 @@ from vidpipe_core.providers.base import (
     ClipRequest,
     KeyframeRequest,
     PollCallback,
+    PollObservation,
     SheetRequest,
     Usage,
 )
@@ -734,7 +738,8 @@ class GoogleClips(_GoogleStage):
         With one (learned from the ledger, vidpipe_core.polling): first when the schedule says,
         counted from the operation's submission (at once for one submitted long ago), then every
         ``schedule.interval_s``. Either way no poll comes later than ``poll_timeout_s`` after the
-        wait began, and the wait ends within half a second of ``cancel``."""
+        wait began, and the wait ends within half a second of ``cancel``. The outcome carries what
+        the polls saw (``observed``: when it was last seen running and first seen done)."""
         from google.genai import types
 
         client = self.client.vertex()
@@ -748,13 +753,18 @@ class GoogleClips(_GoogleStage):
             self._first_wait(schedule, min(schedule.first_wait_s(), s.poll_timeout_s), scene, on_poll, cancel)
             delays = itertools.repeat(min(schedule.interval_s, s.poll_max_s))
         polls = 0
+        running_seen_at: datetime | None = None  # when the last poll that found it running was sent
         while True:
+            asked_at = utcnow()
             current = self._call(lambda: client.operations.get(ref), stage="clips", scene=scene, cancel=cancel)
+            seen_at = utcnow()
             polls += 1
             elapsed = time.monotonic() - started
             if current.done:
                 log.info("clips scene %d: %s finished after %d polls (%.1fs)", scene + 1, operation, polls, elapsed)
-                return self._outcome(current, request, model, cancel)
+                observed = PollObservation(running_seen_at, asked_at, seen_at)
+                return replace(self._outcome(current, request, model, cancel), observed=observed)
+            running_seen_at = asked_at
             delay = next(delays)
             if elapsed + delay > s.poll_timeout_s:
                 raise ProviderError(
@@ -781,10 +791,7 @@ class GoogleClips(_GoogleStage):
         end = time.monotonic() + seconds
         while (remaining := end - time.monotonic()) > 0:
             if on_poll is not None:
-                on_poll(
-                    f"video operation running; first poll in {remaining:.0f}s "
-                    f"(learned from {schedule.samples} earlier clips of this model and length)"
-                )
+                on_poll(f"video operation running; first poll in {remaining:.0f}s ({schedule.basis()})")
             cancel.sleep(min(every, remaining))
 
     def _outcome(self, operation: Any, request: ClipRequest, model: str, cancel: CancelToken = NEVER) -> ClipOutcome:

@@ -26,7 +26,7 @@ from vidpipe_core.cost import guard_budget, usage_cost, video_cost
 from vidpipe_core.errors import MediaError, ProviderError, SafetyRejected, VidpipeError
 from vidpipe_core.integrity import Damage, DamagedArtifacts, check_scene_indices, frame_label, read_checked, scene_label
 from vidpipe_core.models import ClipStatus, VideoClip, utcnow
-from vidpipe_core.polling import poll_schedule
+from vidpipe_core.polling import observed_columns, poll_schedule
 from vidpipe_core.providers import clip_provider
 from vidpipe_core.providers.base import ClipOutcome, ClipOutcomeKind, ClipProvider, ClipRequest, NoLimit, SlotLimiter
 from vidpipe_core.schemas import ProjectSpec
@@ -237,16 +237,19 @@ class _SceneWorker:
                         attempts=row.attempts + 1,
                         prompt_used=request.prompt,
                         error=None,
+                        **observed_columns(None),
                     )
                     self.beat(self.clip.index, f"submitted {operation}")
-                # When to poll: learned from the ledger's earlier clips of this model and length.
+                # When to poll: learned from what the polls of earlier clips of this model and length saw.
                 schedule = poll_schedule(self.services, self.provider.name, self.model, request.duration_s, row.submitted_at)
                 try:
                     outcome = self.provider.wait(operation, request, self.model, self.on_poll, self.cancel, schedule)
                 except ProviderError as exc:
                     # The operation may still finish: it stays SUBMITTED so the next run re-attaches.
                     return self.item(Action.FAILED, detail=exc.detail)
-                result = self.finish(row, outcome, action)
+                # Only a wait that began at the submission saw the provider's latency: a re-attached
+                # operation's polls also saw the time its run was dead, and teach the schedule nothing.
+                result = self.finish(row, replace(outcome, observed=None) if reattach else outcome, action)
             if result is not None:
                 return result
             row = _get(self.services, row.id)  # rejected: loop decides whether to rephrase
@@ -312,6 +315,7 @@ class _SceneWorker:
             cost_usd=(row.cost_usd or 0.0) + cost,
             completed_at=utcnow(),
             error=None,
+            **observed_columns(outcome.observed),
         )
         return self.item(action, cost_usd=cost, duration_s=info.duration_s, path=relpath)
 
