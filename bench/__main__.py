@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-BENCHMARKS = ("e2e", "stitch", "overhead", "many", "memory", "healing", "startup", "eventlog", "polling, celery")
+BENCHMARKS = ("e2e", "stitch", "overhead", "many", "memory", "healing", "startup", "eventlog", "polling", "celery")
 HERE = Path(__file__).resolve().parent
 
 
