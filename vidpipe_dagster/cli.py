@@ -355,6 +355,9 @@ def new(
         _note(f"{exc}; printing its id (use --force for a new project)")
     except VidpipeError as exc:
         raise _fail(exc) from None
+    moved = None if existing else _earlier_files(spec.id)
+    if moved:
+        _note(f"an earlier project with id {spec.id} had left files; they were moved to {moved} (nothing was deleted)")
     if as_json:
         _emit_json(
             {
@@ -362,10 +365,17 @@ def new(
                 "exit_code": EXIT_OK,
                 "existing": existing,
                 "spec": spec.model_dump(mode="json", exclude={"takes"}),
+                "earlier_files": moved,
             }
         )
     else:
         _result(spec.id)
+
+
+def _earlier_files(project_id: str) -> str | None:
+    from vidpipe_core.projects import earlier_files
+
+    return earlier_files(_services(housekeeping=False), project_id)
 
 
 def register(prompt: str, **options: Any) -> ProjectSpec:
@@ -430,13 +440,14 @@ def _render(project_id: str, assets: list[str] | None = None, run_config: dict[s
             live.update(display.render())
 
 
-def _final_video(project_id: str, *, only_existing: bool = False) -> str | None:
-    from vidpipe_core.storage import Layout
+def _final_video(project_id: str) -> str | None:
+    """The project's final video, only when it is this project's own (`status.final_video`)."""
+    from vidpipe_core.steps.state import project_nonce
+    from vidpipe_dagster.instance import get_instance
+    from vidpipe_dagster.status import final_video
 
-    store = _services(housekeeping=False).store
-    if only_existing and not store.exists(project_id, Layout.FINAL):
-        return None
-    return store.uri(project_id, Layout.FINAL)
+    services = _services(housekeeping=False)
+    return final_video(get_instance(services.settings), services, project_id, project_nonce(services, project_id))
 
 
 def _cause(failure: StepFailure) -> str:
@@ -640,7 +651,7 @@ def resume(
         )
     if dry_run:
         if as_json:
-            _emit_json(_run_document(project_id, None, "planned", _final_video(project_id, only_existing=True), EXIT_OK))
+            _emit_json(_run_document(project_id, None, "planned", _final_video(project_id), EXIT_OK))
         return
     _run_and_report(project_id, plan.assets, repair_config(plan.assets) if repair else None)
 
@@ -774,6 +785,8 @@ def status(
     c = report["cost"]
     console.print(f"spent ${c['spent_usd']:.2f} · projected remaining ${c['projected_usd']:.2f} · budget ${c['budget_usd']:.2f}")
     _print_extra(report.get("paths"), "")
+    if report.get("earlier_files"):
+        _print_extra(f"an earlier project with this id (moved aside when this one was registered): {report['earlier_files']}", "")
     _print_extra(report.get("next"), "next: ")
 
 
@@ -808,15 +821,17 @@ def list_cmd(
     """All registered projects with their full ids: a table on a terminal; when piped, one
     tab-separated line per project (id, created, scenes, providers, final video)."""
     from vidpipe_core.projects import list_projects
-    from vidpipe_core.storage import Layout
+    from vidpipe_dagster.instance import get_instance
+    from vidpipe_dagster.status import final_video
 
     if as_json:
         _json_mode("list")
     services = _services()
+    instance = get_instance(services.settings)
     rows = []
     for p in list_projects(services):
         spec = p.spec
-        final = services.store.uri(p.id, Layout.FINAL) if services.store.exists(p.id, Layout.FINAL) else None
+        final = final_video(instance, services, p.id, p.nonce)  # only this project's own, else "-"
         rows.append(
             {
                 "id": p.id,

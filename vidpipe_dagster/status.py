@@ -11,9 +11,12 @@ files a person can open, and what to do next. Reads only.
   ``detail``.
 - ``cost``: ``spent_usd``, ``projected_usd`` (what finishing the project would still pay),
   ``budget_usd``.
-- ``paths``: the files that exist: ``final_video``, ``contact_sheet``, ``storyboard`` (absent
-  when missing), ``clips``, a list of ``{"scene": n, "path": ...}`` for the current clips, and
-  ``characters``, a list of ``{"name": ..., "path": ...}`` for the current reference sheets.
+- ``paths``: this project's own files that exist: ``final_video`` (only the file this project
+  record's materialization recorded), ``contact_sheet``, ``storyboard`` (absent when missing or
+  not this project's), ``clips``, a list of ``{"scene": n, "path": ...}`` for the current clips,
+  and ``characters``, a list of ``{"name": ..., "path": ...}`` for the current reference sheets.
+- ``earlier_files``: where registering this project moved the files an earlier project with its
+  id had left (None when there were none); they are never listed among ``paths``.
 - ``next``: what to do, in order: sentences that name the command in backticks
   (`vidpipe resume ID`, `vidpipe render ID`, ...). Empty when the project is finished.
 """
@@ -28,10 +31,11 @@ import dagster as dg
 from sqlalchemy import select
 
 from vidpipe_core.cost import estimate
-from vidpipe_core.integrity import frame_label, scene_label, scene_list
+from vidpipe_core.integrity import digest_problem, frame_label, scene_label, scene_list
 from vidpipe_core.models import ClipStatus, Keyframe, KeyframeStatus, VideoClip
+from vidpipe_core.projects import earlier_files
 from vidpipe_core.services import Services
-from vidpipe_core.steps import STAGES
+from vidpipe_core.steps import FINAL_VIDEO, KEYFRAMES, STAGES, STORYBOARD
 from vidpipe_core.steps.inspect import Finding, find_damage
 from vidpipe_core.steps.keyframes import spent_usd
 from vidpipe_core.steps.state import ProjectState, project_nonce, resolve_state
@@ -43,6 +47,9 @@ if TYPE_CHECKING:
     from vidpipe_dagster.resume import ResumePlan
 
 MATERIALIZED, MISSING, OUT_OF_DATE = "materialized", "missing", "out of date"
+# Metadata of the runless materialization a registration records over an earlier project's latest
+# one (`runner.supersede_earlier`): its text says why; it is never this project's.
+SUPERSEDED_KEY = "superseded"
 EARLIER_PROJECT = "stale (an earlier project with this id)"
 RUN_ROW = "(latest run)"
 
@@ -62,10 +69,45 @@ def metadata_value(record: dg.EventLogRecord, key: str) -> object:
 
 def belongs_to_project(record: dg.EventLogRecord, nonce: str | None) -> bool:
     """A materialization is trusted only for the project record that made it (its nonce); projects
-    registered before nonces existed (None) trust every materialization of their partition."""
+    registered before nonces existed (None) trust every materialization of their partition but
+    the marks a registration leaves over an earlier project's (`runner.supersede_earlier`)."""
     from vidpipe_dagster.assets import NONCE_KEY
 
+    if metadata_value(record, SUPERSEDED_KEY) is not None:
+        return False
     return nonce is None or metadata_value(record, NONCE_KEY) == nonce
+
+
+def final_video_problem(services: Services, project_id: str, record: dg.EventLogRecord) -> str | None:
+    """What is wrong with final.mp4 against the sha256 its materialization recorded (None: nothing)."""
+    expected = metadata_value(record, "sha256")
+    try:
+        data = services.store.read_bytes(project_id, Layout.FINAL)
+    except FileNotFoundError:
+        data = None
+    problem = digest_problem(data, expected if isinstance(expected, str) else None)
+    return f"final.mp4: {problem}" if problem else None
+
+
+def final_video(
+    instance: dg.DagsterInstance, services: Services, project_id: str, nonce: str | None, *, digest: bool = False
+) -> str | None:
+    """The URI of the project's final video, or None: only the file that this project record's
+    latest final_video materialization recorded counts, checked by its size (one stat or HEAD
+    request, for `list`) or, with ``digest``, by its sha256. Never rendered, made for an earlier
+    project with this id, changed since or gone: None. Every command that shows the video's path
+    asks here."""
+    record = latest_materialization(instance, FINAL_VIDEO, project_id)
+    if record is None or not belongs_to_project(record, nonce):
+        return None
+    if digest:
+        if final_video_problem(services, project_id, record) is not None:
+            return None
+    else:
+        size = metadata_value(record, "size_bytes")
+        if not isinstance(size, int) or services.store.size(project_id, Layout.FINAL) != size:
+            return None
+    return services.store.uri(project_id, Layout.FINAL)
 
 
 @dataclass(frozen=True)
@@ -203,19 +245,24 @@ def scene_rows(
     return rows, cost
 
 
-def artifact_paths(services: Services, state: ProjectState) -> dict[str, Any]:
-    """Where to look: the final video, the contact sheet, storyboard.json and the current clip of
-    each scene, as URIs of the artifact store; only files that exist."""
+def artifact_paths(
+    instance: dg.DagsterInstance, services: Services, state: ProjectState, nonce: str | None, damaged: list[Finding]
+) -> dict[str, Any]:
+    """Where to look, as URIs of the artifact store: only this project's own files that exist. The
+    final video when it is the file this project record's materialization recorded (`final_video`),
+    the contact sheet when this record's keyframes made it, storyboard.json when it is the stored
+    plan, and the clips and reference sheets of the ledger rows in use."""
     store, project_id = services.store, state.spec.id
-    paths: dict[str, Any] = {
-        key: store.uri(project_id, relpath)
-        for key, relpath in (
-            ("final_video", Layout.FINAL),
-            ("contact_sheet", Layout.CONTACT_SHEET),
-            ("storyboard", Layout.STORYBOARD),
-        )
-        if store.exists(project_id, relpath)
-    }
+    paths: dict[str, Any] = {}
+    final = final_video(instance, services, project_id, nonce, digest=True)
+    if final is not None:
+        paths["final_video"] = final
+    frames = latest_materialization(instance, KEYFRAMES, project_id)
+    if frames is not None and belongs_to_project(frames, nonce) and store.exists(project_id, Layout.CONTACT_SHEET):
+        paths["contact_sheet"] = store.uri(project_id, Layout.CONTACT_SHEET)
+    plan_ok = state.has_storyboard and not any(f.stage == STORYBOARD for f in damaged)
+    if plan_ok and store.exists(project_id, Layout.STORYBOARD):
+        paths["storyboard"] = store.uri(project_id, Layout.STORYBOARD)
     paths["clips"] = [
         {"scene": c.index + 1, "path": store.uri(project_id, c.row.path)}
         for c in state.clips
@@ -316,14 +363,14 @@ def project_status(services: Services, project_id: str) -> dict[str, Any]:
     instance = get_instance(services.settings)
     plan = plan_resume(instance, services, project_id, state=state, damaged=damaged)
     scenes, cost = scene_rows(services, state, damaged)
-    assets = asset_states(
-        instance, project_id, project_nonce(services, project_id), services.settings.heartbeat_stale_s, plan=plan
-    )
+    nonce = project_nonce(services, project_id)
+    assets = asset_states(instance, project_id, nonce, services.settings.heartbeat_stale_s, plan=plan)
     run = _latest_run(assets)
     return {
         "assets": assets,
         "scenes": scenes,
         "cost": cost,
-        "paths": artifact_paths(services, state),
+        "paths": artifact_paths(instance, services, state, nonce, damaged),
+        "earlier_files": earlier_files(services, project_id),
         "next": next_steps(project_id, state, assets, plan, cost, run),
     }
