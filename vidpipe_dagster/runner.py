@@ -148,7 +148,8 @@ def delete(project_id: str) -> Deleted:
     Dagster partition. Dagster's records are kept: runs are the run log, and the partition's
     materializations cannot be wiped one partition at a time on Dagster's SQL storages
     (`wipe_asset_partitions` raises NotImplementedError); a project created again under this id has
-    a new nonce, so vidpipe ignores them (see `assets.NONCE_KEY`).
+    a new nonce, so vidpipe ignores them (see `assets.NONCE_KEY`), and its registration marks them
+    as not its own for the UI (`supersede_earlier`).
 
     Refused, with nothing removed, while a run holds the project: ProjectBusy for a queued or live
     run of the partition or a held project lock (a run whose process died is marked failed first,

@@ -23,6 +23,7 @@ files a person can open, and what to do next. Reads only.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -159,7 +160,7 @@ def asset_states(
                 row["state"] = "dead"
                 row["hint"] = (
                     f"run {run.run_id[:8]} is dead ({liveness.why}); `vidpipe resume {project_id}` "
-                    "marks it failed and finishes the project without paying again"
+                    "marks it failed and continues the project without paying again for what is finished"
                 )
         rows.append(row)
     return rows
@@ -287,29 +288,73 @@ def _latest_run(assets: list[dict[str, Any]]) -> RunState | None:
     return RunState(row["run_id"], live=not finished and not dead, dead=dead)
 
 
-def _what_resume_makes(state: ProjectState, plan: ResumePlan) -> list[str]:
-    """What `vidpipe resume` would make, for people: "the storyboard", "the end frame of scene 2",
-    "the clips of scenes 2, 3", "repairs ...", "the final video"."""
+def _listed(items: list[str]) -> str:
+    """ "a", "a and b", "a, b and c"."""
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+def _what_resume_makes(state: ProjectState, plan: ResumePlan, refused: list[int]) -> str:
+    """What `vidpipe resume` would do, for people: "repairs the clip of scene 3 (...) and makes the
+    end frame of scene 2, the clip of scene 2 and the final video" ("" when nothing). Scenes the
+    safety filter ``refused`` for good are not made, and then neither is the final video."""
     n = len(state.scenes)
-    parts: list[str] = []
+    made: list[str] = []
     if "storyboard" in plan.assets and not state.has_storyboard:
-        parts.append(
-            f"the storyboard, its characters' reference sheets, {state.spec.scenes + 1} keyframes and {state.spec.scenes} clips"
+        made.append(
+            f"the storyboard, its characters' reference sheets, {state.spec.scenes + 1} keyframes, {state.spec.scenes} clips"
         )
     sheets = [repr(c.name) for c in state.sheets_to_make()]
     if sheets:
-        parts.append(f"the reference sheet{'s' if len(sheets) > 1 else ''} of {', '.join(sheets)}")
+        made.append(f"the reference sheet{'s' if len(sheets) > 1 else ''} of {', '.join(sheets)}")
     frames = [frame_label(f.index, n) for f in state.frames_to_make()]
     if frames:
-        parts.append(", ".join(frames) if len(frames) <= 3 else f"{len(frames)} keyframes from {frames[0]} on")
-    refused = state.spec.safety_policy == "fail"  # a refused scene is not submitted again
-    clips = [c.index for c in state.clips_to_finish() if not (refused and c.status == ClipStatus.REJECTED)]
+        made.append(", ".join(frames) if len(frames) <= 3 else f"{len(frames)} keyframes from {frames[0]} on")
+    clips = [c.index for c in state.clips_to_finish() if c.index not in refused]
     if clips:
-        parts.append(f"the clip{'s' if len(clips) > 1 else ''} of {scene_list(clips)}")
-    parts += [f"repairs {d.what} ({d.repair})" for d in plan.damaged]
-    if "final_video" in plan.assets:
-        parts.append("the final video")
-    return parts
+        made.append(f"the clip{'s' if len(clips) > 1 else ''} of {scene_list(clips)}")
+    if "final_video" in plan.assets and not refused:
+        made.append("the final video")
+    repairs = [f"{d.what} ({d.repair})" for d in plan.damaged]
+    verbs = ([f"repairs {_listed(repairs)}"] if repairs else []) + ([f"makes {_listed(made)}"] if made else [])
+    return " and ".join(verbs)
+
+
+def _refused_steps(project_id: str, state: ProjectState, refused: list[int], retries: int) -> list[str]:
+    """For each scene the safety filter refused for good: why `vidpipe resume` fails the same way,
+    and what to change."""
+    policy = state.spec.safety_policy
+    why = (
+        "under the `fail` safety policy it is not submitted again"
+        if policy == "fail"
+        else f"under the `retry` safety policy its {retries} rephrased retries (VIDPIPE_SAFETY_RETRIES) are used up"
+    )
+    steps = []
+    for index in refused:
+        edit = f'vidpipe edit {project_id} --scene {index + 1} --motion "..."'
+        steps.append(
+            f"the safety filter refused {scene_label(index)} and {why}, so `vidpipe resume {project_id}` fails the "
+            f"same way until something changes: change the scene's prompt (`{edit}`, or its frames with "
+            f"--start-frame/--end-frame; a new clip is paid for) or leave it out of the video "
+            f"(`vidpipe edit {project_id} --safety-policy skip`), then `vidpipe resume {project_id}`"
+        )
+    return steps
+
+
+def _budget_step(project_id: str, cost: dict[str, float], rendered: bool) -> str | None:
+    """When what is spent plus what finishing would still pay exceeds the budget, every run stops at
+    the budget guard: say by how much, and what to change (None when it fits)."""
+    need = cost["spent_usd"] + cost["projected_usd"]
+    if need <= cost["budget_usd"] + 1e-9:
+        return None
+    at_least = math.ceil(need * 100 - 1e-6) / 100
+    then = f"vidpipe resume {project_id}" if rendered else f"vidpipe render {project_id}"
+    return (
+        f"the ${cost['budget_usd']:.2f} budget cannot finish this project (${cost['spent_usd']:.2f} spent, "
+        f"${cost['projected_usd']:.2f} still to pay), so a run stops before paying: raise the budget to at least "
+        f"${at_least:.2f} (`vidpipe edit {project_id} --max-cost {at_least:.2f}`), then `{then}`; or register a "
+        'smaller project: fewer or shorter scenes, or the free animatic provider (`vidpipe new "<prompt>" --scenes N '
+        "--clip-duration S`, `--provider animatic`)"
+    )
 
 
 def next_steps(
@@ -319,11 +364,14 @@ def next_steps(
     plan: ResumePlan,
     cost: dict[str, float],
     run: RunState | None,
+    retries: int = 2,
 ) -> list[str]:
     """What to do next, in order, each a sentence with the command in backticks: wait for a live
     run; resume after a dead run or when something is missing or out of date (what it makes and
-    what that costs); render a project never rendered; edit a scene the safety filter refused.
-    Nothing when the project is finished."""
+    what that costs); render a project never rendered; and, where a run would only fail the same
+    way, what to change instead: the budget, or a scene the safety filter refused for good (under
+    the `fail` policy, or `retry` with its ``retries`` used up). Nothing when the project is
+    finished."""
     if run is not None and run.live:
         return [f"run {run.run_id} is rendering this project; `vidpipe status {project_id}` shows how far it got"]
     steps: list[str] = []
@@ -334,24 +382,24 @@ def next_steps(
         f"projected cost ${cost['projected_usd']:.2f} (spent ${cost['spent_usd']:.2f} of the ${cost['budget_usd']:.2f} budget)"
     )
     rendered = any(r["state"] not in (MISSING, EARLIER_PROJECT) for r in assets if r["asset"] != RUN_ROW)
-    if plan.assets and not rendered and not (run is not None and run.dead):
+    rendered = rendered or (run is not None and run.dead)
+    refused = [c.index for c in state.clips if c.refused(state.spec.safety_policy, retries)]
+    budget = _budget_step(project_id, cost, rendered) if plan.assets else None
+    if budget is not None:
+        steps.append(budget)
+    elif plan.assets and not rendered:
         steps.append(f"never rendered: `{render}` makes it; {money}")
     elif plan.assets:
-        made = _what_resume_makes(state, plan)
-        steps.append(f"`{resume}` makes {', '.join(made) if made else 'what is missing'}; {money}")
+        made = _what_resume_makes(state, plan, refused)
+        if made:
+            unfinished = " (not the final video: see below)" if refused else ""
+            steps.append(f"`{resume}` {made}{unfinished}; {money}")
         if plan.repair_cost_usd:
             steps.append(
                 f"damaged files without a free copy fail their stage; `{resume} --repair` pays up to "
                 f"${plan.repair_cost_usd:.2f} to regenerate them"
             )
-    if state.spec.safety_policy == "fail":
-        for c in state.clips:
-            if c.status == ClipStatus.REJECTED:
-                edit = f'vidpipe edit {project_id} --scene {c.index + 1} --motion "..."'
-                steps.append(
-                    f"the safety filter refused {scene_label(c.index)} and it is not submitted again; "
-                    f"change its prompt with `{edit}`, then `{resume}`"
-                )
+    steps += _refused_steps(project_id, state, refused, retries)
     return steps
 
 
@@ -372,5 +420,5 @@ def project_status(services: Services, project_id: str) -> dict[str, Any]:
         "cost": cost,
         "paths": artifact_paths(instance, services, state, nonce, damaged),
         "earlier_files": earlier_files(services, project_id),
-        "next": next_steps(project_id, state, assets, plan, cost, run),
+        "next": next_steps(project_id, state, assets, plan, cost, run, services.settings.safety_retries),
     }
