@@ -708,10 +708,26 @@ def edit(
     scene: int | None = typer.Option(
         None, "--scene", help="Scene number, from 1 as in the captions and `vidpipe status` (for a scene's prompts)."
     ),
-    description: str | None = typer.Option(None),
-    start_frame: str | None = typer.Option(None, "--start-frame"),
-    end_frame: str | None = typer.Option(None, "--end-frame"),
-    motion: str | None = typer.Option(None),
+    description: str | None = typer.Option(
+        None, show_default="unchanged", help="What happens in the scene, one or two sentences (part of its clip's prompt)."
+    ),
+    start_frame: str | None = typer.Option(
+        None,
+        "--start-frame",
+        show_default="unchanged",
+        help="Image prompt of the first frame; scene 1 only (a later scene starts where the one before ends).",
+    ),
+    end_frame: str | None = typer.Option(
+        None,
+        "--end-frame",
+        show_default="unchanged",
+        help="Image prompt of the scene's last frame, which is also the next scene's first.",
+    ),
+    motion: str | None = typer.Option(
+        None,
+        show_default="unchanged",
+        help="How the camera and subjects move from the first frame to the last (the clip's prompt).",
+    ),
     max_cost: float | None = typer.Option(
         None, "--max-cost", metavar="USD", help="The project's budget in USD: a run that would exceed it stops."
     ),

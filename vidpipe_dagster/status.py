@@ -333,8 +333,8 @@ def _refused_steps(project_id: str, state: ProjectState, refused: list[int], ret
         edit = f'vidpipe edit {project_id} --scene {index + 1} --motion "..."'
         steps.append(
             f"the safety filter refused {scene_label(index)} and {why}, so `vidpipe resume {project_id}` fails the "
-            f"same way until something changes: change the scene's prompt (`{edit}`, or its frames with "
-            f"--start-frame/--end-frame; a new clip is paid for) or leave it out of the video "
+            f"same way until something changes: change the scene's prompt (`{edit}`; a new clip is paid for) "
+            f"or leave it out of the video "
             f"(`vidpipe edit {project_id} --safety-policy skip`), then `vidpipe resume {project_id}`"
         )
     return steps
@@ -373,7 +373,7 @@ def next_steps(
     the `fail` policy, or `retry` with its ``retries`` used up). Nothing when the project is
     finished."""
     if run is not None and run.live:
-        return [f"run {run.run_id} is rendering this project; `vidpipe status {project_id}` shows how far it got"]
+        return [f"run {run.run_id[:8]} is rendering this project; `vidpipe status {project_id}` shows how far it got"]
     steps: list[str] = []
     resume, render = f"vidpipe resume {project_id}", f"vidpipe render {project_id}"
     if run is not None and run.dead:
