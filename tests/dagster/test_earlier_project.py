@@ -154,3 +154,36 @@ def test_earlier_files_that_cannot_be_moved_aside_refuse_the_registration(vp_env
     assert left.read_bytes() == b"an earlier project's video"  # left where it was
     assert json.loads(_cli("list", "--json")) == []  # no project, and the id is still free
     assert not vp_env.instance().has_dynamic_partition("projects", "blocked")
+
+
+def test_an_inbox_file_that_registers_an_id_again_gets_a_clean_project(vp_env, monkeypatch):
+    import dagster as dg
+
+    from vidpipe_core.config import get_settings
+    from vidpipe_core.models import CharacterSheetRow, Keyframe, Project, Scene, VideoClip
+    from vidpipe_dagster.definitions import defs
+    from vidpipe_dagster.resources import VidpipeResource
+    from vidpipe_dagster.sensors import inbox_sensor
+
+    spec = register(PROMPT, id="inbox-again", scenes=1)
+    assert render(spec.id).success
+    old_sha = _sha(Path(vp_env.services().store.path(spec.id, Layout.FINAL)).read_bytes())
+    with vp_env.services().db.session() as s:  # the ledger loses the project; its files and Dagster's records stay
+        for model in (VideoClip, Keyframe, CharacterSheetRow, Scene, Project):
+            s.query(model).filter((model.id if model is Project else model.project_id) == spec.id).delete()
+
+    monkeypatch.setenv("VIDPIPE_INBOX_MIN_AGE_S", "0")
+    inbox = get_settings().resolved_inbox_dir
+    inbox.mkdir(parents=True, exist_ok=True)
+    (inbox / "again.yaml").write_text(f"prompt: {PROMPT}\nid: inbox-again\nscenes: 1\n")
+    instance = vp_env.instance()
+    context = dg.build_sensor_context(
+        instance=instance, instance_ref=instance.get_ref(), definitions=defs, resources={"vidpipe": VidpipeResource()}
+    )
+    result = inbox_sensor(context)
+    assert [r.partition_key for r in result.run_requests or []] == ["inbox-again"]
+
+    _shows_no_final_video(vp_env, "inbox-again")
+    moved = json.loads(_cli("status", "inbox-again", "--json"))["earlier_files"]
+    assert _sha((Path(moved) / "final.mp4").read_bytes()) == old_sha
+    assert moved in latest_metadata(instance, "final_video", "inbox-again")["summary"]
