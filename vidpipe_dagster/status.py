@@ -293,10 +293,11 @@ def _listed(items: list[str]) -> str:
     return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
 
 
-def _what_resume_makes(state: ProjectState, plan: ResumePlan, refused: list[int]) -> str:
+def _what_resume_makes(state: ProjectState, plan: ResumePlan, refused: list[int], *, final: bool = True) -> str:
     """What `vidpipe resume` would do, for people: "repairs the clip of scene 3 (...) and makes the
     end frame of scene 2, the clip of scene 2 and the final video" ("" when nothing). Scenes the
-    safety filter ``refused`` for good are not made, and then neither is the final video."""
+    safety filter ``refused`` for good are not made, and then neither is the final video (nor
+    without ``final``: nothing left to stitch)."""
     n = len(state.scenes)
     made: list[str] = []
     if "storyboard" in plan.assets and not state.has_storyboard:
@@ -312,7 +313,7 @@ def _what_resume_makes(state: ProjectState, plan: ResumePlan, refused: list[int]
     clips = [c.index for c in state.clips_to_finish() if c.index not in refused]
     if clips:
         made.append(f"the clip{'s' if len(clips) > 1 else ''} of {scene_list(clips)}")
-    if "final_video" in plan.assets and not refused:
+    if "final_video" in plan.assets and final and not refused:
         made.append("the final video")
     repairs = [f"{d.what} ({d.repair})" for d in plan.damaged]
     verbs = ([f"repairs {_listed(repairs)}"] if repairs else []) + ([f"makes {_listed(made)}"] if made else [])
@@ -384,15 +385,17 @@ def next_steps(
     rendered = any(r["state"] not in (MISSING, EARLIER_PROJECT) for r in assets if r["asset"] != RUN_ROW)
     rendered = rendered or (run is not None and run.dead)
     refused = [c.index for c in state.clips if c.refused(state.spec.safety_policy, retries)]
+    # Under `skip` with every scene refused there is nothing to stitch: resume would fail the same way.
+    all_skipped = bool(state.clips) and all(c.skipped(state.spec.safety_policy) for c in state.clips)
     budget = _budget_step(project_id, cost, rendered) if plan.assets else None
     if budget is not None:
         steps.append(budget)
     elif plan.assets and not rendered:
         steps.append(f"never rendered: `{render}` makes it; {money}")
     elif plan.assets:
-        made = _what_resume_makes(state, plan, refused)
+        made = _what_resume_makes(state, plan, refused, final=not all_skipped)
         if made:
-            unfinished = " (not the final video: see below)" if refused else ""
+            unfinished = " (not the final video: see below)" if refused or all_skipped else ""
             steps.append(f"`{resume}` {made}{unfinished}; {money}")
         if plan.repair_cost_usd:
             steps.append(
@@ -400,6 +403,12 @@ def next_steps(
                 f"${plan.repair_cost_usd:.2f} to regenerate them"
             )
     steps += _refused_steps(project_id, state, refused, retries)
+    if all_skipped and plan.assets:
+        steps.append(
+            f"the safety filter refused every scene and the `skip` safety policy leaves them all out, so there is "
+            f"nothing to stitch and `{resume}` fails the same way: change the scenes' prompts "
+            f'(`vidpipe edit {project_id} --scene 1 --motion "..."`, and so on; new clips are paid for), then `{resume}`'
+        )
     return steps
 
 

@@ -76,6 +76,27 @@ def test_a_refused_scene_is_not_promised_and_the_named_fixes_work(gp, policy):
     assert _next(spec.id) == []
 
 
+def test_every_scene_refused_under_skip_is_not_sent_back_to_resume(gp):
+    vp_env, g = gp
+    g.emulator.configure(safety_word="forbiddenword")
+    spec = register("A fox crosses a snowy field", id="all-refused", scenes=1, clip_duration=4, safety_policy="skip")
+    assert render(spec.id, assets=["storyboard"]).success
+    edit_scene(vp_env.services(), spec.id, 0, motion_prompt="The camera follows the forbiddenword fox")
+    code, out = _invoke("render", spec.id)
+    assert code == 1 and "nothing to stitch" in out
+    assert f'`vidpipe edit {spec.id} --scene 1 --motion "..."`' in out and "tries again" not in out
+    steps = _next(spec.id)
+    assert not [s for s in steps if "final video" in s], steps
+    assert [s for s in steps if "refused every scene" in s and f"`vidpipe edit {spec.id} --scene 1 --motion" in s]
+    assert _invoke("resume", spec.id)[0] == 1  # as it says: resuming alone fails the same way
+
+    code, out = _invoke("edit", spec.id, "--scene", "1", "--motion", "The camera follows the fox")
+    assert code == 0, out
+    code, out = _invoke("resume", spec.id)
+    assert code == 0, out
+    assert _next(spec.id) == []
+
+
 def test_a_budget_that_cannot_fit_names_the_budget_that_does(vp_env, monkeypatch):
     monkeypatch.setenv("VIDPIPE_PRICES", json.dumps({"animatic": {"per_second": 0.25}}))
     spec = register("A lamp lights a quiet street", id="dear", scenes=3, clip_duration=1, max_cost_usd=0.5)

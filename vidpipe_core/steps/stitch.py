@@ -137,7 +137,10 @@ def _make_final(
         which = ("scene " if len(missing) == 1 else "scenes ") + numbers if state.clips else "any scene"
         raise VidpipeError(f"project {project_id!r} has no finished clip for {which}; run `vidpipe render {project_id}`")
     if not included:
-        raise VidpipeError(f"project {project_id!r}: every scene was rejected by the safety filter; nothing to stitch")
+        raise VidpipeError(  # resuming alone would meet the same refusals
+            f"project {project_id!r}: every scene was rejected by the safety filter; nothing to stitch. Change the "
+            f'scenes\' prompts (`vidpipe edit {project_id} --scene 1 --motion "..."`, and so on), then `vidpipe resume {project_id}`'
+        )
 
     # ffmpeg's inputs and its output live in this step's scratch folder, removed afterwards.
     with scratch_dir(services.settings.data_dir, "vidpipe-stitch") as tmp:
