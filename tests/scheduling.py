@@ -60,8 +60,10 @@ SLOW: list[str] = [
     "tests/dagster/test_delete.py",  # 62
     "tests/dagster/test_learned_polling.py",  # est. 55 (two 3-scene renders; the poisoned history ~35)
     "tests/dagster/test_scene_numbers.py",  # 55
+    "tests/dagster/test_earlier_project.py",  # est. 50 (subprocess renders, an S3 variant)
     "tests/dagster/test_secrets.py",  # 55
     "tests/dagster/test_ui_metadata.py",  # 32
+    "tests/dagster/test_hints.py",  # est. 25
     "tests/test_cli_input.py",  # 31
     "tests/dagster/test_characters.py",  # 30
     "tests/test_emulator.py",  # 27

@@ -137,7 +137,8 @@ def estimate(
     )
 
 
-def guard_budget(stage: str, spent_usd: float, projected_usd: float, allowed_usd: float) -> None:
-    """Fail before a paid call when what is spent plus what this stage would spend exceeds the budget."""
+def guard_budget(stage: str, spent_usd: float, projected_usd: float, allowed_usd: float, project_id: str | None = None) -> None:
+    """Fail before a paid call when what is spent plus what this stage would spend exceeds the budget
+    (the error names the command that raises the budget of ``project_id``)."""
     if spent_usd + projected_usd > allowed_usd + 1e-9:
-        raise BudgetExceeded(stage, spent_usd + projected_usd, allowed_usd)
+        raise BudgetExceeded(stage, spent_usd + projected_usd, allowed_usd, project_id)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 
 class VidpipeError(Exception):
     """Base class for every error vidpipe raises on purpose."""
@@ -83,12 +85,18 @@ class SafetyRejected(ProviderError):
 
 
 class BudgetExceeded(VidpipeError):
-    def __init__(self, stage: str, projected_usd: float, allowed_usd: float) -> None:
+    """What is spent plus what a stage would pay exceeds the budget. ``project_id`` (when known)
+    names the command that raises the budget."""
+
+    def __init__(self, stage: str, projected_usd: float, allowed_usd: float, project_id: str | None = None) -> None:
         self.projected_usd = projected_usd
         self.allowed_usd = allowed_usd
+        at_least = math.ceil(projected_usd * 100 - 1e-6) / 100
+        raise_it = f"`vidpipe edit {project_id} --max-cost {at_least:.2f}`" if project_id else "--max-cost"
         super().__init__(
             f"{stage}: projected cost ${projected_usd:.2f} exceeds the project budget ${allowed_usd:.2f}; "
-            "raise it with --max-cost or use fewer/shorter scenes or the animatic provider"
+            f"raise the budget to at least ${at_least:.2f} ({raise_it}), or use fewer or shorter scenes or the "
+            "animatic provider (a new project)"
         )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -10,10 +11,11 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy import select
 
+from vidpipe_core import locks
 from vidpipe_core.config import ASPECT_RATIOS, MAX_PROMPT_CHARS, MAX_SCENES, MIN_SCENES, Settings
-from vidpipe_core.errors import InvalidInput, ProjectNotFound, VidpipeError, invalid
+from vidpipe_core.errors import ConfigurationError, InvalidInput, ProjectNotFound, VidpipeError, invalid, one_line
 from vidpipe_core.ids import new_project_id, validate_project_id
-from vidpipe_core.models import Project
+from vidpipe_core.models import Project, utcnow
 from vidpipe_core.providers import clip_provider, resolve_stage_providers
 from vidpipe_core.schemas import ProjectSpec, StageProviders
 from vidpipe_core.services import Services
@@ -247,11 +249,60 @@ def project_exists(services: Services, project_id: str) -> bool:
         return s.get(Project, project_id) is not None
 
 
+# The run id under which a registration holds the new project's lock while it sets an earlier
+# project's files aside.
+REGISTER_RUN_ID = "vidpipe-register"
+
+
+def set_aside_tag(nonce: str) -> str:
+    """How the folder an earlier project left is named after the registration that moved it."""
+    return nonce[:12]
+
+
 def create_project(services: Services, prompt: str, *, source: str = "cli", **options: Any) -> ProjectSpec:
+    """Write the project's row. Files that an earlier project with this id left in the artifact
+    store (its database was lost or moved, or its row deleted) are then moved aside, never
+    deleted (`ArtifactStore.set_aside`; `earlier_files` says where): nothing of that project is
+    ever taken for this one's. The row is written holding the project's lock, so no step writes
+    into the folder while it is moved; when the move fails, the row is removed again and the
+    registration fails, with the earlier files where they were."""
     spec = build_spec(services.settings, prompt, taken=lambda i: project_exists(services, i), **options)
+    nonce, holder = uuid.uuid4().hex, locks.Holder.current(REGISTER_RUN_ID).encode()
     with services.db.session() as s:
-        s.add(Project(id=spec.id, prompt=spec.prompt, spec=spec.model_dump(mode="json"), source=source))
+        s.add(
+            Project(
+                id=spec.id,
+                prompt=spec.prompt,
+                spec=spec.model_dump(mode="json"),
+                source=source,
+                nonce=nonce,
+                lock_holder=holder,
+                lock_heartbeat=utcnow(),
+            )
+        )
+    try:
+        services.store.set_aside(spec.id, set_aside_tag(nonce))
+    except BaseException as exc:
+        with services.db.session() as s:
+            s.query(Project).filter(Project.id == spec.id, Project.nonce == nonce).delete()
+        if not isinstance(exc, Exception):
+            raise
+        raise ConfigurationError(
+            f"project {spec.id!r} cannot be registered: an earlier project with this id left files in "
+            f"{services.store.project_root(spec.id)} and they could not be moved aside ({one_line(exc)}); "
+            "move them elsewhere yourself, then register again"
+        ) from exc
+    locks.release(services, spec.id, holder)
     return spec
+
+
+def earlier_files(services: Services, project_id: str) -> str | None:
+    """Where registering this project moved the files an earlier project with its id had left, if
+    it moved any (None for a project registered before nonces)."""
+    with services.db.session() as s:
+        row = s.get(Project, project_id)
+        nonce = row.nonce if row is not None else None
+    return services.store.set_aside_for(project_id, set_aside_tag(nonce)) if nonce else None
 
 
 # Spec fields that are not the user's settings: the id names the project, and takes are the

@@ -6,6 +6,7 @@
     projects/<id>/clips/scene_<n>_<fp>.mp4      (n: the scene number, from 1)
     projects/<id>/contact_sheet.png
     projects/<id>/final.mp4
+    superseded/<id>/<UTC time>-<tag>/           (an earlier project's folder, see ``set_aside``)
 
 Every path is built from a validated project id and a relative path that is checked to stay
 inside the project's folder (on an object store: under the key prefix ``<root>/projects/<id>/``).
@@ -41,7 +42,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -55,6 +56,9 @@ from vidpipe_core.scratch import owner_is_gone, owner_tag, scratch_dir
 log = logging.getLogger(__name__)
 
 STALE_UPLOAD_S = 6 * 3600  # an unfinished multipart upload this old has no live writer
+# Where the folder of an earlier project goes when its id is registered again (``set_aside``): beside
+# ``projects/``, so no project's folder, `vidpipe delete` or a step ever reaches it.
+SET_ASIDE = "superseded"
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -192,6 +196,13 @@ class ArtifactStore:
     def exists(self, project_id: str, relpath: str) -> bool:
         return self.fs.exists(self.path(project_id, relpath))
 
+    def size(self, project_id: str, relpath: str) -> int | None:
+        """The stored file's size in bytes (one stat or HEAD request), None when there is none."""
+        try:
+            return int(self.fs.size(self.path(project_id, relpath)))
+        except FileNotFoundError:
+            return None
+
     def read_bytes(self, project_id: str, relpath: str) -> bytes:
         return self.fs.cat_file(self.path(project_id, relpath))
 
@@ -270,6 +281,52 @@ class ArtifactStore:
         except FileNotFoundError:
             return []
         return [k for k in found if k.startswith(prefix)][:limit]
+
+    # an earlier project's files ----------------------------------------------------------
+    def _set_aside_root(self, project_id: str) -> str:
+        return f"{self.root}/{SET_ASIDE}/{validate_project_id(project_id)}"
+
+    def _shown(self, path: str) -> str:
+        return path if self.is_local else self.fs.unstrip_protocol(path)
+
+    def set_aside(self, project_id: str, tag: str, *, now: datetime | None = None) -> str | None:
+        """Move everything stored under the project's folder to ``superseded/<id>/<UTC time>-<tag>/``
+        and return that place (a URI); None when nothing is stored. For a project id registered
+        again: the files are an earlier project's, and they are kept, never deleted, where no step
+        of the new project reads or overwrites them. ``tag`` names the registration that moved
+        them (``set_aside_for`` finds the place again from it). A local folder is renamed (one
+        atomic step); on an object store every key is copied first and the originals are removed
+        only once every copy exists, so a failure leaves them where they were."""
+        if not re.fullmatch(r"[0-9a-z]{1,32}", tag):
+            raise ValueError(f"{tag!r} is not a set-aside tag (lower-case letters and digits)")
+        if not self.has_project(project_id):
+            return None
+        root = self.project_root(project_id)
+        stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+        target = f"{self._set_aside_root(project_id)}/{stamp}-{tag}"
+        if self.is_local:
+            Path(target).parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(root, target)  # a rename, unless the two are on different file systems
+            return self._shown(target)
+        if self._keys_under(target, limit=1):
+            raise FileExistsError(f"{self._shown(target)} already exists")
+        keys = self._keys_under(root)
+        for key in keys:
+            self.fs.copy(key, target + key[len(root) :])
+        self.fs.rm(keys)
+        return self._shown(target)
+
+    def set_aside_places(self, project_id: str) -> list[str]:
+        """Where the folders of earlier projects with this id were moved (``set_aside``), oldest first."""
+        base = self._set_aside_root(project_id)
+        if self.is_local:
+            return [self._shown(f"{base}/{name}") for name in sorted(os.listdir(base))] if os.path.isdir(base) else []
+        names = {key[len(base) + 1 :].split("/", 1)[0] for key in self._keys_under(base)}
+        return [self._shown(f"{base}/{name}") for name in sorted(names)]
+
+    def set_aside_for(self, project_id: str, tag: str) -> str | None:
+        """Where the registration tagged ``tag`` moved an earlier project's folder, if it moved one."""
+        return next((p for p in self.set_aside_places(project_id) if p.endswith(f"-{tag}")), None)
 
     # unfinished multipart uploads (object stores) --------------------------------------
     def _uploads(self, project_id: str) -> list[dict[str, Any]]:

@@ -9,14 +9,13 @@ import dagster as dg
 
 from vidpipe_core import locks
 from vidpipe_core.errors import ProjectBusy
-from vidpipe_core.integrity import digest_problem, frame_label, scene_label
+from vidpipe_core.integrity import frame_label, scene_label
 from vidpipe_core.services import Services
 from vidpipe_core.steps import CHARACTERS, STAGES
 from vidpipe_core.steps.inspect import Finding, find_damage
 from vidpipe_core.steps.state import ProjectState, project_nonce, resolve_state
-from vidpipe_core.storage import Layout
 from vidpipe_dagster.healing import ACTIVE, PARTITION_TAG, describe_run, heal_runs, instance_liveness
-from vidpipe_dagster.status import belongs_to_project, latest_materialization, metadata_value
+from vidpipe_dagster.status import belongs_to_project, final_video_problem, latest_materialization
 
 
 @dataclass
@@ -64,16 +63,6 @@ def _pending_work(services: Services, state: ProjectState) -> dict[str, str | No
     }
 
 
-def _final_problem(services: Services, project_id: str, record: dg.EventLogRecord) -> str | None:
-    expected = metadata_value(record, "sha256")
-    try:
-        data = services.store.read_bytes(project_id, Layout.FINAL)
-    except FileNotFoundError:
-        data = None
-    problem = digest_problem(data, expected if isinstance(expected, str) else None)
-    return f"final.mp4: {problem}" if problem else None
-
-
 def plan_resume(
     instance: dg.DagsterInstance,
     services: Services,
@@ -104,7 +93,7 @@ def plan_resume(
         elif record.timestamp < upstream:
             reason = "older than its upstream"
         elif name == "final_video":
-            reason = _final_problem(services, project_id, record)
+            reason = final_video_problem(services, project_id, record)
         else:
             reason = work.get(name)
         if reason is None:

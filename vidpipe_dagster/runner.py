@@ -61,11 +61,58 @@ def register(prompt: str, source: str = "cli", *, force: bool = False, **options
     instance = get_instance(svc.settings)
     added = register_partition(instance, spec.id)
     try:
-        return create_project(svc, prompt, source=source, **{**options, "id": spec.id})
+        spec = create_project(svc, prompt, source=source, **{**options, "id": spec.id})
     except BaseException:
         if added and not project_exists(svc, spec.id):  # not if a concurrent `new` took the id
             remove_partition(instance, spec.id)
         raise
+    supersede_earlier(instance, svc, spec.id)
+    return spec
+
+
+def supersede_earlier(instance: dg.DagsterInstance, svc: Services, project_id: str) -> list[str]:
+    """Call right after registering ``project_id``: over each asset whose latest materialization of
+    the partition is an earlier project's (the id was registered again after its database was lost
+    or its project deleted), record a runless materialization that says so and names where that
+    project's files went. Dagster's records cannot be wiped one partition at a time (see `delete`),
+    and without this the UI would show the earlier project's video, paths and summary as this
+    partition's latest. It carries no nonce, so nothing trusts it (`status.belongs_to_project`).
+    Returns the assets marked."""
+    from datetime import UTC, datetime
+
+    import dagster as dg
+
+    from vidpipe_core.projects import earlier_files
+    from vidpipe_core.steps import FINAL_VIDEO, STAGES
+    from vidpipe_core.steps.state import project_nonce
+    from vidpipe_dagster.status import SUPERSEDED_KEY, belongs_to_project, latest_materialization, metadata_value
+
+    nonce = project_nonce(svc, project_id)
+    moved = earlier_files(svc, project_id)
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    why = (
+        f"Project {project_id} was registered again at {when}. The materialization before this one was made for an "
+        "earlier project with this id and is not this project's; nothing has been made for this project yet."
+    )
+    files = f" That project's files were moved to {moved}." if moved else ""
+    marked = []
+    for name in STAGES:
+        record = latest_materialization(instance, name, project_id)
+        if record is None or metadata_value(record, SUPERSEDED_KEY) is not None or belongs_to_project(record, nonce):
+            continue
+        metadata: dict[str, Any] = {SUPERSEDED_KEY: why + files}
+        if moved:
+            metadata["earlier_files"] = dg.MetadataValue.path(moved)
+        if name == FINAL_VIDEO:
+            metadata["summary"] = dg.MetadataValue.md(
+                f"### {project_id}\n\n**No final video yet.** {why}{files} `vidpipe render {project_id}` "
+                "(or Materialize) makes this project's."
+            )
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(name, partition=project_id, description="not this project's", metadata=metadata)
+        )
+        marked.append(name)
+    return marked
 
 
 @dataclass(frozen=True)
@@ -101,7 +148,8 @@ def delete(project_id: str) -> Deleted:
     Dagster partition. Dagster's records are kept: runs are the run log, and the partition's
     materializations cannot be wiped one partition at a time on Dagster's SQL storages
     (`wipe_asset_partitions` raises NotImplementedError); a project created again under this id has
-    a new nonce, so vidpipe ignores them (see `assets.NONCE_KEY`).
+    a new nonce, so vidpipe ignores them (see `assets.NONCE_KEY`), and its registration marks them
+    as not its own for the UI (`supersede_earlier`).
 
     Refused, with nothing removed, while a run holds the project: ProjectBusy for a queued or live
     run of the partition or a held project lock (a run whose process died is marked failed first,

@@ -34,11 +34,13 @@ from vidpipe_core.inbox import (
     source_file,
 )
 from vidpipe_core.models import utc
+from vidpipe_core.projects import earlier_files
 from vidpipe_core.services import Services
 from vidpipe_dagster.healing import heal_instance
 from vidpipe_dagster.jobs import render_project
 from vidpipe_dagster.partitions import PROJECTS, projects_partitions
 from vidpipe_dagster.resources import VidpipeResource
+from vidpipe_dagster.runner import supersede_earlier
 
 CURSOR_VERSION = 1
 MAX_STUCK = 1000
@@ -139,6 +141,11 @@ def inbox_sensor(context: dg.SensorEvaluationContext, vidpipe: VidpipeResource) 
     except ConfigurationError as exc:  # the tick fails with this one message until the folder is fixed
         context.log.error(str(exc))
         raise
+    for project_id, _accepted in tick.registered:  # an id registered again: nothing of its predecessor's is shown
+        moved = earlier_files(services, project_id)
+        if moved:
+            context.log.warning(f"project {project_id}: an earlier project with this id had left files; moved to {moved}")
+        supersede_earlier(context.instance, services, project_id)
     emit, since, at = pending_projects(
         context.instance, services, cursor, 2 * limits.inbox_max_files_per_tick, [pid for pid, _ in tick.registered]
     )

@@ -11,15 +11,19 @@ files a person can open, and what to do next. Reads only.
   ``detail``.
 - ``cost``: ``spent_usd``, ``projected_usd`` (what finishing the project would still pay),
   ``budget_usd``.
-- ``paths``: the files that exist: ``final_video``, ``contact_sheet``, ``storyboard`` (absent
-  when missing), ``clips``, a list of ``{"scene": n, "path": ...}`` for the current clips, and
-  ``characters``, a list of ``{"name": ..., "path": ...}`` for the current reference sheets.
+- ``paths``: this project's own files that exist: ``final_video`` (only the file this project
+  record's materialization recorded), ``contact_sheet``, ``storyboard`` (absent when missing or
+  not this project's), ``clips``, a list of ``{"scene": n, "path": ...}`` for the current clips,
+  and ``characters``, a list of ``{"name": ..., "path": ...}`` for the current reference sheets.
+- ``earlier_files``: where registering this project moved the files an earlier project with its
+  id had left (None when there were none); they are never listed among ``paths``.
 - ``next``: what to do, in order: sentences that name the command in backticks
   (`vidpipe resume ID`, `vidpipe render ID`, ...). Empty when the project is finished.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -28,10 +32,11 @@ import dagster as dg
 from sqlalchemy import select
 
 from vidpipe_core.cost import estimate
-from vidpipe_core.integrity import frame_label, scene_label, scene_list
+from vidpipe_core.integrity import digest_problem, frame_label, scene_label, scene_list
 from vidpipe_core.models import ClipStatus, Keyframe, KeyframeStatus, VideoClip
+from vidpipe_core.projects import earlier_files
 from vidpipe_core.services import Services
-from vidpipe_core.steps import STAGES
+from vidpipe_core.steps import FINAL_VIDEO, KEYFRAMES, STAGES, STORYBOARD
 from vidpipe_core.steps.inspect import Finding, find_damage
 from vidpipe_core.steps.keyframes import spent_usd
 from vidpipe_core.steps.state import ProjectState, project_nonce, resolve_state
@@ -43,6 +48,9 @@ if TYPE_CHECKING:
     from vidpipe_dagster.resume import ResumePlan
 
 MATERIALIZED, MISSING, OUT_OF_DATE = "materialized", "missing", "out of date"
+# Metadata of the runless materialization a registration records over an earlier project's latest
+# one (`runner.supersede_earlier`): its text says why; it is never this project's.
+SUPERSEDED_KEY = "superseded"
 EARLIER_PROJECT = "stale (an earlier project with this id)"
 RUN_ROW = "(latest run)"
 
@@ -62,10 +70,45 @@ def metadata_value(record: dg.EventLogRecord, key: str) -> object:
 
 def belongs_to_project(record: dg.EventLogRecord, nonce: str | None) -> bool:
     """A materialization is trusted only for the project record that made it (its nonce); projects
-    registered before nonces existed (None) trust every materialization of their partition."""
+    registered before nonces existed (None) trust every materialization of their partition but
+    the marks a registration leaves over an earlier project's (`runner.supersede_earlier`)."""
     from vidpipe_dagster.assets import NONCE_KEY
 
+    if metadata_value(record, SUPERSEDED_KEY) is not None:
+        return False
     return nonce is None or metadata_value(record, NONCE_KEY) == nonce
+
+
+def final_video_problem(services: Services, project_id: str, record: dg.EventLogRecord) -> str | None:
+    """What is wrong with final.mp4 against the sha256 its materialization recorded (None: nothing)."""
+    expected = metadata_value(record, "sha256")
+    try:
+        data = services.store.read_bytes(project_id, Layout.FINAL)
+    except FileNotFoundError:
+        data = None
+    problem = digest_problem(data, expected if isinstance(expected, str) else None)
+    return f"final.mp4: {problem}" if problem else None
+
+
+def final_video(
+    instance: dg.DagsterInstance, services: Services, project_id: str, nonce: str | None, *, digest: bool = False
+) -> str | None:
+    """The URI of the project's final video, or None: only the file that this project record's
+    latest final_video materialization recorded counts, checked by its size (one stat or HEAD
+    request, for `list`) or, with ``digest``, by its sha256. Never rendered, made for an earlier
+    project with this id, changed since or gone: None. Every command that shows the video's path
+    asks here."""
+    record = latest_materialization(instance, FINAL_VIDEO, project_id)
+    if record is None or not belongs_to_project(record, nonce):
+        return None
+    if digest:
+        if final_video_problem(services, project_id, record) is not None:
+            return None
+    else:
+        size = metadata_value(record, "size_bytes")
+        if not isinstance(size, int) or services.store.size(project_id, Layout.FINAL) != size:
+            return None
+    return services.store.uri(project_id, Layout.FINAL)
 
 
 @dataclass(frozen=True)
@@ -117,7 +160,7 @@ def asset_states(
                 row["state"] = "dead"
                 row["hint"] = (
                     f"run {run.run_id[:8]} is dead ({liveness.why}); `vidpipe resume {project_id}` "
-                    "marks it failed and finishes the project without paying again"
+                    "marks it failed and continues the project without paying again for what is finished"
                 )
         rows.append(row)
     return rows
@@ -203,19 +246,24 @@ def scene_rows(
     return rows, cost
 
 
-def artifact_paths(services: Services, state: ProjectState) -> dict[str, Any]:
-    """Where to look: the final video, the contact sheet, storyboard.json and the current clip of
-    each scene, as URIs of the artifact store; only files that exist."""
+def artifact_paths(
+    instance: dg.DagsterInstance, services: Services, state: ProjectState, nonce: str | None, damaged: list[Finding]
+) -> dict[str, Any]:
+    """Where to look, as URIs of the artifact store: only this project's own files that exist. The
+    final video when it is the file this project record's materialization recorded (`final_video`),
+    the contact sheet when this record's keyframes made it, storyboard.json when it is the stored
+    plan, and the clips and reference sheets of the ledger rows in use."""
     store, project_id = services.store, state.spec.id
-    paths: dict[str, Any] = {
-        key: store.uri(project_id, relpath)
-        for key, relpath in (
-            ("final_video", Layout.FINAL),
-            ("contact_sheet", Layout.CONTACT_SHEET),
-            ("storyboard", Layout.STORYBOARD),
-        )
-        if store.exists(project_id, relpath)
-    }
+    paths: dict[str, Any] = {}
+    final = final_video(instance, services, project_id, nonce, digest=True)
+    if final is not None:
+        paths["final_video"] = final
+    frames = latest_materialization(instance, KEYFRAMES, project_id)
+    if frames is not None and belongs_to_project(frames, nonce) and store.exists(project_id, Layout.CONTACT_SHEET):
+        paths["contact_sheet"] = store.uri(project_id, Layout.CONTACT_SHEET)
+    plan_ok = state.has_storyboard and not any(f.stage == STORYBOARD for f in damaged)
+    if plan_ok and store.exists(project_id, Layout.STORYBOARD):
+        paths["storyboard"] = store.uri(project_id, Layout.STORYBOARD)
     paths["clips"] = [
         {"scene": c.index + 1, "path": store.uri(project_id, c.row.path)}
         for c in state.clips
@@ -240,29 +288,74 @@ def _latest_run(assets: list[dict[str, Any]]) -> RunState | None:
     return RunState(row["run_id"], live=not finished and not dead, dead=dead)
 
 
-def _what_resume_makes(state: ProjectState, plan: ResumePlan) -> list[str]:
-    """What `vidpipe resume` would make, for people: "the storyboard", "the end frame of scene 2",
-    "the clips of scenes 2, 3", "repairs ...", "the final video"."""
+def _listed(items: list[str]) -> str:
+    """ "a", "a and b", "a, b and c"."""
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+def _what_resume_makes(state: ProjectState, plan: ResumePlan, refused: list[int], *, final: bool = True) -> str:
+    """What `vidpipe resume` would do, for people: "repairs the clip of scene 3 (...) and makes the
+    end frame of scene 2, the clip of scene 2 and the final video" ("" when nothing). Scenes the
+    safety filter ``refused`` for good are not made, and then neither is the final video (nor
+    without ``final``: nothing left to stitch)."""
     n = len(state.scenes)
-    parts: list[str] = []
+    made: list[str] = []
     if "storyboard" in plan.assets and not state.has_storyboard:
-        parts.append(
-            f"the storyboard, its characters' reference sheets, {state.spec.scenes + 1} keyframes and {state.spec.scenes} clips"
+        made.append(
+            f"the storyboard, its characters' reference sheets, {state.spec.scenes + 1} keyframes, {state.spec.scenes} clips"
         )
     sheets = [repr(c.name) for c in state.sheets_to_make()]
     if sheets:
-        parts.append(f"the reference sheet{'s' if len(sheets) > 1 else ''} of {', '.join(sheets)}")
+        made.append(f"the reference sheet{'s' if len(sheets) > 1 else ''} of {', '.join(sheets)}")
     frames = [frame_label(f.index, n) for f in state.frames_to_make()]
     if frames:
-        parts.append(", ".join(frames) if len(frames) <= 3 else f"{len(frames)} keyframes from {frames[0]} on")
-    refused = state.spec.safety_policy == "fail"  # a refused scene is not submitted again
-    clips = [c.index for c in state.clips_to_finish() if not (refused and c.status == ClipStatus.REJECTED)]
+        made.append(", ".join(frames) if len(frames) <= 3 else f"{len(frames)} keyframes from {frames[0]} on")
+    clips = [c.index for c in state.clips_to_finish() if c.index not in refused]
     if clips:
-        parts.append(f"the clip{'s' if len(clips) > 1 else ''} of {scene_list(clips)}")
-    parts += [f"repairs {d.what} ({d.repair})" for d in plan.damaged]
-    if "final_video" in plan.assets:
-        parts.append("the final video")
-    return parts
+        made.append(f"the clip{'s' if len(clips) > 1 else ''} of {scene_list(clips)}")
+    if "final_video" in plan.assets and final and not refused:
+        made.append("the final video")
+    repairs = [f"{d.what} ({d.repair})" for d in plan.damaged]
+    verbs = ([f"repairs {_listed(repairs)}"] if repairs else []) + ([f"makes {_listed(made)}"] if made else [])
+    return " and ".join(verbs)
+
+
+def _refused_steps(project_id: str, state: ProjectState, refused: list[int], retries: int) -> list[str]:
+    """For each scene the safety filter refused for good: why `vidpipe resume` fails the same way,
+    and what to change."""
+    policy = state.spec.safety_policy
+    why = (
+        "under the `fail` safety policy it is not submitted again"
+        if policy == "fail"
+        else f"under the `retry` safety policy its {retries} rephrased retries (VIDPIPE_SAFETY_RETRIES) are used up"
+    )
+    steps = []
+    for index in refused:
+        edit = f'vidpipe edit {project_id} --scene {index + 1} --motion "..."'
+        steps.append(
+            f"the safety filter refused {scene_label(index)} and {why}, so `vidpipe resume {project_id}` fails the "
+            f"same way until something changes: change the scene's prompt (`{edit}`; a new clip is paid for) "
+            f"or leave it out of the video "
+            f"(`vidpipe edit {project_id} --safety-policy skip`), then `vidpipe resume {project_id}`"
+        )
+    return steps
+
+
+def _budget_step(project_id: str, cost: dict[str, float], rendered: bool) -> str | None:
+    """When what is spent plus what finishing would still pay exceeds the budget, every run stops at
+    the budget guard: say by how much, and what to change (None when it fits)."""
+    need = cost["spent_usd"] + cost["projected_usd"]
+    if need <= cost["budget_usd"] + 1e-9:
+        return None
+    at_least = math.ceil(need * 100 - 1e-6) / 100
+    then = f"vidpipe resume {project_id}" if rendered else f"vidpipe render {project_id}"
+    return (
+        f"the ${cost['budget_usd']:.2f} budget cannot finish this project (${cost['spent_usd']:.2f} spent, "
+        f"${cost['projected_usd']:.2f} still to pay), so a run stops before paying: raise the budget to at least "
+        f"${at_least:.2f} (`vidpipe edit {project_id} --max-cost {at_least:.2f}`), then `{then}`; or register a "
+        'smaller project: fewer or shorter scenes, or the free animatic provider (`vidpipe new "<prompt>" --scenes N '
+        "--clip-duration S`, `--provider animatic`)"
+    )
 
 
 def next_steps(
@@ -272,11 +365,14 @@ def next_steps(
     plan: ResumePlan,
     cost: dict[str, float],
     run: RunState | None,
+    retries: int = 2,
 ) -> list[str]:
     """What to do next, in order, each a sentence with the command in backticks: wait for a live
     run; resume after a dead run or when something is missing or out of date (what it makes and
-    what that costs); render a project never rendered; edit a scene the safety filter refused.
-    Nothing when the project is finished."""
+    what that costs); render a project never rendered; and, where a run would only fail the same
+    way, what to change instead: the budget, or a scene the safety filter refused for good (under
+    the `fail` policy, or `retry` with its ``retries`` used up). Nothing when the project is
+    finished."""
     if run is not None and run.live:
         return [f"run {run.run_id[:8]} is rendering this project; `vidpipe status {project_id}` shows how far it got"]
     steps: list[str] = []
@@ -287,24 +383,32 @@ def next_steps(
         f"projected cost ${cost['projected_usd']:.2f} (spent ${cost['spent_usd']:.2f} of the ${cost['budget_usd']:.2f} budget)"
     )
     rendered = any(r["state"] not in (MISSING, EARLIER_PROJECT) for r in assets if r["asset"] != RUN_ROW)
-    if plan.assets and not rendered and not (run is not None and run.dead):
+    rendered = rendered or (run is not None and run.dead)
+    refused = [c.index for c in state.clips if c.refused(state.spec.safety_policy, retries)]
+    # Under `skip` with every scene refused there is nothing to stitch: resume would fail the same way.
+    all_skipped = bool(state.clips) and all(c.skipped(state.spec.safety_policy) for c in state.clips)
+    budget = _budget_step(project_id, cost, rendered) if plan.assets else None
+    if budget is not None:
+        steps.append(budget)
+    elif plan.assets and not rendered:
         steps.append(f"never rendered: `{render}` makes it; {money}")
     elif plan.assets:
-        made = _what_resume_makes(state, plan)
-        steps.append(f"`{resume}` makes {', '.join(made) if made else 'what is missing'}; {money}")
+        made = _what_resume_makes(state, plan, refused, final=not all_skipped)
+        if made:
+            unfinished = " (not the final video: see below)" if refused or all_skipped else ""
+            steps.append(f"`{resume}` {made}{unfinished}; {money}")
         if plan.repair_cost_usd:
             steps.append(
                 f"damaged files without a free copy fail their stage; `{resume} --repair` pays up to "
                 f"${plan.repair_cost_usd:.2f} to regenerate them"
             )
-    if state.spec.safety_policy == "fail":
-        for c in state.clips:
-            if c.status == ClipStatus.REJECTED:
-                edit = f'vidpipe edit {project_id} --scene {c.index + 1} --motion "..."'
-                steps.append(
-                    f"the safety filter refused {scene_label(c.index)} and it is not submitted again; "
-                    f"change its prompt with `{edit}`, then `{resume}`"
-                )
+    steps += _refused_steps(project_id, state, refused, retries)
+    if all_skipped and plan.assets:
+        steps.append(
+            f"the safety filter refused every scene and the `skip` safety policy leaves them all out, so there is "
+            f"nothing to stitch and `{resume}` fails the same way: change the scenes' prompts "
+            f'(`vidpipe edit {project_id} --scene 1 --motion "..."`, and so on; new clips are paid for), then `{resume}`'
+        )
     return steps
 
 
@@ -316,14 +420,14 @@ def project_status(services: Services, project_id: str) -> dict[str, Any]:
     instance = get_instance(services.settings)
     plan = plan_resume(instance, services, project_id, state=state, damaged=damaged)
     scenes, cost = scene_rows(services, state, damaged)
-    assets = asset_states(
-        instance, project_id, project_nonce(services, project_id), services.settings.heartbeat_stale_s, plan=plan
-    )
+    nonce = project_nonce(services, project_id)
+    assets = asset_states(instance, project_id, nonce, services.settings.heartbeat_stale_s, plan=plan)
     run = _latest_run(assets)
     return {
         "assets": assets,
         "scenes": scenes,
         "cost": cost,
-        "paths": artifact_paths(services, state),
-        "next": next_steps(project_id, state, assets, plan, cost, run),
+        "paths": artifact_paths(instance, services, state, nonce, damaged),
+        "earlier_files": earlier_files(services, project_id),
+        "next": next_steps(project_id, state, assets, plan, cost, run, services.settings.safety_retries),
     }

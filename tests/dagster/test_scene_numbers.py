@@ -155,7 +155,7 @@ def test_status_after_an_edit_says_what_resume_makes_and_costs(vp_env, monkeypat
     assert states["final_video"].startswith("out of date")
     assert [(s["scene"], s["clip"]) for s in report["scenes"]] == [(1, "done"), (2, "out of date"), (3, "done")]
     assert report["next"] == [
-        f"`vidpipe resume {spec.id}` makes the clip of scene 2, the final video; "
+        f"`vidpipe resume {spec.id}` makes the clip of scene 2 and the final video; "
         "projected cost $0.25 (spent $0.75 of the $5.00 budget)"
     ]
     paths = report["paths"]
@@ -197,7 +197,7 @@ def test_status_names_a_live_run_and_sends_a_dead_one_to_resume(vp_env):
     hint, plan = report["next"]
     assert hint.startswith(f"run {dead[:8]} is dead (pid {gone.pid}") and f"`vidpipe resume {spec.id}`" in hint
     assert plan.startswith(
-        f"`vidpipe resume {spec.id}` makes the storyboard, its characters' reference sheets, 3 keyframes and 2 clips, "
-        "the final video;"
+        f"`vidpipe resume {spec.id}` makes the storyboard, its characters' reference sheets, 3 keyframes, 2 clips "
+        "and the final video;"
     )
     assert instance.get_run_by_id(dead).status == dg.DagsterRunStatus.STARTED  # status changes nothing

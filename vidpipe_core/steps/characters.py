@@ -87,7 +87,7 @@ def _make_characters(services: Services, project_id: str, repair: bool, progress
     to_make = [c for c in state.sheets if not c.done or c.name in damaged]
     report.projected_usd = image_cost(settings, model, len(to_make))
     if to_make:
-        guard_budget(STAGE, spent_usd(services, project_id), report.projected_usd, spec.max_cost_usd)
+        guard_budget(STAGE, spent_usd(services, project_id), report.projected_usd, spec.max_cost_usd, project_id)
 
     total = len(state.sheets)
     for i, sheet in enumerate(state.sheets):

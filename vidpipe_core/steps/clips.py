@@ -34,7 +34,7 @@ from vidpipe_core.services import Services
 from vidpipe_core.steps.keyframes import spent_usd
 from vidpipe_core.steps.locking import default_run_id, step_lock
 from vidpipe_core.steps.report import Action, ItemReport, Progress, ProgressEvent, StepReport, no_progress
-from vidpipe_core.steps.state import ClipState, ProjectState, damaged_clips, resolve_state
+from vidpipe_core.steps.state import ClipState, ProjectState, damaged_clips, resolve_state, resubmits_rejected
 from vidpipe_core.storage import Layout, sha256_bytes
 
 log = logging.getLogger("vidpipe.clips")
@@ -110,7 +110,7 @@ def _make_clips(
     if repair:
         to_pay += len(damaged_clips(services, state))  # at worst every damaged clip is paid for again
     report.projected_usd = video_cost(settings, model, to_pay * spec.clip_duration, spec.generate_audio)
-    guard_budget("clips", spent_usd(services, project_id), report.projected_usd, spec.max_cost_usd)
+    guard_budget("clips", spent_usd(services, project_id), report.projected_usd, spec.max_cost_usd, project_id)
 
     total = len(state.clips)
     counter = {"done": 0}
@@ -210,7 +210,7 @@ class _SceneWorker:
             request = self.request
             if row.status == ClipStatus.REJECTED:
                 reasons = list(row.safety_reasons or [])
-                if self.spec.safety_policy != "retry" or len(reasons) > self.services.settings.safety_retries:
+                if not resubmits_rejected(self.spec.safety_policy, reasons, self.services.settings.safety_retries):
                     return self.item(Action.REJECTED, detail="; ".join(reasons) or "rejected by the safety filter")
                 request = replace(request, prompt=rephrase_for_safety(request.prompt, reasons, len(reasons)))
             reattach = row.status == ClipStatus.SUBMITTED and bool(row.operation_name)

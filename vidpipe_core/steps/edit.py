@@ -1,15 +1,18 @@
-"""Editing one scene's prompts in place (scene row and storyboard.json together)."""
+"""Editing one scene's prompts in place (scene row and storyboard.json together), and the project's
+budget and safety policy (settings no fingerprint includes: changing them re-buys nothing)."""
 
 from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 
 from vidpipe_core.errors import InvalidInput, VidpipeError
 from vidpipe_core.integrity import check_scene_indices, frame_label, scene_list
 from vidpipe_core.models import Project, Scene
+from vidpipe_core.schemas import ProjectSpec
 from vidpipe_core.services import Services
 from vidpipe_core.steps.state import resolve_state, stored_document, write_storyboard_file
 from vidpipe_core.text import check_text
@@ -68,3 +71,27 @@ def edit_scene(services: Services, project_id: str, index: int, **changes: str |
     frames = [f.index for f, g in zip(before.frames, after.frames, strict=True) if f.prompt != g.prompt or not g.done]
     clips = [c.index for c in after.clips if c.status is None or c.index in frames or c.index + 1 in frames]
     return SceneEdit(frames=frames, clips=sorted(set(clips)), scenes=len(after.scenes))
+
+
+def settings_update(*, max_cost_usd: float | None = None, safety_policy: str | None = None) -> dict[str, Any]:
+    """The project settings a user may change after registering, validated (InvalidInput naming the
+    field, nothing written): the budget in USD and the safety policy. Only the given ones."""
+    from vidpipe_core.projects import SAFETY_POLICIES, check_budget
+
+    update: dict[str, Any] = {}
+    if max_cost_usd is not None:
+        update["max_cost_usd"] = check_budget(max_cost_usd)
+    if safety_policy is not None:
+        if safety_policy not in SAFETY_POLICIES:
+            raise InvalidInput("safety_policy", f"{safety_policy!r} is unknown", ", ".join(SAFETY_POLICIES))
+        update["safety_policy"] = safety_policy
+    return update
+
+
+def edit_settings(services: Services, project_id: str, update: dict[str, Any]) -> ProjectSpec:
+    """Store a `settings_update` in the project's spec; returns the new spec."""
+    from vidpipe_core.projects import load_spec, update_spec
+
+    spec = load_spec(services, project_id).model_copy(update=update)
+    update_spec(services, spec)
+    return spec

@@ -144,7 +144,7 @@ def _make_keyframes(services: Services, project_id: str, repair: bool, progress:
     if damaged and not getattr(provider, "reproducible", False):
         missing = len(state.frames) - min(damaged)  # paid repair: the cascade from the first damaged frame
     report.projected_usd = image_cost(settings, model, missing)
-    guard_budget("keyframes", spent_usd(services, project_id), report.projected_usd, spec.max_cost_usd)
+    guard_budget("keyframes", spent_usd(services, project_id), report.projected_usd, spec.max_cost_usd, project_id)
 
     total, n = len(state.frames), len(state.scenes)
     reference: bytes | None = None

@@ -73,6 +73,14 @@ class ClipState:
         """Rejected by the safety filter, and the project's policy leaves the scene out."""
         return self.row is not None and self.row.status == ClipStatus.REJECTED and safety_policy == "skip"
 
+    def refused(self, safety_policy: str, retries: int) -> bool:
+        """Rejected by the safety filter and, under the project's policy, never submitted again:
+        `fail`, or `retry` with its rephrased attempts used up (`resubmits_rejected`). Only an edit
+        of the scene (a new fingerprint) or the `skip` policy moves the project on."""
+        if self.row is None or self.row.status != ClipStatus.REJECTED or safety_policy == "skip":
+            return False
+        return not resubmits_rejected(safety_policy, self.row.safety_reasons, retries)
+
     def settled(self, safety_policy: str) -> bool:
         """The scene needs no more work: its clip is done, or it is skipped by policy. The one rule
         the clips step, `status`, `resume` and the stitcher share."""
@@ -83,6 +91,13 @@ class ClipState:
         """Making this clip now means paying for a new operation (a SUBMITTED row re-attaches to its
         paid one; DONE and REJECTED rows are settled or reported)."""
         return self.row is None or self.row.status in (ClipStatus.CLAIMED, ClipStatus.FAILED)
+
+
+def resubmits_rejected(safety_policy: str, reasons: list[str] | None, retries: int) -> bool:
+    """Whether the clips step submits a clip the safety filter rejected again, rephrased: only under
+    the `retry` policy, while its rejections (one recorded reason each) number at most ``retries``
+    (VIDPIPE_SAFETY_RETRIES). The one rule the clips step and `status` share."""
+    return safety_policy == "retry" and len(reasons or []) <= retries
 
 
 @dataclass

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from vidpipe_core import media
 from vidpipe_core.errors import InvalidInput, VidpipeError
-from vidpipe_core.integrity import read_checked, scene_label
+from vidpipe_core.integrity import read_checked, scene_label, scene_list
 from vidpipe_core.schemas import ScenePlan
 from vidpipe_core.scratch import scratch_dir
 from vidpipe_core.services import Services
@@ -125,12 +125,22 @@ def _make_final(
             skipped[c.index] = "; ".join(c.row.safety_reasons or []) or "rejected by the safety filter"
         else:
             missing.append(c.index)
+    refused = [i for i in missing if state.clips[i].refused(spec.safety_policy, services.settings.safety_retries)]
+    if refused:  # `vidpipe render` would stop at the same refusal
+        raise VidpipeError(
+            f"project {project_id!r}: the safety filter refused {scene_list(refused)} (not submitted again under the "
+            f'`{spec.safety_policy}` safety policy); change its prompt (`vidpipe edit {project_id} --scene {refused[0] + 1} --motion "..."`) '
+            f"or leave it out of the video (`vidpipe edit {project_id} --safety-policy skip`), then `vidpipe resume {project_id}`"
+        )
     if not state.clips or missing:
         numbers = ", ".join(str(i + 1) for i in missing)
         which = ("scene " if len(missing) == 1 else "scenes ") + numbers if state.clips else "any scene"
         raise VidpipeError(f"project {project_id!r} has no finished clip for {which}; run `vidpipe render {project_id}`")
     if not included:
-        raise VidpipeError(f"project {project_id!r}: every scene was rejected by the safety filter; nothing to stitch")
+        raise VidpipeError(  # resuming alone would meet the same refusals
+            f"project {project_id!r}: every scene was rejected by the safety filter; nothing to stitch. Change the "
+            f'scenes\' prompts (`vidpipe edit {project_id} --scene 1 --motion "..."`, and so on), then `vidpipe resume {project_id}`'
+        )
 
     # ffmpeg's inputs and its output live in this step's scratch folder, removed afterwards.
     with scratch_dir(services.settings.data_dir, "vidpipe-stitch") as tmp:

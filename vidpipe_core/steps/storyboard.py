@@ -113,7 +113,7 @@ def _make_storyboard(services: Services, project_id: str, replan: bool, progress
             repaired=repaired,
         )
 
-    guard_budget("storyboard", 0.0, projection.total_usd, spec.max_cost_usd)
+    guard_budget("storyboard", 0.0, projection.total_usd, spec.max_cost_usd, project_id)
     progress(ProgressEvent("storyboard", f"planning {spec.scenes} scenes with {provider.name}", total=1))
     board, usage = provider.plan(spec)
     if len(board.scenes) != spec.scenes:
