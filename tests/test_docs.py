@@ -109,7 +109,7 @@ def test_runnable_block_runs(name, tmp_path):
     assert proc.returncode == 0, f"{page}, block {name!r} exited {proc.returncode}:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
     assert "Traceback" not in proc.stderr, f"{page}, block {name!r}:\n{proc.stderr[-4000:]}"
     videos = _check_videos(proc.stdout)
-    if re.search(r"^\s*(vidpipe|\S*/vidpipe) (render|resume|demo)\b", body, re.M):
+    if re.search(r"^\s*(?:\S*/)?vidpipe (?:render|resume|demo)\b(?!.*--(?:help|dry-run))", body, re.M):
         assert videos, f"{page}, block {name!r} renders but printed no video path:\n{proc.stdout[-2000:]}"
 
 
