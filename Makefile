@@ -38,7 +38,7 @@ dev: $(STAMP)
 	test -f $(DAGSTER_HOME)/dagster.yaml || cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml -h $(HOST) -p $(PORT)
 
-# A Celery worker for VIDPIPE_DAGSTER_EXECUTOR=celery (README "Deploying on several machines"); it
+# A Celery worker for VIDPIPE_DAGSTER_EXECUTOR=celery (docs/deployment.md); it
 # reads the same VIDPIPE_* and DAGSTER_HOME settings as everything else. `make worker QUEUE=x CONCURRENCY=4`
 QUEUE ?=
 CONCURRENCY ?=

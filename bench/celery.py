@@ -335,7 +335,7 @@ def _write_instance_yaml(home: Path, runs_at_once: int, limit: int, dequeue_thre
         if f"{key}: 4" not in text:
             raise RuntimeError(f"dagster.postgres.yaml no longer sets `{key}: 4`; adapt bench/celery.py")
         text = text.replace(f"{key}: 4", f"{key}: {value}")
-    if dequeue_threads:  # README "Deploying on several machines": start several run workers at once
+    if dequeue_threads:  # docs/deployment.md, "Several machines": start several run workers at once
         text += (
             "\nrun_coordinator:\n  module: dagster._core.run_coordinator\n  class: QueuedRunCoordinator\n"
             f"  config: {{dequeue_use_threads: true, dequeue_num_workers: {dequeue_threads}}}\n"

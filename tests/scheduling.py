@@ -67,6 +67,7 @@ SLOW: list[str] = [
     "tests/test_cli_input.py",  # 31
     "tests/dagster/test_characters.py",  # 30
     "tests/test_emulator.py",  # 27
+    "tests/test_docs.py",  # est. 20 (two 2-scene renders by the runnable blocks; 18 s idle)
     "tests/dagster/test_celery_liveness.py",  # est. 10
 ]
 

@@ -132,7 +132,7 @@ PG_ENV = {"VIDPIPE_PG_HOST": "127.0.0.1", "VIDPIPE_PG_USER": "postgres", "VIDPIP
         ("unreadable", ""),
         ("unwritable-home", ""),
         ("unknown-key", ""),
-        # The PostgreSQL instance of the README without its variables, with a port that is no number,
+        # The PostgreSQL instance of docs/deployment.md without its variables, with a port that is no number,
         # and with a server that refuses: Dagster's retries are not printed (four lines each).
         ("unset-variables", "it reads VIDPIPE_PG_DAGSTER_DB, VIDPIPE_PG_HOST, VIDPIPE_PG_PASSWORD"),
         ("bad-port", 'env variable "VIDPIPE_PG_PORT" cannot be coerced into an int'),

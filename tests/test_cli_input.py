@@ -77,7 +77,7 @@ def test_google_clip_duration_is_checked_against_the_model(vp_env, monkeypatch):
 
 def test_google_without_credentials_says_what_to_set(vp_env):
     result = runner.invoke(app, ["new", "a cat", "--provider", "google"])
-    assert result.exit_code == 2  # a configuration to fix (README "Errors and exit codes")
+    assert result.exit_code == 2  # a configuration to fix (docs/configuration.md, "Errors and exit codes")
     assert "GOOGLE_GENAI_USE_VERTEXAI" in result.output
     assert _leftovers(vp_env)["rows"] == []
 

@@ -1,5 +1,5 @@
-"""The output contract of the `vidpipe` console script (README "Using it", "JSON output", "Errors
-and exit codes"): the result alone on stdout, never wrapped; progress and errors on stderr, one
+"""The output contract of the `vidpipe` console script (docs/cli.md, and "Errors
+and exit codes" in docs/configuration.md): the result alone on stdout, never wrapped; progress and errors on stderr, one
 line per failed stage with the command that fixes it and the Dagster log in a file; --json
 documents; each documented exit code from a real case; `list` with full ids; help that wraps and
 shows defaults, without importing Dagster or the Google SDK."""

@@ -79,28 +79,50 @@ class Settings(BaseSettings):
     data_dir: Path = Field(
         default=Path(".vidpipe"), description="Where the database, artifacts, inbox and Dagster home live by default."
     )
-    database_url: str | None = Field(default=None, description="SQLAlchemy URL; default sqlite under data_dir.")
-    artifacts_url: str | None = Field(default=None, description="fsspec URL of the artifact store; default data_dir/artifacts.")
-    inbox_dir: Path | None = None
+    database_url: str | None = Field(
+        default=None,
+        description="vidpipe's database (projects, scenes, the ledger), any SQLAlchemy URL such as "
+        "postgresql+psycopg2://...; default SQLite in data_dir.",
+    )
+    artifacts_url: str | None = Field(
+        default=None,
+        description="Where artifacts go: a folder or an fsspec URL (s3://, gs://, memory://); default data_dir/artifacts. "
+        "Keys never go in it: s3:// takes the standard AWS variables.",
+    )
+    inbox_dir: Path | None = Field(
+        default=None, description="The prompt inbox folder the inbox sensor watches; default data_dir/inbox."
+    )
     inbox_max_bytes: int = Field(default=64 * 1024, gt=0, description="Larger inbox files are rejected.")
     inbox_min_age_s: float = Field(default=1.0, ge=0, description="Inbox files modified more recently wait for the next look.")
     inbox_max_files_per_tick: int = Field(default=500, gt=0, description="Inbox files evaluated per sensor tick.")
 
-    provider: ProviderChoice = "auto"
-    storyboard_provider: ProviderName | None = None
-    keyframe_provider: ProviderName | None = None
-    clip_provider: ProviderName | None = None
+    provider: ProviderChoice = Field(
+        default="auto",
+        description="Provider of every stage: auto (google when Google credentials are configured, else animatic), "
+        "animatic or google. A project's --provider wins.",
+    )
+    storyboard_provider: ProviderName | None = Field(
+        default=None,
+        description="Storyboard provider (animatic or google) when a project names no --provider; default: provider.",
+    )
+    keyframe_provider: ProviderName | None = Field(
+        default=None, description="Provider of character sheets and keyframes, as storyboard_provider."
+    )
+    clip_provider: ProviderName | None = Field(default=None, description="Clip provider, as storyboard_provider.")
 
-    default_style: str = "cinematic, soft natural light"
-    default_aspect_ratio: str = "16:9"
-    default_clip_duration: int = 4
-    default_scenes: int = 4
-    generate_audio: bool = True
-    safety_policy: SafetyPolicy = "fail"
-    max_cost_usd: float = 25.0
+    default_style: str = Field(default="cinematic, soft natural light", description="A project's style when it names none.")
+    default_aspect_ratio: str = Field(default="16:9", description="A project's aspect ratio when it names none: 16:9 or 9:16.")
+    default_clip_duration: int = Field(default=4, description="A project's seconds per scene when it names none.")
+    default_scenes: int = Field(default=4, description="A project's number of scenes when it names none (1-24).")
+    generate_audio: bool = Field(default=True, description="Whether a project asks Veo for an audio track when it does not say.")
+    safety_policy: SafetyPolicy = Field(
+        default="fail",
+        description="A project's policy for a clip the safety filter refuses, when it names none: fail, skip or retry.",
+    )
+    max_cost_usd: float = Field(default=25.0, description="A project's budget in USD when it names none.")
 
     animatic_resolution: int = Field(default=720, description="Short side in pixels of animatic keyframes and clips.")
-    fps: int = 24
+    fps: int = Field(default=24, description="Frames per second of animatic clips.")
     local_renders: int = Field(
         default=1,
         gt=0,
@@ -109,12 +131,18 @@ class Settings(BaseSettings):
         "1 keeps a 16-scene 1080p render below 600 MiB and was no slower on 2 cores (bench/README section 5).",
     )
 
-    storyboard_model: str = "gemini-2.5-flash"
-    image_model: str = "gemini-2.5-flash-image"
-    video_model: str = "veo-3.1-generate-001"
-    video_fast_model: str = "veo-3.1-fast-generate-001"
-    video_durations: tuple[int, ...] = (4, 6, 8)
-    gcs_base_url: str = "https://storage.googleapis.com"
+    storyboard_model: str = Field(default="gemini-2.5-flash", description="Gemini model that writes the storyboard (google).")
+    image_model: str = Field(
+        default="gemini-2.5-flash-image", description="Gemini image model of character sheets and keyframes (google)."
+    )
+    video_model: str = Field(default="veo-3.1-generate-001", description="Veo model of the clips (google).")
+    video_fast_model: str = Field(default="veo-3.1-fast-generate-001", description="Veo model of a project made with --fast.")
+    video_durations: tuple[int, ...] = Field(
+        default=(4, 6, 8), description="Clip durations in seconds the video model accepts (JSON list)."
+    )
+    gcs_base_url: str = Field(
+        default="https://storage.googleapis.com", description="Where a clip that Veo returns as a gs:// URI is downloaded from."
+    )
     prices: dict[str, dict[str, float]] = Field(
         default_factory=lambda: {k: dict(v) for k, v in DEFAULT_PRICES.items()},
         description="Price table, model -> rates (see PRICE_RATES). A custom table (VIDPIPE_PRICES as JSON, or "
@@ -122,15 +150,22 @@ class Settings(BaseSettings):
         "replaces that model's list price whole. A model with no entry cannot be priced.",
     )
 
-    retry_attempts: int = 5
-    retry_initial_s: float = 1.0
-    retry_max_s: float = 30.0
-    poll_initial_s: float = 5.0
+    retry_attempts: int = Field(
+        default=5, description="Tries of a remote call that fails with a transient error (429, 5xx, timeouts)."
+    )
+    retry_initial_s: float = Field(default=1.0, description="Cap of the first retry's random delay; it doubles with each retry.")
+    retry_max_s: float = Field(default=30.0, description="Largest cap of a retry's random delay.")
+    poll_initial_s: float = Field(
+        default=5.0, description="Without a learned schedule: the wait after the first poll, doubling up to poll_max_s."
+    )
     poll_max_s: float = Field(
         default=10.0,
         description="Longest wait between polls: polls are free, and the wait after an operation finishes is pure latency.",
     )
-    poll_timeout_s: float = 1200.0
+    poll_timeout_s: float = Field(
+        default=1200.0,
+        description="How long one wait polls a video operation before the scene fails; a resume re-attaches to it.",
+    )
     # Learned Veo poll schedule (vidpipe_core/polling.py): the first poll of an operation waits for
     # the quantile of when earlier clips of the same model and length were done, as their polls saw it.
     poll_learn: bool = Field(
@@ -160,8 +195,15 @@ class Settings(BaseSettings):
         description="Wait between polls after the learned first poll (at most poll_max_s): the lag of a clip that "
         "finishes after the first poll is at most this.",
     )
-    clip_concurrency: int = Field(default=4, description="Video operations in flight per project run.")
-    safety_retries: int = 2
+    clip_concurrency: int = Field(
+        default=4,
+        description="Video operations in flight per project run (the clips asset's `concurrency` config overrides it); the "
+        "video_pool bounds them across runs.",
+    )
+    safety_retries: int = Field(
+        default=2,
+        description="Under the retry safety policy: how often a refused clip is resubmitted, more conservatively phrased.",
+    )
     lock_wait_s: float = Field(
         default=0.0, description="How long a run waits for another run of the same project before failing."
     )
@@ -179,9 +221,11 @@ class Settings(BaseSettings):
     )
     dagster_executor: Literal["in_process", "multiprocess", "celery"] = Field(
         default="in_process",
-        description="How a render_project run executes its five steps. They form a chain, so in_process (the run "
-        "worker itself) saves ~1.5 s of process start-up per step; multiprocess is Dagster's default; celery sends "
-        "each step to `vidpipe worker` processes on any host through the broker (README: Deploying on several machines).",
+        description="How a render_project run of the daemon, the UI or `dagster job execute` executes its five steps "
+        "(`vidpipe render` and the other vidpipe commands always run them in their own process). They form a chain, so "
+        "in_process (the run worker itself; clips run as threads inside their step) saves ~1.5 s of process start-up "
+        "per step; multiprocess is Dagster's default, a process per step; celery sends each step to `vidpipe worker` "
+        "processes on any host through the broker (docs/deployment.md). Read when the definitions load.",
     )
     # Celery (dagster_executor = "celery"): read from the environment by the run worker and by every
     # `vidpipe worker`, never written into Dagster's run config, tags or tables (they hold secrets).
@@ -199,7 +243,8 @@ class Settings(BaseSettings):
         default=60.0,
         ge=0,
         description="How long a celery run waits for a `vidpipe worker` to take steps from its queue before it fails "
-        "(no step sent). Raise it where workers are started on demand.",
+        "(no step sent). Raise it where workers are started on demand. Only an AMQP broker (RabbitMQ) says how many "
+        "workers consume a queue: with a redis broker there is no such check.",
     )
 
     @field_validator("data_dir", mode="after")

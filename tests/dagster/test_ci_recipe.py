@@ -46,11 +46,11 @@ def readme_command(start: str) -> str:
     return command
 
 
-def readme_refusal_line() -> str:
-    """The refusal the README shows (the CI section's plain block), for its example folder /ci."""
-    text = (REPO / "README.md").read_text()
-    start = text.index("### CI recipe\n")
-    section = text[start : text.index("\n### ", start + 1)]
+def documented_refusal_line() -> str:
+    """The refusal docs/automation.md shows (the CI section's plain block), for its example folder /ci."""
+    text = (REPO / "docs" / "automation.md").read_text()
+    start = text.index("## CI with the Dagster CLI\n")
+    section = text[start : text.index("\n## ", start + 1)]
     [block] = [body for lang, body in re.findall(r"^```(\w*)\n(.*?)^```$", section, flags=re.S | re.M) if not lang]
     return block.strip()
 
@@ -157,9 +157,9 @@ def _check_mp4(path: Path, seconds: float) -> None:
     assert fps > 0 and abs(frames - fps * seconds) <= 2, (frames, fps)
 
 
-def test_readme_refusal_is_what_the_recipe_without_dagster_home_prints(clone):
+def test_documented_refusal_is_what_the_recipe_without_dagster_home_prints(clone):
     """The reported failure: the recipe without its `export`. The run stops in its first step,
-    before the storyboard is planned, with the line the README shows."""
+    before the storyboard is planned, with the line docs/automation.md shows."""
     export, new, execute = readme_commands()
     assert export.startswith("export DAGSTER_HOME=")
     assert _bash(new, clone).returncode == 0
@@ -169,7 +169,7 @@ def test_readme_refusal_is_what_the_recipe_without_dagster_home_prints(clone):
     proc = _bash(execute, clone)
     assert proc.returncode != 0
     home = clone.resolve() / ".vidpipe" / "dagster"
-    assert readme_refusal_line().replace("/ci/.vidpipe/dagster", str(home)) in proc.stdout + proc.stderr
+    assert documented_refusal_line().replace("/ci/.vidpipe/dagster", str(home)) in proc.stdout + proc.stderr
     assert _project_files(services) == before
     _nothing_done(services)
 

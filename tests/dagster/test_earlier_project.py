@@ -50,7 +50,7 @@ def _rendered_by_another_process(project_id: str, scenes: int) -> None:
 
 
 def _shows_no_final_video(vp_env, project_id: str) -> None:  # type: ignore[no-untyped-def]
-    piped = _cli("list").splitlines()  # not a terminal: the tab-separated lines of the README
+    piped = _cli("list").splitlines()  # not a terminal: the tab-separated lines of docs/cli.md
     assert [line.split("\t")[0] for line in piped] == [project_id]
     assert piped[0].split("\t")[4] == "-"
     assert [p["final_video"] for p in json.loads(_cli("list", "--json"))] == [None]

@@ -12,7 +12,7 @@ Invariants at the end:
 A kill is delivered only when no video submission is between the provider's answer and the
 ledger commit (the process group is stopped, and the emulator's accepted submissions are compared
 with the ledger's): that window, milliseconds wide, is the one place where no client can avoid
-paying twice, since Veo has no idempotency key (see README "Never paying twice")."""
+paying twice, since Veo has no idempotency key (see docs/concepts.md, "Resume and repair")."""
 
 from __future__ import annotations
 

@@ -293,7 +293,7 @@ def _sensor_ticks(instance: dg.DagsterInstance) -> list[str]:
 
 
 def test_dagster_job_launch_queues_projects_for_the_daemon(daemon, deployment):
-    """Many projects: `dagster job launch` only enqueues (the README's recipe); the daemon's run
+    """Many projects: `dagster job launch` only enqueues (the recipe of docs/automation.md); the daemon's run
     queue starts them, at most `max_concurrent_runs` at a time, each in its own run worker."""
     import json
     import subprocess
