@@ -3,8 +3,8 @@
 The fields, their descriptions and what a field left out means are written here once. `vidpipe new`'s
 options (`vidpipe_dagster/cli.py`), the `new_project` job's config (`vidpipe_dagster/create.py`) and
 the fields an inbox file may set (`vidpipe_core/inbox/`) are built from this model, so they cannot
-drift apart (`tests/dagster/test_new_project_job.py` checks that every field appears in all three
-with the same description and default).
+drift apart (`tests/dagster/test_one_request.py` checks that every field appears in all three with
+the same description and default, and makes the same project from the same values).
 
 A request holds what was given and nothing else: a field left out is None and means its default
 (a setting, another field, a fixed value), resolved by `projects.build_spec`, which also applies the
@@ -68,7 +68,10 @@ class Offered:
     panel: str | None = None
 
 
-PROVIDERS = "Providers"  # a help panel of their own (see cli.py)
+# The command line lists the providers in a panel of their own: in one table with the rest,
+# --storyboard-provider's width leaves the help column too narrow at 80 columns for a default
+# such as VIDPIPE_DEFAULT_CLIP_DURATION.
+PROVIDERS = "Providers"
 
 
 class ProjectRequest(BaseModel):

@@ -310,10 +310,18 @@ def _setting(name: str) -> str:
     return f"{Settings.model_fields[name].default}, or VIDPIPE_{name.upper()}"
 
 
-def _flag(name: str) -> str:
-    """A request field's option on the command line: ``--max-cost`` for max_cost_usd, else ``--<name>``."""
+def _spelling(name: str) -> str:
+    """How request field ``name`` is typed on the command line: ``--<name>`` or its own flag
+    (``--max-cost``); a yes/no field has both forms (``--fast/--no-fast``)."""
     about = offered(name)
-    return (about.flag if about and about.flag else f"--{name.replace('_', '-')}").split("/")[0]
+    flag = about.flag if about is not None and about.flag else f"--{name.replace('_', '-')}"
+    if "/" not in flag and ProjectRequest.model_fields[name].annotation == bool | None:
+        flag = f"{flag}/--no-{flag.removeprefix('--')}"
+    return flag
+
+
+def _flag(name: str) -> str:
+    return _spelling(name).split("/")[0]
 
 
 def _request_parameters() -> list[inspect.Parameter]:
@@ -327,13 +335,10 @@ def _request_parameters() -> list[inspect.Parameter]:
         if about is None:
             default: Any = typer.Argument(..., help=description(name))
         else:
-            spelled = about.flag or f"--{name.replace('_', '-')}"
-            if info.annotation == bool | None and "/" not in spelled:
-                spelled = f"{spelled}/--no-{spelled.removeprefix('--')}"
             fixed = about.default.value  # shown as typer shows any default: `[default: 0.0]`, `no-fast`
             default = typer.Option(
                 fixed,
-                spelled,
+                _spelling(name),
                 show_default=True if fixed is not None else about.default.text(_flag),
                 help=description(name),
                 rich_help_panel=about.panel,
