@@ -84,6 +84,18 @@ def test_every_field_is_an_option_a_config_field_and_an_inbox_field_saying_the_s
     assert config["force"].description and not config["force"].is_required
 
 
+def test_the_inbox_page_lists_every_field_as_the_model_says():
+    """docs/automation.md's table of an inbox file's fields is what docs/generate.py makes from the
+    model now: a field added or re-described fails here until the page follows."""
+    import runpy
+    from pathlib import Path
+
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    page = (docs / "automation.md").read_text(encoding="utf-8")
+    assert "<!-- generated: request-fields (docs/generate.py) -->\n" + fields_markdown() in page
+    assert runpy.run_path(str(docs / "generate.py"))["render"](page) == page
+
+
 def _cli_args(values: dict[str, Any]) -> list[str]:
     options = {p.name: p for p in _new_command().params}
     args = []

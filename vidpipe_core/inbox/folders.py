@@ -154,7 +154,7 @@ def error_text(name: str, reason: str, inbox: Path) -> str:
         f"vidpipe did not register '{display_name(name)}' from the prompt inbox.\n\n"
         f"    {reason}\n\n"
         f"Fix the file and drop it into {inbox} again (write it as .name.tmp, then rename it).\n"
-        'This copy stays here and is not retried. File format: README.md, section "Prompt inbox".\n'
+        'This copy stays here and is not retried. File format: docs/automation.md, "The prompt inbox".\n'
         f"Rejected at {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC.\n"
     )
 
