@@ -17,11 +17,11 @@ STEPS = STAGES  # one Dagster step per stage
 
 
 def register(prompt: str, *, scenes: int, clip_duration: int, provider: str, prefix: str, **options: Any) -> str:
-    from vidpipe_dagster.cli import register as cli_register
+    from vidpipe_dagster.runner import register
 
     project_id = f"{prefix}-{uuid.uuid4().hex[:8]}"
     options.setdefault("max_cost_usd", 1000.0)  # 16 Veo clips list at > $25, vidpipe's default budget
-    spec = cli_register(prompt, id=project_id, scenes=scenes, clip_duration=clip_duration, provider=provider, **options)
+    spec = register(prompt, id=project_id, scenes=scenes, clip_duration=clip_duration, provider=provider, **options)
     return spec.id
 
 

@@ -1,11 +1,14 @@
-"""Write the generated parts of docs/configuration.md from their one home, vidpipe_core/config.py:
-the settings table (each `Settings` field's variable, default and description) and the list prices.
+"""Write the generated parts of docs/ from their one home: in configuration.md, from
+vidpipe_core/config.py, the settings table (each `Settings` field's variable, default and
+description) and the list prices; in automation.md, from vidpipe_core/request.py, the fields an
+inbox file may set (each `ProjectRequest` field's default and description).
 
     .venv/bin/python docs/generate.py           # rewrite them in place
     .venv/bin/python docs/generate.py --check   # exit 1 when the page and the code differ
 
-tests/test_docs.py fails when they differ, so a setting cannot be added, renamed or re-described
-without the page following."""
+tests/test_docs.py (and tests/dagster/test_one_request.py for the inbox fields) fail when they
+differ, so a setting or a request field cannot be added, renamed or re-described without the page
+following."""
 
 from __future__ import annotations
 
@@ -16,8 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from vidpipe_core.config import DEFAULT_PRICES, PRICE_RATES, Settings
+from vidpipe_core.request import fields_markdown
 
-PAGE = Path(__file__).resolve().parent / "configuration.md"
+DOCS = Path(__file__).resolve().parent
+PAGE = DOCS / "configuration.md"
+PAGES = (PAGE, DOCS / "automation.md")
 BLOCK = re.compile(r"(<!-- generated: (?P<name>[\w-]+) \(docs/generate\.py\) -->\n)(?P<body>.*?)(<!-- end generated -->)", re.S)
 
 
@@ -63,7 +69,12 @@ def price_rows() -> list[str]:
     return rows
 
 
-GENERATORS = {"settings": settings_rows, "prices": price_rows}
+def request_rows() -> list[str]:
+    """The fields of a project request (an inbox file's; `vidpipe new`'s options), one row each."""
+    return fields_markdown().splitlines()
+
+
+GENERATORS = {"settings": settings_rows, "prices": price_rows, "request-fields": request_rows}
 
 
 def render(page: str) -> str:
@@ -72,24 +83,26 @@ def render(page: str) -> str:
     def body(match: re.Match[str]) -> str:
         name = match["name"]
         if name not in GENERATORS:
-            raise ValueError(f"{PAGE.name}: no generator for the block {name!r} (known: {', '.join(GENERATORS)})")
+            raise ValueError(f"no generator for the block {name!r} (known: {', '.join(GENERATORS)})")
         return match[1] + "\n".join(GENERATORS[name]()) + "\n" + match[4]
 
     return BLOCK.sub(body, page)
 
 
 def main(argv: list[str]) -> int:
-    page = PAGE.read_text(encoding="utf-8")
-    fresh = render(page)
-    if "--check" in argv:
-        if fresh != page:
-            print(f"{PAGE} is out of date: run `.venv/bin/python docs/generate.py`", file=sys.stderr)
-            return 1
-        return 0
-    if fresh != page:
-        PAGE.write_text(fresh, encoding="utf-8")
-        print(f"rewrote the generated blocks of {PAGE}")
-    return 0
+    stale = 0
+    for path in PAGES:
+        page = path.read_text(encoding="utf-8")
+        fresh = render(page)
+        if fresh == page:
+            continue
+        if "--check" in argv:
+            print(f"{path} is out of date: run `.venv/bin/python docs/generate.py`", file=sys.stderr)
+            stale += 1
+        else:
+            path.write_text(fresh, encoding="utf-8")
+            print(f"rewrote the generated blocks of {path}")
+    return 1 if stale else 0
 
 
 if __name__ == "__main__":

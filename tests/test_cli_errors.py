@@ -372,11 +372,13 @@ def test_failed_row_insert_removes_the_partition_it_added(vp_env, monkeypatch):
 
 
 def test_row_without_partition_is_repaired(vp_env):
-    from vidpipe_core.projects import create_project
+    from vidpipe_core.projects import build_spec, create_project
+    from vidpipe_core.request import ProjectRequest
     from vidpipe_dagster.instance import ensure_partition
 
     services = vp_env.services()
-    create_project(services, "a cat on a windowsill", id="cat")  # a registration that died before the partition
+    spec = build_spec(services.settings, ProjectRequest(prompt="a cat on a windowsill", id="cat"))
+    create_project(services, spec, "cli")  # a registration that died before the partition
     instance = vp_env.instance()
     assert _partitions(vp_env) == []
     ensure_partition(instance, services, "cat")

@@ -4,27 +4,25 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from vidpipe_core import locks
 from vidpipe_core.config import ASPECT_RATIOS, MAX_PROMPT_CHARS, MAX_SCENES, MIN_SCENES, Settings
 from vidpipe_core.errors import ConfigurationError, InvalidInput, ProjectNotFound, VidpipeError, invalid, one_line
-from vidpipe_core.ids import new_project_id, validate_project_id
+from vidpipe_core.ids import new_project_id, slug_from_prompt, validate_project_id
 from vidpipe_core.models import Project, utcnow
 from vidpipe_core.providers import clip_provider, resolve_stage_providers
+from vidpipe_core.request import MAX_NEGATIVE_PROMPT_CHARS, MAX_SEED, MAX_STYLE_CHARS, SAFETY_POLICIES, ProjectRequest
 from vidpipe_core.schemas import ProjectSpec, StageProviders
 from vidpipe_core.services import Services
 from vidpipe_core.text import check_text, has_visible_text
-
-MAX_STYLE_CHARS = 500
-MAX_NEGATIVE_PROMPT_CHARS = 1000
-MAX_SEED = 2**32 - 1  # Veo's seed is an unsigned 32-bit integer
-SAFETY_POLICIES = ("fail", "skip", "retry")
 
 
 def _is_finite_number(value: Any) -> bool:
@@ -42,31 +40,21 @@ def check_budget(value: Any, *, default: bool = False) -> float:
     return float(value)
 
 
-def build_spec(
-    settings: Settings,
-    prompt: str,
-    *,
-    id: str | None = None,
-    taken: Callable[[str], bool] = lambda _id: False,
-    style: str | None = None,
-    aspect_ratio: str | None = None,
-    clip_duration: int | None = None,
-    scenes: int | None = None,
-    provider: str | None = None,
-    storyboard_provider: str | None = None,
-    keyframe_provider: str | None = None,
-    clip_provider_name: str | None = None,
-    generate_audio: bool | None = None,
-    negative_prompt: str = "",
-    seed: int | None = None,
-    fast: bool = False,
-    max_cost_usd: float | None = None,
-    safety_policy: str | None = None,
-    crossfade: float = 0.0,
-) -> ProjectSpec:
-    """A validated spec. Every problem is named at once: one raises InvalidInput naming the field
-    and what is allowed, several raise InvalidInputs listing each (a field that depends on another,
-    such as the crossfade on the clip duration, is checked once that one is valid)."""
+def build_spec(settings: Settings, request: ProjectRequest) -> ProjectSpec:
+    """The validated spec of ``request``, every default resolved; the one place a request's values
+    are judged, called once per registration. Every problem is named at once: one raises
+    InvalidInput naming the field and what is allowed, several raise InvalidInputs listing each (a
+    field that depends on another, such as the crossfade on the clip duration, is checked once that
+    one is valid). A provider that cannot run here (Google without credentials) raises
+    ConfigurationError (`validate_request` names it as the request's problem instead).
+
+    The id is the request's, or the one the prompt makes (`slug_from_prompt`); nothing here asks the
+    database whether it is taken: `claim_id` does, when the project is registered."""
+    prompt, id = request.prompt, request.id
+    style, negative_prompt = request.style, request.negative_prompt or ""
+    aspect_ratio, clip_duration, scenes = request.aspect_ratio, request.clip_duration, request.scenes
+    seed, safety_policy, max_cost_usd = request.seed, request.safety_policy, request.max_cost_usd
+    crossfade = 0.0 if request.crossfade is None else request.crossfade
     problems = _Problems()
     with problems.check():
         if isinstance(prompt, str) and prompt.strip() and not has_visible_text(prompt):  # said before naming one of them
@@ -122,21 +110,20 @@ def build_spec(
     with problems.check():
         stages = dict(
             resolve_stage_providers(
-                settings, provider, storyboard=storyboard_provider, keyframes=keyframe_provider, clips=clip_provider_name
+                settings,
+                request.provider,
+                storyboard=request.storyboard_provider,
+                keyframes=request.keyframe_provider,
+                clips=request.clip_provider,
             )
         )
     clip_duration = settings.default_clip_duration if clip_duration is None else clip_duration
-    if problems:  # what follows needs the values above (and the id must not be probed for a bad prompt)
+    if problems:  # what follows needs the values above
         if stages is not None and prompt_ok:
             _check_duration_alone(settings, stages, clip_duration, problems)
         problems.raise_any()
     assert stages is not None
-    if id is None:
-        project_id = new_project_id(prompt, taken)
-    else:
-        project_id = validate_project_id(id) if id_ok else id
-        if taken(project_id):
-            raise InvalidInput("id", f"{project_id!r} is already taken; choose another id or omit --id")
+    project_id = slug_from_prompt(prompt) if id is None else validate_project_id(id) if id_ok else id
     try:
         spec = ProjectSpec(
             id=project_id,
@@ -146,10 +133,10 @@ def build_spec(
             clip_duration=clip_duration,
             scenes=scenes,
             providers=StageProviders(**stages),
-            generate_audio=settings.generate_audio if generate_audio is None else generate_audio,
+            generate_audio=settings.generate_audio if request.generate_audio is None else request.generate_audio,
             negative_prompt=negative_prompt,
             seed=seed,
-            fast=fast,
+            fast=bool(request.fast),
             max_cost_usd=max_cost,
             safety_policy=safety_policy or settings.safety_policy,  # type: ignore[arg-type]  # a str checked against SAFETY_POLICIES above
             crossfade=crossfade,
@@ -166,6 +153,18 @@ def build_spec(
                 )
     problems.raise_any()
     return spec
+
+
+def validate_request(settings: Settings, request: ProjectRequest) -> ProjectSpec:
+    """`build_spec` for a request that is not a command line (an inbox file, the `new_project`
+    job): a provider that cannot run here is a problem of the request, named `provider`, rather
+    than a configuration error of the caller."""
+    try:
+        return build_spec(settings, request)
+    except InvalidInput:
+        raise
+    except VidpipeError as exc:  # e.g. provider: google without credentials
+        raise InvalidInput("provider", str(exc)) from None
 
 
 def _pydantic_problem(err: Any) -> InvalidInput:
@@ -259,27 +258,33 @@ def set_aside_tag(nonce: str) -> str:
     return nonce[:12]
 
 
-def create_project(services: Services, prompt: str, *, source: str = "cli", **options: Any) -> ProjectSpec:
-    """Write the project's row. Files that an earlier project with this id left in the artifact
-    store (its database was lost or moved, or its row deleted) are then moved aside, never
-    deleted (`ArtifactStore.set_aside`; `earlier_files` says where): nothing of that project is
-    ever taken for this one's. The row is written holding the project's lock, so no step writes
-    into the folder while it is moved; when the move fails, the row is removed again and the
-    registration fails, with the earlier files where they were."""
-    spec = build_spec(services.settings, prompt, taken=lambda i: project_exists(services, i), **options)
+def create_project(services: Services, spec: ProjectSpec, source: str) -> ProjectSpec:
+    """Write the row of ``spec`` (validated by `build_spec`, its id claimed by `claim_id`);
+    ``source`` says where the request came from (`cli`, `inbox:...`, `dagster:new_project:<run>`).
+    Files that an earlier project with this id left in the artifact store (its database was lost
+    or moved, or its row deleted) are then moved aside, never deleted (`ArtifactStore.set_aside`;
+    `earlier_files` says where): nothing of that project is ever taken for this one's. The row is
+    written holding the project's lock, so no step writes into the folder while it is moved; when
+    the move fails, the row is removed again and the registration fails, with the earlier files
+    where they were. An id taken meanwhile (by a registration at the same moment) is InvalidInput."""
     nonce, holder = uuid.uuid4().hex, locks.Holder.current(REGISTER_RUN_ID).encode()
-    with services.db.session() as s:
-        s.add(
-            Project(
-                id=spec.id,
-                prompt=spec.prompt,
-                spec=spec.model_dump(mode="json"),
-                source=source,
-                nonce=nonce,
-                lock_holder=holder,
-                lock_heartbeat=utcnow(),
+    try:
+        with services.db.session() as s:
+            s.add(
+                Project(
+                    id=spec.id,
+                    prompt=spec.prompt,
+                    spec=spec.model_dump(mode="json"),
+                    source=source,
+                    nonce=nonce,
+                    lock_holder=holder,
+                    lock_heartbeat=utcnow(),
+                )
             )
-        )
+    except IntegrityError:
+        if project_exists(services, spec.id):
+            raise InvalidInput("id", f"{spec.id!r} is already taken by another project; choose another id") from None
+        raise
     try:
         services.store.set_aside(spec.id, set_aside_tag(nonce))
     except BaseException as exc:
@@ -345,16 +350,25 @@ def find_identical(services: Services, spec: ProjectSpec, *, only_id: str | None
     return None
 
 
-def refuse_duplicate(services: Services, prompt: str, **options: Any) -> None:
-    """Raise AlreadyRegistered when `build_spec(prompt, **options)` has the prompt and settings of
-    a registered project; InvalidInput when the options are invalid. Without an id, any project
-    counts; with ``id``, only the project of that id (registering it again is a no-op, and a new
-    id is the caller's explicit choice of a second project)."""
-    wanted_id = options.get("id")
-    probe = build_spec(services.settings, prompt, **options)  # validates; the id is not compared
-    twin = find_identical(services, probe, only_id=wanted_id)
+def refuse_duplicate(services: Services, spec: ProjectSpec, *, generated: bool) -> None:
+    """Raise AlreadyRegistered when ``spec`` has the prompt and settings of a registered project.
+    With a ``generated`` id (the request named none), any project counts; with an id the request
+    gave, only the project of that id (registering it again is a no-op, and a new id is the
+    caller's explicit choice of a second project)."""
+    twin = find_identical(services, spec, only_id=None if generated else spec.id)
     if twin is not None:
         raise AlreadyRegistered(twin)
+
+
+def claim_id(services: Services, spec: ProjectSpec, *, generated: bool) -> ProjectSpec:
+    """``spec`` with an id no project has: a ``generated`` one gets a short random suffix when its
+    slug is taken (`new_project_id`); one the request gave is refused when taken."""
+    taken = partial(project_exists, services)
+    if generated:
+        return spec.model_copy(update={"id": new_project_id(spec.prompt, taken)})
+    if taken(spec.id):
+        raise InvalidInput("id", f"{spec.id!r} is already taken; choose another id or omit --id")
+    return spec
 
 
 def load_spec(services: Services, project_id: str) -> ProjectSpec:

@@ -6,6 +6,8 @@ one JSON document with --json; progress, notes, warnings and errors go to stderr
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import os
 import re
@@ -26,7 +28,8 @@ from rich.table import Table
 from typer.core import TyperCommand, TyperGroup
 
 from vidpipe_core.config import Settings, get_settings, settings_error
-from vidpipe_core.errors import ConfigurationError, InvalidInput, ProjectBusy, ProjectNotFound, VidpipeError, scrub_url
+from vidpipe_core.errors import ConfigurationError, InvalidInput, ProjectBusy, ProjectNotFound, VidpipeError, invalid, scrub_url
+from vidpipe_core.request import FIELDS, ProjectRequest, check_fields, description, offered
 from vidpipe_core.steps import CHARACTERS, CLIPS, FINAL_VIDEO, KEYFRAMES, STAGES
 from vidpipe_core.steps.report import ProgressEvent
 from vidpipe_core.text import escape_invisible
@@ -34,7 +37,6 @@ from vidpipe_core.text import escape_invisible
 if TYPE_CHECKING:
     import dagster as dg
 
-    from vidpipe_core.schemas import ProjectSpec
     from vidpipe_core.services import Services
     from vidpipe_dagster.runner import StepFailure
 
@@ -308,74 +310,66 @@ def _setting(name: str) -> str:
     return f"{Settings.model_fields[name].default}, or VIDPIPE_{name.upper()}"
 
 
-PROVIDER_VALUES = "auto, animatic, google"
-# A panel of their own: in one table with the rest, --storyboard-provider's width leaves the help
-# column too narrow at 80 columns for a default such as VIDPIPE_DEFAULT_CLIP_DURATION.
-PROVIDERS_PANEL = "Providers"
+def _spelling(name: str) -> str:
+    """How request field ``name`` is typed on the command line: ``--<name>`` or its own flag
+    (``--max-cost``); a yes/no field has both forms (``--fast/--no-fast``)."""
+    about = offered(name)
+    flag = about.flag if about is not None and about.flag else f"--{name.replace('_', '-')}"
+    if "/" not in flag and ProjectRequest.model_fields[name].annotation == bool | None:
+        flag = f"{flag}/--no-{flag.removeprefix('--')}"
+    return flag
+
+
+def _flag(name: str) -> str:
+    return _spelling(name).split("/")[0]
+
+
+def _request_parameters() -> list[inspect.Parameter]:
+    """One parameter per ProjectRequest field, as typer reads them: the prompt an argument, every
+    other field an option whose name, type, help and shown default come from the model. An option
+    not given is None (the request's default, resolved by `build_spec`), or the field's fixed
+    default value (crossfade 0.0, fast false)."""
+    params = []
+    for name, info in ProjectRequest.model_fields.items():
+        about = offered(name)
+        if about is None:
+            default: Any = typer.Argument(..., help=description(name))
+        else:
+            fixed = about.default.value  # shown as typer shows any default: `[default: 0.0]`, `no-fast`
+            default = typer.Option(
+                fixed,
+                _spelling(name),
+                show_default=True if fixed is not None else about.default.text(_flag),
+                help=description(name),
+                rich_help_panel=about.panel,
+            )
+        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=info.annotation))
+    return params
+
+
+def request_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Give ``command`` (whose first parameter is ``request: ProjectRequest``) the command-line
+    form of every request field: the prompt argument and one option per field, derived from the
+    model, before the command's own options. The command gets the typed request."""
+    own = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in list(inspect.signature(command).parameters.values())[1:]]
+
+    @functools.wraps(command)
+    def with_request(**values: Any) -> None:
+        given = {name: values.pop(name) for name in FIELDS}
+        request, problems = check_fields({k: v for k, v in given.items() if v is not None})
+        if problems:  # the command line's types are the model's: only a value typer let through
+            raise _fail(invalid(problems))
+        assert request is not None
+        command(request, **values)
+
+    with_request.__signature__ = inspect.Signature([*_request_parameters(), *own])  # type: ignore[attr-defined]  # what typer reads
+    return with_request
 
 
 @app.command()
+@request_options
 def new(
-    prompt: str = typer.Argument(..., help="What the video is about."),
-    id: str | None = typer.Option(
-        None, "--id", show_default="generated from the prompt", help="Project id: lower-case letters, digits and -."
-    ),
-    style: str | None = typer.Option(None, show_default=_setting("default_style"), help="Visual style."),
-    aspect_ratio: str | None = typer.Option(
-        None, "--aspect-ratio", show_default=_setting("default_aspect_ratio"), help="16:9 or 9:16."
-    ),
-    clip_duration: int | None = typer.Option(
-        None,
-        "--clip-duration",
-        show_default=_setting("default_clip_duration"),
-        help="Seconds per scene: 1-8 with the animatic, 4, 6 or 8 with Veo.",
-    ),
-    scenes: int | None = typer.Option(None, show_default=_setting("default_scenes"), help="Number of scenes, 1-24."),
-    provider: str | None = typer.Option(
-        None,
-        show_default=_setting("provider"),
-        help=f"Provider of every stage: {PROVIDER_VALUES}.",
-        rich_help_panel=PROVIDERS_PANEL,
-    ),
-    storyboard_provider: str | None = typer.Option(
-        None,
-        "--storyboard-provider",
-        show_default="--provider",
-        help=f"Storyboard provider: {PROVIDER_VALUES}.",
-        rich_help_panel=PROVIDERS_PANEL,
-    ),
-    keyframe_provider: str | None = typer.Option(
-        None,
-        "--keyframe-provider",
-        show_default="--provider",
-        help=f"Keyframe provider: {PROVIDER_VALUES}.",
-        rich_help_panel=PROVIDERS_PANEL,
-    ),
-    clip_provider: str | None = typer.Option(
-        None,
-        "--clip-provider",
-        show_default="--provider",
-        help=f"Clip provider: {PROVIDER_VALUES}.",
-        rich_help_panel=PROVIDERS_PANEL,
-    ),
-    audio: bool | None = typer.Option(
-        None, "--audio/--no-audio", show_default=_setting("generate_audio"), help="Generate an audio track (Veo)."
-    ),
-    negative_prompt: str = typer.Option("", "--negative-prompt", show_default=True, help="What the video must not show."),
-    seed: int | None = typer.Option(None, show_default="random", help="Seed for Veo, 0-4294967295."),
-    fast: bool = typer.Option(False, show_default=True, help="Use the fast (cheaper) video model."),
-    max_cost: float | None = typer.Option(
-        None, "--max-cost", show_default=_setting("max_cost_usd"), help="Budget in USD; a run that would exceed it stops."
-    ),
-    safety_policy: str | None = typer.Option(
-        None,
-        "--safety-policy",
-        show_default=_setting("safety_policy"),
-        help="A clip refused by the safety filter: fail, skip or retry.",
-    ),
-    crossfade: float = typer.Option(
-        0.0, show_default=True, help="Crossfade between scenes in seconds (0 = hard cuts, stream copy)."
-    ),
+    request: ProjectRequest,
     force: bool = typer.Option(
         False, "--force", show_default=True, help="Register a new project even when one has this prompt and these settings."
     ),
@@ -384,30 +378,12 @@ def new(
     """Register a project (validated; nothing is written when anything is wrong) and print its id.
     A project with the same prompt and settings is not registered twice: its id is printed."""
     from vidpipe_core.projects import AlreadyRegistered
+    from vidpipe_dagster.runner import register
 
     if as_json:
         _json_mode("new")
     try:
-        spec = register(
-            prompt,
-            id=id,
-            style=style,
-            aspect_ratio=aspect_ratio,
-            clip_duration=clip_duration,
-            scenes=scenes,
-            provider=provider,
-            storyboard_provider=storyboard_provider,
-            keyframe_provider=keyframe_provider,
-            clip_provider_name=clip_provider,
-            generate_audio=audio,
-            negative_prompt=negative_prompt,
-            seed=seed,
-            fast=fast,
-            max_cost_usd=max_cost,
-            safety_policy=safety_policy,
-            crossfade=crossfade,
-            force=force,
-        )
+        spec = register(request, force=force)
         existing = False
     except AlreadyRegistered as exc:
         spec, existing = exc.spec, True
@@ -435,12 +411,6 @@ def _earlier_files(project_id: str) -> str | None:
     from vidpipe_core.projects import earlier_files
 
     return earlier_files(_services(housekeeping=False), project_id)
-
-
-def register(prompt: str, **options: Any) -> ProjectSpec:
-    from vidpipe_dagster import runner
-
-    return runner.register(prompt, **options)
 
 
 class _Display:
@@ -627,16 +597,18 @@ def demo(
     clip_duration: int = typer.Option(4, "--clip-duration", show_default=True, help="Seconds per scene."),
 ) -> None:
     """Register and render a built-in sample prompt with the offline animatic provider; print the video's path."""
+    from vidpipe_dagster.runner import register
+
     try:
         _startup_checks()
-        spec = register(
-            DEMO_PROMPT,
+        request = ProjectRequest(
+            prompt=DEMO_PROMPT,
             provider="animatic",
             scenes=scenes,
             clip_duration=clip_duration,
             style="watercolour, warm dawn light",
-            force=True,  # a demo is a new project each time, as before
         )
+        spec = register(request, force=True)  # a demo is a new project each time, as before
         _note(f"registered project {spec.id}")
         result = _render(spec.id)
     except VidpipeError as exc:

@@ -2,17 +2,20 @@
 the `render_new_project` run-status sensor that starts its render as an ordinary `render_project`
 run, and the `delete_project` job (what `vidpipe delete` does).
 
-The run config of `new_project` is the spec of `vidpipe new` and of an inbox file: the fields of
-``vidpipe_core.inbox.InboxRequest`` (test_new_project_job compares them with `vidpipe new`'s
-options) plus ``force``. It is a permissive config, so a field Dagster does not know is not
-refused by the Launchpad alone: the run names it along with every other problem
-(`inbox.check_fields` then `projects.build_spec`, the messages of the inbox and of `vidpipe new`),
-and registers nothing."""
+The run config of `new_project` is the request of `vidpipe new` and of an inbox file: one field per
+field of ``vidpipe_core.request.ProjectRequest`` (built from it, with its descriptions and defaults)
+plus ``force``. It is a permissive config, so a field Dagster does not know is not refused by the
+Launchpad alone: the run names it along with every other problem (`request.check_fields` then
+`projects.validate_request`, the messages of the inbox and of `vidpipe new`), and registers nothing."""
+
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
-from pydantic import Field
+from pydantic import Field, create_model
 
 from vidpipe_core.errors import InvalidInput, VidpipeError, invalid
+from vidpipe_core.request import ProjectRequest, check_fields, described
+from vidpipe_core.schemas import ProjectSpec
 from vidpipe_dagster.healing import PARTITION_TAG
 from vidpipe_dagster.instance import NEW_PROJECT_JOB
 from vidpipe_dagster.jobs import render_project
@@ -27,55 +30,32 @@ WAITING = [
     dg.DagsterRunStatus.STARTING,
     dg.DagsterRunStatus.STARTED,
 ]
+FORCE_HELP = "Register a new project even when one has this prompt and these settings."
 
 
-def _setting(text: str, name: str) -> str:
-    return f"{text} Default (null): the setting VIDPIPE_{name.upper()}."
+def _config_fields() -> dict[str, Any]:
+    """The config's fields: each request field with its type, default (null: the request's
+    default) and description, then ``force``."""
+    fields: dict[str, Any] = {}
+    for name, info in ProjectRequest.model_fields.items():
+        default = ... if info.is_required() else None
+        fields[name] = (info.annotation, Field(default=default, description=described(name)))
+    fields["force"] = (bool, Field(default=False, description=FORCE_HELP))
+    return fields
 
 
-class NewProjectConfig(dg.PermissiveConfig):
-    """A project, as `vidpipe new` takes it. Null means the setting's default."""
+if TYPE_CHECKING:
 
-    prompt: str = Field(description="What the video is about (1-4000 characters).")
-    id: str | None = Field(
-        default=None, description="Project id: lower-case letters, digits and -. Default (null): generated from the prompt."
-    )
-    style: str | None = Field(default=None, description=_setting("Visual style (at most 500 characters).", "default_style"))
-    aspect_ratio: str | None = Field(default=None, description=_setting("16:9 or 9:16.", "default_aspect_ratio"))
-    clip_duration: int | None = Field(
-        default=None,
-        description=_setting("Seconds per scene: 1-8 with the animatic, 4, 6 or 8 with Veo.", "default_clip_duration"),
-    )
-    scenes: int | None = Field(default=None, description=_setting("Number of scenes, 1-24.", "default_scenes"))
-    max_cost_usd: float | None = Field(
-        default=None, description=_setting("Budget in USD; a run that would exceed it stops.", "max_cost_usd")
-    )
-    provider: str | None = Field(
-        default=None, description=_setting("Provider of every stage: auto, animatic, google.", "provider")
-    )
-    storyboard_provider: str | None = Field(
-        default=None, description="Storyboard provider: auto, animatic, google. Default (null): provider."
-    )
-    keyframe_provider: str | None = Field(
-        default=None, description="Keyframe provider: auto, animatic, google. Default (null): provider."
-    )
-    clip_provider: str | None = Field(
-        default=None, description="Clip provider: auto, animatic, google. Default (null): provider."
-    )
-    generate_audio: bool | None = Field(default=None, description=_setting("Generate an audio track (Veo).", "generate_audio"))
-    negative_prompt: str | None = Field(default=None, description="What the video must not show.")
-    seed: int | None = Field(default=None, description="Seed for Veo, 0-4294967295. Default (null): random.")
-    fast: bool | None = Field(default=None, description="Use the fast (cheaper) video model. Default (null): false.")
-    safety_policy: str | None = Field(
-        default=None, description=_setting("A clip refused by the safety filter: fail, skip or retry.", "safety_policy")
-    )
-    crossfade: float | None = Field(
-        default=None, description="Crossfade between scenes in seconds (0 = hard cuts, stream copy). Default (null): 0."
-    )
-    force: bool = Field(default=False, description="Register a new project even when one has this prompt and these settings.")
+    class NewProjectConfig(dg.PermissiveConfig):  # what the type checker sees; the class is built below
+        force: bool
 
-
-SPEC_FIELDS = tuple(name for name in NewProjectConfig.model_fields if name != "force")
+else:
+    NewProjectConfig = create_model(
+        "NewProjectConfig",
+        __base__=dg.PermissiveConfig,
+        __doc__="A project, as `vidpipe new` takes it. Null means the default.",
+        **_config_fields(),
+    )
 
 
 def _failure(exc: VidpipeError) -> dg.Failure:
@@ -85,23 +65,24 @@ def _failure(exc: VidpipeError) -> dg.Failure:
     return dg.Failure(description=str(exc), metadata={ERROR_CLASS_KEY: type(exc).__name__}, allow_retries=False)
 
 
-def spec_request(config: NewProjectConfig) -> tuple[str, dict[str, object]]:
-    """The prompt and `build_spec` options of ``config``, or InvalidInput naming every problem:
-    unknown fields (the inbox's messages, with a "did you mean"), then the spec's rules."""
-    from vidpipe_core.inbox import check_fields, validate_request
+def spec_request(config: NewProjectConfig) -> tuple[ProjectRequest, ProjectSpec]:
+    """The request of ``config`` and its spec, validated once, or InvalidInput naming every
+    problem: unknown fields (the inbox's messages, with a "did you mean"), then the spec's rules."""
+    from vidpipe_core.projects import validate_request
     from vidpipe_dagster.runner import services
 
     raw = {k: v for k, v in config.model_dump().items() if k != "force" and v is not None}
     request, problems = check_fields(raw)
+    spec = None
     if request is not None:
         try:
-            validate_request(request, services(housekeeping=False).settings)
+            spec = validate_request(services(housekeeping=False).settings, request)
         except InvalidInput as exc:
             problems += exc.problems
     if problems:
         raise invalid(problems)
-    assert request is not None
-    return request.prompt, request.options()
+    assert request is not None and spec is not None
+    return request, spec
 
 
 @dg.op(
@@ -112,12 +93,18 @@ def spec_request(config: NewProjectConfig) -> tuple[str, dict[str, object]]:
 )
 def register_project(context: dg.OpExecutionContext, config: NewProjectConfig) -> dg.Output[None]:
     from vidpipe_core.projects import AlreadyRegistered
-    from vidpipe_dagster.runner import register
+    from vidpipe_dagster.runner import register_spec, services
 
     try:
-        prompt, options = spec_request(config)
+        request, spec = spec_request(config)
         try:
-            spec = register(prompt, source=f"dagster:{NEW_PROJECT_JOB}:{context.run_id}", force=config.force, **options)
+            spec = register_spec(
+                services(),
+                spec,
+                generated=request.id is None,
+                source=f"dagster:{NEW_PROJECT_JOB}:{context.run_id}",
+                force=config.force,
+            )
             existing = False
         except AlreadyRegistered as exc:
             spec, existing = exc.spec, True

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from dagster._core.remote_origin import RemoteJobOrigin
     from dagster._utils.error import SerializableErrorInfo
 
+    from vidpipe_core.request import ProjectRequest
     from vidpipe_core.schemas import ProjectSpec
     from vidpipe_core.services import Services
     from vidpipe_dagster.resume import ResumePlan
@@ -43,27 +44,47 @@ def services(settings: Settings | None = None, *, housekeeping: bool = True) -> 
     return Services.create(settings or get_settings(), housekeeping=housekeeping)
 
 
-def register(prompt: str, source: str = "cli", *, force: bool = False, **options: Any) -> ProjectSpec:
-    """Register a project all-or-nothing. The Dagster partition comes first and the row last:
-    the row is what makes an id taken, so a registration killed in between leaves only a
-    partition, and the id is still free. A failure removes the partition this call added.
+def register(request: ProjectRequest | str, source: str = "cli", *, force: bool = False, **fields: Any) -> ProjectSpec:
+    """Register the project ``request`` asks for: validated here, once (`build_spec`), then
+    `register_spec`. ``source`` says where the request came from (the project row keeps it).
+
+    From Python, ``register("A fox", scenes=2)`` is ``register(ProjectRequest(prompt="A fox",
+    scenes=2))``: the keywords are the request's fields (an unknown or mistyped one is refused by
+    name, like an inbox file's), and they go no further than this line as keywords."""
+    from vidpipe_core.projects import build_spec
+    from vidpipe_core.request import parse_fields
+
+    if isinstance(request, str):
+        request = parse_fields({"prompt": request, **fields})
+    elif fields:
+        raise TypeError(f"register() takes a ProjectRequest or a prompt with fields, not both ({', '.join(fields)})")
+    svc = services()
+    return register_spec(svc, build_spec(svc.settings, request), generated=request.id is None, source=source, force=force)
+
+
+def register_spec(svc: Services, spec: ProjectSpec, *, generated: bool, source: str, force: bool = False) -> ProjectSpec:
+    """Register a validated ``spec`` all-or-nothing (``generated``: its id was made from the prompt,
+    so it may change when taken; an id the request gave is refused when taken). The Dagster
+    partition comes first and the row last: the row is what makes an id taken, so a registration
+    killed in between leaves only a partition, and the id is still free. A failure removes the
+    partition this call added.
 
     Asking twice does not pay twice: unless ``force``, a prompt and settings identical to a
     registered project's raise ``AlreadyRegistered`` carrying that project's spec, and nothing
     is written (`projects.refuse_duplicate` says which projects count)."""
-    from vidpipe_core.projects import build_spec, create_project, project_exists, refuse_duplicate
+    # Looked up when called: tests replace projects.create_project to stop a registration midway.
+    from vidpipe_core import projects
     from vidpipe_dagster.instance import get_instance, register_partition, remove_partition
 
-    svc = services()
     if not force:
-        refuse_duplicate(svc, prompt, **options)
-    spec = build_spec(svc.settings, prompt, taken=lambda i: project_exists(svc, i), **options)
+        projects.refuse_duplicate(svc, spec, generated=generated)
+    spec = projects.claim_id(svc, spec, generated=generated)
     instance = get_instance(svc.settings)
     added = register_partition(instance, spec.id)
     try:
-        spec = create_project(svc, prompt, source=source, **{**options, "id": spec.id})
+        spec = projects.create_project(svc, spec, source)
     except BaseException:
-        if added and not project_exists(svc, spec.id):  # not if a concurrent `new` took the id
+        if added and not projects.project_exists(svc, spec.id):  # not if a concurrent `new` took the id
             remove_partition(instance, spec.id)
         raise
     supersede_earlier(instance, svc, spec.id)

@@ -1,6 +1,6 @@
 """The prompt-inbox sensor: files dropped into the inbox become project partitions and render runs.
 
-Each tick (1) lets ``vidpipe_core.inbox.process_inbox`` register, recognise or reject the ready
+Each tick (1) lets ``vidpipe_core.inbox.tick.process_inbox`` register, recognise or reject the ready
 files, then (2) asks for a partition and a ``render_project`` run for every inbox project created
 since the cursor's watermark. Step 2 reads the database, not step 1's return value, so a project
 whose row was written by a tick that crashed (or whose result the daemon never stored) is picked
@@ -25,14 +25,9 @@ from datetime import datetime
 import dagster as dg
 
 from vidpipe_core.errors import ConfigurationError
-from vidpipe_core.inbox import (
-    InboxProject,
-    InboxSettings,
-    InboxTick,
-    inbox_projects,
-    process_inbox,
-    source_file,
-)
+from vidpipe_core.inbox.files import InboxSettings
+from vidpipe_core.inbox.queries import InboxProject, inbox_projects, source_file
+from vidpipe_core.inbox.tick import InboxTick, process_inbox
 from vidpipe_core.models import utc
 from vidpipe_core.projects import earlier_files
 from vidpipe_core.services import Services

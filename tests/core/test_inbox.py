@@ -8,7 +8,9 @@ import pytest
 
 from vidpipe_core.config import get_settings
 from vidpipe_core.errors import ConfigurationError, InvalidInput
-from vidpipe_core.inbox import InboxSettings, free_path, open_inbox, parse_inbox_file, parse_request, write_note
+from vidpipe_core.inbox.files import InboxSettings
+from vidpipe_core.inbox.folders import free_path, open_inbox, write_note
+from vidpipe_core.inbox.parse import parse_inbox_file, parse_request
 
 
 @pytest.fixture
@@ -36,7 +38,12 @@ def test_parse_inbox_file_returns_the_validated_spec(settings):
     path.write_text("prompt: A fox in the snow\nscenes: 2\nclip_provider: animatic\n")
     entry = parse_inbox_file(path, settings)
     assert (entry.name, entry.spec.id, entry.spec.scenes) == ("fox.yaml", "a-fox-in-the-snow", 2)
-    assert entry.request.options() == {"scenes": 2, "clip_provider_name": "animatic"}
+    assert entry.request.model_dump(exclude_none=True) == {
+        "prompt": "A fox in the snow",
+        "scenes": 2,
+        "clip_provider": "animatic",
+    }
+    assert entry.spec.providers.clips == "animatic"
 
 
 def test_a_path_outside_the_inbox_is_refused_before_it_is_read(settings, tmp_path):

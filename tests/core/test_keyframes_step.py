@@ -14,7 +14,8 @@ from sqlalchemy import update
 from vidpipe_core import checks
 from vidpipe_core.checks import check_keyframes
 from vidpipe_core.models import Keyframe
-from vidpipe_core.projects import create_project
+from vidpipe_core.projects import build_spec, create_project
+from vidpipe_core.request import ProjectRequest
 from vidpipe_core.services import Services
 from vidpipe_core.steps import keyframes as keyframes_step
 from vidpipe_core.steps import state
@@ -61,13 +62,10 @@ def count_keyframe_io(monkeypatch: pytest.MonkeyPatch) -> KeyframeIO:
 @pytest.fixture
 def project(vp_env) -> tuple[Services, str]:  # type: ignore[no-untyped-def]
     services = Services.create()
-    spec = create_project(
-        services,
-        "A kite rises over the dunes. The string snaps. A child runs after it.",
-        id="kites",
-        scenes=SCENES,
-        clip_duration=1,
+    request = ProjectRequest(
+        prompt="A kite rises over the dunes. The string snaps. A child runs after it.", id="kites", scenes=SCENES, clip_duration=1
     )
+    spec = create_project(services, build_spec(services.settings, request), "cli")
     make_storyboard(services, spec.id)
     make_characters(services, spec.id)  # the sheets the keyframes are drawn from
     return services, spec.id

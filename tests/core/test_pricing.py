@@ -30,7 +30,7 @@ from vidpipe_core.cost import (
 )
 from vidpipe_core.errors import ConfigurationError
 from vidpipe_core.models import CharacterSheetRow, Keyframe, VideoClip
-from vidpipe_core.projects import create_project
+from vidpipe_core.projects import build_spec, create_project
 from vidpipe_core.providers.base import (
     ClipOutcomeKind,
     ClipRequest,
@@ -38,6 +38,7 @@ from vidpipe_core.providers.base import (
     Usage,
 )
 from vidpipe_core.providers.google import GoogleProvider, GoogleStoryboard
+from vidpipe_core.request import ProjectRequest
 from vidpipe_core.schemas import ProjectSpec, StageProviders, StyleGuide
 from vidpipe_core.services import Services
 from vidpipe_core.steps.characters import make_characters
@@ -235,9 +236,10 @@ def test_the_ledger_of_a_rendered_project_is_its_estimate(case: Case, audio: boo
 
     monkeypatch.setattr(GoogleStoryboard, "plan", spy)
     services = Services.create()
-    spec = create_project(
-        services, "a paper boat drifts down a gutter", id="priced", scenes=2, clip_duration=4, generate_audio=audio
+    request = ProjectRequest(
+        prompt="a paper boat drifts down a gutter", id="priced", scenes=2, clip_duration=4, generate_audio=audio
     )
+    spec = create_project(services, build_spec(services.settings, request), "cli")
     projected = estimate(services.settings, spec, stage_models(services, spec))
     rate = case.per_second if audio else case.per_second_silent
     assert projected.keyframes_usd == pytest.approx(3 * case.per_image)

@@ -15,12 +15,14 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import DataError, OperationalError
 
-from vidpipe_core import inbox as inbox_mod
 from vidpipe_core import media
 from vidpipe_core.config import get_settings
 from vidpipe_core.errors import ConfigurationError
+from vidpipe_core.inbox import queries
+from vidpipe_core.inbox import tick as inbox_tick
 from vidpipe_core.models import Project
-from vidpipe_core.projects import create_project, load_spec
+from vidpipe_core.projects import build_spec, create_project, load_spec
+from vidpipe_core.request import ProjectRequest
 from vidpipe_core.storage import Layout
 from vidpipe_dagster.definitions import defs
 from vidpipe_dagster.partitions import projects_partitions
@@ -136,7 +138,7 @@ def test_valid_yaml_json_and_txt_are_registered_and_requested(vp_env, inbox):
     with services.db.session() as s:
         source = s.get(Project, "paper-boat").source
     assert source.startswith("inbox:accepted/paper-boat--boat.yaml;sha256=")
-    assert (inbox / inbox_mod.source_file(source)).read_text() == BOAT_YAML
+    assert (inbox / queries.source_file(source)).read_text() == BOAT_YAML
 
 
 def test_next_tick_reevaluation_and_identical_redrop_are_harmless(vp_env, inbox):
@@ -216,7 +218,7 @@ INVALID = {
 
 def test_invalid_files_are_rejected_once_with_a_readable_reason(vp_env, inbox, capfd):
     services = vp_env.services()
-    create_project(services, "the first fox", id="taken")
+    create_project(services, build_spec(services.settings, ProjectRequest(prompt="the first fox", id="taken")), "cli")
     for name, (content, _) in INVALID.items():
         (inbox / name).write_text(content)
     (inbox / "latin1.txt").write_bytes("Un caf\xe9 sur la plage".encode("latin-1"))
@@ -306,16 +308,16 @@ def test_crash_after_the_row_is_written_is_finished_by_the_next_tick(vp_env, inb
     cursor = tick(instance).cursor
     (inbox / "boat.yaml").write_text(BOAT_YAML)
 
-    real_create = inbox_mod.create_project
+    real_create = inbox_tick.create_project
 
     def create_then_crash(*args, **kwargs):
         real_create(*args, **kwargs)
         raise KeyboardInterrupt("daemon killed after the row was committed")
 
-    monkeypatch.setattr(inbox_mod, "create_project", create_then_crash)
+    monkeypatch.setattr(inbox_tick, "create_project", create_then_crash)
     with pytest.raises(KeyboardInterrupt):
         tick(instance, cursor)
-    monkeypatch.setattr(inbox_mod, "create_project", real_create)
+    monkeypatch.setattr(inbox_tick, "create_project", real_create)
     assert project_count(vp_env) == 2 and "paper-boat" not in partitions(instance)
     assert (inbox / "boat.yaml").exists()
 
@@ -346,12 +348,12 @@ def test_a_result_the_daemon_never_stored_is_emitted_again(vp_env, inbox):
 
 def test_a_file_that_cannot_be_moved_is_reported_once_and_left_alone(vp_env, inbox, monkeypatch, capfd):
     (inbox / "ratio.yaml").write_text("prompt: a fox\naspect_ratio: 4:3\n")
-    real_reject = inbox_mod.reject_file
+    real_reject = inbox_tick.reject_file
 
     def read_only_inbox(path, folder, reason):
         raise PermissionError(13, "Permission denied", str(path))
 
-    monkeypatch.setattr(inbox_mod, "reject_file", read_only_inbox)
+    monkeypatch.setattr(inbox_tick, "reject_file", read_only_inbox)
     instance = vp_env.instance()
     first = tick(instance)
     assert "ratio.yaml: could not be processed ([Errno 13] Permission denied" in capfd.readouterr().err
@@ -359,7 +361,7 @@ def test_a_file_that_cannot_be_moved_is_reported_once_and_left_alone(vp_env, inb
     second = tick(instance, first.cursor)
     assert "ratio.yaml" not in capfd.readouterr().err and (inbox / "ratio.yaml").exists()
 
-    monkeypatch.setattr(inbox_mod, "reject_file", real_reject)
+    monkeypatch.setattr(inbox_tick, "reject_file", real_reject)
     (inbox / "ratio.yaml").write_text("prompt: a fox\naspect_ratio: 4:3  # changed, so looked at again\n")
     third = tick(instance, second.cursor)
     assert (inbox / "rejected" / "ratio.yaml.error.txt").exists()
@@ -501,20 +503,20 @@ class _DriverError(Exception):
 
 
 def test_a_database_refusal_rejects_that_file_only(vp_env, inbox, monkeypatch, capfd):
-    real_create = inbox_mod.create_project
+    real_create = inbox_tick.create_project
 
-    def fussy_database(services, prompt, **kwargs):
-        if "long" in prompt:
+    def fussy_database(services, spec, source):
+        if "long" in spec.prompt:
             raise DataError(
                 "INSERT INTO projects ... (%(prompt)s)",
                 {"prompt": "the-parameters"},
                 _DriverError("value too long for type character varying(255)\nLINE 1: INSERT ..."),
             )
-        if "nul" in prompt:
+        if "nul" in spec.prompt:
             raise ValueError("A string literal cannot contain NUL (0x00) characters.")
-        return real_create(services, prompt, **kwargs)
+        return real_create(services, spec, source)
 
-    monkeypatch.setattr(inbox_mod, "create_project", fussy_database)
+    monkeypatch.setattr(inbox_tick, "create_project", fussy_database)
     old = time.time() - 60
     for name, prompt in (("long.txt", "a long one"), ("nul.txt", "a nul one")):
         (inbox / name).write_text(prompt)
@@ -536,12 +538,12 @@ def test_a_database_refusal_rejects_that_file_only(vp_env, inbox, monkeypatch, c
 
 
 def test_an_unreachable_database_leaves_the_files_for_the_next_tick(vp_env, inbox, monkeypatch, capfd):
-    real_create = inbox_mod.create_project
+    real_create = inbox_tick.create_project
 
-    def database_down(services, prompt, **kwargs):
+    def database_down(services, spec, source):
         raise OperationalError("INSERT ...", {}, _DriverError("connection to server failed: Connection refused"))
 
-    monkeypatch.setattr(inbox_mod, "create_project", database_down)
+    monkeypatch.setattr(inbox_tick, "create_project", database_down)
     for name in ("a.txt", "b.txt", "c.txt"):
         (inbox / name).write_text(f"A fox called {name[0]} runs through the snow.")
     instance = vp_env.instance()
@@ -555,7 +557,7 @@ def test_an_unreachable_database_leaves_the_files_for_the_next_tick(vp_env, inbo
     assert "3 file(s) stay in the inbox for the next tick" in err
     assert listing(inbox) == ["a.txt", "accepted", "b.txt", "c.txt", "rejected"] and listing(inbox / "rejected") == []
 
-    monkeypatch.setattr(inbox_mod, "create_project", real_create)  # the database is back
+    monkeypatch.setattr(inbox_tick, "create_project", real_create)  # the database is back
     second = tick(instance, first.cursor)
     assert len(second.run_requests) == 3 and project_count(vp_env) == 3
 

@@ -1,6 +1,7 @@
-"""The `new_project` job creates a project from the UI like `vidpipe new` does (same fields, same
-rules, same messages, every problem at once), and the `render_new_project` sensor asks for an
-ordinary `render_project` run of its partition. Real Dagster instance, real job runs."""
+"""The `new_project` job creates a project from the UI like `vidpipe new` does (same fields, both
+built from one model: test_one_request.py; same rules, same messages, every problem at once), and
+the `render_new_project` sensor asks for an ordinary `render_project` run of its partition. Real
+Dagster instance, real job runs."""
 
 from __future__ import annotations
 
@@ -8,17 +9,13 @@ import json
 from pathlib import Path
 
 import dagster as dg
-import typer
 
-from vidpipe_core.inbox import InboxRequest
 from vidpipe_core.projects import list_projects, load_spec
 from vidpipe_dagster.cli import app
-from vidpipe_dagster.create import EXISTING_TAG, PROJECT_TAG, SPEC_FIELDS, NewProjectConfig
+from vidpipe_dagster.create import EXISTING_TAG, PROJECT_TAG
 from vidpipe_dagster.partitions import projects_partitions
 
 PROMPT = "A lighthouse keeper feeds a seagull at dusk"
-# `vidpipe new`'s option names that differ from the spec's field names
-CLI_NAMES = {"audio": "generate_audio", "max_cost": "max_cost_usd"}
 
 
 def _defs():  # type: ignore[no-untyped-def]
@@ -50,18 +47,6 @@ def _sensor_request(vp_env, result):  # type: ignore[no-untyped-def]
         sensor_name=sensor.name, dagster_event=success.dagster_event, dagster_instance=instance, dagster_run=run
     )
     return sensor(context)
-
-
-def test_the_config_is_the_spec_of_vidpipe_new_and_the_inbox():
-    """The fields cannot drift: the config's are the inbox file's and `vidpipe new`'s options."""
-    assert SPEC_FIELDS == tuple(InboxRequest.model_fields)
-    command = typer.main.get_command(app).commands["new"]  # type: ignore[attr-defined]
-    cli = {CLI_NAMES.get(p.name, p.name) for p in command.params if p.name != "as_json"}
-    assert cli == {*SPEC_FIELDS, "force"}
-    schema = NewProjectConfig.to_config_schema().as_field().config_type
-    for name in (*SPEC_FIELDS, "force"):  # what the Launchpad shows next to each field
-        assert schema.fields[name].description, name
-    assert schema.fields["prompt"].is_required and not schema.fields["scenes"].is_required
 
 
 def test_the_job_registers_the_project_and_the_sensor_requests_its_render(vp_env):

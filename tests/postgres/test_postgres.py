@@ -293,7 +293,8 @@ def test_a_value_postgres_refuses_rejects_that_file_only(pg_env: PgEnv, monkeypa
     validation switched off, a NUL), only that file is rejected and the tick goes on."""
     from vidpipe_core import projects
     from vidpipe_core.config import get_settings
-    from vidpipe_core.inbox import InboxSettings, process_inbox
+    from vidpipe_core.inbox.files import InboxSettings
+    from vidpipe_core.inbox.tick import process_inbox
 
     monkeypatch.setenv("VIDPIPE_INBOX_MIN_AGE_S", "0")
     monkeypatch.setattr(projects, "check_text", lambda field, value: value)
