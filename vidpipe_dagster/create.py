@@ -13,9 +13,13 @@ import dagster as dg
 from pydantic import Field
 
 from vidpipe_core.errors import InvalidInput, VidpipeError, invalid
+from vidpipe_core.inbox import check_fields, validate_request
+from vidpipe_core.projects import AlreadyRegistered
+from vidpipe_dagster.failures import ERROR_CLASS_KEY
 from vidpipe_dagster.healing import PARTITION_TAG
 from vidpipe_dagster.instance import NEW_PROJECT_JOB
 from vidpipe_dagster.jobs import render_project
+from vidpipe_dagster.runner import delete, register, services
 
 PROJECT_TAG = "vidpipe/project"  # on a new_project run: the project it registered (or found)
 EXISTING_TAG = "vidpipe/existing"  # "true" when an identical project was found and nothing was registered
@@ -80,17 +84,12 @@ SPEC_FIELDS = tuple(name for name in NewProjectConfig.model_fields if name != "f
 
 def _failure(exc: VidpipeError) -> dg.Failure:
     """The run's one failure: the error's message, and its class (read by runner.failures)."""
-    from vidpipe_dagster.runner import ERROR_CLASS_KEY
-
     return dg.Failure(description=str(exc), metadata={ERROR_CLASS_KEY: type(exc).__name__}, allow_retries=False)
 
 
 def spec_request(config: NewProjectConfig) -> tuple[str, dict[str, object]]:
     """The prompt and `build_spec` options of ``config``, or InvalidInput naming every problem:
     unknown fields (the inbox's messages, with a "did you mean"), then the spec's rules."""
-    from vidpipe_core.inbox import check_fields, validate_request
-    from vidpipe_dagster.runner import services
-
     raw = {k: v for k, v in config.model_dump().items() if k != "force" and v is not None}
     request, problems = check_fields(raw)
     if request is not None:
@@ -111,9 +110,6 @@ def spec_request(config: NewProjectConfig) -> tuple[str, dict[str, object]]:
     out=dg.Out(dg.Nothing),
 )
 def register_project(context: dg.OpExecutionContext, config: NewProjectConfig) -> dg.Output[None]:
-    from vidpipe_core.projects import AlreadyRegistered
-    from vidpipe_dagster.runner import register
-
     try:
         prompt, options = spec_request(config)
         try:
@@ -182,8 +178,6 @@ class DeleteProjectConfig(dg.Config):
     out=dg.Out(dg.Nothing),
 )
 def delete_project_op(context: dg.OpExecutionContext, config: DeleteProjectConfig) -> dg.Output[None]:
-    from vidpipe_dagster.runner import delete
-
     try:
         if not config.confirm:
             raise InvalidInput("confirm", f"is false; set it to true to delete {config.project_id!r} (nothing was deleted)")

@@ -32,18 +32,6 @@ defs = dg.Definitions(
 
 
 def render_project_job() -> dg.JobDefinition:
-    """The resolved `render_project` job (with this deployment's executor and resources): what
-    `runner.render` executes, and a module-level function for `dg.reconstructable`."""
+    """The resolved `render_project` job (with this deployment's executor and resources), and a
+    module-level function for `dg.reconstructable`."""
     return defs.resolve_job_def("render_project")
-
-
-_in_process: list[dg.JobDefinition] = []
-
-
-def render_project_in_process() -> dg.JobDefinition:
-    """`render_project` with the in-process executor, whatever the deployment's executor: what
-    `runner.render` runs (the CLI, tests, bench), so every step's progress reaches the calling
-    process. A module-level function, so `dg.reconstructable` can point at it."""
-    if not _in_process:  # resolved once per process
-        _in_process.append(render_project_job().with_executor_def(dg.in_process_executor))
-    return _in_process[0]
