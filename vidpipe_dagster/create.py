@@ -12,6 +12,7 @@ and registers nothing."""
 import dagster as dg
 from pydantic import Field
 
+from vidpipe_core.config import Settings
 from vidpipe_core.errors import InvalidInput, VidpipeError, invalid
 from vidpipe_core.inbox import check_fields, validate_request
 from vidpipe_core.projects import AlreadyRegistered
@@ -19,7 +20,8 @@ from vidpipe_dagster.failures import ERROR_CLASS_KEY
 from vidpipe_dagster.healing import PARTITION_TAG
 from vidpipe_dagster.instance import NEW_PROJECT_JOB
 from vidpipe_dagster.jobs import render_project
-from vidpipe_dagster.runner import delete, register, services
+from vidpipe_dagster.resources import VidpipeResource
+from vidpipe_dagster.runner import delete, register
 
 PROJECT_TAG = "vidpipe/project"  # on a new_project run: the project it registered (or found)
 EXISTING_TAG = "vidpipe/existing"  # "true" when an identical project was found and nothing was registered
@@ -87,14 +89,14 @@ def _failure(exc: VidpipeError) -> dg.Failure:
     return dg.Failure(description=str(exc), metadata={ERROR_CLASS_KEY: type(exc).__name__}, allow_retries=False)
 
 
-def spec_request(config: NewProjectConfig) -> tuple[str, dict[str, object]]:
+def spec_request(config: NewProjectConfig, settings: Settings) -> tuple[str, dict[str, object]]:
     """The prompt and `build_spec` options of ``config``, or InvalidInput naming every problem:
     unknown fields (the inbox's messages, with a "did you mean"), then the spec's rules."""
     raw = {k: v for k, v in config.model_dump().items() if k != "force" and v is not None}
     request, problems = check_fields(raw)
     if request is not None:
         try:
-            validate_request(request, services(housekeeping=False).settings)
+            validate_request(request, settings)
         except InvalidInput as exc:
             problems += exc.problems
     if problems:
@@ -109,11 +111,13 @@ def spec_request(config: NewProjectConfig) -> tuple[str, dict[str, object]]:
     "registers it and its partition; the render_new_project sensor then starts its render_project run.",
     out=dg.Out(dg.Nothing),
 )
-def register_project(context: dg.OpExecutionContext, config: NewProjectConfig) -> dg.Output[None]:
+def register_project(context: dg.OpExecutionContext, config: NewProjectConfig, vidpipe: VidpipeResource) -> dg.Output[None]:
     try:
-        prompt, options = spec_request(config)
+        svc = vidpipe.services()
+        prompt, options = spec_request(config, svc.settings)
         try:
-            spec = register(prompt, source=f"dagster:{NEW_PROJECT_JOB}:{context.run_id}", force=config.force, **options)
+            source = f"dagster:{NEW_PROJECT_JOB}:{context.run_id}"
+            spec = register(prompt, source=source, force=config.force, svc=svc, **options)
             existing = False
         except AlreadyRegistered as exc:
             spec, existing = exc.spec, True
@@ -177,11 +181,11 @@ class DeleteProjectConfig(dg.Config):
     "refused while a run holds it.",
     out=dg.Out(dg.Nothing),
 )
-def delete_project_op(context: dg.OpExecutionContext, config: DeleteProjectConfig) -> dg.Output[None]:
+def delete_project_op(context: dg.OpExecutionContext, config: DeleteProjectConfig, vidpipe: VidpipeResource) -> dg.Output[None]:
     try:
         if not config.confirm:
             raise InvalidInput("confirm", f"is false; set it to true to delete {config.project_id!r} (nothing was deleted)")
-        deleted = delete(config.project_id)
+        deleted = delete(config.project_id, svc=vidpipe.services())
     except VidpipeError as exc:
         raise _failure(exc) from None
     removed = {"project": deleted.project, "folder": deleted.folder, "partition": deleted.partition}

@@ -58,15 +58,18 @@ def services(settings: Settings | None = None, *, housekeeping: bool = True) -> 
     return Services.create(settings or get_settings(), housekeeping=housekeeping)
 
 
-def register(prompt: str, source: str = "cli", *, force: bool = False, **options: Any) -> ProjectSpec:
+def register(
+    prompt: str, source: str = "cli", *, force: bool = False, svc: Services | None = None, **options: Any
+) -> ProjectSpec:
     """Register a project all-or-nothing. The Dagster partition comes first and the row last:
     the row is what makes an id taken, so a registration killed in between leaves only a
     partition, and the id is still free. A failure removes the partition this call added.
 
     Asking twice does not pay twice: unless ``force``, a prompt and settings identical to a
     registered project's raise ``AlreadyRegistered`` carrying that project's spec, and nothing
-    is written (`projects.refuse_duplicate` says which projects count)."""
-    svc = services()
+    is written (`projects.refuse_duplicate` says which projects count). ``svc``: the database and
+    store to register in (the `new_project` job's resource); default: the environment's."""
+    svc = svc if svc is not None else services()
     if not force:
         refuse_duplicate(svc, prompt, **options)
     spec = build_spec(svc.settings, prompt, taken=lambda i: project_exists(svc, i), **options)
@@ -141,7 +144,7 @@ def find(project_id: str) -> tuple[bool, bool, bool]:
     return project_exists(svc, project_id), folder, has_partition(get_instance(svc.settings), project_id)
 
 
-def delete(project_id: str) -> Deleted:
+def delete(project_id: str, *, svc: Services | None = None) -> Deleted:
     """Remove a project, or what is left of one (a partition added with no project behind it, a
     folder whose row is gone): its folder under the artifact store, its database rows and its
     Dagster partition. Dagster's records are kept: runs are the run log, and the partition's
@@ -153,9 +156,10 @@ def delete(project_id: str) -> Deleted:
     Refused, with nothing removed, while a run holds the project: ProjectBusy for a queued or live
     run of the partition or a held project lock (a run whose process died is marked failed first,
     as `resume` does). InvalidInput for an id that is not one (nothing outside the artifact
-    store's `projects/` folder is ever named); ProjectNotFound when there is nothing to remove."""
+    store's `projects/` folder is ever named); ProjectNotFound when there is nothing to remove.
+    ``svc``: the database and store (the `delete_project` job's resource); default: the environment's."""
     validate_project_id(project_id)
-    svc = services()
+    svc = svc if svc is not None else services()
     instance = get_instance(svc.settings)
     store = svc.store
     root = store.project_root(project_id)

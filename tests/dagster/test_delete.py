@@ -196,7 +196,7 @@ def test_the_delete_project_job_needs_confirm_then_deletes(vp_env):
     from vidpipe_dagster.definitions import defs
 
     spec = runner.register(PROMPT, scenes=2, clip_duration=1, provider="animatic")
-    job = defs.resolve_job_def("delete_project")
+    job = defs().resolve_job_def("delete_project")
 
     def launch(**config):  # type: ignore[no-untyped-def]
         return job.execute_in_process(

@@ -67,7 +67,7 @@ def test_the_origin_is_the_one_the_webserver_gives_runs_of_workspace_yaml():
     [location] = location_origins_from_yaml_paths([str(ROOT / "workspace.yaml")])
     assert origin.repository_origin.code_location_origin.location_name == location.location_name
     assert origin.repository_origin.repository_name == internals.SINGLETON_REPOSITORY_NAME
-    assert defs.get_repository_def().name == internals.SINGLETON_REPOSITORY_NAME
+    assert defs().get_repository_def().name == internals.SINGLETON_REPOSITORY_NAME
     assert origin.job_name == "render_project"
     target = origin.repository_origin.code_location_origin.loadable_target_origin  # type: ignore[attr-defined]
     assert (target.module_name, target.attribute) == ("vidpipe_dagster.definitions", "defs")

@@ -24,7 +24,7 @@ CLI_NAMES = {"audio": "generate_audio", "max_cost": "max_cost_usd"}
 def _defs():  # type: ignore[no-untyped-def]
     from vidpipe_dagster.definitions import defs
 
-    return defs
+    return defs()
 
 
 def _launch(vp_env, **config):  # type: ignore[no-untyped-def]
