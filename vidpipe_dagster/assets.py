@@ -131,8 +131,13 @@ SCENE_TABLE_SCHEMA = dg.TableSchema(
 )
 
 
-def _check_spec(name: str, asset: str) -> dg.AssetCheckSpec:
-    return dg.AssetCheckSpec(name, asset=asset, partitions_def=projects_partitions, description=DESCRIPTIONS[name])
+def _check_spec(name: str, asset: str, *, blocking: bool) -> dg.AssetCheckSpec:
+    """The check of ``asset``. A ``blocking`` check guards the next stage: when it fails, the step
+    records its materialization and the check, then fails, and nothing downstream runs in that run
+    (a failed `keyframes_decode` pays for no clip; a failed `clips_complete` stitches no video)."""
+    return dg.AssetCheckSpec(
+        name, asset=asset, partitions_def=projects_partitions, description=DESCRIPTIONS[name], blocking=blocking
+    )
 
 
 def _scene_table(rows: list[SceneRow]) -> dg.TableMetadataValue:
@@ -191,7 +196,7 @@ def _image(preview: previews.Preview) -> dg.MarkdownMetadataValue:
     group_name=GROUP,
     kinds={"python", "json"},
     description="Scene plan and style guide, from the storyboard provider (structured output).",
-    check_specs=[_check_spec("storyboard_complete", "storyboard")],
+    check_specs=[_check_spec("storyboard_complete", "storyboard", blocking=True)],
 )
 def storyboard(context: dg.AssetExecutionContext, config: StoryboardConfig, vidpipe: VidpipeResource) -> dg.MaterializeResult:
     with _step(context, vidpipe) as (services, project_id):
@@ -243,7 +248,7 @@ def _sheet_gallery(report: CharactersReport) -> str:
     deps=[storyboard],
     description="One reference sheet per character a scene shows, paid once; every keyframe that shows "
     "the character is conditioned on it, so the character looks the same in every scene.",
-    check_specs=[_check_spec("characters_complete", "characters")],
+    check_specs=[_check_spec("characters_complete", "characters", blocking=True)],
 )
 def characters(context: dg.AssetExecutionContext, config: CharactersConfig, vidpipe: VidpipeResource) -> dg.MaterializeResult:
     with _step(context, vidpipe) as (services, project_id):
@@ -271,7 +276,7 @@ def characters(context: dg.AssetExecutionContext, config: CharactersConfig, vidp
     kinds={"python", "image"},
     deps=[characters],
     description="N+1 keyframes with continuity: scene i+1 starts on scene i's end frame.",
-    check_specs=[_check_spec("keyframes_decode", "keyframes")],
+    check_specs=[_check_spec("keyframes_decode", "keyframes", blocking=True)],
 )
 def keyframes(context: dg.AssetExecutionContext, config: KeyframesConfig, vidpipe: VidpipeResource) -> dg.MaterializeResult:
     with _step(context, vidpipe) as (services, project_id):
@@ -305,7 +310,7 @@ def keyframes(context: dg.AssetExecutionContext, config: KeyframesConfig, vidpip
     kinds={"python", "video"},
     deps=[keyframes],
     description="One clip per scene from its first and last keyframe; paid operations are never resubmitted.",
-    check_specs=[_check_spec("clips_complete", "clips")],
+    check_specs=[_check_spec("clips_complete", "clips", blocking=True)],
 )
 def clips(context: dg.AssetExecutionContext, config: ClipsConfig, vidpipe: VidpipeResource) -> dg.MaterializeResult:
     with _step(context, vidpipe) as (services, project_id):
@@ -383,7 +388,7 @@ def _clip_strip(services: Services, project_id: str, report: StepReport) -> prev
     kinds={"python", "ffmpeg"},
     deps=[clips],
     description="The stitched MP4: stream-copy concat, or crossfade re-encode with audio kept.",
-    check_specs=[_check_spec("final_video_valid", "final_video")],
+    check_specs=[_check_spec("final_video_valid", "final_video", blocking=False)],  # the last stage: nothing to guard
 )
 def final_video(context: dg.AssetExecutionContext, config: FinalVideoConfig, vidpipe: VidpipeResource) -> dg.MaterializeResult:
     with _step(context, vidpipe) as (services, project_id):

@@ -289,8 +289,10 @@ class StepFailure:
 
 def failures(result: dg.JobExecutionResult) -> list[StepFailure]:
     """Each failed step with its vidpipe error, read from the structured failure data (a step
-    turns a VidpipeError into a dg.Failure whose description is the error's message)."""
+    turns a VidpipeError into a dg.Failure whose description is the error's message); a step that
+    a failed blocking check stopped, with what the check found."""
     found = []
+    refused = _failed_checks(result)
     for event in result.all_events:
         data = event.step_failure_data if event.is_step_failure else None
         if data is None:
@@ -308,6 +310,8 @@ def failures(result: dg.JobExecutionResult) -> list[StepFailure]:
                     scene if isinstance(scene, int) else None,
                 )
             )
+        elif data.error is not None and data.error.cls_name == BLOCKING_CHECK_FAILED and event.step_key in refused:
+            found.append(StepFailure(event.step_key, refused[event.step_key], None))
         elif data.error is not None:
             chain: list[str] = []
             error = data.error
@@ -318,6 +322,23 @@ def failures(result: dg.JobExecutionResult) -> list[StepFailure]:
                 error = error.cause
             found.append(StepFailure(event.step_key or "?", " <- ".join(chain), None))
     return found
+
+
+# The error a step fails with when one of its blocking checks failed (it names only the checks).
+BLOCKING_CHECK_FAILED = "DagsterAssetCheckFailedError"
+
+
+def _failed_checks(result: dg.JobExecutionResult) -> dict[str, str]:
+    """Step -> what its failed blocking checks found: "check clips_complete failed: scene 2: ...",
+    the line a step that stops at a check fails with instead of Dagster's list of check names."""
+    found: dict[str, list[str]] = {}
+    for event in result.all_events:
+        if event.event_type != dg.DagsterEventType.ASSET_CHECK_EVALUATION or event.step_key is None:
+            continue
+        evaluation = event.asset_check_evaluation_data
+        if not evaluation.passed and evaluation.blocking and evaluation.severity == dg.AssetCheckSeverity.ERROR:
+            found.setdefault(event.step_key, []).append(f"check {evaluation.check_name} failed: {evaluation.description}")
+    return {step: "; ".join(lines) for step, lines in found.items()}
 
 
 def failure_message(result: dg.JobExecutionResult) -> str:
