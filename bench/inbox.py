@@ -65,7 +65,7 @@ def run(files: int, cap: int, workdir: Path) -> dict:
     cursor, seconds, requested = None, [], 0
     while True:
         context = dg.build_sensor_context(
-            instance=instance, instance_ref=instance.get_ref(), cursor=cursor, definitions=defs, resources={"vidpipe": resource}
+            instance=instance, instance_ref=instance.get_ref(), cursor=cursor, definitions=defs(), resources={"vidpipe": resource}
         )
         context.log.setLevel(logging.ERROR)
         started = time.perf_counter()

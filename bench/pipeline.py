@@ -138,7 +138,7 @@ def resolved_multiprocess_job():  # type: ignore[no-untyped-def]
     job = dg.define_asset_job(
         "render_project_multiprocess", selection=dg.AssetSelection.assets(*render_assets), executor_def=dg.multiprocess_executor
     )
-    return dg.Definitions.merge(defs, dg.Definitions(jobs=[job])).resolve_job_def("render_project_multiprocess")
+    return dg.Definitions.merge(defs(), dg.Definitions(jobs=[job])).resolve_job_def("render_project_multiprocess")
 
 
 def render_multiprocess(project_id: str, concurrency: int | None = None) -> RunRecord:

@@ -27,14 +27,15 @@ from vidpipe_core.steps.characters import CharactersReport, make_characters
 from vidpipe_core.steps.clips import make_clips, new_takes
 from vidpipe_core.steps.keyframes import make_keyframes
 from vidpipe_core.steps.report import Action, ItemReport, ProgressEvent, StepReport
-from vidpipe_core.steps.state import project_nonce
 from vidpipe_core.steps.stitch import make_final
 from vidpipe_core.steps.storyboard import make_storyboard
 from vidpipe_core.storage import Layout
 from vidpipe_core.summary import SceneRow, project_summary
 from vidpipe_dagster.celery_executor import running_on_worker
+from vidpipe_dagster.failures import step_failure
 from vidpipe_dagster.healing import owner_tags, run_heartbeat
 from vidpipe_dagster.instance import refuse_unknown_project
+from vidpipe_dagster.materializations import nonce_metadata
 from vidpipe_dagster.partitions import projects_partitions
 from vidpipe_dagster.pools import DagsterPoolSlots
 from vidpipe_dagster.progress import for_context
@@ -45,7 +46,6 @@ from vidpipe_dagster.resources import VidpipeResource
 warnings.filterwarnings("ignore", message="Specifying a partitions_def on an AssetCheckSpec", category=dg.PreviewWarning)
 
 GROUP = "vidpipe"
-NONCE_KEY = "project_nonce"  # metadata: the project record a materialization belongs to
 
 
 class StoryboardConfig(dg.Config):
@@ -80,14 +80,14 @@ def _project_id(context: dg.AssetExecutionContext, services: Services) -> str:
     id, a partition of the instance this run uses and a project in vidpipe's database."""
     if not context.has_partition_key:
         hint = """add --tags '{"dagster/partition": "ID"}' to `dagster job execute`, or pick a partition in the UI"""
-        raise _fail(InvalidInput("partition", f"this run names no project; {hint}"))
+        raise step_failure(InvalidInput("partition", f"this run names no project; {hint}"))
     key = context.partition_key
     if not is_valid_project_id(key):
-        raise _fail(InvalidInput("partition", f"{key!r} is not a valid project id", ID_RULE))
+        raise step_failure(InvalidInput("partition", f"{key!r} is not a valid project id", ID_RULE))
     try:
         refuse_unknown_project(context.instance, services, key)
     except VidpipeError as exc:
-        raise _fail(exc) from None  # the line says it all; no second traceback in Dagster's log
+        raise step_failure(exc) from None  # the line says it all; no second traceback in Dagster's log
     return key
 
 
@@ -111,30 +111,13 @@ def _step(context: dg.AssetExecutionContext, vidpipe: VidpipeResource) -> Iterat
         with beat:
             yield services, project_id
     except VidpipeError as exc:
-        raise _fail(exc) from exc
-
-
-def _nonce(services: Services, project_id: str) -> dict[str, str]:
-    nonce = project_nonce(services, project_id)
-    return {NONCE_KEY: nonce} if nonce else {}
+        raise step_failure(exc) from exc
 
 
 def _check(outcome: CheckOutcome) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         check_name=outcome.name, passed=outcome.passed, description=outcome.description, metadata=outcome.metadata
     )
-
-
-def _fail(exc: VidpipeError) -> dg.Failure:
-    """A one-line Dagster failure; its metadata names the error class and, for a provider error,
-    the scene (read by runner.failures)."""
-    from vidpipe_dagster.runner import ERROR_CLASS_KEY, ERROR_SCENE_KEY
-
-    metadata: dict[str, str | int] = {ERROR_CLASS_KEY: type(exc).__name__}
-    scene = getattr(exc, "scene", None)
-    if isinstance(scene, int):
-        metadata[ERROR_SCENE_KEY] = scene
-    return dg.Failure(description=str(exc), metadata=metadata, allow_retries=False)
 
 
 SCENE_TABLE_SCHEMA = dg.TableSchema(
@@ -148,8 +131,13 @@ SCENE_TABLE_SCHEMA = dg.TableSchema(
 )
 
 
-def _check_spec(name: str, asset: str) -> dg.AssetCheckSpec:
-    return dg.AssetCheckSpec(name, asset=asset, partitions_def=projects_partitions, description=DESCRIPTIONS[name])
+def _check_spec(name: str, asset: str, *, blocking: bool) -> dg.AssetCheckSpec:
+    """The check of ``asset``. A ``blocking`` check guards the next stage: when it fails, the step
+    records its materialization and the check, then fails, and nothing downstream runs in that run
+    (a failed `keyframes_decode` pays for no clip; a failed `clips_complete` stitches no video)."""
+    return dg.AssetCheckSpec(
+        name, asset=asset, partitions_def=projects_partitions, description=DESCRIPTIONS[name], blocking=blocking
+    )
 
 
 def _scene_table(rows: list[SceneRow]) -> dg.TableMetadataValue:
@@ -208,7 +196,7 @@ def _image(preview: previews.Preview) -> dg.MarkdownMetadataValue:
     group_name=GROUP,
     kinds={"python", "json"},
     description="Scene plan and style guide, from the storyboard provider (structured output).",
-    check_specs=[_check_spec("storyboard_complete", "storyboard")],
+    check_specs=[_check_spec("storyboard_complete", "storyboard", blocking=True)],
 )
 def storyboard(context: dg.AssetExecutionContext, config: StoryboardConfig, vidpipe: VidpipeResource) -> dg.MaterializeResult:
     with _step(context, vidpipe) as (services, project_id):
@@ -230,7 +218,7 @@ def storyboard(context: dg.AssetExecutionContext, config: StoryboardConfig, vidp
             "projected_cost_usd": round(result.projected_usd, 4),
             "budget_usd": spec.max_cost_usd,
             "path": dg.MetadataValue.path(services.store.uri(project_id, Layout.STORYBOARD)),
-            **_nonce(services, project_id),
+            **nonce_metadata(services, project_id),
         },
         check_results=[_check(check_storyboard(spec, result.storyboard))],
     )
@@ -260,7 +248,7 @@ def _sheet_gallery(report: CharactersReport) -> str:
     deps=[storyboard],
     description="One reference sheet per character a scene shows, paid once; every keyframe that shows "
     "the character is conditioned on it, so the character looks the same in every scene.",
-    check_specs=[_check_spec("characters_complete", "characters")],
+    check_specs=[_check_spec("characters_complete", "characters", blocking=True)],
 )
 def characters(context: dg.AssetExecutionContext, config: CharactersConfig, vidpipe: VidpipeResource) -> dg.MaterializeResult:
     with _step(context, vidpipe) as (services, project_id):
@@ -276,7 +264,7 @@ def characters(context: dg.AssetExecutionContext, config: CharactersConfig, vidp
                 {s.name: services.store.uri(project_id, s.row.path) for s in report.sheets if s.row is not None and s.row.path}
             ),
             "sheets": dg.MetadataValue.md(_sheet_gallery(report)),
-            **_nonce(services, project_id),
+            **nonce_metadata(services, project_id),
         },
         check_results=[_check(check_characters(report))],
     )
@@ -288,7 +276,7 @@ def characters(context: dg.AssetExecutionContext, config: CharactersConfig, vidp
     kinds={"python", "image"},
     deps=[characters],
     description="N+1 keyframes with continuity: scene i+1 starts on scene i's end frame.",
-    check_specs=[_check_spec("keyframes_decode", "keyframes")],
+    check_specs=[_check_spec("keyframes_decode", "keyframes", blocking=True)],
 )
 def keyframes(context: dg.AssetExecutionContext, config: KeyframesConfig, vidpipe: VidpipeResource) -> dg.MaterializeResult:
     with _step(context, vidpipe) as (services, project_id):
@@ -310,7 +298,7 @@ def keyframes(context: dg.AssetExecutionContext, config: KeyframesConfig, vidpip
             **_made(report),
             "contact_sheet": dg.MetadataValue.path(services.store.uri(project_id, Layout.CONTACT_SHEET)),
             **images,
-            **_nonce(services, project_id),
+            **nonce_metadata(services, project_id),
         },
         check_results=[_check(check_keyframes(services, project_id, report))],
     )
@@ -322,7 +310,7 @@ def keyframes(context: dg.AssetExecutionContext, config: KeyframesConfig, vidpip
     kinds={"python", "video"},
     deps=[keyframes],
     description="One clip per scene from its first and last keyframe; paid operations are never resubmitted.",
-    check_specs=[_check_spec("clips_complete", "clips")],
+    check_specs=[_check_spec("clips_complete", "clips", blocking=True)],
 )
 def clips(context: dg.AssetExecutionContext, config: ClipsConfig, vidpipe: VidpipeResource) -> dg.MaterializeResult:
     with _step(context, vidpipe) as (services, project_id):
@@ -374,7 +362,7 @@ def clips(context: dg.AssetExecutionContext, config: ClipsConfig, vidpipe: Vidpi
             "cost_usd": report.cost_usd,
             "projected_cost_usd": round(report.projected_usd, 4),
             "total_duration_s": round(sum(i.duration_s or 0 for i in report.items), 3),
-            **_nonce(services, project_id),
+            **nonce_metadata(services, project_id),
         },
         check_results=[_check(check)],
     )
@@ -400,7 +388,7 @@ def _clip_strip(services: Services, project_id: str, report: StepReport) -> prev
     kinds={"python", "ffmpeg"},
     deps=[clips],
     description="The stitched MP4: stream-copy concat, or crossfade re-encode with audio kept.",
-    check_specs=[_check_spec("final_video_valid", "final_video")],
+    check_specs=[_check_spec("final_video_valid", "final_video", blocking=False)],  # the last stage: nothing to guard
 )
 def final_video(context: dg.AssetExecutionContext, config: FinalVideoConfig, vidpipe: VidpipeResource) -> dg.MaterializeResult:
     with _step(context, vidpipe) as (services, project_id):
@@ -426,7 +414,7 @@ def final_video(context: dg.AssetExecutionContext, config: FinalVideoConfig, vid
         "scenes_in_video": len(result.scenes),
         "crossfade_s": result.crossfade,
         "sha256": result.sha256,
-        **_nonce(services, project_id),
+        **nonce_metadata(services, project_id),
     }
     if result.skipped:
         metadata["skipped_scenes"] = dg.MetadataValue.md(

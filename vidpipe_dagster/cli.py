@@ -294,9 +294,9 @@ def _fail(exc: Exception) -> typer.Exit:
 
 
 def _services(settings: Settings | None = None, *, housekeeping: bool = True) -> Services:
-    from vidpipe_dagster.runner import services
+    from vidpipe_core.services import Services  # not the runner's: `vidpipe edit` then imports no Dagster
 
-    return services(settings, housekeeping=housekeeping)
+    return Services.create(settings, housekeeping=housekeeping)
 
 
 def _startup_checks() -> None:

@@ -13,12 +13,17 @@ from typing import TYPE_CHECKING, Any
 import dagster as dg
 from pydantic import Field, create_model
 
+from vidpipe_core.config import Settings
 from vidpipe_core.errors import InvalidInput, VidpipeError, invalid
+from vidpipe_core.projects import AlreadyRegistered, validate_request
 from vidpipe_core.request import ProjectRequest, check_fields, described
 from vidpipe_core.schemas import ProjectSpec
+from vidpipe_dagster.failures import ERROR_CLASS_KEY
 from vidpipe_dagster.healing import PARTITION_TAG
 from vidpipe_dagster.instance import NEW_PROJECT_JOB
 from vidpipe_dagster.jobs import render_project
+from vidpipe_dagster.resources import VidpipeResource
+from vidpipe_dagster.runner import delete, register_spec
 
 PROJECT_TAG = "vidpipe/project"  # on a new_project run: the project it registered (or found)
 EXISTING_TAG = "vidpipe/existing"  # "true" when an identical project was found and nothing was registered
@@ -60,23 +65,18 @@ else:
 
 def _failure(exc: VidpipeError) -> dg.Failure:
     """The run's one failure: the error's message, and its class (read by runner.failures)."""
-    from vidpipe_dagster.runner import ERROR_CLASS_KEY
-
     return dg.Failure(description=str(exc), metadata={ERROR_CLASS_KEY: type(exc).__name__}, allow_retries=False)
 
 
-def spec_request(config: NewProjectConfig) -> tuple[ProjectRequest, ProjectSpec]:
+def spec_request(config: NewProjectConfig, settings: Settings) -> tuple[ProjectRequest, ProjectSpec]:
     """The request of ``config`` and its spec, validated once, or InvalidInput naming every
     problem: unknown fields (the inbox's messages, with a "did you mean"), then the spec's rules."""
-    from vidpipe_core.projects import validate_request
-    from vidpipe_dagster.runner import services
-
     raw = {k: v for k, v in config.model_dump().items() if k != "force" and v is not None}
     request, problems = check_fields(raw)
     spec = None
     if request is not None:
         try:
-            spec = validate_request(services(housekeeping=False).settings, request)
+            spec = validate_request(settings, request)
         except InvalidInput as exc:
             problems += exc.problems
     if problems:
@@ -91,15 +91,13 @@ def spec_request(config: NewProjectConfig) -> tuple[ProjectRequest, ProjectSpec]
     "registers it and its partition; the render_new_project sensor then starts its render_project run.",
     out=dg.Out(dg.Nothing),
 )
-def register_project(context: dg.OpExecutionContext, config: NewProjectConfig) -> dg.Output[None]:
-    from vidpipe_core.projects import AlreadyRegistered
-    from vidpipe_dagster.runner import register_spec, services
-
+def register_project(context: dg.OpExecutionContext, config: NewProjectConfig, vidpipe: VidpipeResource) -> dg.Output[None]:
     try:
-        request, spec = spec_request(config)
+        svc = vidpipe.services()
+        request, spec = spec_request(config, svc.settings)
         try:
             spec = register_spec(
-                services(),
+                svc,
                 spec,
                 generated=request.id is None,
                 source=f"dagster:{NEW_PROJECT_JOB}:{context.run_id}",
@@ -168,13 +166,11 @@ class DeleteProjectConfig(dg.Config):
     "refused while a run holds it.",
     out=dg.Out(dg.Nothing),
 )
-def delete_project_op(context: dg.OpExecutionContext, config: DeleteProjectConfig) -> dg.Output[None]:
-    from vidpipe_dagster.runner import delete
-
+def delete_project_op(context: dg.OpExecutionContext, config: DeleteProjectConfig, vidpipe: VidpipeResource) -> dg.Output[None]:
     try:
         if not config.confirm:
             raise InvalidInput("confirm", f"is false; set it to true to delete {config.project_id!r} (nothing was deleted)")
-        deleted = delete(config.project_id)
+        deleted = delete(config.project_id, svc=vidpipe.services())
     except VidpipeError as exc:
         raise _failure(exc) from None
     removed = {"project": deleted.project, "folder": deleted.folder, "partition": deleted.partition}

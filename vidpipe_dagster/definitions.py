@@ -1,6 +1,10 @@
+"""The code location: `defs`, what workspace.yaml, `dagster dev` and `dagster job execute -m
+vidpipe_dagster` load. It is loaded when Dagster asks for it (`@dg.definitions`), not when this
+module is imported, so importing it reads no setting; loading it reads the settings through the
+vidpipe resource, which also chooses the executor."""
+
 import dagster as dg
 
-from vidpipe_core.config import get_settings
 from vidpipe_dagster.assets import render_assets
 from vidpipe_dagster.celery_executor import vidpipe_celery_executor
 from vidpipe_dagster.create import delete_project, new_project, render_new_project
@@ -15,35 +19,27 @@ EXECUTORS = {
 }
 
 
-def _executor() -> dg.ExecutorDefinition:
-    """VIDPIPE_DAGSTER_EXECUTOR (default in_process). The five steps form a chain, so a process per
-    step never runs two at once; it only adds ~1.5 s of start-up per step (bench/README section 3:
-    6.65 s vs 0.87 s per run). Clips run in parallel as threads inside their step either way."""
-    return EXECUTORS[get_settings().dagster_executor]
+def build_defs(vidpipe: VidpipeResource) -> dg.Definitions:
+    """The assets, jobs and sensors with ``vidpipe`` as their one source of settings, and the executor
+    it names (`dagster_executor`, default in_process). The five steps form a chain, so a process
+    per step never runs two at once; it only adds ~1.5 s of start-up per step (bench/README section
+    3: 6.65 s vs 0.87 s per run). Clips run in parallel as threads inside their step either way."""
+    return dg.Definitions(
+        assets=render_assets,
+        jobs=[render_project, new_project, delete_project],
+        sensors=[inbox_sensor, heal_dead_runs, render_new_project],
+        resources={"vidpipe": vidpipe},
+        executor=EXECUTORS[vidpipe.vidpipe_settings().dagster_executor],
+    )
 
 
-defs = dg.Definitions(
-    assets=render_assets,
-    jobs=[render_project, new_project, delete_project],
-    sensors=[inbox_sensor, heal_dead_runs, render_new_project],
-    resources={"vidpipe": VidpipeResource()},
-    executor=_executor(),
-)
+@dg.definitions
+def defs() -> dg.Definitions:
+    """This deployment's definitions: the vidpipe resource with the environment's settings."""
+    return build_defs(VidpipeResource())
 
 
 def render_project_job() -> dg.JobDefinition:
-    """The resolved `render_project` job (with this deployment's executor and resources): what
-    `runner.render` executes, and a module-level function for `dg.reconstructable`."""
-    return defs.resolve_job_def("render_project")
-
-
-_in_process: list[dg.JobDefinition] = []
-
-
-def render_project_in_process() -> dg.JobDefinition:
-    """`render_project` with the in-process executor, whatever the deployment's executor: what
-    `runner.render` runs (the CLI, tests, bench), so every step's progress reaches the calling
-    process. A module-level function, so `dg.reconstructable` can point at it."""
-    if not _in_process:  # resolved once per process
-        _in_process.append(render_project_job().with_executor_def(dg.in_process_executor))
-    return _in_process[0]
+    """The resolved `render_project` job (with this deployment's executor and resources), and a
+    module-level function for `dg.reconstructable`."""
+    return defs().resolve_job_def("render_project")

@@ -10,16 +10,15 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import dagster as dg
 
 from vidpipe_core.config import Settings
+from vidpipe_core.db import display_url
 from vidpipe_core.errors import ConfigurationError, ProjectNotFound, one_line
+from vidpipe_core.projects import project_exists
+from vidpipe_core.services import Services
 from vidpipe_dagster.partitions import PROJECTS
-
-if TYPE_CHECKING:
-    from vidpipe_core.services import Services
 
 NEW_PROJECT_JOB = "new_project"  # the job that creates a project from the UI (vidpipe_dagster.create)
 REPO_DAGSTER_YAML = Path(__file__).resolve().parent.parent / "dagster.yaml"
@@ -150,8 +149,6 @@ def ensure_partition(instance: dg.DagsterInstance, services: Services, project_i
     """The project's partition, added when its row exists without one (a registration that died
     between the two steps, or an inbox tick that failed before Dagster added the partition).
     The row is what makes a project: ProjectNotFound when there is none."""
-    from vidpipe_core.projects import project_exists
-
     if not project_exists(services, project_id):
         raise ProjectNotFound(project_id)
     register_partition(instance, project_id)
@@ -175,9 +172,6 @@ def refuse_unknown_project(instance: dg.DagsterInstance, services: Services, pro
     anything, so a run started from `dagster job execute`, the UI or the daemon against another
     instance, or for an id never registered, writes nothing and pays for nothing. The line names
     the instance the run used, the one vidpipe uses, and the command that fixes it."""
-    from vidpipe_core.db import display_url
-    from vidpipe_core.projects import project_exists
-
     in_instance = has_partition(instance, project_id)
     in_database = project_exists(services, project_id)
     if in_instance and in_database:

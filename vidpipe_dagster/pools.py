@@ -35,18 +35,17 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
 import dagster as dg
+from dagster_postgres import PostgresEventLogStorage
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from vidpipe_core.cancel import NEVER, CancelToken
 from vidpipe_core.errors import ConfigurationError
 from vidpipe_dagster.healing import HealReport, heal_pool
-
-if TYPE_CHECKING:
-    from dagster_postgres import PostgresEventLogStorage
+from vidpipe_dagster.internals import is_sqlite_event_log
 
 FIRST_WAIT_INTERVAL_S = 0.2
 MAX_WAIT_INTERVAL_S = 0.5
@@ -64,14 +63,10 @@ def claim_lock_kind(instance: dg.DagsterInstance) -> str:
     """Which lock serialises claims on this instance's event-log storage: "postgres" (an advisory
     lock) or "sqlite" (a file lock in DAGSTER_HOME). Any other storage that has pools is refused:
     without a lock, concurrent claims overshoot the limit (see the module docstring)."""
-    from dagster._core.storage.event_log import SqliteEventLogStorage
-    from dagster._core.storage.event_log.sqlite.consolidated_sqlite_event_log import ConsolidatedSqliteEventLogStorage
-    from dagster_postgres import PostgresEventLogStorage
-
     storage = instance.event_log_storage
     if isinstance(storage, PostgresEventLogStorage):
         return "postgres"
-    if isinstance(storage, (SqliteEventLogStorage, ConsolidatedSqliteEventLogStorage)) and instance.root_directory:
+    if is_sqlite_event_log(storage) and instance.root_directory:
         return "sqlite"
     raise ConfigurationError(
         f"the Dagster instance's event-log storage ({type(storage).__module__}.{type(storage).__name__}) has no lock "
@@ -121,7 +116,7 @@ class DagsterPoolSlots:
         with _claim_lock:
             if self.lock_kind == "postgres":
                 key = int(hashlib.sha256(f"vidpipe-pool:{self.pool}".encode()).hexdigest()[:15], 16)
-                storage = cast("PostgresEventLogStorage", self.storage)  # lock_kind says so
+                storage = cast(PostgresEventLogStorage, self.storage)  # lock_kind says so
                 with storage.index_connection() as conn:
                     conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
                     try:

@@ -15,7 +15,7 @@ from vidpipe_core.steps import CHARACTERS, STAGES
 from vidpipe_core.steps.inspect import Finding, find_damage
 from vidpipe_core.steps.state import ProjectState, project_nonce, resolve_state
 from vidpipe_dagster.healing import ACTIVE, PARTITION_TAG, describe_run, heal_runs, instance_liveness
-from vidpipe_dagster.status import belongs_to_project, final_video_problem, latest_materialization
+from vidpipe_dagster.materializations import belongs_to_project, final_video_problem, latest_materialization
 
 
 @dataclass

@@ -125,7 +125,7 @@ def _summary(tick: InboxTick, requested: int, limits: InboxSettings, seconds: fl
 def inbox_sensor(context: dg.SensorEvaluationContext, vidpipe: VidpipeResource) -> dg.SensorResult:
     started = time.perf_counter()
     services = vidpipe.services()
-    limits = InboxSettings()
+    limits = services.settings  # the inbox's limits are settings like any other: the resource's
     cursor = InboxCursor.parse(context.cursor)
 
     def log(level: str, message: str) -> None:

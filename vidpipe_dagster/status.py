@@ -26,13 +26,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import dagster as dg
 from sqlalchemy import select
 
 from vidpipe_core.cost import estimate
-from vidpipe_core.integrity import digest_problem, frame_label, scene_label, scene_list
+from vidpipe_core.integrity import frame_label, scene_label, scene_list
 from vidpipe_core.models import ClipStatus, Keyframe, KeyframeStatus, VideoClip
 from vidpipe_core.projects import earlier_files
 from vidpipe_core.services import Services
@@ -42,52 +42,19 @@ from vidpipe_core.steps.keyframes import spent_usd
 from vidpipe_core.steps.state import ProjectState, project_nonce, resolve_state
 from vidpipe_core.steps.storyboard import stage_models
 from vidpipe_core.storage import Layout
+from vidpipe_dagster.healing import FINISHED, PARTITION_TAG, instance_liveness
 from vidpipe_dagster.instance import get_instance
-
-if TYPE_CHECKING:
-    from vidpipe_dagster.resume import ResumePlan
+from vidpipe_dagster.materializations import (
+    belongs_to_project,
+    final_video_problem,
+    latest_materialization,
+    metadata_value,
+)
+from vidpipe_dagster.resume import ResumePlan, plan_resume
 
 MATERIALIZED, MISSING, OUT_OF_DATE = "materialized", "missing", "out of date"
-# Metadata of the runless materialization a registration records over an earlier project's latest
-# one (`runner.supersede_earlier`): its text says why; it is never this project's.
-SUPERSEDED_KEY = "superseded"
 EARLIER_PROJECT = "stale (an earlier project with this id)"
 RUN_ROW = "(latest run)"
-
-
-def latest_materialization(instance: dg.DagsterInstance, name: str, project_id: str) -> dg.EventLogRecord | None:
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey(name), asset_partitions=[project_id]), limit=1
-    ).records
-    return records[0] if records else None
-
-
-def metadata_value(record: dg.EventLogRecord, key: str) -> object:
-    materialization = record.asset_materialization
-    entry = materialization.metadata.get(key) if materialization else None
-    return entry.value if entry is not None else None
-
-
-def belongs_to_project(record: dg.EventLogRecord, nonce: str | None) -> bool:
-    """A materialization is trusted only for the project record that made it (its nonce); projects
-    registered before nonces existed (None) trust every materialization of their partition but
-    the marks a registration leaves over an earlier project's (`runner.supersede_earlier`)."""
-    from vidpipe_dagster.assets import NONCE_KEY
-
-    if metadata_value(record, SUPERSEDED_KEY) is not None:
-        return False
-    return nonce is None or metadata_value(record, NONCE_KEY) == nonce
-
-
-def final_video_problem(services: Services, project_id: str, record: dg.EventLogRecord) -> str | None:
-    """What is wrong with final.mp4 against the sha256 its materialization recorded (None: nothing)."""
-    expected = metadata_value(record, "sha256")
-    try:
-        data = services.store.read_bytes(project_id, Layout.FINAL)
-    except FileNotFoundError:
-        data = None
-    problem = digest_problem(data, expected if isinstance(expected, str) else None)
-    return f"final.mp4: {problem}" if problem else None
 
 
 def final_video(
@@ -130,8 +97,6 @@ def asset_states(
     """Each asset's latest materialization (trusted only when it carries this project record's
     nonce; "out of date" when ``plan``, what `vidpipe resume` would do, makes it again) and the
     latest run, whose process is checked when it has not ended. Reads only."""
-    from vidpipe_dagster.healing import FINISHED, PARTITION_TAG, instance_liveness
-
     latest_run = instance.get_runs(filters=dg.RunsFilter(tags={PARTITION_TAG: project_id}), limit=1)
     reasons = plan.reasons if plan is not None else {}
     rows: list[dict[str, Any]] = []
@@ -278,8 +243,6 @@ def artifact_paths(
 
 
 def _latest_run(assets: list[dict[str, Any]]) -> RunState | None:
-    from vidpipe_dagster.healing import FINISHED
-
     row = next((r for r in assets if r["asset"] == RUN_ROW), None)
     if row is None:
         return None
@@ -413,8 +376,6 @@ def next_steps(
 
 
 def project_status(services: Services, project_id: str) -> dict[str, Any]:
-    from vidpipe_dagster.resume import plan_resume
-
     state = resolve_state(services, project_id)
     damaged = find_damage(services, state)
     instance = get_instance(services.settings)

@@ -155,7 +155,7 @@ def test_a_step_runs_for_a_live_run_without_retagging_it_and_refuses_an_ended_on
 def test_the_broker_url_is_read_from_the_environment_and_stored_nowhere(vp_env, monkeypatch):
     from vidpipe_dagster.celery_executor import VidpipeCeleryExecutor, celery_app, vidpipe_celery_executor
     from vidpipe_dagster.cli import _scrub
-    from vidpipe_dagster.definitions import EXECUTORS, _executor, render_project_job
+    from vidpipe_dagster.definitions import EXECUTORS, defs, render_project_job
 
     secret = f"pw-{uuid.uuid4().hex}"
     url = f"amqp://vidpipe:{secret}@broker.example:5672//"
@@ -163,7 +163,7 @@ def test_the_broker_url_is_read_from_the_environment_and_stored_nowhere(vp_env, 
     monkeypatch.setenv("VIDPIPE_CELERY_BACKEND", f"redis://:{secret}@redis.example:6379/0")
     monkeypatch.setenv("VIDPIPE_CELERY_QUEUE", "renders")
     monkeypatch.setenv("VIDPIPE_DAGSTER_EXECUTOR", "celery")
-    assert _executor() is vidpipe_celery_executor is EXECUTORS["celery"]
+    assert defs().executor is vidpipe_celery_executor is EXECUTORS["celery"]
     assert set(vidpipe_celery_executor.config_schema.config_type.fields) == {"retries"}  # type: ignore[union-attr]
 
     app = celery_app()

@@ -209,7 +209,7 @@ def _run_as_launched(vp_env, tags: dict[str, str]):  # type: ignore[no-untyped-d
     """What a run from the UI or the daemon executes: a run created with these tags, then executed."""
     from dagster._core.execution.api import execute_run
 
-    from vidpipe_dagster.definitions import render_project_in_process
+    from vidpipe_dagster.jobs import render_project_in_process
 
     instance = vp_env.instance()
     run = instance.create_run_for_job(job_def=render_project_in_process(), tags=tags)

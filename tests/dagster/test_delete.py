@@ -131,7 +131,7 @@ def test_a_bare_partition_is_harmless_and_delete_removes_it(vp_env):
     the first step with one line naming the fixes, writes nothing; `vidpipe delete` removes it."""
     from dagster._core.execution.api import execute_run
 
-    from vidpipe_dagster.definitions import render_project_in_process
+    from vidpipe_dagster.jobs import render_project_in_process
 
     instance = vp_env.instance()
     instance.add_dynamic_partitions("projects", ["stray"])
@@ -196,7 +196,7 @@ def test_the_delete_project_job_needs_confirm_then_deletes(vp_env):
     from vidpipe_dagster.definitions import defs
 
     spec = runner.register(PROMPT, scenes=2, clip_duration=1, provider="animatic")
-    job = defs.resolve_job_def("delete_project")
+    job = defs().resolve_job_def("delete_project")
 
     def launch(**config):  # type: ignore[no-untyped-def]
         return job.execute_in_process(

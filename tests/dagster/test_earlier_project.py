@@ -178,7 +178,7 @@ def test_an_inbox_file_that_registers_an_id_again_gets_a_clean_project(vp_env, m
     (inbox / "again.yaml").write_text(f"prompt: {PROMPT}\nid: inbox-again\nscenes: 1\n")
     instance = vp_env.instance()
     context = dg.build_sensor_context(
-        instance=instance, instance_ref=instance.get_ref(), definitions=defs, resources={"vidpipe": VidpipeResource()}
+        instance=instance, instance_ref=instance.get_ref(), definitions=defs(), resources={"vidpipe": VidpipeResource()}
     )
     result = inbox_sensor(context)
     assert [r.partition_key for r in result.run_requests or []] == ["inbox-again"]

@@ -283,7 +283,7 @@ def test_the_daemon_sensor_heals_a_dead_run_when_nobody_waits(vp_env):
     instance.event_log_storage.set_concurrency_slots(POOL, 3)
     assert instance.event_log_storage.claim_concurrency_slot(POOL, ended, "clips[scene-0]").is_claimed
 
-    assert heal_dead_runs in defs.sensors
+    assert heal_dead_runs in defs().sensors
     context = dg.build_sensor_context(instance=instance, resources={"vidpipe": VidpipeResource()})
     result = heal_dead_runs(context)
     assert isinstance(result, dg.SkipReason) and "1 dead runs marked failed, 1 ended runs' slots freed" in result.skip_message

@@ -43,7 +43,7 @@ def _context(instance, cursor=None):
         instance=instance,
         instance_ref=instance.get_ref(),
         cursor=cursor,
-        definitions=defs,
+        definitions=defs(),
         resources={"vidpipe": VidpipeResource()},
     )
 
@@ -395,8 +395,10 @@ def test_dropped_file_is_rendered_by_the_requested_run(vp_env, inbox):
     [request] = data.run_requests
     assert request.partition_key == "snail"
 
-    result = defs.resolve_job_def("render_project").execute_in_process(
-        partition_key=request.partition_key, instance=instance, tags=request.tags
+    result = (
+        defs()
+        .resolve_job_def("render_project")
+        .execute_in_process(partition_key=request.partition_key, instance=instance, tags=request.tags)
     )
     assert result.success
     info = media.probe(vp_env.services().store.path("snail", Layout.FINAL))

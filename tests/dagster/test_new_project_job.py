@@ -21,7 +21,7 @@ PROMPT = "A lighthouse keeper feeds a seagull at dusk"
 def _defs():  # type: ignore[no-untyped-def]
     from vidpipe_dagster.definitions import defs
 
-    return defs
+    return defs()
 
 
 def _launch(vp_env, **config):  # type: ignore[no-untyped-def]

@@ -20,7 +20,7 @@ from vidpipe_core import media, previews
 from vidpipe_core.checks import check_clips
 from vidpipe_core.models import CharacterSheetRow, Keyframe, VideoClip
 from vidpipe_core.steps.state import resolve_state, stored_document
-from vidpipe_core.storage import sha256_file
+from vidpipe_core.storage import Layout, sha256_file
 from vidpipe_dagster.assets import render_assets
 from vidpipe_dagster.runner import failure_message, register, render
 
@@ -133,6 +133,38 @@ def test_every_check_has_a_description():
     assert all(s.description and len(s.description) > 40 for s in specs)
 
 
+def test_the_checks_that_guard_the_next_stage_block_it():
+    blocking = {s.name: s.blocking for a in render_assets for s in a.check_specs}
+    assert blocking == {
+        "storyboard_complete": True,
+        "characters_complete": True,
+        "keyframes_decode": True,
+        "clips_complete": True,
+        "final_video_valid": False,  # the last stage: nothing after it to guard
+    }
+
+
+def test_a_failed_clips_check_stops_the_final_video(vp_env):
+    """A clip shorter than planned fails `clips_complete`, which is blocking: the clips step fails
+    after recording the check, and the run stitches no video from it (no final_video step)."""
+    spec = register("A snail races a leaf. The leaf wins.", id="snail", scenes=2, clip_duration=1, provider="animatic")
+    first = render(spec.id)
+    assert first.success
+    services, instance = vp_env.services(), vp_env.instance()
+    _shorten(services, spec.id, 1, 0.5)
+
+    result = render(spec.id)
+    assert not result.success
+    assert failure_message(result).startswith("clips: check clips_complete failed: scene 2: the clip lasts 0.50 s")
+    started = {e.step_key for e in instance.all_logs(result.run_id, of_type=dg.DagsterEventType.STEP_START)}
+    assert started == {"storyboard", "characters", "keyframes", "clips"}
+    latest = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("final_video"), asset_partitions=[spec.id]), limit=1
+    ).records[0]
+    assert latest.run_id == first.run_id  # the video of the first run; nothing stitched from the short clip
+    assert abs(media.probe(services.store.path(spec.id, Layout.FINAL)).duration_s - 2.0) <= 0.25
+
+
 def _shorten(services, project_id: str, scene_index: int, seconds: float) -> None:
     """Replace a scene's clip by a real, shorter one and record it in the ledger (as a provider
     that returned a short video would have)."""
@@ -165,7 +197,9 @@ def test_clips_check_fails_for_a_short_or_missing_clip(vp_env, monkeypatch):
 
     _shorten(services, spec.id, 1, 0.5)
     result = render(spec.id, assets=["clips"])
-    assert result.success  # the check reports; it does not block
+    # The check guards the final video (blocking): the step records it, then fails, saying what it found.
+    assert not result.success
+    assert failure_message(result).startswith("clips: check clips_complete failed: scene 2: the clip lasts 0.50 s")
     assert check_results(instance, result.run_id) == {"clips_complete": False}
     evaluation = next(
         e.dagster_event.event_specific_data

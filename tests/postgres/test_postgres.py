@@ -243,7 +243,7 @@ def _inbox_tick(instance: dg.DagsterInstance, cursor: str | None = None) -> dg.S
         instance=instance,
         instance_ref=instance.get_ref(),
         cursor=cursor,
-        definitions=defs,
+        definitions=defs(),
         resources={"vidpipe": VidpipeResource()},
     )
     result = inbox_sensor(context)

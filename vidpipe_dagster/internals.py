@@ -1,0 +1,94 @@
+"""Every use of Dagster's private API (`dagster._…`) in vidpipe, behind one door.
+
+Dagster's public API has no equivalent for what is here (dagster==1.13.27, the version in
+requirements.lock). Each name is pinned by a contract test in tests/dagster/test_internals.py
+that checks the signature or behaviour vidpipe relies on, so a Dagster upgrade that changes one
+fails there, by name, instead of somewhere in a run. No other vidpipe module imports `dagster._`
+(tests/test_imports.py checks it). What each is for, and the public API that would replace it:
+
+- ``execute_run``: run a run created beforehand (`runner.render` creates it with the code
+  location's origin, so the UI can re-execute it). Replace with `dg.execute_job` once it can
+  execute such a run: today it creates its own run, without an origin.
+- ``code_location_origin`` (``LoadableTargetOrigin``, ``ManagedGrpcPythonEnvCodeLocationOrigin``,
+  ``RemoteRepositoryOrigin``, ``RemoteJobOrigin``, ``SINGLETON_REPOSITORY_NAME``): the origin the
+  webserver gives runs of workspace.yaml's code location. Replace with `dg.execute_job` taking a
+  code location, or with launching through the webserver (GraphQL `launchRun`), which builds it.
+- ``create_execution_plan``, ``execute_plan_iterator``: what dagster-celery's task does on a
+  worker, one step of an existing run. Replace with a public "execute these steps of this run"
+  API (`dg.execute_job` runs a whole job as a new run).
+- ``ReconstructableJob``: the job a celery task names, rebuilt on the worker from the run
+  worker's `reconstructable_job.to_dict()` (the public `dg.reconstructable` returns one but
+  offers no way back from the dict). Replace with a public reconstructable-job type.
+- ``ExecuteStepArgs``: what a celery task carries (dagster-celery's own payload), packed and
+  unpacked with the public `dg.serialize_value` / `dg.deserialize_value`. Replace with a public
+  step-execution payload.
+- ``EngineEventData``: the metadata of the engine event a worker writes when it takes or refuses a
+  step, and the marker that pairs it with the run worker's "delegating" event in the UI. Replace
+  with a metadata mapping when `DagsterInstance.report_engine_event` takes one.
+- ``RetryMode``, ``get_retries_config``: the `retries` config of an executor and its value (what
+  `dg.multiprocess_executor` takes). Replace with a public helper for an executor's retries.
+- ``PlanOrchestrationContext``, ``ExecutionPlan``, ``ExecutionStep``: the types in the signature
+  of the public `dg.Executor.execute`. Replace when Dagster exports them.
+- ``check_captured_interrupt``: whether Dagster has turned a SIGINT/SIGTERM into its interrupt
+  flag during a run. Replace with a public interrupt check.
+- ``is_sqlite_event_log`` (``SqliteEventLogStorage``, ``ConsolidatedSqliteEventLogStorage``): which
+  lock serialises pool claims (`pools.claim_lock_kind`). Replace with a public property of
+  `EventLogStorage` that names its backend.
+
+Importing this module costs nothing extra: ``import dagster`` loads these modules itself, except
+the SQLite event-log storage, which the first Dagster instance a command opens loads."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from dagster._core.definitions.reconstruct import ReconstructableJob
+from dagster._core.definitions.repository_definition import SINGLETON_REPOSITORY_NAME
+from dagster._core.events import EngineEventData
+from dagster._core.execution.api import create_execution_plan, execute_plan_iterator, execute_run
+from dagster._core.execution.context.system import PlanOrchestrationContext
+from dagster._core.execution.plan.plan import ExecutionPlan
+from dagster._core.execution.plan.step import ExecutionStep
+from dagster._core.execution.retries import RetryMode, get_retries_config
+from dagster._core.remote_origin import ManagedGrpcPythonEnvCodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin
+from dagster._core.storage.event_log import SqliteEventLogStorage
+from dagster._core.storage.event_log.sqlite.consolidated_sqlite_event_log import ConsolidatedSqliteEventLogStorage
+from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+from dagster._grpc.types import ExecuteStepArgs
+from dagster._utils.interrupts import check_captured_interrupt
+
+__all__ = [
+    "SINGLETON_REPOSITORY_NAME",
+    "EngineEventData",
+    "ExecuteStepArgs",
+    "ExecutionPlan",
+    "ExecutionStep",
+    "PlanOrchestrationContext",
+    "ReconstructableJob",
+    "RemoteJobOrigin",
+    "RetryMode",
+    "check_captured_interrupt",
+    "code_location_origin",
+    "create_execution_plan",
+    "execute_plan_iterator",
+    "execute_run",
+    "get_retries_config",
+    "is_sqlite_event_log",
+]
+
+
+def code_location_origin(module_name: str, attribute: str, job_name: str) -> RemoteJobOrigin:
+    """The origin the webserver gives runs of ``job_name`` in the code location that loads
+    ``module_name:attribute`` (a `python_module` entry of workspace.yaml, named after its module)
+    from the Definitions' one repository: a run created with it can be re-executed from the UI."""
+    target = LoadableTargetOrigin(
+        executable_path=sys.executable, module_name=module_name, attribute=attribute, working_directory=os.getcwd()
+    )
+    location = ManagedGrpcPythonEnvCodeLocationOrigin(target)
+    return RemoteJobOrigin(RemoteRepositoryOrigin(location, SINGLETON_REPOSITORY_NAME), job_name)
+
+
+def is_sqlite_event_log(storage: object) -> bool:
+    """Whether ``storage`` (an instance's `event_log_storage`) is one of Dagster's SQLite ones."""
+    return isinstance(storage, (SqliteEventLogStorage, ConsolidatedSqliteEventLogStorage))
