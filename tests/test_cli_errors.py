@@ -341,13 +341,14 @@ def test_invalid_setting_names_the_variable():
 def test_new_killed_between_partition_and_row_leaves_the_id_free(vp_env):
     script = textwrap.dedent("""
         import os, signal
-        import vidpipe_dagster.runner as runner
+        import vidpipe_core.projects as projects
+        from vidpipe_dagster.runner import register
 
         def killed(*args, **kwargs):
             os.kill(os.getpid(), signal.SIGKILL)   # the partition is added, the row not yet written
 
-        runner.create_project = killed
-        runner.register("a cat on a windowsill", id="cat")
+        projects.create_project = killed
+        register("a cat on a windowsill", id="cat")
     """)
     proc = _vidpipe(argv0=[sys.executable, "-c", script])
     assert proc.returncode == -signal.SIGKILL, proc.stderr
@@ -358,14 +359,15 @@ def test_new_killed_between_partition_and_row_leaves_the_id_free(vp_env):
 
 
 def test_failed_row_insert_removes_the_partition_it_added(vp_env, monkeypatch):
-    import vidpipe_dagster.runner as runner
+    import vidpipe_core.projects as projects
+    from vidpipe_dagster.runner import register
 
     def refused(*args, **kwargs):
         raise RuntimeError("the database refused the row")
 
-    monkeypatch.setattr(runner, "create_project", refused)  # as the runner imports it
+    monkeypatch.setattr(projects, "create_project", refused)
     with pytest.raises(RuntimeError):
-        runner.register("a cat on a windowsill", id="cat")
+        register("a cat on a windowsill", id="cat")
     assert _rows(vp_env) == [] and _partitions(vp_env) == []
 
 

@@ -111,8 +111,12 @@ def _cli_args(values: dict[str, Any]) -> list[str]:
 def _launch(vp_env, config: dict[str, Any]):  # type: ignore[no-untyped-def]
     from vidpipe_dagster.definitions import defs
 
-    return defs.resolve_job_def("new_project").execute_in_process(
-        run_config={"ops": {"register_project": {"config": config}}}, instance=vp_env.instance(), raise_on_error=False
+    return (
+        defs()
+        .resolve_job_def("new_project")
+        .execute_in_process(
+            run_config={"ops": {"register_project": {"config": config}}}, instance=vp_env.instance(), raise_on_error=False
+        )
     )
 
 
