@@ -43,7 +43,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import fsspec
 
@@ -54,6 +54,7 @@ from vidpipe_core.scratch import owner_is_gone, owner_tag, scratch_dir
 log = logging.getLogger(__name__)
 
 STALE_UPLOAD_S = 6 * 3600  # an unfinished multipart upload this old has no live writer
+READ_BLOCK = 1 << 20  # bytes per ranged read of ``ArtifactStore.open`` on an object store
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -235,6 +236,15 @@ class ArtifactStore:
             local = d / posixpath.basename(src)
             self.fs.get_file(src, str(local))
             yield local
+
+    @contextmanager
+    def open(self, project_id: str, relpath: str) -> Iterator[IO[bytes]]:
+        """A stored file open for reading, seekable. A reader that needs only part of it (a video's
+        header to probe it, the group of pictures of one frame) transfers only that part from an
+        object store (ranged reads of READ_BLOCK bytes), where ``local_copy`` downloads it all."""
+        options = {} if self.is_local else {"block_size": READ_BLOCK, "cache_type": "readahead"}
+        with self.fs.open(self.path(project_id, relpath), "rb", **options) as f:
+            yield f
 
     def has_project(self, project_id: str) -> bool:
         """Whether anything is stored for the project: its folder, or on an object store any key
