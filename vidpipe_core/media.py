@@ -8,8 +8,11 @@ it with stderr captured. Probing and decoding use PyAV; there is no ffprobe.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import io
+import itertools
 import math
 import os
 import shutil
@@ -17,7 +20,7 @@ import subprocess
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
@@ -46,9 +49,11 @@ AUDIO_RATE = 48000
 AUDIO_BITRATE = "128k"
 THREADS = 2
 FFMPEG_TIMEOUT_S = 900.0
-STITCH_WORKERS = 2  # ffmpeg jobs at once for a segmented crossfade (memory: two processes)
+STITCH_WORKERS = 2  # segments encoded at once (both cores busy through each encoder's start-up)
+STITCH_WORKERS_PIXELS = 1280 * 720  # larger frames: one at a time (memory: x264 holds ~160 MiB at 1080p)
 
 _GLOBAL_ARGS = ("-hide_banner", "-nostdin", "-nostats", "-loglevel", "error")
+_FEED_ARGS = ("-hide_banner", "-nostats", "-loglevel", "error")  # ffmpeg reading frames on stdin
 _STDERR_TAIL_LINES = 15
 CANCEL_POLL_S = 0.25  # how often a running ffmpeg looks at its cancel token
 
@@ -121,6 +126,45 @@ def run_ffmpeg(args: Sequence[str], *, what: str, timeout: float = FFMPEG_TIMEOU
             raise
     if proc.returncode != 0:
         tail = err.decode("utf-8", "replace").strip().splitlines()[-_STDERR_TAIL_LINES:]
+        raise MediaError(f"{what}: ffmpeg exited with {proc.returncode}: " + ("\n".join(tail) or "(no output)"))
+
+
+def encode_frames(args: list[str], pictures: Iterator[bytes], *, what: str, log: Path, cancel: CancelToken = NEVER) -> None:
+    """Run ffmpeg with ``args`` and feed it ``pictures`` (raw frames) on stdin. ffmpeg's messages go to
+    ``log`` (a file: a pipe nobody reads could fill up and stall it). A cancelled token kills
+    ffmpeg at the next frame and raises Interrupted; MediaError with the log's tail on failure."""
+    argv = [ffmpeg_exe(), *_FEED_ARGS, *args]
+    deadline = time.monotonic() + FFMPEG_TIMEOUT_S
+    with log.open("wb") as err:
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err)
+        assert proc.stdin is not None  # stdin=PIPE
+        try:
+            broken = False
+            for picture in pictures:
+                cancel.check()
+                if time.monotonic() >= deadline:
+                    raise MediaError(f"{what}: ffmpeg did not finish within {FFMPEG_TIMEOUT_S:.0f} s")
+                try:
+                    proc.stdin.write(picture)
+                except BrokenPipeError:  # ffmpeg stopped early: its log says why
+                    broken = True
+                    break
+            with contextlib.suppress(BrokenPipeError):
+                proc.stdin.close()
+            while True:
+                try:
+                    proc.wait(timeout=CANCEL_POLL_S)
+                    break
+                except subprocess.TimeoutExpired:
+                    cancel.check()
+                    if time.monotonic() >= deadline:
+                        raise MediaError(f"{what}: ffmpeg did not finish within {FFMPEG_TIMEOUT_S:.0f} s") from None
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+    if proc.returncode != 0 or broken:
+        tail = log.read_text("utf-8", "replace").strip().splitlines()[-_STDERR_TAIL_LINES:]
         raise MediaError(f"{what}: ffmpeg exited with {proc.returncode}: " + ("\n".join(tail) or "(no output)"))
 
 
@@ -496,15 +540,8 @@ def scan_video(path: Path, fps: float) -> VideoScan:
     return VideoScan(frames, (*cuts, frames))
 
 
-def _video_chain(
-    stream: ffmpeg.nodes.FilterableStream, *, fps: float, size: tuple[int, int], normalize: bool = True
-) -> ffmpeg.nodes.FilterableStream:
-    """A clip's frames as the output takes them: scaled and padded to ``size`` (square pixels) at
-    ``fps`` when ``normalize``; else (the clip already has the output's size and rate) untouched
-    but for the pixel format, so that frames stay one to one with the clip's and the encoder
-    writes the clip's own parameter sets (a square-pixel flag it did not have would differ)."""
-    if not normalize:
-        return stream.filter("format", PIX_FMT)
+def _video_chain(stream: ffmpeg.nodes.FilterableStream, *, fps: float, size: tuple[int, int]) -> ffmpeg.nodes.FilterableStream:
+    """A clip's frames scaled and padded to ``size`` (square pixels) at ``fps``, in the house format."""
     w, h = size
     return (
         stream.filter("scale", w, h, force_original_aspect_ratio="decrease")
@@ -546,62 +583,163 @@ def _fades(
     return stream
 
 
-def segment_args(
+Planes = tuple[np.ndarray, np.ndarray, np.ndarray]  # one yuv420p frame: Y, U, V
+BLACK = (16, 128, 128)  # yuv420p black: luma at its floor, neutral chroma
+
+
+def _planes(frame: av.VideoFrame) -> Planes:
+    if frame.format.name != PIX_FMT:
+        frame = frame.reformat(format=PIX_FMT)
+    w, h = frame.width, frame.height
+    sizes = ((w, h), ((w + 1) // 2, (h + 1) // 2), ((w + 1) // 2, (h + 1) // 2))
+    y, u, v = (
+        np.frombuffer(memoryview(plane), np.uint8).reshape(-1, plane.line_size)[:ph, :pw]
+        for plane, (pw, ph) in zip(frame.planes, sizes, strict=True)
+    )
+    return y, u, v
+
+
+def _fitted(frame: av.VideoFrame, size: tuple[int, int]) -> Planes:
+    """A frame scaled into ``size`` (square pixels, aspect kept) and centred on black."""
+    w, h = size
+    scale = min(w / frame.width, h / frame.height)
+    fw, fh = min(w, _even(frame.width * scale)), min(h, _even(frame.height * scale))
+    y, u, v = _planes(frame.reformat(width=fw, height=fh, format=PIX_FMT, interpolation="BICUBIC"))
+    if (fw, fh) == (w, h):
+        return y, u, v
+    x0, y0 = (w - fw) // 4 * 2, (h - fh) // 4 * 2
+    canvas = (
+        np.full((h, w), BLACK[0], np.uint8),
+        np.full((h // 2, w // 2), BLACK[1], np.uint8),
+        np.full((h // 2, w // 2), BLACK[2], np.uint8),
+    )
+    canvas[0][y0 : y0 + fh, x0 : x0 + fw] = y
+    canvas[1][y0 // 2 : y0 // 2 + fh // 2, x0 // 2 : x0 // 2 + fw // 2] = u
+    canvas[2][y0 // 2 : y0 // 2 + fh // 2, x0 // 2 : x0 // 2 + fw // 2] = v
+    return canvas
+
+
+def read_frames(path: Path, start: int, *, fps: float, size: tuple[int, int], normalize: bool) -> Iterator[Planes]:
+    """A clip's frames from frame ``start`` on (counted at ``fps``), as yuv420p planes of ``size``,
+    decoded from the keyframe before ``start`` (PyAV seeks there), one at a time: the frame shown
+    at each output frame's time (with ``normalize``, a clip of another size or rate: fitted into
+    ``size`` and picked by time). Endless: the last frame repeats, the caller takes what it needs."""
+
+    def convert(frame: av.VideoFrame) -> Planes:
+        return _fitted(frame, size) if normalize else _planes(frame)
+
+    try:
+        with av.open(str(path), mode="r") as container:
+            stream = container.streams.video[0]
+            tb, base = float(stream.time_base or Fraction(1, 90000)), stream.start_time or 0
+            if start > 0:
+                container.seek(base + int(start / fps / tb), stream=stream, backward=True, any_frame=False)
+            k, held = start, None  # the next output frame, the latest frame decoded before it
+            for frame in container.decode(stream):
+                index = round(((frame.pts if frame.pts is not None else base) - base) * tb * fps)
+                if held is not None and index > k:
+                    planes = convert(held)
+                    while k < index:
+                        yield planes
+                        k += 1
+                held = frame
+            if held is None:
+                raise MediaError("no decodable video frame")
+            planes = convert(held)
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        raise MediaError(f"{path.name}: cannot decode its frames ({exc})") from exc
+    while True:
+        yield planes
+
+
+def _mix(a: Planes, b: Planes, weight: float) -> Planes:
+    """``a`` weighted ``weight``, ``b`` the rest: xfade's "fade" transition."""
+    y, u, v = (np.clip(x * weight + z * (1.0 - weight), 0, 255).astype(np.uint8) for x, z in zip(a, b, strict=True))
+    return y, u, v
+
+
+def _dimmed(p: Planes, factor: float) -> Planes:
+    """The frame ``factor`` of the way from black (0) to itself (1): ffmpeg's fade filter."""
+    y, u, v = (((x.astype(np.float32) - level) * factor + level).astype(np.uint8) for x, level in zip(p, BLACK, strict=True))
+    return y, u, v
+
+
+def segment_frames(
     paths: Sequence[Path],
     frames: Sequence[int],
     job: Encode,
-    out: Path,
     *,
     fps: float,
     size: tuple[int, int],
+    normalize: bool = False,
     fade_in: float = 0.0,
     fade_out: float = 0.0,
-    normalize: bool = True,
+) -> Iterator[bytes]:
+    """``job``'s frames, raw yuv420p of ``size``, one after the other: its pieces decoded in Python
+    (a clip read on from where the previous piece of it stopped), a Blend mixed frame by frame.
+    ``fade_in`` / ``fade_out`` > 0: this segment starts / ends the video and fades from / to black
+    (its first / last frame black). Python holds a few frames, never a graph of queued ones."""
+    total = job.count
+    fin = max(1, round(fade_in * fps)) if fade_in > 0 else 0
+    fout = max(1, round(fade_out * fps)) if fade_out > 0 else 0
+    readers: dict[int, tuple[int, Iterator[Planes]]] = {}  # clip -> (next frame, its frames)
+
+    def take(clip: int, a: int, b: int) -> Iterator[Planes]:
+        at, frames_of = readers.get(clip, (-1, iter(())))
+        if at != a:
+            frames_of = read_frames(paths[clip], a, fps=fps, size=size, normalize=normalize)
+        readers[clip] = (b, frames_of)
+        return itertools.islice(frames_of, b - a)
+
+    def pictures() -> Iterator[Planes]:
+        for p in job.pieces:
+            if isinstance(p, Frames):
+                yield from take(p.clip, p.start, p.end)
+            else:
+                tail = take(p.clip, frames[p.clip] - p.frames, frames[p.clip])
+                head = take(p.clip + 1, 0, p.frames)
+                for j, (a, b) in enumerate(zip(tail, head, strict=True)):
+                    yield _mix(a, b, 1.0 - j / p.frames)
+
+    for k, planes in enumerate(pictures()):
+        factor = 1.0
+        if fin and k < fin:
+            factor = k / fin
+        if fout and k > total - 1 - fout:
+            factor = min(factor, (total - 1 - k) / fout)
+        yield b"".join(p.tobytes() for p in (planes if factor >= 1.0 else _dimmed(planes, factor)))
+
+
+def video_look(path: Path) -> dict[str, object]:
+    """What a clip's parameter sets say of its picture beyond size and rate, as ffmpeg output
+    options for an encoder that must write the same ones: the pixel aspect ratio and the colour
+    description, when the clip states them (x264 writes only what it is given)."""
+    with av.open(str(path), mode="r") as container:
+        stream = container.streams.video[0]
+        cc = stream.codec_context
+        sar = stream.sample_aspect_ratio or cc.sample_aspect_ratio
+        look: dict[str, object] = {"sar": f"{sar.numerator}/{sar.denominator}"} if sar else {}
+        for name, unspecified in (("color_primaries", 2), ("color_trc", 2), ("colorspace", 2), ("color_range", 0)):
+            value = getattr(cc, name, unspecified)
+            if value not in (None, unspecified):
+                look[name] = value
+    return look
+
+
+def segment_args(
+    out: Path, *, frames: int, fps: float, size: tuple[int, int], look: dict[str, object] | None = None
 ) -> list[str]:
-    """Encode ``job`` (video only) into ``out`` with the house settings: each clip it needs is read
-    once, from just before the first frame it needs (ffmpeg seeks to the keyframe before and decodes
-    from there), scaled to ``size`` at ``fps``; its pieces follow one another (a Blend is an xfade).
-    ``fade_in`` / ``fade_out`` > 0: this segment starts / ends the video and fades from / to black.
-    ``normalize`` False: the clips already have the output's size and rate (see ``_video_chain``)."""
-    needs: dict[int, list[tuple[int, int]]] = {}
-    for p in job.pieces:
-        for clip, a, b in (
-            ((p.clip, p.start, p.end),)
-            if isinstance(p, Frames)
-            else (
-                (p.clip, frames[p.clip] - p.frames, frames[p.clip]),
-                (p.clip + 1, 0, p.frames),
-            )
-        ):
-            needs.setdefault(clip, []).append((a, b))
-    sources: dict[int, list[ffmpeg.nodes.FilterableStream]] = {}
-    for clip, spans in needs.items():
-        lo, hi = min(a for a, _ in spans), max(b for _, b in spans)
-        seek = {"ss": ffmpeg_number((lo - 0.25) / fps)} if lo > 0 else {}
-        source = ffmpeg.input(str(paths[clip]), **seek).video
-        video = _video_chain(source, fps=fps, size=size, normalize=normalize).filter("trim", end_frame=hi - lo)
-        if len(spans) == 1:
-            sources[clip] = [video]
-        else:
-            copies = video.split()
-            sources[clip] = [copies[k].filter("trim", start_frame=a - lo, end_frame=b - lo) for k, (a, b) in enumerate(spans)]
-
-    def take(clip: int) -> ffmpeg.nodes.FilterableStream:
-        return sources[clip].pop(0).filter("setpts", "PTS-STARTPTS")
-
-    parts = []
-    for p in job.pieces:
-        if isinstance(p, Frames):
-            parts.append(take(p.clip))
-        else:
-            tail, head = take(p.clip), take(p.clip + 1)
-            parts.append(
-                ffmpeg.filter([tail, head], "xfade", transition="fade", duration=ffmpeg_number(p.frames / fps), offset=0)
-            )
-    video = ffmpeg.concat(*parts, v=1, a=0) if len(parts) > 1 else parts[0]
-    video = _fades(video, seconds=job.count / fps, fade_in=fade_in, fade_out=fade_out, fps=fps).filter("format", PIX_FMT)
-    kwargs = {**video_out_kwargs(fps), "x264-params": SEGMENT_X264_PARAMS, "frames:v": job.count, "an": None, "f": "mp4"}
-    return ffmpeg.output(video, str(out), **kwargs).overwrite_output().get_args()
+    """ffmpeg arguments encoding ``frames`` raw yuv420p frames of ``size`` from stdin into ``out``
+    (video only) with the house settings and the clips' ``look`` (``video_look``), so that the
+    segment has their parameter sets and sits among their copied frames. One encoder thread and
+    a short look-ahead bound x264's memory (~160 MiB at 1080p), as for the animatic's clips."""
+    w, h = size
+    look = dict(look or {})
+    video = ffmpeg.input("pipe:0", f="rawvideo", pix_fmt=PIX_FMT, s=f"{w}x{h}", r=_rate(fps)).video
+    if "sar" in look:
+        video = video.filter("setsar", look.pop("sar"))
+    kwargs = {**video_out_kwargs(fps), "threads": 1, "x264-params": SEGMENT_X264_PARAMS, "frames:v": frames, **look}
+    return ffmpeg.output(video, str(out), an=None, f="mp4", **kwargs).overwrite_output().get_args()
 
 
 def audio_job_args(
@@ -932,15 +1070,17 @@ def _temp_output(out: Path) -> Path:
     return out.with_name(f".{out.stem}.{uuid.uuid4().hex[:8]}.tmp{out.suffix or '.mp4'}")
 
 
-def _run_jobs(jobs: Sequence[tuple[str, list[str]]], *, name: str, cancel: CancelToken) -> None:
-    """ffmpeg jobs, STITCH_WORKERS at a time: both cores stay busy through each ffmpeg's start-up
-    and short encodes, and memory is bounded at that many processes."""
+Job = tuple[str, Callable[[CancelToken], None]]  # what it makes, and how (honouring the token)
+
+
+def _run_jobs(jobs: Sequence[Job], *, workers: int, cancel: CancelToken) -> None:
+    """Jobs ``workers`` at a time; when one fails or the stitch is interrupted, the others stop."""
     token = CancelToken(parent=cancel)
-    with ThreadPoolExecutor(max_workers=STITCH_WORKERS) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         try:
-            list(pool.map(lambda job: run_ffmpeg(job[1], what=f"stitch {name}: {job[0]}", cancel=token), jobs))
+            list(pool.map(lambda job: job[1](token), jobs))
         except BaseException:
-            token.cancel("the stitch was interrupted")  # stop the other ffmpeg job too
+            token.cancel("the stitch was interrupted")  # stop the other jobs too
             raise
 
 
@@ -977,6 +1117,8 @@ class _Stitch:
         if self.mismatch:
             self.method = "reencode" if not self.crossfade else self.method
             self.notes.append(f"re-encoded to {first.width}x{first.height} @ {first.fps:g} fps: {self.mismatch}")
+        # a segment among copied frames takes the clips' look; re-encoded clips are made square-pixelled
+        self.look: dict[str, object] = video_look(clips[0]) if self.mismatch is None else {"sar": "1/1"}
         self.with_audio = all(i.has_audio for i in infos)
         if any(i.has_audio for i in infos) and not self.with_audio:
             self.notes.append("audio dropped: not every clip has an audio track")
@@ -996,35 +1138,41 @@ class _Stitch:
             cuts.append(scan.cuts if scan.frames == self.frames[i] else None)
         return cuts
 
-    def _segments(
-        self, timeline: list[Copy | Encode], extra: list[tuple[str, list[str]]], *, check: bool
-    ) -> dict[int, Path] | None:
+    def _segments(self, timeline: list[Copy | Encode], extra: list[Job], *, check: bool) -> dict[int, Path] | None:
         """Encode the timeline's segments (and the ``extra`` jobs); None when ``check`` and the
         segments' video parameters differ from the clips' (clips from another encoder: their frames
         could not sit among copied ones)."""
-        jobs: list[tuple[int, str, list[str]]] = []
+        jobs: list[Job] = []
+        paths: dict[int, Path] = {}
         start = 0
         for k, item in enumerate(timeline):
             if isinstance(item, Encode):
-                path = self.workdir / f"seg_{k:03d}.mp4"
-                args = segment_args(
+                paths[k] = self.workdir / f"seg_{k:03d}.mp4"
+                what = f"stitch {self.out.name}: segment {k + 1} of {len(timeline)}"
+                pictures = functools.partial(
+                    segment_frames,
                     self.clips,
                     self.frames,
                     item,
-                    path,
                     fps=self.fps,
                     size=self.size,
+                    normalize=self.mismatch is not None,
                     fade_in=self.fade_in if start == 0 else 0.0,
                     fade_out=self.fade_out if start + item.count == self.total else 0.0,
-                    normalize=self.mismatch is not None,
                 )
-                jobs.append((k, f"segment {k + 1} of {len(timeline)}", args))
+                args = segment_args(paths[k], frames=item.count, fps=self.fps, size=self.size, look=self.look)
+                log = self.workdir / f"seg_{k:03d}.log"
+                jobs.append((what, functools.partial(self._encode, args, pictures, what, log)))
             start += item.count
-        paths = {k: self.workdir / f"seg_{k:03d}.mp4" for k, _, _ in jobs}
-        _run_jobs([(what, args) for _, what, args in jobs] + extra, name=self.out.name, cancel=self.cancel)
+        w, h = self.size
+        _run_jobs(jobs + extra, workers=STITCH_WORKERS if w * h <= STITCH_WORKERS_PIXELS else 1, cancel=self.cancel)
         if check and len(jobs) < len(timeline) and any(probe(p).video_key != self.infos[0].video_key for p in paths.values()):
             return None
         return paths
+
+    @staticmethod
+    def _encode(args: list[str], pictures: Callable[[], Iterator[bytes]], what: str, log: Path, cancel: CancelToken) -> None:
+        encode_frames(args, pictures(), what=what, log=log, cancel=cancel)
 
     def _copied_audio(self) -> _Audio | None:
         """The audio by packets, when it can be: no crossfade, the same audio format in every clip."""
@@ -1041,7 +1189,7 @@ class _Stitch:
             self.notes.append(f"audio re-encoded: {exc}")
             return None
 
-    def _audio_job(self) -> tuple[str, list[str]]:
+    def _audio_job(self) -> Job:
         args = audio_job_args(
             list(zip(self.clips, self.frames, strict=True)),
             self.workdir / "audio.m4a",
@@ -1050,7 +1198,8 @@ class _Stitch:
             fade_in=self.fade_in,
             fade_out=self.fade_out,
         )
-        return "audio", args
+        what = f"stitch {self.out.name}: audio"
+        return what, lambda cancel: run_ffmpeg(args, what=what, cancel=cancel)
 
     def _one_graph(self) -> tuple[list[tuple[Path, int, int]], _Audio | None]:
         inputs = [(c, _measured(i), i.has_audio) for c, i in zip(self.clips, self.infos, strict=True)]
@@ -1189,14 +1338,20 @@ def contact_sheet_image(
         raise InvalidInput("columns", f"need columns >= 1 and thumb_width >= 8, got {columns} and {thumb_width}")
     if labels is not None and len(labels) != len(pngs):
         raise InvalidInput("labels", f"{len(labels)} labels for {len(pngs)} images")
-    images = []
+    # Each image is shrunk as soon as it is decoded: 17 keyframes of 1080p held at full size were
+    # ~100 MB, which the process kept (freed memory is not handed back) for the rest of the run.
+    images: list[Image.Image] = []
+    thumb = (thumb_width, thumb_width)
     for i, data in enumerate(pngs):
         try:
-            images.append(Image.open(io.BytesIO(data)).convert("RGB"))
+            with Image.open(io.BytesIO(data)) as im:
+                image = im.convert("RGB")
         except Exception as exc:  # Pillow raises several unrelated types for bad input
             raise MediaError(f"contact sheet: image {i} does not decode ({exc})") from exc
-    w0, h0 = images[0].size
-    thumb = (thumb_width, max(1, round(thumb_width * h0 / w0)))
+        if not images:
+            thumb = (thumb_width, max(1, round(thumb_width * image.height / image.width)))
+        image.thumbnail(thumb, Image.Resampling.LANCZOS)
+        images.append(image)
     sheet = Image.new(
         "RGB", contact_sheet_size(len(images), columns=columns, thumb_size=thumb, labels=labels is not None), SHEET_BACKGROUND
     )
@@ -1207,9 +1362,7 @@ def contact_sheet_image(
     for i, img in enumerate(images):
         x = SHEET_GAP + (i % cols) * (thumb[0] + SHEET_GAP)
         y = SHEET_GAP + (i // cols) * (cell_h + SHEET_GAP)
-        fitted = img.copy()
-        fitted.thumbnail(thumb, Image.Resampling.LANCZOS)
-        sheet.paste(fitted, (x + (thumb[0] - fitted.width) // 2, y + (thumb[1] - fitted.height) // 2))
+        sheet.paste(img, (x + (thumb[0] - img.width) // 2, y + (thumb[1] - img.height) // 2))
         if labels is not None:
             draw.text((x + 2, y + thumb[1] + 3), ellipsize(draw, labels[i], font, thumb[0] - 4), fill=(230, 230, 230), font=font)
     return sheet
@@ -1248,6 +1401,7 @@ __all__ = [
     "crossfade_offsets",
     "dimensions",
     "ellipsize",
+    "encode_frames",
     "ffmpeg_exe",
     "ffmpeg_number",
     "probe",
@@ -1259,5 +1413,6 @@ __all__ = [
     "segment_args",
     "stitch",
     "stitch_timeline",
+    "video_look",
     "video_out_kwargs",
 ]

@@ -164,20 +164,35 @@ def test_the_timeline_encodes_only_what_fades_and_crossfades_change() -> None:
     assert media.stitch_timeline([36, 10, 36], three, crossfade=6) is None
 
 
-def test_segment_args_seek_and_cut_by_frames(tmp_path: Path) -> None:
-    paths = [tmp_path / "a.mp4", tmp_path / "b.mp4"]
-    job = media.Encode((media.Frames(0, 24, 30), media.Blend(0, 6), media.Frames(1, 6, 12)))
-    args = media.segment_args(paths, [36, 36], job, tmp_path / "seg.mp4", fps=12, size=SIZE, normalize=False)
-    assert args_value(args, "-ss") == media.ffmpeg_number(23.75 / 12)  # just before frame 24: its keyframe is decoded
-    assert args.count("-i") == 2 and args_value(args, "-frames:v") == "18" and "-an" in args
-    graph = args_value(args, "-filter_complex")
-    # clip a is read once from frame 24 (12 frames: its own 6, then the 6 the blend takes), clip b's first 12
-    assert "xfade=" in graph and graph.count("trim=end_frame=12[") == 2 and graph.count("split=2") == 2
-    assert "setsar" not in graph and "fade=" not in graph.replace("xfade=", "")  # same size: no square-pixel flag
-    faded = media.segment_args(
-        paths, [36, 36], media.Encode((media.Frames(0, 0, 12),)), tmp_path / "s.mp4", fps=12, size=SIZE, fade_in=0.5
-    )
-    assert "fade=nb_frames=6:start_frame=0:t=in" in args_value(faded, "-filter_complex") and "-ss" not in faded
+def test_a_segment_is_its_pieces_frame_for_frame(tmp_path: Path) -> None:
+    """A segment's frames are decoded in Python from the keyframe before each piece: the clips' own
+    frames where nothing changes them, a blend frame by frame, a fade from black."""
+    clips = [sweep_clip(tmp_path / f"p{i}.mp4", 3.0, i + 1) for i in range(2)]
+    planes = [
+        [np.frombuffer(f.to_ndarray(format="yuv420p").tobytes(), np.uint8) for f in av.open(str(c)).decode(video=0)]
+        for c in clips
+    ]
+    job = media.Encode((media.Frames(0, 20, 30), media.Blend(0, 6), media.Frames(1, 6, 14)))
+    got = [np.frombuffer(f, np.uint8) for f in media.segment_frames(clips, [36, 36], job, fps=FPS, size=SIZE)]
+    assert len(got) == job.count == 10 + 6 + 8
+    assert all(np.array_equal(got[k], planes[0][20 + k]) for k in range(10))  # from frame 20, past the keyframe at 12
+    assert np.array_equal(got[10], planes[0][30])  # a blend starts on the outgoing clip ...
+    for j in range(1, 6):  # ... and mixes in the next one, a sixth more each frame
+        mix = planes[0][30 + j] * (1 - j / 6) + planes[1][j] * (j / 6)
+        assert np.abs(got[10 + j].astype(np.float64) - mix).max() <= 1.0
+    assert all(np.array_equal(got[16 + k], planes[1][6 + k]) for k in range(8))
+
+    faded = [
+        np.frombuffer(f, np.uint8)
+        for f in media.segment_frames(clips, [36, 36], media.Encode((media.Frames(0, 0, 12),)), fps=FPS, size=SIZE, fade_in=0.5)
+    ]
+    luma = [float(f[: SIZE[0] * SIZE[1]].mean()) for f in faded]
+    assert luma[0] == 16.0 and all(luma[k] < luma[k + 1] for k in range(6)) and np.array_equal(faded[6], planes[0][6])
+
+    args = media.segment_args(tmp_path / "s.mp4", frames=24, fps=FPS, size=SIZE, look={"sar": "1/1", "color_primaries": 1})
+    assert args_value(args, "-f") == "rawvideo" and args_value(args, "-s") == "256x144" and args_value(args, "-i") == "pipe:0"
+    assert args_value(args, "-frames:v") == "24" and args_value(args, "-threads") == "1" and "-an" in args
+    assert "setsar=1/1" in args_value(args, "-filter_complex") and args_value(args, "-color_primaries") == "1"
 
 
 def test_crossfade_offsets_from_measured_durations() -> None:
