@@ -140,9 +140,9 @@ def _make_final(
     with scratch_dir(services.settings.data_dir, "vidpipe-stitch") as tmp:
         paths = _stage_checked_clips(services, project_id, included, Path(tmp))
         progress(ProgressEvent("final_video", f"stitching {len(included)} clips", total=1))
-        durations = [media.probe(p).duration_s for p in paths]
         out = Path(tmp) / "final.mp4"
         info = media.stitch(paths, out, crossfade=crossfade, fade_in=fade_in_s, fade_out=fade_out_s)
+        durations = [clip.duration_s for clip in info.clips]
         sha = sha256_file(out)
         target = services.store.put_file(project_id, Layout.FINAL, out)
         progress(ProgressEvent("final_video", "final video written", done=1, total=1))
