@@ -19,7 +19,7 @@ import io
 import math
 import subprocess
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -394,17 +394,52 @@ def _ends(s: StripScene) -> _Frames:
     return _Frames(s.index, _small(first), _small(last), s.note)
 
 
+class StripReader:
+    """Reads scenes' first and last frames in the background, two clips at a time (PyAV releases
+    the GIL while it decodes), as soon as each clip is ``add``-ed: the clips step adds each clip
+    when it is saved, so the frames are read while the other clips are still being made, and only
+    the drawing is left when the last one is done."""
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=STRIP_WORKERS, thread_name_prefix="vidpipe-strip")
+        self._read: dict[StripScene, Future[_Frames]] = {}
+
+    def add(self, scene: StripScene) -> None:
+        if scene not in self._read:
+            self._read[scene] = self._pool.submit(_ends, scene)
+
+    def frames(self, scenes: Sequence[StripScene]) -> list[_Frames]:
+        for scene in scenes:
+            self.add(scene)
+        return [self._read[scene].result() for scene in scenes]
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def __enter__(self) -> StripReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def scene_strip(
-    scenes: Sequence[StripScene], *, budget: int = STRIP_BUDGET, ladder: Sequence[tuple[int, int]] = STRIP_LADDER
+    scenes: Sequence[StripScene],
+    *,
+    budget: int = STRIP_BUDGET,
+    ladder: Sequence[tuple[int, int]] = STRIP_LADDER,
+    reader: StripReader | None = None,
 ) -> Preview:
     """One cell per scene, in scene order: its first and last frame, labelled "Scene 1", "Scene 2"…;
-    a scene without a clip gets a dark cell with its note. A JPEG within ``budget``, or a note."""
+    a scene without a clip gets a dark cell with its note. A JPEG within ``budget``, or a note.
+    ``reader``: where the frames were (are being) read already."""
     if not scenes:
         return Preview("scene strip", budget, note="no image: no scenes")
-    # The last frame is decoded from the clip's last keyframe on (the whole clip when that is its
-    # first frame), two clips at a time (PyAV releases the GIL while it decodes).
-    with ThreadPoolExecutor(max_workers=STRIP_WORKERS) as pool:
-        frames = list(pool.map(_ends, scenes))
+    if reader is not None:
+        frames = reader.frames(scenes)
+    else:
+        with StripReader() as own:
+            frames = own.frames(scenes)
     sizes = [f.first.size for f in frames if f.first is not None]
     aspect = sizes[0][0] / sizes[0][1] if sizes else 16 / 9
     for thumb_width, quality in ladder:
@@ -446,6 +481,7 @@ __all__ = [
     "STRIP_BUDGET",
     "Preview",
     "StoredClip",
+    "StripReader",
     "StripScene",
     "animated_format",
     "animated_preview",

@@ -5,7 +5,7 @@ import io
 import warnings
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -341,7 +341,7 @@ def keyframes(context: dg.AssetExecutionContext, config: KeyframesConfig, vidpip
     check_specs=[_check_spec("clips_complete", "clips")],
 )
 def clips(context: dg.AssetExecutionContext, config: ClipsConfig, vidpipe: VidpipeResource) -> dg.MaterializeResult:
-    with _step(context, vidpipe) as (services, project_id):
+    with _step(context, vidpipe) as (services, project_id), ExitStack() as stack:
         if config.regenerate_scenes:
             # The take is named after the root run, so "re-execute from failure" keeps it (no second payment).
             new_takes(
@@ -351,9 +351,17 @@ def clips(context: dg.AssetExecutionContext, config: ClipsConfig, vidpipe: Vidpi
                 f"run-{context.run.root_run_id or context.run.run_id}",
             )
         progress = for_context(context)
+        strip = stack.enter_context(previews.StripReader()) if services.settings.ui_previews else None
 
         def waiting(message: str) -> None:
             progress(ProgressEvent("clips", message))
+
+        def finished(event: ProgressEvent) -> None:
+            """Progress, and each clip's strip frames read as soon as it is saved (while others are made)."""
+            progress(event)
+            item = event.item
+            if strip is not None and item is not None and item.path and item.action != Action.REJECTED:
+                strip.add(previews.StripScene(item.index, previews.StoredClip(services.store, project_id, item.path)))
 
         slots = DagsterPoolSlots(
             context.instance,
@@ -370,12 +378,12 @@ def clips(context: dg.AssetExecutionContext, config: ClipsConfig, vidpipe: Vidpi
             concurrency=config.concurrency,
             slots=slots,
             repair=config.repair_damaged,
-            progress=progress,
+            progress=finished,
         )
         spec = load_spec(services, project_id)
         images = {}
-        if services.settings.ui_previews:
-            images["strip"] = _image(_clip_strip(services, project_id, report))
+        if strip is not None:
+            images["strip"] = _image(_clip_strip(services, project_id, report, strip))
         check = check_clips(services, project_id)
     counts = report.counts
     context.log.info("clips: " + ", ".join(f"{n} {k}" for k, n in counts.items() if n))
@@ -397,15 +405,15 @@ def clips(context: dg.AssetExecutionContext, config: ClipsConfig, vidpipe: Vidpi
     )
 
 
-def _clip_strip(services: Services, project_id: str, report: StepReport) -> previews.Preview:
-    """First and last frame of each scene's clip; a rejected scene shows why."""
+def _clip_strip(services: Services, project_id: str, report: StepReport, reader: previews.StripReader) -> previews.Preview:
+    """First and last frame of each scene's clip (``reader`` has read most of them already); a
+    rejected scene shows why."""
     scenes = [
         (i.index, i.path if i.action != Action.REJECTED else None, f"rejected: {i.detail}" if i.action == Action.REJECTED else "")
         for i in sorted(report.items, key=lambda i: i.index)
     ]
-
     strip = previews.stored_clips(services.store, project_id, scenes)
-    return previews.safely(lambda: previews.scene_strip(strip), "scene strip", previews.STRIP_BUDGET)
+    return previews.safely(lambda: previews.scene_strip(strip, reader=reader), "scene strip", previews.STRIP_BUDGET)
 
 
 @dg.asset(

@@ -14,6 +14,7 @@ from PIL import Image, ImageSequence
 
 from tests.helpers import sweep_clip
 from vidpipe_core import media, previews
+from vidpipe_core.errors import MediaError
 from vidpipe_core.scratch import scratch_root
 from vidpipe_core.storage import ArtifactStore
 
@@ -163,6 +164,23 @@ def test_a_clips_last_frame_and_its_facts_need_only_part_of_it(tmp_path: Path) -
     store.put_file("p", "clips/scene_001.mp4", clip)
     strip = previews.scene_strip(previews.stored_clips(store, "p", [(0, "clips/scene_001.mp4", ""), (1, None, "rejected")]))
     assert strip.data is not None and len(strip.cells) == 2
+
+
+def test_the_strip_reader_reads_each_clip_as_soon_as_it_is_added(tmp_path: Path) -> None:
+    """The clips step hands each clip to the reader when it is saved: its frames are read then, in
+    the background, so drawing the strip at the end needs the clips no more."""
+    clips = [_solid(tmp_path / f"{name}.mp4", name) for name in COLOURS]
+    scenes = [previews.StripScene(i, clip) for i, clip in enumerate(clips)]
+    with previews.StripReader() as reader:
+        for scene in scenes:
+            reader.add(scene)
+        reader.frames(scenes)  # waits for the background reads
+        for clip in clips:
+            clip.unlink()
+        strip = previews.scene_strip(scenes, reader=reader)
+    assert strip.data is not None and len(strip.cells) == 3
+    with pytest.raises(MediaError, match="red.mp4"):  # without the reader the clips are needed
+        previews.scene_strip(scenes)
 
 
 def test_scene_strip_over_budget_falls_back(tmp_path: Path) -> None:
