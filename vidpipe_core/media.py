@@ -9,6 +9,7 @@ it with stderr captured. Probing and decoding use PyAV; there is no ffprobe.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import functools
 import hashlib
 import io
@@ -129,6 +130,26 @@ def run_ffmpeg(args: Sequence[str], *, what: str, timeout: float = FFMPEG_TIMEOU
         raise MediaError(f"{what}: ffmpeg exited with {proc.returncode}: " + ("\n".join(tail) or "(no output)"))
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.malloc_trim.argtypes, libc.malloc_trim.restype = [ctypes.c_size_t], ctypes.c_int
+        return libc
+    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to do
+        return None
+
+
+def release_freed_memory() -> None:
+    """Hand memory that Python has freed back to the OS (glibc's malloc_trim). Frames made or
+    decoded on worker threads are freed into those threads' malloc arenas, which glibc keeps: an
+    in-process run that renders 1080p clips on several threads otherwise keeps ~100 MiB it no
+    longer uses through every later step (bench/README.md, memory)."""
+    libc = _libc()
+    if libc is not None:
+        libc.malloc_trim(0)
+
+
 def encode_frames(args: list[str], pictures: Iterator[bytes], *, what: str, log: Path, cancel: CancelToken = NEVER) -> None:
     """Run ffmpeg with ``args`` and feed it ``pictures`` (raw frames) on stdin. ffmpeg's messages go to
     ``log`` (a file: a pipe nobody reads could fill up and stall it). A cancelled token kills
@@ -163,6 +184,7 @@ def encode_frames(args: list[str], pictures: Iterator[bytes], *, what: str, log:
             proc.kill()
             proc.wait()
             raise
+    release_freed_memory()  # the frames fed to the encoder are garbage now
     if proc.returncode != 0 or broken:
         tail = log.read_text("utf-8", "replace").strip().splitlines()[-_STDERR_TAIL_LINES:]
         raise MediaError(f"{what}: ffmpeg exited with {proc.returncode}: " + ("\n".join(tail) or "(no output)"))
@@ -280,10 +302,18 @@ def _probe_container(container: av.container.InputContainer, size_bytes: int) ->
     )
 
 
+# Opening a file otherwise decodes its first frames to learn the pixel format (~55 ms and ~50 MB
+# for a grainy 1080p clip, per open). Only that probe skips them: frames decode as usual after.
+_OPEN_WITHOUT_DECODING = {"skip_frame": "all"}
+# ... and to read one frame, stop probing at the first packet: without decoding, the probe would
+# read on to its 5 MB limit, all transferred from an object store. (The audio's frame size may
+# stay unknown then: not for the stitcher's opens.)
+_OPEN_FOR_ONE_FRAME = {**_OPEN_WITHOUT_DECODING, "probesize": "32", "analyzeduration": "0"}
+
+
 def _demuxer(path: Path) -> av.container.InputContainer:
-    """``path`` opened to read its packets, not to decode them: opening otherwise decodes the
-    first frames to learn the pixel format (~55 ms for a grainy 1080p clip, per open)."""
-    return av.open(str(path), mode="r", options={"skip_frame": "all"})
+    """``path`` opened to read its packets (or decode them): see _OPEN_WITHOUT_DECODING."""
+    return av.open(str(path), mode="r", options=_OPEN_WITHOUT_DECODING)
 
 
 def probe(path: str | Path) -> MediaInfo:
@@ -312,18 +342,25 @@ def probe_file(f: IO[bytes], *, name: str) -> MediaInfo:
         raise MediaError(f"{name}: not a readable media file ({exc})") from exc
 
 
-def read_frame(source: str | Path | IO[bytes], at: float | Literal["first", "last"], *, name: str = "") -> Image.Image:
+def read_frame(
+    source: str | Path | IO[bytes], at: float | Literal["first", "last"], *, name: str = "", width: int | None = None
+) -> Image.Image:
     """One decoded RGB frame: the first, the last, or the one showing at ``at`` seconds. ``source``:
     a path, or a binary file open for reading (an object store's file: only what the frame needs
     is read), named ``name`` in errors. A time or the last frame is reached by seeking to the
-    keyframe before it, so only that group of pictures is decoded."""
+    keyframe before it, so only that group of pictures is decoded. ``width``: at most that wide,
+    scaled as it is converted (a thumbnail never holds the full-size picture)."""
     label = name or str(source)
     try:
-        with av.open(source if not isinstance(source, str | Path) else str(source), mode="r") as container:
+        readable = source if not isinstance(source, str | Path) else str(source)
+        with av.open(readable, mode="r", options=_OPEN_FOR_ONE_FRAME) as container:
             if not container.streams.video:
                 raise MediaError("no video stream")
             stream = container.streams.video[0]
             frame = _pick_frame(container, stream, at)
+            if width is not None and frame.width > width:
+                height = max(2, round(frame.height * width / frame.width))
+                return frame.reformat(width=width, height=height, format="rgb24", interpolation="AREA").to_image()
             return frame.to_image().convert("RGB")
     except (av.FFmpegError, MediaError, OSError, ValueError) as exc:
         raise MediaError(f"{label}: cannot decode a frame at {at!r} ({exc})") from exc
@@ -636,7 +673,7 @@ def read_frames(path: Path, start: int, *, fps: float, size: tuple[int, int], no
         return _fitted(frame, size) if normalize else _planes(frame)
 
     try:
-        with av.open(str(path), mode="r") as container:
+        with _demuxer(path) as container:
             stream = container.streams.video[0]
             tb, base = float(stream.time_base or Fraction(1, 90000)), stream.start_time or 0
             if start > 0:
@@ -1415,6 +1452,7 @@ __all__ = [
     "probe_bytes",
     "probe_file",
     "read_frame",
+    "release_freed_memory",
     "run_ffmpeg",
     "scan_video",
     "segment_args",

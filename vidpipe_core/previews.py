@@ -373,35 +373,33 @@ def _draw_strip(frames: list[_Frames], thumb_width: int, aspect: float) -> tuple
     return sheet, cells
 
 
-def _small(image: Image.Image) -> Image.Image:
-    """A frame shrunk at once to twice the strip's widest thumbnail: 16 scenes of 1080p frames
-    held at full size were ~200 MB."""
-    image.thumbnail((2 * STRIP_THUMB_MAX, 2 * STRIP_THUMB_MAX), Image.Resampling.LANCZOS)
-    return image
-
-
 def _ends(s: StripScene) -> _Frames:
-    """A clip's first frame, and its last found by seeking to the clip's last keyframe."""
+    """A clip's first frame, and its last found by seeking to the clip's last keyframe, each scaled
+    at once to twice the strip's widest thumbnail (16 scenes of 1080p frames held at full size
+    were ~200 MB)."""
     if s.clip is None:
         return _Frames(s.index, None, None, s.note or "no clip")
+    width = 2 * STRIP_THUMB_MAX
     if isinstance(s.clip, Path):
-        first, last = media.read_frame(s.clip, "first"), media.read_frame(s.clip, "last")
+        first, last = (media.read_frame(s.clip, at, width=width) for at in ("first", "last"))
     else:
         with s.clip.store.open(s.clip.project_id, s.clip.path) as f:
-            first = media.read_frame(f, "first", name=s.clip.path)
+            first = media.read_frame(f, "first", name=s.clip.path, width=width)
             f.seek(0)
-            last = media.read_frame(f, "last", name=s.clip.path)
-    return _Frames(s.index, _small(first), _small(last), s.note)
+            last = media.read_frame(f, "last", name=s.clip.path, width=width)
+    return _Frames(s.index, first, last, s.note)
 
 
 class StripReader:
-    """Reads scenes' first and last frames in the background, two clips at a time (PyAV releases
-    the GIL while it decodes), as soon as each clip is ``add``-ed: the clips step adds each clip
-    when it is saved, so the frames are read while the other clips are still being made, and only
-    the drawing is left when the last one is done."""
+    """Reads scenes' first and last frames in the background (PyAV releases the GIL while it
+    decodes), as soon as each clip is ``add``-ed: the clips step adds each clip when it is saved,
+    so the frames are read while the other clips are still being made, and only the drawing is
+    left when the last one is done. ``workers`` clips at a time: one while clips are being made
+    (a second 1080p decoder beside the animatic's encoder cost ~40 MiB of peak), two when a strip
+    is made of clips that all exist."""
 
-    def __init__(self) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=STRIP_WORKERS, thread_name_prefix="vidpipe-strip")
+    def __init__(self, workers: int = 1) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vidpipe-strip")
         self._read: dict[StripScene, Future[_Frames]] = {}
 
     def add(self, scene: StripScene) -> None:
@@ -438,7 +436,7 @@ def scene_strip(
     if reader is not None:
         frames = reader.frames(scenes)
     else:
-        with StripReader() as own:
+        with StripReader(STRIP_WORKERS) as own:
             frames = own.frames(scenes)
     sizes = [f.first.size for f in frames if f.first is not None]
     aspect = sizes[0][0] / sizes[0][1] if sizes else 16 / 9
