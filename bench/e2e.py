@@ -27,6 +27,7 @@ from bench.common import (
     table,
 )
 from vidpipe_core.steps import STAGES
+from vidpipe_core.steps.characters import SHEET_WORKERS
 
 T_TEXT, T_IMAGE, T_VIDEO = 0.3, 0.2, 4.0  # video = 20 × image, as with Gemini image vs Veo
 IMAGE_HEIGHT, VIDEO_HEIGHT = 768, 720  # emulator output sizes (a Gemini image, a 720p Veo clip)
@@ -56,6 +57,11 @@ def _set_polling(initial: float, maximum: float) -> None:
 
 def floor(n: int, k: int, t_text: float, t_image: float, t_video: float, t_stitch: float) -> float:
     return t_text + (n + 1) * t_image + ceil_div(n, k) * t_video + t_stitch
+
+
+def sheet_calls(sheets: float) -> int:
+    """Image calls on the critical path for ``sheets`` reference sheets, made SHEET_WORKERS at once."""
+    return ceil_div(int(sheets), SHEET_WORKERS) if sheets else 0
 
 
 def sequential(n: int, t_text: float, t_image: float, t_video: float, t_stitch: float) -> float:
@@ -236,13 +242,18 @@ def _report(runs: dict, cal: dict, stats: dict, reps: int, quick: bool, n_def: i
         f"reuse encodes ({stats.get('video_encodes')} encodes for {stats.get('operations')} operations): as with a "
         "real Veo, the encode then does not load this machine; the calibration (fresh prompts) measures the "
         "encode-included path.",
-        f"{reps} run(s) per in-process row, interleaved (multiprocess: {reps} for N={sizes[0]}, 1 for larger N: "
-        "see the 'ok' column); wall = around the call in this process. Floor uses the configured "
+        f"{reps} run(s) per in-process row, interleaved"
+        + (
+            f" (multiprocess: {reps} for N={sizes[0]}, 1 for larger N: see the 'ok' column)"
+            if any(ex != "in_process" for _, _, ex in runs)
+            else " (only the rows asked for with --only)"
+        )
+        + "; wall = around the call in this process. Floor uses the configured "
         "latencies and T_stitch measured in the runs ('[final_video] stitching' → 'final video written', "
         f"median {statistics.median(t_stitch_all):.3f} s); 'calibrated floor' uses the emulator's measured response "
         "times through the raw SDK instead (configured latency + the emulator's own encode/transfer work). The "
-        "floor is DESIGN.md's, written before the characters stage: 'floor + sheets' adds its C·T_image (C = the "
-        "reference sheets each run made, one image call each, in the median run).",
+        "floor is DESIGN.md's, written before the characters stage: 'floor + sheets' adds its image calls, "
+        f"ceil(C/{SHEET_WORKERS})·T_image (C = the reference sheets of the median run, made {SHEET_WORKERS} at once).",
     ]
     t_stitch = statistics.median(t_stitch_all)
     c_text, c_image = cal["text_s"]["median"], cal["image_s"]["median"]
@@ -257,7 +268,7 @@ def _report(runs: dict, cal: dict, stats: dict, reps: int, quick: bool, n_def: i
         seq = sequential(n, T_TEXT, T_IMAGE, T_VIDEO, t_stitch)
         ratio = wall["median"] / fl if wall["median"] else None
         sheets = statistics.median([r.sheets for r in ok]) if ok else 0
-        fls = fl + sheets * T_IMAGE
+        fls = fl + sheet_calls(sheets) * T_IMAGE
         rows.append(
             [
                 n,
@@ -335,7 +346,7 @@ def _report(runs: dict, cal: dict, stats: dict, reps: int, quick: bool, n_def: i
                 ex.replace("_", "-"),
                 f"{before:.2f}",
                 f"{sb:.2f} / {T_TEXT:.2f}",
-                f"{ch:.2f} / {sheets * T_IMAGE:.2f} ({sheets * c_image:.2f})",
+                f"{ch:.2f} / {sheet_calls(sheets) * T_IMAGE:.2f} ({sheet_calls(sheets) * c_image:.2f})",
                 f"{kf:.2f} / {(n + 1) * T_IMAGE:.2f} ({(n + 1) * c_image:.2f})",
                 f"{cl:.2f} / {ceil_div(n, k) * T_VIDEO:.2f}",
                 f"{per_clip:.2f}",
@@ -352,7 +363,7 @@ def _report(runs: dict, cal: dict, stats: dict, reps: int, quick: bool, n_def: i
                 "executor",
                 "before 1st step",
                 "storyboard / floor",
-                "characters / C·T_image (calibrated)",
+                "characters / floor (calibrated)",
                 "keyframes / floor (calibrated)",
                 "clips / floor",
                 "per clip: submit→saved − T_video",
