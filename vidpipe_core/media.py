@@ -3,7 +3,8 @@
 ffmpeg command lines are built with ffmpeg-python by pure functions (``*_args``) that return
 the arguments *after* the program name, so they can be unit-tested without running anything;
 ``run_ffmpeg`` prepends the binary from imageio-ffmpeg (``IMAGEIO_FFMPEG_EXE`` wins) and runs
-it with stderr captured. Probing and decoding use PyAV; there is no ffprobe.
+it with stderr captured; ``encode_frames`` feeds one raw frames on stdin. Probing, decoding and
+the stitch's packet-level muxing use PyAV; there is no ffprobe.
 """
 
 from __future__ import annotations
