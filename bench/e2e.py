@@ -7,6 +7,7 @@ for K parallel video operations (DESIGN.md, "Performance model")."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import statistics
 import sys
@@ -26,6 +27,7 @@ from bench.common import (
     table,
 )
 from vidpipe_core.steps import STAGES
+from vidpipe_core.steps.characters import SHEET_WORKERS
 
 T_TEXT, T_IMAGE, T_VIDEO = 0.3, 0.2, 4.0  # video = 20 × image, as with Gemini image vs Veo
 IMAGE_HEIGHT, VIDEO_HEIGHT = 768, 720  # emulator output sizes (a Gemini image, a 720p Veo clip)
@@ -55,6 +57,11 @@ def _set_polling(initial: float, maximum: float) -> None:
 
 def floor(n: int, k: int, t_text: float, t_image: float, t_video: float, t_stitch: float) -> float:
     return t_text + (n + 1) * t_image + ceil_div(n, k) * t_video + t_stitch
+
+
+def sheet_calls(sheets: float) -> int:
+    """Image calls on the critical path for ``sheets`` reference sheets, made SHEET_WORKERS at once."""
+    return ceil_div(int(sheets), SHEET_WORKERS) if sheets else 0
 
 
 def sequential(n: int, t_text: float, t_image: float, t_video: float, t_stitch: float) -> float:
@@ -142,10 +149,12 @@ def calibrate(reps: int = 3) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------
 
 
-def run(quick: bool = False) -> Report:
-    reps = 1 if quick else 3
-    sizes = (4,) if quick else (4, 8, 16)
-    ks = (1, 4)
+def run(quick: bool = False, only: list[tuple[int, int]] | None = None, reps: int | None = None) -> Report:
+    """Every row (``only``: just these (N, K) in-process rows, e.g. to compare two versions of
+    vidpipe quickly); ``reps`` runs per row (default 3, 1 with ``quick``)."""
+    reps = reps or (1 if quick else 3)
+    sizes = tuple(sorted({n for n, _ in only})) if only else (4,) if quick else (4, 8, 16)
+    ks = tuple(sorted({k for _, k in only})) if only else (1, 4)
     root = fresh_home("e2e")
     emu = EmulatorProcess(
         video_latency_s=T_VIDEO, latency={"text": T_TEXT, "image": T_IMAGE}, image_height=IMAGE_HEIGHT, video_height=VIDEO_HEIGHT
@@ -182,7 +191,12 @@ def run(quick: bool = False) -> Report:
         for _rep in range(reps):  # interleaved, so drift hits every cell alike
             for n in sizes:
                 for k in ks:
-                    one(n, k, "in_process")
+                    if only is None or (n, k) in only:
+                        one(n, k, "in_process")
+        n_def = 4 if quick else 8
+        if only is not None:
+            stats = emu.stats()
+            return _report(runs, cal, stats, reps, quick, n_def, sizes)
         # the default executor: 3 runs for the smallest project, 1 for the larger ones (each costs
         # ~4-5 s of process start-ups on top; the medians of the first full run were within ±1 %)
         for rep in range(reps):
@@ -191,7 +205,6 @@ def run(quick: bool = False) -> Report:
                     one(n, 4, "multiprocess")
         # vidpipe's default polling (Settings defaults: 5 s doubling to poll_max_s), scaled like
         # T_video; and the previous default cap (30 s, changed to 10 s on 2026-11-25) for comparison
-        n_def = 4 if quick else 8
         for initial, maximum, tag, times in (
             (DEFAULT_INITIAL, DEFAULT_MAX, " default-poll", reps),
             (5.0, 30.0, " poll-5→30 (old default)", 1),
@@ -229,11 +242,18 @@ def _report(runs: dict, cal: dict, stats: dict, reps: int, quick: bool, n_def: i
         f"reuse encodes ({stats.get('video_encodes')} encodes for {stats.get('operations')} operations): as with a "
         "real Veo, the encode then does not load this machine; the calibration (fresh prompts) measures the "
         "encode-included path.",
-        f"{reps} run(s) per in-process row, interleaved (multiprocess: {reps} for N={sizes[0]}, 1 for larger N: "
-        "see the 'ok' column); wall = around the call in this process. Floor uses the configured "
+        f"{reps} run(s) per in-process row, interleaved"
+        + (
+            f" (multiprocess: {reps} for N={sizes[0]}, 1 for larger N: see the 'ok' column)"
+            if any(ex != "in_process" for _, _, ex in runs)
+            else " (only the rows asked for with --only)"
+        )
+        + "; wall = around the call in this process. Floor uses the configured "
         "latencies and T_stitch measured in the runs ('[final_video] stitching' → 'final video written', "
         f"median {statistics.median(t_stitch_all):.3f} s); 'calibrated floor' uses the emulator's measured response "
-        "times through the raw SDK instead (configured latency + the emulator's own encode/transfer work).",
+        "times through the raw SDK instead (configured latency + the emulator's own encode/transfer work). The "
+        "floor is DESIGN.md's, written before the characters stage: 'floor + sheets' adds its image calls, "
+        f"ceil(C/{SHEET_WORKERS})·T_image (C = the reference sheets of the median run, made {SHEET_WORKERS} at once).",
     ]
     t_stitch = statistics.median(t_stitch_all)
     c_text, c_image = cal["text_s"]["median"], cal["image_s"]["median"]
@@ -247,6 +267,8 @@ def _report(runs: dict, cal: dict, stats: dict, reps: int, quick: bool, n_def: i
         cfl = floor(n, k, c_text, c_image, c_video[k], t_stitch)
         seq = sequential(n, T_TEXT, T_IMAGE, T_VIDEO, t_stitch)
         ratio = wall["median"] / fl if wall["median"] else None
+        sheets = statistics.median([r.sheets for r in ok]) if ok else 0
+        fls = fl + sheet_calls(sheets) * T_IMAGE
         rows.append(
             [
                 n,
@@ -256,6 +278,8 @@ def _report(runs: dict, cal: dict, stats: dict, reps: int, quick: bool, n_def: i
                 fmt_s(wall),
                 f"{fl:.2f}",
                 f"{ratio:.2f}" if ratio else "–",
+                f"{fls:.2f} ({sheets:g})",
+                f"{wall['median'] / fls:.2f}" if ratio else "–",
                 f"{cfl:.2f}",
                 f"{wall['median'] / cfl:.2f}" if ratio else "–",
                 f"{seq:.2f}",
@@ -270,6 +294,8 @@ def _report(runs: dict, cal: dict, stats: dict, reps: int, quick: bool, n_def: i
                 "wall_s": wall,
                 "floor_s": fl,
                 "ratio": ratio,
+                "sheets": sheets,
+                "floor_with_sheets_s": fls,
                 "calibrated_floor_s": cfl,
                 "sequential_s": seq,
                 "runs": [r.to_dict() for r in rs],
@@ -285,6 +311,8 @@ def _report(runs: dict, cal: dict, stats: dict, reps: int, quick: bool, n_def: i
                 "wall s, median (min–max)",
                 "floor s",
                 "ratio",
+                "floor + sheets s (C)",
+                "ratio vs floor + sheets",
                 "calibrated floor s",
                 "ratio vs calibrated",
                 "sequential s",
@@ -297,16 +325,16 @@ def _report(runs: dict, cal: dict, stats: dict, reps: int, quick: bool, n_def: i
     # Where the time goes: median step durations of the in-process runs against each stage's floor.
     brow = []
     for (n, k, ex), rs in sorted(runs.items()):
-        ok = [r for r in rs if r.success and len(r.steps) == 4]
+        ok = [r for r in rs if r.success and len(r.steps) == len(STEPS_)]
         if not ok:
             continue
         med = lambda xs: statistics.median(xs)  # noqa: E731
         before = med([min(a for a, _ in r.steps.values()) - r.call_start for r in ok])
         after = med([r.call_start + r.wall_s - max(b for _, b in r.steps.values()) for r in ok])
-        gaps = med(
-            [sum(r.steps[STEP2][0] - r.steps[STEP1][1] for STEP1, STEP2 in zip(STEPS_, STEPS_[1:], strict=True)) for r in ok]
-        )
+        gaps = med([sum(r.steps[b][0] - r.steps[a][1] for a, b in itertools.pairwise(STEPS_)) for r in ok])
         sb = med([r.step_s("storyboard") for r in ok])
+        ch = med([r.step_s("characters") for r in ok])
+        sheets = med([r.sheets for r in ok])
         kf = med([r.step_s("keyframes") for r in ok])
         cl = med([r.step_s("clips") for r in ok])
         fv = med([r.step_s("final_video") for r in ok])
@@ -318,6 +346,7 @@ def _report(runs: dict, cal: dict, stats: dict, reps: int, quick: bool, n_def: i
                 ex.replace("_", "-"),
                 f"{before:.2f}",
                 f"{sb:.2f} / {T_TEXT:.2f}",
+                f"{ch:.2f} / {sheet_calls(sheets) * T_IMAGE:.2f} ({sheet_calls(sheets) * c_image:.2f})",
                 f"{kf:.2f} / {(n + 1) * T_IMAGE:.2f} ({(n + 1) * c_image:.2f})",
                 f"{cl:.2f} / {ceil_div(n, k) * T_VIDEO:.2f}",
                 f"{per_clip:.2f}",
@@ -334,6 +363,7 @@ def _report(runs: dict, cal: dict, stats: dict, reps: int, quick: bool, n_def: i
                 "executor",
                 "before 1st step",
                 "storyboard / floor",
+                "characters / floor (calibrated)",
                 "keyframes / floor (calibrated)",
                 "clips / floor",
                 "per clip: submit→saved − T_video",
@@ -344,6 +374,8 @@ def _report(runs: dict, cal: dict, stats: dict, reps: int, quick: bool, n_def: i
             brow,
         )
     )
+    if not brow:
+        report.notes.append("no run finished every step: the 'where the time goes' table is empty")
     report.tables.append(
         table(
             ["calibration (raw SDK → emulator, median of the runs)", "seconds", "configured"],
@@ -383,7 +415,19 @@ def _report(runs: dict, cal: dict, stats: dict, reps: int, quick: bool, n_def: i
 STEPS_ = STAGES  # one Dagster step per stage
 
 
-if __name__ == "__main__":
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
     from bench.__main__ import run_one
 
-    sys.exit(run_one("e2e", "--quick" in sys.argv))
+    p = argparse.ArgumentParser(prog="python -m bench.e2e", description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--only", nargs="+", metavar="NxK", help="just these in-process rows, e.g. 8x4 (no other rows)")
+    p.add_argument("--reps", type=int, help="runs per row (default 3, 1 with --quick)")
+    args = p.parse_args(argv)
+    only = [tuple(int(x) for x in row.lower().split("x")) for row in args.only] if args.only else None
+    return run_one("e2e", args.quick, lambda quick: run(quick, only=only, reps=args.reps))  # type: ignore[arg-type]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

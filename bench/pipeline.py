@@ -42,6 +42,7 @@ class RunRecord:
     call_start: float = 0.0  # epoch time the call was made
     stitch_s: float | None = None  # "[final_video] stitching" -> "final video written"
     clip_spans: list[tuple[float, float]] = field(default_factory=list)  # (submitted_at, completed_at) epoch
+    sheets: int = 0  # character reference sheets in the ledger (one image call each when made)
     failure: str = ""
 
     def step_s(self, step: str) -> float | None:
@@ -62,6 +63,7 @@ class RunRecord:
             "after_last_step_s": (self.call_start + self.wall_s - max(b for _, b in self.steps.values())) if self.steps else None,
             "stitch_s": self.stitch_s,
             "clip_submit_to_done_s": [b - a for a, b in self.clip_spans],
+            "sheets": self.sheets,
             "failure": self.failure,
         }
 
@@ -78,7 +80,7 @@ def collect(record: RunRecord, instance=None) -> RunRecord:  # type: ignore[no-u
     from sqlalchemy import select
 
     from vidpipe_core.config import get_settings
-    from vidpipe_core.models import VideoClip
+    from vidpipe_core.models import CharacterSheetRow, VideoClip
     from vidpipe_core.services import Services
 
     instance = instance or _instance()
@@ -107,6 +109,7 @@ def collect(record: RunRecord, instance=None) -> RunRecord:  # type: ignore[no-u
         record.clip_spans = sorted(
             (r.submitted_at.timestamp(), r.completed_at.timestamp()) for r in rows if r.submitted_at and r.completed_at
         )
+        record.sheets = len(s.scalars(select(CharacterSheetRow).where(CharacterSheetRow.project_id == record.project_id)).all())
     return record
 
 

@@ -33,7 +33,7 @@ METHOD_LABEL = {
     "crossfade": "vidpipe crossfade 0.5 s (re-encode)",
     "moviepy": "MoviePy concatenate + write_videofile",
 }
-CACHE_VERSION = "v1"
+CACHE_VERSION = "v2"  # v2: clips with a keyframe every second (media.KEYFRAME_INTERVAL_S)
 
 
 def _keyframe(w: int, h: int, seed: int) -> bytes:

@@ -1,4 +1,4 @@
-"""Small helpers shared by tests: image comparison and reading Dagster metadata."""
+"""Small helpers shared by tests: image comparison, reading Dagster metadata, test clips."""
 
 from __future__ import annotations
 
@@ -36,6 +36,26 @@ def check_results(instance: dg.DagsterInstance, run_id: str) -> dict[str, bool]:
         data = rec.dagster_event.event_specific_data
         out[data.check_name] = data.passed
     return out
+
+
+# Media -------------------------------------------------------------------------------------------------
+
+
+def sweep_clip(path: Path, seconds: float, seed: int, *, size: tuple[int, int] = (256, 144), fps: int = 12) -> Path:
+    """A clip as vidpipe encodes them (a keyframe a second) whose every frame differs (testsrc2) and
+    whose audio never repeats (a frequency sweep, a different one per seed), so that a frame or a
+    sample out of place shows."""
+    import ffmpeg
+
+    from vidpipe_core import media
+
+    video = ffmpeg.input(f"testsrc2=size={size[0]}x{size[1]}:rate={fps}:duration={seconds}", f="lavfi").video
+    audio = ffmpeg.input(f"aevalsrc=0.3*sin(2*PI*({150 * seed}+300*t)*t):d={seconds}:s=48000", f="lavfi").audio
+    kwargs = {**media.video_out_kwargs(fps), **media.audio_out_kwargs(), "frames:v": round(seconds * fps), "f": "mp4"}
+    media.run_ffmpeg(
+        ffmpeg.output(video.filter("format", "yuv420p"), audio, str(path), t=seconds, **kwargs).get_args(), what="clip"
+    )
+    return path
 
 
 # Subprocesses of the real `vidpipe` command -------------------------------------------------------

@@ -11,7 +11,7 @@ from PIL import Image
 from vidpipe_core.config import ASPECT_RATIOS
 from vidpipe_core.errors import MediaError
 from vidpipe_core.integrity import digest_problem, frame_label, scene_label
-from vidpipe_core.media import MediaInfo, probe
+from vidpipe_core.media import MediaInfo, probe_file
 from vidpipe_core.providers import keyframe_provider
 from vidpipe_core.schemas import ProjectSpec, Storyboard
 from vidpipe_core.services import Services
@@ -178,7 +178,8 @@ def check_final_video(info: MediaInfo, expected_duration_s: float, audio_expecte
 
 def check_clips(services: Services, project_id: str) -> CheckOutcome:
     """Every scene of the current plan has a done clip of the planned duration (probed from its
-    file), or is skipped by the safety policy with a reason. Reads the ledger and probes each file."""
+    file), or is skipped by the safety policy with a reason. Reads the ledger and probes each file
+    (its header: on an object store nothing else is transferred)."""
     state = resolve_state(services, project_id)
     spec = state.spec
     problems: list[str] = []
@@ -196,8 +197,8 @@ def check_clips(services: Services, project_id: str) -> CheckOutcome:
             problems.append(f"{label}: no finished clip ({state_text})")
             continue
         try:
-            with services.store.local_copy(project_id, c.row.path) as local:
-                info = probe(local)
+            with services.store.open(project_id, c.row.path) as f:  # the header only, not the whole clip
+                info = probe_file(f, name=c.row.path)
         except (MediaError, OSError, FileNotFoundError) as exc:
             problems.append(f"{label}: the clip does not decode ({exc})")
             continue

@@ -18,9 +18,8 @@ import base64
 import io
 import math
 import subprocess
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,6 +65,7 @@ STRIP_LADDER: tuple[tuple[int, int], ...] = ((160, 75), (128, 65), (96, 55), (72
 STRIP_COLUMNS = 4  # scenes per row of the strip
 STRIP_GAP = 6
 STRIP_WORKERS = 2  # clips decoded at once for the strip
+STRIP_THUMB_MAX = max(w for w, _ in STRIP_LADDER)
 STRIP_BACKGROUND = (24, 24, 28)
 
 
@@ -196,6 +196,23 @@ def _sample_args(video: Path, frames_dir: Path, *, rate: float, longest: int, po
     return ["-threads", str(media.THREADS), "-i", str(video), "-an", "-sn", "-vf", vf, *frames, str(frames_dir / "f%04d.png")]
 
 
+def _encoder(fmt: str, quality: int, base: str) -> list[str]:
+    """The filter graph (``base``, then for GIF its own palette) and the encoder's options."""
+    if fmt == "webp":
+        opts = ["-c:v", "libwebp_anim", "-lossless", "0", "-quality", str(quality), "-compression_level", "4"]
+        return ["-vf", base, *opts, "-loop", "0", "-f", "webp"]
+    colors = max(16, min(256, quality * 3))
+    palette = f"split[a][b];[a]palettegen=max_colors={colors}:stats_mode=diff[p];[b][p]paletteuse=dither=bayer:bayer_scale=3"
+    return ["-filter_complex", f"{base},{palette}", "-loop", "0", "-f", "gif"]
+
+
+def _direct_args(video: Path, out: Path, *, fmt: str, rate: float, longest: int, portrait: bool, quality: int) -> list[str]:
+    """The first attempt in one pass: decode, sample at ``rate``, scale and encode (no frames on disk)."""
+    base = f"fps={media.ffmpeg_number(rate)},{_scale(longest, portrait)}"
+    head = ["-threads", str(media.THREADS), "-i", str(video), "-an", "-sn", "-frames:v", str(PREVIEW_MAX_FRAMES)]
+    return [*head, *_encoder(fmt, quality, base), "-y", str(out)]
+
+
 def _encode_args(
     frames_dir: Path, out: Path, *, fmt: str, longest: int, portrait: bool, fps: float, quality: int, keep_every: int
 ) -> list[str]:
@@ -203,12 +220,7 @@ def _encode_args(
     select = f"select='not(mod(n\\,{keep_every}))'," if keep_every > 1 else ""
     base = f"{select}setpts=N/({media.ffmpeg_number(fps)}*TB),{_scale(longest, portrait)}"
     args = ["-framerate", media.ffmpeg_number(fps * keep_every), "-i", str(frames_dir / "f%04d.png")]
-    if fmt == "webp":
-        opts = ["-c:v", "libwebp_anim", "-lossless", "0", "-quality", str(quality), "-compression_level", "4"]
-        return [*args, "-vf", base, *opts, "-loop", "0", "-f", "webp", "-y", str(out)]
-    colors = max(16, min(256, quality * 3))
-    palette = f"split[a][b];[a]palettegen=max_colors={colors}:stats_mode=diff[p];[b][p]paletteuse=dither=bayer:bayer_scale=3"
-    return [*args, "-filter_complex", f"{base},{palette}", "-loop", "0", "-f", "gif", "-y", str(out)]
+    return [*args, *_encoder(fmt, quality, base), "-y", str(out)]
 
 
 def animated_preview(
@@ -221,7 +233,8 @@ def animated_preview(
     cancel: CancelToken = NEVER,
 ) -> Preview:
     """An animated WebP (or GIF) of ``video`` within ``budget`` bytes, or a note. ``fmt`` ("webp"
-    or "gif") overrides what this ffmpeg can write best."""
+    or "gif") overrides what this ffmpeg can write best. The first attempt is made in one ffmpeg
+    pass; only when it does not fit are the frames sampled once to disk for the smaller ones."""
     info = media.probe(video)
     fmt = fmt or animated_format()
     if fmt not in ("webp", "gif"):
@@ -231,7 +244,32 @@ def animated_preview(
     top_width = min(max(w for w, _, _ in ladder), max(info.width, info.height) or 320)
     duration = max(info.duration_s, 1e-3)
     rate = min(float(PREVIEW_FPS), PREVIEW_MAX_FRAMES / duration)
+
+    def fitted(out: Path, fps: float) -> Preview | None:
+        data = out.read_bytes()
+        if len(data) > budget:
+            return None
+        with Image.open(io.BytesIO(data)) as im:
+            w, h, n = im.width, im.height, getattr(im, "n_frames", 1)
+        speed = duration / (n / fps) if n else 1.0
+        how = f"animated {fmt.upper()}, {w}x{h}, {n} frames at {fps:.3g} fps"
+        if speed > 1.05:
+            how += f" ({speed:.1f}x speed)"
+        return Preview("preview", budget, mime, data, w, h, n, f"{how}, {len(data) / 1000:.0f} KB")
+
     with scratch_dir(data_dir, "vidpipe-preview") as work:
+        width, max_frames, quality = ladder[0]
+        rungs = list(ladder)
+        if max_frames >= PREVIEW_MAX_FRAMES:  # every sampled frame kept: one pass, nothing on disk
+            out = work / f"preview.{fmt}"
+            args = _direct_args(video, out, fmt=fmt, rate=rate, longest=min(width, top_width), portrait=portrait, quality=quality)
+            media.run_ffmpeg(args, what=f"preview of {video.name}: encoding {fmt}", cancel=cancel)
+            if out.stat().st_size == 0:
+                raise MediaError(f"preview of {video.name}: no frame decoded")
+            made = fitted(out, rate)
+            if made is not None:
+                return made
+            rungs = rungs[1:]
         frames_dir = work / "frames"
         frames_dir.mkdir()
         args = _sample_args(video, frames_dir, rate=rate, longest=top_width, portrait=portrait)
@@ -239,7 +277,7 @@ def animated_preview(
         sampled = len(list(frames_dir.glob("f*.png")))
         if sampled == 0:
             raise MediaError(f"preview of {video.name}: no frame decoded")
-        for width, max_frames, quality in ladder:
+        for width, max_frames, quality in rungs:
             keep_every = max(1, math.ceil(sampled / max_frames))
             fps = max(rate / keep_every, min(MIN_PLAY_FPS, rate))
             out = work / f"preview-{width}-{max_frames}-{quality}.{fmt}"
@@ -254,15 +292,9 @@ def animated_preview(
                 keep_every=keep_every,
             )
             media.run_ffmpeg(args, what=f"preview of {video.name}: encoding {fmt}", cancel=cancel)
-            data = out.read_bytes()
-            if len(data) <= budget:
-                with Image.open(io.BytesIO(data)) as im:
-                    w, h, n = im.width, im.height, getattr(im, "n_frames", 1)
-                speed = duration / (n / fps) if n else 1.0
-                how = f"animated {fmt.upper()}, {w}x{h}, {n} frames at {fps:.3g} fps"
-                if speed > 1.05:
-                    how += f" ({speed:.1f}x speed)"
-                return Preview("preview", budget, mime, data, w, h, n, f"{how}, {len(data) / 1000:.0f} KB")
+            made = fitted(out, fps)
+            if made is not None:
+                return made
     width, max_frames, quality = ladder[-1]
     return _dropped("preview", budget, f"the animation at {width} px, {max_frames} frames, quality {quality}")
 
@@ -273,11 +305,21 @@ def animated_preview(
 
 
 @dataclass(frozen=True)
+class StoredClip:
+    """A clip in the artifact store, read where it is: only the bytes of the frames the strip
+    shows are transferred from an object store (``ArtifactStore.open``), nothing is downloaded."""
+
+    store: ArtifactStore
+    project_id: str
+    path: str
+
+
+@dataclass(frozen=True)
 class StripScene:
     """One scene of the strip: its 0-based index, and its clip or why there is none."""
 
     index: int
-    clip: Path | None
+    clip: Path | StoredClip | None
     note: str = ""  # shown instead of the frames when there is no clip ("skipped: ...")
 
 
@@ -332,22 +374,70 @@ def _draw_strip(frames: list[_Frames], thumb_width: int, aspect: float) -> tuple
 
 
 def _ends(s: StripScene) -> _Frames:
+    """A clip's first frame, and its last found by seeking to the clip's last keyframe, each scaled
+    at once to twice the strip's widest thumbnail (16 scenes of 1080p frames held at full size
+    were ~200 MB)."""
     if s.clip is None:
         return _Frames(s.index, None, None, s.note or "no clip")
-    return _Frames(s.index, media.read_frame(s.clip, "first"), media.read_frame(s.clip, "last"), s.note)
+    width = 2 * STRIP_THUMB_MAX
+    if isinstance(s.clip, Path):
+        first, last = (media.read_frame(s.clip, at, width=width) for at in ("first", "last"))
+    else:
+        with s.clip.store.open(s.clip.project_id, s.clip.path) as f:
+            first = media.read_frame(f, "first", name=s.clip.path, width=width)
+            f.seek(0)
+            last = media.read_frame(f, "last", name=s.clip.path, width=width)
+    return _Frames(s.index, first, last, s.note)
+
+
+class StripReader:
+    """Reads scenes' first and last frames in the background (PyAV releases the GIL while it
+    decodes), as soon as each clip is ``add``-ed: the clips step adds each clip when it is saved,
+    so the frames are read while the other clips are still being made, and only the drawing is
+    left when the last one is done. ``workers`` clips at a time: one while clips are being made
+    (a second 1080p decoder beside the animatic's encoder cost ~40 MiB of peak), two when a strip
+    is made of clips that all exist."""
+
+    def __init__(self, workers: int = 1) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vidpipe-strip")
+        self._read: dict[StripScene, Future[_Frames]] = {}
+
+    def add(self, scene: StripScene) -> None:
+        if scene not in self._read:
+            self._read[scene] = self._pool.submit(_ends, scene)
+
+    def frames(self, scenes: Sequence[StripScene]) -> list[_Frames]:
+        for scene in scenes:
+            self.add(scene)
+        return [self._read[scene].result() for scene in scenes]
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def __enter__(self) -> StripReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def scene_strip(
-    scenes: Sequence[StripScene], *, budget: int = STRIP_BUDGET, ladder: Sequence[tuple[int, int]] = STRIP_LADDER
+    scenes: Sequence[StripScene],
+    *,
+    budget: int = STRIP_BUDGET,
+    ladder: Sequence[tuple[int, int]] = STRIP_LADDER,
+    reader: StripReader | None = None,
 ) -> Preview:
     """One cell per scene, in scene order: its first and last frame, labelled "Scene 1", "Scene 2"…;
-    a scene without a clip gets a dark cell with its note. A JPEG within ``budget``, or a note."""
+    a scene without a clip gets a dark cell with its note. A JPEG within ``budget``, or a note.
+    ``reader``: where the frames were (are being) read already."""
     if not scenes:
         return Preview("scene strip", budget, note="no image: no scenes")
-    # Reaching a clip's last frame decodes the whole clip (one keyframe per clip is usual), so the
-    # clips are decoded two at a time (PyAV releases the GIL while it decodes).
-    with ThreadPoolExecutor(max_workers=STRIP_WORKERS) as pool:
-        frames = list(pool.map(_ends, scenes))
+    if reader is not None:
+        frames = reader.frames(scenes)
+    else:
+        with StripReader(STRIP_WORKERS) as own:
+            frames = own.frames(scenes)
     sizes = [f.first.size for f in frames if f.first is not None]
     aspect = sizes[0][0] / sizes[0][1] if sizes else 16 / 9
     for thumb_width, quality in ladder:
@@ -368,16 +458,9 @@ def scene_strip(
 # --------------------------------------------------------------------------------------
 
 
-@contextmanager
-def local_clips(
-    store: ArtifactStore, project_id: str, scenes: Sequence[tuple[int, str | None, str]]
-) -> Iterator[list[StripScene]]:
-    """StripScenes for (index, relative clip path or None, note), with local paths for ffmpeg."""
-    with ExitStack() as stack:
-        yield [
-            StripScene(i, stack.enter_context(store.local_copy(project_id, path)) if path else None, note)
-            for i, path, note in scenes
-        ]
+def stored_clips(store: ArtifactStore, project_id: str, scenes: Sequence[tuple[int, str | None, str]]) -> list[StripScene]:
+    """StripScenes for (index, relative clip path or None, note), read from the store in place."""
+    return [StripScene(i, StoredClip(store, project_id, path) if path else None, note) for i, path, note in scenes]
 
 
 def safely(make: Callable[[], Preview], alt: str, budget: int) -> Preview:
@@ -395,15 +478,17 @@ __all__ = [
     "SHEET_BUDGET",
     "STRIP_BUDGET",
     "Preview",
+    "StoredClip",
+    "StripReader",
     "StripScene",
     "animated_format",
     "animated_preview",
     "has_encoder",
-    "local_clips",
     "poster",
     "safely",
     "scene_strip",
     "sheet_image",
     "still",
+    "stored_clips",
     "strip_layout",
 ]

@@ -44,7 +44,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from urllib.parse import urlsplit
 
 import fsspec
@@ -59,6 +59,7 @@ STALE_UPLOAD_S = 6 * 3600  # an unfinished multipart upload this old has no live
 # Where the folder of an earlier project goes when its id is registered again (``set_aside``): beside
 # ``projects/``, so no project's folder, `vidpipe delete` or a step ever reaches it.
 SET_ASIDE = "superseded"
+READ_BLOCK = 1 << 20  # bytes per ranged read of ``ArtifactStore.open`` on an object store
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -252,6 +253,15 @@ class ArtifactStore:
             local = d / posixpath.basename(src)
             self.fs.get_file(src, str(local))
             yield local
+
+    @contextmanager
+    def open(self, project_id: str, relpath: str) -> Iterator[IO[bytes]]:
+        """A stored file open for reading, seekable. A reader that needs only part of it (a video's
+        header to probe it, the group of pictures of one frame) transfers only that part from an
+        object store (ranged reads of READ_BLOCK bytes), where ``local_copy`` downloads it all."""
+        options = {} if self.is_local else {"block_size": READ_BLOCK, "cache_type": "readahead"}
+        with self.fs.open(self.path(project_id, relpath), "rb", **options) as f:
+            yield f
 
     def has_project(self, project_id: str) -> bool:
         """Whether anything is stored for the project: its folder, or on an object store any key

@@ -4,7 +4,10 @@ MaterializeResult metadata and asset-check results."""
 import io
 import warnings
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
+from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
@@ -114,6 +117,16 @@ def _step(context: dg.AssetExecutionContext, vidpipe: VidpipeResource) -> Iterat
         raise step_failure(exc) from exc
 
 
+def _materialized(
+    context: dg.AssetExecutionContext, metadata: dict[str, Any], checks: list[dg.AssetCheckResult]
+) -> dg.MaterializeResult:
+    """The step's result, its metadata recorded once: on the ASSET_MATERIALIZATION event. A
+    MaterializeResult's own metadata is also copied into the STEP_OUTPUT event, which doubled
+    the event log (the preview images are most of it; bench/README.md, eventlog)."""
+    context.add_asset_metadata(metadata)
+    return dg.MaterializeResult(check_results=checks)
+
+
 def _check(outcome: CheckOutcome) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         check_name=outcome.name, passed=outcome.passed, description=outcome.description, metadata=outcome.metadata
@@ -205,8 +218,9 @@ def storyboard(context: dg.AssetExecutionContext, config: StoryboardConfig, vidp
         )
         spec = load_spec(services, project_id)
     context.log.info(f"{len(result.storyboard.scenes)} scenes ({'reused' if result.reused else 'planned'}) by {result.provider}")
-    return dg.MaterializeResult(
-        metadata={
+    return _materialized(
+        context,
+        {
             "title": result.storyboard.title,
             "scene_count": len(result.storyboard.scenes),
             "style_guide": dg.MetadataValue.json(result.storyboard.style_guide.model_dump(mode="json")),
@@ -220,7 +234,7 @@ def storyboard(context: dg.AssetExecutionContext, config: StoryboardConfig, vidp
             "path": dg.MetadataValue.path(services.store.uri(project_id, Layout.STORYBOARD)),
             **nonce_metadata(services, project_id),
         },
-        check_results=[_check(check_storyboard(spec, result.storyboard))],
+        [_check(check_storyboard(spec, result.storyboard))],
     )
 
 
@@ -256,8 +270,9 @@ def characters(context: dg.AssetExecutionContext, config: CharactersConfig, vidp
             services, project_id, run_id=context.run.run_id, repair=config.repair_damaged, progress=for_context(context)
         )
     context.log.info(f"characters: {report.counts['generated']} generated, {report.counts['reused']} reused")
-    return dg.MaterializeResult(
-        metadata={
+    return _materialized(
+        context,
+        {
             "count": len(report.sheets),
             **_made(report),
             "paths": dg.MetadataValue.json(
@@ -266,7 +281,7 @@ def characters(context: dg.AssetExecutionContext, config: CharactersConfig, vidp
             "sheets": dg.MetadataValue.md(_sheet_gallery(report)),
             **nonce_metadata(services, project_id),
         },
-        check_results=[_check(check_characters(report))],
+        [_check(check_characters(report))],
     )
 
 
@@ -292,15 +307,16 @@ def keyframes(context: dg.AssetExecutionContext, config: KeyframesConfig, vidpip
     if services.settings.ui_previews:
         images["contact_sheet_image"] = _image(previews.sheet_image(sheet))
     context.log.info(f"keyframes: {report.counts['generated']} generated, {report.counts['reused']} reused")
-    return dg.MaterializeResult(
-        metadata={
+    return _materialized(
+        context,
+        {
             "frames": len(report.items),
             **_made(report),
             "contact_sheet": dg.MetadataValue.path(services.store.uri(project_id, Layout.CONTACT_SHEET)),
             **images,
             **nonce_metadata(services, project_id),
         },
-        check_results=[_check(check_keyframes(services, project_id, report))],
+        [_check(check_keyframes(services, project_id, report))],
     )
 
 
@@ -313,7 +329,7 @@ def keyframes(context: dg.AssetExecutionContext, config: KeyframesConfig, vidpip
     check_specs=[_check_spec("clips_complete", "clips", blocking=True)],
 )
 def clips(context: dg.AssetExecutionContext, config: ClipsConfig, vidpipe: VidpipeResource) -> dg.MaterializeResult:
-    with _step(context, vidpipe) as (services, project_id):
+    with _step(context, vidpipe) as (services, project_id), ExitStack() as stack:
         if config.regenerate_scenes:
             # The take is named after the root run, so "re-execute from failure" keeps it (no second payment).
             new_takes(
@@ -323,9 +339,17 @@ def clips(context: dg.AssetExecutionContext, config: ClipsConfig, vidpipe: Vidpi
                 f"run-{context.run.root_run_id or context.run.run_id}",
             )
         progress = for_context(context)
+        strip = stack.enter_context(previews.StripReader()) if services.settings.ui_previews else None
 
         def waiting(message: str) -> None:
             progress(ProgressEvent("clips", message))
+
+        def finished(event: ProgressEvent) -> None:
+            """Progress, and each clip's strip frames read as soon as it is saved (while others are made)."""
+            progress(event)
+            item = event.item
+            if strip is not None and item is not None and item.path and item.action != Action.REJECTED:
+                strip.add(previews.StripScene(item.index, previews.StoredClip(services.store, project_id, item.path)))
 
         slots = DagsterPoolSlots(
             context.instance,
@@ -342,17 +366,18 @@ def clips(context: dg.AssetExecutionContext, config: ClipsConfig, vidpipe: Vidpi
             concurrency=config.concurrency,
             slots=slots,
             repair=config.repair_damaged,
-            progress=progress,
+            progress=finished,
         )
         spec = load_spec(services, project_id)
         images = {}
-        if services.settings.ui_previews:
-            images["strip"] = _image(_clip_strip(services, project_id, report))
+        if strip is not None:
+            images["strip"] = _image(_clip_strip(services, project_id, report, strip))
         check = check_clips(services, project_id)
     counts = report.counts
     context.log.info("clips: " + ", ".join(f"{n} {k}" for k, n in counts.items() if n))
-    return dg.MaterializeResult(
-        metadata={
+    return _materialized(
+        context,
+        {
             "scenes": _scene_table(_clip_rows(report, spec.safety_policy)),
             **images,
             **{k: v for k, v in counts.items() if v},
@@ -364,22 +389,19 @@ def clips(context: dg.AssetExecutionContext, config: ClipsConfig, vidpipe: Vidpi
             "total_duration_s": round(sum(i.duration_s or 0 for i in report.items), 3),
             **nonce_metadata(services, project_id),
         },
-        check_results=[_check(check)],
+        [_check(check)],
     )
 
 
-def _clip_strip(services: Services, project_id: str, report: StepReport) -> previews.Preview:
-    """First and last frame of each scene's clip; a rejected scene shows why."""
+def _clip_strip(services: Services, project_id: str, report: StepReport, reader: previews.StripReader) -> previews.Preview:
+    """First and last frame of each scene's clip (``reader`` has read most of them already); a
+    rejected scene shows why."""
     scenes = [
         (i.index, i.path if i.action != Action.REJECTED else None, f"rejected: {i.detail}" if i.action == Action.REJECTED else "")
         for i in sorted(report.items, key=lambda i: i.index)
     ]
-
-    def make() -> previews.Preview:
-        with previews.local_clips(services.store, project_id, scenes) as strip_scenes:
-            return previews.scene_strip(strip_scenes)
-
-    return previews.safely(make, "scene strip", previews.STRIP_BUDGET)
+    strip = previews.stored_clips(services.store, project_id, scenes)
+    return previews.safely(lambda: previews.scene_strip(strip, reader=reader), "scene strip", previews.STRIP_BUDGET)
 
 
 @dg.asset(
@@ -391,14 +413,21 @@ def _clip_strip(services: Services, project_id: str, report: StepReport) -> prev
     check_specs=[_check_spec("final_video_valid", "final_video", blocking=False)],  # the last stage: nothing to guard
 )
 def final_video(context: dg.AssetExecutionContext, config: FinalVideoConfig, vidpipe: VidpipeResource) -> dg.MaterializeResult:
+    images: dict[str, dg.MarkdownMetadataValue] = {}
     with _step(context, vidpipe) as (services, project_id):
         result = make_final(
-            services, project_id, crossfade=config.crossfade, run_id=context.run.run_id, progress=for_context(context)
+            services,
+            project_id,
+            crossfade=config.crossfade,
+            run_id=context.run.run_id,
+            progress=for_context(context),
+            on_stitched=(lambda video, info: images.update(_final_images(services, video, info.duration_s)))
+            if services.settings.ui_previews
+            else None,
         )
         summary = project_summary(services, project_id, result)
-        images = _final_images(services, project_id, result.info.duration_s) if services.settings.ui_previews else {}
     info = result.info
-    metadata: dict = {
+    metadata: dict[str, Any] = {
         **images,
         "summary": dg.MetadataValue.md(summary.markdown),
         "scenes": _scene_table(summary.scenes),
@@ -421,19 +450,22 @@ def final_video(context: dg.AssetExecutionContext, config: FinalVideoConfig, vid
             "\n".join(f"- scene {i + 1}: {reason}" for i, reason in sorted(result.skipped.items()))
         )
     context.log.info(f"final video {info.duration_s:.2f}s {info.width}x{info.height} at {result.uri}")
-    return dg.MaterializeResult(
-        metadata=metadata,
-        check_results=[_check(check_final_video(info, result.expected_duration_s, result.audio_expected))],
-    )
+    return _materialized(context, metadata, [_check(check_final_video(info, result.expected_duration_s, result.audio_expected))])
 
 
-def _final_images(services: Services, project_id: str, duration_s: float) -> dict[str, dg.MarkdownMetadataValue]:
-    """The animated preview and the poster of the final video, each within its budget (or a note)."""
-    with services.store.local_copy(project_id, Layout.FINAL) as video:
-        preview = previews.safely(
-            lambda: previews.animated_preview(video, services.settings.data_dir), "preview", previews.PREVIEW_BUDGET
+def _final_images(services: Services, video: Path, duration_s: float) -> dict[str, dg.MarkdownMetadataValue]:
+    """The animated preview and the poster of the stitched file (still local: nothing is read back
+    from the store), each within its budget (or a note). The preview's ffmpeg runs beside the
+    poster's decode."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        animated = pool.submit(
+            previews.safely,
+            lambda: previews.animated_preview(video, services.settings.data_dir),
+            "preview",
+            previews.PREVIEW_BUDGET,
         )
         poster = previews.safely(lambda: previews.poster(video, duration_s), "poster", previews.POSTER_BUDGET)
+        preview = animated.result()
     return {"preview": _image(preview), "poster": _image(poster)}
 
 

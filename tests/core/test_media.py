@@ -8,10 +8,11 @@ import os
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from tests.helpers import mean_abs_diff, png
+from tests.helpers import mean_abs_diff, png, sweep_clip
 from vidpipe_core import media
 from vidpipe_core.errors import InvalidInput, MediaError
 from vidpipe_core.providers.animatic import motion
@@ -125,15 +126,73 @@ def test_dimensions_rejects_unknown_ratio() -> None:
     assert exc.value.field == "aspect_ratio" and "16:9" in str(exc.value)
 
 
-def test_concat_args_stream_copy(tmp_path: Path) -> None:
-    args = media.concat_args(tmp_path / "list.txt", tmp_path / "out.mp4")
-    assert args_value(args, "-f") == "concat"
-    assert args_value(args, "-safe") == "0"
-    assert args_value(args, "-c") == "copy"
-    assert args_value(args, "-movflags") == "+faststart"
-    assert args_value(args, "-i") == str(tmp_path / "list.txt")
-    assert str(tmp_path / "out.mp4") in args
-    assert "-filter_complex" not in args
+def test_the_timeline_encodes_only_what_fades_and_crossfades_change() -> None:
+    """Pure: which frames are copied and which encoded, from the clips' lengths and cut points."""
+    every12 = [(0, 12, 24)] * 3
+    # fades of 6 frames: the first clip's first group of pictures and the last one's last are encoded
+    assert media.stitch_timeline([24, 24, 24], every12, fade_in=6, fade_out=6) == [
+        media.Encode((media.Frames(0, 0, 12),)),
+        media.Copy(0, 12, 24),
+        media.Copy(1, 0, 24),
+        media.Copy(2, 0, 12),
+        media.Encode((media.Frames(2, 12, 24),)),
+    ]
+    assert media.stitch_timeline([24, 24], [(0, 24), (0, 24)]) == [media.Copy(0, 0, 24), media.Copy(1, 0, 24)]
+    # a crossfade of 6 frames: each transition from the last cut before it to the first cut after it
+    three = [(0, 12, 24, 36)] * 3
+    timeline = media.stitch_timeline([36, 36, 36], three, crossfade=6)
+    assert timeline == [
+        media.Copy(0, 0, 24),
+        media.Encode((media.Frames(0, 24, 30), media.Blend(0, 6), media.Frames(1, 6, 12))),
+        media.Copy(1, 12, 24),
+        media.Encode((media.Frames(1, 24, 30), media.Blend(1, 6), media.Frames(2, 6, 12))),
+        media.Copy(2, 12, 36),
+    ]
+    assert sum(item.count for item in timeline) == 3 * 36 - 2 * 6
+    # nothing copyable (clips that differ, or one keyframe each): bodies and transitions in jobs of their own
+    assert media.stitch_timeline([36, 36], [None, (0, 12, 36)], crossfade=6) == [
+        media.Encode((media.Frames(0, 0, 30),)),
+        media.Encode((media.Blend(0, 6), media.Frames(1, 6, 12))),
+        media.Copy(1, 12, 36),
+    ]
+    assert media.stitch_timeline([36, 36], [None, None], crossfade=6) == [
+        media.Encode((media.Frames(0, 0, 30),)),
+        media.Encode((media.Blend(0, 6),)),
+        media.Encode((media.Frames(1, 6, 36),)),
+    ]
+    # a middle clip shorter than its two crossfades: only one filter graph expresses it
+    assert media.stitch_timeline([36, 10, 36], three, crossfade=6) is None
+
+
+def test_a_segment_is_its_pieces_frame_for_frame(tmp_path: Path) -> None:
+    """A segment's frames are decoded in Python from the keyframe before each piece: the clips' own
+    frames where nothing changes them, a blend frame by frame, a fade from black."""
+    clips = [sweep_clip(tmp_path / f"p{i}.mp4", 3.0, i + 1) for i in range(2)]
+    planes = [
+        [np.frombuffer(f.to_ndarray(format="yuv420p").tobytes(), np.uint8) for f in av.open(str(c)).decode(video=0)]
+        for c in clips
+    ]
+    job = media.Encode((media.Frames(0, 20, 30), media.Blend(0, 6), media.Frames(1, 6, 14)))
+    got = [np.frombuffer(f, np.uint8) for f in media.segment_frames(clips, [36, 36], job, fps=FPS, size=SIZE)]
+    assert len(got) == job.count == 10 + 6 + 8
+    assert all(np.array_equal(got[k], planes[0][20 + k]) for k in range(10))  # from frame 20, past the keyframe at 12
+    assert np.array_equal(got[10], planes[0][30])  # a blend starts on the outgoing clip ...
+    for j in range(1, 6):  # ... and mixes in the next one, a sixth more each frame
+        mix = planes[0][30 + j] * (1 - j / 6) + planes[1][j] * (j / 6)
+        assert np.abs(got[10 + j].astype(np.float64) - mix).max() <= 1.0
+    assert all(np.array_equal(got[16 + k], planes[1][6 + k]) for k in range(8))
+
+    faded = [
+        np.frombuffer(f, np.uint8)
+        for f in media.segment_frames(clips, [36, 36], media.Encode((media.Frames(0, 0, 12),)), fps=FPS, size=SIZE, fade_in=0.5)
+    ]
+    luma = [float(f[: SIZE[0] * SIZE[1]].mean()) for f in faded]
+    assert luma[0] == 16.0 and all(luma[k] < luma[k + 1] for k in range(6)) and np.array_equal(faded[6], planes[0][6])
+
+    args = media.segment_args(tmp_path / "s.mp4", frames=24, fps=FPS, size=SIZE, look={"sar": "1/1", "color_primaries": 1})
+    assert args_value(args, "-f") == "rawvideo" and args_value(args, "-s") == "256x144" and args_value(args, "-i") == "pipe:0"
+    assert args_value(args, "-frames:v") == "24" and args_value(args, "-threads") == "1" and "-an" in args
+    assert "setsar=1/1" in args_value(args, "-filter_complex") and args_value(args, "-color_primaries") == "1"
 
 
 def test_crossfade_offsets_from_measured_durations() -> None:
@@ -365,16 +424,26 @@ def test_stitch_reencodes_mismatched_clips(tmp_path: Path, clips: list[Path]) ->
 def test_stitch_failure_leaves_no_partial_output(tmp_path: Path, clips: list[Path], monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "final.mp4"
     out.write_bytes(b"previous final")
-    real = media.concat_with_audio_jobs
+    real = media.segment_args
 
-    def broken(*args: object, **kwargs: object) -> list[tuple[str, list[str]]]:
-        *jobs, (what, last) = real(*args, **kwargs)  # type: ignore[arg-type]
-        return [*jobs, (what, [*last[:-2], "-no_such_option", "1", *last[-2:]])]
+    def broken(*args: object, **kwargs: object) -> list[str]:
+        good = real(*args, **kwargs)  # type: ignore[arg-type]
+        return [*good[:-2], "-no_such_option", "1", *good[-2:]]
 
-    monkeypatch.setattr(media, "concat_with_audio_jobs", broken)
+    monkeypatch.setattr(media, "segment_args", broken)
     with pytest.raises(MediaError) as exc:
-        media.stitch(clips, out)
+        media.stitch(clips, out, fade_in=0.5)  # the fade is encoded by ffmpeg
     assert "no_such_option" in str(exc.value)  # ffmpeg's own words reach the user
+    assert out.read_bytes() == b"previous final"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["final.mp4"]
+
+    def half_written(video: object, audio: object, target: Path, **kwargs: object) -> None:
+        target.write_bytes(b"half a video")
+        raise MediaError("the disk is full")
+
+    monkeypatch.setattr(media, "_splice", half_written)
+    with pytest.raises(MediaError, match="disk is full"):
+        media.stitch(clips, out)
     assert out.read_bytes() == b"previous final"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["final.mp4"]
 
@@ -442,11 +511,59 @@ def test_crossfade_falls_back_to_one_graph_when_fades_would_overlap(tmp_path: Pa
     # A 1 s middle clip cannot hold a 0.75 s fade-in and a 0.75 s fade-out without them overlapping.
     short_middle = [clips[0], clips[2], tmp_path / "again.mp4"]
     short_middle[2].write_bytes(clips[0].read_bytes())
-    plan = media.crossfade_segment_plan(
-        [(c, 1.0, True) for c in short_middle], tmp_path / "x.mp4", crossfade=0.75, fps=FPS, size=SIZE, workdir=tmp_path
-    )
-    assert plan is None
+    assert media.stitch_timeline([FPS] * 3, [None] * 3, crossfade=9) is None
     result = media.stitch(short_middle, tmp_path / "final.mp4", crossfade=0.75)
     assert any("one filter graph" in n for n in result.notes)
     assert result.video_duration_s == pytest.approx(3.0 - 2 * 0.75, abs=1 / FPS)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["again.mp4", "final.mp4"]
+
+
+# --- joining by packets -------------------------------------------------------------------
+
+
+def decoded_audio(path: Path) -> np.ndarray:
+    with av.open(str(path)) as c:
+        return np.concatenate([f.to_ndarray()[0] for f in c.decode(audio=0)])
+
+
+def test_copied_audio_is_each_clips_own_and_never_drifts(tmp_path: Path) -> None:
+    """2 s clips hold 93.75 AAC frames each: the audio is joined by whole packets, so each clip's
+    track starts within half a frame of its video's first frame, and the error does not add up."""
+    clips = [sweep_clip(tmp_path / f"s{i}.mp4", 2.0, i + 1) for i in range(4)]
+    out = tmp_path / "final.mp4"
+    result = media.stitch(clips, out)
+    assert result.method == "copy" and result.notes == ()
+    got = decoded_audio(out)
+    for i, clip in enumerate(clips):
+        want = decoded_audio(clip)[4096:90000]  # away from the cuts
+        start = i * 96000  # where the clip's video starts, in samples
+        lag = min(range(-1100, 1101), key=lambda d: float(np.abs(got[start + 4096 + d : start + 90000 + d] - want).sum()))
+        assert abs(lag) <= 512, (i, lag)  # within half an AAC frame (10.7 ms) of its picture
+        assert np.abs(got[start + 4096 + lag : start + 90000 + lag] - want).max() < 1e-5  # its packets, decoded alike
+    with av.open(str(out)) as c:
+        a, v = c.streams.audio[0], c.streams.video[0]
+        assert a.start_time == 0 and v.start_time == 0
+        assert float(a.duration * a.time_base) == pytest.approx(8.0, abs=1e-3)  # ends with the video
+        assert float(v.duration * v.time_base) == pytest.approx(8.0, abs=1e-3)
+
+
+def test_a_crossfade_encodes_only_around_its_transitions(tmp_path: Path) -> None:
+    """3 s clips with a keyframe a second: each 0.5 s crossfade is encoded from the keyframe before
+    it to the keyframe after it; every other frame is the clips' own, and the frames match what
+    one xfade graph over all the clips shows."""
+    clips = [sweep_clip(tmp_path / f"x{i}.mp4", 3.0, i + 1) for i in range(3)]
+    out = tmp_path / "final.mp4"
+    result = media.stitch(clips, out, crossfade=0.5)
+    assert result.method == "crossfade" and "3.00 of 8.00 s re-encoded, the rest copied" in result.notes
+    reference = tmp_path / "reference.mp4"
+    inputs = [(c, 3.0, True) for c in clips]
+    media.run_ffmpeg(media.crossfade_args(inputs, reference, crossfade=0.5, fps=FPS, size=SIZE), what="reference")
+    ours, theirs = decoded_frames(out), decoded_frames(reference)
+    assert len(ours) == len(theirs) == 3 * 36 - 2 * 6
+    assert max(mean_abs_diff(a, b) for a, b in zip(ours, theirs, strict=True)) < 4.0
+    originals = [decoded_frames(c) for c in clips]
+    copied = [(0, 0, 24, 0), (1, 12, 24, 42), (2, 12, 36, 72)]  # (clip, first, end, where it starts in the output)
+    for clip, first, end, at in copied:
+        for k in range(first, end):
+            assert np.array_equal(np.asarray(ours[at + k - first]), np.asarray(originals[clip][k])), (clip, k)
+    assert mean_abs_diff(ours[33], originals[0][33]) > 10  # the middle of the first blend is neither clip

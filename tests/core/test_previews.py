@@ -7,12 +7,16 @@ import base64
 import io
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 from PIL import Image, ImageSequence
 
+from tests.helpers import sweep_clip
 from vidpipe_core import media, previews
+from vidpipe_core.errors import MediaError
 from vidpipe_core.scratch import scratch_root
+from vidpipe_core.storage import ArtifactStore
 
 COLOURS = {"red": (255, 0, 0), "lime": (0, 255, 0), "blue": (0, 0, 255)}
 
@@ -123,6 +127,60 @@ def test_scene_strip_has_one_labelled_cell_per_scene(tmp_path: Path) -> None:
     # The skipped scene's cell is dark, not a frame.
     x, y, w, _h = strip.cells[3]
     assert np.asarray(image.crop((x + 4, y + 4, x + w - 4, y + 20)), dtype=np.float32).mean() < 80
+
+
+class CountingFile(io.FileIO):
+    """A file that counts the bytes read from it (what an object store would transfer)."""
+
+    bytes_read = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = super().read(size)
+        self.bytes_read += len(data)
+        return data
+
+    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def,override]
+        n = super().readinto(buffer) or 0
+        self.bytes_read += n
+        return n
+
+
+def test_a_clips_last_frame_and_its_facts_need_only_part_of_it(tmp_path: Path) -> None:
+    """The strip reaches a clip's last frame from its last keyframe, and a probe reads the header:
+    from an object store (read in place, ArtifactStore.open) neither transfers the whole clip."""
+    clip = sweep_clip(tmp_path / "c.mp4", 8.0, 1)
+    size = clip.stat().st_size
+    with CountingFile(clip) as f:
+        last = media.read_frame(f, "last", name="c.mp4")
+        assert f.bytes_read < size / 2
+    with av.open(str(clip)) as c:
+        *_, final = c.decode(video=0)
+    assert np.array_equal(np.asarray(last), np.asarray(final.to_image()))
+    with CountingFile(clip) as f:
+        assert media.probe_file(f, name="c.mp4") == media.probe(clip)
+        assert f.bytes_read < size / 4
+
+    store = ArtifactStore(tmp_path / "store")
+    store.put_file("p", "clips/scene_001.mp4", clip)
+    strip = previews.scene_strip(previews.stored_clips(store, "p", [(0, "clips/scene_001.mp4", ""), (1, None, "rejected")]))
+    assert strip.data is not None and len(strip.cells) == 2
+
+
+def test_the_strip_reader_reads_each_clip_as_soon_as_it_is_added(tmp_path: Path) -> None:
+    """The clips step hands each clip to the reader when it is saved: its frames are read then, in
+    the background, so drawing the strip at the end needs the clips no more."""
+    clips = [_solid(tmp_path / f"{name}.mp4", name) for name in COLOURS]
+    scenes = [previews.StripScene(i, clip) for i, clip in enumerate(clips)]
+    with previews.StripReader() as reader:
+        for scene in scenes:
+            reader.add(scene)
+        reader.frames(scenes)  # waits for the background reads
+        for clip in clips:
+            clip.unlink()
+        strip = previews.scene_strip(scenes, reader=reader)
+    assert strip.data is not None and len(strip.cells) == 3
+    with pytest.raises(MediaError, match="red.mp4"):  # without the reader the clips are needed
+        previews.scene_strip(scenes)
 
 
 def test_scene_strip_over_budget_falls_back(tmp_path: Path) -> None:

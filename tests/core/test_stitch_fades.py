@@ -1,5 +1,6 @@
 """Fades from / to black in the stitch: the final video (and its audio) fades when asked, its
-audio lasts as long as its video, and only the ends are re-encoded."""
+audio lasts as long as its video, and only the fades' own groups of pictures are re-encoded: the
+rest is the clips' packets, untouched."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.helpers import sweep_clip
 from vidpipe_core import media
 from vidpipe_core.errors import InvalidInput
 from vidpipe_core.providers.animatic import motion
@@ -121,3 +123,54 @@ def test_the_storyboard_asks_for_fades_in_its_transition_notes() -> None:
     assert storyboard_fades([_scene("Fade up from black."), _scene("Fade to black")]) == (True, True)
     assert storyboard_fades([_scene("Fade into scene 2"), _scene("hold")]) == (False, False)
     assert storyboard_fades([]) == (False, False)
+
+
+# --- only the fades' own seconds are encoded ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def gop_clips(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    tmp = tmp_path_factory.mktemp("gop-clips")
+    return [sweep_clip(tmp / f"g{i}.mp4", 2.0, i + 1, size=SIZE, fps=FPS) for i in range(3)]
+
+
+def packets_by_frame(path: Path) -> dict[int, tuple[bytes, bool]]:
+    """Each video packet's bytes and keyframe flag by the frame it shows (0, 1, ...)."""
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        ticks, base = 1 / (FPS * float(s.time_base)), s.start_time or 0
+        return {round((p.pts - base) / ticks): (bytes(p), p.is_keyframe) for p in c.demux(s) if p.size}
+
+
+def frames_of(path: Path) -> list[np.ndarray]:
+    with av.open(str(path)) as c:
+        return [f.to_ndarray(format="rgb24").astype(np.int16) for f in c.decode(video=0)]
+
+
+def test_a_faded_stitch_copies_the_middle_and_encodes_only_the_fades(tmp_path: Path, gop_clips: list[Path]) -> None:
+    out = tmp_path / "final.mp4"
+    result = media.stitch(gop_clips, out, fade_in=0.5, fade_out=0.5)
+    assert result.method == "copy" and "2.00 of 6.00 s re-encoded, the rest copied" in result.notes
+    ours, theirs = packets_by_frame(out), [packets_by_frame(c) for c in gop_clips]
+    assert sorted(ours) == list(range(3 * 2 * FPS))
+    # Frames 12..59 are the clips' own packets, untouched: the first clip's second second, the middle
+    # clip, the last clip's first second. Only the groups of pictures that hold a fade were encoded.
+    for frame in range(FPS, 5 * FPS):
+        clip, k = divmod(frame, 2 * FPS)
+        assert ours[frame] == theirs[clip][k], frame
+    assert ours[0][1] and ours[FPS][1] and ours[5 * FPS][1]  # each encoded segment starts on a keyframe
+    assert ours[FPS // 2][0] != theirs[0][FPS // 2][0] and ours[6 * FPS - 3][0] != theirs[2][2 * FPS - 3][0]
+    # ... and they decode to the very same pixels, while the faded frames really fade.
+    got, want = frames_of(out), [f for c in gop_clips for f in frames_of(c)]
+    assert all(np.array_equal(got[f], want[f]) for f in range(FPS, 5 * FPS))
+    level = [float(g.mean()) / float(w.mean()) for g, w in zip(got, want, strict=True)]
+    fade = FPS // 2  # 0.5 s
+    assert level[0] < 0.02 and all(level[f] < level[f + 1] for f in range(fade)) and 0.9 < level[fade] < 1.1
+    assert all(np.abs(got[f] - want[f]).mean() < 6 for f in range(fade, FPS))  # encoded again, not faded
+    assert level[-1] < 0.02 and all(level[-f - 2] > level[-f - 1] for f in range(fade)) and 0.9 < level[-fade - 2] < 1.1
+    # The audio between the fades is the clips' own packets too.
+    with av.open(str(out)) as c:
+        audio_out = [bytes(p) for p in c.demux(audio=0) if p.size]
+    with av.open(str(gop_clips[1])) as c:
+        middle = [bytes(p) for p in c.demux(audio=0) if p.size][:-2]
+    assert any(audio_out[k : k + len(middle)] == middle for k in range(len(audio_out)))

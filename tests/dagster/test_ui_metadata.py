@@ -114,6 +114,12 @@ def test_the_ui_shows_the_product(priced):
     # Nothing secret in any metadata value or check of the run.
     everything = [str(e.dagster_event) for e in instance.all_logs(result.run_id) if e.dagster_event]
     assert everything and not any(SECRET in text for text in everything)
+    # Each image is stored once in the event log: on the materialization, not again on the step's output.
+    for md in (fv["preview"], fv["poster"], kf["contact_sheet_image"], clips["strip"]):
+        payload = IMAGE.match(md)["data"]
+        assert sum(text.count(payload) for text in everything) == 1
+    outputs = instance.all_logs(result.run_id, of_type=dg.DagsterEventType.STEP_OUTPUT)
+    assert outputs and not any(e.dagster_event.event_specific_data.metadata for e in outputs)
 
     # A second render reuses every clip, and the table says so (not an empty detail).
     assert render(spec.id).success

@@ -11,6 +11,7 @@ and, through continuity, everything after the first of them."""
 from __future__ import annotations
 
 import io
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from PIL import Image
@@ -30,6 +31,7 @@ from vidpipe_core.steps.state import ProjectState, SheetState, checked_sheets, r
 from vidpipe_core.storage import Layout, sha256_bytes
 
 STAGE = "characters"
+SHEET_WORKERS = 4  # reference sheets rendered at once
 
 
 @dataclass
@@ -90,14 +92,27 @@ def _make_characters(services: Services, project_id: str, repair: bool, progress
         guard_budget(STAGE, spent_usd(services, project_id), report.projected_usd, spec.max_cost_usd, project_id)
 
     total = len(state.sheets)
+    pngs: dict[int, bytes] = {}
+    missing = []
     for i, sheet in enumerate(state.sheets):
         data = good.get(sheet.name)
         if sheet.done and sheet.row is not None and data is not None:
-            report.pngs.append(data)
+            pngs[i] = data
             report.items.append(ItemReport(i, Action.REUSED, sheet.fingerprint, path=sheet.row.path, detail=sheet.name))
             progress(ProgressEvent(STAGE, f"{sheet_label(sheet.name)} reused", done=i + 1, total=total))
-            continue
-        report.pngs.append(_render(services, state, i, sheet, provider, model, damaged.get(sheet.name), repair, report, progress))
+        else:
+            missing.append(i)
+
+    def render(i: int) -> tuple[int, bytes]:
+        sheet = state.sheets[i]
+        return i, _render(services, state, i, sheet, provider, model, damaged.get(sheet.name), repair, report, progress)
+
+    # The sheets do not depend on each other (unlike keyframes): their image calls are made at once.
+    # A failure surfaces once the others are done, each of them recorded (nothing is paid twice).
+    with ThreadPoolExecutor(max_workers=max(1, min(SHEET_WORKERS, len(missing))), thread_name_prefix="vidpipe-sheet") as pool:
+        pngs.update(pool.map(render, missing))
+    report.items.sort(key=lambda item: item.index)
+    report.pngs = [pngs[i] for i in range(total)]
     return report
 
 

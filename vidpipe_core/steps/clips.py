@@ -126,7 +126,11 @@ def _make_clips(
         with lock:
             counter["done"] += 1
             done = counter["done"]
-        progress(ProgressEvent("clips", f"{scene_label(c.index)} {item.action.value}", scene=c.index, done=done, total=total))
+        progress(
+            ProgressEvent(
+                "clips", f"{scene_label(c.index)} {item.action.value}", scene=c.index, done=done, total=total, item=item
+            )
+        )
         return item
 
     workers = max(1, min(concurrency or settings.clip_concurrency, total))

@@ -57,6 +57,7 @@ class ProgressEvent:
     scene: int | None = None
     done: int = 0
     total: int = 0
+    item: ItemReport | None = None  # what became of the scene, when the event says it is finished
 
 
 Progress = Callable[[ProgressEvent], None]

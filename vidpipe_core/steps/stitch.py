@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,11 +60,14 @@ def make_final(
     fade_out: bool | None = None,
     run_id: str | None = None,
     progress: Progress = no_progress,
+    on_stitched: Callable[[Path, media.MediaInfo], None] | None = None,
 ) -> FinalResult:
     """``fade_in`` / ``fade_out``: None follows the storyboard's transition notes (`storyboard_fades`);
-    True or False overrides them."""
+    True or False overrides them. ``on_stitched`` is called with the stitched file while it is
+    still on local disk, once it is stored (the asset makes its preview images from it: no second
+    copy from an object store)."""
     with step_lock(services, project_id, run_id):
-        return _make_final(services, project_id, crossfade, progress, fade_in, fade_out)
+        return _make_final(services, project_id, crossfade, progress, fade_in, fade_out, on_stitched)
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,7 @@ def _make_final(
     progress: Progress,
     fade_in: bool | None = None,
     fade_out: bool | None = None,
+    on_stitched: Callable[[Path, media.MediaInfo], None] | None = None,
 ) -> FinalResult:
     state = resolve_state(services, project_id)
     asked_in, asked_out = storyboard_fades(state.scenes)
@@ -146,13 +150,15 @@ def _make_final(
     with scratch_dir(services.settings.data_dir, "vidpipe-stitch") as tmp:
         paths = _stage_checked_clips(services, project_id, included, Path(tmp))
         progress(ProgressEvent("final_video", f"stitching {len(included)} clips", total=1))
-        durations = [media.probe(p).duration_s for p in paths]
         out = Path(tmp) / "final.mp4"
         info = media.stitch(paths, out, crossfade=crossfade, fade_in=fade_in_s, fade_out=fade_out_s)
+        durations = [clip.duration_s for clip in info.clips]
         sha = sha256_file(out)
         target = services.store.put_file(project_id, Layout.FINAL, out)
+        progress(ProgressEvent("final_video", "final video written", done=1, total=1))
+        if on_stitched is not None:
+            on_stitched(out, info)
     expected = sum(durations) - max(0, len(durations) - 1) * crossfade
-    progress(ProgressEvent("final_video", "final video written", done=1, total=1))
     return FinalResult(
         path=target,
         uri=services.store.uri(project_id, Layout.FINAL),

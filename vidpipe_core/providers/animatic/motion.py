@@ -16,9 +16,7 @@ import contextlib
 import hashlib
 import io
 import math
-import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
@@ -29,8 +27,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 from vidpipe_core import media
 from vidpipe_core.cancel import NEVER, CancelToken
-from vidpipe_core.errors import InvalidInput, MediaError
-from vidpipe_core.media import AUDIO_RATE, audio_out_kwargs, ffmpeg_number, probe_bytes, video_out_kwargs
+from vidpipe_core.errors import InvalidInput
+from vidpipe_core.media import AUDIO_RATE, audio_out_kwargs, encode_frames, ffmpeg_number, probe_bytes, video_out_kwargs
 from vidpipe_core.providers.animatic.lexicon import phrase_ends
 
 Motion = Literal["push_in", "pull_out", "pan_left", "pan_right"]
@@ -333,49 +331,6 @@ def encoder_args(out: Path, *, frames: int, fps: int, size: tuple[int, int], aud
         kwargs.update(audio_out_kwargs())
         kwargs["t"] = ffmpeg_number(seconds)
     return ffmpeg.output(*streams, str(out), **kwargs).overwrite_output().get_args()
-
-
-_GLOBAL_ARGS = ("-hide_banner", "-nostats", "-loglevel", "error")
-_STDERR_TAIL_LINES = 15
-
-
-def encode_frames(args: list[str], pictures: Iterator[bytes], *, what: str, log: Path, cancel: CancelToken = NEVER) -> None:
-    """Run ffmpeg with ``args`` and feed it ``pictures`` (raw frames) on stdin. ffmpeg's messages go to
-    ``log`` (a file: a pipe nobody reads could fill up and stall it). A cancelled token kills
-    ffmpeg at the next frame and raises Interrupted; MediaError with the log's tail on failure."""
-    argv = [media.ffmpeg_exe(), *_GLOBAL_ARGS, *args]
-    deadline = time.monotonic() + media.FFMPEG_TIMEOUT_S
-    with log.open("wb") as err:
-        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err)
-        assert proc.stdin is not None  # stdin=PIPE
-        try:
-            broken = False
-            for picture in pictures:
-                cancel.check()
-                if time.monotonic() >= deadline:
-                    raise MediaError(f"{what}: ffmpeg did not finish within {media.FFMPEG_TIMEOUT_S:.0f} s")
-                try:
-                    proc.stdin.write(picture)
-                except BrokenPipeError:  # ffmpeg stopped early: its log says why
-                    broken = True
-                    break
-            with contextlib.suppress(BrokenPipeError):
-                proc.stdin.close()
-            while True:
-                try:
-                    proc.wait(timeout=media.CANCEL_POLL_S)
-                    break
-                except subprocess.TimeoutExpired:
-                    cancel.check()
-                    if time.monotonic() >= deadline:
-                        raise MediaError(f"{what}: ffmpeg did not finish within {media.FFMPEG_TIMEOUT_S:.0f} s") from None
-        except BaseException:
-            proc.kill()
-            proc.wait()
-            raise
-    if proc.returncode != 0 or broken:
-        tail = log.read_text("utf-8", "replace").strip().splitlines()[-_STDERR_TAIL_LINES:]
-        raise MediaError(f"{what}: ffmpeg exited with {proc.returncode}: " + ("\n".join(tail) or "(no output)"))
 
 
 def render_animatic_clip(
