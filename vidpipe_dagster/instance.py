@@ -21,8 +21,10 @@ from vidpipe_core.services import Services
 from vidpipe_dagster.partitions import PROJECTS
 
 NEW_PROJECT_JOB = "new_project"  # the job that creates a project from the UI (vidpipe_dagster.create)
-REPO_DAGSTER_YAML = Path(__file__).resolve().parent.parent / "dagster.yaml"
-FALLBACK_YAML = "telemetry:\n  enabled: false\n"
+# The local instance's settings (run queue, the video-operations pool's limit, run monitoring). It ships
+# inside the package, so an installed vidpipe (`pip install .`, not only `-e .`) has it; the repository's
+# top-level dagster.yaml, which `make dev` and the docs name, is a link to this file.
+INSTANCE_YAML = Path(__file__).resolve().parent / "dagster.yaml"
 
 
 def _home_setting(settings: Settings) -> str:
@@ -43,10 +45,7 @@ def ensure_dagster_home(settings: Settings) -> Path:
     try:
         home.mkdir(parents=True, exist_ok=True)
         if not target.exists():
-            if REPO_DAGSTER_YAML.is_file():
-                shutil.copyfile(REPO_DAGSTER_YAML, target)
-            else:
-                target.write_text(FALLBACK_YAML)
+            shutil.copyfile(INSTANCE_YAML, target)
     except OSError as exc:
         raise ConfigurationError(
             f"{_home_setting(settings)} cannot be used as the Dagster home ({target} could not be created): "

@@ -109,6 +109,17 @@ class DagsterPoolSlots:
                 if self.pool not in self.storage.get_concurrency_keys():
                     raise
 
+    def _refuse_no_slots(self) -> None:
+        """A pool with no slots (an instance whose dagster.yaml sets no default limit, or a limit of
+        0) would make every clip wait for ever while saying the slots are held by no live run."""
+        if self.storage.get_concurrency_info(self.pool).slot_count > 0:
+            return
+        raise ConfigurationError(
+            f"the Dagster pool {self.pool!r} has no slots, so no clip could ever start; give it a limit with "
+            f"`dagster instance concurrency set {self.pool} 4`, or set concurrency.pools.default_limit in "
+            "$DAGSTER_HOME/dagster.yaml (vidpipe's own, vidpipe_dagster/dagster.yaml, sets 4)"
+        )
+
     @contextmanager
     def _claim_mutex(self) -> Iterator[None]:
         """One claim of this pool at a time, across threads, processes and (on PostgreSQL) hosts.
@@ -171,6 +182,7 @@ class DagsterPoolSlots:
             yield
             return
         self._ensure_limit()
+        self._refuse_no_slots()
         key = f"{self.step_key}[scene-{scene_index + 1}]"  # shown in the UI's Concurrency page: numbered from 1
         delay = FIRST_WAIT_INTERVAL_S
         started = time.monotonic()
