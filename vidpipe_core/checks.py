@@ -10,9 +10,10 @@ from PIL import Image
 
 from vidpipe_core.config import ASPECT_RATIOS
 from vidpipe_core.errors import MediaError
-from vidpipe_core.integrity import digest_problem, frame_label, scene_label
+from vidpipe_core.integrity import digest_problem
 from vidpipe_core.media import MediaInfo, probe_file
 from vidpipe_core.providers import keyframe_provider
+from vidpipe_core.scenes import frame_label, scene_label
 from vidpipe_core.schemas import ProjectSpec, Storyboard
 from vidpipe_core.services import Services
 from vidpipe_core.steps.state import FrameState, checked_frames, resolve_state

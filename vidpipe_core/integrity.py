@@ -4,54 +4,15 @@ Every keyframe and clip row records the sha256 of the bytes written for it. A fi
 missing, truncated or overwritten no longer matches, and is then re-obtained without paying
 where the provider allows it (a video operation that still holds its result is fetched again;
 the animatic provider renders the same bytes again) or reported with what regenerating it costs.
-People see scenes numbered from 1; frames are named by the scenes they join."""
+How a damaged scene or frame is named for people: vidpipe_core.scenes."""
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
 
-from vidpipe_core.errors import InvalidInput, VidpipeError
+from vidpipe_core.errors import VidpipeError
 from vidpipe_core.storage import ArtifactStore
-
-
-def scene_label(index: int) -> str:
-    """A 0-based scene index as people number it."""
-    return f"scene {index + 1}"
-
-
-def scene_list(indices: list[int]) -> str:
-    """0-based scene indices as people number them: "scene 2", "scenes 1, 3"."""
-    numbers = ", ".join(str(i + 1) for i in sorted(set(indices)))
-    return f"scene {numbers}" if len(set(indices)) == 1 else f"scenes {numbers}"
-
-
-def frame_label(k: int, scenes: int) -> str:
-    """Frame k (0-based, N scenes have N+1 frames) by the scenes it joins."""
-    if k == 0:
-        return "the start frame of scene 1"
-    if k >= scenes:
-        return f"the end frame of scene {scenes}"
-    return f"the frame between scenes {k} and {k + 1}"
-
-
-def frame_tag(k: int, scenes: int) -> str:
-    """A short `frame_label` for a thumbnail: "scene 1 start", "scene 1 end / 2 start", "scene 3 end"."""
-    if k == 0:
-        return "scene 1 start"
-    if k >= scenes:
-        return f"scene {scenes} end"
-    return f"scene {k} end / {k + 1} start"
-
-
-def check_scene_indices(indices: list[int], scenes: int) -> None:
-    """Refuse 0-based indices outside a project of ``scenes`` scenes, in the 1-based numbers the
-    person typed (the CLI and run config take scene numbers from 1 and subtract one)."""
-    bad = sorted({i for i in indices if not 0 <= i < scenes})
-    if bad:
-        which = ", ".join(str(i + 1) for i in bad)
-        note = "; scenes are numbered from 1" if bad[0] < 0 else ""
-        raise InvalidInput("scene", f"{which} {'is' if len(bad) == 1 else 'are'} out of range{note}", f"1-{scenes}")
 
 
 def digest_problem(data: bytes | None, expected_sha256: str | None) -> str | None:

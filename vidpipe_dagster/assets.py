@@ -23,8 +23,8 @@ from vidpipe_core.checks import (
 )
 from vidpipe_core.errors import InvalidInput, VidpipeError
 from vidpipe_core.ids import ID_RULE, is_valid_project_id
-from vidpipe_core.integrity import frame_tag
 from vidpipe_core.projects import load_spec
+from vidpipe_core.scenes import frame_tag, scene_index
 from vidpipe_core.services import Services
 from vidpipe_core.steps.characters import CharactersReport, make_characters
 from vidpipe_core.steps.clips import make_clips, new_takes
@@ -335,7 +335,7 @@ def clips(context: dg.AssetExecutionContext, config: ClipsConfig, vidpipe: Vidpi
             new_takes(
                 services,
                 project_id,
-                [n - 1 for n in config.regenerate_scenes],  # scene numbers from 1; the database counts from 0
+                [scene_index(n) for n in config.regenerate_scenes],
                 f"run-{context.run.root_run_id or context.run.run_id}",
             )
         progress = for_context(context)

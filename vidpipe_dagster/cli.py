@@ -698,10 +698,10 @@ def regenerate(
     every other scene is reused."""
     import uuid
 
-    from vidpipe_core.integrity import scene_list
+    from vidpipe_core.scenes import scene_index, scene_list
     from vidpipe_core.steps.clips import new_takes
 
-    indices = [n - 1 for n in scene]  # people number scenes from 1; the database from 0
+    indices = [scene_index(n) for n in scene]
     try:
         _startup_checks()
         new_takes(_services(), project_id, indices, uuid.uuid4().hex[:12])

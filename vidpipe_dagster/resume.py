@@ -9,7 +9,7 @@ import dagster as dg
 
 from vidpipe_core import locks
 from vidpipe_core.errors import ProjectBusy
-from vidpipe_core.integrity import frame_label, scene_label
+from vidpipe_core.scenes import frame_label, scene_label
 from vidpipe_core.services import Services
 from vidpipe_core.steps import CHARACTERS, STAGES
 from vidpipe_core.steps.inspect import Finding, find_damage

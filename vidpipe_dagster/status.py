@@ -32,9 +32,9 @@ import dagster as dg
 from sqlalchemy import select
 
 from vidpipe_core.cost import estimate
-from vidpipe_core.integrity import frame_label, scene_label, scene_list
 from vidpipe_core.models import ClipStatus, Keyframe, KeyframeStatus, VideoClip
 from vidpipe_core.projects import earlier_files
+from vidpipe_core.scenes import frame_label, scene_label, scene_list
 from vidpipe_core.services import Services
 from vidpipe_core.steps import FINAL_VIDEO, KEYFRAMES, STAGES, STORYBOARD
 from vidpipe_core.steps.inspect import Finding, find_damage

@@ -13,7 +13,8 @@ import pytest
 
 from vidpipe_core import media
 from vidpipe_core.cancel import NEVER, CancelToken, Interrupted
-from vidpipe_core.integrity import digest_problem, frame_label, scene_label
+from vidpipe_core.integrity import digest_problem
+from vidpipe_core.scenes import frame_label, scene_label
 from vidpipe_core.scratch import clean_stale_scratch, owner_tag, scratch_dir
 from vidpipe_core.storage import ArtifactStore
 from vidpipe_dagster.healing import HEARTBEAT_TAG, HOST_TAG, PID_STARTED_TAG, PID_TAG, owner_tags, run_liveness

@@ -9,7 +9,7 @@ from pathlib import Path
 from tests.core.test_keyframes_step import count_keyframe_io
 from tests.helpers import check_results, latest_metadata
 from vidpipe_core import media
-from vidpipe_core.integrity import frame_tag
+from vidpipe_core.scenes import frame_tag
 from vidpipe_core.steps.state import resolve_state
 from vidpipe_core.storage import Layout
 from vidpipe_dagster.runner import failure_message, register, render

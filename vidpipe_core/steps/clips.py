@@ -24,11 +24,12 @@ from vidpipe_core import media
 from vidpipe_core.cancel import CancelToken
 from vidpipe_core.cost import guard_budget, usage_cost, video_cost
 from vidpipe_core.errors import MediaError, ProviderError, SafetyRejected, VidpipeError
-from vidpipe_core.integrity import Damage, DamagedArtifacts, check_scene_indices, frame_label, read_checked, scene_label
+from vidpipe_core.integrity import Damage, DamagedArtifacts, read_checked
 from vidpipe_core.models import ClipStatus, VideoClip, utcnow
 from vidpipe_core.polling import observed_columns, poll_schedule
 from vidpipe_core.providers import clip_provider
 from vidpipe_core.providers.base import ClipOutcome, ClipOutcomeKind, ClipProvider, ClipRequest, NoLimit, SlotLimiter
+from vidpipe_core.scenes import check_scene_indices, frame_label, scene_label
 from vidpipe_core.schemas import ProjectSpec
 from vidpipe_core.services import Services
 from vidpipe_core.steps.keyframes import spent_usd

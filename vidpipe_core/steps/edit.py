@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy import select
 
 from vidpipe_core.errors import InvalidInput, VidpipeError
-from vidpipe_core.integrity import check_scene_indices, frame_label, scene_list
 from vidpipe_core.models import Project, Scene
+from vidpipe_core.scenes import check_scene_indices, frame_label, scene_list
 from vidpipe_core.schemas import ProjectSpec
 from vidpipe_core.services import Services
 from vidpipe_core.steps.state import resolve_state, stored_document, write_storyboard_file

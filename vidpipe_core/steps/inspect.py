@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from vidpipe_core.cost import video_cost
-from vidpipe_core.integrity import frame_label, scene_label
 from vidpipe_core.providers import clip_provider, keyframe_provider
+from vidpipe_core.scenes import frame_label, scene_label
 from vidpipe_core.services import Services
 from vidpipe_core.steps.characters import redo_cost, sheet_label
 from vidpipe_core.steps.keyframes import cascade_cost

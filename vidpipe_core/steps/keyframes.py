@@ -13,10 +13,11 @@ from sqlalchemy import select
 
 from vidpipe_core.cost import guard_budget, image_cost, usage_cost, video_cost
 from vidpipe_core.errors import VidpipeError
-from vidpipe_core.integrity import Damage, DamagedArtifacts, frame_label, read_checked
+from vidpipe_core.integrity import Damage, DamagedArtifacts, read_checked
 from vidpipe_core.models import Keyframe, KeyframeStatus
 from vidpipe_core.providers import clip_provider, keyframe_provider
 from vidpipe_core.providers.base import CharacterSheet, KeyframeProvider, KeyframeRequest
+from vidpipe_core.scenes import frame_label
 from vidpipe_core.schemas import ProjectSpec
 from vidpipe_core.services import Services
 from vidpipe_core.steps.locking import step_lock

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from vidpipe_core import media
 from vidpipe_core.errors import InvalidInput, VidpipeError
-from vidpipe_core.integrity import read_checked, scene_label, scene_list
+from vidpipe_core.integrity import read_checked
+from vidpipe_core.scenes import scene_label, scene_list
 from vidpipe_core.schemas import ScenePlan
 from vidpipe_core.scratch import scratch_dir
 from vidpipe_core.services import Services
