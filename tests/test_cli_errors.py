@@ -90,6 +90,37 @@ def test_unusable_artifacts_url_is_one_line(vp_env, tmp_path, url, fix):
     assert _rows(vp_env) == [] and _partitions(vp_env) == []
 
 
+# An object store that cannot be reached: no credentials (botocore's NoCredentialsError), or an
+# endpoint where nothing listens. The first request a new project makes says what to set; it must
+# not say that "an earlier project left files" (there are none) nor exit 1.
+NO_AWS = {
+    "AWS_ACCESS_KEY_ID": "",
+    "AWS_SECRET_ACCESS_KEY": "",
+    "AWS_PROFILE": "",
+    "AWS_CONFIG_FILE": "/nonexistent/aws-config",
+    "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-credentials",
+    "AWS_EC2_METADATA_DISABLED": "true",
+    "AWS_MAX_ATTEMPTS": "1",
+    "AWS_ENDPOINT_URL": "http://127.0.0.1:9",  # discard: nothing listens
+}
+
+
+@pytest.mark.parametrize(
+    "keys, said",
+    [
+        ({}, "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"),
+        ({"AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": SECRET}, "is up and reachable"),
+    ],
+)
+def test_an_object_store_that_cannot_be_reached_is_one_line(vp_env, keys, said):
+    env = {**os.environ, **NO_AWS, **keys, "VIDPIPE_ARTIFACTS_URL": "s3://bucket/prefix"}
+    env = {k: v for k, v in env.items() if v != ""}
+    proc = subprocess.run([VIDPIPE, "new", "a cat", "--id", "cat"], env=env, capture_output=True, text=True, timeout=120)
+    _one_line_error(proc, 2, "VIDPIPE_ARTIFACTS_URL=s3://bucket/prefix cannot be used", said)
+    assert "earlier project" not in proc.stderr
+    assert _rows(vp_env) == [] and _partitions(vp_env) == []
+
+
 @pytest.mark.parametrize(
     "url, cause",
     [

@@ -290,8 +290,8 @@ def create_project(services: Services, spec: ProjectSpec, source: str) -> Projec
     except BaseException as exc:
         with services.db.session() as s:
             s.query(Project).filter(Project.id == spec.id, Project.nonce == nonce).delete()
-        if not isinstance(exc, Exception):
-            raise
+        if not isinstance(exc, Exception) or isinstance(exc, ConfigurationError):
+            raise  # a ConfigurationError: the store itself cannot be reached, and says what to set
         raise ConfigurationError(
             f"project {spec.id!r} cannot be registered: an earlier project with this id left files in "
             f"{services.store.project_root(spec.id)} and they could not be moved aside ({one_line(exc)}); "

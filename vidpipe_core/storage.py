@@ -131,7 +131,11 @@ def store_error(url: str, exc: BaseException) -> ConfigurationError:
     credentials, the cause, and what to change."""
     shown = redact_url(url)
     cause = scrub_url(one_line(exc), url)
-    if isinstance(exc, ImportError):
+    if _no_credentials(exc):
+        fix = "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) for the store's account"
+    elif _unreachable(exc):
+        fix = "check that the store's endpoint (AWS_ENDPOINT_URL for MinIO and other S3 servers) is up and reachable"
+    elif isinstance(exc, ImportError):
         fix = "install the fsspec package for that protocol (e.g. `pip install s3fs` for s3://, gcsfs for gs://)"
     elif isinstance(exc, _CredentialsInUrl):
         fix = "put the keys in AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), not in the URL"
@@ -144,6 +148,31 @@ def store_error(url: str, exc: BaseException) -> ConfigurationError:
 
 class _CredentialsInUrl(ValueError):
     pass
+
+
+def _named(exc: BaseException, *names: str) -> bool:
+    """Whether ``exc`` (or one of its causes) is of a class named in ``names`` (botocore's errors are
+    matched by name: this module does not import botocore, which only s3fs needs)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if any(k.__name__ in names for k in type(seen).__mro__):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _no_credentials(exc: BaseException) -> bool:
+    return _named(exc, "NoCredentialsError", "PartialCredentialsError", "InvalidAccessKeyId", "SignatureDoesNotMatch")
+
+
+def _unreachable(exc: BaseException) -> bool:
+    return _named(exc, "EndpointConnectionError", "ConnectTimeoutError", "ClientConnectorError")
+
+
+def reaching_store_failed(exc: BaseException) -> bool:
+    """Whether ``exc`` says the artifact store could not be reached at all (no credentials, no
+    endpoint), as opposed to a file operation that failed."""
+    return _no_credentials(exc) or _unreachable(exc)
 
 
 def _protocols(fs: fsspec.AbstractFileSystem) -> tuple[str, ...]:
@@ -269,7 +298,12 @@ class ArtifactStore:
         root = self.project_root(project_id)
         if self.is_local:
             return bool(self.fs.exists(root))
-        return bool(self._keys_under(root, limit=1))
+        try:
+            return bool(self._keys_under(root, limit=1))
+        except Exception as exc:
+            if reaching_store_failed(exc):  # the first request a new project makes: say what to set
+                raise store_error(self.url, exc) from exc
+            raise
 
     def _keys_under(self, root: str, limit: int | None = None) -> list[str]:
         """Every stored key strictly under ``root/`` (never ``root`` itself or a sibling sharing its prefix)."""
