@@ -97,7 +97,7 @@ def asset_states(
     """Each asset's latest materialization (trusted only when it carries this project record's
     nonce; "out of date" when ``plan``, what `vidpipe resume` would do, makes it again) and the
     latest run, whose process is checked when it has not ended. Reads only."""
-    latest_run = instance.get_runs(filters=dg.RunsFilter(tags={PARTITION_TAG: project_id}), limit=1)
+    latest_run = instance.get_run_records(filters=dg.RunsFilter(tags={PARTITION_TAG: project_id}), limit=1)
     reasons = plan.reasons if plan is not None else {}
     rows: list[dict[str, Any]] = []
     for name in STAGES:
@@ -111,14 +111,17 @@ def asset_states(
                     "asset": name,
                     "state": state,
                     "run_id": rec.run_id,
-                    "when": datetime.fromtimestamp(rec.timestamp, tz=UTC).strftime("%Y-%m-%d %H:%M:%S"),
+                    "when": _when(rec.timestamp),
                 }
             )
         else:
             rows.append({"asset": name, "state": MISSING, "run_id": None, "when": None})
     if latest_run:
-        run = latest_run[0]
-        row: dict[str, Any] = {"asset": RUN_ROW, "state": run.status.value.lower(), "run_id": run.run_id, "when": None}
+        record = latest_run[0]
+        run = record.dagster_run
+        started = record.start_time or record.create_timestamp.timestamp()  # not started yet: when it was made
+        row: dict[str, Any] = {"asset": RUN_ROW, "state": run.status.value.lower(), "run_id": run.run_id}
+        row["when"] = _when(started)
         if run.status not in FINISHED:
             liveness = instance_liveness(instance, run, stale_after_s)
             if not liveness.alive:
@@ -129,6 +132,11 @@ def asset_states(
                 )
         rows.append(row)
     return rows
+
+
+def _when(timestamp: float) -> str:
+    """A time for `status` and its --json: ISO 8601 in UTC, with its offset, to the second."""
+    return datetime.fromtimestamp(timestamp, tz=UTC).isoformat(timespec="seconds")
 
 
 def _made_before(services: Services, project_id: str) -> tuple[set[int], set[int]]:
