@@ -28,7 +28,7 @@ from vidpipe_core.steps.report import ProgressEvent
 from vidpipe_core.steps.state import project_nonce
 from vidpipe_dagster import progress
 from vidpipe_dagster.failures import ERROR_CLASS_KEY, ERROR_SCENE_KEY
-from vidpipe_dagster.healing import PARTITION_TAG, describe_run
+from vidpipe_dagster.healing import PARTITION_TAG, describe_run, owner_tags
 from vidpipe_dagster.instance import (
     ensure_partition,
     get_instance,
@@ -241,7 +241,9 @@ def render(
     run = instance.create_run_for_job(
         job_def=job_def.get_subset(asset_selection=selection) if selection else job_def,
         run_config=run_config,
-        tags={**job_def.run_tags, PARTITION_TAG: project_id},
+        # This process runs the run: it is named as the owner from the start, so a run killed
+        # before its first step tags itself is recognised as dead (see healing), not as "starting".
+        tags={**job_def.run_tags, PARTITION_TAG: project_id, **owner_tags(os.getpid())},
         asset_selection=selection,
         remote_job_origin=_remote_origin(job_def.name),
         job_code_origin=job.get_python_origin(),

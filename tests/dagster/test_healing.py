@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
 import uuid
 
@@ -315,3 +316,36 @@ def test_pool_claims_are_serialised_by_a_lock_chosen_by_storage_class(backend, r
 
     with pytest.raises(ConfigurationError, match="has no lock that keeps the video-operations limit"):
         DagsterPoolSlots(Lookalike(), POOL, "run", "clips")  # type: ignore[arg-type]
+
+
+# A render whose process dies after its run started and before its first step recorded the owner:
+# the run names its process from the moment it is created, so it is recognised as dead at once.
+_DIE_BEFORE_THE_FIRST_STEP = """
+import os, signal, sys
+import vidpipe_dagster.assets as assets
+from vidpipe_dagster.runner import render
+
+def die(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)  # the first step, before it tags the run
+
+assets.owner_tags = die
+render(sys.argv[1])
+"""
+
+
+def test_a_render_killed_before_its_first_step_is_recognised_as_dead(vp_env):
+    project = register("A paper crane unfolds on a desk", id="early-death", scenes=1).id
+    proc = subprocess.run(
+        [sys.executable, "-c", _DIE_BEFORE_THE_FIRST_STEP, project], env=dict(os.environ), capture_output=True, timeout=120
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    (run,) = vp_env.instance().get_runs(filters=dg.RunsFilter(tags={PARTITION_TAG: project}))
+    assert run.status == dg.DagsterRunStatus.STARTED and PID_TAG in run.tags  # named when it was created
+    assert not os.path.exists(f"/proc/{run.tags[PID_TAG]}")  # the killed process
+
+    status = subprocess.run([VIDPIPE, "status", project], env=dict(os.environ), capture_output=True, text=True, timeout=120)
+    assert status.returncode == 0 and f"run {run.run_id[:8]} is dead (pid" in status.stdout
+    resumed = subprocess.run([VIDPIPE, "resume", project], env=dict(os.environ), capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert vp_env.instance().get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
+    assert media.probe(str(vp_env.data_dir / "artifacts/projects/early-death/final.mp4")).has_video
