@@ -15,6 +15,7 @@ from PIL import Image, ImageDraw
 from tests.helpers import mean_abs_diff, png, sweep_clip
 from vidpipe_core import media
 from vidpipe_core.errors import InvalidInput, MediaError
+from vidpipe_core.media import stitcher
 from vidpipe_core.providers.animatic import motion
 
 SIZE = (256, 144)
@@ -430,7 +431,7 @@ def test_stitch_failure_leaves_no_partial_output(tmp_path: Path, clips: list[Pat
         good = real(*args, **kwargs)  # type: ignore[arg-type]
         return [*good[:-2], "-no_such_option", "1", *good[-2:]]
 
-    monkeypatch.setattr(media, "segment_args", broken)
+    monkeypatch.setattr(stitcher, "segment_args", broken)  # where the stitch looks it up
     with pytest.raises(MediaError) as exc:
         media.stitch(clips, out, fade_in=0.5)  # the fade is encoded by ffmpeg
     assert "no_such_option" in str(exc.value)  # ffmpeg's own words reach the user
@@ -441,7 +442,7 @@ def test_stitch_failure_leaves_no_partial_output(tmp_path: Path, clips: list[Pat
         target.write_bytes(b"half a video")
         raise MediaError("the disk is full")
 
-    monkeypatch.setattr(media, "_splice", half_written)
+    monkeypatch.setattr(stitcher, "_splice", half_written)
     with pytest.raises(MediaError, match="disk is full"):
         media.stitch(clips, out)
     assert out.read_bytes() == b"previous final"
