@@ -1,7 +1,8 @@
 """The one ffmpeg wrapper and prober of vidpipe, by concern:
 
-- ``runner``: the ffmpeg binary and the one process supervisor (``run_ffmpeg``; ``encode_frames``
-  feeds one raw frames on stdin), with cancel, timeouts and ffmpeg's messages captured;
+- ``runner``: the ffmpeg binary and the one process supervisor every ffmpeg goes through
+  (``supervise``; ``run_ffmpeg``, and ``encode_frames`` that feeds one raw frames on stdin), with
+  cancel, timeouts and ffmpeg's messages captured;
 - ``encoding``: the house format (encoder settings, output options, frame sizes);
 - ``probe``: what a file is, read with PyAV (there is no ffprobe), and one decoded frame;
 - ``plan``: the stitch planner (what is copied as packets, what is encoded for the fades);
@@ -42,11 +43,13 @@ from vidpipe_core.media.probe import MediaInfo, VideoScan, probe, probe_bytes, p
 from vidpipe_core.media.runner import (
     CANCEL_POLL_S,
     FFMPEG_TIMEOUT_S,
+    Finished,
     check_ffmpeg,
     encode_frames,
     ffmpeg_exe,
     release_freed_memory,
     run_ffmpeg,
+    supervise,
 )
 from vidpipe_core.media.sheet import (
     SHEET_BACKGROUND,
@@ -81,6 +84,7 @@ __all__ = [
     "ClipInput",
     "Copy",
     "Encode",
+    "Finished",
     "Frames",
     "MediaInfo",
     "Planes",
@@ -111,6 +115,7 @@ __all__ = [
     "segment_frames",
     "stitch",
     "stitch_timeline",
+    "supervise",
     "video_look",
     "video_out_kwargs",
 ]

@@ -14,8 +14,10 @@ import ctypes
 import functools
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import imageio_ffmpeg
 
@@ -56,8 +58,8 @@ def check_ffmpeg() -> str:
     if exe in _checked:
         return _checked[exe]
     try:
-        proc = subprocess.run([exe, "-version"], capture_output=True, timeout=30, check=False)
-    except (OSError, subprocess.SubprocessError) as exc:
+        proc = supervise([exe, "-version"], what="ffmpeg -version", timeout=30)
+    except (OSError, MediaError) as exc:  # it cannot start, or it hangs
         raise _ffmpeg_missing(f"{exe!r}: {exc}") from exc
     out = proc.stdout.decode("utf-8", "replace").strip()
     if proc.returncode != 0 or not out.startswith("ffmpeg"):
@@ -73,32 +75,107 @@ def ffmpeg_exe() -> str:
     return _locate_ffmpeg()
 
 
+@dataclass(frozen=True)
+class Finished:
+    """How an ffmpeg process ended: its exit status, its stdout, and its messages (stderr, unless
+    they went to ``log``); ``fed``: False when it stopped reading its stdin before the last chunk."""
+
+    returncode: int
+    stdout: bytes = b""
+    stderr: bytes = b""
+    log: Path | None = None
+    fed: bool = True
+
+    def check(self, what: str) -> None:
+        """MediaError with the tail of ffmpeg's messages unless it exited with 0 and took all it was fed."""
+        if self.returncode != 0 or not self.fed:
+            text = self.log.read_text("utf-8", "replace") if self.log is not None else self.stderr.decode("utf-8", "replace")
+            tail = text.strip().splitlines()[-_STDERR_TAIL_LINES:]
+            raise MediaError(f"{what}: ffmpeg exited with {self.returncode}: " + ("\n".join(tail) or "(no output)"))
+
+
+def supervise(
+    argv: Sequence[str],
+    *,
+    what: str,
+    feed: Iterable[bytes] | None = None,
+    log: Path | None = None,
+    timeout: float = FFMPEG_TIMEOUT_S,
+    cancel: CancelToken = NEVER,
+) -> Finished:
+    """Run ``argv`` (the whole command line) to its end and say how it ended; the one place a
+    process of ffmpeg is started, and it never outlives this call. ``feed``: chunks written to its
+    stdin one after the other, then closed (else stdin is /dev/null and stdout is captured).
+    ``log``: a file for its messages instead of memory; required with ``feed``, since nothing
+    reads a pipe while it is fed (a full pipe would stall it). A cancelled token kills it (at the
+    next chunk while it is fed, within CANCEL_POLL_S while it runs) and raises Interrupted; past
+    ``timeout`` seconds it is killed too, MediaError. OSError when it cannot be started."""
+    if feed is not None and log is None:
+        raise ValueError("supervise: a process that is fed needs a log file for its messages")
+    deadline = time.monotonic() + timeout
+    with contextlib.ExitStack() as stack:
+        err: IO[bytes] | int = stack.enter_context(log.open("wb")) if log is not None else subprocess.PIPE
+        stdin = subprocess.PIPE if feed is not None else subprocess.DEVNULL
+        stdout = subprocess.DEVNULL if feed is not None else subprocess.PIPE
+        proc = subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=err)
+        out: bytes | None = None
+        messages: bytes | None = None
+        fed = True
+        with proc:
+            try:
+                if feed is not None:
+                    fed = _feed(proc, feed, what=what, deadline=deadline, timeout=timeout, cancel=cancel)
+                while True:
+                    try:
+                        wait = min(CANCEL_POLL_S, max(0.01, deadline - time.monotonic()))
+                        if feed is None:
+                            out, messages = proc.communicate(timeout=wait)
+                        else:
+                            proc.wait(timeout=wait)
+                        break
+                    except subprocess.TimeoutExpired:
+                        cancel.check()
+                        if time.monotonic() >= deadline:
+                            raise MediaError(f"{what}: ffmpeg did not finish within {timeout:.0f} s") from None
+            except BaseException:
+                proc.kill()
+                proc.wait()
+                if proc.stdin is not None:  # what is still buffered for a killed process is dropped
+                    with contextlib.suppress(OSError):
+                        proc.stdin.close()
+                raise
+    return Finished(proc.returncode, out or b"", messages or b"", log, fed)
+
+
+def _feed(
+    proc: subprocess.Popen[bytes], chunks: Iterable[bytes], *, what: str, deadline: float, timeout: float, cancel: CancelToken
+) -> bool:
+    """Write ``chunks`` to the process's stdin and close it; False when it stopped reading early."""
+    assert proc.stdin is not None  # stdin=PIPE
+    broken = False
+    for chunk in chunks:
+        cancel.check()
+        if time.monotonic() >= deadline:
+            raise MediaError(f"{what}: ffmpeg did not finish within {timeout:.0f} s")
+        try:
+            proc.stdin.write(chunk)
+        except BrokenPipeError:  # ffmpeg stopped early: its messages say why
+            broken = True
+            break
+    with contextlib.suppress(BrokenPipeError):
+        proc.stdin.close()
+    return not broken
+
+
 def run_ffmpeg(args: Sequence[str], *, what: str, timeout: float = FFMPEG_TIMEOUT_S, cancel: CancelToken = NEVER) -> None:
     """Run ffmpeg with ``args`` (everything after the program name); MediaError with stderr's tail on failure.
     A cancelled token kills ffmpeg within half a second and raises Interrupted."""
     argv = [ffmpeg_exe(), *_GLOBAL_ARGS, *args]
     try:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    except OSError as exc:
+        finished = supervise(argv, what=what, timeout=timeout, cancel=cancel)
+    except OSError as exc:  # it could not be started
         raise _ffmpeg_missing(str(exc)) from exc
-    deadline = time.monotonic() + timeout
-    with proc:
-        try:
-            while True:
-                try:
-                    _out, err = proc.communicate(timeout=min(CANCEL_POLL_S, max(0.01, deadline - time.monotonic())))
-                    break
-                except subprocess.TimeoutExpired:
-                    cancel.check()
-                    if time.monotonic() >= deadline:
-                        raise MediaError(f"{what}: ffmpeg did not finish within {timeout:.0f} s") from None
-        except BaseException:
-            proc.kill()
-            proc.wait()
-            raise
-    if proc.returncode != 0:
-        tail = err.decode("utf-8", "replace").strip().splitlines()[-_STDERR_TAIL_LINES:]
-        raise MediaError(f"{what}: ffmpeg exited with {proc.returncode}: " + ("\n".join(tail) or "(no output)"))
+    finished.check(what)
 
 
 @functools.cache
@@ -126,36 +203,6 @@ def encode_frames(args: list[str], pictures: Iterator[bytes], *, what: str, log:
     ``log`` (a file: a pipe nobody reads could fill up and stall it). A cancelled token kills
     ffmpeg at the next frame and raises Interrupted; MediaError with the log's tail on failure."""
     argv = [ffmpeg_exe(), *_FEED_ARGS, *args]
-    deadline = time.monotonic() + FFMPEG_TIMEOUT_S
-    with log.open("wb") as err:
-        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err)
-        assert proc.stdin is not None  # stdin=PIPE
-        try:
-            broken = False
-            for picture in pictures:
-                cancel.check()
-                if time.monotonic() >= deadline:
-                    raise MediaError(f"{what}: ffmpeg did not finish within {FFMPEG_TIMEOUT_S:.0f} s")
-                try:
-                    proc.stdin.write(picture)
-                except BrokenPipeError:  # ffmpeg stopped early: its log says why
-                    broken = True
-                    break
-            with contextlib.suppress(BrokenPipeError):
-                proc.stdin.close()
-            while True:
-                try:
-                    proc.wait(timeout=CANCEL_POLL_S)
-                    break
-                except subprocess.TimeoutExpired:
-                    cancel.check()
-                    if time.monotonic() >= deadline:
-                        raise MediaError(f"{what}: ffmpeg did not finish within {FFMPEG_TIMEOUT_S:.0f} s") from None
-        except BaseException:
-            proc.kill()
-            proc.wait()
-            raise
+    finished = supervise(argv, what=what, feed=pictures, log=log, cancel=cancel)
     release_freed_memory()  # the frames fed to the encoder are garbage now
-    if proc.returncode != 0 or broken:
-        tail = log.read_text("utf-8", "replace").strip().splitlines()[-_STDERR_TAIL_LINES:]
-        raise MediaError(f"{what}: ffmpeg exited with {proc.returncode}: " + ("\n".join(tail) or "(no output)"))
+    finished.check(what)
