@@ -24,10 +24,11 @@ from bench.common import PYTHON, REPO, EmulatorProcess, fresh_home, remove_home,
 def _xfade_worker(res: int, n: int, variant: str) -> dict:
     from bench.stitch import cache_dir
     from vidpipe_core import media
+    from vidpipe_core.media.stitcher import _measured
 
     paths = [cache_dir() / f"{res}p" / f"clip_{i:02d}.mp4" for i in range(n)]
     infos = [media.probe(p) for p in paths]
-    inputs = [(p, media._measured(i), i.has_audio) for p, i in zip(paths, infos, strict=True)]
+    inputs = [(p, _measured(i), i.has_audio) for p, i in zip(paths, infos, strict=True)]
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "x.mp4"
         args = media.crossfade_args(inputs, out, crossfade=0.5, fps=infos[0].fps, size=(infos[0].width, infos[0].height))

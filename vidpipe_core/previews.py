@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import io
 import math
-import subprocess
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -172,8 +171,8 @@ def has_encoder(name: str) -> bool:
     key = f"{exe}\0{name}"
     if key not in _encoders:
         try:
-            out = subprocess.run([exe, "-hide_banner", "-encoders"], capture_output=True, timeout=30, check=False).stdout
-        except (OSError, subprocess.SubprocessError):
+            out = media.supervise([exe, "-hide_banner", "-encoders"], what="ffmpeg -encoders", timeout=30).stdout
+        except (OSError, MediaError):  # it cannot start, or it hangs: no such encoder then
             out = b""
         _encoders[key] = any(line.split()[1:2] == [name] for line in out.decode("utf-8", "replace").splitlines())
     return _encoders[key]

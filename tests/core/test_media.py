@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import av
 import numpy as np
+import psutil
 import pytest
 from PIL import Image, ImageDraw
 
 from tests.helpers import mean_abs_diff, png, sweep_clip
 from vidpipe_core import media
+from vidpipe_core.cancel import CancelToken, Interrupted
 from vidpipe_core.errors import InvalidInput, MediaError
+from vidpipe_core.media import stitcher
 from vidpipe_core.providers.animatic import motion
 
 SIZE = (256, 144)
@@ -274,6 +279,51 @@ def test_missing_ffmpeg_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, exe: s
     assert media.check_ffmpeg().startswith("ffmpeg version")
 
 
+def test_every_process_is_started_by_the_one_runner() -> None:
+    """Only media/runner.py starts processes: the stitch, the animatic's encoder, the previews and the
+    ffmpeg checks all go through ``media.supervise`` (cancel, timeouts, messages in one place)."""
+    core = Path(media.__file__).parents[1]
+    starters = sorted(
+        str(path.relative_to(core))
+        for path in core.rglob("*.py")
+        if any(word in path.read_text(encoding="utf-8") for word in ("import subprocess", "os.system", "os.spawn", "os.popen"))
+    )
+    assert starters == ["media/runner.py"]
+
+
+def test_the_runner_feeds_stdin_logs_and_stops_when_cancelled(tmp_path: Path) -> None:
+    exe = media.ffmpeg_exe()
+    raw = ["-f", "rawvideo", "-pix_fmt", "gray", "-s", "16x16", "-r", "10", "-i", "pipe:0"]
+    frames = [bytes([k]) * 256 for k in range(20)]
+    done = media.supervise([exe, *raw, "-f", "null", "-"], what="fed", feed=iter(frames), log=tmp_path / "ok.log")
+    assert done.returncode == 0 and done.fed and done.stdout == b""
+    done.check("fed")  # no error
+    # ffmpeg that stops reading: a broken pipe is a failure, with ffmpeg's words from the log
+    bad = media.supervise(
+        [exe, *raw, "-no_such_option", "1", "-f", "null", "-"], what="x", feed=iter(frames * 500), log=tmp_path / "bad.log"
+    )
+    with pytest.raises(MediaError, match=r"(?s)^bad input: ffmpeg exited with \d+: .*no_such_option"):
+        bad.check("bad input")
+    # in memory: stdout and stderr captured
+    version = media.supervise([exe, "-version"], what="version")
+    assert version.returncode == 0 and version.stdout.startswith(b"ffmpeg version")
+    with pytest.raises(ValueError, match="log file"):
+        media.supervise([exe, *raw, "-f", "null", "-"], what="no log", feed=iter(frames))
+
+    token = CancelToken()
+
+    def endless() -> Iterator[bytes]:
+        for k in itertools.count():
+            if k == 30:
+                token.cancel("stop")
+            yield frames[k % 20]
+
+    target = str(tmp_path / "endless.mp4")
+    with pytest.raises(Interrupted):
+        media.encode_frames([*raw, "-c:v", "libx264", target], endless(), what="endless", log=tmp_path / "e.log", cancel=token)
+    assert not [p for p in psutil.process_iter(["cmdline"]) if target in (p.info["cmdline"] or [])]  # no ffmpeg left
+
+
 # --- probing ------------------------------------------------------------------------------
 
 
@@ -430,7 +480,7 @@ def test_stitch_failure_leaves_no_partial_output(tmp_path: Path, clips: list[Pat
         good = real(*args, **kwargs)  # type: ignore[arg-type]
         return [*good[:-2], "-no_such_option", "1", *good[-2:]]
 
-    monkeypatch.setattr(media, "segment_args", broken)
+    monkeypatch.setattr(stitcher, "segment_args", broken)  # where the stitch looks it up
     with pytest.raises(MediaError) as exc:
         media.stitch(clips, out, fade_in=0.5)  # the fade is encoded by ffmpeg
     assert "no_such_option" in str(exc.value)  # ffmpeg's own words reach the user
@@ -441,7 +491,7 @@ def test_stitch_failure_leaves_no_partial_output(tmp_path: Path, clips: list[Pat
         target.write_bytes(b"half a video")
         raise MediaError("the disk is full")
 
-    monkeypatch.setattr(media, "_splice", half_written)
+    monkeypatch.setattr(stitcher, "_splice", half_written)
     with pytest.raises(MediaError, match="disk is full"):
         media.stitch(clips, out)
     assert out.read_bytes() == b"previous final"

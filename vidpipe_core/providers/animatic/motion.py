@@ -6,7 +6,8 @@ keyframe (seamless scene boundaries), and the scene's caption band stays still a
 throughout.
 
 Frames are made in Python (one Pillow crop-and-scale per yuv420p plane per frame) and piped to
-one ffmpeg as raw video, which encodes them with ``media``'s encoder settings (so the clips join by
+one ffmpeg as raw video (``media.encode_frames``, run by media's one process supervisor), which
+encodes them with the house encoder settings (``media.video_out_kwargs``: so the clips join by
 stream copy) and adds a soft tone pad. One ffmpeg process, one encoder, no filter graph: far less
 memory and CPU than the zoompan-and-xfade graph this replaced."""
 
