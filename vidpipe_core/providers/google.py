@@ -52,7 +52,7 @@ from vidpipe_core.schemas import ProjectSpec, Storyboard
 from vidpipe_core.text import nested_text_problem
 
 if TYPE_CHECKING:
-    from vidpipe_core.polling import PollSchedule
+    from vidpipe_core.poll_types import PollSchedule
 
 log = logging.getLogger("vidpipe.google")
 

@@ -28,7 +28,7 @@ from vidpipe_core.schemas import ProjectSpec, Storyboard
 from vidpipe_core.scratch import scratch_dir
 
 if TYPE_CHECKING:
-    from vidpipe_core.polling import PollSchedule
+    from vidpipe_core.poll_types import PollSchedule
 
 MODEL = "animatic"
 
