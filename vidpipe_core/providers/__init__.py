@@ -15,7 +15,7 @@ STAGES = ("storyboard", "keyframes", "clips")
 
 
 def google_ready(env: Mapping[str, str] | None = None) -> tuple[bool, str]:
-    from vidpipe_core.providers.google import google_credentials_status
+    from vidpipe_core.providers.google.client import google_credentials_status
 
     return google_credentials_status(os.environ if env is None else env)
 
