@@ -234,7 +234,7 @@ class _GoogleStage:
             initial_s=s.retry_initial_s,
             max_s=s.retry_max_s,
             is_transient=is_transient_google,
-            sleep=cancel.sleep,
+            cancel=cancel,
             describe=describe,
             logger=log,
         )

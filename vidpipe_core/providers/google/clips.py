@@ -19,6 +19,7 @@ from vidpipe_core.models import utcnow
 from vidpipe_core.providers.base import ClipOutcome, ClipOutcomeKind, ClipRequest, PollCallback, PollObservation, Usage
 from vidpipe_core.providers.google.client import _GoogleStage, log, redact
 from vidpipe_core.providers.google.download import download_clip, video_decode_error
+from vidpipe_core.retry import backoff_sleep
 from vidpipe_core.schemas import ProjectSpec
 
 if TYPE_CHECKING:
@@ -148,7 +149,7 @@ class GoogleClips(_GoogleStage):
             log.debug("clips scene %d: %s", scene + 1, line)
             if on_poll is not None:
                 on_poll(line)
-            cancel.sleep(delay)
+            backoff_sleep(delay, cancel)
 
     def _first_wait(
         self, schedule: PollSchedule, seconds: float, scene: int, on_poll: PollCallback | None, cancel: CancelToken
@@ -163,7 +164,7 @@ class GoogleClips(_GoogleStage):
         while (remaining := end - time.monotonic()) > 0:
             if on_poll is not None:
                 on_poll(f"video operation running; first poll in {remaining:.0f}s ({schedule.basis()})")
-            cancel.sleep(min(every, remaining))
+            backoff_sleep(min(every, remaining), cancel)
 
     def _outcome(self, operation: Any, request: ClipRequest, model: str, cancel: CancelToken = NEVER) -> ClipOutcome:
         scene = request.scene_index

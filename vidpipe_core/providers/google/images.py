@@ -5,14 +5,15 @@ output), which images one request may carry, the prompts, and the checks of the 
 from __future__ import annotations
 
 import io
-import time
 from typing import Any
 
+from vidpipe_core.cancel import NEVER, CancelToken
 from vidpipe_core.config import ASPECT_RATIOS
 from vidpipe_core.cost import priced
 from vidpipe_core.errors import InvalidInput, ProviderError
 from vidpipe_core.providers.base import CharacterSheet, KeyframeRequest, SheetRequest, Usage
 from vidpipe_core.providers.google.client import _GoogleStage, _response_text, _token_usage, log
+from vidpipe_core.retry import backoff_sleep
 from vidpipe_core.schemas import ProjectSpec
 
 IMAGE_ATTEMPTS = 3  # responses without an image part
@@ -148,9 +149,10 @@ class GoogleKeyframes(_GoogleStage):
     def expected_size(self, aspect_ratio: str) -> tuple[int, int] | None:
         return None  # the model picks the resolution; only the aspect ratio is known
 
-    def render(self, request: KeyframeRequest) -> tuple[bytes, Usage]:
+    def render(self, request: KeyframeRequest, cancel: CancelToken = NEVER) -> tuple[bytes, Usage]:
         """One frame from ONE generate_content request whose image parts are the sheets of the
-        frame's characters, then the previous frame (within `max_input_images`)."""
+        frame's characters, then the previous frame (within `max_input_images`); the waits
+        between attempts end when ``cancel`` is cancelled."""
         from google.genai import types
 
         _ratio(request.aspect_ratio)  # refuse a bad ratio before any request
@@ -171,19 +173,29 @@ class GoogleKeyframes(_GoogleStage):
         images = [sheet.png for sheet in sheets] + ([previous] if previous is not None else [])
         contents: list[Any] = [types.Part.from_bytes(data=png, mime_type="image/png") for png in images]
         contents.append(types.Part.from_text(text=keyframe_prompt(request, sheets)))
-        return self._image(model, contents, request.aspect_ratio, stage="keyframes", index=request.frame_index)
+        return self._image(model, contents, request.aspect_ratio, stage="keyframes", index=request.frame_index, cancel=cancel)
 
-    def render_sheet(self, request: SheetRequest) -> tuple[bytes, Usage]:
+    def render_sheet(self, request: SheetRequest, cancel: CancelToken = NEVER) -> tuple[bytes, Usage]:
         """A character's reference sheet: one image request, text only."""
         from google.genai import types
 
         _ratio(request.aspect_ratio)
         model = self.settings.image_model
         contents: list[Any] = [types.Part.from_text(text=sheet_prompt(request))]
-        return self._image(model, contents, request.aspect_ratio, stage="characters", index=None, what=request.name)
+        return self._image(
+            model, contents, request.aspect_ratio, stage="characters", index=None, what=request.name, cancel=cancel
+        )
 
     def _image(
-        self, model: str, contents: list[Any], aspect_ratio: str, *, stage: str, index: int | None, what: str = ""
+        self,
+        model: str,
+        contents: list[Any],
+        aspect_ratio: str,
+        *,
+        stage: str,
+        index: int | None,
+        what: str = "",
+        cancel: CancelToken = NEVER,
     ) -> tuple[bytes, Usage]:
         """One image from ``contents``, retrying responses without a usable image."""
         from google.genai import types
@@ -202,6 +214,7 @@ class GoogleKeyframes(_GoogleStage):
                 lambda: client.models.generate_content(model=model, contents=contents, config=config),
                 stage=stage,
                 scene=frame,
+                cancel=cancel,
             )
             i, o = _token_usage(response)
             tokens_in, tokens_out = tokens_in + i, tokens_out + o
@@ -221,7 +234,7 @@ class GoogleKeyframes(_GoogleStage):
                     problem = mismatch
             log.warning("%s %s: attempt %d/%d unusable: %s", stage, subject, attempt, IMAGE_ATTEMPTS, problem)
             if attempt < IMAGE_ATTEMPTS:
-                time.sleep(min(self.settings.retry_max_s, self.settings.retry_initial_s * 2 ** (attempt - 1)))
+                backoff_sleep(min(self.settings.retry_max_s, self.settings.retry_initial_s * 2 ** (attempt - 1)), cancel)
         fix = "try rephrasing the scene's frame prompt" if frame is not None else "try rephrasing the character's appearance"
         raise ProviderError(
             stage,
