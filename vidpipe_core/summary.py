@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from vidpipe_core.services import Services
+from vidpipe_core.steps import CHARACTERS, CLIPS, KEYFRAMES, STORYBOARD
 from vidpipe_core.steps.state import Costs, ProjectState, ledger_costs, resolve_state, stored_document
 from vidpipe_core.steps.stitch import FinalResult
 
@@ -96,10 +97,10 @@ def _stages(services: Services, state: ProjectState) -> list[tuple[str, str, str
     frames = [(f.row.provider, f.row.model) for f in state.frames if f.row is not None]
     clips = [(c.row.provider, c.row.model) for c in state.clips if c.row is not None]
     return [
-        ("storyboard", str(document.get("provider") or spec.providers.storyboard), str(document.get("model") or "-")),
-        ("characters", *used(sheets, spec.providers.keyframes)),
-        ("keyframes", *used(frames, spec.providers.keyframes)),
-        ("clips", *used(clips, spec.providers.clips)),
+        (STORYBOARD, str(document.get("provider") or spec.providers.storyboard), str(document.get("model") or "-")),
+        (CHARACTERS, *used(sheets, spec.providers.keyframes)),
+        (KEYFRAMES, *used(frames, spec.providers.keyframes)),
+        (CLIPS, *used(clips, spec.providers.clips)),
     ]
 
 
@@ -113,10 +114,10 @@ def project_summary(services: Services, project_id: str, final: FinalResult, *, 
         document = stored_document(services, project_id) or {}
         title = str((document.get("storyboard") or {}).get("title") or "")
     stage_cost = {
-        "storyboard": costs.storyboard,
-        "characters": costs.characters,
-        "keyframes": costs.keyframes,
-        "clips": costs.clips,
+        STORYBOARD: costs.storyboard,
+        CHARACTERS: costs.characters,
+        KEYFRAMES: costs.keyframes,
+        CLIPS: costs.clips,
     }
     clip_total = sum(final.durations.values())
     share = f", {costs.total / spec.max_cost_usd:.0%}" if spec.max_cost_usd > 0 else ""

@@ -20,6 +20,7 @@ from vidpipe_core.providers.base import CharacterSheet, KeyframeProvider, Keyfra
 from vidpipe_core.scenes import frame_label
 from vidpipe_core.schemas import ProjectSpec
 from vidpipe_core.services import Services
+from vidpipe_core.steps import KEYFRAMES
 from vidpipe_core.steps.locking import step_lock
 from vidpipe_core.steps.report import Action, ItemReport, Progress, ProgressEvent, StepReport, no_progress
 from vidpipe_core.steps.state import (
@@ -120,7 +121,7 @@ def _check_stored(
             for k, problem in sorted(damaged.items())
         ]
         raise DamagedArtifacts(
-            "keyframes",
+            KEYFRAMES,
             state.spec.id,
             found,
             cost,
@@ -137,7 +138,7 @@ def _make_keyframes(services: Services, project_id: str, repair: bool, progress:
     spec, settings = state.spec, services.settings
     provider = keyframe_provider(spec.providers.keyframes, settings)
     model = provider.model_for(spec)
-    report = KeyframesReport("keyframes", provider.name, model, spec=spec)
+    report = KeyframesReport(KEYFRAMES, provider.name, model, spec=spec)
     sheets = _sheets(services, state)
     good, damaged = _check_stored(services, state, provider, repair)
 
@@ -145,7 +146,7 @@ def _make_keyframes(services: Services, project_id: str, repair: bool, progress:
     if damaged and not getattr(provider, "reproducible", False):
         missing = len(state.frames) - min(damaged)  # paid repair: the cascade from the first damaged frame
     report.projected_usd = image_cost(settings, model, missing)
-    guard_budget("keyframes", spent_usd(services, project_id), report.projected_usd, spec.max_cost_usd, project_id)
+    guard_budget(KEYFRAMES, spent_usd(services, project_id), report.projected_usd, spec.max_cost_usd, project_id)
 
     total, n = len(state.frames), len(state.scenes)
     reference: bytes | None = None
@@ -161,7 +162,7 @@ def _make_keyframes(services: Services, project_id: str, repair: bool, progress:
                 reference, reference_sha = data, frame.row.sha256
                 report.pngs.append(data)
                 report.items.append(ItemReport(k, Action.REUSED, frame.fingerprint, path=frame.row.path))
-                progress(ProgressEvent("keyframes", f"{frame_label(k, n)} reused", scene=k, done=k + 1, total=total))
+                progress(ProgressEvent(KEYFRAMES, f"{frame_label(k, n)} reused", scene=k, done=k + 1, total=total))
                 continue
             damaged[k] = problem or "unreadable"
         reference = _render(services, state, frame, provider, model, reference, sheets, damaged.get(k), repair, report, progress)
@@ -219,14 +220,14 @@ def _render(
     assert frame.fingerprint is not None
     progress(
         ProgressEvent(
-            "keyframes", f"{'re-rendering damaged' if damaged else 'rendering'} {frame_label(k, n)}", scene=k, done=k, total=total
+            KEYFRAMES, f"{'re-rendering damaged' if damaged else 'rendering'} {frame_label(k, n)}", scene=k, done=k, total=total
         )
     )
     png, usage = provider.render(_request(state, k, reference, sheets))
     if damaged and not repair and frame.row is not None and frame.row.sha256 != sha256_bytes(png):
         cost = cascade_cost(services, state, k)
         raise DamagedArtifacts(
-            "keyframes",
+            KEYFRAMES,
             project_id,
             [Damage(frame_label(k, n), str(damage), "rendering it again gave different bytes")],
             cost,
@@ -245,7 +246,7 @@ def _render(
     detail = "damaged file rendered again, same bytes" if same else ("damaged file replaced by a new render" if damaged else "")
     report.items.append(ItemReport(k, action, frame.fingerprint, cost_usd=cost, path=relpath, detail=detail))
     progress(
-        ProgressEvent("keyframes", f"{frame_label(k, n)} {'repaired' if same else 'rendered'}", scene=k, done=k + 1, total=total)
+        ProgressEvent(KEYFRAMES, f"{frame_label(k, n)} {'repaired' if same else 'rendered'}", scene=k, done=k + 1, total=total)
     )
     return png
 

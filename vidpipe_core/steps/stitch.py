@@ -14,6 +14,7 @@ from vidpipe_core.scenes import scene_label, scene_list
 from vidpipe_core.schemas import ScenePlan
 from vidpipe_core.scratch import scratch_dir
 from vidpipe_core.services import Services
+from vidpipe_core.steps import FINAL_VIDEO
 from vidpipe_core.steps.locking import step_lock
 from vidpipe_core.steps.report import Progress, ProgressEvent, no_progress
 from vidpipe_core.steps.state import resolve_state
@@ -150,13 +151,13 @@ def _make_final(
     # ffmpeg's inputs and its output live in this step's scratch folder, removed afterwards.
     with scratch_dir(services.settings.data_dir, "vidpipe-stitch") as tmp:
         paths = _stage_checked_clips(services, project_id, included, Path(tmp))
-        progress(ProgressEvent("final_video", f"stitching {len(included)} clips", total=1))
+        progress(ProgressEvent(FINAL_VIDEO, f"stitching {len(included)} clips", total=1))
         out = Path(tmp) / "final.mp4"
         info = media.stitch(paths, out, crossfade=crossfade, fade_in=fade_in_s, fade_out=fade_out_s)
         durations = [clip.duration_s for clip in info.clips]
         sha = sha256_file(out)
         target = services.store.put_file(project_id, Layout.FINAL, out)
-        progress(ProgressEvent("final_video", "final video written", done=1, total=1))
+        progress(ProgressEvent(FINAL_VIDEO, "final video written", done=1, total=1))
         if on_stitched is not None:
             on_stitched(out, info)
     expected = sum(durations) - max(0, len(durations) - 1) * crossfade

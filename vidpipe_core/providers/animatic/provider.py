@@ -26,6 +26,7 @@ from vidpipe_core.providers.base import (
 )
 from vidpipe_core.schemas import ProjectSpec, Storyboard
 from vidpipe_core.scratch import scratch_dir
+from vidpipe_core.steps import CLIPS
 
 if TYPE_CHECKING:
     from vidpipe_core.poll_types import PollSchedule
@@ -144,7 +145,7 @@ class AnimaticProvider:
     ) -> ClipOutcome:
         """Render the clip here and now (nothing to poll: ``schedule`` does not apply)."""
         if not operation.startswith("animatic:"):
-            raise ProviderError("clips", f"{operation!r} is not an animatic operation", scene=request.scene_index)
+            raise ProviderError(CLIPS, f"{operation!r} is not an animatic operation", scene=request.scene_index)
         size = media.dimensions(request.aspect_ratio, self.settings.animatic_resolution)
         limit = self.settings.local_renders
         waiting = (

@@ -31,6 +31,7 @@ from vidpipe_core.providers.google.images import (
     max_input_images,
 )
 from vidpipe_core.providers.google.storyboard import GoogleStoryboard
+from vidpipe_core.steps import CLIPS, KEYFRAMES, STORYBOARD
 
 # --- bundle --------------------------------------------------------------------------------
 
@@ -48,9 +49,9 @@ class GoogleProvider:
 
     def for_stage(self, stage: str) -> GoogleStoryboard | GoogleKeyframes | GoogleClips:
         stages: dict[str, GoogleStoryboard | GoogleKeyframes | GoogleClips] = {
-            "storyboard": self.storyboard,
-            "keyframes": self.keyframes,
-            "clips": self.clips,
+            STORYBOARD: self.storyboard,
+            KEYFRAMES: self.keyframes,
+            CLIPS: self.clips,
         }
         try:
             return stages[stage]

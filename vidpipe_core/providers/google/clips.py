@@ -21,6 +21,7 @@ from vidpipe_core.providers.google.client import _GoogleStage, log, redact
 from vidpipe_core.providers.google.download import download_clip, video_decode_error
 from vidpipe_core.retry import backoff_sleep
 from vidpipe_core.schemas import ProjectSpec
+from vidpipe_core.steps import CLIPS
 
 if TYPE_CHECKING:
     from vidpipe_core.poll_types import PollSchedule
@@ -85,13 +86,13 @@ class GoogleClips(_GoogleStage):
         )
         operation = self._call(
             lambda: client.models.generate_videos(model=model, source=source, config=config),
-            stage="clips",
+            stage=CLIPS,
             scene=request.scene_index,
             cancel=cancel,
         )
         if not operation.name:
             detail = f": {_operation_error(operation.error)}" if operation.error else ""
-            raise ProviderError("clips", f"{model} returned no operation name{detail}", scene=request.scene_index)
+            raise ProviderError(CLIPS, f"{model} returned no operation name{detail}", scene=request.scene_index)
         log.info("clips scene %d: submitted %s", request.scene_index + 1, operation.name)
         return operation.name
 
@@ -128,7 +129,7 @@ class GoogleClips(_GoogleStage):
         running_seen_at: datetime | None = None  # when the last poll that found it running was sent
         while True:
             asked_at = utcnow()
-            current = self._call(lambda: client.operations.get(ref), stage="clips", scene=scene, cancel=cancel)
+            current = self._call(lambda: client.operations.get(ref), stage=CLIPS, scene=scene, cancel=cancel)
             seen_at = utcnow()
             polls += 1
             elapsed = time.monotonic() - started
@@ -140,7 +141,7 @@ class GoogleClips(_GoogleStage):
             delay = next(delays)
             if elapsed + delay > s.poll_timeout_s:
                 raise ProviderError(
-                    "clips",
+                    CLIPS,
                     f"operation {operation} did not finish within {s.poll_timeout_s:g} s; it may still "
                     "complete: re-run to re-attach to it without paying again",
                     scene=scene,

@@ -11,6 +11,7 @@ from vidpipe_core.cancel import NEVER, CancelToken
 from vidpipe_core.errors import ProviderError
 from vidpipe_core.providers.google.client import _describe, _GoogleStage
 from vidpipe_core.retry import status_of
+from vidpipe_core.steps import CLIPS
 
 DOWNLOAD_TIMEOUT_S = 300
 
@@ -51,7 +52,7 @@ def download_clip(stage: _GoogleStage, uri: str, scene: int, cancel: CancelToken
     try:
         bucket, obj = _gcs_parts(uri)
     except ValueError as exc:
-        raise ProviderError("clips", f"cannot download the clip: {exc}", scene=scene) from exc
+        raise ProviderError(CLIPS, f"cannot download the clip: {exc}", scene=scene) from exc
     url = f"{stage.settings.gcs_base_url.rstrip('/')}/storage/v1/b/{quote(bucket, safe='')}/o/{quote(obj, safe='')}"
 
     def fetch() -> bytes:
@@ -66,4 +67,4 @@ def download_clip(stage: _GoogleStage, uri: str, scene: int, cancel: CancelToken
         cause = f"HTTP {status}" if status is not None else _describe(exc)
         return f"downloading {uri} failed: {cause}"
 
-    return stage._call(fetch, stage="clips", scene=scene, describe=describe, cancel=cancel)
+    return stage._call(fetch, stage=CLIPS, scene=scene, describe=describe, cancel=cancel)

@@ -15,6 +15,7 @@ from vidpipe_core.providers.base import CharacterSheet, KeyframeRequest, SheetRe
 from vidpipe_core.providers.google.client import _GoogleStage, _response_text, _token_usage, log
 from vidpipe_core.retry import backoff_sleep
 from vidpipe_core.schemas import ProjectSpec
+from vidpipe_core.steps import CHARACTERS, KEYFRAMES
 
 IMAGE_ATTEMPTS = 3  # responses without an image part
 ASPECT_TOLERANCE = 0.02
@@ -173,7 +174,7 @@ class GoogleKeyframes(_GoogleStage):
         images = [sheet.png for sheet in sheets] + ([previous] if previous is not None else [])
         contents: list[Any] = [types.Part.from_bytes(data=png, mime_type="image/png") for png in images]
         contents.append(types.Part.from_text(text=keyframe_prompt(request, sheets)))
-        return self._image(model, contents, request.aspect_ratio, stage="keyframes", index=request.frame_index, cancel=cancel)
+        return self._image(model, contents, request.aspect_ratio, stage=KEYFRAMES, index=request.frame_index, cancel=cancel)
 
     def render_sheet(self, request: SheetRequest, cancel: CancelToken = NEVER) -> tuple[bytes, Usage]:
         """A character's reference sheet: one image request, text only."""
@@ -182,9 +183,7 @@ class GoogleKeyframes(_GoogleStage):
         _ratio(request.aspect_ratio)
         model = self.settings.image_model
         contents: list[Any] = [types.Part.from_text(text=sheet_prompt(request))]
-        return self._image(
-            model, contents, request.aspect_ratio, stage="characters", index=None, what=request.name, cancel=cancel
-        )
+        return self._image(model, contents, request.aspect_ratio, stage=CHARACTERS, index=None, what=request.name, cancel=cancel)
 
     def _image(
         self,

@@ -13,6 +13,7 @@ from vidpipe_core.errors import ProviderError
 from vidpipe_core.providers.base import Usage
 from vidpipe_core.providers.google.client import _GoogleStage, _response_text, _token_usage, log
 from vidpipe_core.schemas import ProjectSpec, Storyboard
+from vidpipe_core.steps import STORYBOARD
 from vidpipe_core.text import nested_text_problem
 
 STORYBOARD_TEMPERATURES = (0.9, 0.6, 0.3)  # one attempt each; invalid output moves down
@@ -68,7 +69,7 @@ class GoogleStoryboard(_GoogleStage):
             )
             response = self._call(
                 functools.partial(client.models.generate_content, model=model, contents=prompt, config=config),
-                stage="storyboard",
+                stage=STORYBOARD,
                 scene=None,
             )
             i, o = _token_usage(response)
@@ -84,7 +85,7 @@ class GoogleStoryboard(_GoogleStage):
                 problem,
             )
         raise ProviderError(
-            "storyboard",
+            STORYBOARD,
             f"{model} returned no valid storyboard in {len(STORYBOARD_TEMPERATURES)} attempts "
             f"(temperatures {', '.join(f'{t:.1f}' for t in STORYBOARD_TEMPERATURES)}); last problem: {problem}. "
             "Try again, simplify the prompt, or use the animatic storyboard provider",
