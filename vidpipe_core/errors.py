@@ -72,6 +72,7 @@ class ProviderError(VidpipeError):
         self.status = status
         self.detail = message + (f" (status {status})" if status is not None else "")
         what = "frame" if stage == KEYFRAMES else "scene"
+        # 1-based as scenes.scene_number gives it, written out: scenes.py imports this module.
         where = stage if scene is None else f"{stage}, {what} {scene + 1}"
         super().__init__(f"{where}: {self.detail}")
 

@@ -15,6 +15,7 @@ from typing import TypeVar
 
 from vidpipe_core.cancel import NEVER, CancelToken
 from vidpipe_core.errors import ProviderError, VidpipeError
+from vidpipe_core.scenes import scene_number
 from vidpipe_core.steps import KEYFRAMES
 
 T = TypeVar("T")
@@ -103,7 +104,7 @@ def retry_call(
                 raise ProviderError(stage, cause, scene=scene, status=status_of(exc)) from exc
             delay = backoff_delay(attempt, initial_s, max_s)
             # As ProviderError names it: 1-based, a frame for keyframes, else a scene.
-            where = stage if scene is None else f"{stage}, {'frame' if stage == KEYFRAMES else 'scene'} {scene + 1}"
+            where = stage if scene is None else f"{stage}, {'frame' if stage == KEYFRAMES else 'scene'} {scene_number(scene)}"
             logger.warning("%s: attempt %d/%d failed (%s); retrying in %.2fs", where, attempt, attempts, describe(exc), delay)
             if on_retry is not None:
                 on_retry(attempt, exc, delay)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from vidpipe_core.scenes import scene_number
 from vidpipe_core.services import Services
 from vidpipe_core.steps import CHARACTERS, CLIPS, KEYFRAMES, STORYBOARD
 from vidpipe_core.steps.state import Costs, ProjectState, ledger_costs, resolve_state, stored_document
@@ -57,13 +58,15 @@ def scene_rows(state: ProjectState, final: FinalResult) -> list[SceneRow]:
         cost = row.cost_usd if row is not None else 0.0
         if c.index in final.durations:
             how = f"{row.provider} / {row.model}" if row is not None else ""
-            rows.append(SceneRow(c.index + 1, "in video", round(final.durations[c.index], 3), cost, f"clip by {how}".strip()))
+            rows.append(
+                SceneRow(scene_number(c.index), "in video", round(final.durations[c.index], 3), cost, f"clip by {how}".strip())
+            )
         elif c.index in final.skipped:
             reason = final.skipped[c.index]
-            rows.append(SceneRow(c.index + 1, "skipped", None, cost, f"rejected by the safety filter: {reason}"))
+            rows.append(SceneRow(scene_number(c.index), "skipped", None, cost, f"rejected by the safety filter: {reason}"))
         else:
             status = row.status.value if row is not None else "missing"
-            rows.append(SceneRow(c.index + 1, status, None, cost, "not in the video: its clip is not finished"))
+            rows.append(SceneRow(scene_number(c.index), status, None, cost, "not in the video: its clip is not finished"))
     return rows
 
 
@@ -133,7 +136,7 @@ def project_summary(services: Services, project_id: str, final: FinalResult, *, 
         f"style: {_cell(style)}",
     ]
     if final.skipped:
-        safety = "; ".join(f"Scene {i + 1} skipped ({_cell(r)})" for i, r in sorted(final.skipped.items()))
+        safety = "; ".join(f"Scene {scene_number(i)} skipped ({_cell(r)})" for i, r in sorted(final.skipped.items()))
     else:
         safety = "no scene was rejected"
     lines = [

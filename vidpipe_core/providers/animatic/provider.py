@@ -24,6 +24,7 @@ from vidpipe_core.providers.base import (
     SheetRequest,
     Usage,
 )
+from vidpipe_core.scenes import scene_number
 from vidpipe_core.schemas import ProjectSpec, Storyboard
 from vidpipe_core.scratch import scratch_dir
 from vidpipe_core.steps import CLIPS
@@ -70,7 +71,7 @@ def clip_caption(request: ClipRequest) -> str:
     lines = [line.strip() for line in request.prompt.splitlines() if line.strip()]
     described = [line.removeprefix("Scene:").strip() for line in lines if line.startswith("Scene:")]
     text = described[0] if described else (lines[0] if lines else "")
-    return f"Scene {request.scene_index + 1}: {text}".rstrip(": ")
+    return f"Scene {scene_number(request.scene_index)}: {text}".rstrip(": ")
 
 
 class AnimaticProvider:

@@ -20,6 +20,7 @@ from vidpipe_core.providers.base import ClipOutcome, ClipOutcomeKind, ClipReques
 from vidpipe_core.providers.google.client import _GoogleStage, log, redact
 from vidpipe_core.providers.google.download import download_clip, video_decode_error
 from vidpipe_core.retry import backoff_sleep
+from vidpipe_core.scenes import scene_number
 from vidpipe_core.schemas import ProjectSpec
 from vidpipe_core.steps import CLIPS
 
@@ -93,7 +94,7 @@ class GoogleClips(_GoogleStage):
         if not operation.name:
             detail = f": {_operation_error(operation.error)}" if operation.error else ""
             raise ProviderError(CLIPS, f"{model} returned no operation name{detail}", scene=request.scene_index)
-        log.info("clips scene %d: submitted %s", request.scene_index + 1, operation.name)
+        log.info("clips scene %d: submitted %s", scene_number(request.scene_index), operation.name)
         return operation.name
 
     def wait(
@@ -134,7 +135,7 @@ class GoogleClips(_GoogleStage):
             polls += 1
             elapsed = time.monotonic() - started
             if current.done:
-                log.info("clips scene %d: %s finished after %d polls (%.1fs)", scene + 1, operation, polls, elapsed)
+                log.info("clips scene %d: %s finished after %d polls (%.1fs)", scene_number(scene), operation, polls, elapsed)
                 observed = PollObservation(running_seen_at, asked_at, seen_at)
                 return replace(self._outcome(current, request, model, cancel), observed=observed)
             running_seen_at = asked_at
@@ -147,7 +148,7 @@ class GoogleClips(_GoogleStage):
                     scene=scene,
                 )
             line = f"video operation running ({elapsed:.0f}s elapsed, poll {polls})"
-            log.debug("clips scene %d: %s", scene + 1, line)
+            log.debug("clips scene %d: %s", scene_number(scene), line)
             if on_poll is not None:
                 on_poll(line)
             backoff_sleep(delay, cancel)
@@ -159,7 +160,7 @@ class GoogleClips(_GoogleStage):
         start and every ``poll_max_s`` (as often as the backoff's lines), cancellable throughout."""
         if seconds <= 0:
             return
-        log.debug("clips scene %d: %s", scene + 1, schedule.describe())
+        log.debug("clips scene %d: %s", scene_number(scene), schedule.describe())
         every = max(self.settings.poll_max_s, 0.05)
         end = time.monotonic() + seconds
         while (remaining := end - time.monotonic()) > 0:
