@@ -15,20 +15,19 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from PIL import Image
-from sqlalchemy import select
 
 from vidpipe_core.cost import guard_budget, image_cost, usage_cost
 from vidpipe_core.errors import VidpipeError
 from vidpipe_core.integrity import Damage, DamagedArtifacts
-from vidpipe_core.models import CharacterSheetRow, KeyframeStatus
+from vidpipe_core.models import CharacterSheetRow
 from vidpipe_core.providers import keyframe_provider
 from vidpipe_core.providers.base import KeyframeProvider, SheetRequest
 from vidpipe_core.services import Services
 from vidpipe_core.steps import CHARACTERS
-from vidpipe_core.steps.keyframes import cascade_cost, spent_usd
+from vidpipe_core.steps.keyframes import cascade_cost
 from vidpipe_core.steps.locking import step_lock
 from vidpipe_core.steps.report import Action, ItemReport, Progress, ProgressEvent, StepReport, no_progress
-from vidpipe_core.steps.state import ProjectState, SheetState, checked_sheets, resolve_state
+from vidpipe_core.steps.state import ProjectState, SheetState, checked_sheets, record_image, resolve_state, spent_usd
 from vidpipe_core.storage import Layout, sha256_bytes
 
 SHEET_WORKERS = 4  # reference sheets rendered at once
@@ -163,7 +162,8 @@ def _render(
     services.store.write_bytes(spec.id, relpath, png)
     cost = usage_cost(services.settings, model, usage)
     same = damaged and sheet.row is not None and sheet.row.sha256 == sha
-    sheet.row = _record(services, spec.id, sheet, provider.name, model, relpath, sha, width, height, cost)
+    key = {"project_id": spec.id, "name": sheet.name, "fingerprint": sheet.fingerprint}
+    sheet.row = record_image(services, CharacterSheetRow, key, provider.name, model, relpath, sha, width, height, cost)
     action = Action.REPAIRED if same else Action.GENERATED
     detail = sheet.name + (
         " (damaged file rendered again, same bytes)" if same else (" (damaged file replaced by a new render)" if damaged else "")
@@ -173,35 +173,3 @@ def _render(
         ProgressEvent(CHARACTERS, f"{sheet_label(sheet.name)} {'repaired' if same else 'rendered'}", done=i + 1, total=total)
     )
     return png
-
-
-def _record(
-    services: Services,
-    project_id: str,
-    sheet: SheetState,
-    provider: str,
-    model: str,
-    relpath: str,
-    sha: str,
-    width: int,
-    height: int,
-    cost: float,
-) -> CharacterSheetRow:
-    """Record a stored sheet as done (the bytes are already in place); the recorded row."""
-    with services.db.session() as s:
-        row = s.scalars(
-            select(CharacterSheetRow).where(
-                CharacterSheetRow.project_id == project_id,
-                CharacterSheetRow.name == sheet.name,
-                CharacterSheetRow.fingerprint == sheet.fingerprint,
-            )
-        ).first()
-        if row is None:
-            row = CharacterSheetRow(
-                project_id=project_id, name=sheet.name, fingerprint=sheet.fingerprint, provider=provider, model=model
-            )
-            s.add(row)
-        row.status, row.path, row.sha256, row.width, row.height = KeyframeStatus.DONE, relpath, sha, width, height
-        row.cost_usd = (row.cost_usd or 0.0) + cost
-        row.error = None
-    return row

@@ -33,10 +33,9 @@ from vidpipe_core.scenes import check_scene_indices, frame_label, scene_label
 from vidpipe_core.schemas import ProjectSpec
 from vidpipe_core.services import Services
 from vidpipe_core.steps import CLIPS
-from vidpipe_core.steps.keyframes import spent_usd
 from vidpipe_core.steps.locking import default_run_id, step_lock
 from vidpipe_core.steps.report import Action, ItemReport, Progress, ProgressEvent, StepReport, no_progress
-from vidpipe_core.steps.state import ClipState, ProjectState, damaged_clips, resolve_state, resubmits_rejected
+from vidpipe_core.steps.state import ClipState, ProjectState, damaged_clips, resolve_state, resubmits_rejected, spent_usd
 from vidpipe_core.storage import Layout, sha256_bytes
 
 log = logging.getLogger("vidpipe.clips")

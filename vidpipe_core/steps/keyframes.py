@@ -14,7 +14,7 @@ from sqlalchemy import select
 from vidpipe_core.cost import guard_budget, image_cost, usage_cost, video_cost
 from vidpipe_core.errors import VidpipeError
 from vidpipe_core.integrity import Damage, DamagedArtifacts, read_checked
-from vidpipe_core.models import Keyframe, KeyframeStatus
+from vidpipe_core.models import Keyframe
 from vidpipe_core.providers import clip_provider, keyframe_provider
 from vidpipe_core.providers.base import CharacterSheet, KeyframeProvider, KeyframeRequest
 from vidpipe_core.scenes import frame_label
@@ -30,9 +30,10 @@ from vidpipe_core.steps.state import (
     checked_sheets,
     frame_caption,
     frame_fingerprint,
-    ledger_costs,
+    record_image,
     resolve_state,
     sheet_shas,
+    spent_usd,
 )
 from vidpipe_core.storage import Layout, sha256_bytes
 
@@ -47,11 +48,6 @@ class KeyframesReport(StepReport):
     spec: ProjectSpec | None = None
     frames: list[FrameState] = field(default_factory=list)
     pngs: list[bytes] = field(default_factory=list)
-
-
-def spent_usd(services: Services, project_id: str) -> float:
-    """What the project's character sheets, keyframes and clips have cost so far (the ledger)."""
-    return ledger_costs(services, project_id).media
 
 
 def make_keyframes(
@@ -241,7 +237,8 @@ def _render(
     cost = usage_cost(services.settings, model, usage)
     sha = sha256_bytes(png)
     same = damaged and frame.row is not None and frame.row.sha256 == sha
-    frame.row = _record(services, project_id, k, frame.fingerprint, provider.name, model, relpath, sha, width, height, cost)
+    key = {"project_id": project_id, "frame_index": k, "fingerprint": frame.fingerprint}
+    frame.row = record_image(services, Keyframe, key, provider.name, model, relpath, sha, width, height, cost)
     action = Action.REPAIRED if same else Action.GENERATED
     detail = "damaged file rendered again, same bytes" if same else ("damaged file replaced by a new render" if damaged else "")
     report.items.append(ItemReport(k, action, frame.fingerprint, cost_usd=cost, path=relpath, detail=detail))
@@ -249,30 +246,3 @@ def _render(
         ProgressEvent(KEYFRAMES, f"{frame_label(k, n)} {'repaired' if same else 'rendered'}", scene=k, done=k + 1, total=total)
     )
     return png
-
-
-def _record(
-    services: Services,
-    project_id: str,
-    k: int,
-    fp: str,
-    provider: str,
-    model: str,
-    relpath: str,
-    sha: str,
-    width: int,
-    height: int,
-    cost: float,
-) -> Keyframe:
-    """Record a stored frame as done (the bytes are already in place); the recorded row."""
-    with services.db.session() as s:
-        row = s.scalars(
-            select(Keyframe).where(Keyframe.project_id == project_id, Keyframe.frame_index == k, Keyframe.fingerprint == fp)
-        ).first()
-        if row is None:
-            row = Keyframe(project_id=project_id, frame_index=k, fingerprint=fp, provider=provider, model=model)
-            s.add(row)
-        row.status, row.path, row.sha256, row.width, row.height = KeyframeStatus.DONE, relpath, sha, width, height
-        row.cost_usd = (row.cost_usd or 0.0) + cost
-        row.error = None
-    return row
