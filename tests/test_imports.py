@@ -13,14 +13,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("vidpipe_core", "vidpipe_dagster", "vidpipe_emulator")
 
-# Circles that are another change's to break (issue 22, parts 4-5: vidpipe_core and the emulator).
-# Each entry must still be a circle: when one is broken, delete its entry, and when the list is
-# empty, delete the list.
-KNOWN_CIRCLES = {
-    frozenset({"vidpipe_core.polling", "vidpipe_core.providers.base"}),
-    frozenset({"vidpipe_emulator.api", "vidpipe_emulator.handler", "vidpipe_emulator.server"}),
-}
-
 # Imports inside functions in vidpipe_dagster, each a measured start-up win (the figure is on the
 # import's line). The CLI is not listed: its commands import what they need so that `vidpipe
 # --help` imports no Dagster (tests/test_cli_startup.py).
@@ -158,10 +150,8 @@ def _describe(circle: frozenset[str], imports: list[Import], modules: dict[str, 
 def test_the_packages_have_no_import_circle():
     modules = _modules()
     imports = _imports(modules)
-    circles = set(_circles(_graph(imports, modules)))
-    new = [_describe(c, imports, modules) for c in circles - KNOWN_CIRCLES]
-    assert not new, "import circles (move the shared names into a leaf module):\n" + "\n".join(new)
-    assert not KNOWN_CIRCLES - circles, f"no longer circles, delete them from KNOWN_CIRCLES: {KNOWN_CIRCLES - circles}"
+    circles = [_describe(c, imports, modules) for c in _circles(_graph(imports, modules))]
+    assert not circles, "import circles (move the shared names into a leaf module):\n" + "\n".join(circles)
 
 
 def test_the_graph_sees_circles_made_by_imports_inside_functions(tmp_path):

@@ -13,7 +13,7 @@ from vidpipe_core.errors import MediaError
 from vidpipe_core.integrity import digest_problem
 from vidpipe_core.media import MediaInfo, probe_file
 from vidpipe_core.providers import keyframe_provider
-from vidpipe_core.scenes import frame_label, scene_label
+from vidpipe_core.scenes import frame_label, scene_label, scene_number
 from vidpipe_core.schemas import ProjectSpec, Storyboard
 from vidpipe_core.services import Services
 from vidpipe_core.steps.state import FrameState, checked_frames, resolve_state
@@ -191,7 +191,7 @@ def check_clips(services: Services, project_id: str) -> CheckOutcome:
     for c in state.clips:
         label = scene_label(c.index)
         if c.skipped(spec.safety_policy) and c.row is not None:
-            skipped[f"Scene {c.index + 1}"] = "; ".join(c.row.safety_reasons or []) or "rejected by the safety filter"
+            skipped[f"Scene {scene_number(c.index)}"] = "; ".join(c.row.safety_reasons or []) or "rejected by the safety filter"
             continue
         if not c.done or c.row is None or not c.row.path:
             state_text = c.row.status.value if c.row is not None else "missing"
@@ -203,7 +203,7 @@ def check_clips(services: Services, project_id: str) -> CheckOutcome:
         except (MediaError, OSError, FileNotFoundError) as exc:
             problems.append(f"{label}: the clip does not decode ({exc})")
             continue
-        durations[f"Scene {c.index + 1}"] = round(info.duration_s, 3)
+        durations[f"Scene {scene_number(c.index)}"] = round(info.duration_s, 3)
         if not info.has_video:
             problems.append(f"{label}: the clip has no video stream")
         elif abs(info.duration_s - spec.clip_duration) > DURATION_TOLERANCE_S:

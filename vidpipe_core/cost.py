@@ -25,6 +25,7 @@ from vidpipe_core.config import Settings
 from vidpipe_core.errors import BudgetExceeded, ConfigurationError
 from vidpipe_core.providers.base import Usage
 from vidpipe_core.schemas import ProjectSpec
+from vidpipe_core.steps import CLIPS, KEYFRAMES, STORYBOARD
 
 # Typical storyboard call size, for estimates before the call is made.
 STORYBOARD_INPUT_TOKENS = 1200
@@ -130,10 +131,10 @@ def estimate(
     clips = n if clips is None else clips
     sheets = typical_characters(spec) if sheets is None else sheets
     return Estimate(
-        storyboard_usd=storyboard_cost(settings, models["storyboard"], n),
-        characters_usd=image_cost(settings, models["keyframes"], sheets),
-        keyframes_usd=image_cost(settings, models["keyframes"], frames),
-        clips_usd=video_cost(settings, models["clips"], clips * spec.clip_duration, spec.generate_audio),
+        storyboard_usd=storyboard_cost(settings, models[STORYBOARD], n),
+        characters_usd=image_cost(settings, models[KEYFRAMES], sheets),
+        keyframes_usd=image_cost(settings, models[KEYFRAMES], frames),
+        clips_usd=video_cost(settings, models[CLIPS], clips * spec.clip_duration, spec.generate_audio),
     )
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+from vidpipe_core.steps import KEYFRAMES
+
 
 class VidpipeError(Exception):
     """Base class for every error vidpipe raises on purpose."""
@@ -69,7 +71,8 @@ class ProviderError(VidpipeError):
         self.scene = scene
         self.status = status
         self.detail = message + (f" (status {status})" if status is not None else "")
-        what = "frame" if stage == "keyframes" else "scene"
+        what = "frame" if stage == KEYFRAMES else "scene"
+        # 1-based as scenes.scene_number gives it, written out: scenes.py imports this module.
         where = stage if scene is None else f"{stage}, {what} {scene + 1}"
         super().__init__(f"{where}: {self.detail}")
 

@@ -14,10 +14,12 @@ from typing import Any, cast
 
 from sqlalchemy import CursorResult, or_, update
 
+from vidpipe_core.cancel import NEVER, CancelToken
 from vidpipe_core.errors import ProjectBusy, ProjectNotFound
 from vidpipe_core.heartbeat import Heartbeat
 from vidpipe_core.liveness import owner_pid, process_alive, process_started, this_host
 from vidpipe_core.models import Project, utcnow
+from vidpipe_core.retry import backoff_sleep
 from vidpipe_core.services import Services
 
 
@@ -56,10 +58,17 @@ def holder_is_gone(holder_text: str | None) -> bool:
 
 
 def acquire(
-    services: Services, project_id: str, run_id: str, *, wait_s: float = 0.0, stale_after_s: float | None = None
+    services: Services,
+    project_id: str,
+    run_id: str,
+    *,
+    wait_s: float = 0.0,
+    stale_after_s: float | None = None,
+    cancel: CancelToken = NEVER,
 ) -> Holder:
     """Take the project's lock for `run_id` (re-entrant for the same run), or raise ProjectBusy
-    naming the holder. A holder whose process is gone or whose heartbeat is stale is replaced."""
+    naming the holder. A holder whose process is gone or whose heartbeat is stale is replaced.
+    The waits between claims end (Interrupted) when ``cancel`` is cancelled."""
     stale_after_s = services.settings.heartbeat_stale_s if stale_after_s is None else stale_after_s
     me = Holder.current(run_id)
     deadline = time.monotonic() + wait_s
@@ -89,7 +98,7 @@ def acquire(
         if time.monotonic() >= deadline:
             holder = Holder.decode(current or "")
             raise ProjectBusy(project_id, holder.describe() if holder else (current or "another run"))
-        time.sleep(min(1.0, max(0.05, deadline - time.monotonic())))
+        backoff_sleep(min(1.0, max(0.05, deadline - time.monotonic())), cancel)
 
 
 def heartbeat(services: Services, project_id: str, holder: Holder) -> None:

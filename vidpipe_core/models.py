@@ -80,7 +80,40 @@ class Scene(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
 
-class CharacterSheetRow(Base):
+class ImageRow:
+    """The ledger row of one stored image, a character's reference sheet or a keyframe: what it
+    should be (``fingerprint``), who made it, where its bytes are and what they cost. One shape for
+    both tables (each adds its key: a sheet's ``name``, a frame's ``frame_index``);
+    ``record_done`` is the one way a made image is written into it, ``made`` the one way it is read."""
+
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    status: Mapped[KeyframeStatus] = mapped_column(_enum(KeyframeStatus), default=KeyframeStatus.PENDING)
+    provider: Mapped[str] = mapped_column(String(32))
+    model: Mapped[str] = mapped_column(String(128))
+    path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    width: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    height: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+    @property
+    def made(self) -> bool:
+        """The image is made: its bytes are stored at ``path`` (whether they still match is
+        ``sha256``'s to say: vidpipe_core.integrity)."""
+        return self.status == KeyframeStatus.DONE and bool(self.path)
+
+    def record_done(self, path: str, sha256: str, width: int, height: int, cost_usd: float) -> None:
+        """Record the image as made (its bytes are already at ``path``); its cost adds to what
+        earlier renders of the same row cost."""
+        self.status, self.path, self.sha256, self.width, self.height = KeyframeStatus.DONE, path, sha256, width, height
+        self.cost_usd = (self.cost_usd or 0.0) + cost_usd
+        self.error = None
+
+
+class CharacterSheetRow(ImageRow, Base):
     """The ledger of a character's reference sheet: one image, paid once, reused by every frame
     that shows the character while its fingerprint (provider, model, prompt, style) holds."""
 
@@ -90,21 +123,9 @@ class CharacterSheetRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(Text)
-    fingerprint: Mapped[str] = mapped_column(String(64))
-    status: Mapped[KeyframeStatus] = mapped_column(_enum(KeyframeStatus), default=KeyframeStatus.PENDING)
-    provider: Mapped[str] = mapped_column(String(32))
-    model: Mapped[str] = mapped_column(String(128))
-    path: Mapped[str | None] = mapped_column(Text, nullable=True)
-    sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    width: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    height: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
-    error: Mapped[str | None] = mapped_column(Text, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
 
-class Keyframe(Base):
+class Keyframe(ImageRow, Base):
     """Frame k is scene k's start and scene k-1's end (N scenes have N+1 frames)."""
 
     __tablename__ = "keyframes"
@@ -113,18 +134,6 @@ class Keyframe(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
     frame_index: Mapped[int] = mapped_column(Integer)
-    fingerprint: Mapped[str] = mapped_column(String(64))
-    status: Mapped[KeyframeStatus] = mapped_column(_enum(KeyframeStatus), default=KeyframeStatus.PENDING)
-    provider: Mapped[str] = mapped_column(String(32))
-    model: Mapped[str] = mapped_column(String(128))
-    path: Mapped[str | None] = mapped_column(Text, nullable=True)
-    sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    width: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    height: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
-    error: Mapped[str | None] = mapped_column(Text, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
 
 class VideoClip(Base):

@@ -45,14 +45,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
 
 from vidpipe_core.config import DEFAULT_FIRST_POLL_MAX_S, Settings
-from vidpipe_core.models import ClipStatus, VideoClip, utc, utcnow
-from vidpipe_core.providers.base import PollObservation
+from vidpipe_core.models import ClipStatus, VideoClip, utc
+from vidpipe_core.poll_types import PollObservation, PollSchedule
 from vidpipe_core.services import Services
 
 LENGTH_TOLERANCE_S = 0.5  # a clip "of the same length": measured length within this of the request
@@ -68,49 +68,6 @@ class Observed:
     running_s: float | None
     asked_s: float
     seen_s: float
-
-
-@dataclass(frozen=True)
-class PollSchedule:
-    """Poll one operation first ``first_poll_s`` after its submission, then every ``interval_s``."""
-
-    first_poll_s: float
-    interval_s: float
-    samples: int  # how many earlier clips it was learned from
-    quantile: float
-    quantile_s: float  # that quantile of the intervals their latencies lie in
-    early: int = 0  # of them, how many were done at their first poll
-    ceiling_s: float = math.inf  # the model's ceiling (or half poll_timeout_s), where it applied
-    submitted_at: datetime | None = None  # the operation's submission (ledger); None: now
-
-    @property
-    def capped(self) -> bool:
-        return self.quantile_s > self.ceiling_s
-
-    def first_wait_s(self, now: datetime | None = None) -> float:
-        """Seconds from ``now`` to the first poll: 0 for an operation submitted long ago."""
-        if self.submitted_at is None:
-            return self.first_poll_s
-        elapsed = ((now or utcnow()) - utc(self.submitted_at)).total_seconds()
-        return max(0.0, self.first_poll_s - elapsed)
-
-    def for_operation(self, submitted_at: datetime | None) -> PollSchedule:
-        return replace(self, submitted_at=submitted_at)
-
-    def basis(self) -> str:
-        """Where the first poll comes from, for a progress line: "learned from 9 earlier clips …"."""
-        text = f"learned from {self.samples} earlier clips of this model and length"
-        if self.early:
-            text += f", {self.early} of them done at their first poll"
-        if self.capped:
-            text += f"; capped at {self.ceiling_s:g}s"
-        return text
-
-    def describe(self) -> str:
-        return (
-            f"first poll {self.first_poll_s:.1f}s after submission (q{self.quantile:g} of {self.samples} earlier clips: "
-            f"{self.quantile_s:.1f}s{f', capped at {self.ceiling_s:g}s' if self.capped else ''}), then every {self.interval_s:g}s"
-        )
 
 
 def quantile(values: Sequence[float], q: float) -> float:

@@ -2,18 +2,21 @@
 
 Every remote call in vidpipe goes through :func:`retry_call`, so the final error always
 names the stage, the scene and the cause. SDK-level retries stay off (google-genai does not
-retry unless ``HttpOptions.retry_options`` is set), so nothing is retried twice.
+retry unless ``HttpOptions.retry_options`` is set), so nothing is retried twice. Every wait
+between attempts (a retry, a poll, a lock claim) is :func:`backoff_sleep`, which a cancel ends.
 """
 
 from __future__ import annotations
 
 import logging
 import random
-import time
 from collections.abc import Callable
 from typing import TypeVar
 
+from vidpipe_core.cancel import NEVER, CancelToken
 from vidpipe_core.errors import ProviderError, VidpipeError
+from vidpipe_core.scenes import scene_number
+from vidpipe_core.steps import KEYFRAMES
 
 T = TypeVar("T")
 
@@ -28,6 +31,13 @@ def backoff_delay(attempt: int, initial_s: float, max_s: float, rng: Callable[[f
     """Full jitter: uniform in [0, min(max_s, initial_s * 2**(attempt-1))] for the n-th failure."""
     cap = min(max_s, initial_s * (2 ** max(0, attempt - 1)))
     return rng(0.0, max(0.0, cap))
+
+
+def backoff_sleep(delay_s: float, cancel: CancelToken = NEVER) -> None:
+    """The wait between two attempts: ``delay_s`` seconds, ended early by ``cancel`` (within
+    ``cancel.MAX_WAIT_S``, raising :class:`vidpipe_core.cancel.Interrupted`); a token already
+    cancelled raises at once. Every retry and backoff in vidpipe_core waits through this."""
+    cancel.sleep(delay_s)
 
 
 def status_of(exc: BaseException) -> int | None:
@@ -64,7 +74,8 @@ def retry_call(
     initial_s: float,
     max_s: float,
     is_transient: Callable[[BaseException], bool],
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None] | None = None,
+    cancel: CancelToken = NEVER,
     on_retry: RetryCallback | None = None,
     describe: Callable[[BaseException], str] = describe_exception,
     logger: logging.Logger | None = None,
@@ -74,7 +85,8 @@ def retry_call(
     Transient errors (as judged by ``is_transient``) are retried after a full-jitter
     exponential delay; anything else, or the last transient error, becomes a
     :class:`ProviderError` naming stage, scene and status, chained to the cause.
-    Errors vidpipe raises on purpose (``VidpipeError``) pass through unchanged.
+    Errors vidpipe raises on purpose (``VidpipeError``) pass through unchanged. The waits are
+    :func:`backoff_sleep` with ``cancel`` (so a cancel ends them), unless ``sleep`` is given (tests).
     """
     logger = logger or log
     attempts = max(1, attempts)
@@ -92,11 +104,14 @@ def retry_call(
                 raise ProviderError(stage, cause, scene=scene, status=status_of(exc)) from exc
             delay = backoff_delay(attempt, initial_s, max_s)
             # As ProviderError names it: 1-based, a frame for keyframes, else a scene.
-            where = stage if scene is None else f"{stage}, {'frame' if stage == 'keyframes' else 'scene'} {scene + 1}"
+            where = stage if scene is None else f"{stage}, {'frame' if stage == KEYFRAMES else 'scene'} {scene_number(scene)}"
             logger.warning("%s: attempt %d/%d failed (%s); retrying in %.2fs", where, attempt, attempts, describe(exc), delay)
             if on_retry is not None:
                 on_retry(attempt, exc, delay)
-            sleep(delay)
+            if sleep is None:
+                backoff_sleep(delay, cancel)
+            else:
+                sleep(delay)
     raise AssertionError("unreachable")  # pragma: no cover
 
 

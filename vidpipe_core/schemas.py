@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from vidpipe_core.config import ProviderName, SafetyPolicy
+from vidpipe_core.scenes import scene_label
 
 
 class Character(BaseModel):
@@ -59,16 +60,16 @@ class Storyboard(BaseModel):
             )
         known = set(names)
         listed = ", ".join(map(repr, names)) or "none"
-        for number, scene in enumerate(self.scenes, start=1):
+        for index, scene in enumerate(self.scenes):
             unknown = [n for n in scene.characters if n not in known]
             if unknown:
                 raise ValueError(
-                    f"scene {number} lists {', '.join(map(repr, unknown))}, not among the style guide's characters "
+                    f"{scene_label(index)} lists {', '.join(map(repr, unknown))}, not among the style guide's characters "
                     f"({listed}); a scene may only name characters from style_guide.characters"
                 )
             twice = sorted({n for n in scene.characters if scene.characters.count(n) > 1})
             if twice:
-                raise ValueError(f"scene {number} lists {', '.join(map(repr, twice))} more than once")
+                raise ValueError(f"{scene_label(index)} lists {', '.join(map(repr, twice))} more than once")
         return self
 
 

@@ -51,6 +51,7 @@ import fsspec
 
 from vidpipe_core.errors import ConfigurationError, InvalidInput, one_line, redact_url, scrub_url
 from vidpipe_core.ids import validate_project_id
+from vidpipe_core.scenes import scene_number
 from vidpipe_core.scratch import owner_is_gone, owner_tag, scratch_dir
 
 log = logging.getLogger(__name__)
@@ -105,7 +106,7 @@ class Layout:
     def clip(scene_index: int, fingerprint: str) -> str:
         """Named by the scene's number as people count (scene_002_… is the clip captioned "Scene 2");
         the ledger keeps each clip's path, so files named before this rule (0-based) stay valid."""
-        return f"clips/scene_{scene_index + 1:03d}_{fingerprint[:12]}.mp4"
+        return f"clips/scene_{scene_number(scene_index):03d}_{fingerprint[:12]}.mp4"
 
 
 def path_slug(text: str, limit: int = 40) -> str:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from vidpipe_core.scenes import scene_number
 from vidpipe_core.services import Services
+from vidpipe_core.steps import CHARACTERS, CLIPS, KEYFRAMES, STORYBOARD
 from vidpipe_core.steps.state import Costs, ProjectState, ledger_costs, resolve_state, stored_document
 from vidpipe_core.steps.stitch import FinalResult
 
@@ -56,13 +58,15 @@ def scene_rows(state: ProjectState, final: FinalResult) -> list[SceneRow]:
         cost = row.cost_usd if row is not None else 0.0
         if c.index in final.durations:
             how = f"{row.provider} / {row.model}" if row is not None else ""
-            rows.append(SceneRow(c.index + 1, "in video", round(final.durations[c.index], 3), cost, f"clip by {how}".strip()))
+            rows.append(
+                SceneRow(scene_number(c.index), "in video", round(final.durations[c.index], 3), cost, f"clip by {how}".strip())
+            )
         elif c.index in final.skipped:
             reason = final.skipped[c.index]
-            rows.append(SceneRow(c.index + 1, "skipped", None, cost, f"rejected by the safety filter: {reason}"))
+            rows.append(SceneRow(scene_number(c.index), "skipped", None, cost, f"rejected by the safety filter: {reason}"))
         else:
             status = row.status.value if row is not None else "missing"
-            rows.append(SceneRow(c.index + 1, status, None, cost, "not in the video: its clip is not finished"))
+            rows.append(SceneRow(scene_number(c.index), status, None, cost, "not in the video: its clip is not finished"))
     return rows
 
 
@@ -96,10 +100,10 @@ def _stages(services: Services, state: ProjectState) -> list[tuple[str, str, str
     frames = [(f.row.provider, f.row.model) for f in state.frames if f.row is not None]
     clips = [(c.row.provider, c.row.model) for c in state.clips if c.row is not None]
     return [
-        ("storyboard", str(document.get("provider") or spec.providers.storyboard), str(document.get("model") or "-")),
-        ("characters", *used(sheets, spec.providers.keyframes)),
-        ("keyframes", *used(frames, spec.providers.keyframes)),
-        ("clips", *used(clips, spec.providers.clips)),
+        (STORYBOARD, str(document.get("provider") or spec.providers.storyboard), str(document.get("model") or "-")),
+        (CHARACTERS, *used(sheets, spec.providers.keyframes)),
+        (KEYFRAMES, *used(frames, spec.providers.keyframes)),
+        (CLIPS, *used(clips, spec.providers.clips)),
     ]
 
 
@@ -113,10 +117,10 @@ def project_summary(services: Services, project_id: str, final: FinalResult, *, 
         document = stored_document(services, project_id) or {}
         title = str((document.get("storyboard") or {}).get("title") or "")
     stage_cost = {
-        "storyboard": costs.storyboard,
-        "characters": costs.characters,
-        "keyframes": costs.keyframes,
-        "clips": costs.clips,
+        STORYBOARD: costs.storyboard,
+        CHARACTERS: costs.characters,
+        KEYFRAMES: costs.keyframes,
+        CLIPS: costs.clips,
     }
     clip_total = sum(final.durations.values())
     share = f", {costs.total / spec.max_cost_usd:.0%}" if spec.max_cost_usd > 0 else ""
@@ -132,7 +136,7 @@ def project_summary(services: Services, project_id: str, final: FinalResult, *, 
         f"style: {_cell(style)}",
     ]
     if final.skipped:
-        safety = "; ".join(f"Scene {i + 1} skipped ({_cell(r)})" for i, r in sorted(final.skipped.items()))
+        safety = "; ".join(f"Scene {scene_number(i)} skipped ({_cell(r)})" for i, r in sorted(final.skipped.items()))
     else:
         safety = "no scene was rejected"
     lines = [

@@ -13,7 +13,7 @@ import json
 import time
 import uuid
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote
 
 from . import media
@@ -32,7 +32,8 @@ from .wire import (
 )
 
 if TYPE_CHECKING:
-    from .server import Emulator
+    from .state import EmulatorState
+    from .videos import VideoFactory
 
 VIDEO_RESPONSE_TYPE = "type.googleapis.com/cloud.ai.large_models.vision.GenerateVideoResponse"
 DEFAULT_DURATION_S = 8.0
@@ -127,10 +128,24 @@ def _is_storyboard(value: Any) -> bool:
     return isinstance(value, dict) and isinstance(value.get("style_guide"), dict) and isinstance(value.get("scenes"), list)
 
 
+class ApiHost(Protocol):
+    """What the endpoints use of the emulator (``server.Emulator`` meets it): its settings,
+    faults, state and video factory. Through it, this module imports no ``server``."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def faults(self) -> Faults: ...
+    @property
+    def state(self) -> EmulatorState: ...
+    @property
+    def videos(self) -> VideoFactory: ...
+
+
 class Api:
     """Business logic of the emulated endpoints."""
 
-    def __init__(self, emulator: Emulator) -> None:
+    def __init__(self, emulator: ApiHost) -> None:
         self._emu = emulator
 
     # -- generateContent -------------------------------------------------------

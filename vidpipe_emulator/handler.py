@@ -4,6 +4,10 @@ Per API request the order is: classify kind -> count -> auth (401) -> log
 record -> ``latency[kind]`` sleep -> ``drop_first`` -> ``fail_first`` ->
 random ``rate_429``/``rate_503`` -> endpoint logic.  Control endpoints under
 ``/_emulator/`` bypass auth and faults.  Header values are never logged.
+
+The handler takes what it needs of the emulator through :class:`EmulatorHost` (a protocol that
+``server.Emulator`` meets), so this module imports no ``server`` and the arrows point one way:
+server -> handler -> api.
 """
 
 from __future__ import annotations
@@ -11,11 +15,12 @@ from __future__ import annotations
 import json
 import socket
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Mapping
-from http.server import BaseHTTPRequestHandler
-from typing import TYPE_CHECKING, Any
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from .api import content_kind, describe
@@ -24,11 +29,35 @@ from .state import RequestRecord
 from .wire import GCS_OBJECT_RE, MODEL_METHOD_RE, OPERATION_GET_RE, BadRequest, Reply, error_reply
 
 if TYPE_CHECKING:
-    from .server import EmulatorHTTPServer
+    from .api import Api
+    from .config import Faults, Settings
+    from .state import EmulatorState
 
 _MAX_BODY = 512 * 1024 * 1024
 #: (endpoint kind, model or None, extra routing info)
 _Route = tuple[str, str | None, dict[str, str]]
+
+
+class EmulatorHost(Protocol):
+    """What the HTTP layer uses of the emulator (``server.Emulator``)."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def faults(self) -> Faults: ...
+    @property
+    def state(self) -> EmulatorState: ...
+    @property
+    def api(self) -> Api: ...
+    @property
+    def request_log(self) -> list[RequestRecord]: ...
+    def stats(self) -> dict[str, Any]: ...
+    def operation_timings(self) -> list[dict[str, Any]]: ...
+    def config_snapshot(self) -> dict[str, Any]: ...
+    def configure(self, **changes: Any) -> None: ...
+    def reset(self, settings: bool = False) -> None: ...
+    def expire_operations(self) -> int: ...
+    def finish_operations(self) -> int: ...
 
 
 class _Drop(Exception):
@@ -230,3 +259,36 @@ class EmulatorHandler(BaseHTTPRequestHandler):
             emu.reset(settings=bool(body.get("settings") or body.get("reset_settings")))
             return Reply(body=emu.stats())
         return error_reply(404, f"unknown control endpoint {method} {path}")
+
+
+class EmulatorHTTPServer(ThreadingHTTPServer):
+    """ThreadingHTTPServer that tracks open sockets so ``stop()`` can cut keep-alives."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], emulator: EmulatorHost) -> None:
+        self.emulator = emulator
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+        super().__init__(address, EmulatorHandler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._open_lock:
+            self._open.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def close_open_connections(self) -> None:
+        with self._open_lock:
+            sockets = list(self._open)
+            self._open.clear()
+        for sock in sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass

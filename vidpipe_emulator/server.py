@@ -3,51 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
-import socket
 import threading
-from http.server import ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote
 
 from .api import Api
 from .config import Faults, Settings, apply_faults, apply_settings, split_overrides
-from .handler import EmulatorHandler
+from .handler import EmulatorHTTPServer
 from .state import EmulatorState, RequestRecord
 from .videos import VideoFactory
-
-
-class EmulatorHTTPServer(ThreadingHTTPServer):
-    """ThreadingHTTPServer that tracks open sockets so ``stop()`` can cut keep-alives."""
-
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, address: tuple[str, int], emulator: Emulator) -> None:
-        self.emulator = emulator
-        self._open: set[socket.socket] = set()
-        self._open_lock = threading.Lock()
-        super().__init__(address, EmulatorHandler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self._open_lock:
-            self._open.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._open_lock:
-            self._open.discard(request)
-        super().shutdown_request(request)
-
-    def close_open_connections(self) -> None:
-        with self._open_lock:
-            sockets = list(self._open)
-            self._open.clear()
-        for sock in sockets:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
 
 class Emulator:

@@ -37,11 +37,11 @@ from vidpipe_core.providers.google import (
     GoogleClips,
     GoogleKeyframes,
     GoogleProvider,
-    _parse_storyboard,
     aspect_ratio_error,
     google_credentials_status,
     operation_ref,
 )
+from vidpipe_core.providers.google.storyboard import _parse_storyboard
 from vidpipe_core.retry import backoff_delay, is_transient_google, retry_call
 from vidpipe_core.schemas import ProjectSpec, StageProviders, StyleGuide
 

@@ -26,8 +26,7 @@ from vidpipe_core.providers import keyframe_provider
 from vidpipe_core.providers.base import CharacterSheet, KeyframeRequest
 from vidpipe_core.providers.google import max_input_images
 from vidpipe_core.schemas import Storyboard, StyleGuide
-from vidpipe_core.steps.keyframes import spent_usd
-from vidpipe_core.steps.state import frame_characters, frame_fingerprint, resolve_state, write_storyboard_file
+from vidpipe_core.steps.state import frame_characters, frame_fingerprint, resolve_state, spent_usd, write_storyboard_file
 from vidpipe_core.steps.storyboard import stage_models
 from vidpipe_dagster.cli import app
 from vidpipe_dagster.resume import plan_resume

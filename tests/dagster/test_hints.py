@@ -14,8 +14,7 @@ from typer.testing import CliRunner
 from vidpipe_core import media
 from vidpipe_core.steps.clips import SAFE_PREFIX
 from vidpipe_core.steps.edit import edit_scene
-from vidpipe_core.steps.keyframes import spent_usd
-from vidpipe_core.steps.state import resolve_state
+from vidpipe_core.steps.state import resolve_state, spent_usd
 from vidpipe_core.storage import Layout
 from vidpipe_dagster.cli import app
 from vidpipe_dagster.runner import register, render

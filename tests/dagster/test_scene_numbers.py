@@ -22,8 +22,7 @@ from vidpipe_core import media
 from vidpipe_core.liveness import this_host
 from vidpipe_core.projects import load_spec
 from vidpipe_core.providers.animatic.motion import caption_box, draw_caption
-from vidpipe_core.steps.keyframes import spent_usd
-from vidpipe_core.steps.state import resolve_state
+from vidpipe_core.steps.state import resolve_state, spent_usd
 from vidpipe_core.storage import Layout
 from vidpipe_dagster.cli import app
 from vidpipe_dagster.healing import HEARTBEAT_TAG, HOST_TAG, PARTITION_TAG, PID_TAG

@@ -9,13 +9,14 @@ from typing import cast
 from vidpipe_core.config import ProviderName, Settings
 from vidpipe_core.errors import ConfigurationError, InvalidInput
 from vidpipe_core.providers.base import ClipProvider, KeyframeProvider, StoryboardProvider
+from vidpipe_core.steps import CLIPS, KEYFRAMES, STORYBOARD
 
 PROVIDERS = ("animatic", "google")
-STAGES = ("storyboard", "keyframes", "clips")
+PROVIDER_STAGES = (STORYBOARD, KEYFRAMES, CLIPS)  # the stages a provider makes (characters use the keyframe provider)
 
 
 def google_ready(env: Mapping[str, str] | None = None) -> tuple[bool, str]:
-    from vidpipe_core.providers.google import google_credentials_status
+    from vidpipe_core.providers.google.client import google_credentials_status
 
     return google_credentials_status(os.environ if env is None else env)
 
@@ -37,12 +38,12 @@ def resolve_stage_providers(settings: Settings, provider: str | None = None, **p
         {}
         if provider
         else {
-            "storyboard": settings.storyboard_provider,
-            "keyframes": settings.keyframe_provider,
-            "clips": settings.clip_provider,
+            STORYBOARD: settings.storyboard_provider,
+            KEYFRAMES: settings.keyframe_provider,
+            CLIPS: settings.clip_provider,
         }
     )
-    chosen = {stage: auto(per_stage.get(stage) or configured.get(stage) or default) for stage in STAGES}
+    chosen = {stage: auto(per_stage.get(stage) or configured.get(stage) or default) for stage in PROVIDER_STAGES}
     if "google" in chosen.values():
         ok, message = google_ready()
         if not ok:

@@ -7,14 +7,11 @@ import enum
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from vidpipe_core.cancel import NEVER, CancelToken
+from vidpipe_core.poll_types import PollObservation, PollSchedule
 from vidpipe_core.schemas import ProjectSpec, Storyboard, StyleGuide
-
-if TYPE_CHECKING:
-    from vidpipe_core.polling import PollSchedule
 
 
 @dataclass(frozen=True)
@@ -83,18 +80,6 @@ class ClipOutcomeKind(str, enum.Enum):
     DONE = "done"
     REJECTED = "rejected"
     FAILED = "failed"
-
-
-@dataclass(frozen=True)
-class PollObservation:
-    """What the polls of one wait saw (wall clock, aware UTC): when the last poll that found the
-    operation running was sent (None: the first poll found it done), and when the poll that first
-    found it done was sent and answered. The provider's latency lies between the first and the
-    last; vidpipe_core.polling learns from it."""
-
-    running_seen_at: datetime | None
-    done_asked_at: datetime
-    done_seen_at: datetime
 
 
 @dataclass

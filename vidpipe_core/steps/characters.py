@@ -15,22 +15,21 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from PIL import Image
-from sqlalchemy import select
 
 from vidpipe_core.cost import guard_budget, image_cost, usage_cost
 from vidpipe_core.errors import VidpipeError
 from vidpipe_core.integrity import Damage, DamagedArtifacts
-from vidpipe_core.models import CharacterSheetRow, KeyframeStatus
+from vidpipe_core.models import CharacterSheetRow
 from vidpipe_core.providers import keyframe_provider
 from vidpipe_core.providers.base import KeyframeProvider, SheetRequest
 from vidpipe_core.services import Services
-from vidpipe_core.steps.keyframes import cascade_cost, spent_usd
+from vidpipe_core.steps import CHARACTERS
+from vidpipe_core.steps.keyframes import cascade_cost
 from vidpipe_core.steps.locking import step_lock
 from vidpipe_core.steps.report import Action, ItemReport, Progress, ProgressEvent, StepReport, no_progress
-from vidpipe_core.steps.state import ProjectState, SheetState, checked_sheets, resolve_state
+from vidpipe_core.steps.state import ProjectState, SheetState, checked_sheets, record_image, resolve_state, spent_usd
 from vidpipe_core.storage import Layout, sha256_bytes
 
-STAGE = "characters"
 SHEET_WORKERS = 4  # reference sheets rendered at once
 
 
@@ -70,7 +69,7 @@ def _make_characters(services: Services, project_id: str, repair: bool, progress
     spec, settings = state.spec, services.settings
     provider = keyframe_provider(spec.providers.keyframes, settings)
     model = provider.model_for(spec)
-    report = CharactersReport(STAGE, provider.name, model, sheets=state.sheets)
+    report = CharactersReport(CHARACTERS, provider.name, model, sheets=state.sheets)
     good, damaged = checked_sheets(services, state)
     reproducible = bool(getattr(provider, "reproducible", False))
     if damaged and not repair and not reproducible:
@@ -79,7 +78,7 @@ def _make_characters(services: Services, project_id: str, repair: bool, progress
             for name, problem in damaged.items()
         ]
         raise DamagedArtifacts(
-            STAGE,
+            CHARACTERS,
             project_id,
             found,
             redo_cost(services, state, list(damaged)),
@@ -89,7 +88,7 @@ def _make_characters(services: Services, project_id: str, repair: bool, progress
     to_make = [c for c in state.sheets if not c.done or c.name in damaged]
     report.projected_usd = image_cost(settings, model, len(to_make))
     if to_make:
-        guard_budget(STAGE, spent_usd(services, project_id), report.projected_usd, spec.max_cost_usd, project_id)
+        guard_budget(CHARACTERS, spent_usd(services, project_id), report.projected_usd, spec.max_cost_usd, project_id)
 
     total = len(state.sheets)
     pngs: dict[int, bytes] = {}
@@ -99,7 +98,7 @@ def _make_characters(services: Services, project_id: str, repair: bool, progress
         if sheet.done and sheet.row is not None and data is not None:
             pngs[i] = data
             report.items.append(ItemReport(i, Action.REUSED, sheet.fingerprint, path=sheet.row.path, detail=sheet.name))
-            progress(ProgressEvent(STAGE, f"{sheet_label(sheet.name)} reused", done=i + 1, total=total))
+            progress(ProgressEvent(CHARACTERS, f"{sheet_label(sheet.name)} reused", done=i + 1, total=total))
         else:
             missing.append(i)
 
@@ -135,7 +134,7 @@ def _render(
     damaged = damage is not None
     progress(
         ProgressEvent(
-            STAGE, f"{'re-rendering damaged' if damaged else 'rendering'} {sheet_label(sheet.name)}", done=i, total=total
+            CHARACTERS, f"{'re-rendering damaged' if damaged else 'rendering'} {sheet_label(sheet.name)}", done=i, total=total
         )
     )
     request = SheetRequest(
@@ -150,7 +149,7 @@ def _render(
     sha = sha256_bytes(png)
     if damaged and not repair and sheet.row is not None and sheet.row.sha256 != sha:
         raise DamagedArtifacts(
-            STAGE,
+            CHARACTERS,
             spec.id,
             [Damage(sheet_label(sheet.name), str(damage), "rendering it again gave different bytes")],
             redo_cost(services, state, [sheet.name]),
@@ -163,43 +162,14 @@ def _render(
     services.store.write_bytes(spec.id, relpath, png)
     cost = usage_cost(services.settings, model, usage)
     same = damaged and sheet.row is not None and sheet.row.sha256 == sha
-    sheet.row = _record(services, spec.id, sheet, provider.name, model, relpath, sha, width, height, cost)
+    key = {"project_id": spec.id, "name": sheet.name, "fingerprint": sheet.fingerprint}
+    sheet.row = record_image(services, CharacterSheetRow, key, provider.name, model, relpath, sha, width, height, cost)
     action = Action.REPAIRED if same else Action.GENERATED
     detail = sheet.name + (
         " (damaged file rendered again, same bytes)" if same else (" (damaged file replaced by a new render)" if damaged else "")
     )
     report.items.append(ItemReport(i, action, sheet.fingerprint, cost_usd=cost, path=relpath, detail=detail))
-    progress(ProgressEvent(STAGE, f"{sheet_label(sheet.name)} {'repaired' if same else 'rendered'}", done=i + 1, total=total))
+    progress(
+        ProgressEvent(CHARACTERS, f"{sheet_label(sheet.name)} {'repaired' if same else 'rendered'}", done=i + 1, total=total)
+    )
     return png
-
-
-def _record(
-    services: Services,
-    project_id: str,
-    sheet: SheetState,
-    provider: str,
-    model: str,
-    relpath: str,
-    sha: str,
-    width: int,
-    height: int,
-    cost: float,
-) -> CharacterSheetRow:
-    """Record a stored sheet as done (the bytes are already in place); the recorded row."""
-    with services.db.session() as s:
-        row = s.scalars(
-            select(CharacterSheetRow).where(
-                CharacterSheetRow.project_id == project_id,
-                CharacterSheetRow.name == sheet.name,
-                CharacterSheetRow.fingerprint == sheet.fingerprint,
-            )
-        ).first()
-        if row is None:
-            row = CharacterSheetRow(
-                project_id=project_id, name=sheet.name, fingerprint=sheet.fingerprint, provider=provider, model=model
-            )
-            s.add(row)
-        row.status, row.path, row.sha256, row.width, row.height = KeyframeStatus.DONE, relpath, sha, width, height
-        row.cost_usd = (row.cost_usd or 0.0) + cost
-        row.error = None
-    return row

@@ -32,10 +32,10 @@ from vidpipe_core.providers.base import ClipOutcome, ClipOutcomeKind, ClipProvid
 from vidpipe_core.scenes import check_scene_indices, frame_label, scene_label
 from vidpipe_core.schemas import ProjectSpec
 from vidpipe_core.services import Services
-from vidpipe_core.steps.keyframes import spent_usd
+from vidpipe_core.steps import CLIPS
 from vidpipe_core.steps.locking import default_run_id, step_lock
 from vidpipe_core.steps.report import Action, ItemReport, Progress, ProgressEvent, StepReport, no_progress
-from vidpipe_core.steps.state import ClipState, ProjectState, damaged_clips, resolve_state, resubmits_rejected
+from vidpipe_core.steps.state import ClipState, ProjectState, damaged_clips, resolve_state, resubmits_rejected, spent_usd
 from vidpipe_core.storage import Layout, sha256_bytes
 
 log = logging.getLogger("vidpipe.clips")
@@ -105,13 +105,13 @@ def _make_clips(
     spec, settings = state.spec, services.settings
     provider = clip_provider(spec.providers.clips, settings)
     model = provider.model_for(spec)
-    report = StepReport("clips", provider.name, model)
+    report = StepReport(CLIPS, provider.name, model)
 
     to_pay = len(state.clips_to_pay())
     if repair:
         to_pay += len(damaged_clips(services, state))  # at worst every damaged clip is paid for again
     report.projected_usd = video_cost(settings, model, to_pay * spec.clip_duration, spec.generate_audio)
-    guard_budget("clips", spent_usd(services, project_id), report.projected_usd, spec.max_cost_usd, project_id)
+    guard_budget(CLIPS, spent_usd(services, project_id), report.projected_usd, spec.max_cost_usd, project_id)
 
     total = len(state.clips)
     counter = {"done": 0}
@@ -119,7 +119,7 @@ def _make_clips(
     cancel = CancelToken()
 
     def beat(scene: int, line: str) -> None:
-        progress(ProgressEvent("clips", f"{scene_label(scene)}: {line}", scene=scene, done=counter["done"], total=total))
+        progress(ProgressEvent(CLIPS, f"{scene_label(scene)}: {line}", scene=scene, done=counter["done"], total=total))
 
     def run(c: ClipState) -> ItemReport:
         worker = _SceneWorker(services, state, c, provider, model, run_id, slots, beat, cancel, repair)
@@ -128,9 +128,7 @@ def _make_clips(
             counter["done"] += 1
             done = counter["done"]
         progress(
-            ProgressEvent(
-                "clips", f"{scene_label(c.index)} {item.action.value}", scene=c.index, done=done, total=total, item=item
-            )
+            ProgressEvent(CLIPS, f"{scene_label(c.index)} {item.action.value}", scene=c.index, done=done, total=total, item=item)
         )
         return item
 
@@ -149,20 +147,20 @@ def _make_clips(
     failed = [i for i in report.items if i.action == Action.FAILED]
     damaged = [i for i in report.items if i.action == Action.DAMAGED]
     if len(failed) == 1 and not damaged:  # one scene: the error carries it (the CLI and --json show it)
-        raise ProviderError("clips", failed[0].detail, scene=failed[0].index)
+        raise ProviderError(CLIPS, failed[0].detail, scene=failed[0].index)
     if failed:
-        raise ProviderError("clips", "; ".join(f"{scene_label(i.index)}: {i.detail}" for i in failed + damaged))
+        raise ProviderError(CLIPS, "; ".join(f"{scene_label(i.index)}: {i.detail}" for i in failed + damaged))
     if damaged:
         cost = video_cost(settings, model, len(damaged) * spec.clip_duration, spec.generate_audio)
         raise DamagedArtifacts(
-            "clips",
+            CLIPS,
             project_id,
             [Damage(f"the clip of {scene_label(i.index)}", i.detail, "no free copy is left") for i in damaged],
             cost,
         )
     rejected = [i for i in report.items if i.action == Action.REJECTED]
     if rejected and spec.safety_policy != "skip":
-        raise SafetyRejected("clips", rejected[0].index, [f"{scene_label(i.index)}: {i.detail}" for i in rejected])
+        raise SafetyRejected(CLIPS, rejected[0].index, [f"{scene_label(i.index)}: {i.detail}" for i in rejected])
     return report
 
 

@@ -9,6 +9,7 @@ from vidpipe_core.cost import video_cost
 from vidpipe_core.providers import clip_provider, keyframe_provider
 from vidpipe_core.scenes import frame_label, scene_label
 from vidpipe_core.services import Services
+from vidpipe_core.steps import CHARACTERS, CLIPS, KEYFRAMES, STORYBOARD
 from vidpipe_core.steps.characters import redo_cost, sheet_label
 from vidpipe_core.steps.keyframes import cascade_cost
 from vidpipe_core.steps.state import (
@@ -38,7 +39,7 @@ def find_damage(services: Services, state: ProjectState) -> list[Finding]:
     if document is not None and not storyboard_file_ok(services, spec.id, document):
         found.append(
             Finding(
-                "storyboard",
+                STORYBOARD,
                 -1,
                 "storyboard.json",
                 "missing or different from the stored plan",
@@ -51,12 +52,12 @@ def find_damage(services: Services, state: ProjectState) -> list[Finding]:
     for name, problem in checked_sheets(services, state)[1].items():
         index = next(i for i, c in enumerate(state.sheets) if c.name == name)
         if getattr(kp, "reproducible", False):
-            found.append(Finding("characters", index, sheet_label(name), problem, f"rendered again by {kp.name} at no cost", 0.0))
+            found.append(Finding(CHARACTERS, index, sheet_label(name), problem, f"rendered again by {kp.name} at no cost", 0.0))
         else:
             cost = redo_cost(services, state, [name])
             found.append(
                 Finding(
-                    "characters",
+                    CHARACTERS,
                     index,
                     sheet_label(name),
                     problem,
@@ -67,12 +68,12 @@ def find_damage(services: Services, state: ProjectState) -> list[Finding]:
             )
     for k, problem in sorted(checked_frames(services, state)[1].items()):
         if getattr(kp, "reproducible", False):
-            found.append(Finding("keyframes", k, frame_label(k, n), problem, f"rendered again by {kp.name} at no cost", 0.0))
+            found.append(Finding(KEYFRAMES, k, frame_label(k, n), problem, f"rendered again by {kp.name} at no cost", 0.0))
         else:
             cost = cascade_cost(services, state, k)
             found.append(
                 Finding(
-                    "keyframes",
+                    KEYFRAMES,
                     k,
                     frame_label(k, n),
                     problem,
@@ -93,5 +94,5 @@ def find_damage(services: Services, state: ProjectState) -> list[Finding]:
                 if row is not None and row.operation_name
                 else regenerate
             )
-            found.append(Finding("clips", i, f"the clip of {scene_label(i)}", problem, repair, cost))
+            found.append(Finding(CLIPS, i, f"the clip of {scene_label(i)}", problem, repair, cost))
     return found

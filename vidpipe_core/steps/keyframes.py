@@ -14,12 +14,13 @@ from sqlalchemy import select
 from vidpipe_core.cost import guard_budget, image_cost, usage_cost, video_cost
 from vidpipe_core.errors import VidpipeError
 from vidpipe_core.integrity import Damage, DamagedArtifacts, read_checked
-from vidpipe_core.models import Keyframe, KeyframeStatus
+from vidpipe_core.models import Keyframe
 from vidpipe_core.providers import clip_provider, keyframe_provider
 from vidpipe_core.providers.base import CharacterSheet, KeyframeProvider, KeyframeRequest
 from vidpipe_core.scenes import frame_label
 from vidpipe_core.schemas import ProjectSpec
 from vidpipe_core.services import Services
+from vidpipe_core.steps import KEYFRAMES
 from vidpipe_core.steps.locking import step_lock
 from vidpipe_core.steps.report import Action, ItemReport, Progress, ProgressEvent, StepReport, no_progress
 from vidpipe_core.steps.state import (
@@ -29,9 +30,10 @@ from vidpipe_core.steps.state import (
     checked_sheets,
     frame_caption,
     frame_fingerprint,
-    ledger_costs,
+    record_image,
     resolve_state,
     sheet_shas,
+    spent_usd,
 )
 from vidpipe_core.storage import Layout, sha256_bytes
 
@@ -46,11 +48,6 @@ class KeyframesReport(StepReport):
     spec: ProjectSpec | None = None
     frames: list[FrameState] = field(default_factory=list)
     pngs: list[bytes] = field(default_factory=list)
-
-
-def spent_usd(services: Services, project_id: str) -> float:
-    """What the project's character sheets, keyframes and clips have cost so far (the ledger)."""
-    return ledger_costs(services, project_id).media
 
 
 def make_keyframes(
@@ -120,7 +117,7 @@ def _check_stored(
             for k, problem in sorted(damaged.items())
         ]
         raise DamagedArtifacts(
-            "keyframes",
+            KEYFRAMES,
             state.spec.id,
             found,
             cost,
@@ -137,7 +134,7 @@ def _make_keyframes(services: Services, project_id: str, repair: bool, progress:
     spec, settings = state.spec, services.settings
     provider = keyframe_provider(spec.providers.keyframes, settings)
     model = provider.model_for(spec)
-    report = KeyframesReport("keyframes", provider.name, model, spec=spec)
+    report = KeyframesReport(KEYFRAMES, provider.name, model, spec=spec)
     sheets = _sheets(services, state)
     good, damaged = _check_stored(services, state, provider, repair)
 
@@ -145,7 +142,7 @@ def _make_keyframes(services: Services, project_id: str, repair: bool, progress:
     if damaged and not getattr(provider, "reproducible", False):
         missing = len(state.frames) - min(damaged)  # paid repair: the cascade from the first damaged frame
     report.projected_usd = image_cost(settings, model, missing)
-    guard_budget("keyframes", spent_usd(services, project_id), report.projected_usd, spec.max_cost_usd, project_id)
+    guard_budget(KEYFRAMES, spent_usd(services, project_id), report.projected_usd, spec.max_cost_usd, project_id)
 
     total, n = len(state.frames), len(state.scenes)
     reference: bytes | None = None
@@ -161,7 +158,7 @@ def _make_keyframes(services: Services, project_id: str, repair: bool, progress:
                 reference, reference_sha = data, frame.row.sha256
                 report.pngs.append(data)
                 report.items.append(ItemReport(k, Action.REUSED, frame.fingerprint, path=frame.row.path))
-                progress(ProgressEvent("keyframes", f"{frame_label(k, n)} reused", scene=k, done=k + 1, total=total))
+                progress(ProgressEvent(KEYFRAMES, f"{frame_label(k, n)} reused", scene=k, done=k + 1, total=total))
                 continue
             damaged[k] = problem or "unreadable"
         reference = _render(services, state, frame, provider, model, reference, sheets, damaged.get(k), repair, report, progress)
@@ -219,14 +216,14 @@ def _render(
     assert frame.fingerprint is not None
     progress(
         ProgressEvent(
-            "keyframes", f"{'re-rendering damaged' if damaged else 'rendering'} {frame_label(k, n)}", scene=k, done=k, total=total
+            KEYFRAMES, f"{'re-rendering damaged' if damaged else 'rendering'} {frame_label(k, n)}", scene=k, done=k, total=total
         )
     )
     png, usage = provider.render(_request(state, k, reference, sheets))
     if damaged and not repair and frame.row is not None and frame.row.sha256 != sha256_bytes(png):
         cost = cascade_cost(services, state, k)
         raise DamagedArtifacts(
-            "keyframes",
+            KEYFRAMES,
             project_id,
             [Damage(frame_label(k, n), str(damage), "rendering it again gave different bytes")],
             cost,
@@ -240,38 +237,12 @@ def _render(
     cost = usage_cost(services.settings, model, usage)
     sha = sha256_bytes(png)
     same = damaged and frame.row is not None and frame.row.sha256 == sha
-    frame.row = _record(services, project_id, k, frame.fingerprint, provider.name, model, relpath, sha, width, height, cost)
+    key = {"project_id": project_id, "frame_index": k, "fingerprint": frame.fingerprint}
+    frame.row = record_image(services, Keyframe, key, provider.name, model, relpath, sha, width, height, cost)
     action = Action.REPAIRED if same else Action.GENERATED
     detail = "damaged file rendered again, same bytes" if same else ("damaged file replaced by a new render" if damaged else "")
     report.items.append(ItemReport(k, action, frame.fingerprint, cost_usd=cost, path=relpath, detail=detail))
     progress(
-        ProgressEvent("keyframes", f"{frame_label(k, n)} {'repaired' if same else 'rendered'}", scene=k, done=k + 1, total=total)
+        ProgressEvent(KEYFRAMES, f"{frame_label(k, n)} {'repaired' if same else 'rendered'}", scene=k, done=k + 1, total=total)
     )
     return png
-
-
-def _record(
-    services: Services,
-    project_id: str,
-    k: int,
-    fp: str,
-    provider: str,
-    model: str,
-    relpath: str,
-    sha: str,
-    width: int,
-    height: int,
-    cost: float,
-) -> Keyframe:
-    """Record a stored frame as done (the bytes are already in place); the recorded row."""
-    with services.db.session() as s:
-        row = s.scalars(
-            select(Keyframe).where(Keyframe.project_id == project_id, Keyframe.frame_index == k, Keyframe.fingerprint == fp)
-        ).first()
-        if row is None:
-            row = Keyframe(project_id=project_id, frame_index=k, fingerprint=fp, provider=provider, model=model)
-            s.add(row)
-        row.status, row.path, row.sha256, row.width, row.height = KeyframeStatus.DONE, relpath, sha, width, height
-        row.cost_usd = (row.cost_usd or 0.0) + cost
-        row.error = None
-    return row

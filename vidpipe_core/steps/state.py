@@ -5,15 +5,16 @@ nothing stores a derived "scene status" that could disagree with it."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 from sqlalchemy import select
 
 from vidpipe_core.fingerprint import clip_fingerprint, keyframe_fingerprint, sheet_fingerprint
 from vidpipe_core.integrity import read_checked
-from vidpipe_core.models import CharacterSheetRow, ClipStatus, Keyframe, KeyframeStatus, Project, Scene, VideoClip
+from vidpipe_core.models import CharacterSheetRow, ClipStatus, Keyframe, Project, Scene, VideoClip
 from vidpipe_core.projects import load_spec
 from vidpipe_core.providers import clip_provider, keyframe_provider
 from vidpipe_core.providers.base import KeyframeProvider
@@ -37,7 +38,7 @@ class SheetState:
 
     @property
     def done(self) -> bool:
-        return self.row is not None and self.row.status == KeyframeStatus.DONE and bool(self.row.path)
+        return self.row is not None and self.row.made
 
 
 @dataclass
@@ -50,7 +51,7 @@ class FrameState:
 
     @property
     def done(self) -> bool:
-        return self.row is not None and self.row.status == KeyframeStatus.DONE
+        return self.row is not None and self.row.made
 
 
 @dataclass
@@ -221,6 +222,38 @@ def ledger_costs(services: Services, project_id: str) -> Costs:
         frames = sum(r.cost_usd for r in s.scalars(select(Keyframe).where(Keyframe.project_id == project_id)))
         clips = sum(r.cost_usd for r in s.scalars(select(VideoClip).where(VideoClip.project_id == project_id)))
     return Costs(float(document.get("cost_usd") or 0.0), float(sheets), float(frames), float(clips))
+
+
+def spent_usd(services: Services, project_id: str) -> float:
+    """What the project's character sheets, keyframes and clips have cost so far (the ledger)."""
+    return ledger_costs(services, project_id).media
+
+
+ImageRowT = TypeVar("ImageRowT", CharacterSheetRow, Keyframe)
+
+
+def record_image(
+    services: Services,
+    row_type: type[ImageRowT],
+    key: Mapping[str, Any],
+    provider: str,
+    model: str,
+    path: str,
+    sha256: str,
+    width: int,
+    height: int,
+    cost_usd: float,
+) -> ImageRowT:
+    """Record a stored image (the bytes are already in place) as made in the ledger row of
+    ``row_type`` keyed by ``key`` (project, sheet name or frame index, fingerprint), making the row
+    when there is none; the recorded row. The one writer of sheet and keyframe rows."""
+    with services.db.session() as s:
+        row = s.scalars(select(row_type).filter_by(**key)).first()
+        if row is None:
+            row = row_type(**key, provider=provider, model=model)
+            s.add(row)
+        row.record_done(path, sha256, width, height, cost_usd)
+    return row
 
 
 def project_nonce(services: Services, project_id: str) -> str | None:

@@ -10,10 +10,11 @@ from pathlib import Path
 from vidpipe_core import media
 from vidpipe_core.errors import InvalidInput, VidpipeError
 from vidpipe_core.integrity import read_checked
-from vidpipe_core.scenes import scene_label, scene_list
+from vidpipe_core.scenes import scene_label, scene_list, scene_number
 from vidpipe_core.schemas import ScenePlan
 from vidpipe_core.scratch import scratch_dir
 from vidpipe_core.services import Services
+from vidpipe_core.steps import FINAL_VIDEO
 from vidpipe_core.steps.locking import step_lock
 from vidpipe_core.steps.report import Progress, ProgressEvent, no_progress
 from vidpipe_core.steps.state import resolve_state
@@ -91,7 +92,7 @@ def _stage_checked_clips(services: Services, project_id: str, included: list[_Jo
         if problem is not None or data is None:
             damaged.append(f"the clip of {scene_label(c.index)}: {problem}")
             continue
-        staged.append(folder / f"scene_{c.index + 1:03d}.mp4")
+        staged.append(folder / f"scene_{scene_number(c.index):03d}.mp4")
         staged[-1].write_bytes(data)
     if damaged:
         raise VidpipeError(
@@ -134,12 +135,11 @@ def _make_final(
     if refused:  # `vidpipe render` would stop at the same refusal
         raise VidpipeError(
             f"project {project_id!r}: the safety filter refused {scene_list(refused)} (not submitted again under the "
-            f'`{spec.safety_policy}` safety policy); change its prompt (`vidpipe edit {project_id} --scene {refused[0] + 1} --motion "..."`) '
+            f'`{spec.safety_policy}` safety policy); change its prompt (`vidpipe edit {project_id} --scene {scene_number(refused[0])} --motion "..."`) '
             f"or leave it out of the video (`vidpipe edit {project_id} --safety-policy skip`), then `vidpipe resume {project_id}`"
         )
     if not state.clips or missing:
-        numbers = ", ".join(str(i + 1) for i in missing)
-        which = ("scene " if len(missing) == 1 else "scenes ") + numbers if state.clips else "any scene"
+        which = scene_list(missing) if state.clips else "any scene"
         raise VidpipeError(f"project {project_id!r} has no finished clip for {which}; run `vidpipe render {project_id}`")
     if not included:
         raise VidpipeError(  # resuming alone would meet the same refusals
@@ -150,13 +150,13 @@ def _make_final(
     # ffmpeg's inputs and its output live in this step's scratch folder, removed afterwards.
     with scratch_dir(services.settings.data_dir, "vidpipe-stitch") as tmp:
         paths = _stage_checked_clips(services, project_id, included, Path(tmp))
-        progress(ProgressEvent("final_video", f"stitching {len(included)} clips", total=1))
+        progress(ProgressEvent(FINAL_VIDEO, f"stitching {len(included)} clips", total=1))
         out = Path(tmp) / "final.mp4"
         info = media.stitch(paths, out, crossfade=crossfade, fade_in=fade_in_s, fade_out=fade_out_s)
         durations = [clip.duration_s for clip in info.clips]
         sha = sha256_file(out)
         target = services.store.put_file(project_id, Layout.FINAL, out)
-        progress(ProgressEvent("final_video", "final video written", done=1, total=1))
+        progress(ProgressEvent(FINAL_VIDEO, "final video written", done=1, total=1))
         if on_stitched is not None:
             on_stitched(out, info)
     expected = sum(durations) - max(0, len(durations) - 1) * crossfade

@@ -15,6 +15,7 @@ from vidpipe_core.projects import load_spec
 from vidpipe_core.providers import clip_provider, keyframe_provider, storyboard_provider
 from vidpipe_core.schemas import ProjectSpec, Storyboard
 from vidpipe_core.services import Services
+from vidpipe_core.steps import CLIPS, KEYFRAMES, STORYBOARD
 from vidpipe_core.steps.locking import step_lock
 from vidpipe_core.steps.report import Progress, ProgressEvent, no_progress
 from vidpipe_core.steps.state import (
@@ -54,9 +55,9 @@ def storyboard_fingerprint(spec: ProjectSpec, provider: str, model: str) -> str:
 def stage_models(services: Services, spec: ProjectSpec) -> dict[str, str]:
     s = services.settings
     return {
-        "storyboard": storyboard_provider(spec.providers.storyboard, s).model_for(spec),
-        "keyframes": keyframe_provider(spec.providers.keyframes, s).model_for(spec),
-        "clips": clip_provider(spec.providers.clips, s).model_for(spec),
+        STORYBOARD: storyboard_provider(spec.providers.storyboard, s).model_for(spec),
+        KEYFRAMES: keyframe_provider(spec.providers.keyframes, s).model_for(spec),
+        CLIPS: clip_provider(spec.providers.clips, s).model_for(spec),
     }
 
 
@@ -92,7 +93,7 @@ def _make_storyboard(services: Services, project_id: str, replan: bool, progress
         repaired = _ensure_file(services, project_id, stored)
         progress(
             ProgressEvent(
-                "storyboard",
+                STORYBOARD,
                 "storyboard.json was damaged or missing: rewritten from the database at no cost"
                 if repaired
                 else "reusing the stored storyboard",
@@ -113,11 +114,11 @@ def _make_storyboard(services: Services, project_id: str, replan: bool, progress
             repaired=repaired,
         )
 
-    guard_budget("storyboard", 0.0, projection.total_usd, spec.max_cost_usd, project_id)
-    progress(ProgressEvent("storyboard", f"planning {spec.scenes} scenes with {provider.name}", total=1))
+    guard_budget(STORYBOARD, 0.0, projection.total_usd, spec.max_cost_usd, project_id)
+    progress(ProgressEvent(STORYBOARD, f"planning {spec.scenes} scenes with {provider.name}", total=1))
     board, usage = provider.plan(spec)
     if len(board.scenes) != spec.scenes:
-        raise ProviderError("storyboard", f"planned {len(board.scenes)} scenes, {spec.scenes} were asked for")
+        raise ProviderError(STORYBOARD, f"planned {len(board.scenes)} scenes, {spec.scenes} were asked for")
     cost = usage_cost(services.settings, model, usage)
     document = {
         "fingerprint": fingerprint,
@@ -133,7 +134,7 @@ def _make_storyboard(services: Services, project_id: str, replan: bool, progress
         row.storyboard = document
     write_storyboard_file(services, project_id, document)
     _write_scene_rows(services, project_id, board)
-    progress(ProgressEvent("storyboard", "storyboard written", done=1, total=1))
+    progress(ProgressEvent(STORYBOARD, "storyboard written", done=1, total=1))
     return StoryboardResult(
         board, provider.name, model, False, cost, _after_storyboard(services, spec, models, board), fingerprint
     )

@@ -18,6 +18,7 @@ from vidpipe_core.providers.animatic.lexicon import (
     phrase_ends,
     time_of_day,
 )
+from vidpipe_core.scenes import scene_label
 from vidpipe_core.schemas import Character, ProjectSpec, ScenePlan, Storyboard, StyleGuide
 
 
@@ -201,7 +202,7 @@ def scene_texts(prompt: str, n: int) -> list[str]:
     for i, b in enumerate(beats):
         text = b[0].upper() + b[1:]
         if text.lower() in seen:
-            text = f"{text} (scene {i + 1})"
+            text = f"{text} ({scene_label(i)})"
         seen.add(text.lower())
         texts.append(text)
     return texts
@@ -377,18 +378,18 @@ def _scene_plan(i: int, texts: list[str], style: StyleGuide, cast: list[str], ti
     text = texts[i]
     move = CAMERA_MOVES[int(_unit("move", i, text) * len(CAMERA_MOVES))]
     nxt = texts[i + 1] if i + 1 < len(texts) else None
-    end = f"Closing frame of scene {i + 1}{_when(times[min(i + 1, len(texts) - 1)])}: {_lower_first(text)}, the moment settled"
+    end = f"Closing frame of {scene_label(i)}{_when(times[min(i + 1, len(texts) - 1)])}: {_lower_first(text)}, the moment settled"
     end += f", composed so the next scene can begin from it ({_lower_first(nxt)})" if nxt else ", a calm final image"
     return ScenePlan(
         description=f"{text}.",
-        start_frame_prompt=f"Opening frame of scene {i + 1}{_when(times[i])}: {_lower_first(text)}. {style.visual_style}.",
+        start_frame_prompt=f"Opening frame of {scene_label(i)}{_when(times[i])}: {_lower_first(text)}. {style.visual_style}.",
         end_frame_prompt=f"{end}. {style.visual_style}.",
         motion_prompt=f"Camera: {move} while {_lower_first(text)}; subjects move naturally from the opening to the closing frame.",
         transition_notes=("Fade in from black. " if i == 0 else "")
         + (
-            f"Continuous cut: scene {i + 1}'s last frame is scene {i + 2}'s first frame."
+            f"Continuous cut: {scene_label(i)}'s last frame is {scene_label(i + 1)}'s first frame."
             if nxt
-            else f"Final scene {i + 1}: hold on the last frame, then fade out to black."
+            else f"Final {scene_label(i)}: hold on the last frame, then fade out to black."
         ),
         characters=list(cast),
     )

@@ -24,11 +24,13 @@ from vidpipe_core.providers.base import (
     SheetRequest,
     Usage,
 )
+from vidpipe_core.scenes import scene_number
 from vidpipe_core.schemas import ProjectSpec, Storyboard
 from vidpipe_core.scratch import scratch_dir
+from vidpipe_core.steps import CLIPS
 
 if TYPE_CHECKING:
-    from vidpipe_core.polling import PollSchedule
+    from vidpipe_core.poll_types import PollSchedule
 
 MODEL = "animatic"
 
@@ -69,7 +71,7 @@ def clip_caption(request: ClipRequest) -> str:
     lines = [line.strip() for line in request.prompt.splitlines() if line.strip()]
     described = [line.removeprefix("Scene:").strip() for line in lines if line.startswith("Scene:")]
     text = described[0] if described else (lines[0] if lines else "")
-    return f"Scene {request.scene_index + 1}: {text}".rstrip(": ")
+    return f"Scene {scene_number(request.scene_index)}: {text}".rstrip(": ")
 
 
 class AnimaticProvider:
@@ -144,7 +146,7 @@ class AnimaticProvider:
     ) -> ClipOutcome:
         """Render the clip here and now (nothing to poll: ``schedule`` does not apply)."""
         if not operation.startswith("animatic:"):
-            raise ProviderError("clips", f"{operation!r} is not an animatic operation", scene=request.scene_index)
+            raise ProviderError(CLIPS, f"{operation!r} is not an animatic operation", scene=request.scene_index)
         size = media.dimensions(request.aspect_ratio, self.settings.animatic_resolution)
         limit = self.settings.local_renders
         waiting = (
