@@ -38,8 +38,7 @@ from vidpipe_core.scenes import frame_label, scene_label, scene_list
 from vidpipe_core.services import Services
 from vidpipe_core.steps import FINAL_VIDEO, KEYFRAMES, STAGES, STORYBOARD
 from vidpipe_core.steps.inspect import Finding, find_damage
-from vidpipe_core.steps.keyframes import spent_usd
-from vidpipe_core.steps.state import ProjectState, project_nonce, resolve_state
+from vidpipe_core.steps.state import ProjectState, project_nonce, resolve_state, spent_usd
 from vidpipe_core.steps.storyboard import stage_models
 from vidpipe_core.storage import Layout
 from vidpipe_dagster.healing import FINISHED, PARTITION_TAG, instance_liveness
