@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import base64
 import io
+import threading
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -181,6 +183,34 @@ def test_the_strip_reader_reads_each_clip_as_soon_as_it_is_added(tmp_path: Path)
     assert strip.data is not None and len(strip.cells) == 3
     with pytest.raises(MediaError, match="red.mp4"):  # without the reader the clips are needed
         previews.scene_strip(scenes)
+
+
+def test_the_strip_reader_reads_one_clip_at_a_time_until_the_strip_is_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    """While clips are being made one clip is decoded at a time (memory beside the clip encoder);
+    once the strip is asked for, every clip exists and the rest are read two at a time."""
+    lock, two_inside = threading.Lock(), threading.Event()
+    inside = peak = 0
+
+    def ends(scene: previews.StripScene) -> Any:
+        nonlocal inside, peak
+        with lock:
+            inside += 1
+            peak = max(peak, inside)
+            if inside == 2:
+                two_inside.set()
+        two_inside.wait(10)
+        with lock:
+            inside -= 1
+        return previews._Frames(scene.index, None, None, "read")
+
+    monkeypatch.setattr(previews, "_ends", ends)
+    scenes = [previews.StripScene(i, None) for i in range(3)]
+    with previews.StripReader() as reader:
+        for scene in scenes:
+            reader.add(scene)
+        assert not two_inside.wait(0.3) and peak == 1
+        assert [f.note for f in reader.frames(scenes)] == ["read"] * 3
+    assert peak == 2
 
 
 def test_scene_strip_over_budget_falls_back(tmp_path: Path) -> None:
