@@ -159,6 +159,64 @@ def poster(video: Path, duration_s: float, *, budget: int = POSTER_BUDGET) -> Pr
     return still(media.read_frame(video, at), alt="poster", budget=budget, what=f"frame at {at:.1f} s")
 
 
+SHEET_THUMB_WIDTH = 320  # a keyframe's cell in the contact sheet (media.contact_sheet_image)
+
+
+class SheetFrames:
+    """Keyframes shrunk to their contact-sheet cell in the background, as the keyframes step hands
+    each over (Pillow releases the GIL while it decodes and resamples), so that the sheet only has
+    to be drawn after the last frame. Each cell has the size ``media.contact_sheet_image`` gives
+    it: the first frame's aspect ratio at ``thumb_width``."""
+
+    def __init__(self, thumb_width: int = SHEET_THUMB_WIDTH) -> None:
+        self.thumb_width = thumb_width
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vidpipe-sheet")
+        self._shrunk: list[tuple[bytes, Future[Image.Image]]] = []
+        self._cell: tuple[int, int] | None = None  # set by the first frame (the worker runs them in order)
+
+    def _shrink(self, png: bytes) -> Image.Image:
+        with Image.open(io.BytesIO(png)) as im:
+            image = im.convert("RGB")
+        if self._cell is None:
+            self._cell = (self.thumb_width, max(1, round(self.thumb_width * image.height / image.width)))
+        image.thumbnail(self._cell, Image.Resampling.LANCZOS)
+        return image
+
+    def add(self, index: int, png: bytes) -> None:
+        """Frame ``index``'s bytes, in order from the first frame."""
+        if index == len(self._shrunk):
+            self._shrunk.append((png, self._pool.submit(self._shrink, png)))
+
+    def images(self, pngs: Sequence[bytes]) -> list[bytes | Image.Image]:
+        """``pngs`` for ``media.contact_sheet_image``: each frame shrunk already where these very
+        bytes were handed over in that place and decoded, else the bytes (decoded by the sheet)."""
+        out: list[bytes | Image.Image] = []
+        for i, png in enumerate(pngs):
+            image = None
+            if i < len(self._shrunk) and self._shrunk[i][0] == png:
+                try:
+                    image = self._shrunk[i][1].result()
+                except Exception:  # the sheet decodes these bytes itself and names the error
+                    image = None
+            out.append(image if image is not None else png)
+        first = out[0] if out else None
+        if isinstance(first, Image.Image) and self._cell != (
+            self.thumb_width,
+            max(1, round(self.thumb_width * first.height / first.width)),
+        ):
+            return list(pngs)  # the sheet would size its cells from the shrunk frame differently
+        return out
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def __enter__(self) -> SheetFrames:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 # --------------------------------------------------------------------------------------
 # The animated preview
 # --------------------------------------------------------------------------------------
@@ -488,7 +546,9 @@ __all__ = [
     "PREVIEW_BUDGET",
     "SHEET_BUDGET",
     "STRIP_BUDGET",
+    "SHEET_THUMB_WIDTH",
     "Preview",
+    "SheetFrames",
     "StoredClip",
     "StripReader",
     "StripScene",

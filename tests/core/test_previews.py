@@ -219,6 +219,28 @@ def test_scene_strip_over_budget_falls_back(tmp_path: Path) -> None:
     assert strip.data is None and "budget" in strip.markdown() and "data:" not in strip.markdown()
 
 
+@pytest.mark.parametrize("size", [(1366, 768), (768, 1366), (1024, 1024), (1365, 767), (641, 479), (1000, 333)])
+def test_contact_sheet_from_frames_shrunk_as_they_come_is_the_same(size: tuple[int, int]) -> None:
+    """The keyframes asset shrinks each frame while the next is being made: the sheet is the same,
+    pixel for pixel, as the one drawn from the PNGs at the end; bytes it was not handed (or that
+    changed) are decoded by the sheet itself."""
+    rng = np.random.default_rng(3)
+    pngs = []
+    for _ in range(5):
+        buf = io.BytesIO()
+        Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).save(buf, format="PNG")
+        pngs.append(buf.getvalue())
+    labels = [f"frame {i}" for i in range(5)]
+    expected = media.contact_sheet_image(pngs, labels=labels).tobytes()
+    with previews.SheetFrames() as frames:
+        for i, png in enumerate(pngs[:4]):
+            frames.add(i, png)
+        handed = frames.images([*pngs[:2], pngs[3], pngs[3], pngs[4]])
+        assert [isinstance(x, Image.Image) for x in handed] == [True, True, False, True, False]
+        images = frames.images(pngs)
+    assert media.contact_sheet_image(images, labels=labels).tobytes() == expected
+
+
 def test_stills_shrink_until_they_fit(tmp_path: Path) -> None:
     # A noisy 1920x1080 frame is far over budget at full size; the ladder brings it down.
     rng = np.random.default_rng(7)
