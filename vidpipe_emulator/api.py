@@ -215,7 +215,7 @@ class Api:
         aspect = params.get("aspectRatio") or media.DEFAULT_VIDEO_ASPECT
         media.parse_aspect_ratio(aspect, media.DEFAULT_VIDEO_ASPECT)
         for image in req.all_images:
-            media.decode_image(image)  # 400 early for undecodable inputs
+            self._emu.images.check_decodes(image)  # 400 early for undecodable inputs
         samples = max(1, min(MAX_SAMPLES, int(params.get("sampleCount") or 1)))
 
         outcome, word = self._outcome(req.prompt, faults)

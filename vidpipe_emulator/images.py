@@ -4,6 +4,8 @@ An image is a pure function of its request (prompt, height, aspect ratio, the re
 so a repeated request gets the very bytes a new render would give, without rendering them again:
 decoding the 768 px reference, blending and encoding a PNG cost the emulator ~45 ms of CPU per
 call, on the same cores as the client it serves. The configured latency is waited either way.
+An input image (a clip's first and last frame) is decoded once to refuse what does not decode;
+the same bytes again, or the bytes of a PNG rendered here, are known to decode.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ import hashlib
 import threading
 from collections import OrderedDict
 
-from .media import generate_png
+from .media import decode_image, generate_png
 
 _CACHE_LIMIT = 256
+_KNOWN_LIMIT = 4096
 
 
 class ImageFactory:
@@ -22,6 +25,7 @@ class ImageFactory:
         self._cache: OrderedDict[str, bytes] = OrderedDict()
         self._lock = threading.Lock()
         self._limit = limit
+        self._known: OrderedDict[str, None] = OrderedDict()  # sha256 of PNGs rendered here or decoded once
         self.renders = 0
 
     @staticmethod
@@ -47,4 +51,22 @@ class ImageFactory:
             self._cache[key] = data
             while len(self._cache) > self._limit:
                 self._cache.popitem(last=False)
+        self._remember(data)
         return data
+
+    def _remember(self, data: bytes) -> None:
+        digest = hashlib.sha256(data).hexdigest()
+        with self._lock:
+            self._known[digest] = None
+            self._known.move_to_end(digest)
+            while len(self._known) > _KNOWN_LIMIT:
+                self._known.popitem(last=False)
+
+    def check_decodes(self, data: bytes) -> None:
+        """Raise ``media.MediaError`` (HTTP 400) unless ``data`` is an image: decoded once per
+        distinct image (the bytes of a PNG this emulator rendered are known to decode)."""
+        with self._lock:
+            if hashlib.sha256(data).hexdigest() in self._known:
+                return
+        decode_image(data)
+        self._remember(data)
