@@ -377,9 +377,12 @@ def clips(context: dg.AssetExecutionContext, config: ClipsConfig, vidpipe: Vidpi
         )
         spec = load_spec(services, project_id)
         images = {}
-        if strip is not None:
-            images["strip"] = _image(_clip_strip(services, project_id, report, strip))
-        check = check_clips(services, project_id)
+        # The check probes every clip's file while the strip is drawn (both mostly outside the GIL).
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vidpipe-check") as pool:
+            checked = pool.submit(check_clips, services, project_id)
+            if strip is not None:
+                images["strip"] = _image(_clip_strip(services, project_id, report, strip))
+            check = checked.result()
     counts = report.counts
     context.log.info("clips: " + ", ".join(f"{n} {k}" for k, n in counts.items() if n))
     return _materialized(
