@@ -241,7 +241,9 @@ def _report(runs: dict, cal: dict, stats: dict, reps: int, quick: bool, n_def: i
         "storyboard text depends only on the first 80 characters of the prompt, so repeated runs of one N mostly "
         f"reuse encodes ({stats.get('video_encodes')} encodes for {stats.get('operations')} operations): as with a "
         "real Veo, the encode then does not load this machine; the calibration (fresh prompts) measures the "
-        "encode-included path.",
+        "encode-included path. Likewise it renders each distinct image request once "
+        f"({stats.get('image_renders', '–')} renders for {(stats.get('requests') or {}).get('image', '–')} image "
+        "requests; the configured latency is waited every time).",
         f"{reps} run(s) per in-process row, interleaved"
         + (
             f" (multiprocess: {reps} for N={sizes[0]}, 1 for larger N: see the 'ok' column)"
@@ -407,7 +409,9 @@ def _report(runs: dict, cal: dict, stats: dict, reps: int, quick: bool, n_def: i
         "t_stitch_s": summary(t_stitch_all),
         "calibration": cal,
         "rows": data_rows,
-        "emulator_stats": {k: stats.get(k) for k in ("requests", "peak_inflight", "operations", "video_encodes")},
+        "emulator_stats": {
+            k: stats.get(k) for k in ("requests", "peak_inflight", "operations", "video_encodes", "image_renders")
+        },
     }
     return report
 

@@ -365,6 +365,28 @@ def test_text_only_video_and_cache(google_env: GoogleEnv) -> None:
     assert stats["submissions_by_prompt"] == {"a paper plane": 2}
 
 
+def test_identical_image_requests_render_once(google_env: GoogleEnv) -> None:
+    client = google_env.client()
+    first = _image(client, "a lighthouse")
+    assert _image(client, "a lighthouse") == first  # the same bytes, from the cache
+    assert google_env.emulator.stats()["image_renders"] == 1
+    chained = _image(client, "a lighthouse", ref=first)
+    assert chained != first and _image(client, "a lighthouse", ref=first) == chained
+    assert _image(client, "a lighthouse", aspect="9:16") != first
+    assert google_env.emulator.stats()["image_renders"] == 3
+
+
+def test_a_video_request_with_an_image_that_does_not_decode_is_400(google_env: GoogleEnv) -> None:
+    client = google_env.client()
+    frame = _image(client, "a quiet pier")
+    broken = frame[: len(frame) // 2]  # a PNG cut in half: its header is fine
+    for first, last in ((broken, None), (frame, broken), (broken, broken)):
+        with pytest.raises(errors.ClientError) as info:
+            _submit(client, "a quiet pier", first, last, duration=1)
+        assert info.value.code == 400
+    assert _wait(client, _submit(client, "a quiet pier", frame, frame, duration=1)).response.generated_videos
+
+
 def test_operation_can_be_polled_by_name_only(google_env: GoogleEnv) -> None:
     client = google_env.client()
     op = _submit(client, "a comet", duration=1)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import io
 import math
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -158,6 +159,64 @@ def poster(video: Path, duration_s: float, *, budget: int = POSTER_BUDGET) -> Pr
     return still(media.read_frame(video, at), alt="poster", budget=budget, what=f"frame at {at:.1f} s")
 
 
+SHEET_THUMB_WIDTH = 320  # a keyframe's cell in the contact sheet (media.contact_sheet_image)
+
+
+class SheetFrames:
+    """Keyframes shrunk to their contact-sheet cell in the background, as the keyframes step hands
+    each over (Pillow releases the GIL while it decodes and resamples), so that the sheet only has
+    to be drawn after the last frame. Each cell has the size ``media.contact_sheet_image`` gives
+    it: the first frame's aspect ratio at ``thumb_width``."""
+
+    def __init__(self, thumb_width: int = SHEET_THUMB_WIDTH) -> None:
+        self.thumb_width = thumb_width
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vidpipe-sheet")
+        self._shrunk: list[tuple[bytes, Future[Image.Image]]] = []
+        self._cell: tuple[int, int] | None = None  # set by the first frame (the worker runs them in order)
+
+    def _shrink(self, png: bytes) -> Image.Image:
+        with Image.open(io.BytesIO(png)) as im:
+            image = im.convert("RGB")
+        if self._cell is None:
+            self._cell = (self.thumb_width, max(1, round(self.thumb_width * image.height / image.width)))
+        image.thumbnail(self._cell, Image.Resampling.LANCZOS)
+        return image
+
+    def add(self, index: int, png: bytes) -> None:
+        """Frame ``index``'s bytes, in order from the first frame."""
+        if index == len(self._shrunk):
+            self._shrunk.append((png, self._pool.submit(self._shrink, png)))
+
+    def images(self, pngs: Sequence[bytes]) -> list[bytes | Image.Image]:
+        """``pngs`` for ``media.contact_sheet_image``: each frame shrunk already where these very
+        bytes were handed over in that place and decoded, else the bytes (decoded by the sheet)."""
+        out: list[bytes | Image.Image] = []
+        for i, png in enumerate(pngs):
+            image = None
+            if i < len(self._shrunk) and self._shrunk[i][0] == png:
+                try:
+                    image = self._shrunk[i][1].result()
+                except Exception:  # the sheet decodes these bytes itself and names the error
+                    image = None
+            out.append(image if image is not None else png)
+        first = out[0] if out else None
+        if isinstance(first, Image.Image) and self._cell != (
+            self.thumb_width,
+            max(1, round(self.thumb_width * first.height / first.width)),
+        ):
+            return list(pngs)  # the sheet would size its cells from the shrunk frame differently
+        return out
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def __enter__(self) -> SheetFrames:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 # --------------------------------------------------------------------------------------
 # The animated preview
 # --------------------------------------------------------------------------------------
@@ -198,7 +257,8 @@ def _sample_args(video: Path, frames_dir: Path, *, rate: float, longest: int, po
 def _encoder(fmt: str, quality: int, base: str) -> list[str]:
     """The filter graph (``base``, then for GIF its own palette) and the encoder's options."""
     if fmt == "webp":
-        opts = ["-c:v", "libwebp_anim", "-lossless", "0", "-quality", str(quality), "-compression_level", "4"]
+        # Effort 2 of 6: ~5 % more bytes than 4 (far inside the budget) for about half the encoder's CPU.
+        opts = ["-c:v", "libwebp_anim", "-lossless", "0", "-quality", str(quality), "-compression_level", "2"]
         return ["-vf", base, *opts, "-loop", "0", "-f", "webp"]
     colors = max(16, min(256, quality * 3))
     palette = f"split[a][b];[a]palettegen=max_colors={colors}:stats_mode=diff[p];[b][p]paletteuse=dither=bayer:bayer_scale=3"
@@ -393,19 +453,29 @@ class StripReader:
     """Reads scenes' first and last frames in the background (PyAV releases the GIL while it
     decodes), as soon as each clip is ``add``-ed: the clips step adds each clip when it is saved,
     so the frames are read while the other clips are still being made, and only the drawing is
-    left when the last one is done. ``workers`` clips at a time: one while clips are being made
-    (a second 1080p decoder beside the animatic's encoder cost ~40 MiB of peak), two when a strip
-    is made of clips that all exist."""
+    left when the last one is done. ``workers`` clips at a time while clips are being made (one: a
+    second 1080p decoder beside the animatic's encoder cost ~40 MiB of peak), STRIP_WORKERS once
+    ``frames`` is asked for (every clip exists then: the last wave's reads are not queued behind
+    one another)."""
 
     def __init__(self, workers: int = 1) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vidpipe-strip")
+        self._workers = workers
+        self._pool = ThreadPoolExecutor(max_workers=max(workers, STRIP_WORKERS), thread_name_prefix="vidpipe-strip")
+        self._gate = threading.Semaphore(workers)
         self._read: dict[StripScene, Future[_Frames]] = {}
+
+    def _ends(self, scene: StripScene) -> _Frames:
+        with self._gate:
+            return _ends(scene)
 
     def add(self, scene: StripScene) -> None:
         if scene not in self._read:
-            self._read[scene] = self._pool.submit(_ends, scene)
+            self._read[scene] = self._pool.submit(self._ends, scene)
 
     def frames(self, scenes: Sequence[StripScene]) -> list[_Frames]:
+        for _ in range(STRIP_WORKERS - self._workers):
+            self._gate.release()  # every clip is made: read the rest STRIP_WORKERS at a time
+        self._workers = max(self._workers, STRIP_WORKERS)
         for scene in scenes:
             self.add(scene)
         return [self._read[scene].result() for scene in scenes]
@@ -476,7 +546,9 @@ __all__ = [
     "PREVIEW_BUDGET",
     "SHEET_BUDGET",
     "STRIP_BUDGET",
+    "SHEET_THUMB_WIDTH",
     "Preview",
+    "SheetFrames",
     "StoredClip",
     "StripReader",
     "StripScene",

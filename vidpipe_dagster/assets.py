@@ -294,12 +294,19 @@ def characters(context: dg.AssetExecutionContext, config: CharactersConfig, vidp
     check_specs=[_check_spec("keyframes_decode", "keyframes", blocking=True)],
 )
 def keyframes(context: dg.AssetExecutionContext, config: KeyframesConfig, vidpipe: VidpipeResource) -> dg.MaterializeResult:
-    with _step(context, vidpipe) as (services, project_id):
+    with _step(context, vidpipe) as (services, project_id), previews.SheetFrames() as shrunk:
+        # Each frame is shrunk for the contact sheet while the next one is being made.
         report = make_keyframes(
-            services, project_id, run_id=context.run.run_id, repair=config.repair_damaged, progress=for_context(context)
+            services,
+            project_id,
+            run_id=context.run.run_id,
+            repair=config.repair_damaged,
+            progress=for_context(context),
+            on_frame=shrunk.add,
         )
+        frames = shrunk.images(report.pngs)
     labels = [frame_tag(f.index, len(report.frames) - 1) for f in report.frames]
-    sheet = media.contact_sheet_image(report.pngs, labels=labels)
+    sheet = media.contact_sheet_image(frames, labels=labels, thumb_width=shrunk.thumb_width)
     png = io.BytesIO()
     sheet.save(png, format="PNG")
     services.store.write_bytes(project_id, Layout.CONTACT_SHEET, png.getvalue())
@@ -370,9 +377,12 @@ def clips(context: dg.AssetExecutionContext, config: ClipsConfig, vidpipe: Vidpi
         )
         spec = load_spec(services, project_id)
         images = {}
-        if strip is not None:
-            images["strip"] = _image(_clip_strip(services, project_id, report, strip))
-        check = check_clips(services, project_id)
+        # The check probes every clip's file while the strip is drawn (both mostly outside the GIL).
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vidpipe-check") as pool:
+            checked = pool.submit(check_clips, services, project_id)
+            if strip is not None:
+                images["strip"] = _image(_clip_strip(services, project_id, report, strip))
+            check = checked.result()
     counts = report.counts
     context.log.info("clips: " + ", ".join(f"{n} {k}" for k, n in counts.items() if n))
     return _materialized(

@@ -32,6 +32,7 @@ from .wire import (
 )
 
 if TYPE_CHECKING:
+    from .images import ImageFactory
     from .state import EmulatorState
     from .videos import VideoFactory
 
@@ -130,7 +131,7 @@ def _is_storyboard(value: Any) -> bool:
 
 class ApiHost(Protocol):
     """What the endpoints use of the emulator (``server.Emulator`` meets it): its settings,
-    faults, state and video factory. Through it, this module imports no ``server``."""
+    faults, state, video and image factories. Through it, this module imports no ``server``."""
 
     @property
     def settings(self) -> Settings: ...
@@ -140,6 +141,8 @@ class ApiHost(Protocol):
     def state(self) -> EmulatorState: ...
     @property
     def videos(self) -> VideoFactory: ...
+    @property
+    def images(self) -> ImageFactory: ...
 
 
 class Api:
@@ -161,7 +164,7 @@ class Api:
             else:
                 # The previous frame comes last (after any reference sheets): continuity.
                 ref = req.images[-1] if req.images else None
-                png = media.generate_png(req.prompt, settings.image_height, req.aspect_ratio, ref)
+                png = self._emu.images.png(req.prompt, settings.image_height, req.aspect_ratio, ref)
                 parts = [{"inlineData": {"mimeType": "image/png", "data": base64.b64encode(png).decode()}}]
                 out_tokens = 1290
         else:
@@ -212,7 +215,7 @@ class Api:
         aspect = params.get("aspectRatio") or media.DEFAULT_VIDEO_ASPECT
         media.parse_aspect_ratio(aspect, media.DEFAULT_VIDEO_ASPECT)
         for image in req.all_images:
-            media.decode_image(image)  # 400 early for undecodable inputs
+            self._emu.images.check_decodes(image)  # 400 early for undecodable inputs
         samples = max(1, min(MAX_SAMPLES, int(params.get("sampleCount") or 1)))
 
         outcome, word = self._outcome(req.prompt, faults)

@@ -11,6 +11,7 @@ from urllib.parse import quote
 from .api import Api
 from .config import Faults, Settings, apply_faults, apply_settings, split_overrides
 from .handler import EmulatorHTTPServer
+from .images import ImageFactory
 from .state import EmulatorState, RequestRecord
 from .videos import VideoFactory
 
@@ -43,6 +44,7 @@ class Emulator:
         self.state = EmulatorState(self.settings.seed)
         self.state.arm(self.faults, fields=None)
         self.videos = VideoFactory()
+        self.images = ImageFactory()
         self.api = Api(self)
         self._server: EmulatorHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -160,6 +162,7 @@ class Emulator:
         """Counters as a JSON-compatible dict (same as ``GET /_emulator/stats``)."""
         out = self.state.snapshot()
         out["video_encodes"] = self.videos.encodes
+        out["image_renders"] = self.images.renders
         out.update(self.config_snapshot())
         return out
 

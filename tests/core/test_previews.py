@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import base64
 import io
+import threading
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -183,10 +185,60 @@ def test_the_strip_reader_reads_each_clip_as_soon_as_it_is_added(tmp_path: Path)
         previews.scene_strip(scenes)
 
 
+def test_the_strip_reader_reads_one_clip_at_a_time_until_the_strip_is_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    """While clips are being made one clip is decoded at a time (memory beside the clip encoder);
+    once the strip is asked for, every clip exists and the rest are read two at a time."""
+    lock, two_inside = threading.Lock(), threading.Event()
+    inside = peak = 0
+
+    def ends(scene: previews.StripScene) -> Any:
+        nonlocal inside, peak
+        with lock:
+            inside += 1
+            peak = max(peak, inside)
+            if inside == 2:
+                two_inside.set()
+        two_inside.wait(10)
+        with lock:
+            inside -= 1
+        return previews._Frames(scene.index, None, None, "read")
+
+    monkeypatch.setattr(previews, "_ends", ends)
+    scenes = [previews.StripScene(i, None) for i in range(3)]
+    with previews.StripReader() as reader:
+        for scene in scenes:
+            reader.add(scene)
+        assert not two_inside.wait(0.3) and peak == 1
+        assert [f.note for f in reader.frames(scenes)] == ["read"] * 3
+    assert peak == 2
+
+
 def test_scene_strip_over_budget_falls_back(tmp_path: Path) -> None:
     clip = _testsrc(tmp_path / "a.mp4", seconds=1.0)
     strip = previews.scene_strip([previews.StripScene(0, clip)], budget=300)
     assert strip.data is None and "budget" in strip.markdown() and "data:" not in strip.markdown()
+
+
+@pytest.mark.parametrize("size", [(1366, 768), (768, 1366), (1024, 1024), (1365, 767), (641, 479), (1000, 333)])
+def test_contact_sheet_from_frames_shrunk_as_they_come_is_the_same(size: tuple[int, int]) -> None:
+    """The keyframes asset shrinks each frame while the next is being made: the sheet is the same,
+    pixel for pixel, as the one drawn from the PNGs at the end; bytes it was not handed (or that
+    changed) are decoded by the sheet itself."""
+    rng = np.random.default_rng(3)
+    pngs = []
+    for _ in range(5):
+        buf = io.BytesIO()
+        Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).save(buf, format="PNG")
+        pngs.append(buf.getvalue())
+    labels = [f"frame {i}" for i in range(5)]
+    expected = media.contact_sheet_image(pngs, labels=labels).tobytes()
+    with previews.SheetFrames() as frames:
+        for i, png in enumerate(pngs[:4]):
+            frames.add(i, png)
+        handed = frames.images([*pngs[:2], pngs[3], pngs[3], pngs[4]])
+        assert [isinstance(x, Image.Image) for x in handed] == [True, True, False, True, False]
+        images = frames.images(pngs)
+    assert media.contact_sheet_image(images, labels=labels).tobytes() == expected
 
 
 def test_stills_shrink_until_they_fit(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Sequence
 
 from PIL import Image, ImageDraw, ImageFont
 
@@ -33,9 +34,11 @@ def contact_sheet(pngs: list[bytes], *, columns: int = 4, thumb_width: int = 320
 
 
 def contact_sheet_image(
-    pngs: list[bytes], *, columns: int = 4, thumb_width: int = 320, labels: list[str] | None = None
+    pngs: Sequence[bytes | Image.Image], *, columns: int = 4, thumb_width: int = 320, labels: list[str] | None = None
 ) -> Image.Image:
-    """The grid of ``contact_sheet`` as an image (for callers that also want it in another format)."""
+    """The grid of ``contact_sheet`` as an image (for callers that also want it in another format).
+    An image given decoded already (as ``previews.SheetFrames`` shrinks each keyframe while the
+    next is being made) is used as it is, shrunk to its cell if larger."""
     if not pngs:
         raise InvalidInput("pngs", "no images for a contact sheet")
     if columns < 1 or thumb_width < 8:
@@ -47,11 +50,14 @@ def contact_sheet_image(
     images: list[Image.Image] = []
     thumb = (thumb_width, thumb_width)
     for i, data in enumerate(pngs):
-        try:
-            with Image.open(io.BytesIO(data)) as im:
-                image = im.convert("RGB")
-        except Exception as exc:  # Pillow raises several unrelated types for bad input
-            raise MediaError(f"contact sheet: image {i} does not decode ({exc})") from exc
+        if isinstance(data, Image.Image):
+            image = data.convert("RGB")
+        else:
+            try:
+                with Image.open(io.BytesIO(data)) as im:
+                    image = im.convert("RGB")
+            except Exception as exc:  # Pillow raises several unrelated types for bad input
+                raise MediaError(f"contact sheet: image {i} does not decode ({exc})") from exc
         if not images:
             thumb = (thumb_width, max(1, round(thumb_width * image.height / image.width)))
         image.thumbnail(thumb, Image.Resampling.LANCZOS)

@@ -4,7 +4,9 @@ The ledger row moves CLAIMED -> SUBMITTED (operation name committed *before* the
 -> DONE / REJECTED / FAILED. A later run finds a SUBMITTED row and re-attaches to the paid
 operation instead of submitting again; a DONE row with its file is reused. A run holds the
 project lock for the whole step, and each live operation holds a slot of the global limiter
-from submission until its video is downloaded."""
+and one of the step's ``concurrency`` threads from submission until its video is downloaded;
+the video is then checked, saved and recorded on another thread, while its thread submits the
+next scene."""
 
 from __future__ import annotations
 
@@ -13,7 +15,8 @@ import hashlib
 import logging
 import re
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
@@ -121,9 +124,14 @@ def _make_clips(
     def beat(scene: int, line: str) -> None:
         progress(ProgressEvent(CLIPS, f"{scene_label(scene)}: {line}", scene=scene, done=counter["done"], total=total))
 
-    def run(c: ClipState) -> ItemReport:
+    def run(c: ClipState) -> ItemReport | Future[ItemReport]:
         worker = _SceneWorker(services, state, c, provider, model, run_id, slots, beat, cancel, repair)
-        item = worker.run()
+        result = worker.run()
+        if isinstance(result, ItemReport):
+            return reported(c, result)
+        return finisher.submit(lambda: reported(c, result()))
+
+    def reported(c: ClipState, item: ItemReport) -> ItemReport:
         with lock:
             counter["done"] += 1
             done = counter["done"]
@@ -133,15 +141,19 @@ def _make_clips(
         return item
 
     workers = max(1, min(concurrency or settings.clip_concurrency, total))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vidpipe-clip") as pool:
+    with (
+        ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vidpipe-clip") as pool,
+        ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vidpipe-clip-save") as finisher,
+    ):
         try:
-            report.items = list(pool.map(run, state.clips))
+            report.items = [r.result() if isinstance(r, Future) else r for r in pool.map(run, state.clips)]
         except BaseException as exc:
             # An interrupt (SIGTERM/SIGINT, a terminated run) or a failure lands here in the main
             # thread; the other scenes stop waiting within half a second instead of blocking the
             # exit until their operations finish. Submitted operations stay in the ledger.
             cancel.cancel(f"{type(exc).__name__} in the clips step")
             pool.shutdown(wait=False, cancel_futures=True)
+            finisher.shutdown(wait=False, cancel_futures=True)
             raise
 
     failed = [i for i in report.items if i.action == Action.FAILED]
@@ -198,7 +210,9 @@ class _SceneWorker:
     def on_poll(self, line: str) -> None:
         self.beat(self.clip.index, line)
 
-    def run(self) -> ItemReport:
+    def run(self) -> ItemReport | Callable[[], ItemReport]:
+        """The scene's item, or (a video has arrived) what saves and records it: the caller runs
+        that after this thread has moved on to the next scene."""
         self.cancel.check()
         row = _claim(self.services, self.spec, self.clip, self.provider, self.model, self.run_id)
         if row.status == ClipStatus.DONE and row.path:
@@ -250,9 +264,14 @@ class _SceneWorker:
                 except ProviderError as exc:
                     # The operation may still finish: it stays SUBMITTED so the next run re-attaches.
                     return self.item(Action.FAILED, detail=exc.detail)
-                # Only a wait that began at the submission saw the provider's latency: a re-attached
-                # operation's polls also saw the time its run was dead, and teach the schedule nothing.
-                result = self.finish(row, replace(outcome, observed=None) if reattach else outcome, action)
+            # Only a wait that began at the submission saw the provider's latency: a re-attached
+            # operation's polls also saw the time its run was dead, and teach the schedule nothing.
+            if reattach:
+                outcome = replace(outcome, observed=None)
+            if outcome.kind == ClipOutcomeKind.DONE and outcome.video:
+                # The slot is free again: the video is checked, saved and recorded off this thread.
+                return functools.partial(self.saved, row, outcome, action)
+            result = self.finish(row, outcome, action)
             if result is not None:
                 return result
             row = _get(self.services, row.id)  # rejected: loop decides whether to rephrase
@@ -288,6 +307,11 @@ class _SceneWorker:
             return self.item(Action.DAMAGED, detail=f"{note}; regenerating it costs ${cost:.2f}"), row
         self.beat(index, f"{note}; regenerating it (${cost:.2f}, --repair)")
         return None, _update(s, row.id, status=ClipStatus.FAILED, error=note + "; regenerated on request")
+
+    def saved(self, row: VideoClip, outcome: ClipOutcome, action: Action) -> ItemReport:
+        item = self.finish(row, outcome, action)
+        assert item is not None, "only a rejection asks for another attempt"
+        return item
 
     def finish(self, row: VideoClip, outcome: ClipOutcome, action: Action) -> ItemReport | None:
         s, spec = self.services, self.spec

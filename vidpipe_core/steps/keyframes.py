@@ -6,6 +6,7 @@ bytes (the animatic), or when the user agrees to pay (``repair``)."""
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from PIL import Image
@@ -51,10 +52,18 @@ class KeyframesReport(StepReport):
 
 
 def make_keyframes(
-    services: Services, project_id: str, *, run_id: str | None = None, repair: bool = False, progress: Progress = no_progress
+    services: Services,
+    project_id: str,
+    *,
+    run_id: str | None = None,
+    repair: bool = False,
+    progress: Progress = no_progress,
+    on_frame: Callable[[int, bytes], None] | None = None,
 ) -> KeyframesReport:
+    """``on_frame(k, png)``: each frame's bytes as soon as the step has them (reused or rendered
+    and recorded), in order, e.g. to shrink it for the contact sheet while the next is made."""
     with step_lock(services, project_id, run_id):
-        return _make_keyframes(services, project_id, repair, progress)
+        return _make_keyframes(services, project_id, repair, progress, on_frame or (lambda _k, _png: None))
 
 
 def _request(state: ProjectState, k: int, reference: bytes | None, sheets: dict[str, bytes]) -> KeyframeRequest:
@@ -127,7 +136,9 @@ def _check_stored(
     return good, damaged
 
 
-def _make_keyframes(services: Services, project_id: str, repair: bool, progress: Progress) -> KeyframesReport:
+def _make_keyframes(
+    services: Services, project_id: str, repair: bool, progress: Progress, on_frame: Callable[[int, bytes], None]
+) -> KeyframesReport:
     state = resolve_state(services, project_id)  # once: the loop chains each frame on the one before
     if not state.has_storyboard or state.style is None:
         raise VidpipeError(f"project {project_id!r} has no storyboard yet; run `vidpipe render {project_id}`")
@@ -157,6 +168,7 @@ def _make_keyframes(services: Services, project_id: str, repair: bool, progress:
             if problem is None and data is not None:
                 reference, reference_sha = data, frame.row.sha256
                 report.pngs.append(data)
+                on_frame(k, data)
                 report.items.append(ItemReport(k, Action.REUSED, frame.fingerprint, path=frame.row.path))
                 progress(ProgressEvent(KEYFRAMES, f"{frame_label(k, n)} reused", scene=k, done=k + 1, total=total))
                 continue
@@ -165,6 +177,7 @@ def _make_keyframes(services: Services, project_id: str, repair: bool, progress:
         assert frame.row is not None  # _render recorded it
         reference_sha = frame.row.sha256
         report.pngs.append(reference)
+        on_frame(k, reference)
     report.frames = state.frames
     return report
 
