@@ -16,7 +16,7 @@ import sys
 from vidpipe_core.errors import ConfigurationError
 from vidpipe_dagster.cli import admin, projects, running
 from vidpipe_dagster.cli.app import app
-from vidpipe_dagster.cli.exits import EXIT_INTERRUPTED, exit_code
+from vidpipe_dagster.cli.exits import exit_code
 from vidpipe_dagster.cli.output import _report, _settings_error
 
 __all__ = ["app", "main"]
@@ -57,7 +57,7 @@ def main() -> None:
         _check_flag_variables()
         app()
     except KeyboardInterrupt as exc:
-        sys.exit(_report(exc, EXIT_INTERRUPTED))
+        sys.exit(_report(exc, exit_code(exc)))
     except Exception as exc:
         exc = _settings_error(exc)
         sys.exit(_report(exc, exit_code(exc)))

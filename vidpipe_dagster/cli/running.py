@@ -13,7 +13,7 @@ from vidpipe_core.request import ProjectRequest
 from vidpipe_core.steps import CHARACTERS, CLIPS, FINAL_VIDEO, KEYFRAMES
 from vidpipe_core.text import escape_invisible
 from vidpipe_dagster.cli.app import _services, _startup_checks
-from vidpipe_dagster.cli.exits import EXIT_INTERRUPTED, EXIT_OK, USAGE_ERRORS, run_exit_code
+from vidpipe_dagster.cli.exits import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, class_exit_code, run_exit_code
 from vidpipe_dagster.cli.logs import _run_log_file
 from vidpipe_dagster.cli.output import _emit_json, _fail, _json_mode, _note, _Options, _result, _run_document, err
 from vidpipe_dagster.cli.progress import _render
@@ -68,7 +68,7 @@ def _fix(failure: StepFailure, project_id: str) -> str:
             f'change the scene\'s prompt (`vidpipe edit {project_id} --scene {failure.scene + 1} --motion "..."`) or '
             f"leave it out of the video (`vidpipe edit {project_id} --safety-policy skip`), then `vidpipe resume {project_id}`"
         )
-    if failure.error_class in USAGE_ERRORS:
+    if class_exit_code(failure.error_class) == EXIT_USAGE:
         return f"then `vidpipe resume {project_id}`"
     return f"`vidpipe resume {project_id}` tries again without paying twice for finished work"
 
