@@ -11,6 +11,7 @@ from rich.table import Table
 
 from vidpipe_core.errors import InvalidInput, ProjectNotFound, VidpipeError
 from vidpipe_core.request import ProjectRequest
+from vidpipe_core.scenes import scene_index, scene_number
 from vidpipe_dagster.cli.app import _services
 from vidpipe_dagster.cli.exits import EXIT_OK
 from vidpipe_dagster.cli.options import request_options
@@ -121,7 +122,7 @@ def edit(
                     "nothing to change; pass --scene N with --motion (or --description, --start-frame, "
                     "--end-frame), or --max-cost, --safety-policy",
                 )
-            changed = edit_scene(services, project_id, scene - 1, **prompts)  # the database counts scenes from 0
+            changed = edit_scene(services, project_id, scene_index(scene), **prompts)  # the database counts scenes from 0
         if update:
             spec = edit_settings(services, project_id, update)
     except VidpipeError as exc:
@@ -136,7 +137,7 @@ def edit(
 
 def _scene_number(row: dict[str, Any]) -> int:
     """A status row's scene, numbered from 1 as people (and the captions) count."""
-    return int(row["scene"]) if "scene" in row else int(row["index"]) + 1
+    return int(row["scene"]) if "scene" in row else scene_number(int(row["index"]))
 
 
 def status(

@@ -10,6 +10,7 @@ from rich.markup import escape
 
 from vidpipe_core.errors import InvalidInput, VidpipeError
 from vidpipe_core.request import ProjectRequest
+from vidpipe_core.scenes import scene_number
 from vidpipe_core.steps import CHARACTERS, CLIPS, FINAL_VIDEO, KEYFRAMES
 from vidpipe_core.text import escape_invisible
 from vidpipe_dagster.cli.app import _services, _startup_checks
@@ -52,7 +53,7 @@ def _cause(failure: StepFailure) -> str:
 def _where(failure: StepFailure) -> str:
     if failure.scene is None:
         return failure.step
-    return f"{failure.step}, {'frame' if failure.step == KEYFRAMES else 'scene'} {failure.scene + 1}"
+    return f"{failure.step}, {'frame' if failure.step == KEYFRAMES else 'scene'} {scene_number(failure.scene)}"
 
 
 def _fix(failure: StepFailure, project_id: str) -> str:
@@ -65,7 +66,7 @@ def _fix(failure: StepFailure, project_id: str) -> str:
         return f"`vidpipe status {project_id}` shows what was spent"
     if failure.error_class == "SafetyRejected" and failure.scene is not None:  # raised under `fail`, or `retry` used up
         return (
-            f'change the scene\'s prompt (`vidpipe edit {project_id} --scene {failure.scene + 1} --motion "..."`) or '
+            f'change the scene\'s prompt (`vidpipe edit {project_id} --scene {scene_number(failure.scene)} --motion "..."`) or '
             f"leave it out of the video (`vidpipe edit {project_id} --safety-policy skip`), then `vidpipe resume {project_id}`"
         )
     if class_exit_code(failure.error_class) == EXIT_USAGE:
@@ -74,8 +75,8 @@ def _fix(failure: StepFailure, project_id: str) -> str:
 
 
 def _failure_document(failure: StepFailure) -> dict[str, Any]:
-    scene = None if failure.scene is None or failure.step == KEYFRAMES else failure.scene + 1
-    frame = failure.scene + 1 if failure.scene is not None and failure.step == KEYFRAMES else None
+    scene = None if failure.scene is None or failure.step == KEYFRAMES else scene_number(failure.scene)
+    frame = scene_number(failure.scene) if failure.scene is not None and failure.step == KEYFRAMES else None
     return {
         "stage": failure.step,
         "scene": scene,
@@ -273,6 +274,6 @@ def stitch(
                 "crossfade", f"{crossfade} is out of range", f"0 <= crossfade < {spec.clip_duration} (the clip duration)"
             )
         update_spec(services, spec.model_copy(update={"crossfade": crossfade}))
-        _run_and_report(project_id, ["final_video"])
+        _run_and_report(project_id, [FINAL_VIDEO])
     except VidpipeError as exc:
         raise _fail(exc) from None
