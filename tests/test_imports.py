@@ -27,7 +27,7 @@ LAZY_IMPORTS = {
 LAZY_EXEMPT = {
     "vidpipe_dagster.cli",  # `main` reads VIDPIPE_DEBUG / VIDPIPE_VERBOSE with pydantic
     "vidpipe_dagster.cli.admin",  # `worker`: celery, kombu, the definitions; `migrate`: the database
-    "vidpipe_dagster.cli.app",  # the version, the services and ffmpeg, only for a command that uses them
+    "vidpipe_dagster.cli.base",  # the version, the services and ffmpeg, only for a command that uses them
     "vidpipe_dagster.cli.logs",  # a failed run's Dagster log (the runner)
     "vidpipe_dagster.cli.progress",  # the runner
     "vidpipe_dagster.cli.projects",  # the runner, status and the database

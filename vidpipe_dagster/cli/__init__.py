@@ -4,9 +4,9 @@ The output contract (README "Using it", "JSON output", "Errors and exit codes"):
 (a video's path, a project id, a report) is all that goes to stdout, on one unwrapped line or as
 one JSON document with --json; progress, notes, warnings and errors go to stderr.
 
-Each command group has its module (`projects`, `running`, `admin`); what they print is in `output`
-(JSON, notes, the error report), `progress` (the live table) and `logs` (log files); the exit codes
-in `exits`, secrets taken out of every message in `scrub`."""
+Each command group has its module (`projects`, `running`, `admin`), on the typer app of `base`;
+what they print is in `output` (JSON, notes, the error report), `progress` (the live table) and
+`logs` (log files); the exit codes in `exits`, secrets taken out of every message in `scrub`."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import sys
 
 from vidpipe_core.errors import ConfigurationError
 from vidpipe_dagster.cli import admin, projects, running
-from vidpipe_dagster.cli.app import app
+from vidpipe_dagster.cli.base import app
 from vidpipe_dagster.cli.exits import exit_code
 from vidpipe_dagster.cli.output import _report, _settings_error
 

@@ -12,7 +12,7 @@ from rich.table import Table
 from vidpipe_core.errors import InvalidInput, ProjectNotFound, VidpipeError
 from vidpipe_core.request import ProjectRequest
 from vidpipe_core.scenes import scene_index, scene_number
-from vidpipe_dagster.cli.app import _services
+from vidpipe_dagster.cli.base import _services
 from vidpipe_dagster.cli.exits import EXIT_OK
 from vidpipe_dagster.cli.options import request_options
 from vidpipe_dagster.cli.output import _emit_json, _fail, _json_mode, _note, _result, console, err

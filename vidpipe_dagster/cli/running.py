@@ -13,7 +13,7 @@ from vidpipe_core.request import ProjectRequest
 from vidpipe_core.scenes import scene_number
 from vidpipe_core.steps import CHARACTERS, CLIPS, FINAL_VIDEO, KEYFRAMES
 from vidpipe_core.text import escape_invisible
-from vidpipe_dagster.cli.app import _services, _startup_checks
+from vidpipe_dagster.cli.base import _services, _startup_checks
 from vidpipe_dagster.cli.exits import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, class_exit_code, run_exit_code
 from vidpipe_dagster.cli.logs import _run_log_file
 from vidpipe_dagster.cli.output import _emit_json, _fail, _json_mode, _note, _Options, _result, _run_document, err

@@ -1,4 +1,4 @@
-"""The typer app of the `vidpipe` command, its global options, and what every command shares."""
+"""The base of the `vidpipe` command: the typer app, its global options, and what every command shares."""
 
 from __future__ import annotations
 
