@@ -21,7 +21,8 @@ import pytest
 from typer.testing import CliRunner
 
 from vidpipe_core.errors import ConfigurationError, InvalidInput, ProjectBusy, ProjectNotFound, ProviderError
-from vidpipe_dagster.cli import app, exit_code, run_exit_code
+from vidpipe_dagster.cli import app
+from vidpipe_dagster.cli.exits import exit_code, run_exit_code
 from vidpipe_dagster.partitions import projects_partitions
 
 VIDPIPE = str(Path(sys.executable).parent / "vidpipe")
@@ -354,7 +355,7 @@ def test_exit_code_of_a_failed_run_follows_its_steps_errors(classes, code):
 
 def test_invalid_setting_names_the_variable():
     from vidpipe_core.config import get_settings
-    from vidpipe_dagster.cli import _settings_error
+    from vidpipe_dagster.cli.output import _settings_error
 
     os.environ["VIDPIPE_FPS"] = "many"
     try:

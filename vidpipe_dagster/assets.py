@@ -24,8 +24,9 @@ from vidpipe_core.checks import (
 from vidpipe_core.errors import InvalidInput, VidpipeError
 from vidpipe_core.ids import ID_RULE, is_valid_project_id
 from vidpipe_core.projects import load_spec
-from vidpipe_core.scenes import frame_tag, scene_index
+from vidpipe_core.scenes import frame_tag, scene_index, scene_label, scene_number
 from vidpipe_core.services import Services
+from vidpipe_core.steps import CHARACTERS, CLIPS, FINAL_VIDEO, KEYFRAMES, STORYBOARD
 from vidpipe_core.steps.characters import CharactersReport, make_characters
 from vidpipe_core.steps.clips import make_clips, new_takes
 from vidpipe_core.steps.keyframes import make_keyframes
@@ -178,7 +179,7 @@ def _clip_detail(item: ItemReport, provider: str, model: str, safety_policy: str
 def _clip_rows(report: StepReport, safety_policy: str) -> list[SceneRow]:
     return [
         SceneRow(
-            i.index + 1,
+            scene_number(i.index),
             i.action.value,
             round(i.duration_s, 3) if i.duration_s is not None else None,
             round(i.cost_usd, 6),
@@ -209,7 +210,7 @@ def _image(preview: previews.Preview) -> dg.MarkdownMetadataValue:
     group_name=GROUP,
     kinds={"python", "json"},
     description="Scene plan and style guide, from the storyboard provider (structured output).",
-    check_specs=[_check_spec("storyboard_complete", "storyboard", blocking=True)],
+    check_specs=[_check_spec("storyboard_complete", STORYBOARD, blocking=True)],
 )
 def storyboard(context: dg.AssetExecutionContext, config: StoryboardConfig, vidpipe: VidpipeResource) -> dg.MaterializeResult:
     with _step(context, vidpipe) as (services, project_id):
@@ -262,7 +263,7 @@ def _sheet_gallery(report: CharactersReport) -> str:
     deps=[storyboard],
     description="One reference sheet per character a scene shows, paid once; every keyframe that shows "
     "the character is conditioned on it, so the character looks the same in every scene.",
-    check_specs=[_check_spec("characters_complete", "characters", blocking=True)],
+    check_specs=[_check_spec("characters_complete", CHARACTERS, blocking=True)],
 )
 def characters(context: dg.AssetExecutionContext, config: CharactersConfig, vidpipe: VidpipeResource) -> dg.MaterializeResult:
     with _step(context, vidpipe) as (services, project_id):
@@ -291,7 +292,7 @@ def characters(context: dg.AssetExecutionContext, config: CharactersConfig, vidp
     kinds={"python", "image"},
     deps=[characters],
     description="N+1 keyframes with continuity: scene i+1 starts on scene i's end frame.",
-    check_specs=[_check_spec("keyframes_decode", "keyframes", blocking=True)],
+    check_specs=[_check_spec("keyframes_decode", KEYFRAMES, blocking=True)],
 )
 def keyframes(context: dg.AssetExecutionContext, config: KeyframesConfig, vidpipe: VidpipeResource) -> dg.MaterializeResult:
     with _step(context, vidpipe) as (services, project_id), previews.SheetFrames() as shrunk:
@@ -333,7 +334,7 @@ def keyframes(context: dg.AssetExecutionContext, config: KeyframesConfig, vidpip
     kinds={"python", "video"},
     deps=[keyframes],
     description="One clip per scene from its first and last keyframe; paid operations are never resubmitted.",
-    check_specs=[_check_spec("clips_complete", "clips", blocking=True)],
+    check_specs=[_check_spec("clips_complete", CLIPS, blocking=True)],
 )
 def clips(context: dg.AssetExecutionContext, config: ClipsConfig, vidpipe: VidpipeResource) -> dg.MaterializeResult:
     with _step(context, vidpipe) as (services, project_id), ExitStack() as stack:
@@ -349,7 +350,7 @@ def clips(context: dg.AssetExecutionContext, config: ClipsConfig, vidpipe: Vidpi
         strip = stack.enter_context(previews.StripReader()) if services.settings.ui_previews else None
 
         def waiting(message: str) -> None:
-            progress(ProgressEvent("clips", message))
+            progress(ProgressEvent(CLIPS, message))
 
         def finished(event: ProgressEvent) -> None:
             """Progress, and each clip's strip frames read as soon as it is saved (while others are made)."""
@@ -362,7 +363,7 @@ def clips(context: dg.AssetExecutionContext, config: ClipsConfig, vidpipe: Vidpi
             context.instance,
             services.settings.video_pool,
             context.run.run_id,
-            "clips",
+            CLIPS,
             stale_after_s=services.settings.heartbeat_stale_s,
             on_wait=waiting,
         )
@@ -420,7 +421,7 @@ def _clip_strip(services: Services, project_id: str, report: StepReport, reader:
     kinds={"python", "ffmpeg"},
     deps=[clips],
     description="The stitched MP4: stream-copy concat, or crossfade re-encode with audio kept.",
-    check_specs=[_check_spec("final_video_valid", "final_video", blocking=False)],  # the last stage: nothing to guard
+    check_specs=[_check_spec("final_video_valid", FINAL_VIDEO, blocking=False)],  # the last stage: nothing to guard
 )
 def final_video(context: dg.AssetExecutionContext, config: FinalVideoConfig, vidpipe: VidpipeResource) -> dg.MaterializeResult:
     images: dict[str, dg.MarkdownMetadataValue] = {}
@@ -457,7 +458,7 @@ def final_video(context: dg.AssetExecutionContext, config: FinalVideoConfig, vid
     }
     if result.skipped:
         metadata["skipped_scenes"] = dg.MetadataValue.md(
-            "\n".join(f"- scene {i + 1}: {reason}" for i, reason in sorted(result.skipped.items()))
+            "\n".join(f"- {scene_label(i)}: {reason}" for i, reason in sorted(result.skipped.items()))
         )
     context.log.info(f"final video {info.duration_s:.2f}s {info.width}x{info.height} at {result.uri}")
     return _materialized(context, metadata, [_check(check_final_video(info, result.expected_duration_s, result.audio_expected))])

@@ -18,6 +18,7 @@ from vidpipe_core.errors import InvalidInput, VidpipeError, invalid
 from vidpipe_core.projects import AlreadyRegistered, validate_request
 from vidpipe_core.request import ProjectRequest, check_fields, described
 from vidpipe_core.schemas import ProjectSpec
+from vidpipe_core.steps import FINAL_VIDEO
 from vidpipe_dagster.failures import ERROR_CLASS_KEY
 from vidpipe_dagster.healing import PARTITION_TAG
 from vidpipe_dagster.instance import NEW_PROJECT_JOB
@@ -117,7 +118,7 @@ def register_project(context: dg.OpExecutionContext, config: NewProjectConfig, v
             "project_id": spec.id,
             "existing": existing,
             "spec": dg.MetadataValue.json(spec.model_dump(mode="json", exclude={"takes"})),
-            "final_video": dg.MetadataValue.url(f"/assets/final_video?view=partitions&partition={spec.id}"),
+            "final_video": dg.MetadataValue.url(f"/assets/{FINAL_VIDEO}?view=partitions&partition={spec.id}"),
         },
     )
 

@@ -44,6 +44,7 @@ from sqlalchemy.exc import DBAPIError
 
 from vidpipe_core.cancel import NEVER, CancelToken
 from vidpipe_core.errors import ConfigurationError
+from vidpipe_core.scenes import scene_label, scene_number
 from vidpipe_dagster.healing import HealReport, heal_pool
 from vidpipe_dagster.internals import is_sqlite_event_log
 
@@ -172,7 +173,7 @@ class DagsterPoolSlots:
             limit = self.storage.get_concurrency_info(self.pool).slot_count
             holders = "; ".join(healed.live_holders) or "no live run (freeing)"
             self.on_wait(
-                f"scene {scene_index + 1} has waited {waited_s:.0f} s for a {self.pool} slot (limit {limit}); held by {holders}"
+                f"{scene_label(scene_index)} has waited {waited_s:.0f} s for a {self.pool} slot (limit {limit}); held by {holders}"
             )
 
     @contextmanager
@@ -183,7 +184,7 @@ class DagsterPoolSlots:
             return
         self._ensure_limit()
         self._refuse_no_slots()
-        key = f"{self.step_key}[scene-{scene_index + 1}]"  # shown in the UI's Concurrency page: numbered from 1
+        key = f"{self.step_key}[scene-{scene_number(scene_index)}]"  # shown in the UI's Concurrency page: numbered from 1
         delay = FIRST_WAIT_INTERVAL_S
         started = time.monotonic()
         next_heal, next_report = started + HEAL_AFTER_S, started + REPORT_EVERY_S

@@ -11,7 +11,7 @@ from vidpipe_core import locks
 from vidpipe_core.errors import ProjectBusy
 from vidpipe_core.scenes import frame_label, scene_label
 from vidpipe_core.services import Services
-from vidpipe_core.steps import CHARACTERS, STAGES
+from vidpipe_core.steps import CHARACTERS, CLIPS, FINAL_VIDEO, KEYFRAMES, STAGES
 from vidpipe_core.steps.inspect import Finding, find_damage
 from vidpipe_core.steps.state import ProjectState, project_nonce, resolve_state
 from vidpipe_dagster.healing import ACTIVE, PARTITION_TAG, describe_run, heal_runs, instance_liveness
@@ -53,9 +53,9 @@ def _pending_work(services: Services, state: ProjectState) -> dict[str, str | No
     clip = next(iter(state.clips_to_finish()), None)
     sheet = next(iter(state.sheets_to_make()), None)
     return {
-        "characters": f"the reference sheet of {sheet.name!r} missing" if sheet is not None else None,
-        "keyframes": f"{frame_label(frame.index, n)} missing" if frame is not None else None,
-        "clips": (
+        CHARACTERS: f"the reference sheet of {sheet.name!r} missing" if sheet is not None else None,
+        KEYFRAMES: f"{frame_label(frame.index, n)} missing" if frame is not None else None,
+        CLIPS: (
             f"the clip of {scene_label(clip.index)} is {clip.status.value if clip.status else 'missing'}"
             if clip is not None
             else None
@@ -92,7 +92,7 @@ def plan_resume(
             reason = "its materialization belongs to an earlier project with this id"
         elif record.timestamp < upstream:
             reason = "older than its upstream"
-        elif name == "final_video":
+        elif name == FINAL_VIDEO:
             reason = final_video_problem(services, project_id, record)
         else:
             reason = work.get(name)

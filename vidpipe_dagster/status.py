@@ -34,9 +34,9 @@ from sqlalchemy import select
 from vidpipe_core.cost import estimate
 from vidpipe_core.models import ClipStatus, Keyframe, KeyframeStatus, VideoClip
 from vidpipe_core.projects import earlier_files
-from vidpipe_core.scenes import frame_label, scene_label, scene_list
+from vidpipe_core.scenes import frame_label, scene_label, scene_list, scene_number
 from vidpipe_core.services import Services
-from vidpipe_core.steps import FINAL_VIDEO, KEYFRAMES, STAGES, STORYBOARD
+from vidpipe_core.steps import CLIPS, FINAL_VIDEO, KEYFRAMES, STAGES, STORYBOARD
 from vidpipe_core.steps.inspect import Finding, find_damage
 from vidpipe_core.steps.state import ProjectState, project_nonce, resolve_state, spent_usd
 from vidpipe_core.steps.storyboard import stage_models
@@ -170,7 +170,7 @@ def scene_rows(
     services: Services, state: ProjectState, damaged: list[Finding] | None = None
 ) -> tuple[list[dict[str, Any]], dict[str, float]]:
     spec, project_id = state.spec, state.spec.id
-    damage = {f.index: f for f in (find_damage(services, state) if damaged is None else damaged) if f.stage == "clips"}
+    damage = {f.index: f for f in (find_damage(services, state) if damaged is None else damaged) if f.stage == CLIPS}
     made_frames, made_clips = _made_before(services, project_id)
 
     def frame(k: int) -> str:
@@ -201,7 +201,7 @@ def scene_rows(
             clip_state = OUT_OF_DATE if c.index in made_clips else MISSING
         rows.append(
             {
-                "scene": c.index + 1,
+                "scene": scene_number(c.index),
                 "start_frame": frame(c.index),
                 "end_frame": frame(c.index + 1),
                 "clip": clip_state,
@@ -237,7 +237,7 @@ def artifact_paths(
     if plan_ok and store.exists(project_id, Layout.STORYBOARD):
         paths["storyboard"] = store.uri(project_id, Layout.STORYBOARD)
     paths["clips"] = [
-        {"scene": c.index + 1, "path": store.uri(project_id, c.row.path)}
+        {"scene": scene_number(c.index), "path": store.uri(project_id, c.row.path)}
         for c in state.clips
         if c.done and c.row is not None and c.row.path and store.exists(project_id, c.row.path)
     ]
@@ -270,7 +270,7 @@ def _what_resume_makes(state: ProjectState, plan: ResumePlan, refused: list[int]
     without ``final``: nothing left to stitch)."""
     n = len(state.scenes)
     made: list[str] = []
-    if "storyboard" in plan.assets and not state.has_storyboard:
+    if STORYBOARD in plan.assets and not state.has_storyboard:
         made.append(
             f"the storyboard, its characters' reference sheets, {state.spec.scenes + 1} keyframes, {state.spec.scenes} clips"
         )
@@ -283,7 +283,7 @@ def _what_resume_makes(state: ProjectState, plan: ResumePlan, refused: list[int]
     clips = [c.index for c in state.clips_to_finish() if c.index not in refused]
     if clips:
         made.append(f"the clip{'s' if len(clips) > 1 else ''} of {scene_list(clips)}")
-    if "final_video" in plan.assets and final and not refused:
+    if FINAL_VIDEO in plan.assets and final and not refused:
         made.append("the final video")
     repairs = [f"{d.what} ({d.repair})" for d in plan.damaged]
     verbs = ([f"repairs {_listed(repairs)}"] if repairs else []) + ([f"makes {_listed(made)}"] if made else [])
@@ -301,7 +301,7 @@ def _refused_steps(project_id: str, state: ProjectState, refused: list[int], ret
     )
     steps = []
     for index in refused:
-        edit = f'vidpipe edit {project_id} --scene {index + 1} --motion "..."'
+        edit = f'vidpipe edit {project_id} --scene {scene_number(index)} --motion "..."'
         steps.append(
             f"the safety filter refused {scene_label(index)} and {why}, so `vidpipe resume {project_id}` fails the "
             f"same way until something changes: change the scene's prompt (`{edit}`; a new clip is paid for) "

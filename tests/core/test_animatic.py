@@ -551,7 +551,7 @@ def classify_silhouette(mask: np.ndarray) -> str:
 
 
 def _demo_board(provider: AnimaticProvider, scenes: int = 4, duration: int = 1):
-    from vidpipe_dagster.cli import DEMO_PROMPT
+    from vidpipe_dagster.cli.running import DEMO_PROMPT
 
     demo = spec(scenes, DEMO_PROMPT, style="watercolour, warm dawn light")
     return provider.plan(demo.model_copy(update={"clip_duration": duration}))[0]

@@ -154,7 +154,7 @@ def test_a_step_runs_for_a_live_run_without_retagging_it_and_refuses_an_ended_on
 
 def test_the_broker_url_is_read_from_the_environment_and_stored_nowhere(vp_env, monkeypatch):
     from vidpipe_dagster.celery_executor import VidpipeCeleryExecutor, celery_app, vidpipe_celery_executor
-    from vidpipe_dagster.cli import _scrub
+    from vidpipe_dagster.cli.scrub import _scrub
     from vidpipe_dagster.definitions import EXECUTORS, defs, render_project_job
 
     secret = f"pw-{uuid.uuid4().hex}"

@@ -18,7 +18,7 @@ import pytest
 
 from tests.postgres.pg import PgEnv, pg_databases, pg_env, pg_server  # noqa: F401  (fixtures)
 from vidpipe_core.storage import Layout
-from vidpipe_dagster.cli import _render
+from vidpipe_dagster.cli.progress import _render
 from vidpipe_dagster.runner import register
 
 DAGSTER = str(Path(sys.executable).parent / "dagster")
