@@ -1,7 +1,7 @@
 """What a person may ask of a new project: one model, ``ProjectRequest``, and everything derived from it.
 
 The fields, their descriptions and what a field left out means are written here once. `vidpipe new`'s
-options (`vidpipe_dagster/cli.py`), the `new_project` job's config (`vidpipe_dagster/create.py`) and
+options (`vidpipe_dagster/cli/options.py`), the `new_project` job's config (`vidpipe_dagster/create.py`) and
 the fields an inbox file may set (`vidpipe_core/inbox/`) are built from this model, so they cannot
 drift apart (`tests/dagster/test_one_request.py` checks that every field appears in all three with
 the same description and default, and makes the same project from the same values).

@@ -201,9 +201,9 @@ def test_the_strip_reader_reads_one_clip_at_a_time_until_the_strip_is_asked_for(
         two_inside.wait(10)
         with lock:
             inside -= 1
-        return previews._Frames(scene.index, None, None, "read")
+        return previews.strip._Frames(scene.index, None, None, "read")
 
-    monkeypatch.setattr(previews, "_ends", ends)
+    monkeypatch.setattr(previews.strip, "_ends", ends)
     scenes = [previews.StripScene(i, None) for i in range(3)]
     with previews.StripReader() as reader:
         for scene in scenes:
