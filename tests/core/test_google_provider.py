@@ -1,6 +1,6 @@
 """The google provider against the wire emulator, through the real google-genai SDK.
 
-Run: PYTHONPATH=/work/main .venv/bin/python -m pytest tests/core/test_google_provider.py
+Run: .venv/bin/python -m pytest tests/core/test_google_provider.py
 """
 
 from __future__ import annotations
