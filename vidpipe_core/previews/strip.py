@@ -15,6 +15,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from vidpipe_core import media
 from vidpipe_core.previews.images import STRIP_BUDGET, Preview, _dropped
+from vidpipe_core.scenes import scene_number
 from vidpipe_core.storage import ArtifactStore
 
 # The scene strip: width of one frame thumbnail and JPEG quality, tried in order.
@@ -81,7 +82,7 @@ def _draw_strip(frames: list[_Frames], thumb_width: int, aspect: float) -> tuple
     draw = ImageDraw.Draw(sheet)
     font = _font(max(9, thumb_width // 8))
     for f, (x, y, w, _h) in zip(frames, cells, strict=True):
-        label = f"Scene {f.index + 1}"
+        label = f"Scene {scene_number(f.index)}"
         if f.first is not None and f.last is not None:
             for k, image in enumerate((f.first, f.last)):
                 fitted = image.copy()
