@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from functools import partial
 from typing import Any
@@ -19,7 +19,14 @@ from vidpipe_core.errors import ConfigurationError, InvalidInput, ProjectNotFoun
 from vidpipe_core.ids import new_project_id, slug_from_prompt, validate_project_id
 from vidpipe_core.models import Project, utcnow
 from vidpipe_core.providers import clip_provider, resolve_stage_providers
-from vidpipe_core.request import MAX_NEGATIVE_PROMPT_CHARS, MAX_SEED, MAX_STYLE_CHARS, SAFETY_POLICIES, ProjectRequest
+from vidpipe_core.request import (
+    MAX_NEGATIVE_PROMPT_CHARS,
+    MAX_SEED,
+    MAX_STYLE_CHARS,
+    SAFETY_POLICIES,
+    ProjectRequest,
+    check_fields,
+)
 from vidpipe_core.schemas import ProjectSpec, StageProviders
 from vidpipe_core.services import Services
 from vidpipe_core.text import check_text, has_visible_text
@@ -165,6 +172,23 @@ def validate_request(settings: Settings, request: ProjectRequest) -> ProjectSpec
         raise
     except VidpipeError as exc:  # e.g. provider: google without credentials
         raise InvalidInput("provider", str(exc)) from None
+
+
+def request_and_spec(settings: Settings, raw: Mapping[str, Any]) -> tuple[ProjectRequest, ProjectSpec]:
+    """The request of ``raw``'s fields and its spec, validated once (`validate_request`), or one
+    InvalidInput naming every problem: the fields' own (unknown, missing, wrong type), then the
+    spec's rules for the fields that parsed, so the input is refused naming everything to change."""
+    request, problems = check_fields(raw)
+    spec = None
+    if request is not None:
+        try:
+            spec = validate_request(settings, request)
+        except InvalidInput as exc:
+            problems += exc.problems
+    if problems:
+        raise invalid(problems)
+    assert request is not None and spec is not None
+    return request, spec
 
 
 def _pydantic_problem(err: Any) -> InvalidInput:

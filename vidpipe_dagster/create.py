@@ -14,9 +14,9 @@ import dagster as dg
 from pydantic import Field, create_model
 
 from vidpipe_core.config import Settings
-from vidpipe_core.errors import InvalidInput, VidpipeError, invalid
-from vidpipe_core.projects import AlreadyRegistered, validate_request
-from vidpipe_core.request import ProjectRequest, check_fields, described
+from vidpipe_core.errors import InvalidInput, VidpipeError
+from vidpipe_core.projects import AlreadyRegistered, request_and_spec
+from vidpipe_core.request import ProjectRequest, described
 from vidpipe_core.schemas import ProjectSpec
 from vidpipe_core.steps import FINAL_VIDEO
 from vidpipe_dagster.failures import ERROR_CLASS_KEY
@@ -72,18 +72,7 @@ def _failure(exc: VidpipeError) -> dg.Failure:
 def spec_request(config: NewProjectConfig, settings: Settings) -> tuple[ProjectRequest, ProjectSpec]:
     """The request of ``config`` and its spec, validated once, or InvalidInput naming every
     problem: unknown fields (the inbox's messages, with a "did you mean"), then the spec's rules."""
-    raw = {k: v for k, v in config.model_dump().items() if k != "force" and v is not None}
-    request, problems = check_fields(raw)
-    spec = None
-    if request is not None:
-        try:
-            spec = validate_request(settings, request)
-        except InvalidInput as exc:
-            problems += exc.problems
-    if problems:
-        raise invalid(problems)
-    assert request is not None and spec is not None
-    return request, spec
+    return request_and_spec(settings, {k: v for k, v in config.model_dump().items() if k != "force" and v is not None})
 
 
 @dg.op(

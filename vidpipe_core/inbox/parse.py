@@ -13,10 +13,10 @@ from typing import Any
 import yaml
 
 from vidpipe_core.config import Settings
-from vidpipe_core.errors import InvalidInput, invalid
+from vidpipe_core.errors import InvalidInput
 from vidpipe_core.inbox.files import InboxSettings, check_name, decode_text, read_regular_file
-from vidpipe_core.projects import validate_request
-from vidpipe_core.request import FIELDS, ProjectRequest, check_fields, parse_fields, short
+from vidpipe_core.projects import request_and_spec
+from vidpipe_core.request import FIELDS, ProjectRequest, parse_fields, short
 from vidpipe_core.schemas import ProjectSpec
 
 FORMATS = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".txt": "text"}
@@ -140,14 +140,5 @@ def parse_inbox_file(
             "name", f"{Path(name).suffix or 'a name without extension'!r} is not a prompt file type", ", ".join(FORMATS)
         )
     text = decode_text(read_regular_file(path, limits.inbox_max_bytes, dir_fd))
-    request, problems = check_fields(_raw_fields(text, fmt))
-    spec = None
-    if request is not None:  # the fields that parsed are checked too, so every problem is named
-        try:
-            spec = validate_request(settings, request)
-        except InvalidInput as exc:
-            problems += exc.problems
-    if problems:
-        raise invalid(problems)
-    assert request is not None and spec is not None
+    request, spec = request_and_spec(settings, _raw_fields(text, fmt))
     return InboxEntry(path=path, name=name, request=request, spec=spec, digest=request.digest())
