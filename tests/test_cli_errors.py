@@ -95,9 +95,6 @@ def test_unusable_artifacts_url_is_one_line(vp_env, tmp_path, url, fix):
 # endpoint where nothing listens. The first request a new project makes says what to set; it must
 # not say that "an earlier project left files" (there are none) nor exit 1.
 NO_AWS = {
-    "AWS_ACCESS_KEY_ID": "",
-    "AWS_SECRET_ACCESS_KEY": "",
-    "AWS_PROFILE": "",
     "AWS_CONFIG_FILE": "/nonexistent/aws-config",
     "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-credentials",
     "AWS_EC2_METADATA_DISABLED": "true",
@@ -114,8 +111,8 @@ NO_AWS = {
     ],
 )
 def test_an_object_store_that_cannot_be_reached_is_one_line(vp_env, keys, said):
-    env = {**os.environ, **NO_AWS, **keys, "VIDPIPE_ARTIFACTS_URL": "s3://bucket/prefix"}
-    env = {k: v for k, v in env.items() if v != ""}
+    outside = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}  # no key, no profile
+    env = {**outside, **NO_AWS, **keys, "VIDPIPE_ARTIFACTS_URL": "s3://bucket/prefix"}
     proc = subprocess.run([VIDPIPE, "new", "a cat", "--id", "cat"], env=env, capture_output=True, text=True, timeout=120)
     _one_line_error(proc, 2, "VIDPIPE_ARTIFACTS_URL=s3://bucket/prefix cannot be used", said)
     assert "earlier project" not in proc.stderr

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
-class Copy:
-    """Frames [start, end) of clip ``clip`` taken as they are: their packets, re-timed."""
+class _Range:
+    """Frames [start, end) of clip ``clip``."""
 
     clip: int
     start: int
@@ -30,16 +30,13 @@ class Copy:
 
 
 @dataclass(frozen=True)
-class Frames:
+class Copy(_Range):
+    """Frames [start, end) of clip ``clip`` taken as they are: their packets, re-timed."""
+
+
+@dataclass(frozen=True)
+class Frames(_Range):
     """Frames [start, end) of clip ``clip``, decoded for a segment."""
-
-    clip: int
-    start: int
-    end: int
-
-    @property
-    def count(self) -> int:
-        return self.end - self.start
 
 
 @dataclass(frozen=True)

@@ -166,8 +166,3 @@ def animated_preview(
                 return made
     width, max_frames, quality = ladder[-1]
     return _dropped("preview", budget, f"the animation at {width} px, {max_frames} frames, quality {quality}")
-
-
-# --------------------------------------------------------------------------------------
-# The scene strip
-# --------------------------------------------------------------------------------------

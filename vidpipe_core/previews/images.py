@@ -180,11 +180,6 @@ class SheetFrames:
         self.close()
 
 
-# --------------------------------------------------------------------------------------
-# The animated preview
-# --------------------------------------------------------------------------------------
-
-
 def safely(make: Callable[[], Preview], alt: str, budget: int) -> Preview:
     """``make()``, or a note naming the error: a preview never fails a materialization."""
     try:
