@@ -112,3 +112,14 @@ def stitch_timeline(
             pending.append(Blend(i, c))
     flush()
     return timeline
+
+
+def scene_spans(frames: Sequence[int], crossfade: int = 0) -> list[tuple[int, int]]:
+    """Where each clip shows in the stitched timeline, [start, end) in frames: a crossfade starts
+    the next clip ``crossfade`` frames before the previous one ends (both show during it)."""
+    spans, start = [], 0
+    c = crossfade if len(frames) > 1 else 0
+    for f in frames:
+        spans.append((start, start + f))
+        start += f - c
+    return spans

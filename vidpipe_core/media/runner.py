@@ -178,6 +178,18 @@ def run_ffmpeg(args: Sequence[str], *, what: str, timeout: float = FFMPEG_TIMEOU
     finished.check(what)
 
 
+def ffmpeg_messages(args: Sequence[str], *, what: str, timeout: float = FFMPEG_TIMEOUT_S, cancel: CancelToken = NEVER) -> str:
+    """``run_ffmpeg`` for a job whose result is what it prints at the info level (a filter's
+    measurements, such as loudnorm's): its messages, once it exited with 0."""
+    argv = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-loglevel", "info", *args]
+    try:
+        finished = supervise(argv, what=what, timeout=timeout, cancel=cancel)
+    except OSError as exc:
+        raise _ffmpeg_missing(str(exc)) from exc
+    finished.check(what)
+    return finished.stderr.decode("utf-8", "replace")
+
+
 @functools.cache
 def _libc() -> ctypes.CDLL | None:
     try:

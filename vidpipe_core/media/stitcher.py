@@ -22,7 +22,7 @@ from vidpipe_core.media.commands import audio_job_args, crossfade_args, segment_
 from vidpipe_core.media.encoding import VIDEO_CODEC
 from vidpipe_core.media.frames import segment_frames
 from vidpipe_core.media.mux import _splice
-from vidpipe_core.media.plan import Copy, Encode, stitch_timeline
+from vidpipe_core.media.plan import Copy, Encode, scene_spans, stitch_timeline
 from vidpipe_core.media.probe import MediaInfo, probe, scan_video, video_look
 from vidpipe_core.media.runner import encode_frames, run_ffmpeg
 
@@ -37,6 +37,7 @@ class StitchResult(MediaInfo):
     method: Literal["copy", "reencode", "crossfade"] = "copy"
     notes: tuple[str, ...] = ()
     clips: tuple[MediaInfo, ...] = ()  # what each input was found to be (no need to probe them again)
+    spans: tuple[tuple[float, float], ...] = ()  # where each clip shows in the output, [start, end) seconds
 
 
 def _measured(info: MediaInfo) -> float:
@@ -285,7 +286,8 @@ def stitch(
         tmp.unlink(missing_ok=True)
         shutil.rmtree(workdir, ignore_errors=True)
     fields = {k: getattr(info, k) for k in MediaInfo.__dataclass_fields__}
-    return StitchResult(**fields, method=plan.method, notes=tuple(plan.notes), clips=tuple(infos))
+    spans = tuple((a / plan.fps, b / plan.fps) for a, b in scene_spans(plan.frames, plan.crossfade))
+    return StitchResult(**fields, method=plan.method, notes=tuple(plan.notes), clips=tuple(infos), spans=spans)
 
 
 def _check_stitched(info: MediaInfo, expected_s: float, *, fps: float, name: str) -> None:
