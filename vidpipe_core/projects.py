@@ -147,6 +147,7 @@ def build_spec(settings: Settings, request: ProjectRequest) -> ProjectSpec:
             max_cost_usd=max_cost,
             safety_policy=safety_policy or settings.safety_policy,  # type: ignore[arg-type]  # a str checked against SAFETY_POLICIES above
             crossfade=crossfade,
+            burn_subtitles=bool(request.burn_subtitles),
         )
     except ValidationError as exc:
         raise invalid([_pydantic_problem(e) for e in exc.errors()]) from None

@@ -72,6 +72,9 @@ class Offered:
 # --storyboard-provider's width leaves the help column too narrow at 80 columns for a default
 # such as VIDPIPE_DEFAULT_CLIP_DURATION.
 PROVIDERS = "Providers"
+# The words, music and subtitles of the final mix: `--burn-subtitles/--no-burn-subtitles` is as wide as
+# `--storyboard-provider`, so it has a panel of its own too.
+FINAL_MIX = "Final mix"
 
 
 class ProjectRequest(BaseModel):
@@ -130,6 +133,9 @@ class ProjectRequest(BaseModel):
     )
     crossfade: Annotated[float | None, Offered(Default(value=0.0))] = Field(
         default=None, description="Crossfade between scenes in seconds (0 = hard cuts, stream copy)."
+    )
+    burn_subtitles: Annotated[bool | None, Offered(Default(value=False), panel=FINAL_MIX)] = Field(
+        default=None, description="Also draw the subtitles into the picture (the video is encoded again)."
     )
 
     def digest(self) -> str:

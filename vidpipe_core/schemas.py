@@ -101,5 +101,7 @@ class ProjectSpec(BaseModel):
     max_cost_usd: float = 25.0
     safety_policy: SafetyPolicy = "fail"
     crossfade: float = 0.0
+    burn_subtitles: bool = False
+    """Draw the subtitles into the picture too (they are always a soft track of final.mp4)."""
     takes: dict[str, str] = Field(default_factory=dict)
     """Scene index -> regeneration token; a new token makes a new clip from the same inputs."""

@@ -26,9 +26,11 @@ from vidpipe_core.ids import ID_RULE, is_valid_project_id
 from vidpipe_core.projects import load_spec
 from vidpipe_core.scenes import frame_tag, scene_index, scene_label, scene_number
 from vidpipe_core.services import Services
+from vidpipe_core.spoken import SpokenLine
 from vidpipe_core.steps import CHARACTERS, CLIPS, FINAL_VIDEO, KEYFRAMES, STORYBOARD
 from vidpipe_core.steps.characters import CharactersReport, make_characters
 from vidpipe_core.steps.clips import make_clips, new_takes
+from vidpipe_core.steps.final_mix import mix_markdown, mix_metadata
 from vidpipe_core.steps.keyframes import make_keyframes
 from vidpipe_core.steps.report import Action, ItemReport, ProgressEvent, StepReport
 from vidpipe_core.steps.stitch import make_final
@@ -426,6 +428,11 @@ def _clip_strip(services: Services, project_id: str, report: StepReport, reader:
 def final_video(context: dg.AssetExecutionContext, config: FinalVideoConfig, vidpipe: VidpipeResource) -> dg.MaterializeResult:
     images: dict[str, dg.MarkdownMetadataValue] = {}
     with _step(context, vidpipe) as (services, project_id):
+        # HAND-OVER (issue 24): `lines` comes from the narration asset's function (engineer narr: each
+        # scene's SpokenLine with its WAV) and `music` from the spec's stored --music file (engineer
+        # chars), as a local path. Until they are wired, nothing is mixed: final.mp4 is the stitch's.
+        lines: tuple[SpokenLine, ...] = ()
+        music: Path | None = None
         result = make_final(
             services,
             project_id,
@@ -435,12 +442,14 @@ def final_video(context: dg.AssetExecutionContext, config: FinalVideoConfig, vid
             on_stitched=(lambda video, info: images.update(_final_images(services, video, info.duration_s)))
             if services.settings.ui_previews
             else None,
+            lines=lines,
+            music=music,
         )
         summary = project_summary(services, project_id, result)
     info = result.info
     metadata: dict[str, Any] = {
         **images,
-        "summary": dg.MetadataValue.md(summary.markdown),
+        "summary": dg.MetadataValue.md(f"{summary.markdown}\n\n{mix_markdown(result.mix)}"),
         "scenes": _scene_table(summary.scenes),
         "total_cost_usd": summary.costs.total,
         "budget_usd": summary.budget_usd,
@@ -454,6 +463,7 @@ def final_video(context: dg.AssetExecutionContext, config: FinalVideoConfig, vid
         "scenes_in_video": len(result.scenes),
         "crossfade_s": result.crossfade,
         "sha256": result.sha256,
+        **mix_metadata(result.mix),
         **nonce_metadata(services, project_id),
     }
     if result.skipped:

@@ -14,7 +14,9 @@ from vidpipe_core.scenes import scene_label, scene_list, scene_number
 from vidpipe_core.schemas import ScenePlan
 from vidpipe_core.scratch import scratch_dir
 from vidpipe_core.services import Services
+from vidpipe_core.spoken import SpokenLine
 from vidpipe_core.steps import FINAL_VIDEO
+from vidpipe_core.steps.final_mix import FinalMix, mix_final, wanted
 from vidpipe_core.steps.locking import step_lock
 from vidpipe_core.steps.report import Progress, ProgressEvent, no_progress
 from vidpipe_core.steps.state import resolve_state
@@ -51,6 +53,7 @@ class FinalResult:
     durations: dict[int, float] = field(default_factory=dict)  # scene -> measured seconds of its clip
     fade_in_s: float = 0.0  # what the stitcher asked for (clamped to half the first clip)
     fade_out_s: float = 0.0
+    mix: FinalMix | None = None  # the narration, music, loudness and subtitles, when mixed
 
 
 def make_final(
@@ -63,13 +66,26 @@ def make_final(
     run_id: str | None = None,
     progress: Progress = no_progress,
     on_stitched: Callable[[Path, media.MediaInfo], None] | None = None,
+    lines: Sequence[SpokenLine] = (),
+    music: Path | None = None,
+    burn_subtitles: bool | None = None,
 ) -> FinalResult:
-    """``fade_in`` / ``fade_out``: None follows the storyboard's transition notes (`storyboard_fades`);
+    """``lines`` (narration and dialogue, with their audio) and ``music`` (a local file) are mixed
+    under the picture with subtitles (``final_mix``); without either the video is the stitch's,
+    byte for byte. ``burn_subtitles``: None follows the spec. ``fade_in`` / ``fade_out``: None follows the storyboard's transition notes (`storyboard_fades`);
     True or False overrides them. ``on_stitched`` is called with the stitched file while it is
     still on local disk, once it is stored (the asset makes its preview images from it: no second
     copy from an object store)."""
     with step_lock(services, project_id, run_id):
-        return _make_final(services, project_id, crossfade, progress, fade_in, fade_out, on_stitched)
+        mixing = _Mixing(tuple(lines), music, burn_subtitles)
+        return _make_final(services, project_id, crossfade, progress, fade_in, fade_out, on_stitched, mixing)
+
+
+@dataclass(frozen=True)
+class _Mixing:
+    lines: tuple[SpokenLine, ...] = ()
+    music: Path | None = None
+    burn: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -110,6 +126,7 @@ def _make_final(
     fade_in: bool | None = None,
     fade_out: bool | None = None,
     on_stitched: Callable[[Path, media.MediaInfo], None] | None = None,
+    mixing: _Mixing = _Mixing(),
 ) -> FinalResult:
     state = resolve_state(services, project_id)
     asked_in, asked_out = storyboard_fades(state.scenes)
@@ -154,6 +171,16 @@ def _make_final(
         out = Path(tmp) / "final.mp4"
         info = media.stitch(paths, out, crossfade=crossfade, fade_in=fade_in_s, fade_out=fade_out_s)
         durations = [clip.duration_s for clip in info.clips]
+        mixed: FinalMix | None = None
+        if wanted(mixing.lines, mixing.music):  # the mix path: without words and music, the stitch as it is
+            progress(ProgressEvent(FINAL_VIDEO, "mixing narration, music and subtitles", total=1))
+            burn = spec.burn_subtitles if mixing.burn is None else mixing.burn
+            scenes = [c.index for c in included]
+            info, mixed = mix_final(
+                services, project_id, spec, info, scenes, out.with_name("mixed.mp4"),
+                source=out, lines=mixing.lines, music=mixing.music, burn=burn,
+            )  # fmt: skip
+            out = out.with_name("mixed.mp4")
         sha = sha256_file(out)
         target = services.store.put_file(project_id, Layout.FINAL, out)
         progress(ProgressEvent(FINAL_VIDEO, "final video written", done=1, total=1))
@@ -173,4 +200,5 @@ def _make_final(
         durations={c.index: d for c, d in zip(included, durations, strict=True)},
         fade_in_s=fade_in_s,
         fade_out_s=fade_out_s,
+        mix=mixed,
     )

@@ -1,0 +1,132 @@
+"""The stitch step's final mix: once the clips are joined, the project's spoken lines and music are
+mixed under the picture (``media.mix``), and the subtitles are stored beside ``final.mp4`` as
+``final.srt`` and ``final.vtt``. Without lines and music the stitch step does not come here: its
+output is the stitch's, byte for byte."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from vidpipe_core import media
+from vidpipe_core.media import mix as mixing
+from vidpipe_core.media import subtitles
+from vidpipe_core.media.subtitles import Cue
+from vidpipe_core.schemas import ProjectSpec
+from vidpipe_core.services import Services
+from vidpipe_core.spoken import SpokenLine
+
+SRT = "final.srt"
+VTT = "final.vtt"
+
+
+@dataclass(frozen=True)
+class FinalMix:
+    """What the mix made, for final_video's summary and metadata."""
+
+    cues: tuple[Cue, ...]
+    loudness: mixing.Loudness
+    narration: bool  # narration audio lies under the picture
+    voice: str | None
+    music: bool
+    burned: bool
+    language: str  # the subtitle track's ISO 639-2 code
+    subtitles: dict[str, str]  # "srt"/"vtt" -> the stored file's URI
+    sha256: dict[str, str]  # "srt"/"vtt" -> sha256 of what was stored
+
+
+def wanted(lines: Sequence[SpokenLine], music: Path | None) -> bool:
+    """Whether the final video is mixed at all (else it is the stitch, unchanged)."""
+    return bool(lines) or music is not None
+
+
+def mix_final(
+    services: Services,
+    project_id: str,
+    spec: ProjectSpec,
+    stitched: media.StitchResult,
+    scenes: Sequence[int],
+    out: Path,
+    *,
+    source: Path,
+    lines: Sequence[SpokenLine],
+    music: Path | None,
+    burn: bool,
+) -> tuple[media.StitchResult, FinalMix]:
+    """Mix ``source`` (the stitched file, ``stitched`` its facts; ``scenes``: the scene index of
+    each clip in it) into ``out``, and store its subtitles. The subtitle files are written (each
+    atomically) before the caller stores ``out``: a final.mp4 in the store always has its own."""
+    spans = {index: span for index, span in zip(scenes, stitched.spans, strict=True)}
+    cues = subtitles.cues(lines, spans)
+    language = getattr(spec, "language", None)
+    result = mixing.mix(source, out, lines_cues=cues, music=music, language=language, burn=burn)
+    texts = {"srt": (SRT, result.srt), "vtt": (VTT, result.vtt)}
+    uris, sums = {}, {}
+    for kind, (name, text) in texts.items():
+        data = text.encode("utf-8")
+        services.store.write_bytes(project_id, name, data)
+        uris[kind] = services.store.uri(project_id, name)
+        sums[kind] = hashlib.sha256(data).hexdigest()
+    facts = {k: getattr(result.info, k) for k in media.MediaInfo.__dataclass_fields__}
+    info = dataclasses.replace(stitched, **facts)
+    voice = getattr(spec, "voice", None)
+    return info, FinalMix(
+        cues=result.cues,
+        loudness=result.loudness,
+        narration=result.narration,
+        voice=voice if result.narration else None,
+        music=result.music,
+        burned=result.burned,
+        language=result.language,
+        subtitles=uris,
+        sha256=sums,
+    )
+
+
+FIRST_LINES = 3  # subtitle lines the summary shows
+
+
+def mix_metadata(mixed: FinalMix | None) -> dict[str, str | float | bool]:
+    """final_video's metadata about the mix: narration on/off, the voice, the first subtitle lines,
+    the loudness loudnorm measured (integrated LUFS and true peak of the final mix)."""
+    if mixed is None:
+        return {"narration": False, "subtitles": "none", "loudness": "not normalised (no narration, no music)"}
+    out: dict[str, str | float | bool] = {
+        "narration": mixed.narration,
+        "music": mixed.music,
+        "subtitles": f"{len(mixed.cues)} cues ({mixed.language}){', burned in' if mixed.burned else ''}",
+        "first_subtitles": " / ".join(c.text for c in mixed.cues[:FIRST_LINES]) or "none",
+        "loudness_normalization": mixed.loudness.normalization,
+        "subtitles_srt": mixed.subtitles["srt"],
+        "subtitles_vtt": mixed.subtitles["vtt"],
+    }
+    if mixed.voice:
+        out["voice"] = mixed.voice
+    for key, value in (
+        ("loudness_lufs", mixed.loudness.integrated_lufs),
+        ("true_peak_dbtp", mixed.loudness.true_peak_dbtp),
+        ("loudness_measured_lufs", mixed.loudness.input_lufs),
+        ("true_peak_measured_dbtp", mixed.loudness.input_true_peak_dbtp),
+    ):
+        if value == value and abs(value) != float("inf"):  # silence measures -inf: left out
+            out[key] = round(value, 2)
+    return out
+
+
+def mix_markdown(mixed: FinalMix | None) -> str:
+    """The mix in final_video's summary: a few lines of Markdown."""
+    if mixed is None:
+        return "**Narration:** off · no subtitles"
+    loud = mixed.loudness
+    level = (
+        f"{loud.integrated_lufs:.1f} LUFS, true peak {loud.true_peak_dbtp:.1f} dBTP ({loud.normalization})"
+        if loud.integrated_lufs > -70
+        else loud.normalization
+    )
+    voice = f" (voice {mixed.voice})" if mixed.voice else ""
+    head = f"**Narration:** {'on' if mixed.narration else 'off'}{voice} · **Music:** {'on' if mixed.music else 'off'} · **Loudness:** {level}"
+    first = [f"- {c.start:.1f}–{c.end:.1f} s: {c.text}" for c in mixed.cues[:FIRST_LINES]]
+    return "\n".join([head, "", f"**Subtitles** ({len(mixed.cues)}, {mixed.language}):", *first])
