@@ -244,6 +244,7 @@ def test_the_stitch_step_mixes_stores_the_subtitles_and_otherwise_leaves_the_sti
     from vidpipe_core.services import Services
     from vidpipe_core.steps.characters import make_characters
     from vidpipe_core.steps.clips import make_clips
+    from vidpipe_core.steps.final_mix import mix_markdown, mix_metadata
     from vidpipe_core.steps.keyframes import make_keyframes
     from vidpipe_core.steps.state import resolve_state
     from vidpipe_core.steps.stitch import make_final
@@ -275,3 +276,8 @@ def test_the_stitch_step_mixes_stores_the_subtitles_and_otherwise_leaves_the_sti
     assert _parse_srt(services.store.read_bytes(spec.id, "final.vtt").decode())[0][2] == text
     assert _track(final)[1][0][2] == text and mixed.sha256 == sha256_file(final) != plain.sha256
     assert _ebur128(final)[0] == pytest.approx(-16.0, abs=1.0)
+    shown = mix_metadata(mixed.mix)  # what final_video's materialization says
+    assert shown["narration"] is True and shown["first_subtitles"] == text and shown["subtitles_srt"].endswith("final.srt")
+    assert shown["loudness_lufs"] == pytest.approx(-16.0, abs=1.0) and float(shown["true_peak_dbtp"]) <= -1.0
+    assert "**Narration:** on" in mix_markdown(mixed.mix) and text in mix_markdown(mixed.mix)
+    assert mix_metadata(None)["narration"] is False and "off" in mix_markdown(None)

@@ -87,6 +87,11 @@ def mix_final(
 
 
 FIRST_LINES = 3  # subtitle lines the summary shows
+LINE_CHARS = 60  # each cut to this length: the summary stays under the 1000 characters Dagster shows inline
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= LINE_CHARS else text[: LINE_CHARS - 1].rstrip() + "…"
 
 
 def mix_metadata(mixed: FinalMix | None) -> dict[str, str | float | bool]:
@@ -98,7 +103,7 @@ def mix_metadata(mixed: FinalMix | None) -> dict[str, str | float | bool]:
         "narration": mixed.narration,
         "music": mixed.music,
         "subtitles": f"{len(mixed.cues)} cues ({mixed.language}){', burned in' if mixed.burned else ''}",
-        "first_subtitles": " / ".join(c.text for c in mixed.cues[:FIRST_LINES]) or "none",
+        "first_subtitles": " / ".join(_short(c.text) for c in mixed.cues[:FIRST_LINES]) or "none",
         "loudness_normalization": mixed.loudness.normalization,
         "subtitles_srt": mixed.subtitles["srt"],
         "subtitles_vtt": mixed.subtitles["vtt"],
@@ -128,5 +133,5 @@ def mix_markdown(mixed: FinalMix | None) -> str:
     )
     voice = f" (voice {mixed.voice})" if mixed.voice else ""
     head = f"**Narration:** {'on' if mixed.narration else 'off'}{voice} · **Music:** {'on' if mixed.music else 'off'} · **Loudness:** {level}"
-    first = [f"- {c.start:.1f}–{c.end:.1f} s: {c.text}" for c in mixed.cues[:FIRST_LINES]]
+    first = [f"- {c.start:.1f}–{c.end:.1f} s: {_short(c.text)}" for c in mixed.cues[:FIRST_LINES]]
     return "\n".join([head, "", f"**Subtitles** ({len(mixed.cues)}, {mixed.language}):", *first])

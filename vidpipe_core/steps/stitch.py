@@ -195,7 +195,7 @@ def _make_final(
         crossfade=crossfade,
         scenes=[c.index for c in included],
         skipped=skipped,
-        audio_expected=spec.generate_audio,
+        audio_expected=spec.generate_audio or mixed is not None,  # the mix always has a track
         sha256=sha,
         durations={c.index: d for c, d in zip(included, durations, strict=True)},
         fade_in_s=fade_in_s,
