@@ -15,6 +15,7 @@ import pytest
 
 from tests.helpers import sweep_clip
 from vidpipe_core import media
+from vidpipe_core.errors import InvalidInput
 from vidpipe_core.media import mix, subtitles
 from vidpipe_core.media.runner import ffmpeg_messages, run_ffmpeg
 from vidpipe_core.spoken import SpokenLine
@@ -266,11 +267,15 @@ def test_the_stitch_step_mixes_stores_the_subtitles_and_otherwise_leaves_the_sti
     media.stitch(clips, tmp_path / "direct.mp4", crossfade=plain.crossfade, fade_in=plain.fade_in_s, fade_out=plain.fade_out_s)
     assert plain.sha256 == sha256_file(tmp_path / "direct.mp4")
 
+    final = Path(services.store.path(spec.id, "final.mp4"))
+    with pytest.raises(InvalidInput, match="not a file"):  # refused before anything is stitched or written
+        make_final(services, spec.id, music=tmp_path / "missing.mp3")
+    assert sha256_file(final) == plain.sha256
+
     text = "The string snaps."
     line = SpokenLine(1, text, "narration", _seconds(_voice(tmp_path / "n.wav", text)), tmp_path / "n.wav", 0.1)
     mixed = make_final(services, spec.id, lines=[line])
     assert mixed.mix is not None and mixed.mix.narration and mixed.mix.burned
-    final = Path(services.store.path(spec.id, "final.mp4"))
     srt = services.store.read_bytes(spec.id, "final.srt").decode()
     assert _parse_srt(srt) == [(pytest.approx(2.1, abs=0.01), pytest.approx(min(4.0, 2.1 + line.duration_s), abs=0.01), text)]
     assert _parse_srt(services.store.read_bytes(spec.id, "final.vtt").decode())[0][2] == text

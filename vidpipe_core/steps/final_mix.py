@@ -12,9 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vidpipe_core import media
+from vidpipe_core.errors import InvalidInput
 from vidpipe_core.media import mix as mixing
 from vidpipe_core.media import subtitles
 from vidpipe_core.media.subtitles import Cue
+from vidpipe_core.scenes import scene_label
 from vidpipe_core.schemas import ProjectSpec
 from vidpipe_core.services import Services
 from vidpipe_core.spoken import SpokenLine
@@ -41,6 +43,16 @@ class FinalMix:
 def wanted(lines: Sequence[SpokenLine], music: Path | None) -> bool:
     """Whether the final video is mixed at all (else it is the stitch, unchanged)."""
     return bool(lines) or music is not None
+
+
+def check_inputs(lines: Sequence[SpokenLine], music: Path | None) -> None:
+    """Before anything is stitched: the music and every line's audio are files (InvalidInput naming
+    the first that is not, and what to do)."""
+    if music is not None and not Path(music).is_file():
+        raise InvalidInput("music", f"{music} is not a file", "an MP3, WAV, M4A or OGG file")
+    for line in lines:
+        if line.audio is not None and not Path(line.audio).is_file():
+            raise InvalidInput("narration", f"the audio of {scene_label(line.scene_index)} ({line.audio}) is missing")
 
 
 def mix_final(

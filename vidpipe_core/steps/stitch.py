@@ -16,7 +16,7 @@ from vidpipe_core.scratch import scratch_dir
 from vidpipe_core.services import Services
 from vidpipe_core.spoken import SpokenLine
 from vidpipe_core.steps import FINAL_VIDEO
-from vidpipe_core.steps.final_mix import FinalMix, mix_final, wanted
+from vidpipe_core.steps.final_mix import FinalMix, check_inputs, mix_final, wanted
 from vidpipe_core.steps.locking import step_lock
 from vidpipe_core.steps.report import Progress, ProgressEvent, no_progress
 from vidpipe_core.steps.state import resolve_state
@@ -76,6 +76,7 @@ def make_final(
     True or False overrides them. ``on_stitched`` is called with the stitched file while it is
     still on local disk, once it is stored (the asset makes its preview images from it: no second
     copy from an object store)."""
+    check_inputs(lines, music)
     with step_lock(services, project_id, run_id):
         mixing = _Mixing(tuple(lines), music, burn_subtitles)
         return _make_final(services, project_id, crossfade, progress, fade_in, fade_out, on_stitched, mixing)
