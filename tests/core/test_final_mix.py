@@ -152,6 +152,18 @@ def test_a_line_is_clipped_inside_its_scene_and_a_left_out_scene_has_none() -> N
     ]
     cues = subtitles.cues(lines, {0: (0.0, 3.0), 2: (2.5, 5.5)})
     assert [(c.start, c.end, c.text) for c in cues] == [(1.0, 3.0, "too long")]
+    # a scene's dialogue over its narration: the mp4's track shows both at once, never cuts one short
+    both = subtitles.cues(
+        [SpokenLine(0, "over it all", "narration", 2.0, None, 0.5), SpokenLine(0, "Hey!", "dialogue", 0.5, None, 1.0)],
+        {0: (0.0, 3.0)},
+    )
+    assert [(c.start, c.end, c.text) for c in subtitles.layered(both)] == [
+        (0.5, 1.0, "over it all"),
+        (1.0, 1.5, "over it all\nHey!"),
+        (1.5, 2.5, "over it all"),
+    ]
+    assert "over it all\\NHey!" in subtitles.ass(subtitles.layered(both), 256, 144)
+    assert subtitles.layered(cues) == cues  # no overlap: unchanged
     assert subtitles.iso639_2("pt-BR") == "por" and subtitles.iso639_2(None) == "und" and subtitles.iso639_2("xx") == "und"
 
 

@@ -169,7 +169,7 @@ def mix(
     tmp = work / "out.mp4"
     try:
         srt_text, vtt_text = subtitles.srt(items), subtitles.vtt(items)
-        (work / "final.srt").write_text(srt_text, "utf-8")
+        (work / "track.srt").write_text(subtitles.srt(subtitles.layered(items)), "utf-8")  # mov_text: one cue at a time
         wav, m4a = work / "mix.wav", work / "mix.m4a"
         inputs = ["-i", str(video)]
         for cue in voices:
@@ -188,7 +188,7 @@ def mix(
         code = subtitles.iso639_2(language)
         args = ["-i", str(video), "-i", str(m4a)]
         if items:
-            args += ["-f", "srt", "-i", str(work / "final.srt")]
+            args += ["-f", "srt", "-i", str(work / "track.srt")]
         args += ["-map", "0:v:0", "-map", "1:a:0"] + (["-map", "2:s:0"] if items else [])
         if burn and items:
             (work / "burn.ass").write_text(subtitles.ass(items, info.width, info.height), "utf-8")

@@ -43,6 +43,24 @@ def cues(lines: Sequence[SpokenLine], spans: Mapping[int, tuple[float, float]]) 
     return sorted(out, key=lambda c: (c.start, c.scene_index))
 
 
+def layered(items: Sequence[Cue]) -> list[Cue]:
+    """The cues as a track that shows one cue at a time (an mp4's ``mov_text`` track cannot overlap
+    two): where lines overlap (a scene's narration over its dialogue), the lines showing at once
+    are one cue, one line each, in the order they began; cues that do not overlap are unchanged."""
+    bounds = sorted({t for c in items for t in (c.start, c.end)})
+    out: list[Cue] = []
+    for lo, hi in zip(bounds, bounds[1:], strict=False):
+        showing = [c for c in items if c.start <= lo and hi <= c.end]
+        if not showing:
+            continue
+        text = "\n".join(c.text for c in showing)
+        if out and out[-1].end == lo and out[-1].text == text:
+            out[-1] = Cue(out[-1].start, hi, text, out[-1].scene_index, out[-1].kind, out[-1].audio)
+        else:
+            out.append(Cue(lo, hi, text, showing[0].scene_index, showing[0].kind, showing[0].audio))
+    return out
+
+
 def _clock(seconds: float, sep: str) -> str:
     ms = max(0, round(seconds * 1000))
     h, rest = divmod(ms, 3_600_000)
@@ -52,8 +70,10 @@ def _clock(seconds: float, sep: str) -> str:
 
 
 def _plain(text: str) -> str:
-    """The text without anything a player would read as markup or as the end of a cue."""
-    return " ".join(text.replace("-->", "->").replace("<", "‹").replace(">", "›").split())
+    """The text without anything a player would read as markup or as the end of a cue (its line
+    breaks kept, blank lines never: one ends a cue)."""
+    rows = (" ".join(row.replace("-->", "->").replace("<", "‹").replace(">", "›").split()) for row in text.splitlines())
+    return "\n".join(row for row in rows if row)
 
 
 def srt(items: Sequence[Cue]) -> str:
@@ -106,7 +126,7 @@ def ass(items: Sequence[Cue], width: int, height: int) -> str:
         return f"{cs // 360000}:{cs // 6000 % 60:02d}:{cs // 100 % 60:02d}.{cs % 100:02d}"
 
     def text(t: str) -> str:
-        return _plain(t).replace("\\", "\\\\").replace("{", "(").replace("}", ")")
+        return _plain(t).replace("\\", "＼").replace("{", "(").replace("}", ")").replace("\n", "\\N")
 
     events = [f"Dialogue: 0,{clock(c.start)},{clock(c.end)},Default,,0,0,0,,{text(c.text)}\n" for c in items]
     return head + "".join(events)
