@@ -209,6 +209,28 @@ def test_the_music_ducks_under_the_narration(tmp_path: Path) -> None:
     assert _band_db(audio, 0.0, 0.25, MUSIC_HZ) < min(gaps) - 10
 
 
+def test_the_music_ducks_under_the_clips_own_speech(tmp_path: Path) -> None:
+    """Veo's dialogue is in the clips' audio: the music ducks under it too (the key is the narration
+    and the clips' audio), with no narration at all."""
+    clips = []
+    for i, loud in enumerate((0.0, 0.4, 0.0)):  # scene 2 speaks (a 900 Hz stand-in), 1 and 3 are silent
+        path = tmp_path / f"c{i}.mp4"
+        src = f"testsrc2=size=256x144:rate={FPS}:duration=4"
+        speech = f"aevalsrc={loud}*sin(2*PI*900*t):d=4:s={RATE}:c=stereo"
+        kwargs = {**media.video_out_kwargs(FPS), **media.audio_out_kwargs()}
+        flags = [x for k, v in kwargs.items() for x in (f"-{k}", str(v))]
+        run_ffmpeg(["-f", "lavfi", "-i", src, "-f", "lavfi", "-i", speech, *flags, "-t", "4", "-y", str(path)], what="clip")
+        clips.append(path)
+    media.stitch(clips, tmp_path / "stitched.mp4")
+    music = _wav(tmp_path / "tone.wav", f"0.5*sin(2*PI*{MUSIC_HZ:g}*t)", 1.0)
+    mix.mix(tmp_path / "stitched.mp4", tmp_path / "final.mp4", lines_cues=[], music=music)
+    audio = _audio(tmp_path / "final.mp4")
+    during = _band_db(audio, 4.5, 7.5, MUSIC_HZ)
+    gaps = [_band_db(audio, 2.2, 3.9, MUSIC_HZ), _band_db(audio, 8.6, 9.8, MUSIC_HZ)]
+    assert min(gaps) - during >= 6.0, (gaps, during)
+    assert _band_db(audio, 4.5, 7.5, 900.0) > during  # the speech itself is kept, over the music
+
+
 def _luma(path: Path) -> np.ndarray:
     with av.open(str(path)) as c:
         return np.stack([f.to_ndarray(format="gray").astype(np.float32) for f in c.decode(video=0)])
