@@ -31,11 +31,13 @@ from vidpipe_core.steps.characters import CharactersReport, make_characters
 from vidpipe_core.steps.clips import make_clips, new_takes
 from vidpipe_core.steps.keyframes import make_keyframes
 from vidpipe_core.steps.report import Action, ItemReport, ProgressEvent, StepReport
+from vidpipe_core.steps.state import resolve_state
 from vidpipe_core.steps.stitch import make_final
 from vidpipe_core.steps.storyboard import make_storyboard
 from vidpipe_core.storage import Layout
 from vidpipe_core.summary import SceneRow, project_summary
 from vidpipe_dagster.celery_executor import running_on_worker
+from vidpipe_dagster.desk import desk_metadata
 from vidpipe_dagster.failures import step_failure
 from vidpipe_dagster.healing import owner_tags, run_heartbeat
 from vidpipe_dagster.instance import refuse_unknown_project
@@ -322,6 +324,7 @@ def keyframes(context: dg.AssetExecutionContext, config: KeyframesConfig, vidpip
             **_made(report),
             "contact_sheet": dg.MetadataValue.path(services.store.uri(project_id, Layout.CONTACT_SHEET)),
             **images,
+            **desk_metadata(services, resolve_state(services, project_id)),
             **nonce_metadata(services, project_id),
         },
         [_check(check_keyframes(services, project_id, report))],

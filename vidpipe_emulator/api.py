@@ -164,7 +164,10 @@ class Api:
             else:
                 # The previous frame comes last (after any reference sheets): continuity.
                 ref = req.images[-1] if req.images else None
-                png = self._emu.images.png(req.prompt, settings.image_height, req.aspect_ratio, ref)
+                # A seed (a retake) asks for another rendition of the same prompt.
+                seed = req.generation_config.get("seed")
+                prompt = req.prompt if seed is None else f"{req.prompt}\n\nseed {seed}"
+                png = self._emu.images.png(prompt, settings.image_height, req.aspect_ratio, ref)
                 parts = [{"inlineData": {"mimeType": "image/png", "data": base64.b64encode(png).decode()}}]
                 out_tokens = 1290
         else:

@@ -78,6 +78,7 @@ def _request(state: ProjectState, k: int, reference: bytes | None, sheets: dict[
         aspect_ratio=state.spec.aspect_ratio,
         reference_png=reference,
         characters=tuple(CharacterSheet(n, appearance[n], sheets[n]) for n in state.frames[k].characters),
+        variant=state.spec.frame_take(k),
     )
 
 
@@ -196,7 +197,7 @@ def _chained(
     frame = state.frames[k]
     shas = sheet_shas(state, frame.characters)
     assert shas is not None, "_sheets refuses to start while a sheet is missing"
-    fp = frame_fingerprint(provider, state.spec, frame.prompt, reference_sha, shas)
+    fp = frame_fingerprint(provider, state.spec, frame.prompt, reference_sha, shas, state.spec.frame_take(k))
     if fp != frame.fingerprint:
         with services.db.session() as s:
             row = s.scalars(
