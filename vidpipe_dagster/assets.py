@@ -31,7 +31,6 @@ from vidpipe_core.steps.characters import CharactersReport, make_characters
 from vidpipe_core.steps.clips import make_clips, new_takes
 from vidpipe_core.steps.keyframes import make_keyframes
 from vidpipe_core.steps.report import Action, ItemReport, ProgressEvent, StepReport
-from vidpipe_core.steps.state import resolve_state
 from vidpipe_core.steps.stitch import make_final
 from vidpipe_core.steps.storyboard import make_storyboard
 from vidpipe_core.storage import Layout
@@ -324,7 +323,7 @@ def keyframes(context: dg.AssetExecutionContext, config: KeyframesConfig, vidpip
             **_made(report),
             "contact_sheet": dg.MetadataValue.path(services.store.uri(project_id, Layout.CONTACT_SHEET)),
             **images,
-            **desk_metadata(services, resolve_state(services, project_id)),
+            **(desk_metadata(services, report.state) if report.state is not None else {}),
             **nonce_metadata(services, project_id),
         },
         [_check(check_keyframes(services, project_id, report))],

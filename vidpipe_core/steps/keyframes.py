@@ -49,6 +49,9 @@ class KeyframesReport(StepReport):
     spec: ProjectSpec | None = None
     frames: list[FrameState] = field(default_factory=list)
     pngs: list[bytes] = field(default_factory=list)
+    # The project as the step resolved it (its frames as it left them): the review desk's scenes,
+    # sheets and clips still to pay, without resolving the project again.
+    state: ProjectState | None = None
 
 
 def make_keyframes(
@@ -179,7 +182,7 @@ def _make_keyframes(
         reference_sha = frame.row.sha256
         report.pngs.append(reference)
         on_frame(k, reference)
-    report.frames = state.frames
+    report.frames, report.state = state.frames, state
     return report
 
 
