@@ -264,3 +264,33 @@ def test_the_retake_job_states_the_cost_and_cascade_and_its_sensor_renders(vp_en
 
     bad = _job(vp_env, "retake", "take_again", project=pid, frame=9)
     assert not bad.success and "frame: 9 is out of range" in failure_message(bad)
+
+
+def test_projects_without_a_retake_keep_their_fingerprints():
+    """A take enters a frame's or sheet's fingerprint only when there is one: every ledger written
+    before retakes existed stays current (digests computed by the code before this change)."""
+    from vidpipe_core.fingerprint import keyframe_fingerprint, sheet_fingerprint
+
+    sheet = {
+        "provider": "google",
+        "model": "gemini-2.5-flash-image",
+        "name": "Mara",
+        "appearance": "a tall woman in a red coat",
+        "prompt": "Character reference sheet of Mara",
+        "style": {"visual_style": "watercolour", "color_palette": ["red"]},
+        "aspect_ratio": "16:9",
+        "render_size": None,
+    }
+    before = "b9373580d11911794c535cf5e3fa85418e89c4277a1858e22f8a2b8710a185ed"
+    assert sheet_fingerprint(**sheet) == sheet_fingerprint(**sheet, take="") == before
+    assert sheet_fingerprint(**sheet, take="abc") not in (before, sheet_fingerprint(**sheet, take="abd"))
+    frame = {
+        "provider": "google",
+        "model": "gemini-2.5-flash-image",
+        "prompt": "A fox at the lake shore",
+        "aspect_ratio": "16:9",
+        "reference_sha256": "ab" * 32,
+        "render_size": None,
+    }
+    old = "2140d9a75ad1b0b7f700b590b147136fb0c0d6bc5823c04f15d96b40cf54e964"  # as in test_characters.py
+    assert keyframe_fingerprint(**frame, take="") == old and keyframe_fingerprint(**frame, take="abc") != old
