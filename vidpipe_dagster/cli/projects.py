@@ -81,10 +81,8 @@ def edit(
         help="A clip refused by the safety filter: fail, skip (leave the scene out of the video) or retry.",
     ),
 ) -> None:
-    """Edit a scene (its description, prompts, motion or characters), or the project's budget and
-    safety policy. The next `vidpipe resume` makes again only what depends on a changed field: a
-    motion prompt, one clip; an end-frame prompt or the characters, those frames and every later
-    frame and clip. Nothing is paid here."""
+    """Edit a scene (description, prompts, motion, characters) or the budget and safety policy; the next
+    `vidpipe resume` makes again only what a changed field touches."""
     from vidpipe_core.scene_fields import scene_changes
     from vidpipe_core.steps.edit import edit_scene, edit_settings, settings_update
 

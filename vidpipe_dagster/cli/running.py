@@ -283,8 +283,8 @@ def retake(
         help="Make the new take and the frames after it now; leave the clips for `vidpipe resume` (or an approval).",
     ),
 ) -> None:
-    """A new take of one keyframe or one character sheet with the same prompt. Says first what it
-    costs and which later frames and clips it re-makes (continuity), asks, then makes them."""
+    """A new take of a keyframe or character sheet from the same prompt: says its cost and the frames
+    and clips it re-makes first, then asks."""
     import uuid
 
     from vidpipe_core.steps.retake import apply_retake, plan_retake
