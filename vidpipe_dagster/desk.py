@@ -82,6 +82,11 @@ def approve_config(project_id: str, clips_usd: float) -> str:
 
 
 def approve_markdown(project_id: str, clips_usd: float, clips: int) -> str:
+    if clips == 0:
+        return (
+            "Every clip of these keyframes is made: nothing to approve. A change (`vidpipe edit`, `vidpipe retake`, "
+            "or the `edit_scene` and `retake` jobs) says what it would re-make and cost."
+        )
     config = approve_config(project_id, clips_usd)
     return (
         f"**The clips would cost ${clips_usd:.2f} ({clips} clip{'s' if clips != 1 else ''}).** To pay for them, launch "

@@ -71,6 +71,15 @@ def test_the_keyframes_page_is_a_review_desk(gp):
     assert again[1][5] == "The kite loops \\| twice"
 
 
+def test_a_project_whose_clips_are_made_has_nothing_to_approve(vp_env):
+    spec = register("A paper boat on a canal at dawn", id="desk-done", scenes=2, clip_duration=1)
+    assert render(spec.id).success
+    assert render(spec.id, assets=["keyframes"]).success
+    meta = latest_metadata(vp_env.instance(), "keyframes", spec.id)
+    assert meta["projected_clip_cost_usd"] == 0.0 and "nothing to approve" in meta["approve"]
+    assert "```yaml" not in meta["approve"]
+
+
 @pytest.mark.parametrize("job_name", ["new_project", "edit_scene", "retake"])
 def test_each_launchpad_opens_with_a_valid_example(vp_env, job_name):
     job = _defs().resolve_job_def(job_name)

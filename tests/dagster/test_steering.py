@@ -294,3 +294,16 @@ def test_projects_without_a_retake_keep_their_fingerprints():
     }
     old = "2140d9a75ad1b0b7f700b590b147136fb0c0d6bc5823c04f15d96b40cf54e964"  # as in test_characters.py
     assert keyframe_fingerprint(**frame, take="") == old and keyframe_fingerprint(**frame, take="abc") != old
+
+
+def test_retake_frames_only_leaves_the_clips_to_resume(vp_env):
+    pid = _rendered("retake-frames-only")
+    before = _rows(vp_env, pid)
+    result = CliRunner().invoke(app, ["retake", pid, "--frame", "2", "--frames-only", "--yes"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == pid and "`vidpipe resume retake-frames-only` makes the clips" in result.output
+    state = resolve_state(vp_env.services(), pid)
+    assert [f.done for f in state.frames] == [True] * 4 and state.frames[1].row.id != before[0][1]
+    assert [c.index for c in state.clips_to_pay()] == [0, 1]  # the cascade's clips wait, nothing else
+    assert CliRunner().invoke(app, ["resume", pid]).exit_code == 0
+    assert _remade(before, _rows(vp_env, pid)) == ([2, 3], [1, 2])
