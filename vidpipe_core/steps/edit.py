@@ -13,7 +13,7 @@ from sqlalchemy import select
 from vidpipe_core.errors import InvalidInput, VidpipeError
 from vidpipe_core.models import Project, Scene
 from vidpipe_core.scene_fields import SCENE_FIELDS, SceneField, options_text
-from vidpipe_core.scenes import check_scene_indices, frame_label, scene_list
+from vidpipe_core.scenes import check_scene_indices, frame_label, frame_number, scene_list, scene_number
 from vidpipe_core.schemas import ProjectSpec, Storyboard
 from vidpipe_core.services import Services
 from vidpipe_core.steps.state import resolve_state, stored_document, write_storyboard_file
@@ -44,8 +44,8 @@ class SceneEdit:
         return {
             "changed": self.changed,
             "sheets": self.sheets,
-            "frames": [k + 1 for k in self.frames],
-            "clip_scenes": [i + 1 for i in self.clips],
+            "frames": [frame_number(k) for k in self.frames],
+            "clip_scenes": [scene_number(i) for i in self.clips],
         }
 
 

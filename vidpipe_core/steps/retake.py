@@ -18,7 +18,7 @@ from vidpipe_core.cost import image_cost, video_cost
 from vidpipe_core.errors import InvalidInput, VidpipeError
 from vidpipe_core.projects import load_spec, update_spec
 from vidpipe_core.providers import clip_provider, keyframe_provider
-from vidpipe_core.scenes import frame_index, frame_label, frame_number, scene_list
+from vidpipe_core.scenes import frame_index, frame_label, frame_number, scene_list, scene_number
 from vidpipe_core.schemas import ProjectSpec, frame_take_key, sheet_take_key
 from vidpipe_core.services import Services
 from vidpipe_core.steps.state import ProjectState, resolve_state
@@ -66,7 +66,7 @@ class RetakePlan:
             "retake": self.what,
             "sheets": self.sheets,
             "frames": [frame_number(k) for k in self.frames],
-            "clip_scenes": [i + 1 for i in self.clips],
+            "clip_scenes": [scene_number(i) for i in self.clips],
             "images_usd": round(self.images_usd, 6),
             "clips_usd": round(self.clips_usd, 6),
             "total_usd": self.total_usd,
