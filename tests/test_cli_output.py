@@ -238,7 +238,7 @@ def test_verbose_streams_the_dagster_log(vp_env):
 
 # help -----------------------------------------------------------------------------------------------
 
-COMMANDS = ["new", "render", "demo", "resume", "regenerate", "stitch", "edit", "status", "list", "migrate", "worker"]
+COMMANDS = ["new", "render", "demo", "resume", "regenerate", "retake", "stitch", "edit", "status", "list", "migrate", "worker"]
 
 
 def test_help_imports_neither_dagster_nor_the_google_sdk():

@@ -24,10 +24,13 @@ def keyframe_fingerprint(
     reference_sha256: str | None,
     render_size: tuple[int, int] | None,
     character_sha256: tuple[str, ...] = (),
+    take: str = "",
 ) -> str:
     """``character_sha256``: the digests of the reference sheets the frame is conditioned on, in
     the storyboard's order. Only a frame with characters has the field, so a frame without them
-    keeps the fingerprint it had before characters existed (its ledger row stays current)."""
+    keeps the fingerprint it had before characters existed (its ledger row stays current).
+    ``take``: a retake's token (a new image from the same prompt); only a retaken frame has the
+    field, so every other frame keeps its fingerprint."""
     fields: dict[str, Any] = {
         "provider": provider,
         "model": model,
@@ -38,6 +41,8 @@ def keyframe_fingerprint(
     }
     if character_sha256:
         fields["characters"] = list(character_sha256)
+    if take:
+        fields["take"] = take
     return _digest("keyframe", fields)
 
 
@@ -51,22 +56,24 @@ def sheet_fingerprint(
     style: dict[str, Any],
     aspect_ratio: str,
     render_size: tuple[int, int] | None,
+    take: str = "",
 ) -> str:
     """A character's reference sheet: what it is drawn from (name, appearance, the full prompt, the
-    style guide's look) and how (provider, model, aspect ratio, size)."""
-    return _digest(
-        "character_sheet",
-        {
-            "provider": provider,
-            "model": model,
-            "name": name,
-            "appearance": appearance,
-            "prompt": prompt,
-            "style": style,
-            "aspect_ratio": aspect_ratio,
-            "size": list(render_size) if render_size else None,
-        },
-    )
+    style guide's look) and how (provider, model, aspect ratio, size). ``take``: a retake's token;
+    only a retaken sheet has the field (every other sheet keeps its fingerprint)."""
+    fields: dict[str, Any] = {
+        "provider": provider,
+        "model": model,
+        "name": name,
+        "appearance": appearance,
+        "prompt": prompt,
+        "style": style,
+        "aspect_ratio": aspect_ratio,
+        "size": list(render_size) if render_size else None,
+    }
+    if take:
+        fields["take"] = take
+    return _digest("character_sheet", fields)
 
 
 def clip_fingerprint(

@@ -42,6 +42,24 @@ def frame_label(k: int, scenes: int) -> str:
     return f"the frame between scenes {k} and {k + 1}"
 
 
+def frame_number(k: int) -> int:
+    """The number people see for a 0-based frame index: frame 1 starts scene 1, frame N+1 ends scene N."""
+    return k + 1
+
+
+def frame_index(number: int, scenes: int) -> int:
+    """The 0-based index of a frame number a person typed (from 1), refused outside the N+1 frames
+    of a project of ``scenes`` scenes."""
+    if not 1 <= number <= scenes + 1:
+        note = "; frames are numbered from 1" if number < 1 else ""
+        raise InvalidInput(
+            "frame",
+            f"{number} is out of range{note} (frame 1 starts scene 1, frame {scenes + 1} ends scene {scenes})",
+            f"1-{scenes + 1}",
+        )
+    return number - 1
+
+
 def frame_tag(k: int, scenes: int) -> str:
     """A short `frame_label` for a thumbnail: "scene 1 start", "scene 1 end / 2 start", "scene 3 end"."""
     if k == 0:

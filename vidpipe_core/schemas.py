@@ -104,4 +104,22 @@ class ProjectSpec(BaseModel):
     burn_subtitles: bool = False
     """Draw the subtitles into the picture too (they are always a soft track of final.mp4)."""
     takes: dict[str, str] = Field(default_factory=dict)
-    """Scene index -> regeneration token; a new token makes a new clip from the same inputs."""
+    """Regeneration tokens; a new token makes a new rendition from the same inputs. Keys: a scene
+    index (``"2"``: its clip), ``frame_take_key(k)`` (a keyframe's retake) or ``sheet_take_key(name)``
+    (a character sheet's retake). A project without a key keeps its fingerprints."""
+
+    def frame_take(self, k: int) -> str:
+        return self.takes.get(frame_take_key(k), "")
+
+    def sheet_take(self, name: str) -> str:
+        return self.takes.get(sheet_take_key(name), "")
+
+
+def frame_take_key(k: int) -> str:
+    """The `ProjectSpec.takes` key of keyframe k's retake (0-based k)."""
+    return f"frame:{k}"
+
+
+def sheet_take_key(name: str) -> str:
+    """The `ProjectSpec.takes` key of a character sheet's retake."""
+    return f"sheet:{name}"

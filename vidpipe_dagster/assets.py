@@ -38,6 +38,7 @@ from vidpipe_core.steps.storyboard import make_storyboard
 from vidpipe_core.storage import Layout
 from vidpipe_core.summary import SceneRow, project_summary
 from vidpipe_dagster.celery_executor import running_on_worker
+from vidpipe_dagster.desk import desk_metadata
 from vidpipe_dagster.failures import step_failure
 from vidpipe_dagster.healing import owner_tags, run_heartbeat
 from vidpipe_dagster.instance import refuse_unknown_project
@@ -324,6 +325,7 @@ def keyframes(context: dg.AssetExecutionContext, config: KeyframesConfig, vidpip
             **_made(report),
             "contact_sheet": dg.MetadataValue.path(services.store.uri(project_id, Layout.CONTACT_SHEET)),
             **images,
+            **(desk_metadata(services, report.state) if report.state is not None else {}),
             **nonce_metadata(services, project_id),
         },
         [_check(check_keyframes(services, project_id, report))],

@@ -112,11 +112,28 @@ def register_project(context: dg.OpExecutionContext, config: NewProjectConfig, v
     )
 
 
+# What the Launchpad opens with: a valid request (the free animatic, so launching it as it is
+# spends nothing); every other field takes its default.
+NEW_PROJECT_EXAMPLE = {
+    "ops": {
+        "register_project": {
+            "config": {
+                "prompt": "A paper boat drifts down a rain-filled gutter at dawn and out into a wide harbour.",
+                "scenes": 3,
+                "clip_duration": 4,
+                "provider": "animatic",
+            }
+        }
+    }
+}
+
+
 @dg.job(
     name=NEW_PROJECT_JOB,
     description="Create a project (the options of `vidpipe new`) and render it: its render_project run "
     "is started by the render_new_project sensor.",
     executor_def=dg.in_process_executor,
+    config=NEW_PROJECT_EXAMPLE,
 )
 def new_project() -> None:
     register_project()

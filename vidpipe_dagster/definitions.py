@@ -11,6 +11,7 @@ from vidpipe_dagster.create import delete_project, new_project, render_new_proje
 from vidpipe_dagster.jobs import render_project
 from vidpipe_dagster.resources import VidpipeResource
 from vidpipe_dagster.sensors import heal_dead_runs, inbox_sensor
+from vidpipe_dagster.steering import edit_scene, render_retake, retake
 
 EXECUTORS = {
     "in_process": dg.in_process_executor,
@@ -26,8 +27,8 @@ def build_defs(vidpipe: VidpipeResource) -> dg.Definitions:
     3: 6.65 s vs 0.87 s per run). Clips run in parallel as threads inside their step either way."""
     return dg.Definitions(
         assets=render_assets,
-        jobs=[render_project, new_project, delete_project],
-        sensors=[inbox_sensor, heal_dead_runs, render_new_project],
+        jobs=[render_project, new_project, delete_project, edit_scene, retake],
+        sensors=[inbox_sensor, heal_dead_runs, render_new_project, render_retake],
         resources={"vidpipe": vidpipe},
         executor=EXECUTORS[vidpipe.vidpipe_settings().dagster_executor],
     )

@@ -164,7 +164,15 @@ class Api:
             else:
                 # The previous frame comes last (after any reference sheets): continuity.
                 ref = req.images[-1] if req.images else None
-                png = self._emu.images.png(req.prompt, settings.image_height, req.aspect_ratio, ref)
+                # The other images (reference sheets) condition the picture too, and a seed (a
+                # retake) asks for another rendition of the same prompt.
+                prompt = req.prompt
+                if len(req.images) > 1:
+                    prompt += "\n\nreferences " + " ".join(hashlib.sha256(i).hexdigest()[:16] for i in req.images[:-1])
+                seed = req.generation_config.get("seed")
+                if seed is not None:
+                    prompt += f"\n\nseed {seed}"
+                png = self._emu.images.png(prompt, settings.image_height, req.aspect_ratio, ref)
                 parts = [{"inlineData": {"mimeType": "image/png", "data": base64.b64encode(png).decode()}}]
                 out_tokens = 1290
         else:

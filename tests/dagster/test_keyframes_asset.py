@@ -26,6 +26,10 @@ METADATA = {
     "projected_cost_usd",
     "contact_sheet",
     "contact_sheet_image",
+    "scenes",  # the review desk (vidpipe_dagster/desk.py)
+    "character_sheets",
+    "projected_clip_cost_usd",
+    "approve",
     "project_nonce",
 }
 

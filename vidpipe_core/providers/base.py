@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import enum
+import hashlib
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ class SheetRequest:
     prompt: str  # full image prompt (character + style guide)
     style: StyleGuide
     aspect_ratio: str
+    variant: str = ""  # a retake: the same prompt, a new rendition
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,14 @@ class KeyframeRequest:
     # The sheets of the characters this frame shows: frame k shows scene k's characters (k < N),
     # the last frame shows the last scene's. In the storyboard's order.
     characters: tuple[CharacterSheet, ...] = ()
+    variant: str = ""  # a retake: the same prompt, a new rendition
+
+
+def variant_seed(variant: str) -> int | None:
+    """A retake's seed for a provider that takes one: stable per token, None without a take."""
+    if not variant:
+        return None
+    return int(hashlib.sha256(variant.encode()).hexdigest()[:8], 16) % 2**31
 
 
 @dataclass(frozen=True)

@@ -144,6 +144,7 @@ def _render(
         prompt=sheet.prompt,
         style=state.style,
         aspect_ratio=spec.aspect_ratio,
+        variant=spec.sheet_take(sheet.name),
     )
     png, usage = provider.render_sheet(request)
     sha = sha256_bytes(png)

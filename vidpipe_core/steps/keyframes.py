@@ -49,6 +49,9 @@ class KeyframesReport(StepReport):
     spec: ProjectSpec | None = None
     frames: list[FrameState] = field(default_factory=list)
     pngs: list[bytes] = field(default_factory=list)
+    # The project as the step resolved it (its frames as it left them): the review desk's scenes,
+    # sheets and clips still to pay, without resolving the project again.
+    state: ProjectState | None = None
 
 
 def make_keyframes(
@@ -78,6 +81,7 @@ def _request(state: ProjectState, k: int, reference: bytes | None, sheets: dict[
         aspect_ratio=state.spec.aspect_ratio,
         reference_png=reference,
         characters=tuple(CharacterSheet(n, appearance[n], sheets[n]) for n in state.frames[k].characters),
+        variant=state.spec.frame_take(k),
     )
 
 
@@ -178,7 +182,7 @@ def _make_keyframes(
         reference_sha = frame.row.sha256
         report.pngs.append(reference)
         on_frame(k, reference)
-    report.frames = state.frames
+    report.frames, report.state = state.frames, state
     return report
 
 
@@ -196,7 +200,7 @@ def _chained(
     frame = state.frames[k]
     shas = sheet_shas(state, frame.characters)
     assert shas is not None, "_sheets refuses to start while a sheet is missing"
-    fp = frame_fingerprint(provider, state.spec, frame.prompt, reference_sha, shas)
+    fp = frame_fingerprint(provider, state.spec, frame.prompt, reference_sha, shas, state.spec.frame_take(k))
     if fp != frame.fingerprint:
         with services.db.session() as s:
             row = s.scalars(

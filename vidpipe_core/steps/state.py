@@ -321,6 +321,7 @@ def frame_fingerprint(
     prompt: str,
     reference_sha256: str | None,
     character_sha256: tuple[str, ...] = (),
+    take: str = "",
 ) -> str:
     """The fingerprint of a frame rendered from ``prompt`` on the frame before it (that frame's
     recorded sha256; None for frame 0) and on the sheets of the characters it shows (their
@@ -334,6 +335,7 @@ def frame_fingerprint(
         reference_sha256=reference_sha256,
         render_size=provider.expected_size(spec.aspect_ratio),
         character_sha256=character_sha256,
+        take=take,
     )
 
 
@@ -373,6 +375,7 @@ def resolve_sheets(services: Services, spec: ProjectSpec, scenes: list[ScenePlan
             style=look,
             aspect_ratio=spec.aspect_ratio,
             render_size=size,
+            take=spec.sheet_take(character.name),
         )
         sheets.append(SheetState(character=character, prompt=prompt, fingerprint=fp, row=rows.get((character.name, fp))))
     return sheets
@@ -406,7 +409,7 @@ def resolve_state(services: Services, project_id: str) -> ProjectState:
         shas = sheet_shas(state, names)
         fp = None
         if chain_ok and shas is not None:
-            fp = frame_fingerprint(kp, spec, prompt, previous_sha, shas)
+            fp = frame_fingerprint(kp, spec, prompt, previous_sha, shas, spec.frame_take(k))
         fs = FrameState(index=k, prompt=prompt, fingerprint=fp, row=kf_rows.get((k, fp)) if fp else None, characters=names)
         state.frames.append(fs)
         chain_ok = fs.done

@@ -12,6 +12,7 @@ import typer
 
 from vidpipe_core.errors import invalid
 from vidpipe_core.request import FIELDS, ProjectRequest, check_fields, description, offered
+from vidpipe_core.scene_fields import SCENE_FIELDS
 from vidpipe_dagster.cli.output import _fail
 
 
@@ -69,3 +70,30 @@ def request_options(command: Callable[..., None]) -> Callable[..., None]:
 
     with_request.__signature__ = inspect.Signature([*_request_parameters(), *own])  # type: ignore[attr-defined]  # what typer reads
     return with_request
+
+
+def scene_field_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Give ``command`` (whose parameters after the first two are its own) one option per editable
+    scene field (`vidpipe_core.steps.edit.SCENE_FIELDS`: name, help), after its first two
+    parameters (the id and ``--scene``); the command gets them as ``changes`` (option -> value or
+    None). A new editable field is a row of that table, not a new option here."""
+    params = list(inspect.signature(command).parameters.values())
+    head, own = params[:2], [p for p in params[2:] if p.name != "changes"]
+    fields = [
+        inspect.Parameter(
+            f.option,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=typer.Option(None, f.flag, show_default="unchanged", help=f.help),
+            annotation=str | None,
+        )
+        for f in SCENE_FIELDS
+    ]
+
+    @functools.wraps(command)
+    def with_fields(*args: Any, **values: Any) -> None:
+        changes = {f.option: values.pop(f.option) for f in SCENE_FIELDS}
+        command(*args, changes=changes, **values)
+
+    signature = [*head, *fields, *(p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own)]
+    with_fields.__signature__ = inspect.Signature(signature)  # type: ignore[attr-defined]  # what typer reads
+    return with_fields

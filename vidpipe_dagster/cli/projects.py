@@ -11,10 +11,10 @@ from rich.table import Table
 
 from vidpipe_core.errors import InvalidInput, ProjectNotFound, VidpipeError
 from vidpipe_core.request import ProjectRequest
-from vidpipe_core.scenes import scene_index, scene_number
+from vidpipe_core.scenes import scene_number
 from vidpipe_dagster.cli.base import _services
 from vidpipe_dagster.cli.exits import EXIT_OK
-from vidpipe_dagster.cli.options import request_options
+from vidpipe_dagster.cli.options import request_options, scene_field_options
 from vidpipe_dagster.cli.output import _emit_json, _fail, _json_mode, _note, _result, console, err
 
 
@@ -64,31 +64,13 @@ def _earlier_files(project_id: str) -> str | None:
     return earlier_files(_services(housekeeping=False), project_id)
 
 
+@scene_field_options
 def edit(
     project_id: str = typer.Argument(..., metavar="ID"),
     scene: int | None = typer.Option(
-        None, "--scene", help="Scene number, from 1 as in the captions and `vidpipe status` (for a scene's prompts)."
+        None, "--scene", help="Scene number, from 1 as in the captions and `vidpipe status` (for a scene's fields)."
     ),
-    description: str | None = typer.Option(
-        None, show_default="unchanged", help="What happens in the scene, one or two sentences (part of its clip's prompt)."
-    ),
-    start_frame: str | None = typer.Option(
-        None,
-        "--start-frame",
-        show_default="unchanged",
-        help="Image prompt of the first frame; scene 1 only (a later scene starts where the one before ends).",
-    ),
-    end_frame: str | None = typer.Option(
-        None,
-        "--end-frame",
-        show_default="unchanged",
-        help="Image prompt of the scene's last frame, which is also the next scene's first.",
-    ),
-    motion: str | None = typer.Option(
-        None,
-        show_default="unchanged",
-        help="How the camera and subjects move from the first frame to the last (the clip's prompt).",
-    ),
+    changes: dict[str, str | None] | None = None,
     max_cost: float | None = typer.Option(
         None, "--max-cost", metavar="USD", help="The project's budget in USD: a run that would exceed it stops."
     ),
@@ -99,30 +81,19 @@ def edit(
         help="A clip refused by the safety filter: fail, skip (leave the scene out of the video) or retry.",
     ),
 ) -> None:
-    """Edit a scene's prompts, or the project's budget and safety policy. The next `vidpipe resume`
-    makes again only what depends on a changed prompt: a motion prompt, one clip; an end-frame
-    prompt, that frame and every later frame and clip."""
+    """Edit a scene (description, prompts, motion, characters) or the budget and safety policy; the next
+    `vidpipe resume` makes again only what a changed field touches."""
+    from vidpipe_core.scene_fields import scene_changes
     from vidpipe_core.steps.edit import edit_scene, edit_settings, settings_update
 
-    prompts = {"description": description, "start_frame_prompt": start_frame, "end_frame_prompt": end_frame}
-    prompts["motion_prompt"] = motion
     try:
         update = settings_update(max_cost_usd=max_cost, safety_policy=safety_policy)  # checked before anything is written
-        has_prompts = any(v is not None for v in prompts.values())
-        if has_prompts and scene is None:
-            raise InvalidInput(
-                "scene", "is needed with --description, --start-frame, --end-frame or --motion: give its number, from 1"
-            )
+        request = scene_changes(scene, changes or {}, settings_given=bool(update))
         services = _services()
         changed = None
-        if has_prompts or not update:  # nothing at all: edit_scene names what can be passed
-            if scene is None:
-                raise InvalidInput(
-                    "edit",
-                    "nothing to change; pass --scene N with --motion (or --description, --start-frame, "
-                    "--end-frame), or --max-cost, --safety-policy",
-                )
-            changed = edit_scene(services, project_id, scene_index(scene), **prompts)  # the database counts scenes from 0
+        if request is not None:
+            index, given = request
+            changed = edit_scene(services, project_id, index, **given)
         if update:
             spec = edit_settings(services, project_id, update)
     except VidpipeError as exc:

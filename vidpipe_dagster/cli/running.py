@@ -1,8 +1,9 @@
-"""The commands that run the asset graph: `render`, `demo`, `resume`, `regenerate` and `stitch`,
+"""The commands that run the asset graph: `render`, `demo`, `resume`, `regenerate`, `retake` and `stitch`,
 and how a run's outcome is reported."""
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -254,6 +255,64 @@ def regenerate(
         new_takes(_services(), project_id, indices, uuid.uuid4().hex[:12])
         err.print(f"new takes for {scene_list(indices)}")
         _run_and_report(project_id, [CHARACTERS, KEYFRAMES, CLIPS, FINAL_VIDEO])
+    except VidpipeError as exc:
+        raise _fail(exc) from None
+
+
+def retake(
+    project_id: str = typer.Argument(..., metavar="ID"),
+    frame: int | None = typer.Option(
+        None,
+        "--frame",
+        metavar="K",
+        help="Keyframe number, from 1 as the contact sheet labels them: frame 1 starts scene 1, frame K+1 ends scene K.",
+    ),
+    character: str | None = typer.Option(
+        None, "--character", metavar="NAME", help="A character (its name in the style guide) whose reference sheet to take again."
+    ),
+    yes: bool = typer.Option(
+        False, "--yes", "-y", show_default=True, help="Do not ask for confirmation (the cost is still printed)."
+    ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", show_default=True, help="Print what the retake costs and re-makes; spend and change nothing."
+    ),
+    frames_only: bool = typer.Option(
+        False,
+        "--frames-only",
+        show_default=True,
+        help="Make the new take and the frames after it now; leave the clips for `vidpipe resume` (or an approval).",
+    ),
+) -> None:
+    """A new take of a keyframe or character sheet from the same prompt: says its cost and the frames
+    and clips it re-makes first, then asks."""
+    import uuid
+
+    from vidpipe_core.steps.retake import apply_retake, plan_retake
+
+    try:
+        services = _services()
+        plan = plan_retake(services, project_id, frame=frame, character=character)
+        err.print(f"{plan.summary()}.", soft_wrap=True, markup=False)
+        if dry_run:
+            _note("dry run: nothing was spent or changed")
+            return
+        if not yes:
+            if not sys.stdin.isatty():
+                raise InvalidInput("--yes", f"a retake of {project_id} spends money and stdin is not a terminal; pass --yes")
+            if not typer.confirm(f"spend up to ${plan.total_usd:.2f} on this retake?", default=False, err=True):
+                _note("nothing spent or changed")
+                return
+        _startup_checks()
+        apply_retake(services, plan, uuid.uuid4().hex[:12])
+        if frames_only:
+            result = _render(project_id, [CHARACTERS, KEYFRAMES])
+            if result.success:
+                _note(f"the new take and the frames after it are made; `vidpipe resume {project_id}` makes the clips")
+                _result(project_id)
+                return
+            _finish(project_id, result)
+        else:
+            _run_and_report(project_id, [CHARACTERS, KEYFRAMES, CLIPS, FINAL_VIDEO])
     except VidpipeError as exc:
         raise _fail(exc) from None
 

@@ -82,16 +82,17 @@ class _Composer:
     ground (or water) and the landmarks its words name; every remaining position, size and colour
     comes from hashes of the words."""
 
-    def __init__(self, size: tuple[int, int], prompt: str, palette: list[RGB]) -> None:
+    def __init__(self, size: tuple[int, int], prompt: str, palette: list[RGB], take: str = "") -> None:
         self.w, self.h = size
-        self.prompt = prompt
+        # The words decide what is drawn; a retake's token moves only what the hashes place.
+        self.prompt = f"{prompt}\x1ftake {take}" if take else prompt
         self.words = _words(prompt) or ["scene"]
         self.palette = sorted(palette, key=_luma)
         self.time = time_of_day(prompt.split("\n\n", 1)[0])
         self.water = shows_water(self.words)
         self.snow = shows_snow(self.words)
         low, span = (0.5, 0.08) if self.water else (0.56, 0.14)
-        self.horizon = round(self.h * (low + span * _unit("horizon", prompt)))
+        self.horizon = round(self.h * (low + span * _unit("horizon", self.prompt)))
         self.bank = round(self.horizon + self.h * 0.14)  # a scene with water: the near bank, where walkers stand
         self.sky_top, self.sky_low = self._sky_colours()
 
@@ -289,7 +290,7 @@ def render_keyframe(request: KeyframeRequest, size: tuple[int, int]) -> bytes:
     see-through copies frame after frame); continuity is the pipeline's (frame k is shared by two
     scenes). No caption: frame k belongs to two scenes, so each clip draws its own scene's caption."""
     palette = resolve_palette(request.style)
-    composer = _Composer(size, request.prompt, palette)
+    composer = _Composer(size, request.prompt, palette, request.variant)
     img = composer.sky()
     composer.draw(img, [figures.look_from_sheet(c.name, c.appearance, c.png) for c in request.characters])
     buf = io.BytesIO()

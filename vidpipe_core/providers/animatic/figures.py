@@ -119,10 +119,11 @@ def _variant(kind: Kind, key: str) -> int:
     return int(_unit("build", key) * 3)
 
 
-def look_for(name: str, appearance: str) -> Look:
+def look_for(name: str, appearance: str, take: str = "") -> Look:
     """A character's look: its kind from its words, the colours its appearance names (else stable
-    colours from its name), a silhouette variant from its name."""
-    key = name.strip().lower()
+    colours from its name), a silhouette variant from its name; a retake's token varies what the
+    hashes choose (not the kind or the named colours)."""
+    key = name.strip().lower() + (f"\x1ftake {take}" if take else "")
     named = colours_named(appearance)
     body = named[0] if named else _hash_colour("body", key)
     accent = named[1] if len(named) > 1 else None
@@ -386,9 +387,9 @@ def _person(d: ImageDraw.ImageDraw, look: Look, cx: float, feet: float, height: 
         d.ellipse((ex - er, hy - er, ex + er, hy + er), fill=look.accent)
 
 
-def render_sheet(name: str, appearance: str, size: tuple[int, int]) -> bytes:
+def render_sheet(name: str, appearance: str, size: tuple[int, int], take: str = "") -> bytes:
     """A reference sheet: the silhouette in its colours on a plain background, with the name."""
-    look = look_for(name, appearance)
+    look = look_for(name, appearance, take)
     w, h = size
     img = Image.new("RGB", size, SHEET_BACKGROUND)
     d = ImageDraw.Draw(img)

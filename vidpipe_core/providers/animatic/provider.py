@@ -79,6 +79,9 @@ class AnimaticProvider:
 
     name = "animatic"
     reproducible = True  # the same request renders the same bytes, so a damaged file is re-rendered for free
+    # A keyframe is drawn from its own prompt, not on the frame before: a new frame changes no later
+    # frame's bytes (steps.retake: the continuity cascade stops at the next frame).
+    chains_on_reference = False
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -102,7 +105,7 @@ class AnimaticProvider:
         """The character's silhouette in its colours (named in its appearance, else from its name)
         on a plain background, with its name; keyframes read the look back from this sheet."""
         size = media.dimensions(request.aspect_ratio, self.settings.animatic_resolution)
-        return figures.render_sheet(request.name, request.appearance, size), Usage()
+        return figures.render_sheet(request.name, request.appearance, size, request.variant), Usage()
 
     # ClipProvider
     def allowed_durations(self, spec: ProjectSpec) -> tuple[int, ...]:

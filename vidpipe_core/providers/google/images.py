@@ -11,7 +11,7 @@ from vidpipe_core.cancel import NEVER, CancelToken
 from vidpipe_core.config import ASPECT_RATIOS
 from vidpipe_core.cost import priced
 from vidpipe_core.errors import InvalidInput, ProviderError
-from vidpipe_core.providers.base import CharacterSheet, KeyframeRequest, SheetRequest, Usage
+from vidpipe_core.providers.base import CharacterSheet, KeyframeRequest, SheetRequest, Usage, variant_seed
 from vidpipe_core.providers.google.client import _GoogleStage, _response_text, _token_usage, log
 from vidpipe_core.retry import backoff_sleep
 from vidpipe_core.schemas import ProjectSpec
@@ -144,6 +144,8 @@ def to_png(data: bytes) -> tuple[bytes, tuple[int, int]]:
 class GoogleKeyframes(_GoogleStage):
     """Keyframes from a Gemini image model (generate_content with IMAGE output)."""
 
+    chains_on_reference = True  # each frame is drawn on the one before: a new frame changes every later one
+
     def model_for(self, spec: ProjectSpec) -> str:
         return self.settings.image_model
 
@@ -174,7 +176,15 @@ class GoogleKeyframes(_GoogleStage):
         images = [sheet.png for sheet in sheets] + ([previous] if previous is not None else [])
         contents: list[Any] = [types.Part.from_bytes(data=png, mime_type="image/png") for png in images]
         contents.append(types.Part.from_text(text=keyframe_prompt(request, sheets)))
-        return self._image(model, contents, request.aspect_ratio, stage=KEYFRAMES, index=request.frame_index, cancel=cancel)
+        return self._image(
+            model,
+            contents,
+            request.aspect_ratio,
+            stage=KEYFRAMES,
+            index=request.frame_index,
+            seed=variant_seed(request.variant),
+            cancel=cancel,
+        )
 
     def render_sheet(self, request: SheetRequest, cancel: CancelToken = NEVER) -> tuple[bytes, Usage]:
         """A character's reference sheet: one image request, text only."""
@@ -183,7 +193,16 @@ class GoogleKeyframes(_GoogleStage):
         _ratio(request.aspect_ratio)
         model = self.settings.image_model
         contents: list[Any] = [types.Part.from_text(text=sheet_prompt(request))]
-        return self._image(model, contents, request.aspect_ratio, stage=CHARACTERS, index=None, what=request.name, cancel=cancel)
+        return self._image(
+            model,
+            contents,
+            request.aspect_ratio,
+            stage=CHARACTERS,
+            index=None,
+            what=request.name,
+            seed=variant_seed(request.variant),
+            cancel=cancel,
+        )
 
     def _image(
         self,
@@ -194,15 +213,18 @@ class GoogleKeyframes(_GoogleStage):
         stage: str,
         index: int | None,
         what: str = "",
+        seed: int | None = None,
         cancel: CancelToken = NEVER,
     ) -> tuple[bytes, Usage]:
-        """One image from ``contents``, retrying responses without a usable image."""
+        """One image from ``contents``, retrying responses without a usable image. ``seed``: a
+        retake's (the same prompt, a new rendition); None sends none, as before retakes."""
         from google.genai import types
 
         client = self.client.get()
         config = types.GenerateContentConfig(
             response_modalities=["IMAGE"],
             image_config=types.ImageConfig(aspect_ratio=aspect_ratio),
+            seed=seed,
         )
         frame = index
         subject = f"frame {frame + 1}" if frame is not None else f"the reference sheet of {what!r}"
