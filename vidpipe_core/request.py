@@ -72,6 +72,40 @@ class Offered:
 # --storyboard-provider's width leaves the help column too narrow at 80 columns for a default
 # such as VIDPIPE_DEFAULT_CLIP_DURATION.
 PROVIDERS = "Providers"
+OWN_FILES = "Your own files"  # --character-appearance is as wide as --storyboard-provider
+
+
+class CharacterRequest(BaseModel):
+    """A character as a person names it: its name, and optionally its look in words and an image
+    that becomes its reference sheet as given."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: str = Field(description="The character's name; the storyboard keeps it.")
+    appearance: str | None = Field(default=None, description="How the character looks, in words.")
+    image: str | None = Field(default=None, description="Its reference image: a PNG, JPEG or WebP file (a path, or s3:// on S3).")
+
+
+def characters_from_cli(images: list[str], appearances: list[str]) -> list[dict[str, str]]:
+    """The characters of `vidpipe new`'s ``--character NAME[=IMAGE]`` and
+    ``--character-appearance NAME=TEXT`` options (each repeatable), in the order given; an
+    appearance names a character of a ``--character``."""
+    characters: list[dict[str, str]] = []
+    for text in images:
+        name, sep, image = text.partition("=")
+        entry = {"name": name.strip()}
+        if sep:
+            entry["image"] = image.strip()
+        characters.append(entry)
+    for text in appearances:
+        name, sep, look = text.partition("=")
+        if not sep:
+            raise InvalidInput("--character-appearance", f"{short(text)} has no '='", "NAME=TEXT, e.g. 'Mara=tall, red coat'")
+        match = [c for c in characters if c["name"] == name.strip()]
+        if not match:
+            raise InvalidInput("--character-appearance", f"{name.strip()!r} is not named by a --character", "a --character NAME")
+        match[0]["appearance"] = look.strip()
+    return characters
 
 
 class ProjectRequest(BaseModel):
@@ -130,6 +164,18 @@ class ProjectRequest(BaseModel):
     )
     crossfade: Annotated[float | None, Offered(Default(value=0.0))] = Field(
         default=None, description="Crossfade between scenes in seconds (0 = hard cuts, stream copy)."
+    )
+
+    characters: Annotated[list[CharacterRequest] | None, Offered(Default(words="none"), flag="--character", panel=OWN_FILES)] = (
+        Field(
+            default=None,
+            description="Characters to keep: a name, an optional appearance, an optional image that is its reference "
+            "sheet (PNG, JPEG or WebP, at most 20 MB, at least 256 px on its short side). "
+            "On the command line NAME or NAME=IMAGE, repeatable.",
+        )
+    )
+    music: Annotated[str | None, Offered(Default(words="none"), panel=OWN_FILES)] = Field(
+        default=None, description="A music track for the final video: MP3, WAV, M4A or OGG (a path, or s3:// on S3)."
     )
 
     def digest(self) -> str:

@@ -73,6 +73,52 @@ class Storyboard(BaseModel):
         return self
 
 
+class GivenFile(BaseModel):
+    """A person's own file, copied into the project folder at registration (`userfiles`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    path: str = Field(description="Where the copy is, relative to the project folder")
+    sha256: str
+    size: int
+    source: str = Field(default="", exclude=True)  # where it was read from; only the registration copies it
+
+
+class GivenCharacter(BaseModel):
+    """A character the person named: the storyboard keeps its name (and appearance, when given);
+    with an image, that image is its reference sheet."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    appearance: str | None = None
+    image: GivenFile | None = None
+
+
+def given_cast_problem(board: Storyboard, given: list[GivenCharacter]) -> str | None:
+    """Why ``board`` does not keep the given characters (each in the style guide under its name and
+    shown by at least one scene), or None."""
+    names = [c.name for c in board.style_guide.characters]
+    shown = {n for scene in board.scenes for n in scene.characters}
+    dropped = [c.name for c in given if c.name not in names]
+    if dropped:
+        return f"style_guide.characters lacks the given character(s) {', '.join(map(repr, dropped))}; keep their names exactly"
+    unseen = [c.name for c in given if c.name not in shown]
+    if unseen:
+        return f"no scene shows the given character(s) {', '.join(map(repr, unseen))}"
+    return None
+
+
+def with_given_cast(board: Storyboard, given: list[GivenCharacter]) -> Storyboard:
+    """``board`` with each given character's appearance as the person wrote it."""
+    wanted = {c.name: c.appearance for c in given if c.appearance}
+    if not wanted:
+        return board
+    characters = [
+        c.model_copy(update={"appearance": wanted[c.name]}) if c.name in wanted else c for c in board.style_guide.characters
+    ]
+    style = board.style_guide.model_copy(update={"characters": characters})
+    return board.model_copy(update={"style_guide": style})
+
+
 class StageProviders(BaseModel):
     model_config = ConfigDict(extra="forbid")
     storyboard: ProviderName
@@ -101,5 +147,9 @@ class ProjectSpec(BaseModel):
     max_cost_usd: float = 25.0
     safety_policy: SafetyPolicy = "fail"
     crossfade: float = 0.0
+    characters: list[GivenCharacter] = Field(default_factory=list)
+    """The characters the person named (`--character`), in their order."""
+    music: GivenFile | None = None
+    """The person's music track (`--music`), mixed under the final video."""
     takes: dict[str, str] = Field(default_factory=dict)
     """Scene index -> regeneration token; a new token makes a new clip from the same inputs."""

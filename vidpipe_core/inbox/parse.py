@@ -140,5 +140,6 @@ def parse_inbox_file(
             "name", f"{Path(name).suffix or 'a name without extension'!r} is not a prompt file type", ", ".join(FORMATS)
         )
     text = decode_text(read_regular_file(path, limits.inbox_max_bytes, dir_fd))
-    request, spec = request_and_spec(settings, _raw_fields(text, fmt))
+    # An image or music path in the file is read from the inbox folder (or VIDPIPE_INPUT_ROOTS).
+    request, spec = request_and_spec(settings, _raw_fields(text, fmt), base=settings.resolved_inbox_dir)
     return InboxEntry(path=path, name=name, request=request, spec=spec, digest=request.digest())
