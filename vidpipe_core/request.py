@@ -228,12 +228,20 @@ def short(value: Any) -> str:
 
 def field_error(err: Any) -> InvalidInput:
     """One field's problem, from one of pydantic's errors, named as the person typed it."""
-    name = ".".join(str(p) for p in err["loc"]) or "file"
+    loc = list(err["loc"])
+    known = FIELDS
+    if len(loc) > 1 and loc[0] == "characters" and isinstance(loc[1], int):  # one character, counted from 1
+        loc[:2] = [f"characters[{loc[1] + 1}]"]
+        known = tuple(CharacterRequest.model_fields)
+    name = ".".join(str(p) for p in loc) or "file"
     kind, value = err["type"], err.get("input")
     if kind == "extra_forbidden":
-        close = difflib.get_close_matches(name, FIELDS, n=1, cutoff=0.5)
+        last = str(loc[-1]) if loc else name
+        close = difflib.get_close_matches(last, known, n=1, cutoff=0.5)
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        return InvalidInput(name, f"is not a known field{hint}", ", ".join(FIELDS))
+        return InvalidInput(name, f"is not a known field{hint}", ", ".join(known))
+    if kind == "list_type":
+        return InvalidInput(name, f"{short(value)} is not a list; give one entry per character (name, appearance, image)")
     if kind == "missing":
         return InvalidInput(name, "is missing; every inbox file needs a prompt" if name == "prompt" else "is missing")
     if value is None:

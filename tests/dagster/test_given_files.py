@@ -21,15 +21,18 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from vidpipe_core.config import get_settings
+from vidpipe_core.cost import estimate
 from vidpipe_core.inbox.parse import parse_inbox_file
 from vidpipe_core.models import CharacterSheetRow, Project
 from vidpipe_core.projects import list_projects, load_spec
 from vidpipe_core.services import Services
 from vidpipe_core.steps.state import frame_characters, resolve_state, stored_document
+from vidpipe_core.steps.storyboard import stage_models
 from vidpipe_core.userfiles import music_path
 from vidpipe_dagster.cli import app
 from vidpipe_dagster.partitions import projects_partitions
 from vidpipe_dagster.runner import failure_message, register, render
+from vidpipe_dagster.status import project_status
 
 UP_TO_KEYFRAMES = ["storyboard", "characters", "keyframes"]
 
@@ -73,7 +76,14 @@ def test_a_given_image_is_the_characters_sheet_in_every_keyframe_request_and_cos
     assert {p for p in _tree(tmp_path) - before if not p.startswith(("data", "dagster_home"))} == set()
     assert emu.stats()["requests"].get("image", 0) == 0
 
-    result = render(spec.id, assets=UP_TO_KEYFRAMES)
+    assert render(spec.id, assets=["storyboard"]).success
+    # What is left to pay counts one sheet (Tom's), not Mara's.
+    state = resolve_state(services, spec.id)
+    models = stage_models(services, spec)
+    left = estimate(services.settings, spec, models, frames=3, clips=2, sheets=1).after_storyboard_usd
+    assert state.sheets_left() == 1 and project_status(services, spec.id)["cost"]["projected_usd"] == pytest.approx(left)
+
+    result = render(spec.id, assets=UP_TO_KEYFRAMES[1:])
     assert result.success, failure_message(result)
     state = resolve_state(services, spec.id)
     # The storyboard keeps the given names (first), the appearance as given, and shows both.
@@ -256,3 +266,26 @@ def test_a_project_registered_before_these_fields_keeps_its_fingerprints(vp_env)
         "clips": [c.fingerprint for c in state.clips],
     }
     assert found == OLD_FINGERPRINTS
+
+
+def test_an_image_in_s3_is_read_when_the_artifacts_are_in_s3_and_its_prefix_is_allowed(vp_env, s3, tmp_path, monkeypatch):
+    mara = _image(tmp_path / "mara.png", (300, 300), (90, 30, 160))
+    s3.put("inputs/mara.png", mara)
+    s3.put("private/mara.png", mara)
+    url = f"s3://{s3.bucket}/inputs/mara.png"
+
+    # Local artifacts: no s3:// file is read.
+    cli = CliRunner().invoke(app, ["new", "Mara sings", "--scenes", "1", "--character", f"Mara={url}"])
+    assert cli.exit_code == 2 and "s3:// files are read only when the artifacts are on S3" in cli.stderr, cli.output
+
+    monkeypatch.setenv("VIDPIPE_ARTIFACTS_URL", s3.url)
+    monkeypatch.setenv("VIDPIPE_INPUT_ROOTS", json.dumps([f"s3://{s3.bucket}/inputs/"]))
+    outside = f"s3://{s3.bucket}/private/mara.png"
+    cli = CliRunner().invoke(app, ["new", "Mara sings", "--scenes", "1", "--character", f"Mara={outside}"])
+    assert cli.exit_code == 2 and "is outside the places files may be read from" in cli.stderr, cli.output
+    assert [k for k in s3.keys() if k.startswith("vidpipe/")] == []
+
+    spec = register("Mara sings", id="s3-mara", scenes=1, characters=[{"name": "Mara", "image": url}])
+    image = spec.characters[0].image
+    assert image is not None and image.sha256 == _sha(mara)
+    assert s3.get(f"vidpipe/projects/s3-mara/{image.path}") == mara

@@ -122,8 +122,9 @@ class ProjectState:
         return next(c for c in self.sheets if c.name == name)
 
     def sheets_left(self) -> int | None:
-        """Reference sheets still to make (None before there is a storyboard: not known yet)."""
-        return len(self.sheets_to_make()) if self.scenes else None
+        """Reference sheets still to pay for (None before there is a storyboard: not known yet); a
+        sheet that is the person's own image costs nothing."""
+        return len([c for c in self.sheets_to_make() if c.given is None]) if self.scenes else None
 
     def frames_to_make(self) -> list[FrameState]:
         return [f for f in self.frames if not f.done]
