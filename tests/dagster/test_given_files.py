@@ -22,10 +22,13 @@ from typer.testing import CliRunner
 
 from vidpipe_core.config import get_settings
 from vidpipe_core.cost import estimate
+from vidpipe_core.errors import InvalidInput
 from vidpipe_core.inbox.parse import parse_inbox_file
+from vidpipe_core.inbox.tick import process_inbox
 from vidpipe_core.models import CharacterSheetRow, Project
 from vidpipe_core.projects import list_projects, load_spec
 from vidpipe_core.services import Services
+from vidpipe_core.steps.inspect import find_damage
 from vidpipe_core.steps.state import frame_characters, resolve_state, stored_document
 from vidpipe_core.steps.storyboard import stage_models
 from vidpipe_core.userfiles import music_path
@@ -120,6 +123,8 @@ def test_a_given_image_is_the_characters_sheet_in_every_keyframe_request_and_cos
 
     # A damaged sheet is taken again from the project's copy: free, same bytes, no request.
     Path(services.store.path(spec.id, sheet.row.path)).write_bytes(b"broken")
+    [finding] = find_damage(services, resolve_state(services, spec.id))
+    assert finding.paid_usd == 0 and "copied again from the image you gave" in finding.repair
     images = emu.request_count("image")
     result = render(spec.id, assets=["characters"])
     assert result.success, failure_message(result)
@@ -165,6 +170,7 @@ def test_each_bad_file_is_refused_at_new_in_the_same_words_everywhere_and_nothin
     from tests.dagster.test_new_project_job import _launch, _registered
 
     monkeypatch.setenv("VIDPIPE_INPUT_ROOTS", json.dumps([str(tmp_path / "in")]))
+    monkeypatch.setenv("VIDPIPE_INBOX_MIN_AGE_S", "0")
     cases = _bad_files(tmp_path)
     inbox = get_settings().resolved_inbox_dir
     inbox.mkdir(parents=True, exist_ok=True)
@@ -178,10 +184,11 @@ def test_each_bad_file_is_refused_at_new_in_the_same_words_everywhere_and_nothin
 
         drop = inbox / f"{case.replace(' ', '-')}.json"
         drop.write_text(json.dumps({"prompt": "Mara crosses the bridge", "scenes": 1, "characters": characters}))
-        with pytest.raises(Exception) as refused:
+        with pytest.raises(InvalidInput) as refused:
             parse_inbox_file(drop, get_settings())
         assert str(refused.value) == message, case
-        drop.unlink()
+        tick = process_inbox(vp_env.services())
+        assert [reason for _, reason in tick.rejected] == [message] and not tick.registered, case
 
         result = _launch(vp_env, prompt="Mara crosses the bridge", scenes=1, characters=characters)
         assert not result.success
