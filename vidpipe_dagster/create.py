@@ -39,8 +39,9 @@ WAITING = [
 FORCE_HELP = "Register a new project even when one has this prompt and these settings."
 
 
-class CharacterConfig(dg.Config):
-    """A character of the `new_project` config: `CharacterRequest`'s fields, as Dagster config."""
+class CharacterConfig(dg.PermissiveConfig):
+    """A character of the `new_project` config: `CharacterRequest`'s fields, as Dagster config; permissive,
+    so a mistyped field is named by `request.check_fields` with the rest of the problems."""
 
     name: str = Field(description=CharacterRequest.model_fields["name"].description)
     appearance: Optional[str] = Field(default=None, description=CharacterRequest.model_fields["appearance"].description)  # noqa: UP045  # Dagster's config reads Optional

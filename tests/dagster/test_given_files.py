@@ -296,3 +296,14 @@ def test_an_image_in_s3_is_read_when_the_artifacts_are_in_s3_and_its_prefix_is_a
     image = spec.characters[0].image
     assert image is not None and image.sha256 == _sha(mara)
     assert s3.get(f"vidpipe/projects/s3-mara/{image.path}") == mara
+
+
+def test_a_mistyped_field_of_a_character_in_the_job_config_is_named_like_the_inbox_names_it(vp_env):
+    from tests.dagster.test_new_project_job import _launch, _registered
+
+    result = _launch(vp_env, prompt="Mara walks", characters=[{"name": "Mara", "img": "a.png"}])
+    [failure] = [e for e in result.all_events if e.is_step_failure]
+    assert failure.step_failure_data.user_failure_data.description == (
+        "characters[1].img: is not a known field; did you mean 'image'? (allowed: name, appearance, image)"
+    )
+    assert _registered(vp_env) == ([], [])
