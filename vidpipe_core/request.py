@@ -178,11 +178,14 @@ class ProjectRequest(BaseModel):
         default=None, description="A music track for the final video: MP3, WAV, M4A or OGG (a path, or s3:// on S3)."
     )
 
-    def digest(self) -> str:
+    def digest(self, files: list[str] | None = None) -> str:
         """Identity of the request: equal for the same fields and values, whatever the file format
-        (an inbox file dropped again finds the project it made)."""
+        (an inbox file dropped again finds the project it made). ``files``: the sha256 of the files
+        it names (an image changed under the same name makes another request)."""
         values = self.model_dump(exclude_none=True)
         values["prompt"] = values["prompt"].strip()
+        if files:
+            values["files"] = files
         canonical = json.dumps(values, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:DIGEST_CHARS]
 

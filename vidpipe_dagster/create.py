@@ -83,7 +83,10 @@ def _failure(exc: VidpipeError) -> dg.Failure:
 def spec_request(config: NewProjectConfig, settings: Settings) -> tuple[ProjectRequest, ProjectSpec]:
     """The request of ``config`` and its spec, validated once, or InvalidInput naming every
     problem: unknown fields (the inbox's messages, with a "did you mean"), then the spec's rules."""
-    return request_and_spec(settings, {k: v for k, v in config.model_dump().items() if k != "force" and v is not None})
+    # Files named in the config are read from the inbox folder (or VIDPIPE_INPUT_ROOTS): a person at the
+    # UI names files of the deployment, and only those it set aside for people to give.
+    raw = {k: v for k, v in config.model_dump().items() if k != "force" and v is not None}
+    return request_and_spec(settings, raw, base=settings.resolved_inbox_dir)
 
 
 @dg.op(

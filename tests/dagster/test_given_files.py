@@ -307,3 +307,16 @@ def test_a_mistyped_field_of_a_character_in_the_job_config_is_named_like_the_inb
         "characters[1].img: is not a known field; did you mean 'image'? (allowed: name, appearance, image)"
     )
     assert _registered(vp_env) == ([], [])
+
+
+def test_an_inbox_file_whose_image_changed_is_another_request(vp_env):
+    inbox = get_settings().resolved_inbox_dir
+    inbox.mkdir(parents=True, exist_ok=True)
+    _image(inbox / "mara.png", (300, 300), (1, 1, 1))
+    (inbox / "with.json").write_text(json.dumps({"prompt": "Mara rows", "characters": [{"name": "Mara", "image": "mara.png"}]}))
+    (inbox / "without.json").write_text(json.dumps({"prompt": "Mara rows"}))
+    first = parse_inbox_file(inbox / "with.json", get_settings())
+    _image(inbox / "mara.png", (300, 300), (2, 2, 2))
+    assert parse_inbox_file(inbox / "with.json", get_settings()).digest != first.digest
+    plain = parse_inbox_file(inbox / "without.json", get_settings())
+    assert plain.digest == plain.request.digest()  # a file naming no files keeps the digest it had
