@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
 from vidpipe_core.config import ProviderName, SafetyPolicy
 from vidpipe_core.scenes import scene_label
@@ -153,3 +153,14 @@ class ProjectSpec(BaseModel):
     """The person's music track (`--music`), mixed under the final video."""
     takes: dict[str, str] = Field(default_factory=dict)
     """Scene index -> regeneration token; a new token makes a new clip from the same inputs."""
+
+    @model_serializer(mode="wrap")
+    def _without_unused_files(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """A spec without given characters or music is written as before they existed (a record
+        an earlier version can still read, the same JSON for the same project)."""
+        data: dict[str, Any] = handler(self)
+        if not self.characters:
+            data.pop("characters", None)
+        if self.music is None:
+            data.pop("music", None)
+        return data
