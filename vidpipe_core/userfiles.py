@@ -12,13 +12,14 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vidpipe_core.config import Settings
-from vidpipe_core.errors import InvalidInput
+from vidpipe_core.errors import ConfigurationError, InvalidInput
 
 if TYPE_CHECKING:
     from vidpipe_core.schemas import GivenFile, ProjectSpec
@@ -215,6 +216,30 @@ def copy_into_project(store: ArtifactStore, spec: ProjectSpec) -> None:
         if hashlib.sha256(data).hexdigest() != given.sha256:
             raise InvalidInput("file", f"{given.source!r} changed while the project was registered; register it again")
         store.write_bytes(spec.id, given.path, data)
+
+
+@contextmanager
+def music_file(store: ArtifactStore, spec: ProjectSpec) -> Iterator[Path | None]:
+    """The project's music track as a local file for ffmpeg (None without music), checked against
+    the sha256 recorded at `new`; a copy that no longer matches is refused (vidpipe cannot make
+    the person's file again), naming what to do."""
+    if spec.music is None:
+        yield None
+        return
+    from vidpipe_core.storage import sha256_file
+
+    try:
+        with store.local_copy(spec.id, spec.music.path) as local:
+            if sha256_file(local) != spec.music.sha256:
+                raise ConfigurationError(
+                    f"project {spec.id}: the copy of your music ({spec.music.path}) is damaged; "
+                    "register the project again with --music"
+                )
+            yield local
+    except FileNotFoundError:
+        raise ConfigurationError(
+            f"project {spec.id}: the copy of your music ({spec.music.path}) is missing; register the project again with --music"
+        ) from None
 
 
 def music_path(spec: ProjectSpec) -> str | None:

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 from vidpipe_core.config import get_settings
 from vidpipe_core.cost import estimate
-from vidpipe_core.errors import InvalidInput
+from vidpipe_core.errors import ConfigurationError, InvalidInput
 from vidpipe_core.inbox.parse import parse_inbox_file
 from vidpipe_core.inbox.tick import process_inbox
 from vidpipe_core.models import CharacterSheetRow, Project
@@ -31,7 +31,7 @@ from vidpipe_core.services import Services
 from vidpipe_core.steps.inspect import find_damage
 from vidpipe_core.steps.state import frame_characters, resolve_state, stored_document
 from vidpipe_core.steps.storyboard import stage_models
-from vidpipe_core.userfiles import music_path
+from vidpipe_core.userfiles import music_file, music_path
 from vidpipe_dagster.cli import app
 from vidpipe_dagster.partitions import projects_partitions
 from vidpipe_dagster.runner import failure_message, register, render
@@ -226,6 +226,14 @@ def test_music_is_checked_and_copied_with_its_sha256(vp_env, tmp_path):
     with av.open(io.BytesIO(copied)) as container:  # what the mix will read: an audio stream of a second
         [stream] = container.streams.audio
         assert stream.rate == 22050 and float(container.duration) / av.time_base == pytest.approx(1.0, abs=0.05)
+
+    # What the final mix opens: the checked copy as a local file; a damaged copy is refused by name.
+    with music_file(services.store, spec) as local:
+        assert local is not None and local.read_bytes() == data
+    Path(services.store.path(spec.id, relpath)).write_bytes(data[:100])
+    with pytest.raises(ConfigurationError, match=r"the copy of your music \(inputs/music.wav\) is damaged"):
+        with music_file(services.store, spec):
+            pass
 
     # Text named .mp3, and an image named .mp3: refused, nothing registered.
     (tmp_path / "song.mp3").write_text("la la la " * 100)
