@@ -92,6 +92,11 @@ class Settings(BaseSettings):
     inbox_dir: Path | None = Field(
         default=None, description="The prompt inbox folder the inbox sensor watches; default data_dir/inbox."
     )
+    input_roots: tuple[str, ...] = Field(
+        default=(),
+        description="Where a project's own files (character images, music) may be read from (JSON list of folders and "
+        "s3:// prefixes); default: the working folder for `vidpipe new`, the inbox folder for inbox files and new_project.",
+    )
     inbox_max_bytes: int = Field(default=64 * 1024, gt=0, description="Larger inbox files are rejected.")
     inbox_min_age_s: float = Field(default=1.0, ge=0, description="Inbox files modified more recently wait for the next look.")
     inbox_max_files_per_tick: int = Field(default=500, gt=0, description="Inbox files evaluated per sensor tick.")

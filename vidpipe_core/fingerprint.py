@@ -76,6 +76,12 @@ def sheet_fingerprint(
     return _digest("character_sheet", fields)
 
 
+def given_sheet_fingerprint(*, name: str, image_sha256: str) -> str:
+    """A reference sheet that is the person's own image: the character and the image's bytes (no
+    provider, model or prompt makes it)."""
+    return _digest("given_sheet", {"name": name, "image": image_sha256})
+
+
 def clip_fingerprint(
     *,
     provider: str,

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -24,12 +25,15 @@ from vidpipe_core.request import (
     MAX_SEED,
     MAX_STYLE_CHARS,
     SAFETY_POLICIES,
+    CharacterRequest,
     ProjectRequest,
     check_fields,
 )
-from vidpipe_core.schemas import ProjectSpec, StageProviders
+from vidpipe_core.schemas import GivenCharacter, GivenFile, ProjectSpec, StageProviders
 from vidpipe_core.services import Services
+from vidpipe_core.storage import Layout
 from vidpipe_core.text import check_text, has_visible_text
+from vidpipe_core.userfiles import copy_into_project, take_image, take_music
 
 
 def _is_finite_number(value: Any) -> bool:
@@ -47,7 +51,49 @@ def check_budget(value: Any, *, default: bool = False) -> float:
     return float(value)
 
 
-def build_spec(settings: Settings, request: ProjectRequest) -> ProjectSpec:
+MAX_GIVEN_CHARACTERS = 8
+MAX_NAME_CHARS = 60
+
+
+def _given_characters(
+    settings: Settings, characters: list[CharacterRequest], base: Path, problems: _Problems
+) -> list[GivenCharacter]:
+    """The characters a request names, each checked (name, appearance, image: `userfiles`)."""
+    given: list[GivenCharacter] = []
+    seen: set[str] = set()
+    with problems.check():
+        if len(characters) > MAX_GIVEN_CHARACTERS:
+            raise InvalidInput("characters", f"names {len(characters)} characters", f"at most {MAX_GIVEN_CHARACTERS}")
+    for character in characters[:MAX_GIVEN_CHARACTERS]:
+        name, appearance = character.name.strip(), (character.appearance or "").strip() or None
+        field = f"character {name!r}"
+        with problems.check():
+            check_text("characters", name)
+            if not name:
+                raise InvalidInput("characters", "a character has an empty name; give each character a name")
+            if len(name) > MAX_NAME_CHARS:
+                raise InvalidInput(field, f"the name is {len(name)} characters long", f"at most {MAX_NAME_CHARS}")
+            if name.casefold() in seen:
+                raise InvalidInput(field, "is given twice; name each character once")
+            seen.add(name.casefold())
+        with problems.check():
+            if appearance is not None:
+                check_text(field, appearance)
+                if len(appearance) > MAX_STYLE_CHARS:
+                    raise InvalidInput(
+                        field, f"the appearance is {len(appearance)} characters long", f"at most {MAX_STYLE_CHARS}"
+                    )
+        image = None
+        if character.image is not None:
+            with problems.check():
+                taken = take_image(field, character.image, settings, base)
+                path = Layout.given_image(len(given) + 1, name, taken.ext)
+                image = GivenFile(path=path, sha256=taken.sha256, size=taken.size, source=taken.source)
+        given.append(GivenCharacter(name=name, appearance=appearance, image=image))
+    return given
+
+
+def build_spec(settings: Settings, request: ProjectRequest, *, base: Path | None = None) -> ProjectSpec:
     """The validated spec of ``request``, every default resolved; the one place a request's values
     are judged, called once per registration. Every problem is named at once: one raises
     InvalidInput naming the field and what is allowed, several raise InvalidInputs listing each (a
@@ -56,7 +102,12 @@ def build_spec(settings: Settings, request: ProjectRequest) -> ProjectSpec:
     ConfigurationError (`validate_request` names it as the request's problem instead).
 
     The id is the request's, or the one the prompt makes (`slug_from_prompt`); nothing here asks the
-    database whether it is taken: `claim_id` does, when the project is registered."""
+    database whether it is taken: `claim_id` does, when the project is registered.
+
+    The person's own files (character images, music) are read and judged here (`userfiles`); a
+    relative path is read from ``base`` (default: the working folder), which is also where files
+    may come from unless VIDPIPE_INPUT_ROOTS says otherwise. `create_project` copies them."""
+    base = (base or Path.cwd()).resolve()
     prompt, id = request.prompt, request.id
     style, negative_prompt = request.style, request.negative_prompt or ""
     aspect_ratio, clip_duration, scenes = request.aspect_ratio, request.clip_duration, request.scenes
@@ -124,6 +175,12 @@ def build_spec(settings: Settings, request: ProjectRequest) -> ProjectSpec:
                 clips=request.clip_provider,
             )
         )
+    given = _given_characters(settings, request.characters or [], base, problems)
+    music = None
+    if request.music is not None:
+        with problems.check():
+            taken = take_music("music", request.music, settings, base)
+            music = GivenFile(path=Layout.music(taken.ext), sha256=taken.sha256, size=taken.size, source=taken.source)
     clip_duration = settings.default_clip_duration if clip_duration is None else clip_duration
     if problems:  # what follows needs the values above
         if stages is not None and prompt_ok:
@@ -148,6 +205,8 @@ def build_spec(settings: Settings, request: ProjectRequest) -> ProjectSpec:
             safety_policy=safety_policy or settings.safety_policy,  # type: ignore[arg-type]  # a str checked against SAFETY_POLICIES above
             crossfade=crossfade,
             burn_subtitles=bool(request.burn_subtitles),
+            characters=given,
+            music=music,
         )
     except ValidationError as exc:
         raise invalid([_pydantic_problem(e) for e in exc.errors()]) from None
@@ -163,19 +222,21 @@ def build_spec(settings: Settings, request: ProjectRequest) -> ProjectSpec:
     return spec
 
 
-def validate_request(settings: Settings, request: ProjectRequest) -> ProjectSpec:
+def validate_request(settings: Settings, request: ProjectRequest, *, base: Path | None = None) -> ProjectSpec:
     """`build_spec` for a request that is not a command line (an inbox file, the `new_project`
     job): a provider that cannot run here is a problem of the request, named `provider`, rather
     than a configuration error of the caller."""
     try:
-        return build_spec(settings, request)
+        return build_spec(settings, request, base=base)
     except InvalidInput:
         raise
     except VidpipeError as exc:  # e.g. provider: google without credentials
         raise InvalidInput("provider", str(exc)) from None
 
 
-def request_and_spec(settings: Settings, raw: Mapping[str, Any]) -> tuple[ProjectRequest, ProjectSpec]:
+def request_and_spec(
+    settings: Settings, raw: Mapping[str, Any], *, base: Path | None = None
+) -> tuple[ProjectRequest, ProjectSpec]:
     """The request of ``raw``'s fields and its spec, validated once (`validate_request`), or one
     InvalidInput naming every problem: the fields' own (unknown, missing, wrong type), then the
     spec's rules for the fields that parsed, so the input is refused naming everything to change."""
@@ -183,7 +244,7 @@ def request_and_spec(settings: Settings, raw: Mapping[str, Any]) -> tuple[Projec
     spec = None
     if request is not None:
         try:
-            spec = validate_request(settings, request)
+            spec = validate_request(settings, request, base=base)
         except InvalidInput as exc:
             problems += exc.problems
     if problems:
@@ -313,8 +374,7 @@ def create_project(services: Services, spec: ProjectSpec, source: str) -> Projec
     try:
         services.store.set_aside(spec.id, set_aside_tag(nonce))
     except BaseException as exc:
-        with services.db.session() as s:
-            s.query(Project).filter(Project.id == spec.id, Project.nonce == nonce).delete()
+        _unregister(services, spec.id, nonce)
         if not isinstance(exc, Exception) or isinstance(exc, ConfigurationError):
             raise  # a ConfigurationError: the store itself cannot be reached, and says what to set
         raise ConfigurationError(
@@ -322,8 +382,20 @@ def create_project(services: Services, spec: ProjectSpec, source: str) -> Projec
             f"{services.store.project_root(spec.id)} and they could not be moved aside ({one_line(exc)}); "
             "move them elsewhere yourself, then register again"
         ) from exc
+    try:
+        copy_into_project(services.store, spec)  # the person's own files: the folder is this project's now
+    except BaseException:
+        _unregister(services, spec.id, nonce)
+        services.store.delete_project(spec.id)
+        raise
     locks.release(services, spec.id, holder)
     return spec
+
+
+def _unregister(services: Services, project_id: str, nonce: str) -> None:
+    """Remove the row a registration that failed midway wrote."""
+    with services.db.session() as s:
+        s.query(Project).filter(Project.id == project_id, Project.nonce == nonce).delete()
 
 
 def earlier_files(services: Services, project_id: str) -> str | None:

@@ -75,6 +75,40 @@ PROVIDERS = "Providers"
 # The words, music and subtitles of the final mix: `--burn-subtitles/--no-burn-subtitles` is as wide as
 # `--storyboard-provider`, so it has a panel of its own too.
 FINAL_MIX = "Final mix"
+OWN_FILES = "Your own files"  # --character-appearance is as wide as --storyboard-provider
+
+
+class CharacterRequest(BaseModel):
+    """A character as a person names it: its name, and optionally its look in words and an image
+    that becomes its reference sheet as given."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: str = Field(description="The character's name; the storyboard keeps it.")
+    appearance: str | None = Field(default=None, description="How the character looks, in words.")
+    image: str | None = Field(default=None, description="Its reference image: a PNG, JPEG or WebP file (a path, or s3:// on S3).")
+
+
+def characters_from_cli(images: list[str], appearances: list[str]) -> list[dict[str, str]]:
+    """The characters of `vidpipe new`'s ``--character NAME[=IMAGE]`` and
+    ``--character-appearance NAME=TEXT`` options (each repeatable), in the order given; an
+    appearance names a character of a ``--character``."""
+    characters: list[dict[str, str]] = []
+    for text in images:
+        name, sep, image = text.partition("=")
+        entry = {"name": name.strip()}
+        if sep:
+            entry["image"] = image.strip()
+        characters.append(entry)
+    for text in appearances:
+        name, sep, look = text.partition("=")
+        if not sep:
+            raise InvalidInput("--character-appearance", f"{short(text)} has no '='", "NAME=TEXT, e.g. 'Mara=tall, red coat'")
+        match = [c for c in characters if c["name"] == name.strip()]
+        if not match:
+            raise InvalidInput("--character-appearance", f"{name.strip()!r} is not named by a --character", "a --character NAME")
+        match[0]["appearance"] = look.strip()
+    return characters
 
 
 class ProjectRequest(BaseModel):
@@ -138,11 +172,26 @@ class ProjectRequest(BaseModel):
         default=None, description="Also draw the subtitles into the picture (the video is encoded again)."
     )
 
-    def digest(self) -> str:
+    characters: Annotated[list[CharacterRequest] | None, Offered(Default(words="none"), flag="--character", panel=OWN_FILES)] = (
+        Field(
+            default=None,
+            description="Characters to keep: a name, an optional appearance, an optional image that is its reference "
+            "sheet (PNG, JPEG or WebP, at most 20 MB, at least 256 px on its short side). "
+            "On the command line NAME or NAME=IMAGE, repeatable.",
+        )
+    )
+    music: Annotated[str | None, Offered(Default(words="none"), panel=OWN_FILES)] = Field(
+        default=None, description="A music track for the final video: MP3, WAV, M4A or OGG (a path, or s3:// on S3)."
+    )
+
+    def digest(self, files: list[str] | None = None) -> str:
         """Identity of the request: equal for the same fields and values, whatever the file format
-        (an inbox file dropped again finds the project it made)."""
+        (an inbox file dropped again finds the project it made). ``files``: the sha256 of the files
+        it names (an image changed under the same name makes another request)."""
         values = self.model_dump(exclude_none=True)
         values["prompt"] = values["prompt"].strip()
+        if files:
+            values["files"] = files
         canonical = json.dumps(values, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:DIGEST_CHARS]
 
@@ -188,12 +237,20 @@ def short(value: Any) -> str:
 
 def field_error(err: Any) -> InvalidInput:
     """One field's problem, from one of pydantic's errors, named as the person typed it."""
-    name = ".".join(str(p) for p in err["loc"]) or "file"
+    loc = list(err["loc"])
+    known = FIELDS
+    if len(loc) > 1 and loc[0] == "characters" and isinstance(loc[1], int):  # one character, counted from 1
+        loc[:2] = [f"characters[{loc[1] + 1}]"]
+        known = tuple(CharacterRequest.model_fields)
+    name = ".".join(str(p) for p in loc) or "file"
     kind, value = err["type"], err.get("input")
     if kind == "extra_forbidden":
-        close = difflib.get_close_matches(name, FIELDS, n=1, cutoff=0.5)
+        last = str(loc[-1]) if loc else name
+        close = difflib.get_close_matches(last, known, n=1, cutoff=0.5)
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        return InvalidInput(name, f"is not a known field{hint}", ", ".join(FIELDS))
+        return InvalidInput(name, f"is not a known field{hint}", ", ".join(known))
+    if kind == "list_type":
+        return InvalidInput(name, f"{short(value)} is not a list; give one entry per character (name, appearance, image)")
     if kind == "missing":
         return InvalidInput(name, "is missing; every inbox file needs a prompt" if name == "prompt" else "is missing")
     if value is None:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
 from vidpipe_core.config import ProviderName, SafetyPolicy
 from vidpipe_core.scenes import scene_label
@@ -73,6 +73,52 @@ class Storyboard(BaseModel):
         return self
 
 
+class GivenFile(BaseModel):
+    """A person's own file, copied into the project folder at registration (`userfiles`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    path: str = Field(description="Where the copy is, relative to the project folder")
+    sha256: str
+    size: int
+    source: str = Field(default="", exclude=True)  # where it was read from; only the registration copies it
+
+
+class GivenCharacter(BaseModel):
+    """A character the person named: the storyboard keeps its name (and appearance, when given);
+    with an image, that image is its reference sheet."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    appearance: str | None = None
+    image: GivenFile | None = None
+
+
+def given_cast_problem(board: Storyboard, given: list[GivenCharacter]) -> str | None:
+    """Why ``board`` does not keep the given characters (each in the style guide under its name and
+    shown by at least one scene), or None."""
+    names = [c.name for c in board.style_guide.characters]
+    shown = {n for scene in board.scenes for n in scene.characters}
+    dropped = [c.name for c in given if c.name not in names]
+    if dropped:
+        return f"style_guide.characters lacks the given character(s) {', '.join(map(repr, dropped))}; keep their names exactly"
+    unseen = [c.name for c in given if c.name not in shown]
+    if unseen:
+        return f"no scene shows the given character(s) {', '.join(map(repr, unseen))}"
+    return None
+
+
+def with_given_cast(board: Storyboard, given: list[GivenCharacter]) -> Storyboard:
+    """``board`` with each given character's appearance as the person wrote it."""
+    wanted = {c.name: c.appearance for c in given if c.appearance}
+    if not wanted:
+        return board
+    characters = [
+        c.model_copy(update={"appearance": wanted[c.name]}) if c.name in wanted else c for c in board.style_guide.characters
+    ]
+    style = board.style_guide.model_copy(update={"characters": characters})
+    return board.model_copy(update={"style_guide": style})
+
+
 class StageProviders(BaseModel):
     model_config = ConfigDict(extra="forbid")
     storyboard: ProviderName
@@ -103,6 +149,11 @@ class ProjectSpec(BaseModel):
     crossfade: float = 0.0
     burn_subtitles: bool = False
     """Draw the subtitles into the picture too (they are always a soft track of final.mp4)."""
+    characters: list[GivenCharacter] = Field(default_factory=list)
+    """The characters the person named (`--character`), in their order."""
+    music: GivenFile | None = None
+    """The person's music track (`--music`), mixed under the final video."""
+
     takes: dict[str, str] = Field(default_factory=dict)
     """Regeneration tokens; a new token makes a new rendition from the same inputs. Keys: a scene
     index (``"2"``: its clip), ``frame_take_key(k)`` (a keyframe's retake) or ``sheet_take_key(name)``
@@ -113,6 +164,19 @@ class ProjectSpec(BaseModel):
 
     def sheet_take(self, name: str) -> str:
         return self.takes.get(sheet_take_key(name), "")
+
+    @model_serializer(mode="wrap")
+    def _without_unused_files(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """A spec without given characters, music or burned subtitles is written as before they
+        existed (a record an earlier version can still read, the same JSON for the same project)."""
+        data: dict[str, Any] = handler(self)
+        if not self.burn_subtitles:
+            data.pop("burn_subtitles", None)
+        if not self.characters:
+            data.pop("characters", None)
+        if self.music is None:
+            data.pop("music", None)
+        return data
 
 
 def frame_take_key(k: int) -> str:

@@ -92,11 +92,22 @@ class Layout:
     CONTACT_SHEET = "contact_sheet.png"
 
     @staticmethod
-    def character_sheet(name: str, fingerprint: str) -> str:
+    def character_sheet(name: str, fingerprint: str, ext: str = ".png") -> str:
         """A character's reference sheet. The name comes from a model, so only a slug of it (lower-case
         letters, digits and ``-``, at most 40 characters) reaches the path; the fingerprint covers
         the name, so two names with one slug still get two files."""
-        return confine(f"characters/{path_slug(name)}_{fingerprint[:12]}.png")
+        return confine(f"characters/{path_slug(name)}_{fingerprint[:12]}{ext}")
+
+    @staticmethod
+    def given_image(number: int, name: str, ext: str) -> str:
+        """The copy of a character image the person gave (``number``: its place among the
+        characters, from 1), the source its reference sheet is taken and repaired from."""
+        return confine(f"inputs/character_{number:02d}_{path_slug(name)}{ext}")
+
+    @staticmethod
+    def music(ext: str) -> str:
+        """The copy of the person's music track."""
+        return confine(f"inputs/music{ext}")
 
     @staticmethod
     def keyframe(frame_index: int, fingerprint: str) -> str:

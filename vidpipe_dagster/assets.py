@@ -37,6 +37,7 @@ from vidpipe_core.steps.stitch import make_final
 from vidpipe_core.steps.storyboard import make_storyboard
 from vidpipe_core.storage import Layout
 from vidpipe_core.summary import SceneRow, project_summary
+from vidpipe_core.userfiles import music_file
 from vidpipe_dagster.celery_executor import running_on_worker
 from vidpipe_dagster.desk import desk_metadata
 from vidpipe_dagster.failures import step_failure
@@ -429,12 +430,13 @@ def _clip_strip(services: Services, project_id: str, report: StepReport, reader:
 )
 def final_video(context: dg.AssetExecutionContext, config: FinalVideoConfig, vidpipe: VidpipeResource) -> dg.MaterializeResult:
     images: dict[str, dg.MarkdownMetadataValue] = {}
-    with _step(context, vidpipe) as (services, project_id):
+    with ExitStack() as stack:
+        services, project_id = stack.enter_context(_step(context, vidpipe))
+        # The person's --music, as a local file checked against the sha256 recorded at `new`.
+        music = stack.enter_context(music_file(services.store, load_spec(services, project_id)))
         # HAND-OVER (issue 24): `lines` comes from the narration asset's function (engineer narr: each
-        # scene's SpokenLine with its WAV) and `music` from the spec's stored --music file (engineer
-        # chars), as a local path. Until they are wired, nothing is mixed: final.mp4 is the stitch's.
+        # scene's SpokenLine with its WAV). Until it is wired, no narration is mixed.
         lines: tuple[SpokenLine, ...] = ()
-        music: Path | None = None
         result = make_final(
             services,
             project_id,

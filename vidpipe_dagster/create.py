@@ -8,7 +8,7 @@ plus ``force``. It is a permissive config, so a field Dagster does not know is n
 Launchpad alone: the run names it along with every other problem (`request.check_fields` then
 `projects.validate_request`, the messages of the inbox and of `vidpipe new`), and registers nothing."""
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Optional
 
 import dagster as dg
 from pydantic import Field, create_model
@@ -16,7 +16,7 @@ from pydantic import Field, create_model
 from vidpipe_core.config import Settings
 from vidpipe_core.errors import InvalidInput, VidpipeError
 from vidpipe_core.projects import AlreadyRegistered, request_and_spec
-from vidpipe_core.request import ProjectRequest, described
+from vidpipe_core.request import CharacterRequest, ProjectRequest, described
 from vidpipe_core.schemas import ProjectSpec
 from vidpipe_core.steps import FINAL_VIDEO
 from vidpipe_dagster.failures import ERROR_CLASS_KEY
@@ -39,13 +39,24 @@ WAITING = [
 FORCE_HELP = "Register a new project even when one has this prompt and these settings."
 
 
+class CharacterConfig(dg.PermissiveConfig):
+    """A character of the `new_project` config: `CharacterRequest`'s fields, as Dagster config; permissive,
+    so a mistyped field is named by `request.check_fields` with the rest of the problems."""
+
+    name: str = Field(description=CharacterRequest.model_fields["name"].description)
+    appearance: Optional[str] = Field(default=None, description=CharacterRequest.model_fields["appearance"].description)  # noqa: UP045  # Dagster's config reads Optional
+    image: Optional[str] = Field(default=None, description=CharacterRequest.model_fields["image"].description)  # noqa: UP045
+
+
 def _config_fields() -> dict[str, Any]:
     """The config's fields: each request field with its type, default (null: the request's
-    default) and description, then ``force``."""
+    default) and description, then ``force``. The characters, a list of models, are a list of
+    `CharacterConfig`."""
     fields: dict[str, Any] = {}
     for name, info in ProjectRequest.model_fields.items():
         default = ... if info.is_required() else None
-        fields[name] = (info.annotation, Field(default=default, description=described(name)))
+        annotation = Optional[list[CharacterConfig]] if name == "characters" else info.annotation  # noqa: UP045
+        fields[name] = (annotation, Field(default=default, description=described(name)))
     fields["force"] = (bool, Field(default=False, description=FORCE_HELP))
     return fields
 
@@ -72,7 +83,10 @@ def _failure(exc: VidpipeError) -> dg.Failure:
 def spec_request(config: NewProjectConfig, settings: Settings) -> tuple[ProjectRequest, ProjectSpec]:
     """The request of ``config`` and its spec, validated once, or InvalidInput naming every
     problem: unknown fields (the inbox's messages, with a "did you mean"), then the spec's rules."""
-    return request_and_spec(settings, {k: v for k, v in config.model_dump().items() if k != "force" and v is not None})
+    # Files named in the config are read from the inbox folder (or VIDPIPE_INPUT_ROOTS): a person at the
+    # UI names files of the deployment, and only those it set aside for people to give.
+    raw = {k: v for k, v in config.model_dump().items() if k != "force" and v is not None}
+    return request_and_spec(settings, raw, base=settings.resolved_inbox_dir)
 
 
 @dg.op(

@@ -146,7 +146,10 @@ def _gen_array(schema: Mapping[str, Any], ctx: _Ctx, name: str, path: tuple[int,
         return [_gen(s, ctx, name, path + (i,), depth + 1) for i, s in enumerate(items)]
     item_schema: Mapping[str, Any] = items if isinstance(items, Mapping) else {"type": "string"}
     singular = name[:-1] if name.endswith("s") and len(name) > 1 else name
-    return [_gen(item_schema, ctx, singular, path + (i,), depth + 1) for i in range(count)]
+    # JSON Schema's prefixItems (Gemini's responseJsonSchema accepts it): the first items follow their
+    # own schemas, the rest ``items``.
+    prefix = [p for p in schema.get("prefixItems") or [] if isinstance(p, Mapping)]
+    return [_gen(prefix[i] if i < len(prefix) else item_schema, ctx, singular, path + (i,), depth + 1) for i in range(count)]
 
 
 def _gen_number(schema: Mapping[str, Any], path: tuple[int, ...], *, integer: bool) -> float:

@@ -40,7 +40,27 @@ EVERY_FIELD: dict[str, Any] = {
     "safety_policy": "skip",
     "crossfade": 0.5,
     "burn_subtitles": True,
+    # The person's own files: "FILES/" is the folder `_with_files` writes them to.
+    "characters": [{"name": "Mara", "appearance": "tall, red coat", "image": "FILES/mara.png"}, {"name": "Tom"}],
+    "music": "FILES/theme.wav",
 }
+OWN_FILES = ("characters", "music")
+
+
+def _with_files(values: dict[str, Any], folder: Any) -> dict[str, Any]:
+    """``values`` with the files of EVERY_FIELD made in ``folder`` and named by their absolute paths."""
+    import json
+    import wave
+
+    from PIL import Image
+
+    Image.new("RGB", (256, 300), (120, 20, 60)).save(folder / "mara.png")
+    with wave.open(str(folder / "theme.wav"), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(bytes(range(256)) * 64)
+    return json.loads(json.dumps(values).replace("FILES/", f"{folder}/"))
 
 
 def _new_command() -> Any:
@@ -55,7 +75,8 @@ def test_every_field_is_an_option_a_config_field_and_an_inbox_field_saying_the_s
     assert set(EVERY_FIELD) == set(FIELDS) - {"prompt", "id"}
     options = {p.name: p for p in _new_command().params}
     config = _config_fields()
-    assert set(options) == {*FIELDS, "force", "as_json"}  # the command's own: --force, --json
+    # the command's own: --force, --json; --character-appearance, the rest of the characters
+    assert set(options) == {*FIELDS, "force", "as_json", "character_appearance"}
     assert set(config) == {*FIELDS, "force"}
     table = fields_markdown()
     for name in FIELDS:
@@ -102,7 +123,11 @@ def _cli_args(values: dict[str, Any]) -> list[str]:
     args = []
     for name, value in values.items():
         option = options[name]
-        if isinstance(value, bool):
+        if name == "characters":
+            for c in value:
+                args += ["--character", f"{c['name']}={c['image']}" if "image" in c else c["name"]]
+                args += ["--character-appearance", f"{c['name']}={c['appearance']}"] if "appearance" in c else []
+        elif isinstance(value, bool):
             args.append(option.opts[0] if value else option.secondary_opts[0])
         else:
             args += [option.opts[0], str(value)]
@@ -130,20 +155,26 @@ def _drop(vp_env, name: str, fields: dict[str, Any]):  # type: ignore[no-untyped
     return process_inbox(vp_env.services())
 
 
-def test_the_same_values_make_the_same_project_every_way_in(vp_env, monkeypatch):
+def test_the_same_values_make_the_same_project_every_way_in(vp_env, monkeypatch, tmp_path):
     monkeypatch.setenv("VIDPIPE_INBOX_MIN_AGE_S", "0")
-    cli = CliRunner().invoke(app, ["new", PROMPT, "--id", "by-cli", *_cli_args(EVERY_FIELD)])
+    monkeypatch.setenv("VIDPIPE_INPUT_ROOTS", f'["{tmp_path}"]')  # the inbox's files too
+    every = _with_files(EVERY_FIELD, tmp_path)
+    cli = CliRunner().invoke(app, ["new", PROMPT, "--id", "by-cli", *_cli_args(every)])
     assert cli.exit_code == 0, cli.output
-    assert _launch(vp_env, {"prompt": PROMPT, "id": "by-job", **EVERY_FIELD, "force": True}).success
-    tick = _drop(vp_env, "heron.json", {"prompt": PROMPT, "id": "by-inbox", **EVERY_FIELD})
+    assert _launch(vp_env, {"prompt": PROMPT, "id": "by-job", **every, "force": True}).success
+    tick = _drop(vp_env, "heron.json", {"prompt": PROMPT, "id": "by-inbox", **every})
     assert [pid for pid, _ in tick.registered] == ["by-inbox"], tick.rejected
 
     services = vp_env.services()
     specs = {pid: load_spec(services, pid).model_dump(exclude={"id"}) for pid in ("by-cli", "by-job", "by-inbox")}
     assert specs["by-cli"] == specs["by-job"] == specs["by-inbox"]
-    given = {k: v for k, v in EVERY_FIELD.items() if not k.endswith("provider")}
+    given = {k: v for k, v in EVERY_FIELD.items() if not k.endswith("provider") and k not in OWN_FILES}
     assert {k: specs["by-cli"][k] for k in given} == given  # every value arrived, none replaced by a default
     assert specs["by-cli"]["providers"] == {"storyboard": "animatic", "keyframes": "animatic", "clips": "animatic"}
+    mara, tom = specs["by-cli"]["characters"]
+    assert (mara["name"], mara["appearance"], mara["image"]["path"]) == ("Mara", "tall, red coat", "inputs/character_01_mara.png")
+    assert (tom["name"], tom["appearance"], tom["image"]) == ("Tom", None, None)
+    assert specs["by-cli"]["music"]["path"] == "inputs/music.wav"
 
 
 @pytest.fixture

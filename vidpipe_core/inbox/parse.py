@@ -18,6 +18,7 @@ from vidpipe_core.inbox.files import InboxSettings, check_name, decode_text, rea
 from vidpipe_core.projects import request_and_spec
 from vidpipe_core.request import FIELDS, ProjectRequest, parse_fields, short
 from vidpipe_core.schemas import ProjectSpec
+from vidpipe_core.userfiles import given_files
 
 FORMATS = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".txt": "text"}
 
@@ -140,5 +141,7 @@ def parse_inbox_file(
             "name", f"{Path(name).suffix or 'a name without extension'!r} is not a prompt file type", ", ".join(FORMATS)
         )
     text = decode_text(read_regular_file(path, limits.inbox_max_bytes, dir_fd))
-    request, spec = request_and_spec(settings, _raw_fields(text, fmt))
-    return InboxEntry(path=path, name=name, request=request, spec=spec, digest=request.digest())
+    # An image or music path in the file is read from the inbox folder (or VIDPIPE_INPUT_ROOTS).
+    request, spec = request_and_spec(settings, _raw_fields(text, fmt), base=settings.resolved_inbox_dir)
+    files = [f.sha256 for f in given_files(spec)]  # a file changed under the same name is another request
+    return InboxEntry(path=path, name=name, request=request, spec=spec, digest=request.digest(files))

@@ -11,6 +11,7 @@ and, through continuity, everything after the first of them."""
 from __future__ import annotations
 
 import io
+import posixpath
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -18,7 +19,7 @@ from PIL import Image
 
 from vidpipe_core.cost import guard_budget, image_cost, usage_cost
 from vidpipe_core.errors import VidpipeError
-from vidpipe_core.integrity import Damage, DamagedArtifacts
+from vidpipe_core.integrity import Damage, DamagedArtifacts, read_checked
 from vidpipe_core.models import CharacterSheetRow
 from vidpipe_core.providers import keyframe_provider
 from vidpipe_core.providers.base import KeyframeProvider, SheetRequest
@@ -31,6 +32,7 @@ from vidpipe_core.steps.state import ProjectState, SheetState, checked_sheets, r
 from vidpipe_core.storage import Layout, sha256_bytes
 
 SHEET_WORKERS = 4  # reference sheets rendered at once
+GIVEN = "given"  # the provider and model of a sheet that is the person's own image
 
 
 @dataclass
@@ -72,22 +74,25 @@ def _make_characters(services: Services, project_id: str, repair: bool, progress
     report = CharactersReport(CHARACTERS, provider.name, model, sheets=state.sheets)
     good, damaged = checked_sheets(services, state)
     reproducible = bool(getattr(provider, "reproducible", False))
-    if damaged and not repair and not reproducible:
+    given = {c.name for c in state.sheets if c.given is not None}  # taken again from the project's copy, free
+    paid_damage = {name: problem for name, problem in damaged.items() if name not in given}
+    if paid_damage and not repair and not reproducible:
         found = [
             Damage(sheet_label(name), problem, f"{provider.name} cannot render the same image again")
-            for name, problem in damaged.items()
+            for name, problem in paid_damage.items()
         ]
         raise DamagedArtifacts(
             CHARACTERS,
             project_id,
             found,
-            redo_cost(services, state, list(damaged)),
+            redo_cost(services, state, list(paid_damage)),
             note="A new sheet also changes every frame that shows the character, and every frame and clip after the first of them.",
         )
 
     to_make = [c for c in state.sheets if not c.done or c.name in damaged]
-    report.projected_usd = image_cost(settings, model, len(to_make))
-    if to_make:
+    paid = [c for c in to_make if c.given is None]
+    report.projected_usd = image_cost(settings, model, len(paid))
+    if paid:
         guard_budget(CHARACTERS, spent_usd(services, project_id), report.projected_usd, spec.max_cost_usd, project_id)
 
     total = len(state.sheets)
@@ -104,6 +109,8 @@ def _make_characters(services: Services, project_id: str, repair: bool, progress
 
     def render(i: int) -> tuple[int, bytes]:
         sheet = state.sheets[i]
+        if sheet.given is not None:
+            return i, _adopt(services, state, i, sheet, damaged.get(sheet.name), report, progress)
         return i, _render(services, state, i, sheet, provider, model, damaged.get(sheet.name), repair, report, progress)
 
     # The sheets do not depend on each other (unlike keyframes): their image calls are made at once.
@@ -174,3 +181,41 @@ def _render(
         ProgressEvent(CHARACTERS, f"{sheet_label(sheet.name)} {'repaired' if same else 'rendered'}", done=i + 1, total=total)
     )
     return png
+
+
+def _adopt(
+    services: Services,
+    state: ProjectState,
+    i: int,
+    sheet: SheetState,
+    damage: str | None,
+    report: StepReport,
+    progress: Progress,
+) -> bytes:
+    """The sheet of a character the person gave an image for: that image, as given, from the
+    project's copy of it (checked against the digest taken at `new`), recorded at no cost. A damaged
+    sheet is taken again from the copy: the same bytes, a free repair."""
+    assert sheet.given is not None
+    spec, total = state.spec, len(state.sheets)
+    data, problem = read_checked(services.store, spec.id, sheet.given.path, sheet.given.sha256)
+    if data is None or problem is not None:
+        raise DamagedArtifacts(
+            CHARACTERS,
+            spec.id,
+            [Damage(f"the copy of the image given for {sheet.name!r}", problem or "unreadable", "vidpipe cannot make it again")],
+            0.0,
+            note="Register the project again with the image (vidpipe new ... --character NAME=IMAGE).",
+        )
+    with Image.open(io.BytesIO(data)) as im:
+        width, height = im.size
+    relpath = Layout.character_sheet(sheet.name, sheet.fingerprint, posixpath.splitext(sheet.given.path)[1])
+    services.store.write_bytes(spec.id, relpath, data)
+    key = {"project_id": spec.id, "name": sheet.name, "fingerprint": sheet.fingerprint}
+    sheet.row = record_image(services, CharacterSheetRow, key, GIVEN, GIVEN, relpath, sheet.given.sha256, width, height, 0.0)
+    repaired = damage is not None
+    detail = sheet.name + (" (damaged file taken again from the image you gave)" if repaired else " (the image you gave)")
+    report.items.append(
+        ItemReport(i, Action.REPAIRED if repaired else Action.GENERATED, sheet.fingerprint, path=relpath, detail=detail)
+    )
+    progress(ProgressEvent(CHARACTERS, f"{sheet_label(sheet.name)} taken from the image you gave", done=i + 1, total=total))
+    return data

@@ -51,7 +51,11 @@ def find_damage(services: Services, state: ProjectState) -> list[Finding]:
     kp = keyframe_provider(spec.providers.keyframes, settings)
     for name, problem in checked_sheets(services, state)[1].items():
         index = next(i for i, c in enumerate(state.sheets) if c.name == name)
-        if getattr(kp, "reproducible", False):
+        if state.sheets[index].given is not None:
+            found.append(
+                Finding(CHARACTERS, index, sheet_label(name), problem, "copied again from the image you gave, at no cost", 0.0)
+            )
+        elif getattr(kp, "reproducible", False):
             found.append(Finding(CHARACTERS, index, sheet_label(name), problem, f"rendered again by {kp.name} at no cost", 0.0))
         else:
             cost = redo_cost(services, state, [name])

@@ -12,13 +12,13 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 from sqlalchemy import select
 
-from vidpipe_core.fingerprint import clip_fingerprint, keyframe_fingerprint, sheet_fingerprint
+from vidpipe_core.fingerprint import clip_fingerprint, given_sheet_fingerprint, keyframe_fingerprint, sheet_fingerprint
 from vidpipe_core.integrity import read_checked
 from vidpipe_core.models import CharacterSheetRow, ClipStatus, Keyframe, Project, Scene, VideoClip
 from vidpipe_core.projects import load_spec
 from vidpipe_core.providers import clip_provider, keyframe_provider
 from vidpipe_core.providers.base import KeyframeProvider
-from vidpipe_core.schemas import Character, ProjectSpec, ScenePlan, Storyboard, StyleGuide
+from vidpipe_core.schemas import Character, GivenFile, ProjectSpec, ScenePlan, Storyboard, StyleGuide
 from vidpipe_core.services import Services
 from vidpipe_core.storage import Layout
 
@@ -31,6 +31,7 @@ class SheetState:
     prompt: str
     fingerprint: str
     row: CharacterSheetRow | None = None
+    given: GivenFile | None = None  # the person's image: the sheet as given, copied from the project's copy
 
     @property
     def name(self) -> str:
@@ -121,8 +122,9 @@ class ProjectState:
         return next(c for c in self.sheets if c.name == name)
 
     def sheets_left(self) -> int | None:
-        """Reference sheets still to make (None before there is a storyboard: not known yet)."""
-        return len(self.sheets_to_make()) if self.scenes else None
+        """Reference sheets still to pay for (None before there is a storyboard: not known yet); a
+        sheet that is the person's own image costs nothing."""
+        return len([c for c in self.sheets_to_make() if c.given is None]) if self.scenes else None
 
     def frames_to_make(self) -> list[FrameState]:
         return [f for f in self.frames if not f.done]
@@ -363,9 +365,15 @@ def resolve_sheets(services: Services, spec: ProjectSpec, scenes: list[ScenePlan
             (r.name, r.fingerprint): r
             for r in s.scalars(select(CharacterSheetRow).where(CharacterSheetRow.project_id == spec.id))
         }
+    images = {c.name: c.image for c in spec.characters if c.image is not None}
     sheets = []
     for character in characters:
         prompt = sheet_prompt(character, style)
+        given = images.get(character.name)
+        if given is not None:
+            fp = given_sheet_fingerprint(name=character.name, image_sha256=given.sha256)
+            sheets.append(SheetState(character, prompt, fp, rows.get((character.name, fp)), given=given))
+            continue
         fp = sheet_fingerprint(
             provider=kp.name,
             model=model,

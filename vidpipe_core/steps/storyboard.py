@@ -13,7 +13,7 @@ from vidpipe_core.errors import ProjectNotFound, ProviderError
 from vidpipe_core.models import Project, Scene
 from vidpipe_core.projects import load_spec
 from vidpipe_core.providers import clip_provider, keyframe_provider, storyboard_provider
-from vidpipe_core.schemas import ProjectSpec, Storyboard
+from vidpipe_core.schemas import ProjectSpec, Storyboard, given_cast_problem, with_given_cast
 from vidpipe_core.services import Services
 from vidpipe_core.steps import CLIPS, KEYFRAMES, STORYBOARD
 from vidpipe_core.steps.locking import step_lock
@@ -49,6 +49,8 @@ def storyboard_fingerprint(spec: ProjectSpec, provider: str, model: str) -> str:
         "provider": provider,
         "model": model,
     }
+    if spec.characters:  # only then: a project without given characters keeps its fingerprint
+        fields["characters"] = [[c.name, c.appearance] for c in spec.characters]
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
 
 
@@ -119,6 +121,10 @@ def _make_storyboard(services: Services, project_id: str, replan: bool, progress
     board, usage = provider.plan(spec)
     if len(board.scenes) != spec.scenes:
         raise ProviderError(STORYBOARD, f"planned {len(board.scenes)} scenes, {spec.scenes} were asked for")
+    dropped = given_cast_problem(board, spec.characters)
+    if dropped:
+        raise ProviderError(STORYBOARD, f"the storyboard does not keep the characters you gave: {dropped}")
+    board = with_given_cast(board, spec.characters)
     cost = usage_cost(services.settings, model, usage)
     document = {
         "fingerprint": fingerprint,
@@ -142,7 +148,8 @@ def _make_storyboard(services: Services, project_id: str, replan: bool, progress
 
 def _after_storyboard(services: Services, spec: ProjectSpec, models: dict[str, str], board: Storyboard) -> float:
     """What the sheets of the planned characters, the keyframes and the clips will cost."""
-    sheets = len(shown_characters(board.scenes, board.style_guide))
+    given = {c.name for c in spec.characters if c.image is not None}  # their sheets are the person's images, free
+    sheets = len([c for c in shown_characters(board.scenes, board.style_guide) if c.name not in given])
     return estimate(services.settings, spec, models, sheets=sheets).after_storyboard_usd
 
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import typer
 
-from vidpipe_core.errors import invalid
-from vidpipe_core.request import FIELDS, ProjectRequest, check_fields, description, offered
+from vidpipe_core.errors import InvalidInput, invalid
+from vidpipe_core.request import FIELDS, ProjectRequest, characters_from_cli, check_fields, description, offered
 from vidpipe_core.scene_fields import SCENE_FIELDS
 from vidpipe_dagster.cli.output import _fail
 
@@ -38,6 +38,9 @@ def _request_parameters() -> list[inspect.Parameter]:
     params = []
     for name, info in ProjectRequest.model_fields.items():
         about = offered(name)
+        if name == "characters":  # a list: repeatable options of their own (`characters_from_cli`)
+            params += _character_parameters()
+            continue
         if about is None:
             default: Any = typer.Argument(..., help=description(name))
         else:
@@ -53,6 +56,45 @@ def _request_parameters() -> list[inspect.Parameter]:
     return params
 
 
+APPEARANCE_HELP = "How a --character looks: NAME=TEXT (e.g. 'Mara=tall, red coat'), repeatable."
+
+
+def _character_parameters() -> list[inspect.Parameter]:
+    """The characters, a list, as two repeatable options: ``--character NAME[=IMAGE]`` and
+    ``--character-appearance NAME=TEXT`` (read by `characters_from_cli`)."""
+    about = offered("characters")
+    assert about is not None
+    shown, panel = about.default.text(), about.panel
+    return [
+        inspect.Parameter(
+            "characters",
+            inspect.Parameter.KEYWORD_ONLY,
+            default=typer.Option(
+                None,
+                _spelling("characters"),
+                metavar="<name[=image]>",
+                help=description("characters"),
+                show_default=shown,
+                rich_help_panel=panel,
+            ),
+            annotation=list[str] | None,
+        ),
+        inspect.Parameter(
+            "character_appearance",
+            inspect.Parameter.KEYWORD_ONLY,
+            default=typer.Option(
+                None,
+                "--character-appearance",
+                metavar="<name=text>",
+                help=APPEARANCE_HELP,
+                show_default=shown,
+                rich_help_panel=panel,
+            ),
+            annotation=list[str] | None,
+        ),
+    ]
+
+
 def request_options(command: Callable[..., None]) -> Callable[..., None]:
     """Give ``command`` (whose first parameter is ``request: ProjectRequest``) the command-line
     form of every request field: the prompt argument and one option per field, derived from the
@@ -62,6 +104,12 @@ def request_options(command: Callable[..., None]) -> Callable[..., None]:
     @functools.wraps(command)
     def with_request(**values: Any) -> None:
         given = {name: values.pop(name) for name in FIELDS}
+        appearances = values.pop("character_appearance") or []
+        if given["characters"] or appearances:
+            try:
+                given["characters"] = characters_from_cli(given["characters"] or [], appearances)
+            except InvalidInput as exc:
+                raise _fail(exc) from None
         request, problems = check_fields({k: v for k, v in given.items() if v is not None})
         if problems:  # the command line's types are the model's: only a value typer let through
             raise _fail(invalid(problems))

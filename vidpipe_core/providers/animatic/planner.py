@@ -395,6 +395,24 @@ def _scene_plan(i: int, texts: list[str], style: StyleGuide, cast: list[str], ti
     )
 
 
+def _cast_with_given(spec: ProjectSpec, palette: Sequence[str]) -> list[Character]:
+    """The characters the person gave (their names, and appearances where given; first), then those
+    the prompt names that are not among them."""
+    found = find_characters(spec.prompt, palette)
+    if not spec.characters:
+        return found
+    given_keys = {character_key(c.name) for c in spec.characters} | {c.name.casefold() for c in spec.characters}
+    cast: list[Character] = []
+    taken: list[str] = []
+    for c in spec.characters:
+        body, accent = _character_colours(character_key(c.name), palette, taken)
+        taken += [body, accent]
+        look = f"{c.name}, drawn the same in every shot: simple readable silhouette, {body} body with {accent} accents"
+        cast.append(Character(name=c.name, appearance=c.appearance or look))
+    rest = [f for f in found if character_key(f.name) not in given_keys and f.name.casefold() not in given_keys]
+    return cast + rest[: max(0, MAX_CHARACTERS - len(cast))]
+
+
 def plan_storyboard(spec: ProjectSpec) -> Storyboard:
     style_text = spec.style.strip() or "cinematic"
     palette = palette_for(style_text)
@@ -402,7 +420,7 @@ def plan_storyboard(spec: ProjectSpec) -> Storyboard:
         visual_style=style_text,
         color_palette=palette,
         camera_style=camera_style_for(style_text),
-        characters=find_characters(spec.prompt, palette),
+        characters=_cast_with_given(spec, palette),
     )
     texts = scene_texts(spec.prompt, spec.scenes)
     cast = cast_scenes(texts, style.characters)

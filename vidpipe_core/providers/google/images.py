@@ -16,6 +16,7 @@ from vidpipe_core.providers.google.client import _GoogleStage, _response_text, _
 from vidpipe_core.retry import backoff_sleep
 from vidpipe_core.schemas import ProjectSpec
 from vidpipe_core.steps import CHARACTERS, KEYFRAMES
+from vidpipe_core.userfiles import image_mime
 
 IMAGE_ATTEMPTS = 3  # responses without an image part
 ASPECT_TOLERANCE = 0.02
@@ -174,7 +175,8 @@ class GoogleKeyframes(_GoogleStage):
                 left,
             )
         images = [sheet.png for sheet in sheets] + ([previous] if previous is not None else [])
-        contents: list[Any] = [types.Part.from_bytes(data=png, mime_type="image/png") for png in images]
+        # A sheet may be the person's own JPEG or WebP image, sent as given.
+        contents: list[Any] = [types.Part.from_bytes(data=png, mime_type=image_mime(png)) for png in images]
         contents.append(types.Part.from_text(text=keyframe_prompt(request, sheets)))
         return self._image(
             model,

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Sequence
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -12,7 +14,7 @@ from vidpipe_core.cost import priced
 from vidpipe_core.errors import ProviderError
 from vidpipe_core.providers.base import Usage
 from vidpipe_core.providers.google.client import _GoogleStage, _response_text, _token_usage, log
-from vidpipe_core.schemas import ProjectSpec, Storyboard
+from vidpipe_core.schemas import GivenCharacter, ProjectSpec, Storyboard, given_cast_problem
 from vidpipe_core.steps import STORYBOARD
 from vidpipe_core.text import nested_text_problem
 
@@ -42,8 +44,47 @@ def storyboard_prompt(spec: ProjectSpec) -> str:
         "style_guide.characters with a unique name and a fixed visual description (face, hair, build, "
         "clothing, colours) and repeat that description word for word in every frame prompt that shows "
         "them. Each character gets one reference image that every frame showing them is drawn from. "
-        "No on-screen text. Return only JSON that matches the schema."
+        "No on-screen text. Return only JSON that matches the schema." + given_characters_prompt(spec)
     )
+
+
+def given_characters_prompt(spec: ProjectSpec) -> str:
+    """What the prompt says of the characters the person gave: their names exactly, first in
+    style_guide.characters, each shown by at least one scene."""
+    if not spec.characters:
+        return ""
+    lines = [
+        f"- {c.name}: {c.appearance or 'describe them to match their reference image'}"
+        + (" (a reference image is given)" if c.image else "")
+        for c in spec.characters
+    ]
+    return (
+        "\n\nThese characters are given. List them first in style_guide.characters with exactly these names "
+        "(and these appearances where given), and show each of them in at least one scene:\n" + "\n".join(lines)
+    )
+
+
+def storyboard_schema(spec: ProjectSpec) -> dict[str, Any]:
+    """The storyboard's JSON schema; with given characters, style_guide.characters starts with them
+    (``prefixItems``, each name a ``const``), so structured output keeps their names."""
+    schema = Storyboard.model_json_schema()
+    if not spec.characters:
+        return schema
+    guide = schema["$defs"]["StyleGuide"]["properties"]["characters"]
+    character = schema["$defs"]["Character"]["properties"]
+    prefix = []
+    for c in spec.characters:
+        look = {**character["appearance"], "const": c.appearance} if c.appearance else character["appearance"]
+        prefix.append(
+            {
+                "type": "object",
+                "properties": {"name": {"type": "string", "const": c.name}, "appearance": look},
+                "required": ["name", "appearance"],
+            }
+        )
+    guide["prefixItems"] = prefix
+    guide["minItems"] = len(prefix)
+    return schema
 
 
 class GoogleStoryboard(_GoogleStage):
@@ -58,7 +99,7 @@ class GoogleStoryboard(_GoogleStage):
         client = self.client.get()
         model = self.model_for(spec)
         prompt = storyboard_prompt(spec)
-        schema = Storyboard.model_json_schema()
+        schema = storyboard_schema(spec)
         tokens_in = tokens_out = 0
         problem = "no attempt made"
         for attempt, temperature in enumerate(STORYBOARD_TEMPERATURES, start=1):
@@ -74,7 +115,7 @@ class GoogleStoryboard(_GoogleStage):
             )
             i, o = _token_usage(response)
             tokens_in, tokens_out = tokens_in + i, tokens_out + o
-            board, problem = _parse_storyboard(_response_text(response), spec.scenes)
+            board, problem = _parse_storyboard(_response_text(response), spec.scenes, spec.characters)
             if board is not None:
                 return board, priced(self.settings, model, Usage(input_tokens=tokens_in, output_tokens=tokens_out))
             log.warning(
@@ -101,8 +142,9 @@ def _summarise_validation(exc: ValidationError, limit: int = 3) -> str:
     return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
 
 
-def _parse_storyboard(text: str | None, scenes: int) -> tuple[Storyboard | None, str]:
-    """Validate LLM output; truncate extra scenes, refuse too few. Returns (board, problem)."""
+def _parse_storyboard(text: str | None, scenes: int, given: Sequence[GivenCharacter] = ()) -> tuple[Storyboard | None, str]:
+    """Validate LLM output; truncate extra scenes, refuse too few or a board that drops a ``given``
+    character. Returns (board, problem)."""
     if not text:
         return None, "empty response (no text part)"
     try:
@@ -121,4 +163,7 @@ def _parse_storyboard(text: str | None, scenes: int) -> tuple[Storyboard | None,
     if len(board.scenes) > scenes:
         log.warning("storyboard: model returned %d scenes, keeping the first %d", len(board.scenes), scenes)
         board = board.model_copy(update={"scenes": board.scenes[:scenes]})
+    dropped = given_cast_problem(board, list(given))
+    if dropped:
+        return None, dropped
     return board, ""
