@@ -32,6 +32,7 @@ MAX_STYLE_CHARS = 500
 MAX_NEGATIVE_PROMPT_CHARS = 1000
 MAX_SEED = 2**32 - 1  # Veo's seed is an unsigned 32-bit integer
 SAFETY_POLICIES = ("fail", "skip", "retry")
+REVIEWS = ("none", "keyframes")
 PROVIDER_CHOICES = "auto, animatic, google"
 DIGEST_CHARS = 32
 
@@ -130,6 +131,10 @@ class ProjectRequest(BaseModel):
     )
     crossfade: Annotated[float | None, Offered(Default(value=0.0))] = Field(
         default=None, description="Crossfade between scenes in seconds (0 = hard cuts, stream copy)."
+    )
+    review: Annotated[str | None, Offered(Default(setting="review"))] = Field(
+        default=None,
+        description="keyframes: stop before the clips are paid for until `vidpipe approve ID`; none: render everything.",
     )
 
     def digest(self) -> str:

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from vidpipe_core.config import ProviderName, SafetyPolicy
+from vidpipe_core.config import ProviderName, Review, SafetyPolicy
 from vidpipe_core.scenes import scene_label
 
 
@@ -101,5 +101,8 @@ class ProjectSpec(BaseModel):
     max_cost_usd: float = 25.0
     safety_policy: SafetyPolicy = "fail"
     crossfade: float = 0.0
+    review: Review = "none"
+    """keyframes: the clips step pays only for what an approval covers (`vidpipe_core.approvals`). A
+    spec stored before the review gate has no field: none, as it was rendered."""
     takes: dict[str, str] = Field(default_factory=dict)
     """Scene index -> regeneration token; a new token makes a new clip from the same inputs."""

@@ -39,6 +39,7 @@ EVERY_FIELD: dict[str, Any] = {
     "fast": True,
     "safety_policy": "skip",
     "crossfade": 0.5,
+    "review": "keyframes",
 }
 
 
