@@ -246,3 +246,84 @@ def test_render_until_keyframes_and_a_bad_stage(vp_env):
             assert min(frame.width, frame.height) == 144
     assert all(c.row is None for c in state.clips)
     assert not list(Path(services.store.project_root(pid)).rglob("*.mp4"))
+
+
+def _run_request(instance: dg.DagsterInstance, request: dg.RunRequest, project_id: str) -> Any:
+    """What the daemon does with a sensor's run request: a render_project run with its tags, executed."""
+    from dagster._core.execution.api import execute_run
+
+    from vidpipe_dagster.jobs import render_project_in_process
+
+    run = instance.create_run_for_job(job_def=render_project_in_process(), tags={**request.tags, "dagster/partition": project_id})
+    return run, execute_run(dg.reconstructable(render_project_in_process), run, instance, raise_on_error=False)
+
+
+def test_a_new_project_under_review_links_its_render_run_which_shows_the_review_state(vp_env):
+    """From the UI: `new_project` with `review: keyframes` (here with the free animatic); the render
+    run its sensor starts stops at the gate, succeeds, and both runs say so in their tags."""
+    from vidpipe_dagster.create import PROJECT_TAG, new_project, render_new_project
+    from vidpipe_dagster.resources import VidpipeResource
+
+    instance = vp_env.instance()
+    created = new_project.execute_in_process(
+        run_config={"ops": {"register_project": {"config": {"prompt": "A kite at noon", "scenes": 2, "review": "keyframes"}}}},
+        instance=instance,
+        resources={"vidpipe": VidpipeResource()},
+    )
+    pid = instance.get_run_by_id(created.run_id).tags[PROJECT_TAG]
+    context = dg.build_run_status_sensor_context(
+        sensor_name=render_new_project.name,
+        dagster_instance=instance,
+        dagster_run=instance.get_run_by_id(created.run_id),
+        dagster_event=created.get_run_success_event(),
+    )
+    request = render_new_project(context)
+    assert isinstance(request, dg.RunRequest)
+    run, result = _run_request(instance, request, pid)
+    assert result.success
+    assert instance.get_run_by_id(created.run_id).tags[RENDER_RUN_TAG] == run.run_id
+    assert instance.get_run_by_id(run.run_id).tags[REVIEW_TAG] == AWAITING
+    assert _materialized(instance, KEYFRAMES, pid) and not _materialized(instance, CLIPS, pid)
+    # Approved, the same render makes the rest; the new run says so.
+    assert _cli("approve", pid).exit_code == 0
+    [latest] = instance.get_runs(limit=1)
+    assert latest.tags[REVIEW_TAG] == APPROVED and _materialized(instance, FINAL_VIDEO, pid)
+
+
+def test_a_project_registered_before_the_gate_keeps_rendering_and_its_fingerprints(reviewed):
+    """A stored spec without `review` (registered before this change) reads as none: nothing it has
+    made is invalidated, and its clips are paid for without an approval, as before."""
+    from vidpipe_core.models import Project
+    from vidpipe_core.projects import load_spec
+    from vidpipe_core.steps.state import resolve_state
+    from vidpipe_dagster.runner import register, render
+
+    vp_env, g = reviewed
+    spec = register("An owl at dusk", id="owl-old", scenes=2, clip_duration=4, review="none")
+    assert render(spec.id, assets=list(STAGES[:3])).success
+    services = vp_env.services()
+    before = [(f.fingerprint, f.done) for f in resolve_state(services, spec.id).frames]
+    clips_before = [c.fingerprint for c in resolve_state(services, spec.id).clips]
+    with services.db.session() as s:
+        row = s.get(Project, spec.id)
+        row.spec = {k: v for k, v in row.spec.items() if k != "review"}  # as an old record has it
+    assert load_spec(services, spec.id).review == "none"
+    state = resolve_state(services, spec.id)
+    assert [(f.fingerprint, f.done) for f in state.frames] == before and [c.fingerprint for c in state.clips] == clips_before
+    assert render(spec.id).success
+    assert _submissions(g.emulator) == 2 and _materialized(vp_env.instance(), FINAL_VIDEO, spec.id)
+
+
+def test_regenerate_states_its_cost_and_counts_as_its_own_approval(reviewed):
+    vp_env, g = reviewed
+    new = _cli("new", "A heron in the reeds", "--id", "heron-review", "--scenes", "2", "--clip-duration", "4")
+    pid = new.stdout.strip()
+    assert _cli("render", pid).exit_code == 0 and _submissions(g.emulator) == 0
+    assert _cli("approve", pid).exit_code == 0 and _submissions(g.emulator) == 2
+    again = _cli("regenerate", pid, "--scene", "2")
+    assert again.exit_code == 0, again.output
+    assert f"{pid}: regenerate of scene 2 recorded: $1.60 for 1 clip" in again.stderr
+    assert _submissions(g.emulator) == 3  # the new take, and nothing else
+    with vp_env.services().db.session() as s:
+        rows = s.scalars(select(ApprovalRow).where(ApprovalRow.project_id == pid).order_by(ApprovalRow.id)).all()
+        assert [(r.kind, [e["scene"] for e in r.scenes]) for r in rows] == [("approve", [1, 2]), ("regenerate", [2])]

@@ -175,9 +175,8 @@ def approve(
     ),
     as_json: bool = _run_option(),
 ) -> None:
-    """Approve the clips of a project under review, after looking at its storyboard and keyframes: record the
-    approval (what it covers and its cost), then make the clips and the final video and print its path. Approving
-    an approved, unchanged project pays nothing."""
+    """Approve the clips of a project under review (recorded with their cost), make them and the final video,
+    and print its path; approving again pays nothing."""
     from vidpipe_core.approvals import record_approval
     from vidpipe_core.steps.edit import edit_settings, settings_update
     from vidpipe_dagster.runner import prepare_resume
