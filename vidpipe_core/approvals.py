@@ -25,6 +25,7 @@ from sqlalchemy import select
 from vidpipe_core.cost import guard_budget, video_cost
 from vidpipe_core.errors import InvalidInput, VidpipeError
 from vidpipe_core.models import ApprovalRow
+from vidpipe_core.projects import check_budget, update_spec
 from vidpipe_core.providers import clip_provider
 from vidpipe_core.scenes import frame_label, scene_list, scene_number
 from vidpipe_core.services import Services
@@ -158,13 +159,15 @@ def record_approval(
     source: str = "cli",
     run_id: str | None = None,
     scenes: list[int] | None = None,
+    budget_usd: float | None = None,
 ) -> Approval:
     """Record a person's approval of ``project_id``'s clips: by default every clip that would be paid
     for and no approval covers yet; ``scenes`` (0-based) names the ones a `regenerate` or `retake`
     makes anew (their new takes are already in the spec). Refused, recording nothing, before the
     keyframes exist (there is nothing to look at) or when the budget cannot pay for what is
     approved (BudgetExceeded, which names the command that raises it). Approving what is already
-    covered records nothing (``Approval.recorded`` is False)."""
+    covered records nothing (``Approval.recorded`` is False). ``budget_usd``: the project's budget
+    from now on, stored only when the approval fits in it (or there is nothing to approve)."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
     state = resolve_state(services, project_id)
@@ -183,13 +186,15 @@ def record_approval(
         c for c in state.clips if _needs_payment(c) and c.fingerprint not in covered and (chosen is None or c.index in chosen)
     ]
     estimate = _clips_cost(services, state, len(clips))
+    budget = state.spec.max_cost_usd if budget_usd is None else check_budget(budget_usd)
+    if clips:
+        # Everything the clips step would pay for next: what this approves and what was approved before.
+        paying = [c for c in state.clips if _needs_payment(c) and (c in clips or c.fingerprint in covered)]
+        guard_budget(CLIPS, spent_usd(services, project_id), _clips_cost(services, state, len(paying)), budget, project_id)
+    if budget != state.spec.max_cost_usd:
+        update_spec(services, state.spec.model_copy(update={"max_cost_usd": budget}))
     if not clips:
         return Approval(project_id, kind, [], 0.0, False)
-    # Everything the clips step would pay for next: what this approves and what was approved before.
-    paying = [c for c in state.clips if _needs_payment(c) and (c in clips or c.fingerprint in covered)]
-    guard_budget(
-        CLIPS, spent_usd(services, project_id), _clips_cost(services, state, len(paying)), state.spec.max_cost_usd, project_id
-    )
     document = stored_document(services, project_id) or {}
     entries = [
         {
@@ -209,7 +214,7 @@ def record_approval(
                 source=source,
                 run_id=run_id,
                 estimate_usd=round(estimate, 6),
-                budget_usd=state.spec.max_cost_usd,
+                budget_usd=budget,
                 storyboard_fingerprint=document.get("fingerprint"),
                 scenes=entries,
             )

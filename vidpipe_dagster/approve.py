@@ -10,7 +10,6 @@ from pydantic import Field
 from vidpipe_core.approvals import record_approval
 from vidpipe_core.errors import VidpipeError
 from vidpipe_core.projects import load_spec
-from vidpipe_core.steps.edit import edit_settings, settings_update
 from vidpipe_dagster.create import PROJECT_TAG, WAITING, _failure
 from vidpipe_dagster.healing import PARTITION_TAG
 from vidpipe_dagster.jobs import render_project
@@ -39,10 +38,13 @@ def approve_op(context: dg.OpExecutionContext, config: ApproveProjectConfig, vid
     try:
         svc = vidpipe.services()
         load_spec(svc, config.project_id)  # a bad or unknown id: one line naming it
-        if config.max_cost_usd is not None:
-            edit_settings(svc, config.project_id, settings_update(max_cost_usd=config.max_cost_usd))
         approval = record_approval(
-            svc, config.project_id, kind="approve", source=run_source(context.run.tags), run_id=context.run_id
+            svc,
+            config.project_id,
+            kind="approve",
+            source=run_source(context.run.tags),
+            run_id=context.run_id,
+            budget_usd=config.max_cost_usd,
         )
     except VidpipeError as exc:
         raise _failure(exc) from None

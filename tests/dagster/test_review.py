@@ -327,3 +327,21 @@ def test_regenerate_states_its_cost_and_counts_as_its_own_approval(reviewed):
     with vp_env.services().db.session() as s:
         rows = s.scalars(select(ApprovalRow).where(ApprovalRow.project_id == pid).order_by(ApprovalRow.id)).all()
         assert [(r.kind, [e["scene"] for e in r.scenes]) for r in rows] == [("approve", [1, 2]), ("regenerate", [2])]
+
+
+def test_an_approval_the_budget_cannot_pay_records_nothing(reviewed):
+    from vidpipe_core.projects import load_spec
+
+    vp_env, g = reviewed
+    pid = _cli("new", "A ferry at dawn", "--id", "ferry-review", "--scenes", "2", "--clip-duration", "4").stdout.strip()
+    assert _cli("render", pid).exit_code == 0
+    refused = _cli("approve", pid, "--max-cost", "1")
+    assert refused.exit_code == 1
+    assert "clips: projected cost $3.4" in refused.output and "exceeds the project budget $1.00" in refused.output
+    assert _submissions(g.emulator) == 0
+    assert load_spec(vp_env.services(), pid).max_cost_usd == 25.0  # the refused budget was not stored
+    with vp_env.services().db.session() as s:
+        assert s.scalars(select(ApprovalRow)).all() == []
+    assert _json(_cli("status", pid, "--json"))["review"]["awaiting_approval"] is True
+    assert _cli("approve", pid, "--max-cost", "5").exit_code == 0
+    assert _submissions(g.emulator) == 2 and load_spec(vp_env.services(), pid).max_cost_usd == 5.0

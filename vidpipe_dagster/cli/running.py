@@ -178,7 +178,6 @@ def approve(
     """Approve the clips of a project under review (recorded with their cost), make them and the final video,
     and print its path; approving again pays nothing."""
     from vidpipe_core.approvals import record_approval
-    from vidpipe_core.steps.edit import edit_settings, settings_update
     from vidpipe_dagster.runner import prepare_resume
 
     if as_json:
@@ -186,9 +185,7 @@ def approve(
     try:
         _startup_checks()
         services = _services()
-        if max_cost is not None:
-            edit_settings(services, project_id, settings_update(max_cost_usd=max_cost))
-        approval = record_approval(services, project_id, kind="approve", source="cli")
+        approval = record_approval(services, project_id, kind="approve", source="cli", budget_usd=max_cost)
         _note(approval.message)
         if as_json:
             _Options.json_base["approval"] = approval.document()
