@@ -388,6 +388,7 @@ def run_mode(mode: str, prm: Params, s3: S3, workdir: Path) -> dict[str, Any]:
                     "VIDPIPE_PG_DAGSTER_DB": db_dagster,
                     "VIDPIPE_ARTIFACTS_URL": f"s3://{bucket}/vidpipe",
                     "VIDPIPE_PROVIDER": "google",
+                    "VIDPIPE_REVIEW": "none",  # renders everything: no review gate
                     "VIDPIPE_POLL_INITIAL_S": str(POLL_INITIAL_S),
                     "VIDPIPE_POLL_MAX_S": str(POLL_MAX_S),
                     "VIDPIPE_INBOX_MIN_AGE_S": "0",

@@ -217,6 +217,8 @@ def fresh_home(prefix: str) -> Path:
     os.environ["VIDPIPE_DATA_DIR"] = str(root / "data")
     os.environ["DAGSTER_HOME"] = str(root / "dagster")
     os.environ.pop("VIDPIPE_CONFIG", None)
+    # The benchmarks time whole renders: no review gate stops them before the clips.
+    os.environ.setdefault("VIDPIPE_REVIEW", "none")
     return root
 
 

@@ -81,6 +81,8 @@ def artifact_dir() -> Path:
 def gp(vp_env, google_env, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     """vidpipe on the google provider against the wire emulator, with fast polling and retries."""
     monkeypatch.setenv("VIDPIPE_PROVIDER", "google")
+    # These tests mean "render everything": no review gate (tests/dagster/test_review.py tests it).
+    monkeypatch.setenv("VIDPIPE_REVIEW", "none")
     for key, value in {
         "POLL_INITIAL_S": "0.05",
         "POLL_MAX_S": "0.2",

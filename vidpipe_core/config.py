@@ -21,6 +21,8 @@ from vidpipe_core.text import text_problem
 ProviderName = Literal["animatic", "google"]
 ProviderChoice = Literal["auto", "animatic", "google"]
 SafetyPolicy = Literal["fail", "skip", "retry"]
+Review = Literal["none", "keyframes"]
+ReviewChoice = Literal["auto", "none", "keyframes"]
 
 ASPECT_RATIOS: dict[str, tuple[int, int]] = {"16:9": (16, 9), "9:16": (9, 16)}
 MAX_PROMPT_CHARS = 4000
@@ -125,6 +127,11 @@ class Settings(BaseSettings):
         description="A project's policy for a clip the safety filter refuses, when it names none: fail, skip or retry.",
     )
     max_cost_usd: float = Field(default=25.0, description="A project's budget in USD when it names none.")
+    review: ReviewChoice = Field(
+        default="auto",
+        description="A project's review gate when it names none: keyframes (stop after the keyframes until "
+        "`vidpipe approve`), none, or auto (keyframes when the clip provider costs money, none for the animatic).",
+    )
 
     animatic_resolution: int = Field(default=720, description="Short side in pixels of animatic keyframes and clips.")
     fps: int = Field(default=24, description="Frames per second of animatic clips.")

@@ -169,3 +169,25 @@ class VideoClip(Base):
     done_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class ApprovalRow(Base):
+    """The ledger of approvals (`vidpipe_core.approvals`): a person's go-ahead to pay for the clips
+    of a project under review, or a deliberate new take (`regenerate`, `retake`) that counts as its
+    own. It covers exactly the clips it lists (their fingerprints: the storyboard's, each scene's
+    start and end frames', the clip's) for the project record of ``nonce``."""
+
+    __tablename__ = "approvals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    nonce: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    kind: Mapped[str] = mapped_column(String(16))  # approve, regenerate, retake
+    source: Mapped[str] = mapped_column(String(255))  # cli, ui, api (and the run it came from)
+    run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    estimate_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    budget_usd: Mapped[float | None] = mapped_column(Float, nullable=True)
+    storyboard_fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # One entry per clip covered: {"scene": 1-based, "start_frame", "end_frame", "clip"} fingerprints.
+    scenes: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

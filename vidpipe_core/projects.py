@@ -24,6 +24,7 @@ from vidpipe_core.request import (
     MAX_NEGATIVE_PROMPT_CHARS,
     MAX_SEED,
     MAX_STYLE_CHARS,
+    REVIEWS,
     SAFETY_POLICIES,
     CharacterRequest,
     ProjectRequest,
@@ -156,6 +157,9 @@ def build_spec(settings: Settings, request: ProjectRequest, *, base: Path | None
     with problems.check():
         if safety_policy is not None and safety_policy not in SAFETY_POLICIES:
             raise InvalidInput("safety_policy", f"{safety_policy!r} is unknown", ", ".join(SAFETY_POLICIES))
+    with problems.check():
+        if request.review is not None and request.review not in REVIEWS:
+            raise InvalidInput("review", f"{request.review!r} is unknown", ", ".join(REVIEWS))
     max_cost = 0.0
     with problems.check():
         max_cost = check_budget(settings.max_cost_usd if max_cost_usd is None else max_cost_usd, default=max_cost_usd is None)
@@ -208,6 +212,7 @@ def build_spec(settings: Settings, request: ProjectRequest, *, base: Path | None
             characters=given,
             music=music,
         )
+        spec = spec.model_copy(update={"review": request.review or default_review(settings, spec)})
     except ValidationError as exc:
         raise invalid([_pydantic_problem(e) for e in exc.errors()]) from None
     with problems.check(), problems.unless_ok() as duration_check:
@@ -220,6 +225,17 @@ def build_spec(settings: Settings, request: ProjectRequest, *, base: Path | None
                 )
     problems.raise_any()
     return spec
+
+
+def default_review(settings: Settings, spec: ProjectSpec) -> str:
+    """The review gate of a project that names none: VIDPIPE_REVIEW, where `auto` means keyframes
+    when the project's clips cost money (a priced clip model: google) and none when they are free
+    (the animatic)."""
+    if settings.review != "auto":
+        return settings.review
+    provider = clip_provider(spec.providers.clips, settings)
+    priced = settings.prices.get(provider.model_for(spec), {})
+    return "keyframes" if any(rate > 0 for rate in priced.values()) else "none"
 
 
 def validate_request(settings: Settings, request: ProjectRequest, *, base: Path | None = None) -> ProjectSpec:
@@ -497,11 +513,11 @@ def list_projects(services: Services) -> list[Project]:
 
 def delete_project(services: Services, project_id: str) -> None:
     """Remove a project's rows and artifacts (used to undo a registration that failed later)."""
-    from vidpipe_core.models import CharacterSheetRow, Keyframe, Scene, VideoClip
+    from vidpipe_core.models import ApprovalRow, CharacterSheetRow, Keyframe, Scene, VideoClip
 
     with services.db.session() as s:
         # Every table that keys on the project (SQLite does not enforce the foreign keys' cascade).
-        for model in (VideoClip, Keyframe, CharacterSheetRow, Scene):
+        for model in (ApprovalRow, VideoClip, Keyframe, CharacterSheetRow, Scene):
             s.query(model).filter(model.project_id == project_id).delete()
         row = s.get(Project, project_id)
         if row is not None:

@@ -32,6 +32,7 @@ MAX_STYLE_CHARS = 500
 MAX_NEGATIVE_PROMPT_CHARS = 1000
 MAX_SEED = 2**32 - 1  # Veo's seed is an unsigned 32-bit integer
 SAFETY_POLICIES = ("fail", "skip", "retry")
+REVIEWS = ("none", "keyframes")
 PROVIDER_CHOICES = "auto, animatic, google"
 DIGEST_CHARS = 32
 
@@ -170,6 +171,10 @@ class ProjectRequest(BaseModel):
     )
     burn_subtitles: Annotated[bool | None, Offered(Default(value=False), panel=FINAL_MIX)] = Field(
         default=None, description="Also draw the subtitles into the picture (the video is encoded again)."
+    )
+    review: Annotated[str | None, Offered(Default(setting="review"))] = Field(
+        default=None,
+        description="keyframes: stop before the clips are paid for until `vidpipe approve ID`; none: render everything.",
     )
 
     characters: Annotated[list[CharacterRequest] | None, Offered(Default(words="none"), flag="--character", panel=OWN_FILES)] = (

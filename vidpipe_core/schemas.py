@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
-from vidpipe_core.config import ProviderName, SafetyPolicy
+from vidpipe_core.config import ProviderName, Review, SafetyPolicy
 from vidpipe_core.scenes import scene_label
 
 
@@ -154,6 +154,9 @@ class ProjectSpec(BaseModel):
     music: GivenFile | None = None
     """The person's music track (`--music`), mixed under the final video."""
 
+    review: Review = "none"
+    """keyframes: the clips step pays only for what an approval covers (`vidpipe_core.approvals`). A
+    spec stored before the review gate has no field: none, as it was rendered."""
     takes: dict[str, str] = Field(default_factory=dict)
     """Regeneration tokens; a new token makes a new rendition from the same inputs. Keys: a scene
     index (``"2"``: its clip), ``frame_take_key(k)`` (a keyframe's retake) or ``sheet_take_key(name)``

@@ -12,6 +12,7 @@ from typing import Any
 import dagster as dg
 
 from vidpipe_core import media, previews
+from vidpipe_core.approvals import AwaitingApproval, record_approval
 from vidpipe_core.checks import (
     DESCRIPTIONS,
     CheckOutcome,
@@ -48,6 +49,7 @@ from vidpipe_dagster.partitions import projects_partitions
 from vidpipe_dagster.pools import DagsterPoolSlots
 from vidpipe_dagster.progress import for_context
 from vidpipe_dagster.resources import VidpipeResource
+from vidpipe_dagster.review import APPROVED, NOT_UNDER_REVIEW, REVIEW_TAG, awaiting, link_origin, run_source
 
 # Partitioned asset-check specs are a preview API in Dagster 1.13 (pinned); without them every
 # project's check results would show against no partition in the UI.
@@ -111,6 +113,7 @@ def _step(context: dg.AssetExecutionContext, vidpipe: VidpipeResource) -> Iterat
     # A celery run is owned by its run worker, which tags and beats it (celery_executor): a step
     # on a worker must not name itself the owner, or its worker's death would fail the run that
     # another worker is about to take over.
+    link_origin(instance, context.run)
     beat: AbstractContextManager[object] = nullcontext()
     if not running_on_worker():
         instance.add_run_tags(run_id, owner_tags())
@@ -338,10 +341,15 @@ def keyframes(context: dg.AssetExecutionContext, config: KeyframesConfig, vidpip
     group_name=GROUP,
     kinds={"python", "video"},
     deps=[keyframes],
-    description="One clip per scene from its first and last keyframe; paid operations are never resubmitted.",
+    description="One clip per scene from its first and last keyframe; paid operations are never resubmitted. "
+    "A project under review makes (and pays for) only the clips an approval covers, and is not materialized "
+    "while any waits: the run succeeds and final_video is skipped.",
     check_specs=[_check_spec("clips_complete", CLIPS, blocking=True)],
+    output_required=False,
 )
-def clips(context: dg.AssetExecutionContext, config: ClipsConfig, vidpipe: VidpipeResource) -> dg.MaterializeResult:
+def clips(
+    context: dg.AssetExecutionContext, config: ClipsConfig, vidpipe: VidpipeResource
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     with _step(context, vidpipe) as (services, project_id), ExitStack() as stack:
         if config.regenerate_scenes:
             # The take is named after the root run, so "re-execute from failure" keeps it (no second payment).
@@ -351,6 +359,17 @@ def clips(context: dg.AssetExecutionContext, config: ClipsConfig, vidpipe: Vidpi
                 [scene_index(n) for n in config.regenerate_scenes],
                 f"run-{context.run.root_run_id or context.run.run_id}",
             )
+            # A person asked for these takes: under review that is their approval (its cost in the log).
+            if load_spec(services, project_id).review != "none":
+                approval = record_approval(
+                    services,
+                    project_id,
+                    kind="regenerate",
+                    source=run_source(context.run.tags),
+                    run_id=context.run.run_id,
+                    scenes=[scene_index(n) for n in config.regenerate_scenes],
+                )
+                context.log.info(approval.message)
         progress = for_context(context)
         strip = stack.enter_context(previews.StripReader()) if services.settings.ui_previews else None
 
@@ -372,16 +391,21 @@ def clips(context: dg.AssetExecutionContext, config: ClipsConfig, vidpipe: Vidpi
             stale_after_s=services.settings.heartbeat_stale_s,
             on_wait=waiting,
         )
-        report = make_clips(
-            services,
-            project_id,
-            run_id=context.run.run_id,
-            concurrency=config.concurrency,
-            slots=slots,
-            repair=config.repair_damaged,
-            progress=finished,
-        )
+        try:
+            report = make_clips(
+                services,
+                project_id,
+                run_id=context.run.run_id,
+                concurrency=config.concurrency,
+                slots=slots,
+                repair=config.repair_damaged,
+                progress=finished,
+            )
+        except AwaitingApproval as exc:
+            yield from awaiting(context, exc.gate)
+            return
         spec = load_spec(services, project_id)
+        context.instance.add_run_tags(context.run.run_id, {REVIEW_TAG: APPROVED if spec.review != "none" else NOT_UNDER_REVIEW})
         images = {}
         # The check probes every clip's file while the strip is drawn (both mostly outside the GIL).
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vidpipe-check") as pool:
@@ -391,7 +415,7 @@ def clips(context: dg.AssetExecutionContext, config: ClipsConfig, vidpipe: Vidpi
             check = checked.result()
     counts = report.counts
     context.log.info("clips: " + ", ".join(f"{n} {k}" for k, n in counts.items() if n))
-    return _materialized(
+    yield _materialized(
         context,
         {
             "scenes": _scene_table(_clip_rows(report, spec.safety_policy)),

@@ -24,12 +24,11 @@ from vidpipe_dagster.healing import PARTITION_TAG
 from vidpipe_dagster.instance import NEW_PROJECT_JOB
 from vidpipe_dagster.jobs import render_project
 from vidpipe_dagster.resources import VidpipeResource
+from vidpipe_dagster.review import CREATED_BY_TAG, ORIGIN_TAG
 from vidpipe_dagster.runner import delete, register_spec
 
 PROJECT_TAG = "vidpipe/project"  # on a new_project run: the project it registered (or found)
 EXISTING_TAG = "vidpipe/existing"  # "true" when an identical project was found and nothing was registered
-ORIGIN_TAG = "vidpipe/origin"
-CREATED_BY_TAG = "vidpipe/created_by_run"  # on the render run: the new_project run that asked for it
 WAITING = [
     dg.DagsterRunStatus.QUEUED,
     dg.DagsterRunStatus.NOT_STARTED,

@@ -5,6 +5,7 @@ vidpipe resource, which also chooses the executor."""
 
 import dagster as dg
 
+from vidpipe_dagster.approve import approve_project, render_approved_project
 from vidpipe_dagster.assets import render_assets
 from vidpipe_dagster.celery_executor import vidpipe_celery_executor
 from vidpipe_dagster.create import delete_project, new_project, render_new_project
@@ -27,8 +28,8 @@ def build_defs(vidpipe: VidpipeResource) -> dg.Definitions:
     3: 6.65 s vs 0.87 s per run). Clips run in parallel as threads inside their step either way."""
     return dg.Definitions(
         assets=render_assets,
-        jobs=[render_project, new_project, delete_project, edit_scene, retake],
-        sensors=[inbox_sensor, heal_dead_runs, render_new_project, render_retake],
+        jobs=[render_project, new_project, approve_project, delete_project, edit_scene, retake],
+        sensors=[inbox_sensor, heal_dead_runs, render_new_project, render_approved_project, render_retake],
         resources={"vidpipe": vidpipe},
         executor=EXECUTORS[vidpipe.vidpipe_settings().dagster_executor],
     )

@@ -18,11 +18,9 @@ from vidpipe_core.services import Services
 from vidpipe_core.steps import CHARACTERS
 from vidpipe_core.steps.state import ProjectState
 from vidpipe_core.steps.storyboard import stage_models
+from vidpipe_dagster.review import APPROVE_OP, APPROVE_PROJECT_JOB
 
-APPROVE_JOB = "approve_project"
-# HAND-OVER (review, issue 23 part 2): the op of review's approve_project job, whose config keys are
-# `project` and optional `max_cost_usd`. Align this name with that job's op at merge.
-APPROVE_OP = "approve_project"
+APPROVE_JOB, APPROVE_OP = APPROVE_PROJECT_JOB, APPROVE_OP  # the job the desk tells a reviewer to launch
 
 
 def _cell(text: str) -> str:
@@ -76,7 +74,7 @@ def clip_projection(services: Services, state: ProjectState) -> tuple[float, int
 def approve_config(project_id: str, clips_usd: float) -> str:
     """The YAML the approve_project Launchpad takes for this project."""
     return (
-        f"ops:\n  {APPROVE_OP}:\n    config:\n      project: {project_id}\n"
+        f"ops:\n  {APPROVE_OP}:\n    config:\n      project_id: {project_id}\n"
         f"      # max_cost_usd: {clips_usd:.2f}  # optional: refuse to pay more than this for the clips\n"
     )
 

@@ -17,7 +17,7 @@ import dagster as dg
 
 from vidpipe_core import locks, projects
 from vidpipe_core.config import Settings, get_settings
-from vidpipe_core.errors import ConfigurationError, ProjectBusy, ProjectNotFound
+from vidpipe_core.errors import ConfigurationError, InvalidInput, ProjectBusy, ProjectNotFound
 from vidpipe_core.ids import validate_project_id
 from vidpipe_core.projects import delete_project, earlier_files, load_spec, project_exists
 from vidpipe_core.request import ProjectRequest, parse_fields
@@ -355,6 +355,26 @@ def _failed_checks(result: dg.JobExecutionResult) -> dict[str, str]:
         if not evaluation.passed and evaluation.blocking and evaluation.severity == dg.AssetCheckSeverity.ERROR:
             found.setdefault(event.step_key, []).append(f"check {evaluation.check_name} failed: {evaluation.description}")
     return {step: "; ".join(lines) for step, lines in found.items()}
+
+
+def awaiting_approval(result: dg.JobExecutionResult) -> str | None:
+    """What the review gate held back in this run ("awaiting approval: ..."), from the observation
+    the clips step records when it stops before paying (None when it did not stop)."""
+    for event in result.all_events:
+        if event.event_type != dg.DagsterEventType.ASSET_OBSERVATION:
+            continue
+        observation = event.asset_observation_data.asset_observation
+        if observation.asset_key == dg.AssetKey(CLIPS) and "review" in observation.metadata:
+            return str(observation.metadata["review"].value)
+    return None
+
+
+def until_stages(until: str) -> list[str]:
+    """The stages up to ``until`` (included), for `render --until`: InvalidInput naming the stages
+    for anything else."""
+    if until not in STAGES:
+        raise InvalidInput("--until", f"{until!r} is not a stage", ", ".join(STAGES))
+    return list(STAGES[: STAGES.index(until) + 1])
 
 
 def failure_message(result: dg.JobExecutionResult) -> str:

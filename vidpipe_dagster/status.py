@@ -31,6 +31,7 @@ from typing import Any
 import dagster as dg
 from sqlalchemy import select
 
+from vidpipe_core.approvals import gate
 from vidpipe_core.cost import estimate
 from vidpipe_core.models import ClipStatus, Keyframe, KeyframeStatus, VideoClip
 from vidpipe_core.projects import earlier_files
@@ -391,11 +392,14 @@ def project_status(services: Services, project_id: str) -> dict[str, Any]:
     nonce = project_nonce(services, project_id)
     assets = asset_states(instance, project_id, nonce, services.settings.heartbeat_stale_s, plan=plan)
     run = _latest_run(assets)
+    review = gate(services, state)
+    steps = next_steps(project_id, state, assets, plan, cost, run, services.settings.safety_retries)
     return {
+        "review": review.document(),
         "assets": assets,
         "scenes": scenes,
         "cost": cost,
         "paths": artifact_paths(instance, services, state, nonce, damaged),
         "earlier_files": earlier_files(services, project_id),
-        "next": next_steps(project_id, state, assets, plan, cost, run, services.settings.safety_retries),
+        "next": ([review.message] if review.closed and not (run is not None and run.live) else []) + steps,
     }

@@ -238,3 +238,27 @@ def test_a_launched_run_without_a_known_project_fails_in_its_first_step(vp_env, 
     assert failure.message.startswith(message)
     assert starts == ["storyboard"]
     assert not (Path(vp_env.services().store.root) / "projects").exists()
+
+
+@pytest.mark.timeout(600)
+def test_the_recipe_makes_a_video_with_the_google_provider(clone, google_env, monkeypatch):
+    """The recipe's `vidpipe new` and `dagster job execute`, as written, with Google credentials in
+    the environment (the SDK against the wire emulator): its `--review none` lets the run pay for
+    the clips unattended, so it ends with the video (without it the run would stop at the review
+    gate with no final.mp4)."""
+    monkeypatch.delenv("VIDPIPE_PROVIDER")  # auto: google, as for a user with credentials
+    for key, value in {"POLL_INITIAL_S": "0.05", "POLL_MAX_S": "0.2", "RETRY_INITIAL_S": "0.01"}.items():
+        monkeypatch.setenv(f"VIDPIPE_{key}", value)
+    export, new, execute = readme_commands()
+    assert "--review none" in new
+    proc = _bash(f"{export}\n{new}\n{execute}", clone)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    assert google_env.emulator.stats()["requests"]["video_submit"] == SCENES
+    final = clone / ".vidpipe" / "artifacts" / "projects" / PROJECT / "final.mp4"
+    import av
+
+    with av.open(str(final)) as container:
+        video = container.streams.video[0]
+        assert video.codec_context.name == "h264" and container.streams.audio
+        assert container.duration is not None and abs(container.duration / 1e6 - SCENES * CLIP_S) <= 0.3
+        assert sum(1 for _ in container.decode(video=0)) > SCENES * CLIP_S * 10

@@ -43,6 +43,7 @@ EVERY_FIELD: dict[str, Any] = {
     # The person's own files: "FILES/" is the folder `_with_files` writes them to.
     "characters": [{"name": "Mara", "appearance": "tall, red coat", "image": "FILES/mara.png"}, {"name": "Tom"}],
     "music": "FILES/theme.wav",
+    "review": "keyframes",
 }
 OWN_FILES = ("characters", "music")
 

@@ -61,7 +61,7 @@ def test_the_keyframes_page_is_a_review_desk(gp):
     approve = meta["approve"]
     assert "$4.80 (3 clips)" in approve and f"`{APPROVE_JOB}`" in approve and f"vidpipe approve {spec.id}" in approve
     [block] = re.findall(r"```yaml\n(.*?)```", approve, flags=re.S)
-    assert yaml.safe_load(block) == {"ops": {APPROVE_OP: {"config": {"project": spec.id}}}}
+    assert yaml.safe_load(block) == {"ops": {APPROVE_OP: {"config": {"project_id": spec.id}}}}
     assert "max_cost_usd: 4.80" in block  # offered, commented out
 
     # The desk shows what an edit changed the next time the keyframes are made.

@@ -130,6 +130,7 @@ def test_a_scene_number_outside_1_to_k_is_refused_before_anything_happens(vp_env
 
 def test_status_after_an_edit_says_what_resume_makes_and_costs(vp_env, monkeypatch):
     monkeypatch.setenv("VIDPIPE_PRICES", json.dumps({"animatic": {"per_second": 0.25}}))
+    monkeypatch.setenv("VIDPIPE_REVIEW", "none")  # priced clips would be under review; this test renders everything
     spec = register(PROMPT, id="edited", scenes=3, clip_duration=1, max_cost_usd=5.0)
     services = vp_env.services()
     never = project_status(services, spec.id)

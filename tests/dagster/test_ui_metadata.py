@@ -33,6 +33,7 @@ IMAGE = re.compile(r"!\[(?P<alt>[^\]]*)\]\(data:(?P<mime>image/[a-z]+);base64,(?
 def priced(vp_env, monkeypatch):
     """Animatic clips priced like a paid model (5 cents a second), so the ledger holds real costs."""
     monkeypatch.setenv("VIDPIPE_PRICES", '{"animatic": {"per_second": 0.05}}')
+    monkeypatch.setenv("VIDPIPE_REVIEW", "none")  # priced clips would be under review; this test renders everything
     monkeypatch.setenv("VIDPIPE_UI_PREVIEWS", "true")  # vp_env leaves them out to keep the suite fast
     monkeypatch.setenv("GOOGLE_API_KEY", SECRET)  # present in the environment, must show nowhere
     return vp_env

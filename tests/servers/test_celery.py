@@ -128,6 +128,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, pg_server: PgServer, s3_se
         "VIDPIPE_CELERY_BROKER": BROKER,
         "VIDPIPE_CELERY_QUEUE": queue,
         "VIDPIPE_PROVIDER": "google",
+        "VIDPIPE_REVIEW": "none",  # renders everything: no review gate
         "VIDPIPE_DEFAULT_SCENES": str(SCENES),
         "VIDPIPE_DEFAULT_CLIP_DURATION": str(CLIP_S),
         "VIDPIPE_UI_PREVIEWS": "false",

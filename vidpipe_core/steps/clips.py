@@ -24,6 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from vidpipe_core import media
+from vidpipe_core.approvals import AwaitingApproval, gate
 from vidpipe_core.cancel import CancelToken
 from vidpipe_core.cost import guard_budget, usage_cost, video_cost
 from vidpipe_core.errors import MediaError, ProviderError, SafetyRejected, VidpipeError
@@ -110,13 +111,17 @@ def _make_clips(
     model = provider.model_for(spec)
     report = StepReport(CLIPS, provider.name, model)
 
-    to_pay = len(state.clips_to_pay())
+    # The review gate: a clip no approval covers is not paid for (the covered ones go on), and the
+    # step ends with AwaitingApproval after them.
+    held = gate(services, state)
+    clips = [c for c in state.clips if c.index not in held.waiting]
+    to_pay = len([c for c in state.clips_to_pay() if c.index not in held.waiting])
     if repair:
         to_pay += len(damaged_clips(services, state))  # at worst every damaged clip is paid for again
     report.projected_usd = video_cost(settings, model, to_pay * spec.clip_duration, spec.generate_audio)
     guard_budget(CLIPS, spent_usd(services, project_id), report.projected_usd, spec.max_cost_usd, project_id)
 
-    total = len(state.clips)
+    total = len(clips)
     counter = {"done": 0}
     lock = threading.Lock()
     cancel = CancelToken()
@@ -146,7 +151,7 @@ def _make_clips(
         ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vidpipe-clip-save") as finisher,
     ):
         try:
-            report.items = [r.result() if isinstance(r, Future) else r for r in pool.map(run, state.clips)]
+            report.items = [r.result() if isinstance(r, Future) else r for r in pool.map(run, clips)]
         except BaseException as exc:
             # An interrupt (SIGTERM/SIGINT, a terminated run) or a failure lands here in the main
             # thread; the other scenes stop waiting within half a second instead of blocking the
@@ -173,6 +178,8 @@ def _make_clips(
     rejected = [i for i in report.items if i.action == Action.REJECTED]
     if rejected and spec.safety_policy != "skip":
         raise SafetyRejected(CLIPS, rejected[0].index, [f"{scene_label(i.index)}: {i.detail}" for i in rejected])
+    if held.closed:
+        raise AwaitingApproval(held)
     return report
 
 

@@ -142,6 +142,6 @@ def apply_retake(services: Services, plan: RetakePlan, token: str) -> ProjectSpe
     spec = load_spec(services, plan.project_id)
     spec = spec.model_copy(update={"takes": {**spec.takes, plan.key: token}})
     update_spec(services, spec)
-    # HAND-OVER (review, issue 23 part 2): a retake counts as its own approval. At merge, record it here:
-    # record_approval(services, plan.project_id, kind="retake", estimate_usd=plan.total_usd, source=...)
+    # Under review, the retake's clips are approved (`approvals.record_approval(kind="retake")`) by the
+    # caller once the new frames exist: an approval covers the frames' bytes.
     return spec

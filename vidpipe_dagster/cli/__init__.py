@@ -24,6 +24,7 @@ __all__ = ["app", "main"]
 # The commands, in the order `vidpipe --help` lists them.
 app.command()(projects.new)
 app.command()(running.render)
+app.command()(running.approve)
 app.command()(running.demo)
 app.command()(running.resume)
 app.command()(running.regenerate)

@@ -85,6 +85,8 @@ def _global_options(
 ) -> None:
     _Options.debug = debug
     _Options.verbose = verbose
+    # Each command starts outside --json mode (in one process, e.g. a test, an earlier one may have set it).
+    _Options.json, _Options.json_kind, _Options.json_base = False, "", {}
 
 
 def _services(settings: Settings | None = None, *, housekeeping: bool = True) -> Services:

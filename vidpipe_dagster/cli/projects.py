@@ -158,6 +158,8 @@ def status(
             console.print(f"scene {_scene_number(s)}: {s['detail']}", soft_wrap=True, markup=False, highlight=False)
     c = report["cost"]
     console.print(f"spent ${c['spent_usd']:.2f} · projected remaining ${c['projected_usd']:.2f} · budget ${c['budget_usd']:.2f}")
+    if report["review"]["review"] != "none":
+        console.print(f"review: {report['review']['review']}", soft_wrap=True, markup=False, highlight=False)
     _print_extra(report.get("paths"), "")
     if report.get("earlier_files"):
         _print_extra(f"an earlier project with this id (moved aside when this one was registered): {report['earlier_files']}", "")

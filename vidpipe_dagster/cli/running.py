@@ -12,7 +12,7 @@ from rich.markup import escape
 from vidpipe_core.errors import InvalidInput, VidpipeError
 from vidpipe_core.request import ProjectRequest
 from vidpipe_core.scenes import scene_number
-from vidpipe_core.steps import CHARACTERS, CLIPS, FINAL_VIDEO, KEYFRAMES
+from vidpipe_core.steps import CHARACTERS, CLIPS, FINAL_VIDEO, KEYFRAMES, STAGES
 from vidpipe_core.text import escape_invisible
 from vidpipe_dagster.cli.base import _services, _startup_checks
 from vidpipe_dagster.cli.exits import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, class_exit_code, run_exit_code
@@ -87,13 +87,23 @@ def _failure_document(failure: StepFailure) -> dict[str, Any]:
     }
 
 
-def _finish(project_id: str, result: dg.JobExecutionResult) -> None:
-    """Print the video's path (or the --json document); or say on stderr why there is none, one
-    line per failed stage, keep the run's Dagster log in a file, and exit non-zero."""
-    from vidpipe_dagster.runner import failures, was_interrupted
+def _finish(project_id: str, result: dg.JobExecutionResult, until: str | None = None) -> None:
+    """Print the video's path (or the --json document); or say why there is none: on stderr the
+    review gate's "awaiting approval" (a success), or one line per failed stage, keeping the run's
+    Dagster log in a file, and exit non-zero. ``until``: the last stage the run was asked to make."""
+    from vidpipe_dagster.runner import awaiting_approval, failures, was_interrupted
 
     if result.success:
-        video = _final_video(project_id)
+        held = awaiting_approval(result)
+        if held is not None:  # the review gate stopped the clips: no video (an earlier one is not this one's)
+            _note(held)
+            if _Options.json:
+                document = _run_document(project_id, result.run_id, "awaiting_approval", None, EXIT_OK)
+                _emit_json({**document, "review": held})
+            return
+        video = _final_video(project_id) if until in (None, FINAL_VIDEO) else None
+        if until not in (None, FINAL_VIDEO):
+            _note(f"made the stages up to {until}; `vidpipe render {project_id}` makes the rest")
         if _Options.json:
             _emit_json(_run_document(project_id, result.run_id, "success", video, EXIT_OK))
         elif video is not None:
@@ -129,13 +139,64 @@ def _run_option() -> Any:
     return typer.Option(False, "--json", show_default=True, help="Print the outcome as one JSON document.")
 
 
-def render(project_id: str = typer.Argument(..., metavar="ID"), as_json: bool = _run_option()) -> None:
+def render(
+    project_id: str = typer.Argument(..., metavar="ID"),
+    until: str | None = typer.Option(
+        None,
+        "--until",
+        metavar="STAGE",
+        show_default="final_video",
+        help=f"Make only the stages up to this one: {', '.join(STAGES)} (no approval is needed before clips).",
+    ),
+    as_json: bool = _run_option(),
+) -> None:
     """Make the storyboard, character sheets, keyframes, clips and final video of a project (what is already made is
-    reused) and print the video's path."""
+    reused) and print the video's path. A project under review stops before its clips until `vidpipe approve ID`."""
+    from vidpipe_dagster.runner import until_stages
+
     if as_json:
         _json_mode("run", project_id=project_id)
     try:
+        stages = until_stages(until) if until is not None else None
         _startup_checks()
+        result = _render(project_id, stages)
+    except VidpipeError as exc:
+        raise _fail(exc) from None
+    _finish(project_id, result, until)
+
+
+def approve(
+    project_id: str = typer.Argument(..., metavar="ID"),
+    max_cost: float | None = typer.Option(
+        None,
+        "--max-cost",
+        metavar="USD",
+        show_default="unchanged",
+        help="The project's budget in USD from now on; the approved clips must fit in it.",
+    ),
+    as_json: bool = _run_option(),
+) -> None:
+    """Approve the clips of a project under review (recorded with their cost), make them and the final video,
+    and print its path; approving again pays nothing."""
+    from vidpipe_core.approvals import record_approval
+    from vidpipe_dagster.runner import prepare_resume
+
+    if as_json:
+        _json_mode("run", project_id=project_id, approval=None)
+    try:
+        _startup_checks()
+        services = _services()
+        approval = record_approval(services, project_id, kind="approve", source="cli", budget_usd=max_cost)
+        _note(approval.message)
+        if as_json:
+            _Options.json_base["approval"] = approval.document()
+        if not approval.recorded and not prepare_resume(project_id, dry_run=True).plan.assets:
+            video = _final_video(project_id)
+            if as_json:
+                _emit_json(_run_document(project_id, None, "success", video, EXIT_OK))
+            elif video is not None:
+                _result(video)
+            return
         result = _render(project_id)
     except VidpipeError as exc:
         raise _fail(exc) from None
@@ -252,8 +313,11 @@ def regenerate(
     indices = [scene_index(n) for n in scene]
     try:
         _startup_checks()
-        new_takes(_services(), project_id, indices, uuid.uuid4().hex[:12])
+        services = _services()
+        spec = new_takes(services, project_id, indices, uuid.uuid4().hex[:12])
         err.print(f"new takes for {scene_list(indices)}")
+        if spec.review != "none":  # a person asked for these takes: under review, that is their approval
+            _approve_takes(services, project_id, indices)
         _run_and_report(project_id, [CHARACTERS, KEYFRAMES, CLIPS, FINAL_VIDEO])
     except VidpipeError as exc:
         raise _fail(exc) from None
@@ -303,7 +367,16 @@ def retake(
                 _note("nothing spent or changed")
                 return
         _startup_checks()
-        apply_retake(services, plan, uuid.uuid4().hex[:12])
+        spec = apply_retake(services, plan, uuid.uuid4().hex[:12])
+        if spec.review != "none" and plan.clips and not frames_only:
+            # Under review a person's retake is its own approval: the clips it re-makes are approved
+            # once their new frames exist (an approval covers the frames' bytes), then paid for.
+            result = _render(project_id, [CHARACTERS, KEYFRAMES])
+            if not result.success:
+                _finish(project_id, result)
+            _approve_takes(services, project_id, plan.clips, kind="retake")
+            _run_and_report(project_id, [CLIPS, FINAL_VIDEO])
+            return
         if frames_only:
             result = _render(project_id, [CHARACTERS, KEYFRAMES])
             if result.success:
@@ -315,6 +388,20 @@ def retake(
             _run_and_report(project_id, [CHARACTERS, KEYFRAMES, CLIPS, FINAL_VIDEO])
     except VidpipeError as exc:
         raise _fail(exc) from None
+
+
+def _approve_takes(services: Any, project_id: str, indices: list[int], kind: str = "regenerate") -> None:
+    """Record the new takes of `regenerate` or `retake` as their own approval, saying what they
+    cost; before the keyframes exist there is nothing to cover yet, and the takes wait for
+    `vidpipe approve`."""
+    from vidpipe_core.approvals import record_approval
+
+    try:
+        approval = record_approval(services, project_id, kind=kind, source="cli", scenes=indices)
+    except InvalidInput as exc:
+        _note(f"{exc}; the new takes wait for `vidpipe approve {project_id}`")
+        return
+    _note(approval.message)
 
 
 def stitch(
