@@ -227,3 +227,84 @@ def test_a_project_created_from_the_launchpad_is_rendered_and_shows_its_previews
     widths = _metadata_images(page, {"contact_sheet_image": "contact sheet"}, artifact_dir)
     assert widths["contact_sheet_image"] > 0, widths
     _assert_no_error(page, f"keyframes partition {NEW_PROJECT}")
+
+
+REVIEWED = "ui-reviewed-heron"
+REVIEWED_PROMPT = "A grey heron waits in the reeds. It takes off over the river at dawn."
+
+
+def _launch_from_launchpad(page, location: str, job: str, edit=None) -> str:  # type: ignore[no-untyped-def]
+    """Open ``job``'s Launchpad, check it opens with a filled config (the job's default) with no
+    "Missing required config" error, apply ``edit`` (text -> text) to it when given, launch; the run id."""
+    page.goto(f"/locations/{location}/jobs/{job}/playground")
+    editor = page.locator(".CodeMirror").first
+    editor.wait_for(state="visible")
+    page.wait_for_load_state("networkidle")
+    prefilled = editor.evaluate("e => e.CodeMirror.getValue()")
+    assert prefilled.strip(), f"the {job} Launchpad opens with an empty config"
+    assert "Missing required config" not in page.locator("body").inner_text(), f"{job}: default config is not valid"
+    if edit is not None:
+        editor.evaluate("(e, text) => e.CodeMirror.setValue(text)", edit(prefilled))
+    page.wait_for_load_state("networkidle")
+    page.screenshot(path=str(page.shots / f"ui-review-{job}-launchpad.png"))
+    launch = page.get_by_role("button", name="Launch Run").last
+    launch.wait_for(state="visible")
+    launch.click()
+    page.wait_for_url(re.compile(r"/runs/[0-9a-f-]{36}"), timeout=60_000)
+    return re.search(r"/runs/([0-9a-f-]{36})", page.url).group(1)
+
+
+def test_a_project_under_review_is_approved_from_a_prefilled_launchpad(page, deployment, daemon, artifact_dir):
+    """Issue 23's review desk: new_project under review stops after the keyframes (a SUCCESS run, no
+    clips); the keyframes page shows the contact sheet and how to approve; approve_project, launched
+    from its prefilled Launchpad, starts the render that makes the final video."""
+    import dagster as dg
+
+    assert deployment.graphql()("mutation { setNuxSeen }")["setNuxSeen"] is True
+    page.shots = artifact_dir  # type: ignore[attr-defined]
+    location = deployment.location["location"]
+    config = (
+        "ops: {register_project: {config: {"
+        f'prompt: "{REVIEWED_PROMPT}", id: {REVIEWED}, scenes: 2, clip_duration: 1, provider: animatic, review: keyframes'
+        "}}}"
+    )
+    created_by = _launch_from_launchpad(page, location, "new_project", edit=lambda _: config)
+    instance = deployment.instance()
+    _wait_run(instance, "the new_project run", lambda i: i.get_run_by_id(created_by))
+
+    def started_by(run_id: str):  # type: ignore[no-untyped-def]
+        def find(i):  # type: ignore[no-untyped-def]
+            runs = i.get_runs(filters=dg.RunsFilter(tags={"vidpipe/created_by_run": run_id}), limit=1)
+            return runs[0] if runs else None
+
+        return find
+
+    _wait_run(instance, "the render run that stops for review", started_by(created_by))
+    clips = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("clips"), asset_partitions=[REVIEWED]), limit=1
+    ).records
+    assert not clips, "clips were made before approval"
+
+    page.goto(f"/assets/keyframes?view=partitions&partition={REVIEWED}")
+    page.get_by_text("Materialized", exact=True).first.wait_for(state="visible")
+    page.wait_for_load_state("networkidle")
+    widths = _metadata_images(page, {"contact_sheet_image": "contact sheet"}, artifact_dir)
+    assert widths["contact_sheet_image"] > 0, widths
+    body = page.locator("body").inner_text()
+    assert "approve_project" in body and REVIEWED in body, "the keyframes page does not say how to approve"
+    page.screenshot(path=str(artifact_dir / "ui-review-keyframes.png"), full_page=True)
+    _assert_no_error(page, f"keyframes partition {REVIEWED}")
+
+    def for_this_project(prefilled: str) -> str:
+        assert "project_id" in prefilled, prefilled
+        return re.sub(r"project_id:\s*\S+", f"project_id: {REVIEWED}", prefilled)
+
+    approved_by = _launch_from_launchpad(page, location, "approve_project", edit=for_this_project)
+    _wait_run(instance, "the approve_project run", lambda i: i.get_run_by_id(approved_by))
+    _wait_run(instance, "the render run the approval starts", started_by(approved_by))
+
+    page.goto(f"/assets/final_video?view=partitions&partition={REVIEWED}")
+    page.get_by_text("Materialized", exact=True).first.wait_for(state="visible")
+    page.wait_for_load_state("networkidle")
+    page.screenshot(path=str(artifact_dir / "ui-review-final-video.png"), full_page=True)
+    _assert_no_error(page, f"final_video partition {REVIEWED}")
