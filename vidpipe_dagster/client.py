@@ -82,9 +82,7 @@ class VidpipeClient:
         config: dict[str, Any] = {"project_id": project_id}
         if max_cost_usd is not None:
             config["max_cost_usd"] = max_cost_usd
-        return self.dagster.submit_job_execution(
-            APPROVE_PROJECT_JOB, run_config={"ops": {APPROVE_OP: {"config": config}}}
-        )
+        return self.dagster.submit_job_execution(APPROVE_PROJECT_JOB, run_config={"ops": {APPROVE_OP: {"config": config}}})
 
     def status(self, run_id: str) -> DagsterRunStatus:
         return self.dagster.get_run_status(run_id)
