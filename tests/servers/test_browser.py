@@ -272,9 +272,9 @@ def test_a_project_under_review_is_approved_from_a_prefilled_launchpad(page, dep
     instance = deployment.instance()
     _wait_run(instance, "the new_project run", lambda i: i.get_run_by_id(created_by))
 
-    def started_by(run_id: str):  # type: ignore[no-untyped-def]
+    def started_by(run_id: str, tag: str = "vidpipe/created_by_run"):  # type: ignore[no-untyped-def]
         def find(i):  # type: ignore[no-untyped-def]
-            runs = i.get_runs(filters=dg.RunsFilter(tags={"vidpipe/created_by_run": run_id}), limit=1)
+            runs = i.get_runs(filters=dg.RunsFilter(tags={tag: run_id}), limit=1)
             return runs[0] if runs else None
 
         return find
@@ -301,7 +301,7 @@ def test_a_project_under_review_is_approved_from_a_prefilled_launchpad(page, dep
 
     approved_by = _launch_from_launchpad(page, location, "approve_project", edit=for_this_project)
     _wait_run(instance, "the approve_project run", lambda i: i.get_run_by_id(approved_by))
-    _wait_run(instance, "the render run the approval starts", started_by(approved_by))
+    _wait_run(instance, "the render run the approval starts", started_by(approved_by, "vidpipe/approved_by_run"))
 
     page.goto(f"/assets/final_video?view=partitions&partition={REVIEWED}")
     page.get_by_text("Materialized", exact=True).first.wait_for(state="visible")
