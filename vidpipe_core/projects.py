@@ -18,7 +18,7 @@ from vidpipe_core.config import ASPECT_RATIOS, MAX_PROMPT_CHARS, MAX_SCENES, MIN
 from vidpipe_core.errors import ConfigurationError, InvalidInput, ProjectNotFound, VidpipeError, invalid, one_line
 from vidpipe_core.ids import new_project_id, slug_from_prompt, validate_project_id
 from vidpipe_core.models import Project, utcnow
-from vidpipe_core.providers import clip_provider, resolve_stage_providers
+from vidpipe_core.providers import clip_provider, narrator_voices, resolve_stage_providers
 from vidpipe_core.request import (
     MAX_NEGATIVE_PROMPT_CHARS,
     MAX_SEED,
@@ -29,6 +29,7 @@ from vidpipe_core.request import (
 )
 from vidpipe_core.schemas import ProjectSpec, StageProviders
 from vidpipe_core.services import Services
+from vidpipe_core.speech import check_language, check_voice
 from vidpipe_core.text import check_text, has_visible_text
 
 
@@ -113,6 +114,11 @@ def build_spec(settings: Settings, request: ProjectRequest) -> ProjectSpec:
         if not _is_finite_number(crossfade):
             raise InvalidInput("crossfade", f"{crossfade!r} is not a finite number", "0 <= crossfade < the clip duration")
     crossfade_ok = crossfade_check.ok
+    voice, language = request.voice, request.language
+    with problems.check():
+        voice = check_voice(settings.tts_voice if voice is None else voice, narrator_voices())
+    with problems.check():
+        language = check_language(settings.tts_language if language is None else language)
     stages: dict[str, Any] | None = None
     with problems.check():
         stages = dict(
@@ -147,6 +153,9 @@ def build_spec(settings: Settings, request: ProjectRequest) -> ProjectSpec:
             max_cost_usd=max_cost,
             safety_policy=safety_policy or settings.safety_policy,  # type: ignore[arg-type]  # a str checked against SAFETY_POLICIES above
             crossfade=crossfade,
+            narration=True if request.narration is None else request.narration,
+            voice=voice,
+            language=language,
         )
     except ValidationError as exc:
         raise invalid([_pydantic_problem(e) for e in exc.errors()]) from None

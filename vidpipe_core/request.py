@@ -132,6 +132,16 @@ class ProjectRequest(BaseModel):
         default=None, description="Crossfade between scenes in seconds (0 = hard cuts, stream copy)."
     )
 
+    narration: Annotated[bool | None, Offered(Default(value=True), flag="--narration/--no-narration")] = Field(
+        default=None, description="A narrator reads each scene's voice-over line (text to speech)."
+    )
+    voice: Annotated[str | None, Offered(Default(setting="tts_voice"))] = Field(
+        default=None, description="The narrator's voice (a Gemini TTS voice, e.g. Kore, Puck, Charon)."
+    )
+    language: Annotated[str | None, Offered(Default(setting="tts_language"))] = Field(
+        default=None, description="Language of the narration, a BCP-47 code such as en-US."
+    )
+
     def digest(self) -> str:
         """Identity of the request: equal for the same fields and values, whatever the file format
         (an inbox file dropped again finds the project it made)."""

@@ -11,8 +11,9 @@ from vidpipe_core import locks
 from vidpipe_core.errors import ProjectBusy
 from vidpipe_core.scenes import frame_label, scene_label
 from vidpipe_core.services import Services
-from vidpipe_core.steps import CHARACTERS, CLIPS, FINAL_VIDEO, KEYFRAMES, STAGES
+from vidpipe_core.steps import CHARACTERS, CLIPS, FINAL_VIDEO, KEYFRAMES, NARRATION, STAGES
 from vidpipe_core.steps.inspect import Finding, find_damage
+from vidpipe_core.steps.narration import pending_line
 from vidpipe_core.steps.state import ProjectState, project_nonce, resolve_state
 from vidpipe_dagster.healing import ACTIVE, PARTITION_TAG, describe_run, heal_runs, instance_liveness
 from vidpipe_dagster.materializations import belongs_to_project, final_video_problem, latest_materialization
@@ -60,6 +61,7 @@ def _pending_work(services: Services, state: ProjectState) -> dict[str, str | No
             if clip is not None
             else None
         ),
+        NARRATION: pending_line(services, state.spec, state.scenes) if state.has_storyboard else None,
     }
 
 
@@ -86,6 +88,8 @@ def plan_resume(
             reason: str | None = "downstream of " + plan.assets[0]
         elif record is None and name == CHARACTERS and state.has_storyboard and not state.sheets:
             continue  # planned before characters existed, or shows none: no sheet to make, nothing downstream to redo
+        elif record is None and name == NARRATION and not state.spec.narration:
+            continue  # no narration (every project registered before it): nothing to say, the video needs none
         elif record is None:
             reason = "never materialized"
         elif not belongs_to_project(record, nonce):

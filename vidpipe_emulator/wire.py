@@ -132,6 +132,18 @@ class ContentRequest:
         return any(str(m).upper() == "IMAGE" for m in modalities)
 
     @property
+    def wants_audio(self) -> bool:
+        modalities = self.generation_config.get("responseModalities") or []
+        return any(str(m).upper() == "AUDIO" for m in modalities)
+
+    @property
+    def voice(self) -> str | None:
+        speech = self.generation_config.get("speechConfig") or {}
+        prebuilt = ((speech.get("voiceConfig") or {}).get("prebuiltVoiceConfig") or {}) if isinstance(speech, Mapping) else {}
+        name = prebuilt.get("voiceName") if isinstance(prebuilt, Mapping) else None
+        return name if isinstance(name, str) else None
+
+    @property
     def response_mime_type(self) -> str:
         return str(self.generation_config.get("responseMimeType") or "text/plain")
 

@@ -39,6 +39,9 @@ EVERY_FIELD: dict[str, Any] = {
     "fast": True,
     "safety_policy": "skip",
     "crossfade": 0.5,
+    "narration": False,
+    "voice": "Puck",
+    "language": "de-DE",
 }
 
 

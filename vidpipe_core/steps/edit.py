@@ -4,7 +4,7 @@ budget and safety policy (settings no fingerprint includes: changing them re-buy
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
@@ -14,10 +14,13 @@ from vidpipe_core.models import Project, Scene
 from vidpipe_core.scenes import check_scene_indices, frame_label, scene_list
 from vidpipe_core.schemas import ProjectSpec
 from vidpipe_core.services import Services
+from vidpipe_core.speech import check_line
+from vidpipe_core.steps.narration import resolve_lines
 from vidpipe_core.steps.state import resolve_state, stored_document, write_storyboard_file
 from vidpipe_core.text import check_text
 
-FIELDS = ("description", "start_frame_prompt", "end_frame_prompt", "motion_prompt")
+FIELDS = ("description", "start_frame_prompt", "end_frame_prompt", "motion_prompt", "narration")
+MAY_BE_EMPTY = ("narration",)  # an empty line: the scene is not narrated
 
 
 @dataclass(frozen=True)
@@ -27,12 +30,14 @@ class SceneEdit:
     frames: list[int]
     clips: list[int]
     scenes: int
+    narration: list[int] = field(default_factory=list)  # scenes whose narration line is to be said again
 
     def summary(self) -> str:
-        """The frames and clips to regenerate, as people number them."""
+        """The frames, clips and narration lines to regenerate, as people number them."""
         frames = ", ".join(frame_label(k, self.scenes) for k in self.frames) or "none"
         clips = f"the clip{'s' if len(self.clips) > 1 else ''} of {scene_list(self.clips)}" if self.clips else "none"
-        return f"frames to regenerate: {frames}; clips to regenerate: {clips}"
+        text = f"frames to regenerate: {frames}; clips to regenerate: {clips}"
+        return text + (f"; narration to say again: {scene_list(self.narration)}" if self.narration else "")
 
 
 def edit_scene(services: Services, project_id: str, index: int, **changes: str | None) -> SceneEdit:
@@ -43,7 +48,7 @@ def edit_scene(services: Services, project_id: str, index: int, **changes: str |
         if key not in FIELDS:
             raise InvalidInput(key, "cannot be edited", ", ".join(FIELDS))
         check_text(key, value)
-        if not value.strip():
+        if not value.strip() and key not in MAY_BE_EMPTY:
             raise InvalidInput(key, "must not be empty")
     before = resolve_state(services, project_id)
     if not before.has_storyboard:
@@ -53,7 +58,9 @@ def edit_scene(services: Services, project_id: str, index: int, **changes: str |
         )
     check_scene_indices([index], len(before.scenes))
     if not given:
-        raise InvalidInput("scene", "nothing to change; pass --description, --start-frame, --end-frame or --motion")
+        raise InvalidInput("scene", "nothing to change; pass --description, --start-frame, --end-frame, --motion or --narration")
+    if "narration" in given:
+        check_line(index, given["narration"].strip(), before.spec.clip_duration)  # refused before anything is written
     document = copy.deepcopy(stored_document(services, project_id))
     if document is None:
         raise VidpipeError(f"project {project_id!r} has no stored storyboard; run `vidpipe render {project_id}` first")
@@ -70,7 +77,10 @@ def edit_scene(services: Services, project_id: str, index: int, **changes: str |
     after = resolve_state(services, project_id)
     frames = [f.index for f, g in zip(before.frames, after.frames, strict=True) if f.prompt != g.prompt or not g.done]
     clips = [c.index for c in after.clips if c.status is None or c.index in frames or c.index + 1 in frames]
-    return SceneEdit(frames=frames, clips=sorted(set(clips)), scenes=len(after.scenes))
+    # Only this scene's line can change: its frames and clips do not depend on it.
+    said = {line.index for line in resolve_lines(services, after.spec, after.scenes) if line.done}
+    narrated = [index] if after.spec.narration and after.scenes[index].narration and index not in said else []
+    return SceneEdit(frames=frames, clips=sorted(set(clips)), scenes=len(after.scenes), narration=narrated)
 
 
 def settings_update(*, max_cost_usd: float | None = None, safety_policy: str | None = None) -> dict[str, Any]:

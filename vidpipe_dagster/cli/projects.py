@@ -89,6 +89,13 @@ def edit(
         show_default="unchanged",
         help="How the camera and subjects move from the first frame to the last (the clip's prompt).",
     ),
+    narration: str | None = typer.Option(
+        None,
+        "--narration",
+        metavar="TEXT",
+        show_default="unchanged",
+        help='The scene\'s voice-over line ("" for none); only its narration is said again.',
+    ),
     max_cost: float | None = typer.Option(
         None, "--max-cost", metavar="USD", help="The project's budget in USD: a run that would exceed it stops."
     ),
@@ -106,12 +113,14 @@ def edit(
 
     prompts = {"description": description, "start_frame_prompt": start_frame, "end_frame_prompt": end_frame}
     prompts["motion_prompt"] = motion
+    prompts["narration"] = narration
     try:
         update = settings_update(max_cost_usd=max_cost, safety_policy=safety_policy)  # checked before anything is written
         has_prompts = any(v is not None for v in prompts.values())
         if has_prompts and scene is None:
             raise InvalidInput(
-                "scene", "is needed with --description, --start-frame, --end-frame or --motion: give its number, from 1"
+                "scene",
+                "is needed with --description, --start-frame, --end-frame, --motion or --narration: give its number, from 1",
             )
         services = _services()
         changed = None
@@ -120,7 +129,7 @@ def edit(
                 raise InvalidInput(
                     "edit",
                     "nothing to change; pass --scene N with --motion (or --description, --start-frame, "
-                    "--end-frame), or --max-cost, --safety-policy",
+                    "--end-frame, --narration), or --max-cost, --safety-policy",
                 )
             changed = edit_scene(services, project_id, scene_index(scene), **prompts)  # the database counts scenes from 0
         if update:
@@ -187,6 +196,13 @@ def status(
             console.print(f"scene {_scene_number(s)}: {s['detail']}", soft_wrap=True, markup=False, highlight=False)
     c = report["cost"]
     console.print(f"spent ${c['spent_usd']:.2f} · projected remaining ${c['projected_usd']:.2f} · budget ${c['budget_usd']:.2f}")
+    n = c.get("narration") or {}
+    if n.get("on"):
+        console.print(
+            f"narration: {n['voice']} ({n['language']}) · spent ${n['spent_usd']:.4f} · projected ${n['projected_usd']:.4f}"
+        )
+    else:
+        console.print("narration: off")
     _print_extra(report.get("paths"), "")
     if report.get("earlier_files"):
         _print_extra(f"an earlier project with this id (moved aside when this one was registered): {report['earlier_files']}", "")
