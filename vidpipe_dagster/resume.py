@@ -11,7 +11,7 @@ from vidpipe_core import locks
 from vidpipe_core.errors import ProjectBusy
 from vidpipe_core.scenes import frame_label, scene_label
 from vidpipe_core.services import Services
-from vidpipe_core.steps import CHARACTERS, CLIPS, FINAL_VIDEO, KEYFRAMES, NARRATION, STAGES
+from vidpipe_core.steps import CHARACTERS, CLIPS, FINAL_VIDEO, KEYFRAMES, NARRATION, STAGES, STORYBOARD
 from vidpipe_core.steps.inspect import Finding, find_damage
 from vidpipe_core.steps.narration import pending_line
 from vidpipe_core.steps.state import ProjectState, project_nonce, resolve_state
@@ -82,6 +82,7 @@ def plan_resume(
     for finding in plan.damaged:
         work[finding.stage] = work.get(finding.stage) or f"{finding.what} is damaged"
     upstream = 0.0
+    stamps: dict[str, float] = {}
     for name in STAGES:
         record = latest_materialization(instance, name, project_id)
         if plan.assets:
@@ -94,14 +95,16 @@ def plan_resume(
             reason = "never materialized"
         elif not belongs_to_project(record, nonce):
             reason = "its materialization belongs to an earlier project with this id"
-        elif record.timestamp < upstream:
-            reason = "older than its upstream"
+        elif record.timestamp < (stamps.get(STORYBOARD, 0.0) if name == NARRATION else upstream):
+            reason = "older than its upstream"  # the narration's one upstream is the storyboard
         elif name == FINAL_VIDEO:
             reason = final_video_problem(services, project_id, record)
         else:
             reason = work.get(name)
         if reason is None:
-            upstream = record.timestamp if record is not None else upstream
+            if record is not None:
+                stamps[name] = record.timestamp
+                upstream = max(upstream, record.timestamp)
             continue
         plan.reasons[name] = reason
         plan.assets.append(name)

@@ -138,9 +138,16 @@ class ContentRequest:
 
     @property
     def voice(self) -> str | None:
-        speech = self.generation_config.get("speechConfig") or {}
-        prebuilt = ((speech.get("voiceConfig") or {}).get("prebuiltVoiceConfig") or {}) if isinstance(speech, Mapping) else {}
-        name = prebuilt.get("voiceName") if isinstance(prebuilt, Mapping) else None
+        """The prebuilt voice asked for (google-genai 3.x sends ``voice_name`` in snake case inside
+        ``prebuiltVoiceConfig``; protobuf JSON takes either spelling, and so does the emulator)."""
+        node: Any = self.generation_config
+        for names in (
+            ("speechConfig", "speech_config"),
+            ("voiceConfig", "voice_config"),
+            ("prebuiltVoiceConfig", "prebuilt_voice_config"),
+        ):
+            node = _get(node, *names) if isinstance(node, Mapping) else None
+        name = _get(node, "voiceName", "voice_name") if isinstance(node, Mapping) else None
         return name if isinstance(name, str) else None
 
     @property
