@@ -72,6 +72,7 @@ class Offered:
 # --storyboard-provider's width leaves the help column too narrow at 80 columns for a default
 # such as VIDPIPE_DEFAULT_CLIP_DURATION.
 PROVIDERS = "Providers"
+NARRATOR = "Narration"  # its own panel too: --narration/--no-narration would narrow the help column
 
 
 class ProjectRequest(BaseModel):
@@ -132,13 +133,13 @@ class ProjectRequest(BaseModel):
         default=None, description="Crossfade between scenes in seconds (0 = hard cuts, stream copy)."
     )
 
-    narration: Annotated[bool | None, Offered(Default(value=True), flag="--narration/--no-narration")] = Field(
+    narration: Annotated[bool | None, Offered(Default(value=True), flag="--narration/--no-narration", panel=NARRATOR)] = Field(
         default=None, description="A narrator reads each scene's voice-over line (text to speech)."
     )
-    voice: Annotated[str | None, Offered(Default(setting="tts_voice"))] = Field(
+    voice: Annotated[str | None, Offered(Default(setting="tts_voice"), panel=NARRATOR)] = Field(
         default=None, description="The narrator's voice (a Gemini TTS voice, e.g. Kore, Puck, Charon)."
     )
-    language: Annotated[str | None, Offered(Default(setting="tts_language"))] = Field(
+    language: Annotated[str | None, Offered(Default(setting="tts_language"), panel=NARRATOR)] = Field(
         default=None, description="Language of the narration, a BCP-47 code such as en-US."
     )
 

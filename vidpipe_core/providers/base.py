@@ -86,6 +86,7 @@ class SpeechRequest:
     voice: str
     language: str  # BCP-47
     planned_s: float  # the line's estimated length (speech.estimated_seconds): the silence of a narrator that cannot speak
+    scene_s: float = 0.0  # the scene's length, which the line must fit (a narrator that can set its pace uses it)
 
 
 @dataclass(frozen=True)

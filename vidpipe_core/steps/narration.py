@@ -209,7 +209,8 @@ def _say(
     damage: str | None,
     report: NarrationReport,
 ) -> None:
-    request = SpeechRequest(spec.id, line.index, line.text, voice, language, planned_s=estimated_seconds(line.text))
+    planned = estimated_seconds(line.text)
+    request = SpeechRequest(spec.id, line.index, line.text, voice, language, planned_s=planned, scene_s=spec.clip_duration)
     speech = provider.speak(request, model)
     cost = usage_cost(services.settings, model, speech.usage)
     wav, seconds = speech.wav, wav_seconds(speech.wav)

@@ -22,9 +22,15 @@ ESPEAK = "espeak-ng"
 MODEL = "animatic"
 SILENCE_RATE = 24000
 ESPEAK_TIMEOUT_S = 60.0
+ESPEAK_WPM, ESPEAK_MAX_WPM = 175, 450  # espeak-ng's default pace and its fastest
 NO_ESPEAK = (
     "espeak-ng is not on PATH: the narration is silence of each line's planned length (install Debian's espeak-ng to hear it)"
 )
+
+
+def wav_seconds(wav: bytes) -> float:
+    with wave.open(io.BytesIO(wav)) as w:
+        return w.getnframes() / float(w.getframerate())
 
 
 def silence_wav(seconds: float, rate: int = SILENCE_RATE) -> bytes:
@@ -44,6 +50,22 @@ def espeak_voices(language: str) -> list[str]:
     return [code] if code == base else [code, base]
 
 
+def espeak_pace(request: SpeechRequest) -> int:
+    """Words a minute for espeak-ng's first reading: its usual pace, faster when the line's words
+    at that pace would not fit its scene (with a fifth of it to spare), at most espeak's fastest."""
+    words = len(request.text.split())
+    needed = words * 60 / (0.8 * request.scene_s) if request.scene_s > 0 else 0
+    return int(min(ESPEAK_MAX_WPM, max(ESPEAK_WPM, needed)))
+
+
+def faster(pace: int, seconds: float, scene_s: float) -> int | None:
+    """The pace of another reading of a line that took ``seconds`` (long words read slower than
+    the count says), or None when it fits or espeak cannot read faster."""
+    if scene_s <= 0 or seconds <= scene_s or pace >= ESPEAK_MAX_WPM:
+        return None
+    return int(min(ESPEAK_MAX_WPM, pace * seconds / scene_s * 1.05 + 1))
+
+
 class AnimaticSpeech:
     name = "animatic"
     voices = GEMINI_VOICES  # accepted and kept, so the project's voice holds when its clips move to Veo
@@ -58,18 +80,27 @@ class AnimaticSpeech:
     def speak(self, request: SpeechRequest, model: str) -> Speech:
         program = shutil.which(ESPEAK)
         if program is None:
-            return Speech(silence_wav(request.planned_s), note=NO_ESPEAK)
+            return Speech(silence_wav(min(request.planned_s, request.scene_s or request.planned_s)), note=NO_ESPEAK)
         problem = ""
         with scratch_dir(self.settings.data_dir, "speech") as work:
             out = work / "line.wav"
             for voice in espeak_voices(request.language):
-                finished = media.supervise(
-                    [program, "-v", voice, "-w", str(out), "--", request.text], what="espeak-ng", timeout=ESPEAK_TIMEOUT_S
-                )
-                if finished.returncode == 0 and out.is_file() and out.stat().st_size > 44:
-                    return Speech(out.read_bytes())
-                lines = finished.stderr.decode("utf-8", "replace").strip().splitlines()
-                problem = lines[-1] if lines else "no audio"
+                pace: int | None = espeak_pace(request)
+                wav = b""
+                while pace is not None:
+                    finished = media.supervise(
+                        [program, "-v", voice, "-s", str(pace), "-w", str(out), "--", request.text],
+                        what="espeak-ng",
+                        timeout=ESPEAK_TIMEOUT_S,
+                    )
+                    if finished.returncode != 0 or not out.is_file() or out.stat().st_size <= 44:
+                        lines = finished.stderr.decode("utf-8", "replace").strip().splitlines()
+                        problem = lines[-1] if lines else "no audio"
+                        break
+                    wav = out.read_bytes()
+                    pace = faster(pace, wav_seconds(wav), request.scene_s)
+                if wav:
+                    return Speech(wav)
         raise ProviderError(
             NARRATION, f"espeak-ng could not read the line in {request.language}: {problem}", scene=request.scene_index
         )
