@@ -14,7 +14,6 @@ from vidpipe_core.config import Settings
 from vidpipe_core.errors import ProviderError
 from vidpipe_core.providers.base import Speech, SpeechRequest
 from vidpipe_core.schemas import ProjectSpec
-from vidpipe_core.scratch import scratch_dir
 from vidpipe_core.speech import GEMINI_VOICES
 from vidpipe_core.steps import NARRATION
 
@@ -26,6 +25,30 @@ ESPEAK_WPM, ESPEAK_MAX_WPM = 175, 450  # espeak-ng's default pace and its fastes
 NO_ESPEAK = (
     "espeak-ng is not on PATH: the narration is silence of each line's planned length (install Debian's espeak-ng to hear it)"
 )
+
+
+def streamed_wav(data: bytes) -> bytes | None:
+    """A WAV written to a pipe (its sizes unknown, so left at their maximum) as a WAV file whose
+    sizes are right; None when it holds no 16-bit PCM samples."""
+    if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        return None
+    fmt, at = data.find(b"fmt "), data.find(b"data")
+    if fmt < 0 or at < 0:
+        return None
+    channels = int.from_bytes(data[fmt + 10 : fmt + 12], "little")
+    rate = int.from_bytes(data[fmt + 12 : fmt + 16], "little")
+    width = int.from_bytes(data[fmt + 22 : fmt + 24], "little")
+    samples = data[at + 8 :]
+    if width != 16 or channels < 1 or rate < 1 or len(samples) < 2:
+        return None
+    samples = samples[: len(samples) - len(samples) % (2 * channels)]
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(channels)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(samples)
+    return out.getvalue()
 
 
 def wav_seconds(wav: bytes) -> float:
@@ -82,25 +105,25 @@ class AnimaticSpeech:
         if program is None:
             return Speech(silence_wav(min(request.planned_s, request.scene_s or request.planned_s)), note=NO_ESPEAK)
         problem = ""
-        with scratch_dir(self.settings.data_dir, "speech") as work:
-            out = work / "line.wav"
-            for voice in espeak_voices(request.language):
-                pace: int | None = espeak_pace(request)
-                wav = b""
-                while pace is not None:
-                    finished = media.supervise(
-                        [program, "-v", voice, "-s", str(pace), "-w", str(out), "--", request.text],
-                        what="espeak-ng",
-                        timeout=ESPEAK_TIMEOUT_S,
-                    )
-                    if finished.returncode != 0 or not out.is_file() or out.stat().st_size <= 44:
-                        lines = finished.stderr.decode("utf-8", "replace").strip().splitlines()
-                        problem = lines[-1] if lines else "no audio"
-                        break
-                    wav = out.read_bytes()
-                    pace = faster(pace, wav_seconds(wav), request.scene_s)
-                if wav:
-                    return Speech(wav)
+        for voice in espeak_voices(request.language):
+            pace: int | None = espeak_pace(request)
+            wav = b""
+            while pace is not None:
+                # To stdout: espeak-ng cuts a long -w path short and still exits 0 (writing nothing).
+                finished = media.supervise(
+                    [program, "-v", voice, "-s", str(pace), "--stdout", "--", request.text],
+                    what="espeak-ng",
+                    timeout=ESPEAK_TIMEOUT_S,
+                )
+                said = streamed_wav(finished.stdout) if finished.returncode == 0 else None
+                if said is None:
+                    lines = finished.stderr.decode("utf-8", "replace").strip().splitlines()
+                    problem = lines[-1] if lines else "no audio"
+                    break
+                wav = said
+                pace = faster(pace, wav_seconds(wav), request.scene_s)
+            if wav:
+                return Speech(wav)
         raise ProviderError(
             NARRATION, f"espeak-ng could not read the line in {request.language}: {problem}", scene=request.scene_index
         )
