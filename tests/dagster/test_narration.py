@@ -182,3 +182,31 @@ def test_a_measured_line_a_little_long_is_sped_up_and_a_much_longer_one_refused(
     # Asked again, it is refused from the ledger without paying again.
     assert not render(spec2.id, assets=["narration"]).success
     assert emu.request_count("speech") == before + 1
+
+
+def test_editing_a_scenes_narration_says_only_that_line_again(gp):
+    vp_env, g = gp
+    emu = g.emulator
+    spec = register("A baker opens her shop at dawn", id="edit-line", scenes=3, clip_duration=4)
+    assert render(spec.id, assets=UP_TO_NARRATION).success
+    services = vp_env.services()
+    before = {r.scene_index: r.fingerprint for r in _rows(services, spec.id)}
+    planned = resolve_state(services, spec.id)
+    assert emu.request_count("speech") == 3
+    out = CliRunner().invoke(app, ["edit", spec.id, "--scene", "2", "--narration", "The bread is warm."])
+    assert out.exit_code == 0, out.output
+    assert out.output.rstrip().splitlines()[0].endswith("; narration to say again: scene 2.")
+    # The frames' and clips' prompts (so their fingerprints) do not depend on the line.
+    edited = resolve_state(services, spec.id)
+    assert [f.prompt for f in edited.frames] == [f.prompt for f in planned.frames]
+    assert [c.prompt for c in edited.clips] == [c.prompt for c in planned.clips]
+    assert resolve_state(services, spec.id).scenes[1].narration == "The bread is warm."
+    assert render(spec.id, assets=["narration"]).success
+    assert emu.request_count("speech") == 4
+    assert emu.records("speech")[-1].prompt == "The bread is warm."
+    current = resolve_state(services, spec.id)
+    assert [s.narration for s in current.scenes][1] == "The bread is warm."
+    meta = latest_metadata(vp_env.instance(), "narration", spec.id)
+    assert [r.data["status"] for r in meta["lines"].records] == ["reused", "generated", "reused"]
+    after = {r.scene_index: r.fingerprint for r in _rows(services, spec.id) if r.text == current.scenes[r.scene_index].narration}
+    assert after[0] == before[0] and after[2] == before[2] and after[1] != before[1]
