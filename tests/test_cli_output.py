@@ -109,15 +109,16 @@ def test_json_documents_of_new_render_status_list_and_resume(vp_env):
     assert proc.returncode == 0, proc.stderr
     status = json.loads(proc.stdout)
     assert status["project_id"] == project and status["exit_code"] == 0
-    assert [a["asset"] for a in status["assets"][:5]] == ["storyboard", "characters", "keyframes", "clips", "final_video"]
-    assert all(a["state"] == "materialized" for a in status["assets"][:5])
+    stages = ["storyboard", "characters", "keyframes", "clips", "narration", "final_video"]
+    assert [a["asset"] for a in status["assets"][:6]] == stages
+    assert all(a["state"] == "materialized" for a in status["assets"][:6])
     assert [s["scene"] for s in status["scenes"]] == [1, 2] and all("index" not in s for s in status["scenes"])
     assert all(s["clip"] == "done" for s in status["scenes"])
     assert {a["run_id"] for a in status["assets"]} == {render["run_id"]}  # the whole id, as render --json gives it
     # Every time carries its offset (UTC), the run's row too (when it started), and none is in the future.
     whens = [datetime.fromisoformat(a["when"]) for a in status["assets"]]
-    assert len(whens) == 6 and all(w.utcoffset() == timedelta(0) for w in whens)
-    assert whens[5] <= min(whens[:5]) and max(whens) <= datetime.now(UTC)
+    assert len(whens) == 7 and all(w.utcoffset() == timedelta(0) for w in whens)
+    assert whens[6] <= min(whens[:6]) and max(whens) <= datetime.now(UTC)
     assert set(status["cost"]) >= {"spent_usd", "projected_usd", "budget_usd"}
 
     proc = _run("list", "--json")

@@ -39,6 +39,9 @@ DEFAULT_PRICES: dict[str, dict[str, float]] = {
     "gemini-2.5-flash": {"input_per_mtok": 0.30, "output_per_mtok": 2.50},
     "gemini-2.5-pro": {"input_per_mtok": 1.25, "output_per_mtok": 10.0},
     "gemini-2.5-flash-image": {"per_image": 0.039},
+    # Text to speech: the line's text tokens in, the audio's tokens (25 a second) out.
+    "gemini-2.5-flash-tts": {"input_per_mtok": 0.50, "output_per_mtok": 10.0},
+    "gemini-2.5-pro-tts": {"input_per_mtok": 1.00, "output_per_mtok": 20.0},
     "veo-3.1-generate-001": {"per_second": 0.40, "per_second_no_audio": 0.20},
     "veo-3.1-fast-generate-001": {"per_second": 0.15, "per_second_no_audio": 0.10},
     "veo-3.0-generate-001": {"per_second": 0.40, "per_second_no_audio": 0.20},
@@ -147,6 +150,9 @@ class Settings(BaseSettings):
     image_model: str = Field(
         default="gemini-2.5-flash-image", description="Gemini image model of character sheets and keyframes (google)."
     )
+    tts_model: str = Field(default="gemini-2.5-flash-tts", description="Gemini text-to-speech model of the narration (google).")
+    tts_voice: str = Field(default="Kore", description="A project's narrator voice when it names none (a Gemini TTS voice).")
+    tts_language: str = Field(default="en-US", description="A project's narration language (BCP-47) when it names none.")
     video_model: str = Field(default="veo-3.1-generate-001", description="Veo model of the clips (google).")
     video_fast_model: str = Field(default="veo-3.1-fast-generate-001", description="Veo model of a project made with --fast.")
     video_durations: tuple[int, ...] = Field(

@@ -25,7 +25,8 @@ from vidpipe_core.config import Settings
 from vidpipe_core.errors import BudgetExceeded, ConfigurationError
 from vidpipe_core.providers.base import Usage
 from vidpipe_core.schemas import ProjectSpec
-from vidpipe_core.steps import CLIPS, KEYFRAMES, STORYBOARD
+from vidpipe_core.speech import WORDS_PER_SECOND, estimated_seconds
+from vidpipe_core.steps import CLIPS, KEYFRAMES, NARRATION, STORYBOARD
 
 # Typical storyboard call size, for estimates before the call is made.
 STORYBOARD_INPUT_TOKENS = 1200
@@ -33,6 +34,10 @@ STORYBOARD_OUTPUT_TOKENS_PER_SCENE = 350
 # Characters with a reference sheet, for estimates before the storyboard says how many there are
 # (never more than one per scene).
 TYPICAL_CHARACTERS = 2
+# Text to speech: a token is about four characters of text; Gemini's audio is 25 tokens a second.
+CHARS_PER_TOKEN = 4
+AUDIO_TOKENS_PER_S = 25
+TYPICAL_WORD = "words"  # a typical line, before the storyboard has written one, is made of these
 
 
 def _rates(settings: Settings, model: str) -> Mapping[str, float]:
@@ -93,21 +98,42 @@ def storyboard_cost(settings: Settings, model: str, scenes: int) -> float:
     return usage_cost(settings, model, usage)
 
 
+def speech_usage(text: str) -> Usage:
+    """What saying ``text`` consumes: its text tokens in, the audio of its estimated length out."""
+    if not text.strip():
+        return Usage()
+    return Usage(
+        input_tokens=max(1, len(text) // CHARS_PER_TOKEN),
+        output_tokens=round(estimated_seconds(text) * AUDIO_TOKENS_PER_S),
+    )
+
+
+def narration_cost(settings: Settings, model: str, lines: list[str]) -> float:
+    """Saying each of ``lines`` once (an empty line is not said)."""
+    return sum(usage_cost(settings, model, speech_usage(line)) for line in lines)
+
+
+def typical_lines(spec: ProjectSpec) -> list[str]:
+    """Each scene's line at the longest the storyboard asks for, before it is written."""
+    return [" ".join([TYPICAL_WORD] * int(spec.clip_duration * WORDS_PER_SECOND))] * spec.scenes
+
+
 @dataclass(frozen=True)
 class Estimate:
     storyboard_usd: float
     keyframes_usd: float
     clips_usd: float
     characters_usd: float = 0.0  # the reference sheets (one image each, keyframe model)
+    narration_usd: float = 0.0  # the narrator's lines (text to speech)
 
     @property
     def total_usd(self) -> float:
-        return self.storyboard_usd + self.characters_usd + self.keyframes_usd + self.clips_usd
+        return self.storyboard_usd + self.after_storyboard_usd
 
     @property
     def after_storyboard_usd(self) -> float:
         """What the stages after the storyboard still cost."""
-        return self.characters_usd + self.keyframes_usd + self.clips_usd
+        return self.characters_usd + self.keyframes_usd + self.clips_usd + self.narration_usd
 
 
 def typical_characters(spec: ProjectSpec) -> int:
@@ -122,10 +148,14 @@ def estimate(
     frames: int | None = None,
     clips: int | None = None,
     sheets: int | None = None,
+    lines: list[str] | None = None,
 ) -> Estimate:
-    """Projected cost of a whole project (or of `sheets` character sheets, `frames` keyframes and
-    `clips` clips still to make). Before the storyboard names the characters, `sheets` is None and
-    a typical count is assumed (`TYPICAL_CHARACTERS`, at most one per scene)."""
+    """Projected cost of a whole project (or of `sheets` character sheets, `frames` keyframes,
+    `clips` clips and the narration `lines` still to make). Before the storyboard names the
+    characters, `sheets` is None and a typical count is assumed (`TYPICAL_CHARACTERS`, at most one
+    per scene); before it writes the lines, `lines` is None and each scene's is assumed as long as
+    the storyboard may make it. A project without narration (or `models` without a narration
+    model) has none to pay."""
     n = spec.scenes
     frames = n + 1 if frames is None else frames
     clips = n if clips is None else clips
@@ -135,6 +165,9 @@ def estimate(
         characters_usd=image_cost(settings, models[KEYFRAMES], sheets),
         keyframes_usd=image_cost(settings, models[KEYFRAMES], frames),
         clips_usd=video_cost(settings, models[CLIPS], clips * spec.clip_duration, spec.generate_audio),
+        narration_usd=narration_cost(settings, models[NARRATION], typical_lines(spec) if lines is None else lines)
+        if spec.narration and NARRATION in models
+        else 0.0,
     )
 
 

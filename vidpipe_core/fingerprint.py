@@ -112,3 +112,9 @@ def clip_fingerprint(
             "render": render or {},
         },
     )
+
+
+def narration_fingerprint(*, provider: str, model: str, text: str, voice: str, language: str) -> str:
+    """A scene's narration line: what is said (the text), by whom and how (provider, model, voice,
+    language). The scene's length is not in it: a line that fits is the same line."""
+    return _digest("narration", {"provider": provider, "model": model, "text": text, "voice": voice, "language": language})

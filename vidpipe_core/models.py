@@ -77,6 +77,10 @@ class Scene(Base):
     transition_notes: Mapped[str] = mapped_column(Text, default="")
     # Names of the style guide's characters the scene shows (None in rows written before characters).
     characters: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    # The scene's words and sound (None in rows written before them, read as none).
+    narration: Mapped[str | None] = mapped_column(Text, nullable=True)
+    dialogue: Mapped[str | None] = mapped_column(Text, nullable=True)
+    sound: Mapped[str | None] = mapped_column(Text, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
 
@@ -191,3 +195,34 @@ class ApprovalRow(Base):
     # One entry per clip covered: {"scene": 1-based, "start_frame", "end_frame", "clip"} fingerprints.
     scenes: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class NarrationLine(Base):
+    """The ledger of one scene's narration: the line said by the narrator (provider, model, voice,
+    language and text make its fingerprint), its WAV (after any speed-up) with its sha256, its
+    measured length, the speed-up applied and what it cost. Reused while its fingerprint holds and
+    its bytes match; a line said again (a repair) adds its cost to the row's."""
+
+    __tablename__ = "narration_lines"
+    __table_args__ = (UniqueConstraint("project_id", "scene_index", "fingerprint", name="uq_narration_line"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    scene_index: Mapped[int] = mapped_column(Integer)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    status: Mapped[KeyframeStatus] = mapped_column(_enum(KeyframeStatus), default=KeyframeStatus.PENDING)
+    provider: Mapped[str] = mapped_column(String(32))
+    model: Mapped[str] = mapped_column(String(128))
+    text: Mapped[str] = mapped_column(Text)
+    path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    duration_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    tempo: Mapped[float] = mapped_column(Float, default=1.0)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)  # e.g. silence: no speech engine
+    cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+    @property
+    def made(self) -> bool:
+        return self.status == KeyframeStatus.DONE and bool(self.path)

@@ -19,7 +19,7 @@ from vidpipe_core.config import ASPECT_RATIOS, MAX_PROMPT_CHARS, MAX_SCENES, MIN
 from vidpipe_core.errors import ConfigurationError, InvalidInput, ProjectNotFound, VidpipeError, invalid, one_line
 from vidpipe_core.ids import new_project_id, slug_from_prompt, validate_project_id
 from vidpipe_core.models import Project, utcnow
-from vidpipe_core.providers import clip_provider, resolve_stage_providers
+from vidpipe_core.providers import clip_provider, narrator_voices, resolve_stage_providers
 from vidpipe_core.request import (
     MAX_NEGATIVE_PROMPT_CHARS,
     MAX_SEED,
@@ -32,6 +32,7 @@ from vidpipe_core.request import (
 )
 from vidpipe_core.schemas import GivenCharacter, GivenFile, ProjectSpec, StageProviders
 from vidpipe_core.services import Services
+from vidpipe_core.speech import check_language, check_voice
 from vidpipe_core.storage import Layout
 from vidpipe_core.text import check_text, has_visible_text
 from vidpipe_core.userfiles import copy_into_project, take_image, take_music
@@ -168,6 +169,11 @@ def build_spec(settings: Settings, request: ProjectRequest, *, base: Path | None
         if not _is_finite_number(crossfade):
             raise InvalidInput("crossfade", f"{crossfade!r} is not a finite number", "0 <= crossfade < the clip duration")
     crossfade_ok = crossfade_check.ok
+    voice, language = request.voice, request.language
+    with problems.check():
+        voice = check_voice(settings.tts_voice if voice is None else voice, narrator_voices())
+    with problems.check():
+        language = check_language(settings.tts_language if language is None else language)
     stages: dict[str, Any] | None = None
     with problems.check():
         stages = dict(
@@ -211,6 +217,9 @@ def build_spec(settings: Settings, request: ProjectRequest, *, base: Path | None
             burn_subtitles=bool(request.burn_subtitles),
             characters=given,
             music=music,
+            narration=True if request.narration is None else request.narration,
+            voice=voice,
+            language=language,
         )
         spec = spec.model_copy(update={"review": request.review or default_review(settings, spec)})
     except ValidationError as exc:

@@ -112,6 +112,9 @@ def characters_from_cli(images: list[str], appearances: list[str]) -> list[dict[
     return characters
 
 
+NARRATOR = "Narration"  # its own panel too: --narration/--no-narration would narrow the help column
+
+
 class ProjectRequest(BaseModel):
     """A new project as a person asks for it: the prompt and any of the optional fields; nothing
     else is accepted (an unknown field is named, with the closest known one)."""
@@ -187,6 +190,16 @@ class ProjectRequest(BaseModel):
     )
     music: Annotated[str | None, Offered(Default(words="none"), panel=OWN_FILES)] = Field(
         default=None, description="A music track for the final video: MP3, WAV, M4A or OGG (a path, or s3:// on S3)."
+    )
+
+    narration: Annotated[bool | None, Offered(Default(value=True), flag="--narration/--no-narration", panel=NARRATOR)] = Field(
+        default=None, description="A narrator reads each scene's voice-over line (text to speech)."
+    )
+    voice: Annotated[str | None, Offered(Default(setting="tts_voice"), panel=NARRATOR)] = Field(
+        default=None, description="The narrator's voice (a Gemini TTS voice, e.g. Kore, Puck, Charon)."
+    )
+    language: Annotated[str | None, Offered(Default(setting="tts_language"), panel=NARRATOR)] = Field(
+        default=None, description="Language of the narration, a BCP-47 code such as en-US."
     )
 
     def digest(self, files: list[str] | None = None) -> str:

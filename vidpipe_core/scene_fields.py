@@ -21,6 +21,7 @@ class SceneField:
     option: str
     help: str
     names: bool = False  # a list of character names (typed comma-separated; empty: none)
+    may_be_empty: bool = False  # an empty value is a value (a scene without narration)
 
     @property
     def flag(self) -> str:
@@ -49,6 +50,12 @@ SCENE_FIELDS: tuple[SceneField, ...] = (
         "The characters the scene shows, comma-separated names from the style guide (empty for none); its frames "
         "are drawn on their reference sheets.",
         names=True,
+    ),
+    SceneField(
+        "narration",
+        "narration",
+        'The scene\'s voice-over line ("" for none); only its narration is said again.',
+        may_be_empty=True,
     ),
 )
 FIELDS = tuple(f.name for f in SCENE_FIELDS)

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler
 
 from vidpipe_core.config import ProviderName, Review, SafetyPolicy
 from vidpipe_core.scenes import scene_label
+from vidpipe_core.speech import MAX_CUE_CHARS, MAX_NARRATION_CHARS
 
 
 class Character(BaseModel):
@@ -39,6 +40,21 @@ class ScenePlan(BaseModel):
     characters: list[str] = Field(
         default_factory=list,
         description="Names (from the style guide's characters) of the characters this scene shows; empty for none",
+    )
+    # The words and sound (a plan made before them has none: empty, and nothing changes for it).
+    narration: str = Field(
+        default="",
+        max_length=MAX_NARRATION_CHARS,
+        description="Voice-over read by the narrator over this scene, at most about 2.5 words per second of the clip; "
+        "empty for none",
+    )
+    dialogue: str = Field(
+        default="",
+        max_length=MAX_CUE_CHARS,
+        description='Words spoken on screen, as: Speaker says: "the words" (Veo speaks them in the clip); empty for none',
+    )
+    sound: str = Field(
+        default="", max_length=MAX_CUE_CHARS, description="Sound effects and ambience heard in the scene; empty for none"
     )
 
 
@@ -157,6 +173,10 @@ class ProjectSpec(BaseModel):
     review: Review = "none"
     """keyframes: the clips step pays only for what an approval covers (`vidpipe_core.approvals`). A
     spec stored before the review gate has no field: none, as it was rendered."""
+    # A spec stored before narration existed has none of these: no narration, and nothing it paid for changes.
+    narration: bool = False
+    voice: str | None = None  # the narrator's voice (None: the narration provider's default)
+    language: str | None = None  # BCP-47 code of the narration (None: the default setting)
     takes: dict[str, str] = Field(default_factory=dict)
     """Regeneration tokens; a new token makes a new rendition from the same inputs. Keys: a scene
     index (``"2"``: its clip), ``frame_take_key(k)`` (a keyframe's retake) or ``sheet_take_key(name)``

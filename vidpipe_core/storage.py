@@ -114,6 +114,11 @@ class Layout:
         return f"keyframes/frame_{frame_index:03d}_{fingerprint[:12]}.png"
 
     @staticmethod
+    def narration(scene_index: int, fingerprint: str) -> str:
+        """A scene's narration line as said (after any speed-up), named by the scene's number."""
+        return f"narration/scene_{scene_number(scene_index):03d}_{fingerprint[:12]}.wav"
+
+    @staticmethod
     def clip(scene_index: int, fingerprint: str) -> str:
         """Named by the scene's number as people count (scene_002_… is the clip captioned "Scene 2");
         the ledger keeps each clip's path, so files named before this rule (0-based) stay valid."""

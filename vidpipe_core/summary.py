@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from vidpipe_core.scenes import scene_number
 from vidpipe_core.services import Services
-from vidpipe_core.steps import CHARACTERS, CLIPS, KEYFRAMES, STORYBOARD
+from vidpipe_core.steps import CHARACTERS, CLIPS, KEYFRAMES, NARRATION, STORYBOARD
+from vidpipe_core.steps.narration import resolve_lines
 from vidpipe_core.steps.state import Costs, ProjectState, ledger_costs, resolve_state, stored_document
 from vidpipe_core.steps.stitch import FinalResult
 
@@ -99,12 +100,18 @@ def _stages(services: Services, state: ProjectState) -> list[tuple[str, str, str
     sheets = [(c.row.provider, c.row.model) for c in state.sheets if c.row is not None]
     frames = [(f.row.provider, f.row.model) for f in state.frames if f.row is not None]
     clips = [(c.row.provider, c.row.model) for c in state.clips if c.row is not None]
-    return [
+    stages = [
         (STORYBOARD, str(document.get("provider") or spec.providers.storyboard), str(document.get("model") or "-")),
         (CHARACTERS, *used(sheets, spec.providers.keyframes)),
         (KEYFRAMES, *used(frames, spec.providers.keyframes)),
         (CLIPS, *used(clips, spec.providers.clips)),
     ]
+    if spec.narration:  # the narrator's row (its lines' providers and models) only where there is one
+        lines = [
+            (line.row.provider, line.row.model) for line in resolve_lines(services, spec, state.scenes) if line.row is not None
+        ]
+        stages.append((NARRATION, *used(lines, spec.providers.clips)))
+    return stages
 
 
 def project_summary(services: Services, project_id: str, final: FinalResult, *, title: str = "") -> Summary:
@@ -121,6 +128,7 @@ def project_summary(services: Services, project_id: str, final: FinalResult, *, 
         CHARACTERS: costs.characters,
         KEYFRAMES: costs.keyframes,
         CLIPS: costs.clips,
+        NARRATION: costs.narration,
     }
     clip_total = sum(final.durations.values())
     share = f", {costs.total / spec.max_cost_usd:.0%}" if spec.max_cost_usd > 0 else ""

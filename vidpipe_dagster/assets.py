@@ -26,13 +26,14 @@ from vidpipe_core.errors import InvalidInput, VidpipeError
 from vidpipe_core.ids import ID_RULE, is_valid_project_id
 from vidpipe_core.projects import load_spec
 from vidpipe_core.scenes import frame_tag, scene_index, scene_label, scene_number
+from vidpipe_core.scratch import scratch_dir
 from vidpipe_core.services import Services
-from vidpipe_core.spoken import SpokenLine
 from vidpipe_core.steps import CHARACTERS, CLIPS, FINAL_VIDEO, KEYFRAMES, STORYBOARD
 from vidpipe_core.steps.characters import CharactersReport, make_characters
 from vidpipe_core.steps.clips import make_clips, new_takes
 from vidpipe_core.steps.final_mix import mix_markdown, mix_metadata
 from vidpipe_core.steps.keyframes import make_keyframes
+from vidpipe_core.steps.narration import NarrationReport, make_narration, spoken_lines, voice_of
 from vidpipe_core.steps.report import Action, ItemReport, ProgressEvent, StepReport
 from vidpipe_core.steps.stitch import make_final
 from vidpipe_core.steps.storyboard import make_storyboard
@@ -78,6 +79,11 @@ class ClipsConfig(dg.Config):
     the step before anything is paid. Re-executing this run reuses that take."""
     repair_damaged: bool = False
     """Pay to regenerate damaged clips whose operation no longer holds the video."""
+
+
+class NarrationConfig(dg.Config):
+    repair_damaged: bool = False
+    """Pay to say again damaged narration lines that the narrator cannot say again the same for free."""
 
 
 class FinalVideoConfig(dg.Config):
@@ -444,23 +450,70 @@ def _clip_strip(services: Services, project_id: str, report: StepReport, reader:
     return previews.safely(lambda: previews.scene_strip(strip, reader=reader), "scene strip", previews.STRIP_BUDGET)
 
 
+def _narration_table(report: NarrationReport) -> dg.TableMetadataValue:
+    """Each narrated scene's line, what became of it, its measured length (after any speed-up), its cost."""
+    columns = [("scene", "int"), ("status", "string"), ("duration_s", "float"), ("cost_usd", "float"), ("line", "string")]
+    rows = [
+        dg.TableRecord(dict(zip([c for c, _ in columns], values, strict=True)))
+        for values in (
+            (scene_number(i.index), i.action.value, round(i.duration_s or 0.0, 3), round(i.cost_usd, 6), i.detail)
+            for i in report.items
+        )
+    ]
+    return dg.MetadataValue.table(rows, schema=dg.TableSchema(columns=[dg.TableColumn(c, t) for c, t in columns]))
+
+
+@dg.asset(
+    partitions_def=projects_partitions,
+    group_name=GROUP,
+    kinds={"python", "audio"},
+    deps=[storyboard],
+    description="The narrator's voice-over: each narrated scene's line said once (text to speech), one voice for the whole piece.",
+)
+def narration(context: dg.AssetExecutionContext, config: NarrationConfig, vidpipe: VidpipeResource) -> dg.MaterializeResult:
+    with _step(context, vidpipe) as (services, project_id):
+        report = make_narration(
+            services, project_id, run_id=context.run.run_id, repair=config.repair_damaged, progress=for_context(context)
+        )
+        spec = load_spec(services, project_id)
+    for note in report.notes:
+        context.log.warning(note)
+    voice, language = voice_of(spec, services)
+    context.log.info(
+        f"narration: {report.counts['generated']} said, {report.counts['reused']} reused" if report.enabled else "off"
+    )
+    metadata: dict[str, Any] = {
+        "narration": report.enabled,
+        "lines": _narration_table(report),
+        "line_count": len(report.items),
+        "total_duration_s": round(sum(i.duration_s or 0.0 for i in report.items), 3),
+        **_made(report),
+        **nonce_metadata(services, project_id),
+    }
+    if report.enabled:
+        metadata.update(voice=voice, language=language)
+    if report.notes:
+        metadata["notes"] = dg.MetadataValue.md("\n".join(f"- {n}" for n in report.notes))
+    return _materialized(context, metadata, [])
+
+
 @dg.asset(
     partitions_def=projects_partitions,
     group_name=GROUP,
     kinds={"python", "ffmpeg"},
-    deps=[clips],
+    deps=[clips, narration],
     description="The stitched MP4: stream-copy concat, or crossfade re-encode with audio kept.",
     check_specs=[_check_spec("final_video_valid", FINAL_VIDEO, blocking=False)],  # the last stage: nothing to guard
 )
 def final_video(context: dg.AssetExecutionContext, config: FinalVideoConfig, vidpipe: VidpipeResource) -> dg.MaterializeResult:
     images: dict[str, dg.MarkdownMetadataValue] = {}
+    missing: list[str] = []  # narration lines not made: the video is made without them, and says so
     with ExitStack() as stack:
         services, project_id = stack.enter_context(_step(context, vidpipe))
         # The person's --music, as a local file checked against the sha256 recorded at `new`.
         music = stack.enter_context(music_file(services.store, load_spec(services, project_id)))
-        # HAND-OVER (issue 24): `lines` comes from the narration asset's function (engineer narr: each
-        # scene's SpokenLine with its WAV). Until it is wired, no narration is mixed.
-        lines: tuple[SpokenLine, ...] = ()
+        words = stack.enter_context(scratch_dir(services.settings.data_dir, "words"))
+        lines = spoken_lines(services, project_id, words, on_missing=missing.append)
         result = make_final(
             services,
             project_id,
@@ -492,12 +545,16 @@ def final_video(context: dg.AssetExecutionContext, config: FinalVideoConfig, vid
         "crossfade_s": result.crossfade,
         "sha256": result.sha256,
         **mix_metadata(result.mix),
+        "spoken_lines": len(lines),
+        **({"narration_missing": dg.MetadataValue.md("\n".join(f"- {m}" for m in missing))} if missing else {}),
         **nonce_metadata(services, project_id),
     }
     if result.skipped:
         metadata["skipped_scenes"] = dg.MetadataValue.md(
             "\n".join(f"- {scene_label(i)}: {reason}" for i, reason in sorted(result.skipped.items()))
         )
+    for problem in missing:
+        context.log.warning(problem)
     context.log.info(f"final video {info.duration_s:.2f}s {info.width}x{info.height} at {result.uri}")
     return _materialized(context, metadata, [_check(check_final_video(info, result.expected_duration_s, result.audio_expected))])
 
@@ -518,4 +575,4 @@ def _final_images(services: Services, video: Path, duration_s: float) -> dict[st
     return {"preview": _image(preview), "poster": _image(poster)}
 
 
-render_assets = [storyboard, characters, keyframes, clips, final_video]
+render_assets = [storyboard, characters, keyframes, clips, narration, final_video]

@@ -11,8 +11,9 @@ from vidpipe_core import locks
 from vidpipe_core.errors import ProjectBusy
 from vidpipe_core.scenes import frame_label, scene_label
 from vidpipe_core.services import Services
-from vidpipe_core.steps import CHARACTERS, CLIPS, FINAL_VIDEO, KEYFRAMES, STAGES
+from vidpipe_core.steps import CHARACTERS, CLIPS, FINAL_VIDEO, KEYFRAMES, NARRATION, STAGES, STORYBOARD
 from vidpipe_core.steps.inspect import Finding, find_damage
+from vidpipe_core.steps.narration import pending_line
 from vidpipe_core.steps.state import ProjectState, project_nonce, resolve_state
 from vidpipe_dagster.healing import ACTIVE, PARTITION_TAG, describe_run, heal_runs, instance_liveness
 from vidpipe_dagster.materializations import belongs_to_project, final_video_problem, latest_materialization
@@ -60,6 +61,7 @@ def _pending_work(services: Services, state: ProjectState) -> dict[str, str | No
             if clip is not None
             else None
         ),
+        NARRATION: pending_line(services, state.spec, state.scenes) if state.has_storyboard else None,
     }
 
 
@@ -80,24 +82,29 @@ def plan_resume(
     for finding in plan.damaged:
         work[finding.stage] = work.get(finding.stage) or f"{finding.what} is damaged"
     upstream = 0.0
+    stamps: dict[str, float] = {}
     for name in STAGES:
         record = latest_materialization(instance, name, project_id)
         if plan.assets:
             reason: str | None = "downstream of " + plan.assets[0]
         elif record is None and name == CHARACTERS and state.has_storyboard and not state.sheets:
             continue  # planned before characters existed, or shows none: no sheet to make, nothing downstream to redo
+        elif record is None and name == NARRATION and not state.spec.narration:
+            continue  # no narration (every project registered before it): nothing to say, the video needs none
         elif record is None:
             reason = "never materialized"
         elif not belongs_to_project(record, nonce):
             reason = "its materialization belongs to an earlier project with this id"
-        elif record.timestamp < upstream:
-            reason = "older than its upstream"
+        elif record.timestamp < (stamps.get(STORYBOARD, 0.0) if name == NARRATION else upstream):
+            reason = "older than its upstream"  # the narration's one upstream is the storyboard
         elif name == FINAL_VIDEO:
             reason = final_video_problem(services, project_id, record)
         else:
             reason = work.get(name)
         if reason is None:
-            upstream = record.timestamp if record is not None else upstream
+            if record is not None:
+                stamps[name] = record.timestamp
+                upstream = max(upstream, record.timestamp)
             continue
         plan.reasons[name] = reason
         plan.assets.append(name)

@@ -23,7 +23,7 @@ from vidpipe_core.projects import delete_project, earlier_files, load_spec, proj
 from vidpipe_core.request import ProjectRequest, parse_fields
 from vidpipe_core.schemas import ProjectSpec
 from vidpipe_core.services import Services
-from vidpipe_core.steps import CHARACTERS, CLIPS, FINAL_VIDEO, KEYFRAMES, STAGES
+from vidpipe_core.steps import CHARACTERS, CLIPS, FINAL_VIDEO, KEYFRAMES, NARRATION, STAGES
 from vidpipe_core.steps.report import ProgressEvent
 from vidpipe_core.steps.state import project_nonce
 from vidpipe_dagster import progress
@@ -268,7 +268,11 @@ def _remote_origin(job_name: str) -> RemoteJobOrigin:
 
 def repair_config(assets: Sequence[str]) -> dict[str, Any]:
     """Run config that lets the characters, keyframes and clips steps pay to regenerate damaged files."""
-    return {"ops": {name: {"config": {"repair_damaged": True}} for name in (CHARACTERS, KEYFRAMES, CLIPS) if name in assets}}
+    return {
+        "ops": {
+            name: {"config": {"repair_damaged": True}} for name in (CHARACTERS, KEYFRAMES, CLIPS, NARRATION) if name in assets
+        }
+    }
 
 
 @dataclass

@@ -10,7 +10,7 @@ files a person can open, and what to do next. Reads only.
   ``clip`` (a ledger status, "missing", "out of date" or "damaged"), ``duration_s``, ``cost_usd``,
   ``detail``.
 - ``cost``: ``spent_usd``, ``projected_usd`` (what finishing the project would still pay),
-  ``budget_usd``.
+  ``budget_usd``, ``narration`` (``on``; with it ``voice``, ``language``, ``spent_usd``, ``projected_usd``).
 - ``paths``: this project's own files that exist: ``final_video`` (only the file this project
   record's materialization recorded), ``contact_sheet``, ``storyboard`` (absent when missing or
   not this project's), ``clips``, a list of ``{"scene": n, "path": ...}`` for the current clips,
@@ -23,6 +23,7 @@ files a person can open, and what to do next. Reads only.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,14 +33,15 @@ import dagster as dg
 from sqlalchemy import select
 
 from vidpipe_core.approvals import gate
-from vidpipe_core.cost import estimate
+from vidpipe_core.cost import Estimate, estimate
 from vidpipe_core.models import ClipStatus, Keyframe, KeyframeStatus, VideoClip
 from vidpipe_core.projects import earlier_files
 from vidpipe_core.scenes import frame_label, scene_label, scene_list, scene_number
 from vidpipe_core.services import Services
 from vidpipe_core.steps import CLIPS, FINAL_VIDEO, KEYFRAMES, STAGES, STORYBOARD
 from vidpipe_core.steps.inspect import Finding, find_damage
-from vidpipe_core.steps.state import ProjectState, project_nonce, resolve_state, spent_usd
+from vidpipe_core.steps.narration import lines_to_say, voice_of
+from vidpipe_core.steps.state import ProjectState, ledger_costs, project_nonce, resolve_state, spent_usd
 from vidpipe_core.steps.storyboard import stage_models
 from vidpipe_core.storage import Layout
 from vidpipe_dagster.healing import FINISHED, PARTITION_TAG, instance_liveness
@@ -152,9 +154,11 @@ def _made_before(services: Services, project_id: str) -> tuple[set[int], set[int
         return set(frames), set(clips)
 
 
-def _projected_usd(services: Services, state: ProjectState) -> float:
-    """What finishing the project still pays: the storyboard call while there is none, the
-    character sheets and keyframes still to make, the clips still to pay for."""
+def _projection(services: Services, state: ProjectState) -> Estimate:
+    """What finishing the project still pays, per stage: the storyboard call while there is none,
+    the character sheets and keyframes still to make, the clips still to pay for, the narration
+    lines still to say."""
+    lines = lines_to_say(services, state.spec.id) if state.has_storyboard else None
     projection = estimate(
         services.settings,
         state.spec,
@@ -162,14 +166,23 @@ def _projected_usd(services: Services, state: ProjectState) -> float:
         frames=state.frames_left(),
         clips=state.clips_left_to_pay(),
         sheets=state.sheets_left(),
+        lines=lines,
     )
-    storyboard = 0.0 if state.has_storyboard else projection.storyboard_usd
-    return storyboard + projection.after_storyboard_usd
+    return projection if not state.has_storyboard else dataclasses.replace(projection, storyboard_usd=0.0)
+
+
+def _narration_cost(services: Services, state: ProjectState, projection: Estimate) -> dict[str, Any]:
+    """The narration stage as `status` shows it: on or off, the voice, spent and still to pay."""
+    if not state.spec.narration:
+        return {"on": False}
+    voice, language = voice_of(state.spec, services)
+    spent = ledger_costs(services, state.spec.id).narration
+    return {"on": True, "voice": voice, "language": language, "spent_usd": spent, "projected_usd": projection.narration_usd}
 
 
 def scene_rows(
     services: Services, state: ProjectState, damaged: list[Finding] | None = None
-) -> tuple[list[dict[str, Any]], dict[str, float]]:
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     spec, project_id = state.spec, state.spec.id
     damage = {f.index: f for f in (find_damage(services, state) if damaged is None else damaged) if f.stage == CLIPS}
     made_frames, made_clips = _made_before(services, project_id)
@@ -211,10 +224,12 @@ def scene_rows(
                 "detail": detail,
             }
         )
+    projection = _projection(services, state)
     cost = {
         "spent_usd": spent_usd(services, project_id),
-        "projected_usd": _projected_usd(services, state),
+        "projected_usd": projection.total_usd,
         "budget_usd": spec.max_cost_usd,
+        "narration": _narration_cost(services, state, projection),
     }
     return rows, cost
 
@@ -312,7 +327,7 @@ def _refused_steps(project_id: str, state: ProjectState, refused: list[int], ret
     return steps
 
 
-def _budget_step(project_id: str, cost: dict[str, float], rendered: bool) -> str | None:
+def _budget_step(project_id: str, cost: dict[str, Any], rendered: bool) -> str | None:
     """When what is spent plus what finishing would still pay exceeds the budget, every run stops at
     the budget guard: say by how much, and what to change (None when it fits)."""
     need = cost["spent_usd"] + cost["projected_usd"]
@@ -334,7 +349,7 @@ def next_steps(
     state: ProjectState,
     assets: list[dict[str, Any]],
     plan: ResumePlan,
-    cost: dict[str, float],
+    cost: dict[str, Any],
     run: RunState | None,
     retries: int = 2,
 ) -> list[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import time
 import uuid
 from collections.abc import Mapping
@@ -43,10 +44,11 @@ _PATH_KEYS = ("projects", "locations")
 
 
 def content_kind(body: Mapping[str, Any]) -> str:
-    """``"image"`` when IMAGE is among the response modalities, else ``"text"``."""
+    """``"image"`` when IMAGE is among the response modalities, ``"speech"`` when AUDIO is (text to
+    speech), else ``"text"``."""
     config = body.get("generationConfig") or body.get("generation_config") or {}
-    modalities = (config.get("responseModalities") or []) if isinstance(config, Mapping) else []
-    return "image" if any(str(m).upper() == "IMAGE" for m in modalities) else "text"
+    modalities = {str(m).upper() for m in (config.get("responseModalities") or [])} if isinstance(config, Mapping) else set()
+    return "image" if "IMAGE" in modalities else "speech" if "AUDIO" in modalities else "text"
 
 
 def _snippet(text: str, limit: int = 120) -> str:
@@ -77,7 +79,7 @@ def describe(kind: str, model: str | None, body: Mapping[str, Any], path: str) -
     operation: str | None = None
     parts = 0
     try:
-        if kind in ("text", "image"):
+        if kind in ("text", "image", "speech"):
             req = parse_content_request(body)
             prompt, config = req.prompt, req.generation_config
             images = [sha256_hex(i) for i in req.images]
@@ -125,6 +127,23 @@ def cast_characters(value: Any, stray: bool = False) -> Any:
     return value
 
 
+_WORD_LIMIT = re.compile(r"at most (\d+) words", re.I)
+DEFAULT_NARRATION_WORDS = 8
+
+
+def fit_narration(value: Any, prompt: str) -> Any:
+    """In a storyboard-shaped answer, keep each scene's ``narration`` to the words the prompt allows
+    ("at most N words"; else a few), as a model following the instruction would: its first words, whole."""
+    if not _is_storyboard(value):
+        return value
+    found = _WORD_LIMIT.search(prompt)
+    limit = int(found.group(1)) if found else DEFAULT_NARRATION_WORDS
+    for scene in value["scenes"]:
+        if isinstance(scene, dict) and isinstance(scene.get("narration"), str):
+            scene["narration"] = " ".join(scene["narration"].split()[:limit])
+    return value
+
+
 def _is_storyboard(value: Any) -> bool:
     return isinstance(value, dict) and isinstance(value.get("style_guide"), dict) and isinstance(value.get("scenes"), list)
 
@@ -157,6 +176,8 @@ class Api:
         settings = self._emu.settings
         state = self._emu.state
         prompt_tokens = _tokens(req.instruction + req.prompt) + 258 * len(req.images)
+        if req.wants_audio and not req.wants_image:
+            return self._speech(model, req.prompt, req.voice, prompt_tokens)
         if req.wants_image:
             if state.take_empty_image():
                 parts: list[dict[str, Any]] = [{"text": "I'm unable to generate an image for this request right now."}]
@@ -191,6 +212,32 @@ class Api:
             }
         )
 
+    def _speech(self, model: str, text: str, voice: str | None, prompt_tokens: int) -> Reply:
+        """Text to speech as Gemini answers it: raw 16-bit mono PCM at 24 kHz (``audio/L16;codec=pcm;
+        rate=24000``), as long as the words take at ``speech_words_per_s``, and its audio tokens
+        (25 a second) in the usage metadata."""
+        if not text.strip():
+            raise BadRequest("text to speech needs text to say")
+        seconds = len(text.split()) / self._emu.settings.speech_words_per_s
+        pcm = media.speech_pcm(text, voice or "", seconds, media.SPEECH_RATE)
+        audio_tokens = round(seconds * 25)
+        part = {
+            "inlineData": {"mimeType": f"audio/L16;codec=pcm;rate={media.SPEECH_RATE}", "data": base64.b64encode(pcm).decode()}
+        }
+        return Reply(
+            body={
+                "candidates": [{"content": {"role": "model", "parts": [part]}, "finishReason": "STOP", "index": 0}],
+                "usageMetadata": {
+                    "promptTokenCount": prompt_tokens,
+                    "candidatesTokenCount": audio_tokens,
+                    "totalTokenCount": prompt_tokens + audio_tokens,
+                    "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt_tokens}],
+                    "candidatesTokensDetails": [{"modality": "AUDIO", "tokenCount": audio_tokens}],
+                },
+                "modelVersion": model,
+            }
+        )
+
     def _text_answer(self, prompt: str, instruction: str, mime: str, schema: tuple[str, Mapping[str, Any]] | None) -> str:
         if not mime.lower().startswith("application/json"):
             return f"Emulated answer: {_snippet(prompt) or 'empty prompt'}"
@@ -199,7 +246,7 @@ class Api:
                 value = generate_from_schema(schema[1], prompt, scene_text=f"{instruction}\n{prompt}")
             except (KeyError, ValueError, TypeError) as exc:
                 raise BadRequest(f"unsupported response schema: {exc}") from exc
-            value = cast_characters(value)
+            value = fit_narration(cast_characters(value), prompt)
             if _is_storyboard(value) and self._emu.state.take_stray_character():
                 value = cast_characters(value, stray=True)
         else:

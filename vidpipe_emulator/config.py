@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 #: Endpoint kinds used for counters, latency, ``fail_first`` and ``drop_first``.
-ENDPOINT_KINDS: tuple[str, ...] = ("text", "image", "video_submit", "video_poll", "download")
+ENDPOINT_KINDS: tuple[str, ...] = ("text", "image", "speech", "video_submit", "video_poll", "download")
 
 VIDEO_DELIVERY_MODES: tuple[str, ...] = ("bytes", "uri")
 
@@ -37,6 +37,8 @@ class Settings:
     seed: int = 0
     fps: int = 24
     bucket: str = "vidpipe-emulator"
+    #: How fast the emulated narrator speaks (text to speech): its audio lasts words / this seconds.
+    speech_words_per_s: float = 2.5
 
     def validate(self) -> None:
         if self.video_delivery not in VIDEO_DELIVERY_MODES:
@@ -45,6 +47,8 @@ class Settings:
             raise ValueError("image_height and video_height must be >= 2")
         if self.fps < 1:
             raise ValueError("fps must be >= 1")
+        if not self.speech_words_per_s > 0:
+            raise ValueError("speech_words_per_s must be > 0")
         if self.video_latency_s < 0 or self.video_latency_jitter_s < 0:
             raise ValueError("video_latency_s and video_latency_jitter_s must be >= 0")
 

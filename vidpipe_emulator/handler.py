@@ -214,7 +214,7 @@ class EmulatorHandler(BaseHTTPRequestHandler):
     ) -> Reply:
         api = self.server.emulator.api
         try:
-            if kind in ("text", "image"):
+            if kind in ("text", "image", "speech"):
                 reply = api.generate_content(model or "unknown", body)
                 if extra.get("verb") == "streamGenerateContent":
                     # One SSE event holding the whole answer (``?alt=sse``).

@@ -262,3 +262,25 @@ def corrupt_bytes(seed: str, size: int = 4096) -> bytes:
     """Deterministic bytes that no demuxer recognises as a video."""
     block = b"VIDPIPE-EMULATOR CORRUPT VIDEO PAYLOAD " + digest(seed).hex().encode()
     return (block * (size // len(block) + 1))[:size]
+
+
+SPEECH_RATE = 24000  # Gemini text to speech answers 24 kHz 16-bit mono PCM
+
+
+def speech_pcm(text: str, voice: str, seconds: float, rate: int = SPEECH_RATE) -> bytes:
+    """Deterministic stand-in for a voice saying ``text``: one tone burst per word (its pitch from
+    the voice and the word), with short gaps, ``seconds`` long in all; 16-bit little-endian mono."""
+    total = max(1, round(seconds * rate))
+    words = text.split() or [""]
+    out = np.zeros(total, dtype=np.float64)
+    span = total / len(words)
+    base = 110 + int.from_bytes(hashlib.sha256(voice.encode()).digest()[:2], "big") % 120
+    for i, word in enumerate(words):
+        start, stop = round(i * span), round((i + 1) * span - 0.15 * span)
+        if stop <= start:
+            continue
+        pitch = base * (1 + (hashlib.sha256(word.encode()).digest()[0] % 8) / 16)
+        t = np.arange(stop - start) / rate
+        envelope = np.minimum(1.0, np.minimum(t, t[::-1]) * 50)  # 20 ms ramps: no clicks
+        out[start:stop] = 0.3 * envelope * np.sin(2 * np.pi * pitch * t)
+    return (out * 32767).astype("<i2").tobytes()

@@ -132,6 +132,25 @@ class ContentRequest:
         return any(str(m).upper() == "IMAGE" for m in modalities)
 
     @property
+    def wants_audio(self) -> bool:
+        modalities = self.generation_config.get("responseModalities") or []
+        return any(str(m).upper() == "AUDIO" for m in modalities)
+
+    @property
+    def voice(self) -> str | None:
+        """The prebuilt voice asked for (google-genai 3.x sends ``voice_name`` in snake case inside
+        ``prebuiltVoiceConfig``; protobuf JSON takes either spelling, and so does the emulator)."""
+        node: Any = self.generation_config
+        for names in (
+            ("speechConfig", "speech_config"),
+            ("voiceConfig", "voice_config"),
+            ("prebuiltVoiceConfig", "prebuilt_voice_config"),
+        ):
+            node = _get(node, *names) if isinstance(node, Mapping) else None
+        name = _get(node, "voiceName", "voice_name") if isinstance(node, Mapping) else None
+        return name if isinstance(name, str) else None
+
+    @property
     def response_mime_type(self) -> str:
         return str(self.generation_config.get("responseMimeType") or "text/plain")
 

@@ -44,6 +44,9 @@ EVERY_FIELD: dict[str, Any] = {
     "characters": [{"name": "Mara", "appearance": "tall, red coat", "image": "FILES/mara.png"}, {"name": "Tom"}],
     "music": "FILES/theme.wav",
     "review": "keyframes",
+    "narration": False,
+    "voice": "Puck",
+    "language": "de-DE",
 }
 OWN_FILES = ("characters", "music")
 

@@ -134,14 +134,14 @@ def test_status_after_an_edit_says_what_resume_makes_and_costs(vp_env, monkeypat
     spec = register(PROMPT, id="edited", scenes=3, clip_duration=1, max_cost_usd=5.0)
     services = vp_env.services()
     never = project_status(services, spec.id)
-    assert [a["state"] for a in never["assets"]] == ["missing"] * 5 and never["paths"] == {"clips": [], "characters": []}
+    assert [a["state"] for a in never["assets"]] == ["missing"] * 6 and never["paths"] == {"clips": [], "characters": []}
     assert never["next"] == [
         f"never rendered: `vidpipe render {spec.id}` makes it; projected cost $0.75 (spent $0.00 of the $5.00 budget)"
     ]
 
     assert render(spec.id).success
     done = project_status(services, spec.id)
-    assert [a["state"] for a in done["assets"]] == ["materialized"] * 5 + ["success"]
+    assert [a["state"] for a in done["assets"]] == ["materialized"] * 6 + ["success"]
     assert done["next"] == [] and [s["clip"] for s in done["scenes"]] == ["done"] * 3
 
     result = CliRunner().invoke(app, ["edit", spec.id, "--scene", "2", "--motion", "The camera tilts up to the lamp"])

@@ -30,7 +30,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-ASSETS = ("storyboard", "characters", "keyframes", "clips", "final_video")
+ASSETS = ("storyboard", "characters", "keyframes", "clips", "narration", "final_video")
 # What the Dagster UI shows when a page or a GraphQL query breaks.
 ERROR_TEXT = re.compile(
     r"unexpected (graphql )?error|something went wrong|PythonError|page not found|"
@@ -99,7 +99,7 @@ def test_ui_shows_the_lineage_and_the_materialized_partition(page, deployment, r
     # A first visit opens a "Join the Dagster community" dialog over the page; this is its "Skip".
     assert deployment.graphql()("mutation { setNuxSeen }")["setNuxSeen"] is True
 
-    # Asset lineage (the "Lineage" entry of the navigation): the five assets and their edges.
+    # Asset lineage (the "Lineage" entry of the navigation): the six assets and their edges.
     page.goto("/asset-groups")
     for name in ASSETS:
         page.get_by_text(name, exact=True).first.wait_for(state="visible")

@@ -8,11 +8,16 @@ from typing import cast
 
 from vidpipe_core.config import ProviderName, Settings
 from vidpipe_core.errors import ConfigurationError, InvalidInput
-from vidpipe_core.providers.base import ClipProvider, KeyframeProvider, StoryboardProvider
+from vidpipe_core.providers.base import ClipProvider, KeyframeProvider, NarrationProvider, StoryboardProvider
+from vidpipe_core.speech import GEMINI_VOICES
 from vidpipe_core.steps import CLIPS, KEYFRAMES, STORYBOARD
 
 PROVIDERS = ("animatic", "google")
 PROVIDER_STAGES = (STORYBOARD, KEYFRAMES, CLIPS)  # the stages a provider makes (characters use the keyframe provider)
+# The narration is said by the clips' provider: Veo clips get Gemini's narrator, an animatic preview
+# (free) the offline one. Both offer Gemini's voice names (the animatic reads every one with
+# espeak-ng's voice of the project's language), so a project keeps its voice when its clips move
+# from the preview to Veo.
 
 
 def google_ready(env: Mapping[str, str] | None = None) -> tuple[bool, str]:
@@ -79,3 +84,19 @@ def clip_provider(name: str, settings: Settings) -> ClipProvider:
     from vidpipe_core.providers.animatic import AnimaticProvider
 
     return AnimaticProvider(settings)
+
+
+def narration_provider(name: str, settings: Settings) -> NarrationProvider:
+    """The narrator of a project whose clips ``name`` makes."""
+    if name == "google":
+        from vidpipe_core.providers.google.speech import GoogleSpeech
+
+        return GoogleSpeech(settings)
+    from vidpipe_core.providers.animatic.speech import AnimaticSpeech
+
+    return AnimaticSpeech(settings)
+
+
+def narrator_voices() -> tuple[str, ...]:
+    """The voices a project may name: every narrator offers Gemini's."""
+    return GEMINI_VOICES

@@ -86,6 +86,29 @@ class ClipRequest:
     variant: str = ""  # a regeneration "take": same inputs, a new rendition
 
 
+@dataclass(frozen=True)
+class SpeechRequest:
+    """One scene's narration line to say."""
+
+    project_id: str
+    scene_index: int
+    text: str
+    voice: str
+    language: str  # BCP-47
+    planned_s: float  # the line's estimated length (speech.estimated_seconds): the silence of a narrator that cannot speak
+    scene_s: float = 0.0  # the scene's length, which the line must fit (a narrator that can set its pace uses it)
+
+
+@dataclass(frozen=True)
+class Speech:
+    """A said line: a WAV (16-bit PCM) and what it cost; ``note`` says when it is not speech (silence
+    of the planned length, and why)."""
+
+    wav: bytes
+    usage: Usage = Usage()
+    note: str | None = None
+
+
 class ClipOutcomeKind(str, enum.Enum):
     DONE = "done"
     REJECTED = "rejected"
@@ -141,6 +164,18 @@ class KeyframeProvider(Protocol):
     def render_sheet(self, request: SheetRequest) -> tuple[bytes, Usage]:
         """A character reference sheet (one image, priced as one image)."""
         ...
+
+
+@runtime_checkable
+class NarrationProvider(Protocol):
+    """The narrator: one voice for every scene of a project."""
+
+    name: str
+    voices: tuple[str, ...]
+    reproducible: bool  # saying a line again gives the same bytes (a damaged file is repaired for free)
+
+    def model_for(self, spec: ProjectSpec) -> str: ...
+    def speak(self, request: SpeechRequest, model: str) -> Speech: ...
 
 
 @runtime_checkable

@@ -1,4 +1,7 @@
-"""The pipeline's stages, in order. Each is one Dagster asset of the same name and one module here."""
+"""The pipeline's stages, in order. Each is one Dagster asset of the same name and one module here.
+The narration needs only the storyboard and is needed only by the final video: it is listed just
+before the final video, so what is downstream of it is the final video alone."""
 
 STORYBOARD, CHARACTERS, KEYFRAMES, CLIPS, FINAL_VIDEO = "storyboard", "characters", "keyframes", "clips", "final_video"
-STAGES = (STORYBOARD, CHARACTERS, KEYFRAMES, CLIPS, FINAL_VIDEO)
+NARRATION = "narration"
+STAGES = (STORYBOARD, CHARACTERS, KEYFRAMES, CLIPS, NARRATION, FINAL_VIDEO)

@@ -16,6 +16,8 @@ from vidpipe_core.scene_fields import SCENE_FIELDS, SceneField, options_text
 from vidpipe_core.scenes import check_scene_indices, frame_label, frame_number, scene_list, scene_number
 from vidpipe_core.schemas import ProjectSpec, Storyboard
 from vidpipe_core.services import Services
+from vidpipe_core.speech import check_line
+from vidpipe_core.steps.narration import resolve_lines
 from vidpipe_core.steps.state import resolve_state, stored_document, write_storyboard_file
 from vidpipe_core.text import check_text
 
@@ -30,6 +32,7 @@ class SceneEdit:
     scenes: int
     sheets: list[str] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)  # the fields whose value changed
+    narration: list[int] = field(default_factory=list)  # scenes whose narration line is to be said again
 
     def summary(self) -> str:
         """The sheets, frames and clips to regenerate, as people number them."""
@@ -38,7 +41,7 @@ class SceneEdit:
         text = f"frames to regenerate: {frames}; clips to regenerate: {clips}"
         if self.sheets:
             text = f"reference sheets to make: {', '.join(map(repr, self.sheets))}; {text}"
-        return text
+        return text + (f"; narration to say again: {scene_list(self.narration)}" if self.narration else "")
 
     def document(self) -> dict[str, Any]:
         return {
@@ -46,13 +49,14 @@ class SceneEdit:
             "sheets": self.sheets,
             "frames": [frame_number(k) for k in self.frames],
             "clip_scenes": [scene_number(i) for i in self.clips],
+            "narration_scenes": [scene_number(i) for i in self.narration],
         }
 
 
 def _text(spec: SceneField, raw: str) -> None:
     """A typed value's own problems: characters a person cannot see, an empty text."""
     check_text(spec.option, raw)
-    if not spec.names and not raw.strip():
+    if not spec.names and not spec.may_be_empty and not raw.strip():
         raise InvalidInput(spec.option, "must not be empty")
 
 
@@ -98,6 +102,8 @@ def edit_scene(services: Services, project_id: str, index: int, **changes: str |
     values = {by_key[k].name: _value(by_key[k], v, known) for k, v in given.items()}
     current = before.scenes[index].model_dump()
     changed = [name for name, v in values.items() if current[name] != v]
+    if "narration" in changed:  # refused before anything is written, like every typed value
+        check_line(index, str(values["narration"]), before.spec.clip_duration)
     document = copy.deepcopy(stored_document(services, project_id))
     if document is None:
         raise VidpipeError(f"project {project_id!r} has no stored storyboard; run `vidpipe render {project_id}` first")
@@ -117,7 +123,12 @@ def edit_scene(services: Services, project_id: str, index: int, **changes: str |
     frames = [f.index for f, g in zip(before.frames, after.frames, strict=True) if f.prompt != g.prompt or not g.done]
     clips = [c.index for c in after.clips if c.status is None or c.index in frames or c.index + 1 in frames]
     sheets = [c.name for c in after.sheets_to_make()]
-    return SceneEdit(frames=frames, clips=sorted(set(clips)), scenes=len(after.scenes), sheets=sheets, changed=changed)
+    # A narration line changes only itself: no frame or clip depends on it.
+    said = {line.index for line in resolve_lines(services, after.spec, after.scenes) if line.done}
+    narrated = [index] if after.spec.narration and after.scenes[index].narration and index not in said else []
+    return SceneEdit(
+        frames=frames, clips=sorted(set(clips)), scenes=len(after.scenes), sheets=sheets, changed=changed, narration=narrated
+    )
 
 
 def settings_update(*, max_cost_usd: float | None = None, safety_policy: str | None = None) -> dict[str, Any]:

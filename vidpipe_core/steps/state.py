@@ -14,12 +14,13 @@ from sqlalchemy import select
 
 from vidpipe_core.fingerprint import clip_fingerprint, given_sheet_fingerprint, keyframe_fingerprint, sheet_fingerprint
 from vidpipe_core.integrity import read_checked
-from vidpipe_core.models import CharacterSheetRow, ClipStatus, Keyframe, Project, Scene, VideoClip
+from vidpipe_core.models import CharacterSheetRow, ClipStatus, Keyframe, NarrationLine, Project, Scene, VideoClip
 from vidpipe_core.projects import load_spec
 from vidpipe_core.providers import clip_provider, keyframe_provider
 from vidpipe_core.providers.base import KeyframeProvider
 from vidpipe_core.schemas import Character, GivenFile, ProjectSpec, ScenePlan, Storyboard, StyleGuide
 from vidpipe_core.services import Services
+from vidpipe_core.speech import veo_cues
 from vidpipe_core.storage import Layout
 
 
@@ -178,7 +179,10 @@ def frame_caption(scenes: list[ScenePlan], k: int) -> str:
 
 
 def clip_prompt(scene: ScenePlan, style: StyleGuide) -> str:
-    return f"{scene.motion_prompt}\n\nScene: {scene.description}\n{style.prompt_suffix()}"
+    """The Veo prompt; a scene without audio cues (every scene planned before them) keeps the
+    prompt, and so the fingerprint, it had."""
+    cues = veo_cues(scene.dialogue, scene.sound)
+    return f"{scene.motion_prompt}\n\nScene: {scene.description}\n{cues}{style.prompt_suffix()}"
 
 
 def load_storyboard_rows(services: Services, project_id: str) -> list[ScenePlan]:
@@ -192,6 +196,9 @@ def load_storyboard_rows(services: Services, project_id: str) -> list[ScenePlan]
                 motion_prompt=r.motion_prompt,
                 transition_notes=r.transition_notes,
                 characters=list(r.characters or []),
+                narration=r.narration or "",
+                dialogue=r.dialogue or "",
+                sound=r.sound or "",
             )
             for r in rows
         ]
@@ -206,11 +213,12 @@ class Costs:
     characters: float
     keyframes: float
     clips: float
+    narration: float = 0.0
 
     @property
     def media(self) -> float:
         """Everything after the storyboard: what the budget guards of later steps add to."""
-        return self.characters + self.keyframes + self.clips
+        return self.characters + self.keyframes + self.clips + self.narration
 
     @property
     def total(self) -> float:
@@ -223,11 +231,12 @@ def ledger_costs(services: Services, project_id: str) -> Costs:
         sheets = sum(r.cost_usd for r in s.scalars(select(CharacterSheetRow).where(CharacterSheetRow.project_id == project_id)))
         frames = sum(r.cost_usd for r in s.scalars(select(Keyframe).where(Keyframe.project_id == project_id)))
         clips = sum(r.cost_usd for r in s.scalars(select(VideoClip).where(VideoClip.project_id == project_id)))
-    return Costs(float(document.get("cost_usd") or 0.0), float(sheets), float(frames), float(clips))
+        lines = sum(r.cost_usd for r in s.scalars(select(NarrationLine).where(NarrationLine.project_id == project_id)))
+    return Costs(float(document.get("cost_usd") or 0.0), float(sheets), float(frames), float(clips), float(lines))
 
 
 def spent_usd(services: Services, project_id: str) -> float:
-    """What the project's character sheets, keyframes and clips have cost so far (the ledger)."""
+    """What the project's character sheets, keyframes, clips and narration have cost so far (the ledger)."""
     return ledger_costs(services, project_id).media
 
 

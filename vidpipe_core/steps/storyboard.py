@@ -12,10 +12,10 @@ from vidpipe_core.cost import estimate, guard_budget, usage_cost
 from vidpipe_core.errors import ProjectNotFound, ProviderError
 from vidpipe_core.models import Project, Scene
 from vidpipe_core.projects import load_spec
-from vidpipe_core.providers import clip_provider, keyframe_provider, storyboard_provider
+from vidpipe_core.providers import clip_provider, keyframe_provider, narration_provider, storyboard_provider
 from vidpipe_core.schemas import ProjectSpec, Storyboard, given_cast_problem, with_given_cast
 from vidpipe_core.services import Services
-from vidpipe_core.steps import CLIPS, KEYFRAMES, STORYBOARD
+from vidpipe_core.steps import CLIPS, KEYFRAMES, NARRATION, STORYBOARD
 from vidpipe_core.steps.locking import step_lock
 from vidpipe_core.steps.report import Progress, ProgressEvent, no_progress
 from vidpipe_core.steps.state import (
@@ -51,6 +51,8 @@ def storyboard_fingerprint(spec: ProjectSpec, provider: str, model: str) -> str:
     }
     if spec.characters:  # only then: a project without given characters keeps its fingerprint
         fields["characters"] = [[c.name, c.appearance] for c in spec.characters]
+    if spec.narration:  # a plan with narration lines is another plan; a project without keeps its fingerprint
+        fields["narration"] = True
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
 
 
@@ -60,6 +62,7 @@ def stage_models(services: Services, spec: ProjectSpec) -> dict[str, str]:
         STORYBOARD: storyboard_provider(spec.providers.storyboard, s).model_for(spec),
         KEYFRAMES: keyframe_provider(spec.providers.keyframes, s).model_for(spec),
         CLIPS: clip_provider(spec.providers.clips, s).model_for(spec),
+        **({NARRATION: narration_provider(spec.providers.clips, s).model_for(spec)} if spec.narration else {}),
     }
 
 
@@ -150,7 +153,8 @@ def _after_storyboard(services: Services, spec: ProjectSpec, models: dict[str, s
     """What the sheets of the planned characters, the keyframes and the clips will cost."""
     given = {c.name for c in spec.characters if c.image is not None}  # their sheets are the person's images, free
     sheets = len([c for c in shown_characters(board.scenes, board.style_guide) if c.name not in given])
-    return estimate(services.settings, spec, models, sheets=sheets).after_storyboard_usd
+    lines = [scene.narration for scene in board.scenes]
+    return estimate(services.settings, spec, models, sheets=sheets, lines=lines).after_storyboard_usd
 
 
 def _write_scene_rows(services: Services, project_id: str, board: Storyboard) -> None:
@@ -168,5 +172,8 @@ def _write_scene_rows(services: Services, project_id: str, board: Storyboard) ->
                     motion_prompt=plan.motion_prompt,
                     transition_notes=plan.transition_notes,
                     characters=list(plan.characters),
+                    narration=plan.narration,
+                    dialogue=plan.dialogue,
+                    sound=plan.sound,
                 )
             )

@@ -160,6 +160,13 @@ def status(
     console.print(f"spent ${c['spent_usd']:.2f} · projected remaining ${c['projected_usd']:.2f} · budget ${c['budget_usd']:.2f}")
     if report["review"]["review"] != "none":
         console.print(f"review: {report['review']['review']}", soft_wrap=True, markup=False, highlight=False)
+    n = c.get("narration") or {}
+    if n.get("on"):
+        console.print(
+            f"narration: {n['voice']} ({n['language']}) · spent ${n['spent_usd']:.4f} · projected ${n['projected_usd']:.4f}"
+        )
+    else:
+        console.print("narration: off")
     _print_extra(report.get("paths"), "")
     if report.get("earlier_files"):
         _print_extra(f"an earlier project with this id (moved aside when this one was registered): {report['earlier_files']}", "")

@@ -20,6 +20,7 @@ from vidpipe_core.providers.animatic.lexicon import (
 )
 from vidpipe_core.scenes import scene_label
 from vidpipe_core.schemas import Character, ProjectSpec, ScenePlan, Storyboard, StyleGuide
+from vidpipe_core.speech import MAX_NARRATION_CHARS, WORDS_PER_SECOND
 
 
 def _digest(*parts: object) -> bytes:
@@ -425,8 +426,22 @@ def plan_storyboard(spec: ProjectSpec) -> Storyboard:
     texts = scene_texts(spec.prompt, spec.scenes)
     cast = cast_scenes(texts, style.characters)
     times = scene_times(texts)
-    return Storyboard(
-        title=_title(spec.prompt),
-        style_guide=style,
-        scenes=[_scene_plan(i, texts, style, cast[i], times) for i in range(len(texts))],
-    )
+    scenes = [_scene_plan(i, texts, style, cast[i], times) for i in range(len(texts))]
+    if spec.narration:
+        scenes = [
+            p.model_copy(update={"narration": narration_line(t, spec.clip_duration)}) for p, t in zip(scenes, texts, strict=True)
+        ]
+    return Storyboard(title=_title(spec.prompt), style_guide=style, scenes=scenes)
+
+
+def narration_line(text: str, seconds: float) -> str:
+    """A voice-over line from a scene's text: its first words, whole, as many as the storyboard's
+    pace allows in ``seconds`` (never a word cut), ending as a sentence."""
+    limit = max(1, int(seconds * WORDS_PER_SECOND))
+    words: list[str] = []
+    for word in text.split()[:limit]:
+        if len(" ".join([*words, word])) > MAX_NARRATION_CHARS - 1:
+            break
+        words.append(word)
+    line = " ".join(words).rstrip(",;:.!?-")
+    return f"{line[:1].upper()}{line[1:]}." if line else ""

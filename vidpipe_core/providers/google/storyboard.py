@@ -11,10 +11,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from vidpipe_core.cost import priced
-from vidpipe_core.errors import ProviderError
+from vidpipe_core.errors import InvalidInput, ProviderError
 from vidpipe_core.providers.base import Usage
 from vidpipe_core.providers.google.client import _GoogleStage, _response_text, _token_usage, log
 from vidpipe_core.schemas import GivenCharacter, ProjectSpec, Storyboard, given_cast_problem
+from vidpipe_core.speech import WORDS_PER_SECOND, check_line
 from vidpipe_core.steps import STORYBOARD
 from vidpipe_core.text import nested_text_problem
 
@@ -39,7 +40,7 @@ def storyboard_prompt(spec: ProjectSpec) -> str:
         "- motion_prompt: how the camera and the subjects move from the first frame to the last.\n"
         "- transition_notes: how the scene hands over to the next.\n"
         "- characters: the names of the characters the scene shows, spelled exactly as in "
-        "style_guide.characters; an empty list when it shows none.\n\n"
+        "style_guide.characters; an empty list when it shows none.\n" + _words_prompt(spec) + "\n"
         "style_guide applies to every scene. List every recurring character in "
         "style_guide.characters with a unique name and a fixed visual description (face, hair, build, "
         "clothing, colours) and repeat that description word for word in every frame prompt that shows "
@@ -87,6 +88,38 @@ def storyboard_schema(spec: ProjectSpec) -> dict[str, Any]:
     return schema
 
 
+def _words_prompt(spec: ProjectSpec) -> str:
+    """What the prompt asks of each scene's words and sound (Veo speaks the dialogue and makes the
+    sound in the clip; the narrator reads the narration over it)."""
+    d = spec.clip_duration
+    lines = []
+    if spec.narration:
+        most = int(d * WORDS_PER_SECOND)
+        lines.append(
+            f"- narration: one voice-over line read over the scene by a narrator, at most {most} words "
+            f"(about {WORDS_PER_SECOND:g} words per second of the {d}-second clip); the lines of all scenes "
+            "tell the story together. An empty string for a silent scene.\n"
+        )
+    if spec.generate_audio:
+        lines.append(
+            '- dialogue: words a character speaks on screen, as Name says: "the words" (short enough to say in '
+            f"{d} seconds); an empty string when nobody speaks.\n"
+            "- sound: the scene's sound effects and ambience, e.g. SFX: a door creaks. Ambient noise: distant "
+            "traffic; an empty string for none.\n"
+        )
+    return "".join(lines)
+
+
+def narration_problem(board: Storyboard, spec: ProjectSpec) -> str:
+    """The first narration line too long for its scene (estimated), as a problem of the output."""
+    for index, scene in enumerate(board.scenes):
+        try:
+            check_line(index, scene.narration, spec.clip_duration)
+        except InvalidInput as exc:
+            return str(exc)
+    return ""
+
+
 class GoogleStoryboard(_GoogleStage):
     """Storyboard from a Gemini text model with structured (JSON schema) output."""
 
@@ -116,6 +149,9 @@ class GoogleStoryboard(_GoogleStage):
             i, o = _token_usage(response)
             tokens_in, tokens_out = tokens_in + i, tokens_out + o
             board, problem = _parse_storyboard(_response_text(response), spec.scenes, spec.characters)
+            if board is not None and spec.narration:
+                problem = narration_problem(board, spec)
+                board = None if problem else board
             if board is not None:
                 return board, priced(self.settings, model, Usage(input_tokens=tokens_in, output_tokens=tokens_out))
             log.warning(

@@ -1,0 +1,212 @@
+"""The narrator on the google provider: Gemini text to speech through the real google-genai SDK
+against the wire emulator, the real Dagster assets. Each narrated scene's line is said once, paid
+once (ledger = estimate), reused while its WAV matches the ledger, said again only by the
+project's repair policy; a line too long for its scene is refused before any request."""
+
+from __future__ import annotations
+
+import copy
+import io
+import wave
+
+import numpy as np
+import pytest
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from tests.helpers import latest_metadata
+from vidpipe_core.cost import AUDIO_TOKENS_PER_S, estimate, narration_cost
+from vidpipe_core.models import NarrationLine, Project, Scene
+from vidpipe_core.spoken import SpokenLine
+from vidpipe_core.steps.narration import spoken_lines
+from vidpipe_core.steps.state import ledger_costs, resolve_state, write_storyboard_file
+from vidpipe_core.steps.storyboard import stage_models
+from vidpipe_dagster.cli import app
+from vidpipe_dagster.runner import failure_message, register, render, repair_config
+from vidpipe_dagster.status import project_status
+from vidpipe_emulator.wire import parse_content_request
+
+TTS = "gemini-2.5-flash-tts"
+UP_TO_NARRATION = ["storyboard", "narration"]
+
+
+def _wav(data: bytes) -> tuple[int, np.ndarray]:
+    with wave.open(io.BytesIO(data)) as w:
+        assert (w.getnchannels(), w.getsampwidth()) == (1, 2)
+        return w.getframerate(), np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
+
+
+def _rows(services, project_id):
+    with services.db.session() as s:
+        return s.scalars(
+            select(NarrationLine).where(NarrationLine.project_id == project_id).order_by(NarrationLine.scene_index)
+        ).all()
+
+
+def test_three_narrated_scenes_make_three_speech_requests_reused_after_and_repaired_by_policy(gp, tmp_path):
+    vp_env, g = gp
+    emu = g.emulator
+    spec = register("A lantern maker walks through a snowy village at night", id="lanterns", scenes=3, clip_duration=4)
+    assert spec.narration and spec.voice == "Kore" and spec.language == "en-US"
+    assert render(spec.id, assets=["storyboard"]).success
+    services = vp_env.services()
+    state = resolve_state(services, spec.id)
+    lines = [s.narration for s in state.scenes]
+    assert all(lines), lines  # the storyboard wrote a line for every scene
+    # Before anything is said, status projects what the lines cost (the estimate of these lines).
+    expected = narration_cost(services.settings, TTS, lines)
+    assert expected > 0
+    assert project_status(services, spec.id)["cost"]["narration"]["projected_usd"] == pytest.approx(expected)
+    assert emu.request_count("speech") == 0
+
+    result = render(spec.id, assets=["narration"])
+    assert result.success, failure_message(result)
+    assert emu.request_count("speech") == 3
+    records = emu.records("speech")
+    assert sorted(r.prompt for r in records) == sorted(lines)
+    assert {parse_content_request({"contents": [], "generationConfig": r.config}).voice for r in records} == {"Kore"}
+    assert {r.config["speechConfig"]["languageCode"] for r in records} == {"en-US"}
+    rows = _rows(services, spec.id)
+    assert [r.scene_index for r in rows] == [0, 1, 2]
+    for row, line in zip(rows, lines, strict=True):
+        rate, samples = _wav(services.store.read_bytes(spec.id, row.path))
+        assert rate == 24000
+        seconds = len(samples) / rate
+        assert row.duration_s == pytest.approx(seconds) and 0 < seconds <= spec.clip_duration
+        assert np.sqrt(np.mean(samples.astype(np.float64) ** 2)) > 1000  # speech, not silence
+        assert row.text == line and row.model == TTS
+    # Ledger = estimate: what was recorded is what was projected for these lines.
+    assert ledger_costs(services, spec.id).narration == pytest.approx(expected)
+    assert estimate(services.settings, spec, stage_models(services, spec), lines=lines).narration_usd == pytest.approx(expected)
+    meta = latest_metadata(vp_env.instance(), "narration", spec.id)
+    table = meta["lines"].records
+    assert [r.data["scene"] for r in table] == [1, 2, 3]
+    assert [r.data["line"] for r in table] == lines
+    assert [r.data["duration_s"] for r in table] == [round(r.duration_s, 3) for r in rows]
+    assert meta["voice"] == "Kore" and meta["cost_usd"] == pytest.approx(expected, abs=1e-6)
+
+    # The words for the final mix: one narration line per scene with its WAV as made.
+    spoken = spoken_lines(services, spec.id, tmp_path)
+    narrated = [s for s in spoken if s.kind == "narration"]
+    assert [(s.scene_index, s.text) for s in narrated] == list(enumerate(lines))
+    for s, row in zip(narrated, rows, strict=True):
+        assert (
+            isinstance(s, SpokenLine)
+            and s.audio is not None
+            and s.audio.read_bytes() == services.store.read_bytes(spec.id, row.path)
+        )
+        assert s.duration_s == pytest.approx(row.duration_s)
+
+    # Again: nothing is said, nothing is paid.
+    assert render(spec.id, assets=["narration"]).success
+    assert emu.request_count("speech") == 3
+    assert latest_metadata(vp_env.instance(), "narration", spec.id)["cost_usd"] == 0
+    assert ledger_costs(services, spec.id).narration == pytest.approx(expected)
+
+    # A damaged WAV: Gemini cannot say it again the same, so the step stops, naming the scene and
+    # the cost, and pays only when the repair policy is asked for.
+    services.store.write_bytes(spec.id, rows[1].path, b"RIFF not a wav")
+    result = render(spec.id, assets=["narration"])
+    assert not result.success
+    assert "narration of scene 2" in failure_message(result) and "--repair" in failure_message(result)
+    assert emu.request_count("speech") == 3
+    result = render(spec.id, assets=["narration"], run_config=repair_config(["narration"]))
+    assert result.success, failure_message(result)
+    assert emu.request_count("speech") == 4
+    repaired = _rows(services, spec.id)[1]
+    rate, samples = _wav(services.store.read_bytes(spec.id, repaired.path))
+    assert len(samples) / rate == pytest.approx(repaired.duration_s)
+    assert ledger_costs(services, spec.id).narration == pytest.approx(
+        expected + narration_cost(services.settings, TTS, [lines[1]])
+    )
+
+
+def test_a_line_too_long_for_its_scene_is_refused_before_any_request(gp):
+    vp_env, g = gp
+    emu = g.emulator
+    spec = register("A fisherman mends his nets at the harbour", id="long-line", scenes=2, clip_duration=4)
+    assert render(spec.id, assets=["storyboard"]).success
+    services = vp_env.services()
+    long_line = " ".join(["word"] * 14)  # 14 words at 2.5 a second: 5.6 s, more than 4 s x 1.15
+    # `vidpipe edit` refuses it: exit 2, one line naming the scene and both lengths, nothing written.
+    out = CliRunner().invoke(app, ["edit", spec.id, "--scene", "2", "--narration", long_line])
+    assert out.exit_code == 2, out.output
+    assert "scene 2" in out.output and "5.60 s" in out.output and "4 s" in out.output
+    assert resolve_state(services, spec.id).scenes[1].narration != long_line
+    # A stored plan holding such a line (written before the check) is refused by the step before any request.
+    with services.db.session() as s:
+        row = s.scalars(select(Scene).where(Scene.project_id == spec.id, Scene.index == 1)).one()
+        row.narration = long_line
+        project = s.get(Project, spec.id)
+        document = copy.deepcopy(project.storyboard)
+        document["storyboard"]["scenes"][1]["narration"] = long_line
+        project.storyboard = document
+    write_storyboard_file(services, spec.id, document)
+    result = render(spec.id, assets=["narration"])
+    assert not result.success
+    message = failure_message(result)
+    assert "scene 2" in message and "5.60 s" in message and "4 s" in message
+    assert emu.request_count("speech") == 0
+    assert ledger_costs(services, spec.id).narration == 0
+
+
+def test_a_measured_line_a_little_long_is_sped_up_and_a_much_longer_one_refused(gp):
+    vp_env, g = gp
+    emu = g.emulator
+    spec = register("A fox crosses a frozen river", id="tempo", scenes=1, clip_duration=4)
+    assert render(spec.id, assets=["storyboard"]).success
+    services = vp_env.services()
+    words = len(resolve_state(services, spec.id).scenes[0].narration.split())
+    # The emulated narrator speaks slowly: the line lasts 1.1 x the scene.
+    emu.configure(speech_words_per_s=words / (spec.clip_duration * 1.1))
+    result = render(spec.id, assets=["narration"])
+    assert result.success, failure_message(result)
+    (row,) = _rows(services, spec.id)
+    assert row.tempo == pytest.approx(1.1, abs=0.01)
+    rate, samples = _wav(services.store.read_bytes(spec.id, row.path))
+    assert len(samples) / rate == pytest.approx(spec.clip_duration, abs=0.05)  # sped up, not cut
+    assert row.duration_s == pytest.approx(len(samples) / rate)
+    assert row.cost_usd > 0 and AUDIO_TOKENS_PER_S == 25
+
+    # Far slower: 1.5 x the scene; said once (paid, in the ledger), then refused naming both lengths.
+    spec2 = register("A heron waits in the reeds", id="too-slow", scenes=1, clip_duration=4)
+    assert render(spec2.id, assets=["storyboard"]).success
+    words = len(resolve_state(services, spec2.id).scenes[0].narration.split())
+    emu.configure(speech_words_per_s=words / (spec2.clip_duration * 1.5))
+    before = emu.request_count("speech")
+    result = render(spec2.id, assets=["narration"])
+    assert not result.success
+    assert "scene 1" in failure_message(result) and "6.00 s" in failure_message(result)
+    assert emu.request_count("speech") == before + 1
+    assert ledger_costs(services, spec2.id).narration > 0
+    # Asked again, it is refused from the ledger without paying again.
+    assert not render(spec2.id, assets=["narration"]).success
+    assert emu.request_count("speech") == before + 1
+
+
+def test_editing_a_scenes_narration_says_only_that_line_again(gp):
+    vp_env, g = gp
+    emu = g.emulator
+    spec = register("A baker opens her shop at dawn", id="edit-line", scenes=3, clip_duration=4)
+    assert render(spec.id, assets=UP_TO_NARRATION).success
+    services = vp_env.services()
+    before = {r.scene_index: r.fingerprint for r in _rows(services, spec.id)}
+    planned = resolve_state(services, spec.id)
+    assert emu.request_count("speech") == 3
+    out = CliRunner().invoke(app, ["edit", spec.id, "--scene", "2", "--narration", "The bread is warm."])
+    assert out.exit_code == 0, out.output
+    assert out.output.rstrip().splitlines()[0].endswith("; narration to say again: scene 2.")
+    # The frames' and clips' prompts (so their fingerprints) do not depend on the line.
+    edited = resolve_state(services, spec.id)
+    assert [f.prompt for f in edited.frames] == [f.prompt for f in planned.frames]
+    assert [c.prompt for c in edited.clips] == [c.prompt for c in planned.clips]
+    assert resolve_state(services, spec.id).scenes[1].narration == "The bread is warm."
+    assert render(spec.id, assets=["narration"]).success
+    assert emu.request_count("speech") == 4
+    assert emu.records("speech")[-1].prompt == "The bread is warm."
+    current = resolve_state(services, spec.id)
+    assert [s.narration for s in current.scenes][1] == "The bread is warm."
+    meta = latest_metadata(vp_env.instance(), "narration", spec.id)
+    assert [r.data["status"] for r in meta["lines"].records] == ["reused", "generated", "reused"]
+    after = {r.scene_index: r.fingerprint for r in _rows(services, spec.id) if r.text == current.scenes[r.scene_index].narration}
+    assert after[0] == before[0] and after[2] == before[2] and after[1] != before[1]
