@@ -21,6 +21,9 @@ def register(prompt: str, *, scenes: int, clip_duration: int, provider: str, pre
 
     project_id = f"{prefix}-{uuid.uuid4().hex[:8]}"
     options.setdefault("max_cost_usd", 1000.0)  # 16 Veo clips list at > $25, vidpipe's default budget
+    # No narrator unless a bench asks for one: the figures stay comparable with those recorded before
+    # narration existed (bench mix measures what the narration and the final mix add).
+    options.setdefault("narration", False)
     spec = register(prompt, id=project_id, scenes=scenes, clip_duration=clip_duration, provider=provider, **options)
     return spec.id
 
