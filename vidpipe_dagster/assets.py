@@ -35,7 +35,7 @@ from vidpipe_core.steps.final_mix import mix_markdown, mix_metadata
 from vidpipe_core.steps.keyframes import make_keyframes
 from vidpipe_core.steps.narration import NarrationReport, make_narration, spoken_lines, voice_of
 from vidpipe_core.steps.report import Action, ItemReport, ProgressEvent, StepReport
-from vidpipe_core.steps.stitch import make_final
+from vidpipe_core.steps.stitch import FinalResult, make_final
 from vidpipe_core.steps.storyboard import make_storyboard
 from vidpipe_core.storage import Layout
 from vidpipe_core.summary import SceneRow, project_summary
@@ -377,7 +377,14 @@ def clips(
                 )
                 context.log.info(approval.message)
         progress = for_context(context)
-        strip = stack.enter_context(previews.StripReader()) if services.settings.ui_previews else None
+        spec = load_spec(services, project_id)
+        strip = None
+        if services.settings.ui_previews:
+            # Each clip is decoded whole for the strip, keeping the animated preview's frames of the
+            # final video too (not for a crossfade, which the preview samples from the stitched file).
+            length = spec.scenes * spec.clip_duration
+            rate = previews.preview_rate(length) if spec.crossfade == 0 else None
+            strip = stack.enter_context(previews.StripReader(preview_rate=rate))
 
         def waiting(message: str) -> None:
             progress(ProgressEvent(CLIPS, message))
@@ -520,7 +527,7 @@ def final_video(context: dg.AssetExecutionContext, config: FinalVideoConfig, vid
             crossfade=config.crossfade,
             run_id=context.run.run_id,
             progress=for_context(context),
-            on_stitched=(lambda video, info: images.update(_final_images(services, video, info.duration_s)))
+            on_stitched=(lambda video, stitched: images.update(_final_images(services, video, stitched)))
             if services.settings.ui_previews
             else None,
             lines=lines,
@@ -559,18 +566,24 @@ def final_video(context: dg.AssetExecutionContext, config: FinalVideoConfig, vid
     return _materialized(context, metadata, [_check(check_final_video(info, result.expected_duration_s, result.audio_expected))])
 
 
-def _final_images(services: Services, video: Path, duration_s: float) -> dict[str, dg.MarkdownMetadataValue]:
+def _final_images(services: Services, video: Path, result: FinalResult) -> dict[str, dg.MarkdownMetadataValue]:
     """The animated preview and the poster of the stitched file (still local: nothing is read back
-    from the store), each within its budget (or a note). The preview's ffmpeg runs beside the
-    poster's decode."""
+    from the store), each within its budget (or a note). The preview's frames are those the clips
+    step sampled from each clip when they are all there and the picture is theirs (no crossfade,
+    no burned subtitles), else sampled from the file; its ffmpeg runs beside the poster's decode."""
+    info = result.info
+    samples = None
+    if result.crossfade == 0 and not (result.mix is not None and result.mix.burned):
+        samples = previews.take_samples(result.clip_sha256, previews.preview_rate(info.duration_s))
+    fades = (result.fade_in_s, result.fade_out_s)
     with ThreadPoolExecutor(max_workers=1) as pool:
         animated = pool.submit(
             previews.safely,
-            lambda: previews.animated_preview(video, services.settings.data_dir),
+            lambda: previews.animated_preview(video, services.settings.data_dir, samples=samples, fades=fades),
             "preview",
             previews.PREVIEW_BUDGET,
         )
-        poster = previews.safely(lambda: previews.poster(video, duration_s), "poster", previews.POSTER_BUDGET)
+        poster = previews.safely(lambda: previews.poster(video, info.duration_s), "poster", previews.POSTER_BUDGET)
         preview = animated.result()
     return {"preview": _image(preview), "poster": _image(poster)}
 

@@ -1,11 +1,19 @@
 """The animated preview of the final video: ffmpeg samples, scales and encodes it (animated WebP
-when this ffmpeg has it, else a GIF), smaller until it fits its budget."""
+when this ffmpeg has it, else a GIF), smaller until it fits its budget.
+
+Its frames are sampled from each clip while the clips step waits for the others (the scene
+strip decodes every clip then anyway: ``keep_samples``), so only the encoding is left once the
+video is stitched; a final video whose clips were not all sampled in this process (another
+process made them, a crossfade) is sampled from the stitched file as before."""
 
 from __future__ import annotations
 
 import io
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
@@ -30,6 +38,72 @@ PREVIEW_LADDER: tuple[tuple[int, int, int], ...] = (
     (160, 32, 25),
     (128, 24, 20),
 )
+
+PREVIEW_LONGEST = max(w for w, _, _ in PREVIEW_LADDER)  # the frames are sampled this big (longest side)
+SAMPLES_MAX_BYTES = 24_000_000  # sampled frames kept for final videos not yet made, at most (the oldest go)
+
+
+def preview_rate(duration_s: float) -> float:
+    """Frames per second sampled from a video of ``duration_s``: PREVIEW_FPS, fewer for a long one."""
+    return min(float(PREVIEW_FPS), PREVIEW_MAX_FRAMES / max(duration_s, 1e-3))
+
+
+@dataclass(frozen=True)
+class ClipSamples:
+    """The preview's frames of one clip (PNG): those showing at 0, 1/rate, 2/rate ... seconds."""
+
+    rate: float
+    frames: tuple[bytes, ...]
+
+
+_samples: OrderedDict[str, ClipSamples] = OrderedDict()
+_samples_lock = threading.Lock()
+
+
+def keep_samples(sha256: str, rate: float, frames: Sequence[Image.Image]) -> None:
+    """Keep a clip's sampled frames (by the sha256 of its bytes) for its final video's preview."""
+    pngs = []
+    for frame in frames:
+        buf = io.BytesIO()
+        frame.save(buf, format="PNG", compress_level=1)
+        pngs.append(buf.getvalue())
+    with _samples_lock:
+        _samples[sha256] = ClipSamples(rate, tuple(pngs))
+        while sum(len(f) for s in _samples.values() for f in s.frames) > SAMPLES_MAX_BYTES and len(_samples) > 1:
+            _samples.popitem(last=False)
+
+
+def take_samples(sha256s: Sequence[str], rate: float) -> list[ClipSamples] | None:
+    """The sampled frames of these clips, in order, when every one was sampled at ``rate`` (within
+    2 %), else None; either way they are forgotten."""
+    with _samples_lock:
+        found = [_samples.pop(sha, None) for sha in sha256s]
+    if not sha256s or any(s is None or abs(s.rate - rate) > 0.02 * rate for s in found):
+        return None
+    return [s for s in found if s is not None]
+
+
+def _faded(png: bytes, level: float) -> bytes:
+    """A sampled frame faded towards black (``level`` 1: as it is, 0: black), as the stitcher fades."""
+    with Image.open(io.BytesIO(png)) as im:
+        dark = Image.eval(im.convert("RGB"), lambda v: round(v * level))
+    buf = io.BytesIO()
+    dark.save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
+
+
+def _write_samples(samples: Sequence[ClipSamples], frames_dir: Path, *, duration_s: float, fades: tuple[float, float]) -> int:
+    """The clips' frames one after the other as f0001.png ... (at most PREVIEW_MAX_FRAMES), faded
+    in and out like the video (``fades``: seconds); how many."""
+    rate = samples[0].rate
+    frames = [f for s in samples for f in s.frames][:PREVIEW_MAX_FRAMES]
+    fade_in, fade_out = (min(f, duration_s / 2) for f in fades)
+    for k, png in enumerate(frames):
+        t = k / rate
+        level = min(1.0, t / fade_in if fade_in > 0 else 1.0, (duration_s - t) / fade_out if fade_out > 0 else 1.0)
+        (frames_dir / f"f{k + 1:04d}.png").write_bytes(png if level >= 1.0 else _faded(png, max(0.0, level)))
+    return len(frames)
+
 
 _encoders: dict[str, bool] = {}
 
@@ -100,10 +174,14 @@ def animated_preview(
     ladder: Sequence[tuple[int, int, int]] = PREVIEW_LADDER,
     fmt: str | None = None,
     cancel: CancelToken = NEVER,
+    samples: Sequence[ClipSamples] | None = None,
+    fades: tuple[float, float] = (0.0, 0.0),
 ) -> Preview:
     """An animated WebP (or GIF) of ``video`` within ``budget`` bytes, or a note. ``fmt`` ("webp"
     or "gif") overrides what this ffmpeg can write best. The first attempt is made in one ffmpeg
-    pass; only when it does not fit are the frames sampled once to disk for the smaller ones."""
+    pass; only when it does not fit are the frames sampled once to disk for the smaller ones.
+    ``samples``: the frames of the clips ``video`` joins (``take_samples``), used instead of
+    decoding it; ``fades``: the seconds it fades in and out (the frames are faded alike)."""
     info = media.probe(video)
     fmt = fmt or animated_format()
     if fmt not in ("webp", "gif"):
@@ -112,7 +190,7 @@ def animated_preview(
     portrait = info.height > info.width
     top_width = min(max(w for w, _, _ in ladder), max(info.width, info.height) or 320)
     duration = max(info.duration_s, 1e-3)
-    rate = min(float(PREVIEW_FPS), PREVIEW_MAX_FRAMES / duration)
+    rate = preview_rate(duration)
 
     def fitted(out: Path, fps: float) -> Preview | None:
         data = out.read_bytes()
@@ -129,7 +207,13 @@ def animated_preview(
     with scratch_dir(data_dir, "vidpipe-preview") as work:
         width, max_frames, quality = ladder[0]
         rungs = list(ladder)
-        if max_frames >= PREVIEW_MAX_FRAMES:  # every sampled frame kept: one pass, nothing on disk
+        frames_dir = work / "frames"
+        frames_dir.mkdir()
+        sampled = 0
+        if samples:  # the clips' frames, sampled while they were made: nothing to decode
+            rate = samples[0].rate
+            sampled = _write_samples(samples, frames_dir, duration_s=duration, fades=fades)
+        elif max_frames >= PREVIEW_MAX_FRAMES:  # every sampled frame kept: one pass, nothing on disk
             out = work / f"preview.{fmt}"
             args = _direct_args(video, out, fmt=fmt, rate=rate, longest=min(width, top_width), portrait=portrait, quality=quality)
             media.run_ffmpeg(args, what=f"preview of {video.name}: encoding {fmt}", cancel=cancel)
@@ -139,11 +223,10 @@ def animated_preview(
             if made is not None:
                 return made
             rungs = rungs[1:]
-        frames_dir = work / "frames"
-        frames_dir.mkdir()
-        args = _sample_args(video, frames_dir, rate=rate, longest=top_width, portrait=portrait)
-        media.run_ffmpeg(args, what=f"preview of {video.name}: sampling frames", cancel=cancel)
-        sampled = len(list(frames_dir.glob("f*.png")))
+        if not sampled:
+            args = _sample_args(video, frames_dir, rate=rate, longest=top_width, portrait=portrait)
+            media.run_ffmpeg(args, what=f"preview of {video.name}: sampling frames", cancel=cancel)
+            sampled = len(list(frames_dir.glob("f*.png")))
         if sampled == 0:
             raise MediaError(f"preview of {video.name}: no frame decoded")
         for width, max_frames, quality in rungs:
