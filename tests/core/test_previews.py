@@ -290,8 +290,9 @@ def _levels(preview: previews.Preview) -> list[float]:
 
 def test_the_preview_is_made_of_the_frames_sampled_from_each_clip_as_it_was_read(tmp_path: Path) -> None:
     """The clips step's strip reader decodes each clip whole and keeps its preview frames; the final
-    video's preview is then encoded from them, without decoding the stitched file: the same frames."""
-    clips = [_solid(tmp_path / f"{name}.mp4", name) for name in COLOURS]
+    video's preview is then encoded from them, without decoding the stitched file: the same frames
+    (36 at 8 fps: encoded in two halves at once, joined)."""
+    clips = [_solid(tmp_path / f"{name}.mp4", name, seconds=1.5) for name in COLOURS]
     final = media.stitch(clips, tmp_path / "final.mp4")
     rate = previews.preview_rate(final.duration_s)
     shas = [hashlib.sha256(c.read_bytes()).hexdigest() for c in clips]
@@ -310,7 +311,8 @@ def test_the_preview_is_made_of_the_frames_sampled_from_each_clip_as_it_was_read
     from_file = previews.animated_preview(tmp_path / "final.mp4", tmp_path / "data")
     from_clips = previews.animated_preview(tmp_path / "final.mp4", tmp_path / "data", samples=sampled())
     assert _colours(from_clips) == _colours(from_file) == ["red", "lime", "blue"]
-    assert (from_clips.width, from_clips.height, from_clips.frames) == (from_file.width, from_file.height, from_file.frames)
+    assert (from_clips.width, from_clips.height) == (from_file.width, from_file.height)
+    assert "at 8 fps" in from_clips.note and "at 8 fps" in from_file.note
 
     # The frames are the samples' (the file is not decoded): given the clips backwards, so is the preview.
     backwards = previews.animated_preview(tmp_path / "final.mp4", tmp_path / "data", samples=sampled()[::-1])
@@ -330,3 +332,25 @@ def test_samples_are_used_only_when_every_clip_was_sampled_at_the_preview_rate(t
     previews.keep_samples("d" * 64, 8.0, [frame] * 8)
     (kept,) = previews.take_samples(["d" * 64], 8.0) or []
     assert kept.rate == 8.0 and len(kept.frames) == 8
+
+
+def test_animated_webps_joined_play_one_after_the_other(tmp_path: Path) -> None:
+    if not previews.has_encoder("libwebp_anim"):
+        pytest.skip("this ffmpeg has no libwebp_anim encoder")
+    parts = []
+    for name in ("red", "blue"):  # each fades in: every frame differs (the encoder merges equal ones)
+        out = tmp_path / f"{name}.webp"
+        source = f"color=c={name}:s=160x90:r=8:d=1,fade=in:0:8"
+        media.run_ffmpeg(
+            ["-f", "lavfi", "-i", source, "-c:v", "libwebp_anim", "-loop", "0", "-f", "webp", "-y", str(out)], what="webp"
+        )
+        parts.append(out.read_bytes())
+    joined = previews.animated.join_webp(parts)
+    with Image.open(io.BytesIO(joined)) as im:
+        assert im.format == "WEBP" and im.n_frames == 16
+        channels = [int(np.asarray(f.convert("RGB")).reshape(-1, 3).mean(axis=0).argmax()) for f in ImageSequence.Iterator(im)]
+    assert channels[1:8] == [0] * 7 and channels[9:] == [2] * 7  # red, then blue (the first of each is black)
+    with pytest.raises(MediaError, match="not an animated WebP"):  # a still WebP has no frames to join
+        still = io.BytesIO()
+        Image.new("RGB", (16, 9)).save(still, format="WEBP")
+        previews.animated.join_webp([parts[0], still.getvalue()])

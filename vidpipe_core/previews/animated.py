@@ -8,11 +8,13 @@ process made them, a crossfade) is sampled from the stitched file as before."""
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -157,13 +159,66 @@ def _direct_args(video: Path, out: Path, *, fmt: str, rate: float, longest: int,
 
 
 def _encode_args(
-    frames_dir: Path, out: Path, *, fmt: str, longest: int, portrait: bool, fps: float, quality: int, keep_every: int
+    frames_dir: Path,
+    out: Path,
+    *,
+    fmt: str,
+    longest: int,
+    portrait: bool,
+    fps: float,
+    quality: int,
+    keep_every: int,
+    frames: tuple[int, int] | None = None,
 ) -> list[str]:
-    """Frames sampled by ``_sample_args`` -> an animated image of every ``keep_every``-th frame at ``fps``."""
+    """Frames sampled by ``_sample_args`` -> an animated image of every ``keep_every``-th frame at
+    ``fps``; ``frames``: only (first, count) of them, numbered from 1 (keep_every 1)."""
     select = f"select='not(mod(n\\,{keep_every}))'," if keep_every > 1 else ""
     base = f"{select}setpts=N/({media.ffmpeg_number(fps)}*TB),{_scale(longest, portrait)}"
-    args = ["-framerate", media.ffmpeg_number(fps * keep_every), "-i", str(frames_dir / "f%04d.png")]
-    return [*args, *_encoder(fmt, quality, base), "-y", str(out)]
+    part = ["-start_number", str(frames[0])] if frames else []
+    args = ["-framerate", media.ffmpeg_number(fps * keep_every), *part, "-i", str(frames_dir / "f%04d.png")]
+    count = ["-frames:v", str(frames[1])] if frames else []
+    return [*args, *count, *_encoder(fmt, quality, base), "-y", str(out)]
+
+
+HALVES_FROM = 32  # an animated WebP of at least this many frames is encoded in two halves at once
+
+
+def _riff_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    """The chunks of a WebP file (RIFF): (tag, the whole chunk with its header and padding)."""
+    if data[:4] != b"RIFF" or data[8:12] != b"WEBP":
+        raise MediaError("not a WebP file")
+    chunks, i = [], 12
+    while i + 8 <= len(data):
+        size = int.from_bytes(data[i + 4 : i + 8], "little")
+        chunks.append((data[i : i + 4], data[i : i + 8 + size + (size & 1)]))
+        i += 8 + size + (size & 1)
+    return chunks
+
+
+def join_webp(parts: Sequence[bytes]) -> bytes:
+    """Animated WebPs of one size played one after the other, as one: the first one's header (canvas,
+    loop) and every one's frames. Each part starts on a whole frame that does not blend with the
+    one before (libwebp's encoder starts every animation so), so the frames are the parts' frames."""
+    chunks = [_riff_chunks(part) for part in parts]
+    if any(not any(tag == b"ANMF" for tag, _ in part) for part in chunks):
+        raise MediaError("not an animated WebP: nothing to join")
+    body = b"".join(c for _, c in chunks[0]) + b"".join(c for part in chunks[1:] for tag, c in part if tag == b"ANMF")
+    return b"RIFF" + (4 + len(body)).to_bytes(4, "little") + b"WEBP" + body
+
+
+def _encode_in_halves(args: Callable[..., list[str]], frames: int, out: Path, what: str, cancel: CancelToken) -> None:
+    """libwebp's animation encoder uses one core: the first and the second half of the frames are
+    encoded at once, each by its ffmpeg, and joined (``join_webp``)."""
+    half = frames // 2
+    parts = [(out.with_suffix(".1.webp"), (1, half)), (out.with_suffix(".2.webp"), (half + 1, frames - half))]
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="vidpipe-preview") as pool:
+        done = [pool.submit(media.run_ffmpeg, args(path, frames=span), what=what, cancel=cancel) for path, span in parts]
+        for future in done:
+            future.result()
+    try:
+        out.write_bytes(join_webp([path.read_bytes() for path, _ in parts]))
+    except MediaError:  # a half of equal frames may come out as a still image: one encoder then
+        media.run_ffmpeg(args(out), what=what, cancel=cancel)
 
 
 def animated_preview(
@@ -233,9 +288,9 @@ def animated_preview(
             keep_every = max(1, math.ceil(sampled / max_frames))
             fps = max(rate / keep_every, min(MIN_PLAY_FPS, rate))
             out = work / f"preview-{width}-{max_frames}-{quality}.{fmt}"
-            args = _encode_args(
+            encode = functools.partial(
+                _encode_args,
                 frames_dir,
-                out,
                 fmt=fmt,
                 longest=min(width, top_width),
                 portrait=portrait,
@@ -243,7 +298,11 @@ def animated_preview(
                 quality=quality,
                 keep_every=keep_every,
             )
-            media.run_ffmpeg(args, what=f"preview of {video.name}: encoding {fmt}", cancel=cancel)
+            what = f"preview of {video.name}: encoding {fmt}"
+            if fmt == "webp" and keep_every == 1 and sampled >= HALVES_FROM:
+                _encode_in_halves(encode, sampled, out, what, cancel)
+            else:
+                media.run_ffmpeg(encode(out), what=what, cancel=cancel)
             made = fitted(out, fps)
             if made is not None:
                 return made
