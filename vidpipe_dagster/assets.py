@@ -262,9 +262,11 @@ def _sheet_gallery(report: CharactersReport) -> str:
     """Each sheet with its name and what the step did, as markdown with inline images."""
     if not report.sheets:
         return "No scene shows a character."
+    # Two sheets at a time (Pillow decodes, scales and encodes outside the GIL).
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="vidpipe-sheet-preview") as pool:
+        images = list(pool.map(previews.character_sheet, report.pngs, [s.name for s in report.sheets]))
     lines = []
-    for sheet, item, png in zip(report.sheets, report.items, report.pngs, strict=True):
-        image = previews.character_sheet(png, sheet.name)
+    for image, item in zip(images, report.items, strict=True):
         lines.append(f"**{image.alt}** ({item.action.value})\n\n{image.markdown()}\n")
     return "\n".join(lines)
 
