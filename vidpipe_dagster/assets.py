@@ -48,6 +48,7 @@ from vidpipe_dagster.instance import refuse_unknown_project
 from vidpipe_dagster.materializations import nonce_metadata
 from vidpipe_dagster.partitions import projects_partitions
 from vidpipe_dagster.pools import DagsterPoolSlots
+from vidpipe_dagster.progress import flush as flush_progress
 from vidpipe_dagster.progress import for_context
 from vidpipe_dagster.resources import VidpipeResource
 from vidpipe_dagster.review import APPROVED, NOT_UNDER_REVIEW, REVIEW_TAG, awaiting, link_origin, run_source
@@ -129,6 +130,8 @@ def _step(context: dg.AssetExecutionContext, vidpipe: VidpipeResource) -> Iterat
             yield services, project_id
     except VidpipeError as exc:
         raise step_failure(exc) from exc
+    finally:
+        flush_progress(context)  # every progress line is logged before the step's result or failure
 
 
 def _materialized(

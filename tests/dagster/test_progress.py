@@ -1,5 +1,6 @@
 """Progress from the steps: every event reaches the in-process listeners (the CLI's live table);
-the Dagster log keeps a scene's "still waiting" lines at most once a second, and every other line."""
+the Dagster log keeps a scene's "still waiting" lines at most once a second, and every other line,
+written in order by a thread of the step's own (the step waits for them at its end)."""
 
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ def test_a_waits_heartbeats_are_logged_once_a_second_and_every_other_line_always
             time.sleep(0.05)
         emit(ProgressEvent(CLIPS, "Scene 1 generated", scene=0))
         emit(ProgressEvent(CLIPS, "Scene 2 generated", scene=1))
+        progress.flush(context)  # type: ignore[arg-type]
     finally:
         progress.remove_listener(listener)
 
@@ -44,3 +46,22 @@ def test_a_waits_heartbeats_are_logged_once_a_second_and_every_other_line_always
         assert beats[0].endswith("(poll 1)")  # the first is logged at once
         assert len(beats) == 2  # at 0 s and after 1 s, not once per poll
     assert logged[-2:] == ["[clips] Scene 1 generated", "[clips] Scene 2 generated"]
+
+
+def test_the_step_does_not_wait_for_the_event_log_and_flush_waits_for_every_line() -> None:
+    logged: list[str] = []
+
+    def slow_write(line: str) -> None:  # an event-log write on a busy machine
+        time.sleep(0.05)
+        logged.append(line)
+
+    context = SimpleNamespace(partition_key="p", log=SimpleNamespace(info=slow_write))
+    emit = progress.for_context(context)  # type: ignore[arg-type]
+    started = time.monotonic()
+    for k in range(10):
+        emit(ProgressEvent(CLIPS, f"line {k}"))
+    assert time.monotonic() - started < 0.25  # ten writes of 50 ms did not hold the step
+    progress.flush(context)  # type: ignore[arg-type]
+    assert logged == [f"[clips] line {k}" for k in range(10)]  # all of them, in order
+    emit(ProgressEvent(CLIPS, "after the end"))  # a late line is written at once
+    assert logged[-1] == "[clips] after the end"
