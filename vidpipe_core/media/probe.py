@@ -229,7 +229,6 @@ def sample_frames(source: IO[bytes], rate: float, *, name: str, longest: int, en
             if not container.streams.video:
                 raise MediaError("no video stream")
             stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
             step = 1.0 / rate
             samples: list[Image.Image] = []
             first = prev = None
