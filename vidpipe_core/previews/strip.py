@@ -127,7 +127,10 @@ def _ends_and_samples(s: StripScene, rate: float) -> _Frames:
         data, name = s.clip.store.read_bytes(s.clip.project_id, s.clip.path), s.clip.path
     sampled = media.sample_frames(io.BytesIO(data), rate, name=name, longest=PREVIEW_LONGEST, end_width=2 * STRIP_THUMB_MAX)
     keep_samples(hashlib.sha256(data).hexdigest(), rate, sampled.samples)
-    return _Frames(s.index, sampled.first, sampled.last, s.note)
+    frames = _Frames(s.index, sampled.first, sampled.last, s.note)
+    del data, sampled
+    media.release_freed_memory()  # the decoded frames were freed into this thread's malloc arena
+    return frames
 
 
 class StripReader:
