@@ -581,15 +581,19 @@ def _final_images(services: Services, video: Path, result: FinalResult) -> dict[
     if result.crossfade == 0 and not (result.mix is not None and result.mix.burned):
         samples = previews.take_samples(result.clip_sha256, previews.preview_rate(info.duration_s))
     fades = (result.fade_in_s, result.fade_out_s)
+
+    def animated() -> previews.Preview:
+        if samples:
+            try:
+                return previews.animated_preview(video, services.settings.data_dir, samples=samples, fades=fades)
+            except VidpipeError:  # frames that would not encode together (clips of different sizes): the file's
+                pass
+        return previews.animated_preview(video, services.settings.data_dir)
+
     with ThreadPoolExecutor(max_workers=1) as pool:
-        animated = pool.submit(
-            previews.safely,
-            lambda: previews.animated_preview(video, services.settings.data_dir, samples=samples, fades=fades),
-            "preview",
-            previews.PREVIEW_BUDGET,
-        )
+        made = pool.submit(previews.safely, animated, "preview", previews.PREVIEW_BUDGET)
         poster = previews.safely(lambda: previews.poster(video, info.duration_s), "poster", previews.POSTER_BUDGET)
-        preview = animated.result()
+        preview = made.result()
     return {"preview": _image(preview), "poster": _image(poster)}
 
 
