@@ -382,14 +382,9 @@ def clips(
                 )
                 context.log.info(approval.message)
         progress = for_context(context)
-        spec = load_spec(services, project_id)
-        strip = None
-        if services.settings.ui_previews:
-            # Each clip is decoded whole for the strip, keeping the animated preview's frames of the
-            # final video too (not for a crossfade, which the preview samples from the stitched file).
-            length = spec.scenes * spec.clip_duration
-            rate = previews.preview_rate(length) if spec.crossfade == 0 else None
-            strip = stack.enter_context(previews.StripReader(preview_rate=rate))
+        spec = load_spec(services, project_id)  # each clip decoded for the strip gives the final preview's frames too
+        rate = previews.preview_rate(spec.scenes * spec.clip_duration) if spec.crossfade == 0 else None
+        strip = stack.enter_context(previews.StripReader(preview_rate=rate)) if services.settings.ui_previews else None
 
         def waiting(message: str) -> None:
             progress(ProgressEvent(CLIPS, message))
@@ -573,28 +568,20 @@ def final_video(context: dg.AssetExecutionContext, config: FinalVideoConfig, vid
 
 def _final_images(services: Services, video: Path, result: FinalResult) -> dict[str, dg.MarkdownMetadataValue]:
     """The animated preview and the poster of the stitched file (still local: nothing is read back
-    from the store), each within its budget (or a note). The preview's frames are those the clips
-    step sampled from each clip when they are all there and the picture is theirs (no crossfade,
-    no burned subtitles), else sampled from the file; its ffmpeg runs beside the poster's decode."""
-    info = result.info
-    samples = None
-    if result.crossfade == 0 and not (result.mix is not None and result.mix.burned):
-        samples = previews.take_samples(result.clip_sha256, previews.preview_rate(info.duration_s))
-    fades = (result.fade_in_s, result.fade_out_s)
-
-    def animated() -> previews.Preview:
-        if samples:
-            try:
-                return previews.animated_preview(video, services.settings.data_dir, samples=samples, fades=fades)
-            except VidpipeError:  # frames that would not encode together (clips of different sizes): the file's
-                pass
-        return previews.animated_preview(video, services.settings.data_dir)
-
+    from the store), each within its budget (or a note); the preview's ffmpeg runs beside the
+    poster's decode, from the frames the clips step sampled when the picture is the clips' own."""
+    info, mix = result.info, result.mix
+    own = result.crossfade == 0 and not (mix is not None and mix.burned)  # no crossfade, no burned subtitles
+    clips, fades = result.clip_sha256 if own else (), (result.fade_in_s, result.fade_out_s)
     with ThreadPoolExecutor(max_workers=1) as pool:
-        made = pool.submit(previews.safely, animated, "preview", previews.PREVIEW_BUDGET)
+        preview = pool.submit(
+            previews.safely,
+            lambda: previews.final_preview(video, services.settings.data_dir, info.duration_s, clips=clips, fades=fades),
+            "preview",
+            previews.PREVIEW_BUDGET,
+        )
         poster = previews.safely(lambda: previews.poster(video, info.duration_s), "poster", previews.POSTER_BUDGET)
-        preview = made.result()
-    return {"preview": _image(preview), "poster": _image(poster)}
+    return {"preview": _image(preview.result()), "poster": _image(poster)}
 
 
 render_assets = [storyboard, characters, keyframes, clips, narration, final_video]

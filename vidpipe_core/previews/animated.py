@@ -308,3 +308,18 @@ def animated_preview(
                 return made
     width, max_frames, quality = ladder[-1]
     return _dropped("preview", budget, f"the animation at {width} px, {max_frames} frames, quality {quality}")
+
+
+def final_preview(
+    video: Path, data_dir: Path, duration_s: float, *, clips: Sequence[str] = (), fades: tuple[float, float] = (0.0, 0.0)
+) -> Preview:
+    """The final video's animated preview: from the frames sampled from its clips (``clips``: their
+    sha256s in order; ``take_samples``) when there are all, else (or when they would not encode
+    together: clips of different sizes) from the file. ``fades``: seconds the video fades in and out."""
+    samples = take_samples(clips, preview_rate(duration_s)) if clips else None
+    if samples:
+        try:
+            return animated_preview(video, data_dir, samples=samples, fades=fades)
+        except MediaError:
+            pass
+    return animated_preview(video, data_dir)
