@@ -35,7 +35,7 @@ from vidpipe_core.steps.final_mix import mix_markdown, mix_metadata
 from vidpipe_core.steps.keyframes import make_keyframes
 from vidpipe_core.steps.narration import NarrationReport, make_narration, spoken_lines, voice_of
 from vidpipe_core.steps.report import Action, ItemReport, ProgressEvent, StepReport
-from vidpipe_core.steps.stitch import make_final
+from vidpipe_core.steps.stitch import FinalResult, make_final
 from vidpipe_core.steps.storyboard import make_storyboard
 from vidpipe_core.storage import Layout
 from vidpipe_core.summary import SceneRow, project_summary
@@ -48,6 +48,7 @@ from vidpipe_dagster.instance import refuse_unknown_project
 from vidpipe_dagster.materializations import nonce_metadata
 from vidpipe_dagster.partitions import projects_partitions
 from vidpipe_dagster.pools import DagsterPoolSlots
+from vidpipe_dagster.progress import flush as flush_progress
 from vidpipe_dagster.progress import for_context
 from vidpipe_dagster.resources import VidpipeResource
 from vidpipe_dagster.review import APPROVED, NOT_UNDER_REVIEW, REVIEW_TAG, awaiting, link_origin, run_source
@@ -129,6 +130,8 @@ def _step(context: dg.AssetExecutionContext, vidpipe: VidpipeResource) -> Iterat
             yield services, project_id
     except VidpipeError as exc:
         raise step_failure(exc) from exc
+    finally:
+        flush_progress(context)  # every progress line is logged before the step's result or failure
 
 
 def _materialized(
@@ -262,9 +265,11 @@ def _sheet_gallery(report: CharactersReport) -> str:
     """Each sheet with its name and what the step did, as markdown with inline images."""
     if not report.sheets:
         return "No scene shows a character."
+    # Two sheets at a time (Pillow decodes, scales and encodes outside the GIL).
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="vidpipe-sheet-preview") as pool:
+        images = list(pool.map(previews.character_sheet, report.pngs, [s.name for s in report.sheets]))
     lines = []
-    for sheet, item, png in zip(report.sheets, report.items, report.pngs, strict=True):
-        image = previews.character_sheet(png, sheet.name)
+    for image, item in zip(images, report.items, strict=True):
         lines.append(f"**{image.alt}** ({item.action.value})\n\n{image.markdown()}\n")
     return "\n".join(lines)
 
@@ -377,7 +382,9 @@ def clips(
                 )
                 context.log.info(approval.message)
         progress = for_context(context)
-        strip = stack.enter_context(previews.StripReader()) if services.settings.ui_previews else None
+        spec = load_spec(services, project_id)  # each clip decoded for the strip gives the final preview's frames too
+        rate = previews.preview_rate(spec.scenes * spec.clip_duration) if spec.crossfade == 0 else None
+        strip = stack.enter_context(previews.StripReader(preview_rate=rate)) if services.settings.ui_previews else None
 
         def waiting(message: str) -> None:
             progress(ProgressEvent(CLIPS, message))
@@ -520,7 +527,7 @@ def final_video(context: dg.AssetExecutionContext, config: FinalVideoConfig, vid
             crossfade=config.crossfade,
             run_id=context.run.run_id,
             progress=for_context(context),
-            on_stitched=(lambda video, info: images.update(_final_images(services, video, info.duration_s)))
+            on_stitched=(lambda video, stitched: images.update(_final_images(services, video, stitched)))
             if services.settings.ui_previews
             else None,
             lines=lines,
@@ -559,20 +566,22 @@ def final_video(context: dg.AssetExecutionContext, config: FinalVideoConfig, vid
     return _materialized(context, metadata, [_check(check_final_video(info, result.expected_duration_s, result.audio_expected))])
 
 
-def _final_images(services: Services, video: Path, duration_s: float) -> dict[str, dg.MarkdownMetadataValue]:
+def _final_images(services: Services, video: Path, result: FinalResult) -> dict[str, dg.MarkdownMetadataValue]:
     """The animated preview and the poster of the stitched file (still local: nothing is read back
-    from the store), each within its budget (or a note). The preview's ffmpeg runs beside the
-    poster's decode."""
+    from the store), each within its budget (or a note); the preview's ffmpeg runs beside the
+    poster's decode, from the frames the clips step sampled when the picture is the clips' own."""
+    info, mix = result.info, result.mix
+    own = result.crossfade == 0 and not (mix is not None and mix.burned)  # no crossfade, no burned subtitles
+    clips, fades = result.clip_sha256 if own else (), (result.fade_in_s, result.fade_out_s)
     with ThreadPoolExecutor(max_workers=1) as pool:
-        animated = pool.submit(
+        preview = pool.submit(
             previews.safely,
-            lambda: previews.animated_preview(video, services.settings.data_dir),
+            lambda: previews.final_preview(video, services.settings.data_dir, info.duration_s, clips=clips, fades=fades),
             "preview",
             previews.PREVIEW_BUDGET,
         )
-        poster = previews.safely(lambda: previews.poster(video, duration_s), "poster", previews.POSTER_BUDGET)
-        preview = animated.result()
-    return {"preview": _image(preview), "poster": _image(poster)}
+        poster = previews.safely(lambda: previews.poster(video, info.duration_s), "poster", previews.POSTER_BUDGET)
+    return {"preview": _image(preview.result()), "poster": _image(poster)}
 
 
 render_assets = [storyboard, characters, keyframes, clips, narration, final_video]

@@ -92,6 +92,7 @@ class DagsterPoolSlots:
         self.stale_after_s = stale_after_s
         self.on_wait = on_wait or (lambda _message: None)
         self.lock_kind = claim_lock_kind(instance) if self.enforced else None
+        self._limit_known = False  # the pool has its limit (checked by the first hold of this step)
 
     @property
     def enforced(self) -> bool:
@@ -101,14 +102,18 @@ class DagsterPoolSlots:
         """Give the pool its default limit the first time it is used. Check-then-insert races
         between threads and processes (on PostgreSQL the losing insert aborts its transaction,
         dagster-io/dagster#33552), so a failure is fine when the key now exists."""
+        if self._limit_known:
+            return
         with _init_lock:
             if self.pool in self.storage.get_concurrency_keys():
+                self._limit_known = True
                 return
             try:
                 self.storage.initialize_concurrency_limit_to_default(self.pool)
             except DBAPIError:
                 if self.pool not in self.storage.get_concurrency_keys():
                     raise
+            self._limit_known = True
 
     def _refuse_no_slots(self) -> None:
         """A pool with no slots (an instance whose dagster.yaml sets no default limit, or a limit of
@@ -183,13 +188,17 @@ class DagsterPoolSlots:
             yield
             return
         self._ensure_limit()
-        self._refuse_no_slots()
         key = f"{self.step_key}[scene-{scene_number(scene_index)}]"  # shown in the UI's Concurrency page: numbered from 1
         delay = FIRST_WAIT_INTERVAL_S
         started = time.monotonic()
         next_heal, next_report = started + HEAL_AFTER_S, started + REPORT_EVERY_S
         try:
-            while not self._claim(key):
+            # A claim that succeeds needs no look at the pool's size (one query less per operation
+            # on the hand-over between two scenes); one that must wait first refuses a pool of none.
+            claimed = self._claim(key)
+            if not claimed:
+                self._refuse_no_slots()
+            while not claimed:
                 # Back off with jitter (a blocked claim costs ~3 ms of CPU on SQLite; Dagster's SQL
                 # storage never sets a sleep interval). The cap stays short: a freed slot is assigned
                 # to the next waiter in Dagster's pending queue and sits idle until that waiter wakes
@@ -206,6 +215,7 @@ class DagsterPoolSlots:
                     next_heal = now + HEAL_EVERY_S
                     if reporting:
                         next_report = now + REPORT_EVERY_S
+                claimed = self._claim(key)
         except BaseException:
             # Interrupted while queued: leave Dagster's pending queue, or the next waiter is
             # assigned a slot that nobody takes (if this fails too, healing frees it later).

@@ -4,6 +4,7 @@ decode, animate, stay within their budgets, and give way to a note when they can
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import threading
 from pathlib import Path
@@ -268,3 +269,88 @@ def test_a_broken_video_gives_a_note_not_an_error(tmp_path: Path) -> None:
     broken.write_bytes(b"not a video")
     preview = previews.safely(lambda: previews.animated_preview(broken, tmp_path / "data"), "preview", 1000)
     assert preview.data is None and "not a readable media file" in preview.markdown()
+
+
+def _colours(preview: previews.Preview) -> list[str]:
+    """The colours an animated preview shows, in order (the encoder merges equal frames into one)."""
+    out: list[str] = []
+    for frame in ImageSequence.Iterator(_decoded(preview)):
+        mean = np.asarray(frame.convert("RGB"), dtype=float).reshape(-1, 3).mean(axis=0)
+        name = min(COLOURS, key=lambda n: float(np.abs(mean - COLOURS[n]).sum()))
+        if not out or out[-1] != name:
+            out.append(name)
+    return out
+
+
+def _levels(preview: previews.Preview) -> list[float]:
+    return [
+        float(np.asarray(f.convert("RGB"), dtype=float).max(axis=2).mean()) for f in ImageSequence.Iterator(_decoded(preview))
+    ]
+
+
+def test_the_preview_is_made_of_the_frames_sampled_from_each_clip_as_it_was_read(tmp_path: Path) -> None:
+    """The clips step's strip reader decodes each clip whole and keeps its preview frames; the final
+    video's preview is then encoded from them, without decoding the stitched file: the same frames
+    (36 at 8 fps: encoded in two halves at once, joined)."""
+    clips = [_solid(tmp_path / f"{name}.mp4", name, seconds=1.5) for name in COLOURS]
+    final = media.stitch(clips, tmp_path / "final.mp4")
+    rate = previews.preview_rate(final.duration_s)
+    shas = [hashlib.sha256(c.read_bytes()).hexdigest() for c in clips]
+    scenes = [previews.StripScene(i, clip) for i, clip in enumerate(clips)]
+
+    def sampled() -> list[previews.ClipSamples]:
+        with previews.StripReader(preview_rate=rate) as reader:
+            for scene in scenes:
+                reader.add(scene)
+            strip = previews.scene_strip(scenes, reader=reader)
+        assert strip.data is not None and len(strip.cells) == 3  # the strip's frames come from the same decode
+        samples = previews.take_samples(shas, rate)
+        assert samples is not None and previews.take_samples(shas, rate) is None  # taken once
+        return samples
+
+    from_file = previews.animated_preview(tmp_path / "final.mp4", tmp_path / "data")
+    from_clips = previews.animated_preview(tmp_path / "final.mp4", tmp_path / "data", samples=sampled())
+    assert _colours(from_clips) == _colours(from_file) == ["red", "lime", "blue"]
+    assert (from_clips.width, from_clips.height) == (from_file.width, from_file.height)
+    assert "at 8 fps" in from_clips.note and "at 8 fps" in from_file.note
+
+    # The frames are the samples' (the file is not decoded): given the clips backwards, so is the preview.
+    backwards = previews.animated_preview(tmp_path / "final.mp4", tmp_path / "data", samples=sampled()[::-1])
+    assert _colours(backwards) == ["blue", "lime", "red"]
+    # A video that fades in and out (0.5 s: 4 frames at 8 fps): so do the sampled frames.
+    levels = _levels(previews.animated_preview(tmp_path / "final.mp4", tmp_path / "data", samples=sampled(), fades=(0.5, 0.5)))
+    assert levels[0] < 5 and levels[0] < levels[1] < levels[2] < levels[3] < levels[4] - 20 and levels[-1] < levels[-5] - 20
+    assert list(scratch_root(tmp_path / "data").iterdir()) == []
+
+
+def test_samples_are_used_only_when_every_clip_was_sampled_at_the_preview_rate(tmp_path: Path) -> None:
+    frame = Image.new("RGB", (32, 18), (255, 0, 0))
+    previews.keep_samples("a" * 64, 8.0, [frame] * 8)
+    previews.keep_samples("b" * 64, 8.0, [frame] * 8)
+    assert previews.take_samples(["a" * 64, "c" * 64], 8.0) is None  # one clip was not sampled here
+    assert previews.take_samples(["b" * 64], 4.0) is None  # sampled at another rate (a video of another length)
+    previews.keep_samples("d" * 64, 8.0, [frame] * 8)
+    (kept,) = previews.take_samples(["d" * 64], 8.0) or []
+    assert kept.rate == 8.0 and len(kept.frames) == 8
+
+
+def test_animated_webps_joined_play_one_after_the_other(tmp_path: Path) -> None:
+    if not previews.has_encoder("libwebp_anim"):
+        pytest.skip("this ffmpeg has no libwebp_anim encoder")
+    parts = []
+    for name in ("red", "blue"):  # each fades in: every frame differs (the encoder merges equal ones)
+        out = tmp_path / f"{name}.webp"
+        source = f"color=c={name}:s=160x90:r=8:d=1,fade=in:0:8"
+        media.run_ffmpeg(
+            ["-f", "lavfi", "-i", source, "-c:v", "libwebp_anim", "-loop", "0", "-f", "webp", "-y", str(out)], what="webp"
+        )
+        parts.append(out.read_bytes())
+    joined = previews.animated.join_webp(parts)
+    with Image.open(io.BytesIO(joined)) as im:
+        assert im.format == "WEBP" and im.n_frames == 16
+        channels = [int(np.asarray(f.convert("RGB")).reshape(-1, 3).mean(axis=0).argmax()) for f in ImageSequence.Iterator(im)]
+    assert channels[1:8] == [0] * 7 and channels[9:] == [2] * 7  # red, then blue (the first of each is black)
+    with pytest.raises(MediaError, match="not an animated WebP"):  # a still WebP has no frames to join
+        still = io.BytesIO()
+        Image.new("RGB", (16, 9)).save(still, format="WEBP")
+        previews.animated.join_webp([parts[0], still.getvalue()])

@@ -39,7 +39,18 @@ from vidpipe_core.media.encoding import (
 )
 from vidpipe_core.media.frames import BLACK, Planes, read_frames, segment_frames
 from vidpipe_core.media.plan import Blend, Copy, Encode, Frames, stitch_timeline
-from vidpipe_core.media.probe import MediaInfo, VideoScan, probe, probe_bytes, probe_file, read_frame, scan_video, video_look
+from vidpipe_core.media.probe import (
+    MediaInfo,
+    SampledFrames,
+    VideoScan,
+    probe,
+    probe_bytes,
+    probe_file,
+    read_frame,
+    sample_frames,
+    scan_video,
+    video_look,
+)
 from vidpipe_core.media.runner import (
     CANCEL_POLL_S,
     FFMPEG_TIMEOUT_S,
@@ -107,6 +118,8 @@ __all__ = [
     "probe_bytes",
     "probe_file",
     "read_frame",
+    "sample_frames",
+    "SampledFrames",
     "read_frames",
     "release_freed_memory",
     "run_ffmpeg",

@@ -1,6 +1,7 @@
 """What a media file is, read with PyAV (there is no ffprobe): its streams' facts (``probe``, of
-a path or of a file read in place), one decoded frame (``read_frame``), where its video may be
-cut without decoding (``scan_video``) and the look of its picture (``video_look``)."""
+a path or of a file read in place), one decoded frame (``read_frame``), a clip's ends and the
+frames showing at a steady rate in one decode (``sample_frames``), where its video may be cut
+without decoding (``scan_video``) and the look of its picture (``video_look``)."""
 
 from __future__ import annotations
 
@@ -192,6 +193,68 @@ def _pick_frame(
     if last is None:
         raise MediaError("no decodable video frame")
     return last
+
+
+@dataclass(frozen=True)
+class SampledFrames:
+    """What one decode of a whole clip gives: its first and last frame, and the frames showing at
+    0, 1/rate, 2/rate ... seconds (as ffmpeg's fps filter picks them: the nearest frame)."""
+
+    first: Image.Image
+    last: Image.Image
+    samples: tuple[Image.Image, ...]
+
+
+def _scaled(frame: av.VideoFrame, width: int, height: int) -> Image.Image:
+    if (frame.width, frame.height) == (width, height):
+        return frame.to_image().convert("RGB")
+    return frame.reformat(width=width, height=height, format="rgb24", interpolation="AREA").to_image()
+
+
+def _fit(frame: av.VideoFrame, longest: int) -> tuple[int, int]:
+    """The longest side to at most ``longest`` pixels, the other even (ffmpeg's ``scale=N:-2``)."""
+    w, h = frame.width, frame.height
+    if max(w, h) <= longest:
+        return w, h
+    if w >= h:
+        return longest, max(2, round(h * longest / w / 2) * 2)
+    return max(2, round(w * longest / h / 2) * 2), longest
+
+
+def sample_frames(source: IO[bytes], rate: float, *, name: str, longest: int, end_width: int) -> SampledFrames:
+    """Decode ``source`` (a clip, a seekable binary file) once: its first and last frame at most
+    ``end_width`` wide, and one frame every 1/``rate`` s, the longest side ``longest`` pixels."""
+    try:
+        with av.open(source, mode="r") as container:
+            if not container.streams.video:
+                raise MediaError("no video stream")
+            stream = container.streams.video[0]
+            step = 1.0 / rate
+            samples: list[Image.Image] = []
+            first = prev = None
+            prev_t = 0.0
+            size = (0, 0)
+            for frame in container.decode(stream):
+                t = float(frame.time or 0.0)
+                if first is None:
+                    first, size = frame, _fit(frame, longest)
+                while len(samples) * step <= t + 1e-9:  # the target lies between the previous frame and this one
+                    target = len(samples) * step
+                    pick = prev if prev is not None and target - prev_t < t - target else frame
+                    samples.append(_scaled(pick, *size))
+                prev, prev_t = frame, t
+            if first is None or prev is None:
+                raise MediaError("no decodable video frame")
+            end = prev_t + 1.0 / float(stream.average_rate or 24)
+            while len(samples) * step < end - 1e-9:
+                samples.append(_scaled(prev, *size))
+            ends = [(f, max(2, round(f.height * end_width / f.width))) for f in (first, prev)]
+            first_img, last_img = (
+                _scaled(f, end_width, h) if f.width > end_width else f.to_image().convert("RGB") for f, h in ends
+            )
+            return SampledFrames(first_img, last_img, tuple(samples))
+    except (av.FFmpegError, MediaError, OSError, ValueError) as exc:
+        raise MediaError(f"{name}: cannot decode its frames ({exc})") from exc
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,17 @@ WebP (``libwebp_anim``) when this ffmpeg has it, else a GIF with its own palette
 from Pillow. Work files live in a scratch folder under the data directory.
 """
 
-from vidpipe_core.previews.animated import PREVIEW_LADDER, animated_format, animated_preview, has_encoder
+from vidpipe_core.previews.animated import (
+    PREVIEW_LADDER,
+    ClipSamples,
+    animated_format,
+    animated_preview,
+    final_preview,
+    has_encoder,
+    keep_samples,
+    preview_rate,
+    take_samples,
+)
 from vidpipe_core.previews.images import (
     CHARACTER_BUDGET,
     POSTER_BUDGET,
@@ -44,6 +54,7 @@ __all__ = [
     "STILL_LADDER",
     "PREVIEW_LADDER",
     "Preview",
+    "ClipSamples",
     "SheetFrames",
     "StoredClip",
     "StripReader",
@@ -51,7 +62,11 @@ __all__ = [
     "animated_format",
     "character_sheet",
     "animated_preview",
+    "final_preview",
     "has_encoder",
+    "keep_samples",
+    "preview_rate",
+    "take_samples",
     "poster",
     "safely",
     "scene_strip",

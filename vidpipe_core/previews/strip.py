@@ -1,8 +1,10 @@
 """The scene strip: each scene's first and last frame, read from its clip (two clips decoded at
-once, the last ones as soon as the strip is asked for), drawn in rows."""
+once, the last ones as soon as the strip is asked for), drawn in rows. A reader given the
+animated preview's rate decodes each clip whole instead, and keeps its preview frames too."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import math
 import threading
@@ -14,6 +16,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont
 
 from vidpipe_core import media
+from vidpipe_core.previews.animated import PREVIEW_LONGEST, keep_samples
 from vidpipe_core.previews.images import STRIP_BUDGET, Preview, _dropped
 from vidpipe_core.scenes import scene_number
 from vidpipe_core.storage import ArtifactStore
@@ -113,6 +116,23 @@ def _ends(s: StripScene) -> _Frames:
     return _Frames(s.index, first, last, s.note)
 
 
+def _ends_and_samples(s: StripScene, rate: float) -> _Frames:
+    """``_ends`` in one decode of the whole clip, which also keeps the animated preview's frames
+    of it (``keep_samples``, by the sha256 of the bytes decoded)."""
+    if s.clip is None:
+        return _ends(s)
+    if isinstance(s.clip, Path):
+        data, name = s.clip.read_bytes(), str(s.clip)
+    else:
+        data, name = s.clip.store.read_bytes(s.clip.project_id, s.clip.path), s.clip.path
+    sampled = media.sample_frames(io.BytesIO(data), rate, name=name, longest=PREVIEW_LONGEST, end_width=2 * STRIP_THUMB_MAX)
+    keep_samples(hashlib.sha256(data).hexdigest(), rate, sampled.samples)
+    frames = _Frames(s.index, sampled.first, sampled.last, s.note)
+    del data, sampled
+    media.release_freed_memory()  # the decoded frames were freed into this thread's malloc arena
+    return frames
+
+
 class StripReader:
     """Reads scenes' first and last frames in the background (PyAV releases the GIL while it
     decodes), as soon as each clip is ``add``-ed: the clips step adds each clip when it is saved,
@@ -120,17 +140,19 @@ class StripReader:
     left when the last one is done. ``workers`` clips at a time while clips are being made (one: a
     second 1080p decoder beside the animatic's encoder cost ~40 MiB of peak), STRIP_WORKERS once
     ``frames`` is asked for (every clip exists then: the last wave's reads are not queued behind
-    one another)."""
+    one another). ``preview_rate``: also keep each clip's frames for the final video's animated
+    preview, sampled at that rate (``_ends_and_samples``)."""
 
-    def __init__(self, workers: int = 1) -> None:
+    def __init__(self, workers: int = 1, *, preview_rate: float | None = None) -> None:
         self._workers = workers
+        self._rate = preview_rate
         self._pool = ThreadPoolExecutor(max_workers=max(workers, STRIP_WORKERS), thread_name_prefix="vidpipe-strip")
         self._gate = threading.Semaphore(workers)
         self._read: dict[StripScene, Future[_Frames]] = {}
 
     def _ends(self, scene: StripScene) -> _Frames:
         with self._gate:
-            return _ends(scene)
+            return _ends(scene) if self._rate is None else _ends_and_samples(scene, self._rate)
 
     def add(self, scene: StripScene) -> None:
         if scene not in self._read:

@@ -126,8 +126,11 @@ def _make_clips(
     lock = threading.Lock()
     cancel = CancelToken()
 
-    def beat(scene: int, line: str) -> None:
-        progress(ProgressEvent(CLIPS, f"{scene_label(scene)}: {line}", scene=scene, done=counter["done"], total=total))
+    def beat(scene: int, line: str, heartbeat: bool = False) -> None:
+        event = ProgressEvent(
+            CLIPS, f"{scene_label(scene)}: {line}", scene=scene, done=counter["done"], total=total, heartbeat=heartbeat
+        )
+        progress(event)
 
     def run(c: ClipState) -> ItemReport | Future[ItemReport]:
         worker = _SceneWorker(services, state, c, provider, model, run_id, slots, beat, cancel, repair)
@@ -215,7 +218,7 @@ class _SceneWorker:
         return ItemReport(self.clip.index, action, self.fp, **kw)
 
     def on_poll(self, line: str) -> None:
-        self.beat(self.clip.index, line)
+        self.beat(self.clip.index, line, heartbeat=True)
 
     def run(self) -> ItemReport | Callable[[], ItemReport]:
         """The scene's item, or (a video has arrived) what saves and records it: the caller runs

@@ -58,6 +58,7 @@ class ProgressEvent:
     done: int = 0
     total: int = 0
     item: ItemReport | None = None  # what became of the scene, when the event says it is finished
+    heartbeat: bool = False  # "still waiting" (a poll, a first poll's countdown): a log may keep one in a while
 
 
 Progress = Callable[[ProgressEvent], None]

@@ -54,6 +54,7 @@ class FinalResult:
     fade_in_s: float = 0.0  # what the stitcher asked for (clamped to half the first clip)
     fade_out_s: float = 0.0
     mix: FinalMix | None = None  # the narration, music, loudness and subtitles, when mixed
+    clip_sha256: tuple[str, ...] = ()  # the ledger's digest of each clip joined, in order
 
 
 def make_final(
@@ -65,7 +66,7 @@ def make_final(
     fade_out: bool | None = None,
     run_id: str | None = None,
     progress: Progress = no_progress,
-    on_stitched: Callable[[Path, media.MediaInfo], None] | None = None,
+    on_stitched: Callable[[Path, FinalResult], None] | None = None,
     lines: Sequence[SpokenLine] = (),
     music: Path | None = None,
     burn_subtitles: bool | None = None,
@@ -74,8 +75,8 @@ def make_final(
     under the picture with subtitles (``final_mix``); without either the video is the stitch's,
     byte for byte. ``burn_subtitles``: None follows the spec. ``fade_in`` / ``fade_out``: None follows the storyboard's transition notes (`storyboard_fades`);
     True or False overrides them. ``on_stitched`` is called with the stitched file while it is
-    still on local disk, once it is stored (the asset makes its preview images from it: no second
-    copy from an object store)."""
+    still on local disk, once it is stored, and the result (the asset makes its preview images
+    from them: no second copy from an object store)."""
     check_inputs(lines, music)
     with step_lock(services, project_id, run_id):
         mixing = _Mixing(tuple(lines), music, burn_subtitles)
@@ -126,7 +127,7 @@ def _make_final(
     progress: Progress,
     fade_in: bool | None = None,
     fade_out: bool | None = None,
-    on_stitched: Callable[[Path, media.MediaInfo], None] | None = None,
+    on_stitched: Callable[[Path, FinalResult], None] | None = None,
     mixing: _Mixing = _Mixing(),
 ) -> FinalResult:
     state = resolve_state(services, project_id)
@@ -185,21 +186,23 @@ def _make_final(
         sha = sha256_file(out)
         target = services.store.put_file(project_id, Layout.FINAL, out)
         progress(ProgressEvent(FINAL_VIDEO, "final video written", done=1, total=1))
+        expected = sum(durations) - max(0, len(durations) - 1) * crossfade
+        result = FinalResult(
+            path=target,
+            uri=services.store.uri(project_id, Layout.FINAL),
+            info=info,
+            expected_duration_s=expected,
+            crossfade=crossfade,
+            scenes=[c.index for c in included],
+            skipped=skipped,
+            audio_expected=spec.generate_audio or mixed is not None,  # the mix always has a track
+            sha256=sha,
+            durations={c.index: d for c, d in zip(included, durations, strict=True)},
+            fade_in_s=fade_in_s,
+            fade_out_s=fade_out_s,
+            mix=mixed,
+            clip_sha256=tuple(c.sha256 or "" for c in included),
+        )
         if on_stitched is not None:
-            on_stitched(out, info)
-    expected = sum(durations) - max(0, len(durations) - 1) * crossfade
-    return FinalResult(
-        path=target,
-        uri=services.store.uri(project_id, Layout.FINAL),
-        info=info,
-        expected_duration_s=expected,
-        crossfade=crossfade,
-        scenes=[c.index for c in included],
-        skipped=skipped,
-        audio_expected=spec.generate_audio or mixed is not None,  # the mix always has a track
-        sha256=sha,
-        durations={c.index: d for c, d in zip(included, durations, strict=True)},
-        fade_in_s=fade_in_s,
-        fade_out_s=fade_out_s,
-        mix=mixed,
-    )
+            on_stitched(out, result)
+    return result

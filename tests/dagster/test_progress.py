@@ -1,0 +1,67 @@
+"""Progress from the steps: every event reaches the in-process listeners (the CLI's live table);
+the Dagster log keeps a scene's "still waiting" lines at most once a second, and every other line,
+written in order by a thread of the step's own (the step waits for them at its end)."""
+
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+
+from vidpipe_core.steps import CLIPS
+from vidpipe_core.steps.report import ProgressEvent
+from vidpipe_dagster import progress
+
+
+def test_a_waits_heartbeats_are_logged_once_a_second_and_every_other_line_always() -> None:
+    logged: list[str] = []
+    context = SimpleNamespace(partition_key="p", log=SimpleNamespace(info=logged.append))
+    heard: list[ProgressEvent] = []
+
+    def listener(_partition: str, event: ProgressEvent) -> None:
+        heard.append(event)
+
+    progress.add_listener(listener)
+    try:
+        emit = progress.for_context(context)  # type: ignore[arg-type]
+        started = time.monotonic()
+        polls = 0
+        while time.monotonic() - started < 1.5:  # two scenes polled every 50 ms for 1.5 s
+            polls += 1
+            for scene in (0, 1):
+                emit(
+                    ProgressEvent(
+                        CLIPS, f"Scene {scene + 1}: video operation running (poll {polls})", scene=scene, heartbeat=True
+                    )
+                )
+            time.sleep(0.05)
+        emit(ProgressEvent(CLIPS, "Scene 1 generated", scene=0))
+        emit(ProgressEvent(CLIPS, "Scene 2 generated", scene=1))
+        progress.flush(context)  # type: ignore[arg-type]
+    finally:
+        progress.remove_listener(listener)
+
+    assert len(heard) == 2 * polls + 2 and polls >= 15  # the live display sees every poll
+    for scene in (1, 2):
+        beats = [line for line in logged if line.startswith(f"[clips] Scene {scene}: video operation running")]
+        assert beats[0].endswith("(poll 1)")  # the first is logged at once
+        assert len(beats) == 2  # at 0 s and after 1 s, not once per poll
+    assert logged[-2:] == ["[clips] Scene 1 generated", "[clips] Scene 2 generated"]
+
+
+def test_the_step_does_not_wait_for_the_event_log_and_flush_waits_for_every_line() -> None:
+    logged: list[str] = []
+
+    def slow_write(line: str) -> None:  # an event-log write on a busy machine
+        time.sleep(0.05)
+        logged.append(line)
+
+    context = SimpleNamespace(partition_key="p", log=SimpleNamespace(info=slow_write))
+    emit = progress.for_context(context)  # type: ignore[arg-type]
+    started = time.monotonic()
+    for k in range(10):
+        emit(ProgressEvent(CLIPS, f"line {k}"))
+    assert time.monotonic() - started < 0.25  # ten writes of 50 ms did not hold the step
+    progress.flush(context)  # type: ignore[arg-type]
+    assert logged == [f"[clips] line {k}" for k in range(10)]  # all of them, in order
+    emit(ProgressEvent(CLIPS, "after the end"))  # a late line is written at once
+    assert logged[-1] == "[clips] after the end"
