@@ -15,7 +15,20 @@ import sys
 import time
 from pathlib import Path
 
-BENCHMARKS = ("e2e", "stitch", "overhead", "many", "memory", "healing", "startup", "eventlog", "polling", "celery", "mix", "review")
+BENCHMARKS = (
+    "e2e",
+    "stitch",
+    "overhead",
+    "many",
+    "memory",
+    "healing",
+    "startup",
+    "eventlog",
+    "polling",
+    "celery",
+    "mix",
+    "review",
+)
 HERE = Path(__file__).resolve().parent
 
 

@@ -265,7 +265,9 @@ OLD_FINGERPRINTS = {
 
 
 def test_a_project_registered_before_these_fields_keeps_its_fingerprints(vp_env):
-    spec = register("A fox and an old owl watch the snow fall over a quiet forest", id="old-fingerprints", scenes=2, narration=False)
+    spec = register(
+        "A fox and an old owl watch the snow fall over a quiet forest", id="old-fingerprints", scenes=2, narration=False
+    )
     services: Services = vp_env.services()
     with services.db.session() as s:  # written as before: no characters, no music (an earlier version reads it)
         assert not {"characters", "music"} & set(s.get(Project, spec.id).spec)
