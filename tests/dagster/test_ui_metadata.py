@@ -92,7 +92,9 @@ def test_the_ui_shows_the_product(priced):
     assert total == pytest.approx(ledger) and fv["total_cost_usd"] == pytest.approx(ledger)
     assert "| clips | animatic | animatic |" in summary and "no scene was rejected" in summary
     assert str(services.store.path(spec.id, "final.mp4")) in summary
-    assert "**Narration:** off" in fv["final_mix"] and fv["narration"] is False  # no lines yet: the stitch as it is
+    # narration is on for a new project: the animatic's narrator says each scene's line, subtitled
+    assert "**Narration:** on" in fv["final_mix"] and fv["narration"] is True
+    assert fv["subtitles"].startswith("2 cues") and abs(fv["loudness_lufs"] + 16) <= 1 and fv["true_peak_dbtp"] <= -1.0
 
     kf = latest_metadata(instance, "keyframes", spec.id)
     sheet = _image(kf["contact_sheet_image"], "contact sheet", previews.SHEET_BUDGET)
