@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from vidpipe_core.errors import InvalidInput
 from vidpipe_core.providers.animatic.lexicon import (
+    BOUNDARY_WORDS,
     CHARACTER_NOUNS,
     COLOUR_WORDS,
     TIME_PHRASE,
@@ -434,6 +435,10 @@ def plan_storyboard(spec: ProjectSpec) -> Storyboard:
     return Storyboard(title=_title(spec.prompt), style_guide=style, scenes=scenes)
 
 
+# Words a spoken line must not end on: articles and determiners, and the words that open a phrase.
+_DANGLING = BOUNDARY_WORDS | frozenset("a an the this that these those his her its their my your our some every".split())
+
+
 def narration_line(text: str, seconds: float) -> str:
     """A voice-over line from a scene's text: its first words, whole, as many as the storyboard's
     pace allows in ``seconds`` (never a word cut), ending as a sentence."""
@@ -443,5 +448,10 @@ def narration_line(text: str, seconds: float) -> str:
         if len(" ".join([*words, word])) > MAX_NARRATION_CHARS - 1:
             break
         words.append(word)
+    # End where a phrase ends ("…down a rain-filled gutter", not "…gutter at"), when one does.
+    ends = [k for k in phrase_ends(text.split()) if k <= len(words)]
+    words = words[: ends[-1]] if ends else words
+    while len(words) > 1 and words[-1].lower().strip("\"'(),;:") in _DANGLING:  # never "…climbs the."
+        words.pop()
     line = " ".join(words).rstrip(",;:.!?-")
     return f"{line[:1].upper()}{line[1:]}." if line else ""
