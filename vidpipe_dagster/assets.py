@@ -390,16 +390,15 @@ def narration(context: dg.AssetExecutionContext, config: NarrationConfig, vidpip
     context.log.info(
         f"narration: {report.counts['generated']} said, {report.counts['reused']} reused" if report.enabled else "off"
     )
-    metadata: dict[str, Any] = {
-        "narration": report.enabled,
-        "lines": meta.narration_table(report),
-        "line_count": len(report.items),
-        "total_duration_s": round(sum(i.duration_s or 0.0 for i in report.items), 3),
-        **meta.made(report),
-        **nonce_metadata(services, project_id),
-    }
-    if report.enabled:
-        metadata.update(voice=voice, language=language)
+    metadata: dict[str, Any] = {"narration": report.enabled, **meta.made(report), **nonce_metadata(services, project_id)}
+    if report.enabled:  # off: nothing more to show (and nothing to carry in every render's event log)
+        metadata.update(
+            lines=meta.narration_table(report),
+            line_count=len(report.items),
+            total_duration_s=round(sum(i.duration_s or 0.0 for i in report.items), 3),
+            voice=voice,
+            language=language,
+        )
     if report.notes:
         metadata["notes"] = dg.MetadataValue.md("\n".join(f"- {n}" for n in report.notes))
     return _materialized(context, metadata, [])
