@@ -2,7 +2,9 @@
 live display) when one is registered. A scene's "still waiting" lines (``heartbeat``: a poll, a
 first poll's countdown) go to the Dagster log at most once per HEARTBEAT_LOG_S: each is an
 event-log write (~10 ms of CPU on SQLite), and a wait polled every quarter second wrote four a
-second per clip; the listeners get every one.
+second per clip; the listeners get every one. A frame's or a sheet's "rendering …" line (``opening``)
+goes to the listeners only: its "… rendered" line follows in the log, and the pair was two events
+per image in every render's event log.
 
 The Dagster log lines are written by one thread per step, in order, so a step does not wait for
 the event log's write (a keyframe's two lines were two commits between one image request and the
@@ -74,6 +76,8 @@ def for_context(context: dg.AssetExecutionContext) -> Progress:
     logged: dict[tuple[str, int | None], float] = {}  # (stage, scene) -> when its last heartbeat was logged
 
     def due(event: ProgressEvent) -> bool:
+        if event.opening:
+            return False
         if not event.heartbeat:
             return True
         now, key = time.monotonic(), (event.stage, event.scene)

@@ -65,3 +65,29 @@ def test_the_step_does_not_wait_for_the_event_log_and_flush_waits_for_every_line
     assert logged == [f"[clips] line {k}" for k in range(10)]  # all of them, in order
     emit(ProgressEvent(CLIPS, "after the end"))  # a late line is written at once
     assert logged[-1] == "[clips] after the end"
+
+
+def test_a_frames_opening_line_reaches_the_live_display_only_and_its_end_the_log() -> None:
+    """A frame's "rendering …" (``opening``, as the keyframes and characters steps mark it) goes to the
+    listeners only, its "… rendered" to both; a damaged frame's re-rendering is not an opening."""
+    logged: list[str] = []
+    context = SimpleNamespace(partition_key="p", log=SimpleNamespace(info=logged.append))
+    heard: list[ProgressEvent] = []
+
+    def listener(_partition: str, event: ProgressEvent) -> None:
+        heard.append(event)
+
+    progress.add_listener(listener)
+    try:
+        emit = progress.for_context(context)  # type: ignore[arg-type]
+        emit(ProgressEvent("keyframes", "rendering the start frame of scene 1", scene=0, opening=True))
+        emit(ProgressEvent("keyframes", "the start frame of scene 1 rendered", scene=0, done=1))
+        emit(ProgressEvent("keyframes", "re-rendering damaged the end frame of scene 1", scene=1))
+        progress.flush(context)  # type: ignore[arg-type]
+    finally:
+        progress.remove_listener(listener)
+    assert [e.message for e in heard][0] == "rendering the start frame of scene 1"
+    assert logged == [
+        "[keyframes] the start frame of scene 1 rendered",
+        "[keyframes] re-rendering damaged the end frame of scene 1",
+    ]

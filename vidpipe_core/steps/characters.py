@@ -141,7 +141,11 @@ def _render(
     damaged = damage is not None
     progress(
         ProgressEvent(
-            CHARACTERS, f"{'re-rendering damaged' if damaged else 'rendering'} {sheet_label(sheet.name)}", done=i, total=total
+            CHARACTERS,
+            f"{'re-rendering damaged' if damaged else 'rendering'} {sheet_label(sheet.name)}",
+            done=i,
+            total=total,
+            opening=not damaged,
         )
     )
     request = SheetRequest(

@@ -233,7 +233,12 @@ def _render(
     assert frame.fingerprint is not None
     progress(
         ProgressEvent(
-            KEYFRAMES, f"{'re-rendering damaged' if damaged else 'rendering'} {frame_label(k, n)}", scene=k, done=k, total=total
+            KEYFRAMES,
+            f"{'re-rendering damaged' if damaged else 'rendering'} {frame_label(k, n)}",
+            scene=k,
+            done=k,
+            total=total,
+            opening=not damaged,
         )
     )
     png, usage = provider.render(_request(state, k, reference, sheets))

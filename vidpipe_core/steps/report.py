@@ -59,6 +59,7 @@ class ProgressEvent:
     total: int = 0
     item: ItemReport | None = None  # what became of the scene, when the event says it is finished
     heartbeat: bool = False  # "still waiting" (a poll, a first poll's countdown): a log may keep one in a while
+    opening: bool = False  # "rendering X", whose end ("X rendered") follows: the live display shows it, a log may not
 
 
 Progress = Callable[[ProgressEvent], None]
