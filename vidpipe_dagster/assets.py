@@ -51,7 +51,16 @@ from vidpipe_dagster.pools import DagsterPoolSlots
 from vidpipe_dagster.progress import flush as flush_progress
 from vidpipe_dagster.progress import for_context
 from vidpipe_dagster.resources import VidpipeResource
-from vidpipe_dagster.review import APPROVED, NOT_UNDER_REVIEW, REVIEW_TAG, awaiting, link_origin, run_source
+from vidpipe_dagster.review import (
+    APPROVED,
+    NOT_UNDER_REVIEW,
+    RETAKE_APPROVES_TAG,
+    RETAKE_SOURCE_TAG,
+    REVIEW_TAG,
+    awaiting,
+    link_origin,
+    run_source,
+)
 
 # Partitioned asset-check specs are a preview API in Dagster 1.13 (pinned); without them every
 # project's check results would show against no partition in the UI.
@@ -306,6 +315,19 @@ def clips(
                     scenes=[scene_index(n) for n in config.regenerate_scenes],
                 )
                 context.log.info(approval.message)
+        retaken = context.run.tags.get(RETAKE_APPROVES_TAG)
+        if retaken and load_spec(services, project_id).review != "none":
+            # A person's retake from the UI or another program (the `retake` job, which stated its cost):
+            # its clips are its own approval, once its new frames exist (this step runs after them).
+            approval = record_approval(
+                services,
+                project_id,
+                kind="retake",
+                source=context.run.tags.get(RETAKE_SOURCE_TAG, "api"),
+                run_id=context.run.run_id,
+                scenes=[scene_index(int(n)) for n in retaken.split(",")],
+            )
+            context.log.info(approval.message)
         progress = for_context(context)
         spec = load_spec(services, project_id)  # each clip decoded for the strip gives the final preview's frames too
         rate = previews.preview_rate(spec.scenes * spec.clip_duration) if spec.crossfade == 0 else None

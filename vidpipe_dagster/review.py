@@ -21,6 +21,10 @@ APPROVED_BY_TAG = "vidpipe/approved_by_run"  # on the render run: the approve_pr
 RENDER_RUN_TAG = "vidpipe/render_run"  # on a new_project / approve_project run: the render_project run it started
 REVIEW_TAG = "vidpipe/review"  # on a render run: "awaiting approval", "approved" or "none"
 ORIGIN_TAG = "vidpipe/origin"
+# On a render run a `retake` job started: the scenes (from 1) whose clips the retake re-makes, and where
+# the retake came from. Under review the clips step records them as the retake's own approval.
+RETAKE_APPROVES_TAG = "vidpipe/retake_approves"
+RETAKE_SOURCE_TAG = "vidpipe/retake_source"
 APPROVE_PROJECT_JOB = "approve_project"  # the job that approves from the UI or another program
 APPROVE_OP = "approve"  # its one op: the key of its config, `ops: {approve: {config: ...}}`
 

@@ -15,12 +15,14 @@ from pydantic import Field, create_model
 
 from vidpipe_core.errors import VidpipeError
 from vidpipe_core.scene_fields import SCENE_FIELDS, scene_changes
+from vidpipe_core.scenes import scene_number
 from vidpipe_core.steps.edit import edit_scene as edit_scene_step
 from vidpipe_core.steps.retake import apply_retake, plan_retake
 from vidpipe_dagster.create import PROJECT_TAG, WAITING, _failure
 from vidpipe_dagster.healing import PARTITION_TAG
 from vidpipe_dagster.jobs import render_project
 from vidpipe_dagster.resources import VidpipeResource
+from vidpipe_dagster.review import RETAKE_APPROVES_TAG, RETAKE_SOURCE_TAG, run_source
 
 EDIT_SCENE_JOB = "edit_scene"
 RETAKE_JOB = "retake"
@@ -143,7 +145,10 @@ def take_again(context: dg.OpExecutionContext, config: RetakeConfig, vidpipe: Vi
     except VidpipeError as exc:
         raise _failure(exc) from None
     if not config.dry_run:
-        context.instance.add_run_tags(context.run_id, {PROJECT_TAG: config.project, RETAKE_TAG: plan.what})
+        tags = {PROJECT_TAG: config.project, RETAKE_TAG: plan.what}
+        if plan.clips:  # under review, the render's clips step records these as the retake's own approval
+            tags[RETAKE_APPROVES_TAG] = ",".join(str(scene_number(i)) for i in plan.clips)
+        context.instance.add_run_tags(context.run_id, tags)
     return dg.Output(
         None,
         metadata={
@@ -189,6 +194,7 @@ def render_retake(context: dg.RunStatusSensorContext) -> dg.RunRequest | dg.Skip
     busy = context.instance.get_runs(filters=dg.RunsFilter(tags={PARTITION_TAG: project_id}, statuses=WAITING), limit=1)
     if busy:
         return dg.SkipReason(f"project {project_id} already has run {busy[0].run_id} ({busy[0].status.value})")
-    return dg.RunRequest(
-        run_key=f"{RETAKE_JOB}:{run.run_id}", partition_key=project_id, tags={RETAKE_ORIGIN: RETAKE_JOB, RETAKE_TAG: run.run_id}
-    )
+    tags = {RETAKE_ORIGIN: RETAKE_JOB, RETAKE_TAG: run.run_id}
+    if run.tags.get(RETAKE_APPROVES_TAG):
+        tags.update({RETAKE_APPROVES_TAG: run.tags[RETAKE_APPROVES_TAG], RETAKE_SOURCE_TAG: run_source(run.tags)})
+    return dg.RunRequest(run_key=f"{RETAKE_JOB}:{run.run_id}", partition_key=project_id, tags=tags)

@@ -345,3 +345,50 @@ def test_an_approval_the_budget_cannot_pay_records_nothing(reviewed):
     assert _json(_cli("status", pid, "--json"))["review"]["awaiting_approval"] is True
     assert _cli("approve", pid, "--max-cost", "5").exit_code == 0
     assert _submissions(g.emulator) == 2 and load_spec(vp_env.services(), pid).max_cost_usd == 5.0
+
+
+def test_a_retake_under_review_states_its_cost_and_is_its_own_approval(reviewed):
+    """`vidpipe retake` and the `retake` job (through its sensor's render run) of an approved project
+    under review pay for exactly the clips their cascade names, with no `approve`, and record a
+    `retake` approval each (the CLI's from `cli`, the job's from where the job was launched)."""
+    from dagster._core.execution.api import execute_run
+
+    from vidpipe_dagster.jobs import render_project_in_process
+    from vidpipe_dagster.resources import VidpipeResource
+    from vidpipe_dagster.steering import render_retake, retake
+
+    vp_env, g = reviewed
+    pid = _cli("new", "A lighthouse keeper at dusk", "--id", "keeper-retake", "--scenes", "3", "--clip-duration", "4").stdout
+    pid = pid.strip()
+    assert _cli("render", pid).exit_code == 0 and _cli("approve", pid).exit_code == 0
+    assert _submissions(g.emulator) == 3
+
+    cli = _cli("retake", pid, "--frame", "4", "--yes")  # the end frame of scene 3: its clip only
+    assert cli.exit_code == 0, cli.output
+    assert "re-makes" in cli.stderr and "$1.60" in cli.stderr  # the cost is said first
+    assert _submissions(g.emulator) == 4 and _materialized(vp_env.instance(), FINAL_VIDEO, pid)
+
+    instance = vp_env.instance()
+    run_config = {"ops": {"take_again": {"config": {"project": pid, "frame": 4, "dry_run": False}}}}
+    job = retake.execute_in_process(
+        instance=instance, resources={"vidpipe": VidpipeResource()}, run_config=run_config, tags={FROM_UI_TAG: "true"}
+    )
+    assert job.success and _submissions(g.emulator) == 4  # the job itself pays for no clip
+    context = dg.build_run_status_sensor_context(
+        sensor_name=render_retake.name,
+        dagster_instance=instance,
+        dagster_run=instance.get_run_by_id(job.run_id),
+        dagster_event=job.get_run_success_event(),
+    )
+    request = render_retake(context)
+    assert isinstance(request, dg.RunRequest)
+    render_run = instance.create_run_for_job(job_def=render_project_in_process(), tags={**request.tags, "dagster/partition": pid})
+    result = execute_run(dg.reconstructable(render_project_in_process), render_run, instance, raise_on_error=False)
+    assert result.success and _submissions(g.emulator) == 5  # scene 3's clip again, with no `approve`
+    with vp_env.services().db.session() as s:
+        rows = s.scalars(select(ApprovalRow).where(ApprovalRow.project_id == pid).order_by(ApprovalRow.id)).all()
+        assert [(r.kind, r.source, [e["scene"] for e in r.scenes]) for r in rows] == [
+            ("approve", "cli", [1, 2, 3]),
+            ("retake", "cli", [3]),
+            ("retake", "ui", [3]),
+        ]
