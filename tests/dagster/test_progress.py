@@ -91,3 +91,28 @@ def test_a_frames_opening_line_reaches_the_live_display_only_and_its_end_the_log
         "[keyframes] the start frame of scene 1 rendered",
         "[keyframes] re-rendering damaged the end frame of scene 1",
     ]
+
+
+def test_a_render_logs_each_frame_once_and_shows_its_start_live(vp_env) -> None:  # type: ignore[no-untyped-def]
+    """Through the real characters and keyframes steps: the live display hears "rendering …" for
+    each sheet and frame; the run's Dagster log keeps only its "… rendered" line."""
+    from vidpipe_dagster.runner import failure_message, register, render
+
+    heard: list[str] = []
+
+    def listener(_partition: str, event: ProgressEvent) -> None:
+        heard.append(f"[{event.stage}] {event.message}")
+
+    spec = register("A fox cub and an old owl watch the snow fall.", id="logged-once", scenes=2, clip_duration=1)
+    progress.add_listener(listener)
+    try:
+        result = render(spec.id, assets=["storyboard", "characters", "keyframes"])
+    finally:
+        progress.remove_listener(listener)
+    assert result.success, failure_message(result)
+    logged = [e.user_message for e in vp_env.instance().all_logs(result.run_id) if e.dagster_event is None]
+    for stage in ("characters", "keyframes"):
+        opening = [line for line in heard if line.startswith(f"[{stage}] rendering ")]
+        ended = [line for line in heard if line.startswith(f"[{stage}] ") and line.endswith(" rendered")]
+        assert opening and len(opening) == len(ended), heard
+        assert not set(opening) & set(logged) and set(ended) <= set(logged)
