@@ -33,7 +33,6 @@ from vidpipe_core.steps import CLIPS
 from vidpipe_core.steps.state import ClipState, ProjectState, project_nonce, resolve_state, spent_usd, stored_document
 
 KINDS = ("approve", "regenerate", "retake")
-SOURCES = ("cli", "ui", "api")
 UNDER_REVIEW = "keyframes"
 
 
@@ -88,14 +87,9 @@ def _rows(services: Services, project_id: str) -> list[ApprovalRow]:
         return [r for r in rows if r.nonce == nonce]
 
 
-def approvals(services: Services, project_id: str) -> list[ApprovalRow]:
-    """The approvals of the current project record, oldest first."""
-    return _rows(services, project_id)
-
-
-def covered_clips(services: Services, project_id: str) -> set[str]:
-    """The clip fingerprints an approval of the current project record covers."""
-    return {entry["clip"] for row in _rows(services, project_id) for entry in row.scenes if entry.get("clip")}
+def _covered(rows: list[ApprovalRow]) -> set[str]:
+    """The clip fingerprints ``rows`` cover."""
+    return {entry["clip"] for row in rows for entry in row.scenes if entry.get("clip")}
 
 
 def _clips_cost(services: Services, state: ProjectState, count: int) -> float:
@@ -114,7 +108,7 @@ def gate(services: Services, state: ProjectState) -> Gate:
     if spec.review != UNDER_REVIEW:
         return Gate(spec.id, spec.review)
     rows = _rows(services, spec.id)
-    covered = {entry["clip"] for row in rows for entry in row.scenes if entry.get("clip")}
+    covered = _covered(rows)
     waiting = [c.index for c in state.clips if _needs_payment(c) and c.fingerprint not in covered]
     return Gate(spec.id, spec.review, waiting, _clips_cost(services, state, len(waiting)), bool(rows))
 
@@ -180,7 +174,7 @@ def record_approval(
             f"{project_id!r} has nothing to approve yet: {what} not made; "
             f"`vidpipe render {project_id} --until keyframes` makes them, then look and approve",
         )
-    covered = covered_clips(services, project_id)
+    covered = _covered(_rows(services, project_id))
     chosen = set(scenes) if scenes is not None else None
     clips = [
         c for c in state.clips if _needs_payment(c) and c.fingerprint not in covered and (chosen is None or c.index in chosen)
@@ -220,8 +214,3 @@ def record_approval(
             )
         )
     return Approval(project_id, kind, [c.index for c in clips], estimate, True)
-
-
-def review_state(services: Services, project_id: str) -> Gate:
-    """The gate of a project as it stands now."""
-    return gate(services, resolve_state(services, project_id))

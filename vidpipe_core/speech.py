@@ -9,7 +9,9 @@ line's. Nothing ever cuts a line: a cut would end mid-word."""
 
 from __future__ import annotations
 
+import io
 import re
+import wave
 
 from vidpipe_core.errors import InvalidInput
 from vidpipe_core.scenes import scene_label
@@ -99,3 +101,20 @@ def tempo_for(index: int, line_s: float, scene_s: float) -> float:
     if line_s > scene_s * MAX_TEMPO + 1e-9:
         raise too_long(index, scene_s, line_s, measured=True)
     return round(line_s / scene_s, 4)
+
+
+def pcm_wav(pcm: bytes, rate: int, channels: int = 1) -> bytes:
+    """16-bit little-endian PCM samples as a WAV file (every narrator's output is one)."""
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(channels)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm)
+    return out.getvalue()
+
+
+def wav_seconds(wav: bytes) -> float:
+    """How long a WAV file plays."""
+    with wave.open(io.BytesIO(wav)) as w:
+        return w.getnframes() / float(w.getframerate())

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -180,20 +180,22 @@ def check_music(field: str, source: str, data: bytes) -> str:
     return found[0]
 
 
-def take_image(field: str, ref: str, settings: Settings, base: Path) -> Intake:
-    """A character image as the request names it, judged: where it is, what it is, its digest."""
+def _take(field: str, ref: str, settings: Settings, base: Path, limit: int, check: Callable[[str, str, bytes], str]) -> Intake:
+    """A file as the request names it, judged: where it is, what it is (``check``), its digest."""
     source = _locate(field, ref, settings, base)
-    data = _read(field, source, IMAGE_MAX_BYTES)
-    ext = check_image(field, ref, data)
+    data = _read(field, source, limit)
+    ext = check(field, ref, data)
     return Intake(source, hashlib.sha256(data).hexdigest(), len(data), ext)
+
+
+def take_image(field: str, ref: str, settings: Settings, base: Path) -> Intake:
+    """A character image as the request names it, judged."""
+    return _take(field, ref, settings, base, IMAGE_MAX_BYTES, check_image)
 
 
 def take_music(field: str, ref: str, settings: Settings, base: Path) -> Intake:
     """A music track as the request names it, judged."""
-    source = _locate(field, ref, settings, base)
-    data = _read(field, source, MUSIC_MAX_BYTES)
-    ext = check_music(field, ref, data)
-    return Intake(source, hashlib.sha256(data).hexdigest(), len(data), ext)
+    return _take(field, ref, settings, base, MUSIC_MAX_BYTES, check_music)
 
 
 def given_files(spec: ProjectSpec) -> Iterable[GivenFile]:
@@ -240,9 +242,3 @@ def music_file(store: ArtifactStore, spec: ProjectSpec) -> Iterator[Path | None]
         raise ConfigurationError(
             f"project {spec.id}: the copy of your music ({spec.music.path}) is missing; register the project again with --music"
         ) from None
-
-
-def music_path(spec: ProjectSpec) -> str | None:
-    """The project-relative path of the project's music track (its copy; the spec's sha256 checks
-    it: `integrity.read_checked`), or None without music. The final mix reads it from here."""
-    return spec.music.path if spec.music is not None else None

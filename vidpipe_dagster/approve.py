@@ -10,8 +10,7 @@ from pydantic import Field
 from vidpipe_core.approvals import record_approval
 from vidpipe_core.errors import VidpipeError
 from vidpipe_core.projects import load_spec
-from vidpipe_dagster.create import PROJECT_TAG, WAITING, _failure
-from vidpipe_dagster.healing import PARTITION_TAG
+from vidpipe_dagster.create import PROJECT_TAG, _failure, render_request
 from vidpipe_dagster.jobs import render_project
 from vidpipe_dagster.resources import VidpipeResource
 from vidpipe_dagster.review import (
@@ -19,7 +18,6 @@ from vidpipe_dagster.review import (
     APPROVE_PROJECT_JOB,
     APPROVED,
     APPROVED_BY_TAG,
-    ORIGIN_TAG,
     REVIEW_TAG,
     run_source,
 )
@@ -90,15 +88,5 @@ def approve_project() -> None:
     description="Starts the render_project run of each project the approve_project job approved.",
 )
 def render_approved_project(context: dg.RunStatusSensorContext) -> dg.RunRequest | dg.SkipReason:
-    run = context.dagster_run
-    project_id = run.tags.get(PROJECT_TAG)
-    if not project_id:
-        return dg.SkipReason(f"run {run.run_id} approved no project")
-    busy = context.instance.get_runs(filters=dg.RunsFilter(tags={PARTITION_TAG: project_id}, statuses=WAITING), limit=1)
-    if busy:
-        return dg.SkipReason(f"project {project_id} already has run {busy[0].run_id} ({busy[0].status.value})")
-    return dg.RunRequest(
-        run_key=f"{APPROVE_PROJECT_JOB}:{run.run_id}",
-        partition_key=project_id,
-        tags={ORIGIN_TAG: APPROVE_PROJECT_JOB, APPROVED_BY_TAG: run.run_id, REVIEW_TAG: APPROVED},
-    )
+    tags = {APPROVED_BY_TAG: context.dagster_run.run_id, REVIEW_TAG: APPROVED}
+    return render_request(context, APPROVE_PROJECT_JOB, "approved no project", tags)

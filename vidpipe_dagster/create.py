@@ -8,6 +8,7 @@ plus ``force``. It is a permissive config, so a field Dagster does not know is n
 Launchpad alone: the run names it along with every other problem (`request.check_fields` then
 `projects.validate_request`, the messages of the inbox and of `vidpipe new`), and registers nothing."""
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Optional
 
 import dagster as dg
@@ -162,17 +163,24 @@ def new_project() -> None:
 )
 def render_new_project(context: dg.RunStatusSensorContext) -> dg.RunRequest | dg.SkipReason:
     run = context.dagster_run
+    return render_request(context, NEW_PROJECT_JOB, "registered no project", {CREATED_BY_TAG: run.run_id})
+
+
+def render_request(
+    context: dg.RunStatusSensorContext, job: str, nothing: str, tags: Mapping[str, str]
+) -> dg.RunRequest | dg.SkipReason:
+    """What the run-status sensors after `new_project`, `approve_project` and `retake` ask for: the
+    render_project run of the project the finished ``job`` run tagged (PROJECT_TAG), tagged with
+    where it came from and ``tags``; skipped, saying why, when the run tagged none (``nothing``) or
+    the project already has a run queued or going."""
+    run = context.dagster_run
     project_id = run.tags.get(PROJECT_TAG)
     if not project_id:
-        return dg.SkipReason(f"run {run.run_id} registered no project")
+        return dg.SkipReason(f"run {run.run_id} {nothing}")
     busy = context.instance.get_runs(filters=dg.RunsFilter(tags={PARTITION_TAG: project_id}, statuses=WAITING), limit=1)
     if busy:
         return dg.SkipReason(f"project {project_id} already has run {busy[0].run_id} ({busy[0].status.value})")
-    return dg.RunRequest(
-        run_key=f"{NEW_PROJECT_JOB}:{run.run_id}",
-        partition_key=project_id,
-        tags={ORIGIN_TAG: NEW_PROJECT_JOB, CREATED_BY_TAG: run.run_id},
-    )
+    return dg.RunRequest(run_key=f"{job}:{run.run_id}", partition_key=project_id, tags={ORIGIN_TAG: job, **tags})
 
 
 class DeleteProjectConfig(dg.Config):

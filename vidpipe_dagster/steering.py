@@ -18,8 +18,7 @@ from vidpipe_core.scene_fields import SCENE_FIELDS, scene_changes
 from vidpipe_core.scenes import scene_number
 from vidpipe_core.steps.edit import edit_scene as edit_scene_step
 from vidpipe_core.steps.retake import apply_retake, plan_retake
-from vidpipe_dagster.create import PROJECT_TAG, WAITING, _failure
-from vidpipe_dagster.healing import PARTITION_TAG
+from vidpipe_dagster.create import PROJECT_TAG, _failure, render_request
 from vidpipe_dagster.jobs import render_project
 from vidpipe_dagster.resources import VidpipeResource
 from vidpipe_dagster.review import RETAKE_APPROVES_TAG, RETAKE_SOURCE_TAG, run_source
@@ -27,7 +26,6 @@ from vidpipe_dagster.review import RETAKE_APPROVES_TAG, RETAKE_SOURCE_TAG, run_s
 EDIT_SCENE_JOB = "edit_scene"
 RETAKE_JOB = "retake"
 RETAKE_TAG = "vidpipe/retake"  # on a retake run: what was taken again ("frame 2 (...)")
-RETAKE_ORIGIN = "vidpipe/origin"
 EXAMPLE_PROJECT = "my-project"  # the example configs' project id: the Launchpad shows where it goes
 
 PROJECT_HELP = "The project's id (`vidpipe list` lists them)."
@@ -188,13 +186,7 @@ def retake() -> None:
 )
 def render_retake(context: dg.RunStatusSensorContext) -> dg.RunRequest | dg.SkipReason:
     run = context.dagster_run
-    project_id = run.tags.get(PROJECT_TAG)
-    if not project_id:
-        return dg.SkipReason(f"run {run.run_id} recorded no take (a dry run, or nothing to take again)")
-    busy = context.instance.get_runs(filters=dg.RunsFilter(tags={PARTITION_TAG: project_id}, statuses=WAITING), limit=1)
-    if busy:
-        return dg.SkipReason(f"project {project_id} already has run {busy[0].run_id} ({busy[0].status.value})")
-    tags = {RETAKE_ORIGIN: RETAKE_JOB, RETAKE_TAG: run.run_id}
+    tags = {RETAKE_TAG: run.run_id}
     if run.tags.get(RETAKE_APPROVES_TAG):
         tags.update({RETAKE_APPROVES_TAG: run.tags[RETAKE_APPROVES_TAG], RETAKE_SOURCE_TAG: run_source(run.tags)})
-    return dg.RunRequest(run_key=f"{RETAKE_JOB}:{run.run_id}", partition_key=project_id, tags=tags)
+    return render_request(context, RETAKE_JOB, "recorded no take (a dry run, or nothing to take again)", tags)

@@ -31,7 +31,7 @@ from vidpipe_core.services import Services
 from vidpipe_core.steps.inspect import find_damage
 from vidpipe_core.steps.state import frame_characters, resolve_state, stored_document
 from vidpipe_core.steps.storyboard import stage_models
-from vidpipe_core.userfiles import music_file, music_path
+from vidpipe_core.userfiles import music_file
 from vidpipe_dagster.cli import app
 from vidpipe_dagster.partitions import projects_partitions
 from vidpipe_dagster.runner import failure_message, register, render
@@ -219,7 +219,7 @@ def test_music_is_checked_and_copied_with_its_sha256(vp_env, tmp_path):
     services = vp_env.services()
     spec = load_spec(services, "with-music")
     assert spec.music is not None and spec.music.sha256 == _sha(data) and spec.music.size == len(data)
-    relpath = music_path(spec)
+    relpath = spec.music.path if spec.music is not None else None
     assert relpath == "inputs/music.wav"
     copied = services.store.read_bytes(spec.id, relpath)
     assert copied == data

@@ -6,7 +6,6 @@ output is the stitch's, byte for byte."""
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from vidpipe_core.scenes import scene_label
 from vidpipe_core.schemas import ProjectSpec
 from vidpipe_core.services import Services
 from vidpipe_core.spoken import SpokenLine
+from vidpipe_core.storage import sha256_bytes
 
 SRT = "final.srt"
 VTT = "final.vtt"
@@ -73,7 +73,7 @@ def mix_final(
     atomically) before the caller stores ``out``: a final.mp4 in the store always has its own."""
     spans = {index: span for index, span in zip(scenes, stitched.spans, strict=True)}
     cues = subtitles.cues(lines, spans)
-    language = getattr(spec, "language", None)
+    language = spec.language
     result = mixing.mix(source, out, lines_cues=cues, music=music, language=language, burn=burn)
     texts = {"srt": (SRT, result.srt), "vtt": (VTT, result.vtt)}
     uris, sums = {}, {}
@@ -81,10 +81,10 @@ def mix_final(
         data = text.encode("utf-8")
         services.store.write_bytes(project_id, name, data)
         uris[kind] = services.store.uri(project_id, name)
-        sums[kind] = hashlib.sha256(data).hexdigest()
+        sums[kind] = sha256_bytes(data)
     facts = {k: getattr(result.info, k) for k in media.MediaInfo.__dataclass_fields__}
     info = dataclasses.replace(stitched, **facts)
-    voice = getattr(spec, "voice", None)
+    voice = spec.voice
     return info, FinalMix(
         cues=result.cues,
         loudness=result.loudness,

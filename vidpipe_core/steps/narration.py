@@ -16,8 +16,6 @@ given (`spoken.SpokenLine`)."""
 
 from __future__ import annotations
 
-import io
-import wave
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +35,7 @@ from vidpipe_core.scenes import scene_label
 from vidpipe_core.schemas import ProjectSpec, ScenePlan
 from vidpipe_core.scratch import scratch_dir
 from vidpipe_core.services import Services
-from vidpipe_core.speech import check_line, estimated_seconds, tempo_for
+from vidpipe_core.speech import check_line, estimated_seconds, tempo_for, wav_seconds
 from vidpipe_core.spoken import SpokenLine
 from vidpipe_core.steps import NARRATION
 from vidpipe_core.steps.locking import step_lock
@@ -193,11 +191,6 @@ def _make_narration(services: Services, project_id: str, repair: bool, progress:
     return report
 
 
-def wav_seconds(wav: bytes) -> float:
-    with wave.open(io.BytesIO(wav)) as w:
-        return w.getnframes() / float(w.getframerate())
-
-
 def _say(
     services: Services,
     spec: ProjectSpec,
@@ -292,27 +285,33 @@ def spoken_lines(
     out: list[SpokenLine] = []
     for index, scene in enumerate(scenes):
         line = made.get(index)
-        data, problem = None, None
         if line is not None:
-            if not line.done or line.row is None or not line.row.path:
-                problem = f"the narration of {scene_label(index)} is not made; materialize the narration asset first"
+            said = _said(services, project_id, line)
+            if isinstance(said, str):
+                if on_missing is None:
+                    raise VidpipeError(said)
+                on_missing(said)
             else:
-                data, damage = read_checked(services.store, project_id, line.row.path, line.row.sha256)
-                if damage is not None:
-                    problem = f"the narration of {scene_label(index)}: {damage}; `vidpipe resume {project_id}` repairs it"
-            if problem is not None and on_missing is None:
-                raise VidpipeError(problem)
-            if problem is not None and on_missing is not None:
-                on_missing(problem)
-        if line is not None and line.row is not None and line.row.path and data is not None and problem is None:
-            path = into / Path(line.row.path).name
-            path.write_bytes(data)
-            out.append(SpokenLine(index, line.text, "narration", float(line.row.duration_s or wav_seconds(data)), path, 0.0))
+                row, data = said
+                path = into / Path(str(row.path)).name
+                path.write_bytes(data)
+                out.append(SpokenLine(index, line.text, "narration", float(row.duration_s or wav_seconds(data)), path, 0.0))
         cue = _quoted(scene.dialogue)
         if cue:
             length = max(0.5, min(estimated_seconds(cue), spec.clip_duration - DIALOGUE_OFFSET_S))
             out.append(SpokenLine(index, cue, "dialogue", round(length, 3), None, DIALOGUE_OFFSET_S))
     return out
+
+
+def _said(services: Services, project_id: str, line: LineState) -> tuple[NarrationLine, bytes] | str:
+    """A narrated line's ledger row and its WAV's bytes as the ledger recorded them, or why not."""
+    row = line.row
+    if row is None or not row.made or not row.path:
+        return f"the narration of {scene_label(line.index)} is not made; materialize the narration asset first"
+    data, damage = read_checked(services.store, project_id, row.path, row.sha256)
+    if damage is not None or data is None:
+        return f"the narration of {scene_label(line.index)}: {damage}; `vidpipe resume {project_id}` repairs it"
+    return row, data
 
 
 def _quoted(dialogue: str) -> str:

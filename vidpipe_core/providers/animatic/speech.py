@@ -5,16 +5,14 @@ the same line gives the same bytes, so a damaged file is said again for free."""
 
 from __future__ import annotations
 
-import io
 import shutil
-import wave
 
 from vidpipe_core import media
 from vidpipe_core.config import Settings
 from vidpipe_core.errors import ProviderError
 from vidpipe_core.providers.base import Speech, SpeechRequest
 from vidpipe_core.schemas import ProjectSpec
-from vidpipe_core.speech import GEMINI_VOICES
+from vidpipe_core.speech import GEMINI_VOICES, pcm_wav, wav_seconds
 from vidpipe_core.steps import NARRATION
 
 ESPEAK = "espeak-ng"
@@ -41,29 +39,11 @@ def streamed_wav(data: bytes) -> bytes | None:
     samples = data[at + 8 :]
     if width != 16 or channels < 1 or rate < 1 or len(samples) < 2:
         return None
-    samples = samples[: len(samples) - len(samples) % (2 * channels)]
-    out = io.BytesIO()
-    with wave.open(out, "wb") as w:
-        w.setnchannels(channels)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(samples)
-    return out.getvalue()
-
-
-def wav_seconds(wav: bytes) -> float:
-    with wave.open(io.BytesIO(wav)) as w:
-        return w.getnframes() / float(w.getframerate())
+    return pcm_wav(samples[: len(samples) - len(samples) % (2 * channels)], rate, channels)
 
 
 def silence_wav(seconds: float, rate: int = SILENCE_RATE) -> bytes:
-    out = io.BytesIO()
-    with wave.open(out, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(b"\0\0" * round(seconds * rate))
-    return out.getvalue()
+    return pcm_wav(b"\0\0" * round(seconds * rate), rate)
 
 
 def espeak_voices(language: str) -> list[str]:

@@ -4,9 +4,7 @@ kept as a WAV of that rate; priced from the usage metadata (text tokens in, audi
 
 from __future__ import annotations
 
-import io
 import re
-import wave
 from typing import Any
 
 from vidpipe_core.cost import priced
@@ -14,21 +12,10 @@ from vidpipe_core.errors import ProviderError
 from vidpipe_core.providers.base import Speech, SpeechRequest, Usage
 from vidpipe_core.providers.google.client import _GoogleStage, _token_usage
 from vidpipe_core.schemas import ProjectSpec
-from vidpipe_core.speech import GEMINI_VOICES
+from vidpipe_core.speech import GEMINI_VOICES, pcm_wav
 from vidpipe_core.steps import NARRATION
 
 PCM_RATE = 24000  # what Gemini TTS answers when the mime type names no rate
-
-
-def pcm_wav(pcm: bytes, rate: int = PCM_RATE, channels: int = 1) -> bytes:
-    """16-bit PCM samples as a WAV file."""
-    out = io.BytesIO()
-    with wave.open(out, "wb") as w:
-        w.setnchannels(channels)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(pcm)
-    return out.getvalue()
 
 
 def _audio_part(response: Any) -> tuple[bytes, str] | None:
