@@ -165,3 +165,15 @@ def test_links_and_named_paths_exist():
             if not (REPO / match["path"]).exists():
                 broken.append(f"{_rel(page)}: names `{match['path']}`, which does not exist")
     assert not broken, "\n".join(broken)
+
+
+def test_ci_script_parses_and_runs_the_readme_test_command():
+    """CI runs `.ci/run` on a clean clone: a syntax error there (a merge once put a whole block
+    inside a comment's backquote) fails CI in 0 s while every test here passes."""
+    script = REPO / ".ci" / "run"
+    checked = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stderr
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert re.search(r"^make test\b", readme, re.M), "README.md no longer gives `make test` as the test command"
+    commands = [line.strip() for line in script.read_text(encoding="utf-8").splitlines()]
+    assert "make test" in commands, ".ci/run must run the README's test command, `make test`"
