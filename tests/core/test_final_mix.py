@@ -4,6 +4,7 @@ Every check reads the media: the subtitle track's packets, the decoded audio, th
 
 from __future__ import annotations
 
+import math
 import re
 import shutil
 import subprocess
@@ -180,6 +181,34 @@ def test_the_final_mix_is_normalised_to_minus_16_lufs(tmp_path: Path, three_clip
     assert peak <= -1.0
     assert result.loudness.integrated_lufs == pytest.approx(-16.0, abs=1.0)
     assert result.loudness.input_lufs == pytest.approx(_ebur128(tmp_path / "stitched.mp4")[0], abs=3.0) or with_music
+
+
+def test_one_gain_where_it_reaches_the_target_else_loudnorm_dynamic() -> None:
+    """The normalisation is chosen from ebur128's measurement as loudnorm's linear mode chooses:
+    one gain when the true peak stays under its ceiling and the range within the target's."""
+    quiet = mix.normalisation(mix.Measured(integrated=-24.0, threshold=-34.0, lra=3.0, true_peak=-12.0))
+    assert quiet is not None and quiet.audio_filter == "volume=8dB" and quiet.loudness.normalization == "linear"
+    assert quiet.loudness.integrated_lufs == -16.0 and quiet.loudness.true_peak_dbtp == -4.0
+    assert mix.normalisation(mix.Measured(integrated=-30.0, threshold=-40.0, lra=3.0, true_peak=-3.0)) is None  # peaks
+    assert mix.normalisation(mix.Measured(integrated=-20.0, threshold=-30.0, lra=25.0, true_peak=-10.0)) is None  # range
+    silent = mix.normalisation(mix.Measured(integrated=-70.0, threshold=-80.0, lra=0.0, true_peak=-math.inf))
+    assert silent is not None and silent.audio_filter is None and silent.loudness.normalization == "none (silent)"
+
+
+def test_a_peaky_mix_is_normalised_dynamically_to_the_target(tmp_path: Path) -> None:
+    """A quiet tone with clicks cannot take one gain to -16 LUFS without its peaks passing
+    -1.5 dBTP: loudnorm's two passes do it, and the file measures so. (Louder clicks defeat
+    loudnorm's dynamic mode: -19 LUFS with clicks at -1 dBFS, as before ebur128 measured.)"""
+    clips = [_silent_clip(tmp_path / f"c{i}.mp4", 3, (256, 144), 60 * i) for i in range(2)]
+    media.stitch(clips, tmp_path / "stitched.mp4")
+    clicks = r"0.02*sin(2*PI*500*t)+0.1*lt(mod(t\,0.5)\,0.002)"  # a ~-37 dBFS tone, -20 dBFS clicks
+    line = SpokenLine(0, "clicks", "narration", 5.0, _wav(tmp_path / "clicks.wav", clicks, 5.0), 0.5)
+    cues = subtitles.cues([line], {0: (0.0, 3.0), 1: (3.0, 6.0)})
+    result = mix.mix(tmp_path / "stitched.mp4", tmp_path / "final.mp4", lines_cues=cues)
+    assert result.loudness.normalization == "dynamic"
+    integrated, peak = _ebur128(tmp_path / "final.mp4")
+    assert integrated == pytest.approx(-16.0, abs=1.0) and peak <= -0.5  # AAC's overshoot past loudnorm's -1.5
+    assert result.loudness.integrated_lufs == pytest.approx(integrated, abs=0.5)
 
 
 def _band_db(audio: np.ndarray, start: float, end: float, hz: float) -> float:
