@@ -2,7 +2,9 @@
 
 Per API request the order is: classify kind -> count -> auth (401) -> log
 record -> ``latency[kind]`` sleep -> ``drop_first`` -> ``fail_first`` ->
-random ``rate_429``/``rate_503`` -> endpoint logic.  Control endpoints under
+random ``rate_429``/``rate_503`` -> endpoint logic; for the content kinds (text, image, speech:
+answers that depend on the request alone) the faults are decided and the answer made first, and
+the latency is what is left of it, so a request is answered ``latency[kind]`` after it arrived.  Control endpoints under
 ``/_emulator/`` bypass auth and faults.  Header values are never logged.
 
 The handler takes what it needs of the emulator through :class:`EmulatorHost` (a protocol that
@@ -34,6 +36,8 @@ if TYPE_CHECKING:
     from .state import EmulatorState
 
 _MAX_BODY = 512 * 1024 * 1024
+#: Request kinds whose answer depends on the request alone: made while their latency runs.
+WORK_WITHIN_LATENCY = frozenset({"text", "image", "speech"})
 #: (endpoint kind, model or None, extra routing info)
 _Route = tuple[str, str | None, dict[str, str]]
 
@@ -188,16 +192,26 @@ class EmulatorHandler(BaseHTTPRequestHandler):
             self._answer(record, error_reply(401))
             return
         delay = emu.faults.latency.get(kind, 0.0)
-        if delay > 0:
-            time.sleep(delay)
-        fault = emu.state.take_transport_fault(kind, emu.faults)
+        arrived = time.monotonic()
+        if kind in WORK_WITHIN_LATENCY:
+            # A model's latency is the time it takes to answer, its work included: the answer (a
+            # pure function of the request) is made while the latency runs, and goes out when it
+            # is over (or when it is made, if that takes longer). Faults are decided as before.
+            fault = emu.state.take_transport_fault(kind, emu.faults)
+            reply = self._invoke(kind, model, body, path, query, extra) if fault is None else None
+            time.sleep(max(0.0, delay - (time.monotonic() - arrived)))
+        else:  # an operation's state changes when the request is served, after its latency
+            if delay > 0:
+                time.sleep(delay)
+            fault = emu.state.take_transport_fault(kind, emu.faults)
+            reply = None
         if fault == "drop":
             record.status = None
             raise _Drop()
         if isinstance(fault, int):
             self._answer(record, error_reply(fault))
             return
-        self._answer(record, self._invoke(kind, model, body, path, query, extra))
+        self._answer(record, reply if reply is not None else self._invoke(kind, model, body, path, query, extra))
 
     def _answer(self, record: RequestRecord, reply: Reply) -> None:
         record.status = reply.status

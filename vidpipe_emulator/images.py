@@ -3,7 +3,8 @@
 An image is a pure function of its request (prompt, height, aspect ratio, the reference image),
 so a repeated request gets the very bytes a new render would give, without rendering them again:
 decoding the 768 px reference, blending and encoding a PNG cost the emulator ~45 ms of CPU per
-call, on the same cores as the client it serves. The configured latency is waited either way.
+call, on the same cores as the client it serves. The configured latency is the time to answer either
+way: a render is made while it runs (handler.py).
 An input image (a clip's first and last frame) is decoded once to refuse what does not decode;
 the same bytes again, or the bytes of a PNG rendered here, are known to decode.
 """
