@@ -16,7 +16,7 @@ from vidpipe_core.services import Services
 from vidpipe_core.steps.characters import CharactersReport
 from vidpipe_core.steps.narration import NarrationReport
 from vidpipe_core.steps.report import Action, ItemReport, StepReport
-from vidpipe_core.steps.stitch import FinalResult
+from vidpipe_core.steps.stitch import Picture
 from vidpipe_core.summary import SceneRow
 
 SCENE_TABLE_SCHEMA = dg.TableSchema(
@@ -118,13 +118,13 @@ def narration_table(report: NarrationReport) -> dg.TableMetadataValue:
     return dg.MetadataValue.table(rows, schema=dg.TableSchema(columns=[dg.TableColumn(c, t) for c, t in columns]))
 
 
-def final_images(services: Services, video: Path, result: FinalResult) -> dict[str, dg.MarkdownMetadataValue]:
-    """The animated preview and the poster of the stitched file (still local: nothing is read back
+def final_images(services: Services, video: Path, picture: Picture) -> dict[str, dg.MarkdownMetadataValue]:
+    """The animated preview and the poster of the final picture (a local file: nothing is read back
     from the store), each within its budget (or a note); the preview's ffmpeg runs beside the
     poster's decode, from the frames the clips step sampled when the picture is the clips' own."""
-    info, mix = result.info, result.mix
-    own = result.crossfade == 0 and not (mix is not None and mix.burned)  # no crossfade, no burned subtitles
-    clips, fades = result.clip_sha256 if own else (), (result.fade_in_s, result.fade_out_s)
+    info = picture
+    own = picture.crossfade == 0 and not picture.burned  # no crossfade, no burned subtitles
+    clips, fades = picture.clip_sha256 if own else (), (picture.fade_in_s, picture.fade_out_s)
     with ThreadPoolExecutor(max_workers=1) as pool:
         preview = pool.submit(
             previews.safely,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,6 +58,20 @@ class FinalResult:
     clip_sha256: tuple[str, ...] = ()  # the ledger's digest of each clip joined, in order
 
 
+@dataclass(frozen=True)
+class Picture:
+    """What the final video shows, for its preview images: its length, how its clips were joined
+    (the clips step's frame samples serve only when the picture is the clips' own: no crossfade,
+    no burned subtitles), the fades at its ends."""
+
+    duration_s: float
+    crossfade: float
+    burned: bool
+    clip_sha256: tuple[str, ...]
+    fade_in_s: float
+    fade_out_s: float
+
+
 def make_final(
     services: Services,
     project_id: str,
@@ -66,7 +81,7 @@ def make_final(
     fade_out: bool | None = None,
     run_id: str | None = None,
     progress: Progress = no_progress,
-    on_stitched: Callable[[Path, FinalResult], None] | None = None,
+    on_stitched: Callable[[Path, Picture], None] | None = None,
     lines: Sequence[SpokenLine] = (),
     music: Path | None = None,
     burn_subtitles: bool | None = None,
@@ -74,9 +89,10 @@ def make_final(
     """``lines`` (narration and dialogue, with their audio) and ``music`` (a local file) are mixed
     under the picture with subtitles (``final_mix``); without either the video is the stitch's,
     byte for byte. ``burn_subtitles``: None follows the spec. ``fade_in`` / ``fade_out``: None follows the storyboard's transition notes (`storyboard_fades`);
-    True or False overrides them. ``on_stitched`` is called with the stitched file while it is
-    still on local disk, once it is stored, and the result (the asset makes its preview images
-    from them: no second copy from an object store)."""
+    True or False overrides them. ``on_stitched`` is called with a local file of the final picture
+    and what it shows (the asset makes its preview images from them: no second copy from an
+    object store): the stitched file, on a thread beside the mix, when the mix leaves the picture
+    as it is; else the final file once it is stored. It has returned when this does."""
     check_inputs(lines, music)
     with step_lock(services, project_id, run_id):
         mixing = _Mixing(tuple(lines), music, burn_subtitles)
@@ -127,7 +143,7 @@ def _make_final(
     progress: Progress,
     fade_in: bool | None = None,
     fade_out: bool | None = None,
-    on_stitched: Callable[[Path, FinalResult], None] | None = None,
+    on_stitched: Callable[[Path, Picture], None] | None = None,
     mixing: _Mixing = _Mixing(),
 ) -> FinalResult:
     state = resolve_state(services, project_id)
@@ -167,16 +183,24 @@ def _make_final(
         )
 
     # ffmpeg's inputs and its output live in this step's scratch folder, removed afterwards.
-    with scratch_dir(services.settings.data_dir, "vidpipe-stitch") as tmp:
+    with scratch_dir(services.settings.data_dir, "vidpipe-stitch") as tmp, ThreadPoolExecutor(max_workers=1) as beside:
         paths = _stage_checked_clips(services, project_id, included, Path(tmp))
         progress(ProgressEvent(FINAL_VIDEO, f"stitching {len(included)} clips", total=1))
         out = Path(tmp) / "final.mp4"
         info = media.stitch(paths, out, crossfade=crossfade, fade_in=fade_in_s, fade_out=fade_out_s)
         durations = [clip.duration_s for clip in info.clips]
+        shas = tuple(c.sha256 or "" for c in included)
+
+        def picture(duration_s: float, burned: bool) -> Picture:
+            return Picture(duration_s, crossfade, burned, shas, fade_in_s, fade_out_s)
+
+        images: Future[None] | None = None
         mixed: FinalMix | None = None
         if wanted(mixing.lines, mixing.music):  # the mix path: without words and music, the stitch as it is
             progress(ProgressEvent(FINAL_VIDEO, "mixing narration, music and subtitles", total=1))
             burn = spec.burn_subtitles if mixing.burn is None else mixing.burn
+            if on_stitched is not None and not burn:  # the mix keeps the picture: its images are made meanwhile
+                images = beside.submit(on_stitched, out, picture(info.duration_s, False))
             scenes = [c.index for c in included]
             info, mixed = mix_final(
                 services, project_id, spec, info, scenes, out.with_name("mixed.mp4"),
@@ -201,8 +225,10 @@ def _make_final(
             fade_in_s=fade_in_s,
             fade_out_s=fade_out_s,
             mix=mixed,
-            clip_sha256=tuple(c.sha256 or "" for c in included),
+            clip_sha256=shas,
         )
-        if on_stitched is not None:
-            on_stitched(out, result)
+        if images is not None:
+            images.result()
+        elif on_stitched is not None:
+            on_stitched(out, picture(info.duration_s, mixed is not None and mixed.burned))
     return result
