@@ -222,15 +222,20 @@ def characters(context: dg.AssetExecutionContext, config: CharactersConfig, vidp
         report = make_characters(
             services, project_id, run_id=context.run.run_id, repair=config.repair_damaged, progress=for_context(context)
         )
-    context.log.info(f"characters: {report.counts['generated']} generated, {report.counts['reused']} reused")
-    return _materialized(
-        context,
-        {
-            "count": len(report.sheets),
+    made: dict[str, Any] = {}
+    if report.sheets:  # none: nothing made, paid or stored; `sheets` says so (every such render's event log carries it)
+        context.log.info(f"characters: {report.counts['generated']} generated, {report.counts['reused']} reused")
+        made = {
             **meta.made(report),
             "paths": dg.MetadataValue.json(
                 {s.name: services.store.uri(project_id, s.row.path) for s in report.sheets if s.row is not None and s.row.path}
             ),
+        }
+    return _materialized(
+        context,
+        {
+            "count": len(report.sheets),
+            **made,
             "sheets": dg.MetadataValue.md(meta.sheet_gallery(report)),
             **nonce_metadata(services, project_id),
         },
@@ -409,12 +414,11 @@ def narration(context: dg.AssetExecutionContext, config: NarrationConfig, vidpip
     for note in report.notes:
         context.log.warning(note)
     voice, language = voice_of(spec, services)
-    context.log.info(
-        f"narration: {report.counts['generated']} said, {report.counts['reused']} reused" if report.enabled else "off"
-    )
-    metadata: dict[str, Any] = {"narration": report.enabled, **meta.made(report), **nonce_metadata(services, project_id)}
-    if report.enabled:  # off: nothing more to show (and nothing to carry in every render's event log)
+    metadata: dict[str, Any] = {"narration": report.enabled, **nonce_metadata(services, project_id)}
+    if report.enabled:  # off: nothing said, nothing paid, nothing more to show or log (every render's event log carries it)
+        context.log.info(f"narration: {report.counts['generated']} said, {report.counts['reused']} reused")
         metadata.update(
+            **meta.made(report),
             lines=meta.narration_table(report),
             line_count=len(report.items),
             total_duration_s=round(sum(i.duration_s or 0.0 for i in report.items), 3),
@@ -476,7 +480,7 @@ def final_video(context: dg.AssetExecutionContext, config: FinalVideoConfig, vid
         "crossfade_s": result.crossfade,
         "sha256": result.sha256,
         **mix_metadata(result.mix),
-        "spoken_lines": len(lines),
+        **({"spoken_lines": len(lines)} if lines else {}),
         **({"narration_missing": dg.MetadataValue.md("\n".join(f"- {m}" for m in missing))} if missing else {}),
         **nonce_metadata(services, project_id),
     }

@@ -3,7 +3,8 @@ the clips. Each scene's prompts and characters (a markdown table, scenes and fra
 1, one column per editable field of `vidpipe_core.scene_fields`), the character sheets (named and
 linked: their images are on the characters page already, and the event log keeps each image
 once), the projected clip cost, and how to approve (the `approve_project` job and a copyable
-config) or steer (`edit_scene`, `retake`). The contact sheet is the keyframes asset's own."""
+config) or steer (`edit_scene`, `retake`), for a project under review. The contact sheet is the
+keyframes asset's own."""
 
 from __future__ import annotations
 
@@ -96,7 +97,11 @@ def approve_markdown(project_id: str, clips_usd: float, clips: int) -> str:
 
 
 def desk_metadata(services: Services, state: ProjectState) -> dict[str, Any]:
-    """The keyframes materialization's review-desk entries."""
+    """The keyframes materialization's review-desk entries: none for a project not under review
+    (its clips are made in the same run, nobody decides on them here, and every render's event log
+    would carry the desk; bench/README.md, eventlog)."""
+    if state.spec.review == "none":
+        return {}
     clips_usd, clips = clip_projection(services, state)
     return {
         "scenes": dg.MetadataValue.md(scene_table(state)),

@@ -2,9 +2,10 @@
 live display) when one is registered. A scene's "still waiting" lines (``heartbeat``: a poll, a
 first poll's countdown) go to the Dagster log at most once per HEARTBEAT_LOG_S: each is an
 event-log write (~10 ms of CPU on SQLite), and a wait polled every quarter second wrote four a
-second per clip; the listeners get every one. A frame's or a sheet's "rendering …" line (``opening``)
-goes to the listeners only: its "… rendered" line follows in the log, and the pair was two events
-per image in every render's event log.
+second per clip; the listeners get every one. A line that opens work whose end is logged
+(``opening``: a frame's or a sheet's "rendering …", the storyboard's "planning …", an animatic
+clip's "rendering …") goes to the listeners only: its end follows in the log, and the pair was two
+events per image or clip in every render's event log.
 
 The Dagster log lines are written by one thread per step, in order, so a step does not wait for
 the event log's write (a keyframe's two lines were two commits between one image request and the

@@ -26,12 +26,8 @@ METADATA = {
     "projected_cost_usd",
     "contact_sheet",
     "contact_sheet_image",
-    "scenes",  # the review desk (vidpipe_dagster/desk.py)
-    "character_sheets",
-    "projected_clip_cost_usd",
-    "approve",
     "project_nonce",
-}
+}  # and the review desk (vidpipe_dagster/desk.py) for a project under review: not this one (test_review_desk)
 
 
 def _keyframes(project_id: str) -> str:

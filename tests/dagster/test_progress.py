@@ -94,8 +94,9 @@ def test_a_frames_opening_line_reaches_the_live_display_only_and_its_end_the_log
 
 
 def test_a_render_logs_each_frame_once_and_shows_its_start_live(vp_env) -> None:  # type: ignore[no-untyped-def]
-    """Through the real characters and keyframes steps: the live display hears "rendering …" for
-    each sheet and frame; the run's Dagster log keeps only its "… rendered" line."""
+    """Through the real steps: the live display hears "rendering …" for each sheet and frame; the
+    run's Dagster log keeps only its "… rendered" line. Likewise the storyboard's "planning …" (its
+    "storyboard written" is logged) and an animatic clip's "rendering …" (its "… generated" is)."""
     from vidpipe_dagster.runner import failure_message, register, render
 
     heard: list[str] = []
@@ -106,7 +107,7 @@ def test_a_render_logs_each_frame_once_and_shows_its_start_live(vp_env) -> None:
     spec = register("A fox cub and an old owl watch the snow fall.", id="logged-once", scenes=2, clip_duration=1)
     progress.add_listener(listener)
     try:
-        result = render(spec.id, assets=["storyboard", "characters", "keyframes"])
+        result = render(spec.id)
     finally:
         progress.remove_listener(listener)
     assert result.success, failure_message(result)
@@ -116,3 +117,9 @@ def test_a_render_logs_each_frame_once_and_shows_its_start_live(vp_env) -> None:
         ended = [line for line in heard if line.startswith(f"[{stage}] ") and line.endswith(" rendered")]
         assert opening and len(opening) == len(ended), heard
         assert not set(opening) & set(logged) and set(ended) <= set(logged)
+    planning = [line for line in heard if line.startswith("[storyboard] planning ")]
+    assert len(planning) == 1 and planning[0] not in logged and "[storyboard] storyboard written" in logged
+    rendering = [line for line in heard if line.startswith("[clips] ") and ": rendering " in line]
+    generated = [line for line in heard if line.startswith("[clips] ") and line.endswith(" generated")]
+    assert len(rendering) == len(generated) == 2, heard
+    assert not set(rendering) & set(logged) and set(generated) <= set(logged)

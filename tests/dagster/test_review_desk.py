@@ -1,6 +1,7 @@
-"""The UI as a review desk (issue 23 part 6): the keyframes partition page carries each scene's
-prompts and characters, the character sheets, the projected clip cost and how to approve (read
-back from the Dagster instance); the new_project, edit_scene and retake Launchpads open with a
+"""The UI as a review desk (issue 23 part 6): the keyframes partition page of a project under review
+carries each scene's prompts and characters, the character sheets, the projected clip cost and how
+to approve (read back from the Dagster instance), and a project not under review carries none of
+it (its clips follow in the same run: nobody decides on them there); the new_project, edit_scene and retake Launchpads open with a
 filled, valid example config, and the jobs still refuse a bad one with a clear message."""
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ import pytest
 import yaml
 
 from tests.helpers import latest_metadata
+from vidpipe_core.approvals import record_approval
 from vidpipe_core.steps.edit import edit_scene
 from vidpipe_core.steps.state import resolve_state
 from vidpipe_dagster.desk import APPROVE_JOB, APPROVE_OP
 from vidpipe_dagster.runner import failure_message, register, render
 
 UP_TO_KEYFRAMES = ["storyboard", "characters", "keyframes"]
+DESK = {"scenes", "character_sheets", "projected_clip_cost_usd", "approve"}
 
 
 def _defs():  # type: ignore[no-untyped-def]
@@ -34,7 +37,7 @@ def _rows(markdown: str) -> list[list[str]]:
 
 def test_the_keyframes_page_is_a_review_desk(gp):
     vp_env, g = gp
-    spec = register("A red kite over green hills at noon", id="desk-google", scenes=3, clip_duration=4)
+    spec = register("A red kite over green hills at noon", id="desk-google", scenes=3, clip_duration=4, review="keyframes")
     assert render(spec.id, assets=UP_TO_KEYFRAMES).success
     assert g.emulator.stats()["requests"]["video_submit"] == 0
     meta = latest_metadata(vp_env.instance(), "keyframes", spec.id)
@@ -72,12 +75,21 @@ def test_the_keyframes_page_is_a_review_desk(gp):
 
 
 def test_a_project_whose_clips_are_made_has_nothing_to_approve(vp_env):
-    spec = register("A paper boat on a canal at dawn", id="desk-done", scenes=2, clip_duration=1)
+    spec = register("A paper boat on a canal at dawn", id="desk-done", scenes=2, clip_duration=1, review="keyframes")
+    assert render(spec.id).success  # stops before the clips: awaiting approval
+    assert record_approval(vp_env.services(), spec.id).recorded
     assert render(spec.id).success
     assert render(spec.id, assets=["keyframes"]).success
     meta = latest_metadata(vp_env.instance(), "keyframes", spec.id)
     assert meta["projected_clip_cost_usd"] == 0.0 and "nothing to approve" in meta["approve"]
     assert "```yaml" not in meta["approve"]
+
+
+def test_a_project_not_under_review_has_no_desk(vp_env):
+    spec = register("A paper boat on a canal at dawn", id="desk-none", scenes=2, clip_duration=1, review="none")
+    assert render(spec.id).success
+    meta = latest_metadata(vp_env.instance(), "keyframes", spec.id)
+    assert meta["frames"] == 3 and not DESK & set(meta)
 
 
 @pytest.mark.parametrize("job_name", ["new_project", "edit_scene", "retake"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
@@ -125,7 +125,12 @@ class ClipOutcome:
     observed: PollObservation | None = None  # None: the provider does not poll
 
 
-PollCallback = Callable[[str], None]  # called with a short status line while waiting
+class PollCallback(Protocol):
+    """Called with a short status line while waiting. ``opening``: the line says work starts whose
+    end is reported anyway (a clip rendered here: "scene N generated"): a live display shows it, a
+    log may leave it out."""
+
+    def __call__(self, line: str, *, opening: bool = False) -> None: ...
 
 
 class SlotLimiter(Protocol):

@@ -126,9 +126,15 @@ def _make_clips(
     lock = threading.Lock()
     cancel = CancelToken()
 
-    def beat(scene: int, line: str, heartbeat: bool = False) -> None:
+    def beat(scene: int, line: str, heartbeat: bool = False, opening: bool = False) -> None:
         event = ProgressEvent(
-            CLIPS, f"{scene_label(scene)}: {line}", scene=scene, done=counter["done"], total=total, heartbeat=heartbeat
+            CLIPS,
+            f"{scene_label(scene)}: {line}",
+            scene=scene,
+            done=counter["done"],
+            total=total,
+            heartbeat=heartbeat,
+            opening=opening,
         )
         progress(event)
 
@@ -217,8 +223,8 @@ class _SceneWorker:
     def item(self, action: Action, **kw: Any) -> ItemReport:
         return ItemReport(self.clip.index, action, self.fp, **kw)
 
-    def on_poll(self, line: str) -> None:
-        self.beat(self.clip.index, line, heartbeat=True)
+    def on_poll(self, line: str, *, opening: bool = False) -> None:
+        self.beat(self.clip.index, line, heartbeat=not opening, opening=opening)
 
     def run(self) -> ItemReport | Callable[[], ItemReport]:
         """The scene's item, or (a video has arrived) what saves and records it: the caller runs

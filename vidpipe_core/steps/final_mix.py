@@ -109,8 +109,8 @@ def _short(text: str) -> str:
 def mix_metadata(mixed: FinalMix | None) -> dict[str, str | float | bool]:
     """final_video's metadata about the mix: narration on/off, the voice, the first subtitle lines,
     the loudness loudnorm measured (integrated LUFS and true peak of the final mix)."""
-    if mixed is None:
-        return {"narration": False, "subtitles": "none", "loudness": "not normalised (no narration, no music)"}
+    if mixed is None:  # no mix: `mix_markdown` says so in one entry (every unnarrated render's event log carries it)
+        return {"narration": False}
     out: dict[str, str | float | bool] = {
         "narration": mixed.narration,
         "music": mixed.music,
@@ -136,7 +136,7 @@ def mix_metadata(mixed: FinalMix | None) -> dict[str, str | float | bool]:
 def mix_markdown(mixed: FinalMix | None) -> str:
     """The mix in final_video's summary: a few lines of Markdown."""
     if mixed is None:
-        return "**Narration:** off · no subtitles"
+        return "**Narration:** off · **Music:** off · no subtitles · loudness not normalised"
     loud = mixed.loudness
     level = (
         f"{loud.integrated_lufs:.1f} LUFS, true peak {loud.true_peak_dbtp:.1f} dBTP ({loud.normalization})"

@@ -120,7 +120,8 @@ def _make_storyboard(services: Services, project_id: str, replan: bool, progress
         )
 
     guard_budget(STORYBOARD, 0.0, projection.total_usd, spec.max_cost_usd, project_id)
-    progress(ProgressEvent(STORYBOARD, f"planning {spec.scenes} scenes with {provider.name}", total=1))
+    # Its end ("storyboard written", then the asset's count and provider) follows: the live display shows it, a log may not.
+    progress(ProgressEvent(STORYBOARD, f"planning {spec.scenes} scenes with {provider.name}", total=1, opening=True))
     board, usage = provider.plan(spec)
     if len(board.scenes) != spec.scenes:
         raise ProviderError(STORYBOARD, f"planned {len(board.scenes)} scenes, {spec.scenes} were asked for")

@@ -160,7 +160,7 @@ class AnimaticProvider:
         try:
             with render_slot(limit, cancel, on_wait=waiting), scratch_dir(self.settings.data_dir, "vidpipe-clip") as workdir:
                 if on_poll is not None:
-                    on_poll(f"rendering {request.duration_s}s animatic clip at {size[0]}x{size[1]}")
+                    on_poll(f"rendering {request.duration_s}s animatic clip at {size[0]}x{size[1]}", opening=True)
                 video = motion.render_animatic_clip(
                     request.start_png,
                     request.end_png,
