@@ -294,3 +294,29 @@ def test_lines_measured_too_long_are_paid_and_refused_after_the_others_naming_th
     with pytest.raises(InvalidInput, match="scene 2"):
         make_narration(services, spec.id)
     assert emu.request_count("speech") == 4
+
+
+def test_an_interrupt_starts_no_new_line_and_records_every_line_already_asked_for(gp, monkeypatch):
+    """An interrupt in the step's own thread (where a signal lands): the lines not begun are never
+    asked for, and a line already asked for is recorded before the step ends (paid, so in the
+    ledger: a resume must not pay for it again)."""
+    vp_env, g = gp
+    emu = g.emulator
+    monkeypatch.setenv("VIDPIPE_NARRATION_CONCURRENCY", "1")
+    emu.configure(latency={"speech": SPEECH_LATENCY_S})
+    spec = register("A beekeeper opens her hives on a summer morning", id="bees", scenes=4, clip_duration=4)
+    assert render(spec.id, assets=["storyboard"]).success
+    services = vp_env.services()
+
+    def interrupt(_event: ProgressEvent) -> None:  # the first line said: stop
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        make_narration(services, spec.id, progress=interrupt)
+    said = [r.prompt for r in emu.records("speech")]
+    rows = _rows(services, spec.id)
+    assert 1 <= len(said) <= 2  # the line that ended, and at most the next one its thread had begun
+    assert sorted(said) == sorted(r.text for r in rows) and all(r.made for r in rows)
+    report = make_narration(services, spec.id)  # a resume asks only for the lines never asked for
+    assert emu.request_count("speech") == 4 and [i.index for i in report.items] == [0, 1, 2, 3]
+    assert sorted(i.action.value for i in report.items) == sorted(["reused"] * len(said) + ["generated"] * (4 - len(said)))

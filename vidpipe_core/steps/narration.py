@@ -9,6 +9,10 @@ before anything is paid: a line whose estimated length does not fit its scene, e
 is sped up (ffmpeg's atempo, through `media.run_ffmpeg`) by at most that much; a longer one is
 refused naming the scene and both lengths. Nothing cuts a line.
 
+The lines are said side by side, at most ``narration_concurrency`` at once (each a TTS request or an
+espeak-ng process, its file and its ledger row written by its own thread); a line that fails does
+not stop the others, and the first failure in scene order is raised once they are done.
+
 A damaged WAV is said again for free where the narrator gives the same bytes (the animatic);
 otherwise only with ``repair`` (the project's policy for every paid artifact: `vidpipe resume
 --repair`), and the new line's cost adds to its row. ``spoken_lines`` is what the final mix is
