@@ -1,6 +1,6 @@
 """`python -m bench` runs every benchmark; `python -m bench <name> [--quick]` runs one.
 
-Names: e2e, stitch, overhead, many, memory, healing, startup, eventlog, polling, celery, mix, review (and inbox, when bench/inbox.py is present).
+Names: e2e, stitch, overhead, many, memory, healing, startup, eventlog, polling, celery, mix, review, narration (and inbox, when bench/inbox.py is present).
 Each prints a header block (date, machine, versions, load average) and markdown tables, and
 writes JSON to bench/results/<name>-<UTC timestamp>.json. When everything runs, each benchmark
 runs alone in a fresh process, one after the other, so they do not disturb each other."""
@@ -28,6 +28,7 @@ BENCHMARKS = (
     "celery",
     "mix",
     "review",
+    "narration",
 )
 HERE = Path(__file__).resolve().parent
 

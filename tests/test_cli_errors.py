@@ -194,6 +194,7 @@ def test_unloadable_dagster_instance_is_one_line(vp_env, case, said):
     [
         ({"VIDPIPE_FPS": "0"}, "setting VIDPIPE_FPS: 0 must be a number more than 0; fix the environment variable"),
         ({"VIDPIPE_POLL_TIMEOUT_S": "nan"}, "setting VIDPIPE_POLL_TIMEOUT_S: nan must be a number more than 0"),
+        ({"VIDPIPE_NARRATION_CONCURRENCY": "0"}, "setting VIDPIPE_NARRATION_CONCURRENCY: 0 must be a number more than 0"),
         ({"VIDPIPE_RETRY_MAX_S": "-1"}, "setting VIDPIPE_RETRY_MAX_S: -1.0 must be a number, 0 or more"),
         ({"VIDPIPE_PRICES": "{bad"}, "setting VIDPIPE_PRICES is not valid JSON (Expecting property name"),
         ({"VIDPIPE_VIDEO_DURATIONS": "4,6"}, "setting VIDPIPE_VIDEO_DURATIONS is not valid JSON (Extra data at column 2)"),

@@ -218,6 +218,11 @@ class Settings(BaseSettings):
         description="Video operations in flight per project run (the clips asset's `concurrency` config overrides it); the "
         "video_pool bounds them across runs.",
     )
+    narration_concurrency: int = Field(
+        default=4,
+        description="Narration lines said at once in one narration step (text-to-speech requests, or espeak-ng "
+        "processes for the animatic); 1 says them one after the other.",
+    )
     safety_retries: int = Field(
         default=2,
         description="Under the retry safety policy: how often a refused clip is resubmitted, more conservatively phrased.",
@@ -271,7 +276,14 @@ class Settings(BaseSettings):
         return v.expanduser().resolve()
 
     @field_validator(
-        "fps", "animatic_resolution", "clip_concurrency", "retry_attempts", "poll_initial_s", "poll_max_s", "poll_timeout_s"
+        "fps",
+        "animatic_resolution",
+        "clip_concurrency",
+        "narration_concurrency",
+        "retry_attempts",
+        "poll_initial_s",
+        "poll_max_s",
+        "poll_timeout_s",
     )
     @classmethod
     def _positive(cls, v: float) -> float:

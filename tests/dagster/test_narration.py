@@ -16,9 +16,11 @@ from typer.testing import CliRunner
 
 from tests.helpers import latest_metadata
 from vidpipe_core.cost import AUDIO_TOKENS_PER_S, estimate, narration_cost
+from vidpipe_core.errors import InvalidInput
 from vidpipe_core.models import NarrationLine, Project, Scene
 from vidpipe_core.spoken import SpokenLine
-from vidpipe_core.steps.narration import spoken_lines
+from vidpipe_core.steps.narration import make_narration, spoken_lines
+from vidpipe_core.steps.report import ProgressEvent
 from vidpipe_core.steps.state import ledger_costs, resolve_state, write_storyboard_file
 from vidpipe_core.steps.storyboard import stage_models
 from vidpipe_dagster.cli import app
@@ -210,3 +212,111 @@ def test_editing_a_scenes_narration_says_only_that_line_again(gp):
     assert [r.data["status"] for r in meta["lines"].records] == ["reused", "generated", "reused"]
     after = {r.scene_index: r.fingerprint for r in _rows(services, spec.id) if r.text == current.scenes[r.scene_index].narration}
     assert after[0] == before[0] and after[2] == before[2] and after[1] != before[1]
+
+
+# -- lines said at once ------------------------------------------------------------------------------
+
+SPEECH_LATENCY_S = 0.3
+
+
+def _peak_overlap(records, latency_s: float) -> int:  # type: ignore[no-untyped-def]
+    """The most speech requests the emulator provably held at once: each record's timestamp is its
+    arrival, and the emulator answers a speech request no sooner than ``latency_s`` after it arrived,
+    so the requests that arrived within ``latency_s`` of one another's arrival were all in flight at
+    the last of those arrivals. A lower bound of the true peak (an answer may come later), never more;
+    requests said one after another (each sent after the previous answer) give 1."""
+    starts = sorted(r.timestamp for r in records)
+    return max((sum(1 for s in starts if t <= s < t + latency_s) for t in starts), default=0)
+
+
+@pytest.mark.parametrize("concurrency", [1, 2, 4])
+def test_the_lines_are_said_at_once_at_most_narration_concurrency_of_them(gp, monkeypatch, concurrency):
+    vp_env, g = gp
+    emu = g.emulator
+    monkeypatch.setenv("VIDPIPE_NARRATION_CONCURRENCY", str(concurrency))
+    emu.configure(latency={"speech": SPEECH_LATENCY_S})
+    spec = register("A potter shapes a bowl, fires it and sells it at the market", id="potter", scenes=4, clip_duration=4)
+    assert render(spec.id, assets=["storyboard"]).success
+    result = render(spec.id, assets=["narration"])
+    assert result.success, failure_message(result)
+    services = vp_env.services()
+    lines = [s.narration for s in resolve_state(services, spec.id).scenes]
+    records = emu.records("speech")
+    assert sorted(r.prompt for r in records) == sorted(lines) and all(r.status == 200 for r in records)
+    peak = _peak_overlap(records, SPEECH_LATENCY_S)
+    # Never more than the bound (the count is a lower bound of the true peak: this cannot pass wrongly);
+    # one at a time gives exactly 1, the lines said before this change included.
+    assert peak <= concurrency
+    assert peak == 1 if concurrency == 1 else peak >= 2, (concurrency, peak, [r.timestamp for r in records])
+    # Whatever order the answers came in: the report and the ledger in scene order, each line paid once.
+    assert [r.data["scene"] for r in latest_metadata(vp_env.instance(), "narration", spec.id)["lines"].records] == [1, 2, 3, 4]
+    rows = _rows(services, spec.id)
+    assert [(r.scene_index, r.text, r.made) for r in rows] == [(i, line, True) for i, line in enumerate(lines)]
+    assert ledger_costs(services, spec.id).narration == pytest.approx(narration_cost(services.settings, TTS, lines))
+
+
+def test_lines_measured_too_long_are_paid_and_refused_after_the_others_naming_the_first(gp, monkeypatch):
+    """Said at once, a line measured too long does not stop the others: each is said and recorded
+    (the refused ones as paid, not made), the progress counts every line, and the error names the
+    first refused scene in scene order; asked again, nothing is paid again."""
+    vp_env, g = gp
+    emu = g.emulator
+    monkeypatch.setenv("VIDPIPE_NARRATION_CONCURRENCY", "4")
+    spec = register("A weaver threads her loom before dawn", id="weaver", scenes=4, clip_duration=4)
+    assert render(spec.id, assets=["storyboard"]).success
+    short, long = "The loom waits.", " ".join(["thread"] * 10)  # 10 words: 4.0 s planned, fits 4 s x 1.15
+    for scene, text in ((1, short), (2, long), (3, long), (4, short)):
+        out = CliRunner().invoke(app, ["edit", spec.id, "--scene", str(scene), "--narration", text])
+        assert out.exit_code == 0, out.output
+    emu.configure(speech_words_per_s=2.0)  # measured: 10 words last 5.0 s, more than 4.6 s; 3 words 1.5 s
+    services = vp_env.services()
+    events: list[ProgressEvent] = []
+    with pytest.raises(InvalidInput) as refused:
+        make_narration(services, spec.id, progress=events.append)
+    assert "scene 2" in str(refused.value) and "5.00 s" in str(refused.value) and "scene 3" not in str(refused.value)
+    assert emu.request_count("speech") == 4  # the others were said, each once
+    rows = _rows(services, spec.id)
+    assert [(r.scene_index, r.made, r.path is not None) for r in rows] == [
+        (0, True, True),
+        (1, False, False),
+        (2, False, False),
+        (3, True, True),
+    ]
+    assert all(r.cost_usd > 0 for r in rows)  # the refused lines were paid: in the ledger
+    assert sorted(e.done for e in events) == [1, 2, 3, 4] and {e.total for e in events} == {4}
+    assert sorted(e.message for e in events) == [
+        "the narration of scene 1 generated",
+        "the narration of scene 2 failed",
+        "the narration of scene 3 failed",
+        "the narration of scene 4 generated",
+    ]
+    # Again: refused from the ledger before any request, the made lines kept.
+    with pytest.raises(InvalidInput, match="scene 2"):
+        make_narration(services, spec.id)
+    assert emu.request_count("speech") == 4
+
+
+def test_an_interrupt_starts_no_new_line_and_records_every_line_already_asked_for(gp, monkeypatch):
+    """An interrupt in the step's own thread (where a signal lands): the lines not begun are never
+    asked for, and a line already asked for is recorded before the step ends (paid, so in the
+    ledger: a resume must not pay for it again)."""
+    vp_env, g = gp
+    emu = g.emulator
+    monkeypatch.setenv("VIDPIPE_NARRATION_CONCURRENCY", "1")
+    emu.configure(latency={"speech": SPEECH_LATENCY_S})
+    spec = register("A beekeeper opens her hives on a summer morning", id="bees", scenes=4, clip_duration=4)
+    assert render(spec.id, assets=["storyboard"]).success
+    services = vp_env.services()
+
+    def interrupt(_event: ProgressEvent) -> None:  # the first line said: stop
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        make_narration(services, spec.id, progress=interrupt)
+    said = [r.prompt for r in emu.records("speech")]
+    rows = _rows(services, spec.id)
+    assert 1 <= len(said) <= 2  # the line that ended, and at most the next one its thread had begun
+    assert sorted(said) == sorted(r.text for r in rows) and all(r.made for r in rows)
+    report = make_narration(services, spec.id)  # a resume asks only for the lines never asked for
+    assert emu.request_count("speech") == 4 and [i.index for i in report.items] == [0, 1, 2, 3]
+    assert sorted(i.action.value for i in report.items) == sorted(["reused"] * len(said) + ["generated"] * (4 - len(said)))

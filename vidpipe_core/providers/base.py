@@ -180,7 +180,10 @@ class NarrationProvider(Protocol):
     reproducible: bool  # saying a line again gives the same bytes (a damaged file is repaired for free)
 
     def model_for(self, spec: ProjectSpec) -> str: ...
-    def speak(self, request: SpeechRequest, model: str) -> Speech: ...
+    def speak(self, request: SpeechRequest, model: str, cancel: CancelToken = NEVER) -> Speech:
+        """Say one line (called from several threads at once: the narration step says its lines
+        side by side); a cancelled ``cancel`` ends its waits early with Interrupted."""
+        ...
 
 
 @runtime_checkable

@@ -9,6 +9,10 @@ before anything is paid: a line whose estimated length does not fit its scene, e
 is sped up (ffmpeg's atempo, through `media.run_ffmpeg`) by at most that much; a longer one is
 refused naming the scene and both lengths. Nothing cuts a line.
 
+The lines are said side by side, at most ``narration_concurrency`` at once (each a TTS request or an
+espeak-ng process, its file and its ledger row written by its own thread); a line that fails does
+not stop the others, and the first failure in scene order is raised once they are done.
+
 A damaged WAV is said again for free where the narrator gives the same bytes (the animatic);
 otherwise only with ``repair`` (the project's policy for every paid artifact: `vidpipe resume
 --repair`), and the new line's cost adds to its row. ``spoken_lines`` is what the final mix is
@@ -17,12 +21,14 @@ given (`spoken.SpokenLine`)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import select
 
 from vidpipe_core import media
+from vidpipe_core.cancel import CancelToken
 from vidpipe_core.cost import guard_budget, narration_cost, usage_cost
 from vidpipe_core.errors import VidpipeError
 from vidpipe_core.fingerprint import narration_fingerprint
@@ -168,26 +174,60 @@ def _make_narration(services: Services, project_id: str, repair: bool, progress:
         guard_budget(NARRATION, spent_usd(services, project_id), report.projected_usd, spec.max_cost_usd, project_id)
     voice, language = voice_of(spec, services)
     saying = {line.index for line in to_say}
-    for n, line in enumerate(lines, start=1):
-        if line.index in saying:
-            _say(services, spec, line, provider, model, voice, language, damaged.get(line.index), report)
-        else:
-            assert line.row is not None
-            report.items.append(
-                ItemReport(
-                    line.index,
-                    Action.REUSED,
-                    line.fingerprint,
-                    duration_s=line.row.duration_s,
-                    path=line.row.path,
-                    detail=line.text,
-                )
-            )
+    items: dict[int, ItemReport] = {}
+    notes: dict[int, str | None] = {}
+    failed: dict[int, Exception] = {}
+
+    def told(line: LineState, action: Action) -> None:  # in the step's own thread, as each line ends
+        done = len(items) + len(failed)
         progress(
-            ProgressEvent(
-                NARRATION, f"the narration of {scene_label(line.index)} {report.items[-1].action.value}", done=n, total=len(lines)
-            )
+            ProgressEvent(NARRATION, f"the narration of {scene_label(line.index)} {action.value}", done=done, total=len(lines))
         )
+
+    for line in lines:
+        if line.index not in saying:
+            assert line.row is not None
+            items[line.index] = ItemReport(
+                line.index, Action.REUSED, line.fingerprint, duration_s=line.row.duration_s, path=line.row.path, detail=line.text
+            )
+            told(line, Action.REUSED)
+
+    def say(line: LineState) -> tuple[ItemReport, str | None]:
+        cancel.check()  # queued behind an interrupt: not started, nothing paid
+        return _say(services, spec, line, provider, model, voice, language, damaged.get(line.index), cancel)
+
+    # The lines do not depend on each other: at most narration_concurrency of them are said at once
+    # (each in its thread: a TTS request, or an espeak-ng process). A line that fails (one measured
+    # too long is recorded as paid first) does not stop the others, which are said and recorded;
+    # the first failure in scene order is raised once they are done.
+    cancel = CancelToken()
+    workers = max(1, min(services.settings.narration_concurrency, len(to_say)))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vidpipe-narration") as pool:
+        futures = {pool.submit(say, line): line for line in to_say}
+        try:
+            for future in as_completed(futures):
+                line = futures[future]
+                try:
+                    items[line.index], notes[line.index] = future.result()
+                except Exception as exc:  # raised below, once the others are done
+                    failed[line.index] = exc
+                    told(line, Action.FAILED)
+                else:
+                    told(line, items[line.index].action)
+        except BaseException as exc:
+            # An interrupt (SIGTERM/SIGINT, a terminated run) lands here in the main thread: lines not
+            # started are not started, and the pool's exit waits for those being said, so what is paid
+            # is recorded before the step (and its lock) ends; the narrator's retry waits end early.
+            cancel.cancel(f"{type(exc).__name__} in the narration step")
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+    if failed:
+        raise failed[min(failed)]
+    report.items = [items[line.index] for line in lines]
+    for line in lines:
+        note = notes.get(line.index)
+        if note and note not in report.notes:
+            report.notes.append(note)
     return report
 
 
@@ -200,11 +240,13 @@ def _say(
     voice: str,
     language: str,
     damage: str | None,
-    report: NarrationReport,
-) -> None:
+    cancel: CancelToken,
+) -> tuple[ItemReport, str | None]:
+    """Say one line and record it (``line.row`` becomes its row); its item and the narrator's note.
+    Runs in a worker thread: it writes only its own line, its own file and its own ledger row."""
     planned = estimated_seconds(line.text)
     request = SpeechRequest(spec.id, line.index, line.text, voice, language, planned_s=planned, scene_s=spec.clip_duration)
-    speech = provider.speak(request, model)
+    speech = provider.speak(request, model, cancel)
     cost = usage_cost(services.settings, model, speech.usage)
     wav, seconds = speech.wav, wav_seconds(speech.wav)
     try:
@@ -218,13 +260,10 @@ def _say(
     relpath = Layout.narration(line.index, line.fingerprint)
     services.store.write_bytes(spec.id, relpath, wav)
     line.row = _record(services, spec, line, provider.name, model, relpath, sha256_bytes(wav), seconds, tempo, speech.note, cost)
-    if speech.note and speech.note not in report.notes:
-        report.notes.append(speech.note)
     detail = line.text + (f" (sped up {tempo:g}x)" if tempo != 1.0 else "") + (" (damaged file said again)" if damage else "")
     action = Action.REPAIRED if damage else Action.GENERATED
-    report.items.append(
-        ItemReport(line.index, action, line.fingerprint, cost_usd=cost, duration_s=seconds, path=relpath, detail=detail)
-    )
+    item = ItemReport(line.index, action, line.fingerprint, cost_usd=cost, duration_s=seconds, path=relpath, detail=detail)
+    return item, speech.note
 
 
 def _record(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import shutil
 
 from vidpipe_core import media
+from vidpipe_core.cancel import NEVER, CancelToken
 from vidpipe_core.config import Settings
 from vidpipe_core.errors import ProviderError
 from vidpipe_core.providers.base import Speech, SpeechRequest
@@ -80,7 +81,7 @@ class AnimaticSpeech:
     def model_for(self, spec: ProjectSpec) -> str:
         return MODEL
 
-    def speak(self, request: SpeechRequest, model: str) -> Speech:
+    def speak(self, request: SpeechRequest, model: str, cancel: CancelToken = NEVER) -> Speech:
         program = shutil.which(ESPEAK)
         if program is None:
             return Speech(silence_wav(min(request.planned_s, request.scene_s or request.planned_s)), note=NO_ESPEAK)
@@ -94,6 +95,7 @@ class AnimaticSpeech:
                     [program, "-v", voice, "-s", str(pace), "--stdout", "--", request.text],
                     what="espeak-ng",
                     timeout=ESPEAK_TIMEOUT_S,
+                    cancel=cancel,
                 )
                 said = streamed_wav(finished.stdout) if finished.returncode == 0 else None
                 if said is None:

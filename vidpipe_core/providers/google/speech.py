@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from vidpipe_core.cancel import NEVER, CancelToken
 from vidpipe_core.cost import priced
 from vidpipe_core.errors import ProviderError
 from vidpipe_core.providers.base import Speech, SpeechRequest, Usage
@@ -40,7 +41,7 @@ class GoogleSpeech(_GoogleStage):
     def model_for(self, spec: ProjectSpec) -> str:
         return self.settings.tts_model
 
-    def speak(self, request: SpeechRequest, model: str) -> Speech:
+    def speak(self, request: SpeechRequest, model: str, cancel: CancelToken = NEVER) -> Speech:
         from google.genai import types
 
         client = self.client.get()
@@ -55,6 +56,7 @@ class GoogleSpeech(_GoogleStage):
             lambda: client.models.generate_content(model=model, contents=request.text, config=config),
             stage=NARRATION,
             scene=request.scene_index,
+            cancel=cancel,
         )
         found = _audio_part(response)
         if found is None:
