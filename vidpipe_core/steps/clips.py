@@ -215,16 +215,10 @@ class _SceneWorker:
         self.cancel, self.repair_paid = cancel, repair
         assert clip.fingerprint is not None
         self.fp: str = clip.fingerprint
-        self._request: ClipRequest | None = None
 
-    @property
+    @functools.cached_property
     def request(self) -> ClipRequest:
-        """The scene's request, its frames read and checked once. (Not a functools.cached_property:
-        before Python 3.12 its one lock is shared by every worker, so scenes read their frames one
-        at a time.)"""
-        if self._request is None:
-            self._request = _request(self.services, self.state, self.clip)
-        return self._request
+        return _request(self.services, self.state, self.clip)
 
     def item(self, action: Action, **kw: Any) -> ItemReport:
         return ItemReport(self.clip.index, action, self.fp, **kw)
