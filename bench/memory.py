@@ -1,6 +1,6 @@
 """`memory`: peak RSS (process + children) of rendering and stitching a 16-scene 1080p project
 (animatic, offline; 4 s clips) through `render_project`, in a fresh process sampled by
-`bench._measure`; plus the same project's final video re-stitched with a 0.5 s crossfade.
+`bench._measure` (`BENCH_NARRATION=1`: with narration, so the final video is mixed); plus the same project's final video re-stitched with a 0.5 s crossfade.
 Local animatic renders at once: `VIDPIPE_LOCAL_RENDERS` (default 1), independent of the clip
 concurrency (4, the video-operation limit)."""
 
@@ -59,7 +59,10 @@ def worker(mode: str) -> dict:
         return clip_worker()
 
     if mode == "render":
-        pid = pipeline.register(PROMPT, scenes=SCENES, clip_duration=CLIP_S, provider="animatic", prefix="mem")
+        narrated = os.environ.get("BENCH_NARRATION") == "1"  # espeak-ng's lines and the final mix
+        pid = pipeline.register(
+            PROMPT, scenes=SCENES, clip_duration=CLIP_S, provider="animatic", prefix="mem", narration=narrated
+        )
         rec = pipeline.render_in_process(pid)
     else:
         pid = os.environ["BENCH_PROJECT_ID"]
@@ -131,6 +134,11 @@ def run(quick: bool = False) -> Report:
         "between STEP_START and STEP_SUCCESS.",
         "Second row: the same project's final_video re-materialized with `crossfade: 0.5` (xfade/acrossfade re-encode "
         "in segments: each clip body and each transition encoded apart, two ffmpeg jobs at a time), also in a fresh process. One run each.",
+        *(
+            ["`BENCH_NARRATION=1`: registered with narration on (espeak-ng's lines, the final mix: loudness, subtitles)."]
+            if os.environ.get("BENCH_NARRATION") == "1"
+            else []
+        ),
     ]
     pa, pb = _peaks(a, wa["steps"]), _peaks(b, wb["steps"])
     rows = [
