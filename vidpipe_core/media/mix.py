@@ -33,7 +33,11 @@ from vidpipe_core.media.runner import ffmpeg_messages
 from vidpipe_core.media.subtitles import Cue
 
 TARGET_LUFS = -16.0  # integrated loudness of the final mix (EBU R128 / streaming platforms)
-TARGET_TRUE_PEAK = -1.5  # dBTP
+TARGET_TRUE_PEAK = -1.5  # dBTP, of the final file
+# The AAC encoder's overshoot: a mix normalised to a true peak of -1.5 dBTP measured -0.7 to -0.8
+# dBTP once encoded. The mix is normalised this far under the target so the file meets it.
+ENCODER_HEADROOM_DB = 1.0
+MIX_TRUE_PEAK = TARGET_TRUE_PEAK - ENCODER_HEADROOM_DB
 TARGET_LRA = 20.0  # wide enough that loudnorm stays linear (one gain) for speech over music
 MUSIC_GAIN_DB = -6.0  # the music under everything else before ducking
 MUSIC_FADE_S = 2.0  # its fade in and out, at most a quarter of the video each
@@ -119,7 +123,7 @@ def mix_graph(duration: float, *, bed: bool, voices: Sequence[Cue], music: bool)
 
 
 def _loudnorm() -> str:
-    return f"loudnorm=I={ffmpeg_number(TARGET_LUFS)}:TP={ffmpeg_number(TARGET_TRUE_PEAK)}:LRA={ffmpeg_number(TARGET_LRA)}"
+    return f"loudnorm=I={ffmpeg_number(TARGET_LUFS)}:TP={ffmpeg_number(MIX_TRUE_PEAK)}:LRA={ffmpeg_number(TARGET_LRA)}"
 
 
 @dataclass(frozen=True)
@@ -176,7 +180,7 @@ def normalisation(m: Measured) -> Normalisation | None:
     if not math.isfinite(m.integrated) or m.integrated <= -70:  # silence: nothing to normalise
         return Normalisation(None, Loudness(-math.inf, -math.inf, 0.0, -math.inf, -math.inf, "none (silent)"))
     gain = TARGET_LUFS - m.integrated
-    if m.true_peak + gain <= TARGET_TRUE_PEAK and m.lra <= TARGET_LRA:
+    if m.true_peak + gain <= MIX_TRUE_PEAK and m.lra <= TARGET_LRA:
         loud = Loudness(TARGET_LUFS, m.true_peak + gain, m.lra, m.integrated, m.true_peak, "linear")
         return Normalisation(f"volume={ffmpeg_number(round(gain, 2))}dB", loud)
     return None
