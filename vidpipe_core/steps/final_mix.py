@@ -108,7 +108,7 @@ def _short(text: str) -> str:
 
 def mix_metadata(mixed: FinalMix | None) -> dict[str, str | float | bool]:
     """final_video's metadata about the mix: narration on/off, the voice, the first subtitle lines,
-    the loudness loudnorm measured (integrated LUFS and true peak of the final mix)."""
+    the loudness (integrated LUFS and true peak: of the mix as measured, and as normalised)."""
     if mixed is None:  # no mix: `mix_markdown` says so in one entry (every unnarrated render's event log carries it)
         return {"narration": False}
     out: dict[str, str | float | bool] = {
