@@ -4,8 +4,8 @@ Per API request the order is: classify kind -> count -> auth (401) -> log
 record -> ``latency[kind]`` sleep -> ``drop_first`` -> ``fail_first`` ->
 random ``rate_429``/``rate_503`` -> endpoint logic; for the content kinds (text, image, speech:
 answers that depend on the request alone) the faults are decided and the answer made first, and
-the latency is what is left of it, so a request is answered ``latency[kind]`` after it arrived.  Control endpoints under
-``/_emulator/`` bypass auth and faults.  Header values are never logged.
+the latency is what is left of it, so a request is answered ``latency[kind]`` after it arrived.
+Control endpoints under ``/_emulator/`` bypass auth and faults.  Header values are never logged.
 
 The handler takes what it needs of the emulator through :class:`EmulatorHost` (a protocol that
 ``server.Emulator`` meets), so this module imports no ``server`` and the arrows point one way:
@@ -204,14 +204,15 @@ class EmulatorHandler(BaseHTTPRequestHandler):
             if delay > 0:
                 time.sleep(delay)
             fault = emu.state.take_transport_fault(kind, emu.faults)
-            reply = None
+            reply = self._invoke(kind, model, body, path, query, extra) if fault is None else None
         if fault == "drop":
             record.status = None
             raise _Drop()
         if isinstance(fault, int):
             self._answer(record, error_reply(fault))
             return
-        self._answer(record, reply if reply is not None else self._invoke(kind, model, body, path, query, extra))
+        assert reply is not None  # no fault: the endpoint answered
+        self._answer(record, reply)
 
     def _answer(self, record: RequestRecord, reply: Reply) -> None:
         record.status = reply.status

@@ -186,12 +186,12 @@ def test_the_final_mix_is_normalised_to_minus_16_lufs(tmp_path: Path, three_clip
 def test_one_gain_where_it_reaches_the_target_else_loudnorm_dynamic() -> None:
     """The normalisation is chosen from ebur128's measurement as loudnorm's linear mode chooses:
     one gain when the true peak stays under its ceiling and the range within the target's."""
-    quiet = mix.normalisation(mix.Measured(integrated=-24.0, threshold=-34.0, lra=3.0, true_peak=-12.0))
+    quiet = mix.normalisation(mix.Measured(integrated=-24.0, lra=3.0, true_peak=-12.0))
     assert quiet is not None and quiet.audio_filter == "volume=8dB" and quiet.loudness.normalization == "linear"
     assert quiet.loudness.integrated_lufs == -16.0 and quiet.loudness.true_peak_dbtp == -4.0
-    assert mix.normalisation(mix.Measured(integrated=-30.0, threshold=-40.0, lra=3.0, true_peak=-3.0)) is None  # peaks
-    assert mix.normalisation(mix.Measured(integrated=-20.0, threshold=-30.0, lra=25.0, true_peak=-10.0)) is None  # range
-    silent = mix.normalisation(mix.Measured(integrated=-70.0, threshold=-80.0, lra=0.0, true_peak=-math.inf))
+    assert mix.normalisation(mix.Measured(integrated=-30.0, lra=3.0, true_peak=-3.0)) is None  # peaks
+    assert mix.normalisation(mix.Measured(integrated=-20.0, lra=25.0, true_peak=-10.0)) is None  # range
+    silent = mix.normalisation(mix.Measured(integrated=-70.0, lra=0.0, true_peak=-math.inf))
     assert silent is not None and silent.audio_filter is None and silent.loudness.normalization == "none (silent)"
 
 

@@ -5,6 +5,8 @@ written in order by a thread of the step's own (the step waits for them at its e
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import SimpleNamespace
 
 from vidpipe_core.steps import CLIPS
@@ -12,9 +14,9 @@ from vidpipe_core.steps.report import ProgressEvent
 from vidpipe_dagster import progress
 
 
-def test_a_waits_heartbeats_are_logged_once_a_second_and_every_other_line_always() -> None:
-    logged: list[str] = []
-    context = SimpleNamespace(partition_key="p", log=SimpleNamespace(info=logged.append))
+@contextmanager
+def heard_live() -> Iterator[list[ProgressEvent]]:
+    """Every event the in-process listeners (the CLI's live table) hear meanwhile."""
     heard: list[ProgressEvent] = []
 
     def listener(_partition: str, event: ProgressEvent) -> None:
@@ -22,6 +24,15 @@ def test_a_waits_heartbeats_are_logged_once_a_second_and_every_other_line_always
 
     progress.add_listener(listener)
     try:
+        yield heard
+    finally:
+        progress.remove_listener(listener)
+
+
+def test_a_waits_heartbeats_are_logged_once_a_second_and_every_other_line_always() -> None:
+    logged: list[str] = []
+    context = SimpleNamespace(partition_key="p", log=SimpleNamespace(info=logged.append))
+    with heard_live() as heard:
         emit = progress.for_context(context)  # type: ignore[arg-type]
         started = time.monotonic()
         polls = 0
@@ -37,8 +48,6 @@ def test_a_waits_heartbeats_are_logged_once_a_second_and_every_other_line_always
         emit(ProgressEvent(CLIPS, "Scene 1 generated", scene=0))
         emit(ProgressEvent(CLIPS, "Scene 2 generated", scene=1))
         progress.flush(context)  # type: ignore[arg-type]
-    finally:
-        progress.remove_listener(listener)
 
     assert len(heard) == 2 * polls + 2 and polls >= 15  # the live display sees every poll
     for scene in (1, 2):
@@ -72,20 +81,12 @@ def test_a_frames_opening_line_reaches_the_live_display_only_and_its_end_the_log
     listeners only, its "… rendered" to both; a damaged frame's re-rendering is not an opening."""
     logged: list[str] = []
     context = SimpleNamespace(partition_key="p", log=SimpleNamespace(info=logged.append))
-    heard: list[ProgressEvent] = []
-
-    def listener(_partition: str, event: ProgressEvent) -> None:
-        heard.append(event)
-
-    progress.add_listener(listener)
-    try:
+    with heard_live() as heard:
         emit = progress.for_context(context)  # type: ignore[arg-type]
         emit(ProgressEvent("keyframes", "rendering the start frame of scene 1", scene=0, opening=True))
         emit(ProgressEvent("keyframes", "the start frame of scene 1 rendered", scene=0, done=1))
         emit(ProgressEvent("keyframes", "re-rendering damaged the end frame of scene 1", scene=1))
         progress.flush(context)  # type: ignore[arg-type]
-    finally:
-        progress.remove_listener(listener)
     assert [e.message for e in heard][0] == "rendering the start frame of scene 1"
     assert logged == [
         "[keyframes] the start frame of scene 1 rendered",
@@ -99,18 +100,11 @@ def test_a_render_logs_each_frame_once_and_shows_its_start_live(vp_env) -> None:
     "storyboard written" is logged) and an animatic clip's "rendering …" (its "… generated" is)."""
     from vidpipe_dagster.runner import failure_message, register, render
 
-    heard: list[str] = []
-
-    def listener(_partition: str, event: ProgressEvent) -> None:
-        heard.append(f"[{event.stage}] {event.message}")
-
     spec = register("A fox cub and an old owl watch the snow fall.", id="logged-once", scenes=2, clip_duration=1)
-    progress.add_listener(listener)
-    try:
+    with heard_live() as events:
         result = render(spec.id)
-    finally:
-        progress.remove_listener(listener)
     assert result.success, failure_message(result)
+    heard = [f"[{event.stage}] {event.message}" for event in events]
     logged = [e.user_message for e in vp_env.instance().all_logs(result.run_id) if e.dagster_event is None]
     for stage in ("characters", "keyframes"):
         opening = [line for line in heard if line.startswith(f"[{stage}] rendering ")]

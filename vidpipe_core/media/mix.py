@@ -1,7 +1,7 @@
 """The final mix of a stitched video: the narration placed under the picture at its cues, the
 clips' own audio kept under it (silence when they have none), the music looped or trimmed to the
 video, faded, and ducked under the narration and the clips' speech; the whole normalised to
-broadcast loudness by two-pass ``loudnorm``; the subtitles as a soft ``mov_text`` track, or drawn
+broadcast loudness (below); the subtitles as a soft ``mov_text`` track, or drawn
 into the picture.
 
 Only audio is decoded and encoded: the video's packets are copied, unless the subtitles are burned
@@ -128,17 +128,15 @@ def _loudnorm() -> str:
 
 @dataclass(frozen=True)
 class Measured:
-    """ebur128's summary of the mix: integrated loudness and its gate, loudness range, true peak."""
+    """ebur128's summary of the mix: integrated loudness, loudness range, true peak."""
 
     integrated: float  # LUFS; -70 or below is silence
-    threshold: float  # the integrated loudness's relative gate, LUFS
     lra: float  # LU
     true_peak: float  # dBTP; -inf for digital silence
 
 
 _SUMMARY = {
     "integrated": r"Integrated loudness:\s*I:\s*(\S+) LUFS",
-    "threshold": r"Integrated loudness:\s*I:\s*\S+ LUFS\s*Threshold:\s*(\S+) LUFS",
     "lra": r"Loudness range:\s*LRA:\s*(\S+) LU",
     "true_peak": r"True peak:\s*Peak:\s*(\S+) dBFS",
 }
@@ -168,10 +166,12 @@ def _number(values: dict[str, str], key: str) -> float:
 @dataclass(frozen=True)
 class Normalisation:
     """How the mux brings the mix to the target: its audio filter, and the loudness it gives (for
-    ``volume``, the measured values moved by the gain; for loudnorm, what loudnorm prints)."""
+    ``volume``, the measured values moved by the gain; for loudnorm, ``printed``: what it prints
+    in the mux, read from its messages then, the input figures kept from its first pass)."""
 
     audio_filter: str | None  # None: the mix is silent and goes out as it is
     loudness: Loudness
+    printed: bool = False
 
 
 def normalisation(m: Measured) -> Normalisation | None:
@@ -194,25 +194,27 @@ def dynamic(wav: Path, *, what: str, cancel: CancelToken = NEVER) -> Normalisati
     messages = ffmpeg_messages(
         ["-i", str(wav), "-af", f"{_loudnorm()}:print_format=json", "-f", "null", "-"], what=what, cancel=cancel
     )
-    found = re.findall(r"\{[^{}]*\"input_i\"[^{}]*\}", messages)
-    if not found:
-        raise MediaError(f"{what}: loudnorm printed no measurement")
-    first: dict[str, str] = json.loads(found[-1])
+    first = _loudnorm_json(messages, "input_i", what)
     given = ":".join(f"measured_{k}={first[f'input_{k.lower()}']}" for k in ("I", "TP", "LRA", "thresh"))
     chain = f"{_loudnorm()}:{given}:offset={first['target_offset']}:linear=true:print_format=json,aresample={AUDIO_RATE}"
-    # loudnorm's results are known only after the mux: read from its messages then (``_loudnorm_out``)
-    unknown = Loudness(
+    before = Loudness(
         math.nan, math.nan, _number(first, "input_lra"), _number(first, "input_i"), _number(first, "input_tp"), "dynamic"
     )
-    return Normalisation(chain, unknown)
+    return Normalisation(chain, before, printed=True)
+
+
+def _loudnorm_json(messages: str, key: str, what: str) -> dict[str, str]:
+    """loudnorm's last JSON among ffmpeg's messages that has ``key`` (input_i: a first pass; output_i: a second)."""
+    found = re.findall(r"\{[^{}]*\"" + key + r"\"[^{}]*\}", messages)
+    if not found:
+        raise MediaError(f"{what}: loudnorm printed no measurement")
+    values: dict[str, str] = json.loads(found[-1])
+    return values
 
 
 def _loudnorm_out(messages: str, before: Loudness, what: str) -> Loudness:
-    """loudnorm's JSON among the mux's messages: what its dynamic pass made."""
-    found = re.findall(r"\{[^{}]*\"output_i\"[^{}]*\}", messages)
-    if not found:
-        raise MediaError(f"{what}: loudnorm printed no measurement")
-    out: dict[str, str] = json.loads(found[-1])
+    """What loudnorm's second pass in the mux made, from its messages."""
+    out = _loudnorm_json(messages, "output_i", what)
     return Loudness(
         integrated_lufs=_number(out, "output_i"),
         true_peak_dbtp=_number(out, "output_tp"),
@@ -292,7 +294,7 @@ def mix(
             args += ["-c:s", "mov_text", "-metadata:s:s:0", f"language={code}", "-metadata:s:s:0", "handler_name=Subtitles"]
         what = f"mix {out.name}: normalise and mux"
         messages = ffmpeg_messages([*args, "-movflags", "+faststart", "-f", "mp4", "-y", str(tmp)], what=what, cancel=cancel)
-        loudness = _loudnorm_out(messages, norm.loudness, what) if math.isnan(norm.loudness.integrated_lufs) else norm.loudness
+        loudness = _loudnorm_out(messages, norm.loudness, what) if norm.printed else norm.loudness
         made = probe(tmp)
         if not made.has_video or not made.has_audio:
             raise MediaError(f"mix {out.name}: the output lacks its video or its audio")
