@@ -160,28 +160,28 @@ def test_palette(style_text: str) -> None:
 
 @pytest.mark.parametrize("aspect, size", [("16:9", (256, 144)), ("9:16", (144, 256))])
 def test_keyframe_size(provider: AnimaticProvider, aspect: str, size: tuple[int, int]) -> None:
-    data, usage = provider.render(keyframe(aspect=aspect))
+    made, usage = provider.render(keyframe(aspect=aspect))
     assert usage == Usage()
-    image = png(data)
-    assert image.format == "PNG" and image.size == size
+    image = png(made.data)
+    assert image.format == "PNG" and image.size == size == made.size
     assert provider.expected_size(aspect) == size
     with pytest.raises(InvalidInput):
         provider.expected_size("4:3")
 
 
 def test_keyframe_is_deterministic_and_follows_the_prompt(provider: AnimaticProvider) -> None:
-    a, _ = provider.render(keyframe())
-    assert a == provider.render(keyframe())[0]
-    b, _ = provider.render(keyframe("Opening frame: a red kite over a sunny beach"))
+    a = provider.render(keyframe())[0].data
+    assert a == provider.render(keyframe())[0].data
+    b = provider.render(keyframe("Opening frame: a red kite over a sunny beach"))[0].data
     assert mean_abs_diff(png(a), png(b)) > 3
 
 
 def test_no_ghosting_the_previous_frame_is_not_blended_in(provider: AnimaticProvider) -> None:
     """A keyframe is composed from its own prompt: a reference frame (the previous keyframe) does not
     show through, so see-through copies cannot pile up along a chain of frames."""
-    previous, _ = provider.render(keyframe("Opening frame: a small robot in a greenhouse, a sun above"))
+    previous = provider.render(keyframe("Opening frame: a small robot in a greenhouse, a sun above"))[0].data
     prompt = "Closing frame: the robot waters a flower under the sun"
-    assert provider.render(keyframe(prompt, reference=previous))[0] == provider.render(keyframe(prompt))[0]
+    assert provider.render(keyframe(prompt, reference=previous))[0].data == provider.render(keyframe(prompt))[0].data
 
 
 def _share(img: Image.Image, rgb: tuple[int, int, int], tol: int = 10) -> float:
@@ -199,7 +199,7 @@ def _mask_box(img: Image.Image, rgb: tuple[int, int, int]) -> tuple[int, int]:
 
 def sheet(provider: AnimaticProvider, name: str, appearance: str) -> CharacterSheet:
     req = SheetRequest(project_id="demo", name=name, appearance=appearance, prompt="", style=style(), aspect_ratio="16:9")
-    return CharacterSheet(name=name, appearance=appearance, png=provider.render_sheet(req)[0])
+    return CharacterSheet(name=name, appearance=appearance, png=provider.render_sheet(req)[0].data)
 
 
 CRIMSON, AMBER, LIME = COLOUR_WORDS["crimson"], COLOUR_WORDS["amber"], COLOUR_WORDS["lime"]
@@ -226,12 +226,14 @@ def test_keyframes_show_exactly_the_listed_characters_as_their_sheets_draw_them(
     robot = sheet(provider, "the small robot", "a crimson body with amber accents")
     mara = sheet(provider, "Mara", "a lime body with violet accents")
     only_robot = png(
-        provider.render(dataclasses.replace(keyframe("Opening frame: a greenhouse at dawn"), characters=(robot,)))[0]
+        provider.render(dataclasses.replace(keyframe("Opening frame: a greenhouse at dawn"), characters=(robot,)))[0].data
     )
     both = png(
-        provider.render(dataclasses.replace(keyframe("Closing frame: Mara returns to the city"), characters=(robot, mara)))[0]
+        provider.render(dataclasses.replace(keyframe("Closing frame: Mara returns to the city"), characters=(robot, mara)))[
+            0
+        ].data
     )
-    nobody = png(provider.render(keyframe("Opening frame: a greenhouse at dawn"))[0])
+    nobody = png(provider.render(keyframe("Opening frame: a greenhouse at dawn"))[0].data)
     for img in (only_robot, both):
         assert _share(img, CRIMSON) > 0.004 and _share(img, AMBER) > 0.0005
     assert _share(both, LIME) > 0.004 and _share(both, VIOLET) > 0.0002
@@ -257,8 +259,8 @@ def test_a_sheet_from_another_provider_gives_its_colours() -> None:
 
 
 def test_long_caption_and_unknown_colour_names(provider: AnimaticProvider) -> None:
-    data, _ = provider.render(keyframe(caption="word " * 300, palette=["deep teal", "burnt umber", "#ffcc00"]))
-    assert png(data).size == (256, 144)
+    made, _ = provider.render(keyframe(caption="word " * 300, palette=["deep teal", "burnt umber", "#ffcc00"]))
+    assert png(made.data).size == made.size == (256, 144)
     band = motion.caption_band("word " * 300, (256, 144))
     assert band.size == (256, 144 - caption_box((256, 144))[1])
 
@@ -267,8 +269,8 @@ def test_long_caption_and_unknown_colour_names(provider: AnimaticProvider) -> No
 
 
 def clip_request(provider: AnimaticProvider, *, audio: bool = True, duration: int = 1) -> ClipRequest:
-    start, _ = provider.render(keyframe("Opening frame: a lighthouse at dusk"))
-    end, _ = provider.render(keyframe("Closing frame: the lighthouse beam at night", reference=start))
+    start = provider.render(keyframe("Opening frame: a lighthouse at dusk"))[0].data
+    end = provider.render(keyframe("Closing frame: the lighthouse beam at night", reference=start))[0].data
     return ClipRequest(
         project_id="demo",
         scene_index=0,
@@ -369,7 +371,7 @@ def _storyboard_project(
             reference_png=frames[-1] if frames else None,
             characters=tuple(sheets[n] for n in plan.characters),
         )
-        frames.append(provider.render(req)[0])
+        frames.append(provider.render(req)[0].data)
     requests = [
         ClipRequest(
             project_id="demo",
@@ -665,7 +667,7 @@ def _warm(a: np.ndarray) -> np.ndarray:
 def test_the_light_follows_the_time_of_day(provider: AnimaticProvider, time: str, prompt: str) -> None:
     """Dawn: a warm sky at the horizon, a warm sun low over it, a cooler sky above. Night: a dark
     sky, a pale moon, no sun. Day: a blue sky, a white sun high in it. In a cool style's palette, which must tint the light, not replace it."""
-    a = np.asarray(png(provider.render(keyframe(prompt, palette=PALETTES["winter"]))[0]).convert("RGB"), dtype=int)
+    a = np.asarray(png(provider.render(keyframe(prompt, palette=PALETTES["winter"]))[0].data).convert("RGB"), dtype=int)
     h = a.shape[0]
     top = a[: h // 8].reshape(-1, 3).mean(axis=0)
     sun = np.nonzero(_warm(a))

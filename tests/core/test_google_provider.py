@@ -30,6 +30,7 @@ from vidpipe_core.providers.base import (
     ClipRequest,
     KeyframeProvider,
     KeyframeRequest,
+    SheetRequest,
     StoryboardProvider,
     Usage,
 )
@@ -212,9 +213,9 @@ def test_storyboard_text_that_hides_or_reorders_itself_is_invalid_output() -> No
 
 def test_keyframe_from_text_only(provider: GoogleProvider, genv: Any, settings: Settings) -> None:
     req = KeyframeRequest("fox", 0, "a fox at the lake shore", "scene 1", STYLE, "16:9", None)
-    data, usage = provider.keyframes.render(req)
-    with Image.open(io.BytesIO(data)) as img:
-        assert img.format == "PNG"
+    made, usage = provider.keyframes.render(req)
+    with Image.open(io.BytesIO(made.data)) as img:
+        assert img.format == "PNG" and img.size == made.size
         assert aspect_ratio_error(*img.size, "16:9") is None
     (record,) = genv.emulator.records("image")
     assert record.image_sha256 == []
@@ -226,8 +227,8 @@ def test_keyframe_from_text_only(provider: GoogleProvider, genv: Any, settings: 
 def test_keyframe_sends_the_reference_image(provider: GoogleProvider, genv: Any) -> None:
     reference = png((144, 256), (30, 90, 160))
     req = KeyframeRequest("fox", 2, "the fox looks back", "scene 2", STYLE, "9:16", reference)
-    data, _ = provider.keyframes.render(req)
-    with Image.open(io.BytesIO(data)) as img:
+    made, _ = provider.keyframes.render(req)
+    with Image.open(io.BytesIO(made.data)) as img:
         assert aspect_ratio_error(*img.size, "9:16") is None
     (record,) = genv.emulator.records("image")
     assert record.image_sha256 == [sha(reference)]
@@ -236,8 +237,8 @@ def test_keyframe_sends_the_reference_image(provider: GoogleProvider, genv: Any)
 
 def test_keyframe_retries_responses_without_an_image(provider: GoogleProvider, genv: Any) -> None:
     genv.emulator.configure(empty_image_first_n=2)
-    data, _ = provider.keyframes.render(KeyframeRequest("fox", 0, "a fox", "c", STYLE, "16:9", None))
-    assert data.startswith(b"\x89PNG")
+    made, _ = provider.keyframes.render(KeyframeRequest("fox", 0, "a fox", "c", STYLE, "16:9", None))
+    assert made.data.startswith(b"\x89PNG")
     assert genv.emulator.request_count("image") == 3
 
 
@@ -269,11 +270,41 @@ def test_keyframe_aspect_ratio_is_checked_and_jpeg_converted(tmp_path: Path) -> 
     assert "300x300" in str(info.value) and "16:9" in str(info.value) and models.calls == 3
 
     models.image = png((1280, 720), fmt="JPEG")
-    data, _ = keyframes.render(KeyframeRequest("fox", 1, "a fox", "c", STYLE, "16:9", None))
-    with Image.open(io.BytesIO(data)) as img:
-        assert img.format == "PNG" and img.size == (1280, 720)
+    made, _ = keyframes.render(KeyframeRequest("fox", 1, "a fox", "c", STYLE, "16:9", None))
+    with Image.open(io.BytesIO(made.data)) as img:
+        assert img.format == "PNG" and img.size == made.size == (1280, 720)
     assert aspect_ratio_error(1290, 720, "16:9") is None  # 0.8 % off
     assert aspect_ratio_error(1320, 720, "16:9") is not None  # 3.1 % off
+
+
+def _truncated_png(size: tuple[int, int]) -> bytes:
+    """A PNG whose header reads (size and all) but whose pixels do not decode."""
+    noise = Image.frombytes("RGB", size, bytes(range(256)) * (size[0] * size[1] * 3 // 256 + 1))
+    out = io.BytesIO()
+    noise.save(out, format="PNG")
+    data = out.getvalue()[: len(out.getvalue()) // 2]
+    with Image.open(io.BytesIO(data)) as img:
+        assert img.size == size  # the header alone would pass
+    return data
+
+
+def test_a_keyframe_or_sheet_that_does_not_decode_is_never_returned(tmp_path: Path) -> None:
+    """The provider decodes every pixel of the image it returns, once: the steps record the size
+    that decode found and decode nothing again, so an image whose header reads but whose pixels
+    do not is an unusable answer (asked again), never a frame."""
+    quick = Settings(data_dir=tmp_path, retry_initial_s=0.0, retry_max_s=0.0)
+    models = _FakeModels(_truncated_png((320, 180)), "image/png")
+    keyframes = GoogleKeyframes(quick, SimpleNamespace(models=models))
+    with pytest.raises(ProviderError) as info:
+        keyframes.render(KeyframeRequest("fox", 1, "a fox", "c", STYLE, "16:9", None))
+    assert "image/png image does not decode" in str(info.value) and models.calls == 3
+    with pytest.raises(ProviderError, match="does not decode"):
+        keyframes.render_sheet(SheetRequest("fox", "Ann", "a red coat", "Ann", STYLE, "16:9"))
+    assert models.calls == 6
+
+    models.image = png((320, 180))
+    made, _ = keyframes.render_sheet(SheetRequest("fox", "Ann", "a red coat", "Ann", STYLE, "16:9"))
+    assert made.data == models.image and made.size == (320, 180)
 
 
 # --- clips ------------------------------------------------------------------------------------

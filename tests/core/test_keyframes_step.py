@@ -4,6 +4,7 @@ the bytes it holds to the contact sheet and the keyframes check, which still fai
 from __future__ import annotations
 
 import io
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from vidpipe_core import checks
 from vidpipe_core.checks import check_keyframes
 from vidpipe_core.models import Keyframe
 from vidpipe_core.projects import build_spec, create_project
+from vidpipe_core.providers.animatic import provider as keyframes_provider
 from vidpipe_core.request import ProjectRequest
 from vidpipe_core.services import Services
 from vidpipe_core.steps import keyframes as keyframes_step
@@ -35,8 +37,9 @@ class KeyframeIO:
     decodes: int = 0  # PNG pixel data decoded (opening one reads only its header)
 
 
-def count_keyframe_io(monkeypatch: pytest.MonkeyPatch) -> KeyframeIO:
-    """Count, never change, what a keyframes materialization costs: every call goes through."""
+def count_keyframe_io(monkeypatch: pytest.MonkeyPatch, thread: int | None = None) -> KeyframeIO:
+    """Count, never change, what a keyframes materialization costs: every call goes through.
+    ``thread``: count only the decodes on that thread."""
     counts = KeyframeIO()
     resolve, read, prepare = state.resolve_state, ArtifactStore.read_bytes, PngImagePlugin.PngImageFile.load_prepare
 
@@ -49,7 +52,7 @@ def count_keyframe_io(monkeypatch: pytest.MonkeyPatch) -> KeyframeIO:
         return read(self, project_id, relpath)
 
     def counting_prepare(self: PngImagePlugin.PngImageFile) -> None:  # Pillow's load calls it once per decode
-        counts.decodes += 1
+        counts.decodes += thread is None or threading.get_ident() == thread
         prepare(self)
 
     for module in (state, keyframes_step, checks):
@@ -156,3 +159,43 @@ def test_a_frame_recorded_without_a_digest_is_decoded_in_full(project, monkeypat
     outcome = check_keyframes(services, project_id)
     assert not outcome.passed and outcome.description.startswith("the frame between scenes 2 and 3 does not decode")
     assert counts.decodes == 1
+
+
+def test_each_frame_the_step_renders_is_decoded_once_and_recorded_at_that_size(gp, monkeypatch):
+    """Google's frames are decoded in full by the provider (which asks again for one that does not
+    decode); the step records the size that decode found and decodes nothing again."""
+    services = Services.create()
+    request = ProjectRequest(prompt="A kite rises over the dunes. The string snaps.", id="kites", scenes=2, clip_duration=4)
+    spec = create_project(services, build_spec(services.settings, request), "cli")
+    make_storyboard(services, spec.id)
+    make_characters(services, spec.id)
+    counts = count_keyframe_io(monkeypatch, thread=threading.get_ident())  # the emulator decodes on its own threads
+
+    made = make_keyframes(services, spec.id)
+    assert made.counts["generated"] == 3
+    assert counts.decodes == 3  # one per frame (two before: the provider's, then the step's)
+    for f, png in zip(made.frames, made.pngs, strict=True):
+        with Image.open(io.BytesIO(png)) as im:
+            assert (f.row.width, f.row.height) == im.size and f.row.sha256 == sha256_bytes(png)
+
+
+def test_a_frame_that_does_not_decode_is_neither_written_nor_recorded(project, monkeypatch):
+    services, project_id = project
+    draw = keyframes_provider.render_keyframe
+
+    def drawn(request, size):  # type: ignore[no-untyped-def]
+        png = draw(request, size)
+        return png[: len(png) // 2] if request.frame_index == 2 else png  # the header still reads
+
+    monkeypatch.setattr(keyframes_provider, "render_keyframe", drawn)
+    with pytest.raises(ValueError, match="image does not decode"):
+        make_keyframes(services, project_id)
+    frames = resolve_state(services, project_id).frames
+    assert [f.done for f in frames] == [True, True, False, False]
+    stored = {p.name for p in Path(services.store.path(project_id, "keyframes")).iterdir()}
+    assert stored == {Path(f.row.path).name for f in frames[:2]}
+
+    monkeypatch.setattr(keyframes_provider, "render_keyframe", draw)
+    again = make_keyframes(services, project_id)
+    assert (again.counts["reused"], again.counts["generated"]) == (2, 2)
+    assert check_keyframes(services, project_id, again).passed

@@ -248,7 +248,7 @@ def test_too_many_sheets_keep_the_previous_frame_and_the_first_sheets(gp):
     previous = _png((10, 20, 30))
     style = StyleGuide(visual_style="ink", color_palette=["black"], camera_style="static")
     request = KeyframeRequest("fox", 2, "three friends", "Scene 2 end", style, "16:9", previous, characters=sheets)
-    png, usage = provider.render(request)
+    _, usage = provider.render(request)
     assert usage.images == 1 and usage.cost_usd == pytest.approx(image_cost(get_settings(), IMAGE))
     (record,) = g.emulator.records("image")
     # gemini-2.5-flash-image takes 3 input images: the first two sheets, then the previous frame.

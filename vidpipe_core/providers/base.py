@@ -27,6 +27,31 @@ class Usage:
 
 
 @dataclass(frozen=True)
+class DecodedImage:
+    """An image a keyframe provider made: bytes that decoded in full (every pixel read, so a
+    truncated or corrupt file is never written nor recorded) and the size that decode found. Made
+    by `decoded` (or by a provider that converts while it decodes, as Google's `to_png`): the one
+    decode of a new frame or sheet, whose size the steps record."""
+
+    data: bytes
+    size: tuple[int, int]
+
+
+def decoded(data: bytes) -> DecodedImage:
+    """``data`` decoded in full, once; ValueError when it does not decode."""
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()
+            return DecodedImage(data, img.size)
+    except (UnidentifiedImageError, OSError) as exc:
+        raise ValueError(f"image does not decode ({exc})") from exc
+
+
+@dataclass(frozen=True)
 class CharacterSheet:
     """A character's fixed reference image, made once per project by the characters step and
     given to every keyframe that shows the character."""
@@ -165,9 +190,12 @@ class KeyframeProvider(Protocol):
         """Exact pixel size this provider renders, or None when only the aspect ratio is known."""
         ...
 
-    def render(self, request: KeyframeRequest) -> tuple[bytes, Usage]: ...
-    def render_sheet(self, request: SheetRequest) -> tuple[bytes, Usage]:
-        """A character reference sheet (one image, priced as one image)."""
+    def render(self, request: KeyframeRequest) -> tuple[DecodedImage, Usage]:
+        """One frame, decoded in full where it was made (the keyframes step records its size)."""
+        ...
+
+    def render_sheet(self, request: SheetRequest) -> tuple[DecodedImage, Usage]:
+        """A character reference sheet (one image, priced as one image), decoded in full."""
         ...
 
 

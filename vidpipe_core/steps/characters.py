@@ -157,7 +157,9 @@ def _render(
         aspect_ratio=spec.aspect_ratio,
         variant=spec.sheet_take(sheet.name),
     )
-    png, usage = provider.render_sheet(request)
+    # Decoded in full where it was made (`DecodedImage`): nothing that does not decode gets here.
+    image, usage = provider.render_sheet(request)
+    png, (width, height) = image.data, image.size
     sha = sha256_bytes(png)
     if damaged and not repair and sheet.row is not None and sheet.row.sha256 != sha:
         raise DamagedArtifacts(
@@ -167,9 +169,6 @@ def _render(
             redo_cost(services, state, [sheet.name]),
             note="A new sheet also changes every frame that shows the character.",
         )
-    with Image.open(io.BytesIO(png)) as im:
-        im.load()
-        width, height = im.size
     relpath = Layout.character_sheet(sheet.name, sheet.fingerprint)
     services.store.write_bytes(spec.id, relpath, png)
     cost = usage_cost(services.settings, model, usage)

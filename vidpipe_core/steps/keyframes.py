@@ -5,11 +5,9 @@ bytes (the animatic), or when the user agrees to pay (``repair``)."""
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from PIL import Image
 from sqlalchemy import select
 
 from vidpipe_core.cost import guard_budget, image_cost, usage_cost, video_cost
@@ -241,8 +239,11 @@ def _render(
             opening=not damaged,
         )
     )
-    png, usage = provider.render(_request(state, k, reference, sheets))
-    if damaged and not repair and frame.row is not None and frame.row.sha256 != sha256_bytes(png):
+    # Decoded in full where it was made (`DecodedImage`): nothing that does not decode gets here.
+    image, usage = provider.render(_request(state, k, reference, sheets))
+    png, (width, height) = image.data, image.size
+    sha = sha256_bytes(png)
+    if damaged and not repair and frame.row is not None and frame.row.sha256 != sha:
         cost = cascade_cost(services, state, k)
         raise DamagedArtifacts(
             KEYFRAMES,
@@ -251,13 +252,9 @@ def _render(
             cost,
             note="Through continuity, new bytes change every frame and clip after it.",
         )
-    with Image.open(io.BytesIO(png)) as im:
-        im.load()
-        width, height = im.size
     relpath = Layout.keyframe(k, frame.fingerprint)
     services.store.write_bytes(project_id, relpath, png)
     cost = usage_cost(services.settings, model, usage)
-    sha = sha256_bytes(png)
     same = damaged and frame.row is not None and frame.row.sha256 == sha
     key = {"project_id": project_id, "frame_index": k, "fingerprint": frame.fingerprint}
     frame.row = record_image(services, Keyframe, key, provider.name, model, relpath, sha, width, height, cost)

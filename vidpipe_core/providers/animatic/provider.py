@@ -19,10 +19,12 @@ from vidpipe_core.providers.base import (
     ClipOutcome,
     ClipOutcomeKind,
     ClipRequest,
+    DecodedImage,
     KeyframeRequest,
     PollCallback,
     SheetRequest,
     Usage,
+    decoded,
 )
 from vidpipe_core.scenes import scene_number
 from vidpipe_core.schemas import ProjectSpec, Storyboard
@@ -97,15 +99,16 @@ class AnimaticProvider:
     def expected_size(self, aspect_ratio: str) -> tuple[int, int] | None:
         return media.dimensions(aspect_ratio, self.settings.animatic_resolution)
 
-    def render(self, request: KeyframeRequest) -> tuple[bytes, Usage]:
+    def render(self, request: KeyframeRequest) -> tuple[DecodedImage, Usage]:
+        """The frame's PNG, decoded in full once, as every provider's (nothing that does not decode is recorded)."""
         size = media.dimensions(request.aspect_ratio, self.settings.animatic_resolution)
-        return render_keyframe(request, size), Usage()
+        return decoded(render_keyframe(request, size)), Usage()
 
-    def render_sheet(self, request: SheetRequest) -> tuple[bytes, Usage]:
+    def render_sheet(self, request: SheetRequest) -> tuple[DecodedImage, Usage]:
         """The character's silhouette in its colours (named in its appearance, else from its name)
         on a plain background, with its name; keyframes read the look back from this sheet."""
         size = media.dimensions(request.aspect_ratio, self.settings.animatic_resolution)
-        return figures.render_sheet(request.name, request.appearance, size, request.variant), Usage()
+        return decoded(figures.render_sheet(request.name, request.appearance, size, request.variant)), Usage()
 
     # ClipProvider
     def allowed_durations(self, spec: ProjectSpec) -> tuple[int, ...]:

@@ -11,7 +11,7 @@ from vidpipe_core.cancel import NEVER, CancelToken
 from vidpipe_core.config import ASPECT_RATIOS
 from vidpipe_core.cost import priced
 from vidpipe_core.errors import InvalidInput, ProviderError
-from vidpipe_core.providers.base import CharacterSheet, KeyframeRequest, SheetRequest, Usage, variant_seed
+from vidpipe_core.providers.base import CharacterSheet, DecodedImage, KeyframeRequest, SheetRequest, Usage, variant_seed
 from vidpipe_core.providers.google.client import _GoogleStage, _response_text, _token_usage, log
 from vidpipe_core.retry import backoff_sleep
 from vidpipe_core.schemas import ProjectSpec
@@ -123,8 +123,9 @@ def _why_no_image(response: Any) -> str:
     return "; ".join(reasons) or "the response had no image part"
 
 
-def to_png(data: bytes) -> tuple[bytes, tuple[int, int]]:
-    """Decode an image, re-encode as PNG if needed. Raises ValueError if it does not decode."""
+def to_png(data: bytes) -> DecodedImage:
+    """Decode an image in full (the one decode of a frame or sheet: the steps record the size it
+    found), re-encode it as PNG if it is another format. Raises ValueError if it does not decode."""
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -132,12 +133,12 @@ def to_png(data: bytes) -> tuple[bytes, tuple[int, int]]:
             img.load()
             size = img.size
             if img.format == "PNG":
-                return data, size
+                return DecodedImage(data, size)
             if img.mode not in ("RGB", "RGBA", "L", "LA"):
                 img = img.convert("RGBA" if "A" in img.getbands() else "RGB")
             out = io.BytesIO()
             img.save(out, format="PNG")
-            return out.getvalue(), size
+            return DecodedImage(out.getvalue(), size)
     except (UnidentifiedImageError, OSError) as exc:
         raise ValueError(f"image does not decode ({exc})") from exc
 
@@ -153,7 +154,7 @@ class GoogleKeyframes(_GoogleStage):
     def expected_size(self, aspect_ratio: str) -> tuple[int, int] | None:
         return None  # the model picks the resolution; only the aspect ratio is known
 
-    def render(self, request: KeyframeRequest, cancel: CancelToken = NEVER) -> tuple[bytes, Usage]:
+    def render(self, request: KeyframeRequest, cancel: CancelToken = NEVER) -> tuple[DecodedImage, Usage]:
         """One frame from ONE generate_content request whose image parts are the sheets of the
         frame's characters, then the previous frame (within `max_input_images`); the waits
         between attempts end when ``cancel`` is cancelled."""
@@ -188,7 +189,7 @@ class GoogleKeyframes(_GoogleStage):
             cancel=cancel,
         )
 
-    def render_sheet(self, request: SheetRequest, cancel: CancelToken = NEVER) -> tuple[bytes, Usage]:
+    def render_sheet(self, request: SheetRequest, cancel: CancelToken = NEVER) -> tuple[DecodedImage, Usage]:
         """A character's reference sheet: one image request, text only."""
         from google.genai import types
 
@@ -217,9 +218,10 @@ class GoogleKeyframes(_GoogleStage):
         what: str = "",
         seed: int | None = None,
         cancel: CancelToken = NEVER,
-    ) -> tuple[bytes, Usage]:
-        """One image from ``contents``, retrying responses without a usable image. ``seed``: a
-        retake's (the same prompt, a new rendition); None sends none, as before retakes."""
+    ) -> tuple[DecodedImage, Usage]:
+        """One image from ``contents``, decoded in full, retrying responses without a usable image
+        (none, one that does not decode, or of another aspect ratio). ``seed``: a retake's (the
+        same prompt, a new rendition); None sends none, as before retakes."""
         from google.genai import types
 
         client = self.client.get()
@@ -246,14 +248,14 @@ class GoogleKeyframes(_GoogleStage):
                 problem = _why_no_image(response)
             else:
                 try:
-                    png, (width, height) = to_png(found[0])
+                    image = to_png(found[0])
                 except ValueError as exc:
                     problem = f"{found[1]} {exc}"
                 else:
-                    mismatch = aspect_ratio_error(width, height, aspect_ratio)
+                    mismatch = aspect_ratio_error(*image.size, aspect_ratio)
                     if mismatch is None:
                         usage = Usage(input_tokens=tokens_in, output_tokens=tokens_out, images=1)
-                        return png, priced(self.settings, model, usage)
+                        return image, priced(self.settings, model, usage)
                     problem = mismatch
             log.warning("%s %s: attempt %d/%d unusable: %s", stage, subject, attempt, IMAGE_ATTEMPTS, problem)
             if attempt < IMAGE_ATTEMPTS:
