@@ -42,6 +42,9 @@ class CharactersReport(StepReport):
 
     sheets: list[SheetState] = field(default_factory=list)
     pngs: list[bytes] = field(default_factory=list)
+    # The sheets this step rendered: their bytes decoded in full when they were made (the
+    # characters check need not decode them again while they still match the ledger).
+    decoded: set[str] = field(default_factory=set)
 
 
 def make_characters(
@@ -111,7 +114,9 @@ def _make_characters(services: Services, project_id: str, repair: bool, progress
         sheet = state.sheets[i]
         if sheet.given is not None:
             return i, _adopt(services, state, i, sheet, damaged.get(sheet.name), report, progress)
-        return i, _render(services, state, i, sheet, provider, model, damaged.get(sheet.name), repair, report, progress)
+        png = _render(services, state, i, sheet, provider, model, damaged.get(sheet.name), repair, report, progress)
+        report.decoded.add(sheet.name)
+        return i, png
 
     # The sheets do not depend on each other (unlike keyframes): their image calls are made at once.
     # A failure surfaces once the others are done, each of them recorded (nothing is paid twice).
