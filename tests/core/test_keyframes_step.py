@@ -14,7 +14,7 @@ from sqlalchemy import update
 
 from vidpipe_core import checks
 from vidpipe_core.checks import check_keyframes
-from vidpipe_core.models import Keyframe
+from vidpipe_core.models import Keyframe, KeyframeStatus
 from vidpipe_core.projects import build_spec, create_project
 from vidpipe_core.providers.animatic import provider as keyframes_provider
 from vidpipe_core.request import ProjectRequest
@@ -199,3 +199,19 @@ def test_a_frame_that_does_not_decode_is_neither_written_nor_recorded(project, m
     again = make_keyframes(services, project_id)
     assert (again.counts["reused"], again.counts["generated"]) == (2, 2)
     assert check_keyframes(services, project_id, again).passed
+
+
+def test_a_frame_after_a_new_render_is_found_in_the_ledger_and_reused(project, monkeypatch):
+    """Frame 1 is rendered again (its row is not done); the animatic draws the same bytes, so
+    frames 2 and 3 chain on to fingerprints the ledger holds: reused, read once each, not drawn."""
+    services, project_id = project
+    first = make_keyframes(services, project_id)
+    with services.db.session() as s:
+        s.execute(update(Keyframe).where(Keyframe.id == first.frames[1].row.id).values(status=KeyframeStatus.PENDING))
+    assert [f.fingerprint is not None for f in resolve_state(services, project_id).frames] == [True, True, False, False]
+    counts = count_keyframe_io(monkeypatch)
+
+    again = make_keyframes(services, project_id)
+    assert [i.action.value for i in again.items] == ["reused", "generated", "reused", "reused"]
+    assert [f.row.id for f in again.frames] == [f.row.id for f in first.frames]
+    assert again.pngs == first.pngs and counts.reads == 3

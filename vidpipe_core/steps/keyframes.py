@@ -5,6 +5,7 @@ bytes (the animatic), or when the user agrees to pay (``repair``)."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -160,8 +161,9 @@ def _make_keyframes(
     total, n = len(state.frames), len(state.scenes)
     reference: bytes | None = None
     reference_sha: str | None = None
+    ledger = functools.cache(lambda: _keyframe_rows(services, project_id))
     for k in range(total):
-        frame = _chained(services, state, provider, k, reference_sha, sheets)
+        frame = _chained(state, provider, k, reference_sha, ledger)
         assert frame.fingerprint is not None
         if frame.done and frame.row is not None and k not in damaged:
             data, problem = good.get(frame.row.id), None
@@ -184,28 +186,32 @@ def _make_keyframes(
     return report
 
 
+def _keyframe_rows(services: Services, project_id: str) -> dict[tuple[int, str], Keyframe]:
+    """The project's keyframe rows by (frame index, fingerprint)."""
+    with services.db.session() as s:
+        return {(r.frame_index, r.fingerprint): r for r in s.scalars(select(Keyframe).where(Keyframe.project_id == project_id))}
+
+
 def _chained(
-    services: Services,
     state: ProjectState,
     provider: KeyframeProvider,
     k: int,
     reference_sha: str | None,
-    sheets: dict[str, bytes],
+    ledger: Callable[[], dict[tuple[int, str], Keyframe]],
 ) -> FrameState:
     """Frame k as it chains on the bytes of frame k-1 as recorded now (and on its characters'
     sheets). When frame k-1 was rendered in this run with new bytes, frame k has a new
-    fingerprint, and the ledger row for it (if any) replaces the one resolved at the start."""
+    fingerprint, and the ledger row for it (if any) replaces the one resolved at the start.
+
+    ``ledger()``: the project's keyframe rows, read once, when the first frame needs them (one
+    query per step, not one per frame after a new one). They stay current while the step runs:
+    it holds the project's lock, and frame k's row is written only after frame k is looked up."""
     frame = state.frames[k]
     shas = sheet_shas(state, frame.characters)
     assert shas is not None, "_sheets refuses to start while a sheet is missing"
     fp = frame_fingerprint(provider, state.spec, frame.prompt, reference_sha, shas, state.spec.frame_take(k))
     if fp != frame.fingerprint:
-        with services.db.session() as s:
-            row = s.scalars(
-                select(Keyframe).where(
-                    Keyframe.project_id == state.spec.id, Keyframe.frame_index == k, Keyframe.fingerprint == fp
-                )
-            ).first()
+        row = ledger().get((k, fp))
         frame = state.frames[k] = FrameState(index=k, prompt=frame.prompt, fingerprint=fp, row=row, characters=frame.characters)
     return frame
 
