@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import io
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
@@ -39,9 +40,7 @@ class DecodedImage:
 
 def decoded(data: bytes) -> DecodedImage:
     """``data`` decoded in full, once; ValueError when it does not decode."""
-    import io
-
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError  # here: importing the interface needs no Pillow
 
     try:
         with Image.open(io.BytesIO(data)) as img:

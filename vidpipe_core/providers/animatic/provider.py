@@ -100,7 +100,7 @@ class AnimaticProvider:
         return media.dimensions(aspect_ratio, self.settings.animatic_resolution)
 
     def render(self, request: KeyframeRequest) -> tuple[DecodedImage, Usage]:
-        """The frame's PNG, decoded in full once, as every provider's (nothing that does not decode is recorded)."""
+        """The frame drawn for ``request`` as a PNG, decoded in full once (as every provider's frame)."""
         size = media.dimensions(request.aspect_ratio, self.settings.animatic_resolution)
         return decoded(render_keyframe(request, size)), Usage()
 
