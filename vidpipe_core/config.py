@@ -210,8 +210,8 @@ class Settings(BaseSettings):
     poll_interval_s: float = Field(
         default=5.0,
         gt=0,
-        description="Wait between polls after the learned first poll (at most poll_max_s): the lag of a clip that "
-        "finishes after the first poll is at most this.",
+        description="Wait between polls after the learned polls (the first, and three more where earlier clips were "
+        "done, at most this apart; at most poll_max_s): the lag of a clip that finishes after them is at most this.",
     )
     clip_concurrency: int = Field(
         default=4,

@@ -26,7 +26,9 @@ class PollObservation:
 
 @dataclass(frozen=True)
 class PollSchedule:
-    """Poll one operation first ``first_poll_s`` after its submission, then every ``interval_s``."""
+    """Poll one operation first ``first_poll_s`` after its submission, then at ``then_s`` (seconds
+    after submission: where earlier clips were done, denser than ``interval_s`` where most were),
+    then every ``interval_s``."""
 
     first_poll_s: float
     interval_s: float
@@ -36,6 +38,12 @@ class PollSchedule:
     early: int = 0  # of them, how many were done at their first poll
     ceiling_s: float = math.inf  # the model's ceiling (or half poll_timeout_s), where it applied
     submitted_at: datetime | None = None  # the operation's submission (ledger); None: now
+    then_s: tuple[float, ...] = ()  # the learned polls after the first, seconds after submission, ascending
+
+    @property
+    def min_gap_s(self) -> float:
+        """The shortest wait between two polls: a quarter of the interval."""
+        return self.interval_s / 4
 
     @property
     def capped(self) -> bool:
@@ -47,6 +55,20 @@ class PollSchedule:
             return self.first_poll_s
         elapsed = ((now or utcnow()) - utc(self.submitted_at)).total_seconds()
         return max(0.0, self.first_poll_s - elapsed)
+
+    def since_submission_s(self, waited_s: float, now: datetime | None = None) -> float:
+        """Seconds since the operation's submission (``waited_s``, the wait so far, when it is not known)."""
+        if self.submitted_at is None:
+            return waited_s
+        return ((now or utcnow()) - utc(self.submitted_at)).total_seconds()
+
+    def next_wait_s(self, since_submission_s: float) -> float:
+        """The wait after a poll that found the operation running ``since_submission_s`` after its
+        submission: to the next learned poll still ahead (at least ``min_gap_s``), else ``interval_s``."""
+        for at in self.then_s:
+            if at > since_submission_s:
+                return min(max(at - since_submission_s, self.min_gap_s), self.interval_s)
+        return self.interval_s
 
     def for_operation(self, submitted_at: datetime | None) -> PollSchedule:
         return replace(self, submitted_at=submitted_at)
@@ -61,9 +83,11 @@ class PollSchedule:
         return text
 
     def describe(self) -> str:
+        then = f"then at {', '.join(f'{t:.2f}' for t in self.then_s)}s, " if self.then_s else ""
         return (
             f"first poll {self.first_poll_s:.1f}s after submission (q{self.quantile:g} of {self.samples} earlier clips: "
-            f"{self.quantile_s:.1f}s{f', capped at {self.ceiling_s:g}s' if self.capped else ''}), then every {self.interval_s:g}s"
+            f"{self.quantile_s:.1f}s{f', capped at {self.ceiling_s:g}s' if self.capped else ''}), "
+            f"{then}then every {self.interval_s:g}s"
         )
 
 

@@ -23,10 +23,12 @@ from vidpipe_core.cancel import CancelToken, Interrupted
 from vidpipe_core.config import Settings
 from vidpipe_core.models import ClipStatus, Project, VideoClip, utc, utcnow
 from vidpipe_core.polling import (
+    LATER_POLLS,
     Observed,
     PollSchedule,
     bracket,
     interval_quantile,
+    later_polls,
     observations,
     observed_columns,
     poll_schedule,
@@ -146,6 +148,41 @@ def test_the_quantile_of_intervals_spreads_each_over_itself() -> None:
     assert interval_quantile([(0.0, 40.0), (50.0, 51.0), (52.0, 53.0), (54.0, 55.0)], 0.25) == pytest.approx(40.0)
     with pytest.raises(ValueError):
         interval_quantile([], 0.5)
+
+
+def test_the_later_polls_come_where_earlier_clips_were_done() -> None:
+    """After the first poll (q0.25), polls at the quantiles that split the rest of the learned
+    mixture in equal shares: close together where the clips were done close together (never
+    closer than a quarter interval), never further apart than one interval, none after the timeout."""
+    # Clips all done between 40.0 and 40.5 s (watched every 5 s: brackets of 5.5 s): polls every 1.25 s through it.
+    wide = [(35.0 + i * 0.05, 40.5 + i * 0.05) for i in range(10)]
+    first = interval_quantile(wide, 0.25)
+    polls = later_polls(wide, 0.25, first, 5.0, 600.0)
+    assert len(polls) == LATER_POLLS == 3
+    gaps = [b - a for a, b in zip((first, *polls), polls, strict=False)]
+    assert all(1.25 - 1e-6 <= g <= 5.0 + 1e-6 for g in gaps), gaps
+    assert polls[-1] == pytest.approx(max(b for _, b in wide), abs=1e-3)  # the last where the latest clip was seen done
+    # Tight brackets (polls found them within 0.1 s): a quarter interval apart, from the first poll on.
+    tight = [(4.0 + i * 0.01, 4.1 + i * 0.01) for i in range(8)]
+    first = interval_quantile(tight, 0.25)
+    assert later_polls(tight, 0.25, first, 0.4, 60.0) == pytest.approx([first + 0.1, first + 0.2, first + 0.3], abs=2e-3)
+    # Spread far beyond the first poll (capped at a ceiling): one interval apart, as without them.
+    assert later_polls([(100.0, 101.0)] * 3, 0.25, 45.0, 5.0, 600.0) == (50.0, 55.0, 60.0)
+    # None at or after the poll timeout.
+    assert later_polls([(100.0, 101.0)] * 3, 0.25, 45.0, 5.0, 55.0) == (50.0,)
+
+
+def test_the_wait_after_a_running_poll_goes_to_the_next_learned_poll_ahead() -> None:
+    schedule = PollSchedule(
+        first_poll_s=40.0, interval_s=4.0, samples=5, quantile=0.25, quantile_s=40.0, then_s=(41.0, 41.5, 44.0)
+    )
+    assert schedule.min_gap_s == 1.0
+    assert schedule.next_wait_s(40.02) == pytest.approx(1.0)  # to 41.0
+    assert schedule.next_wait_s(41.1) == pytest.approx(1.0)  # 41.5 is ahead, but never closer than a quarter interval
+    assert schedule.next_wait_s(42.0) == pytest.approx(2.0)  # to 44.0
+    assert schedule.next_wait_s(44.2) == 4.0  # past the learned polls: every interval
+    assert schedule.next_wait_s(300.0) == 4.0  # re-attached long after: every interval
+    assert "then at 41.00, 41.50, 44.00s, then every 4s" in schedule.describe()
 
 
 def test_learns_only_from_watched_done_clips_of_the_same_provider_model_and_length_across_projects(ledger: Services) -> None:
@@ -387,14 +424,20 @@ def make_clip(services: Services, clips: GoogleClips, scene: int, *, learn: bool
     return operation, lines
 
 
-def test_learned_wait_polls_at_most_twice_where_the_backoff_polls_five_times(veo) -> None:  # type: ignore[no-untyped-def]
+def test_learned_wait_polls_only_where_earlier_clips_were_done(veo) -> None:  # type: ignore[no-untyped-def]
     services, clips, emu = veo
     with ThreadPoolExecutor(3) as pool:  # three clips on the backoff fill the ledger
         fixed = list(pool.map(lambda i: make_clip(services, clips, i, learn=False), range(3)))
     assert all(polls_of(emu, op) >= 5 for op, _ in fixed), [polls_of(emu, op) for op, _ in fixed]
 
     operation, lines = make_clip(services, clips, 3, learn=True)
-    assert polls_of(emu, operation) <= 2
+    # The first poll and the learned ones after it, all where the backoff's clips were seen done.
+    assert polls_of(emu, operation) <= 1 + LATER_POLLS
+    schedule = poll_schedule(services, "google", VEO, 4)
+    assert schedule is not None and len(schedule.then_s) == LATER_POLLS
+    polled = sorted(r.timestamp for r in emu.records("video_poll") if r.operation == operation)
+    (timing,) = [t for t in emu.operation_timings() if t["name"] == operation]
+    assert polled[0] - timing["submitted_at"] >= 0.5  # the first poll waited for what the ledger taught
     # The long first wait said so in progress lines, and made no request before its time.
     waiting = [line for line in lines if "first poll in" in line]
     assert len(waiting) >= 3, lines

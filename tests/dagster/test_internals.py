@@ -159,3 +159,27 @@ def test_a_captured_interrupt_is_seen():
 def test_the_sqlite_event_log_is_recognised(vp_env, home):
     instance = vp_env.instance() if home else dg.DagsterInstance.ephemeral()
     assert internals.is_sqlite_event_log(instance.event_log_storage) is home
+
+
+def test_the_pool_claims_own_storage_object_shares_the_slots_but_not_the_log_lock(vp_env):
+    """`slot_event_log`: for the sharded SQLite storage, one more object per process on the same
+    files (a slot claimed through it is the instance's slot), with its own thread lock, per instance; the
+    instance's storage holds its lock while a connection is open, which made claims wait for log
+    writes. Any other storage is used as it is."""
+    instance = vp_env.instance()
+    storage = instance.event_log_storage
+    own = internals.slot_event_log(instance)
+    assert own is not storage and internals.slot_event_log(instance) is own  # one per instance
+    assert own._db_lock is not storage._db_lock  # the lock `_connect` takes for every connection
+    assert os.path.dirname(own.path_for_shard("index")) == os.path.dirname(storage.path_for_shard("index"))
+    pool = "contract-pool"
+    storage.set_concurrency_slots(pool, 1)
+    run = instance.create_run_for_job(tiny)
+    assert own.claim_concurrency_slot(pool, run.run_id, "step-a").is_claimed
+    info = storage.get_concurrency_info(pool)  # the instance sees the claim made through the other object
+    assert info.slot_count == 1 and [s.step_key for s in info.claimed_slots] == ["step-a"]
+    assert not storage.claim_concurrency_slot(pool, run.run_id, "step-b").is_claimed
+    own.free_concurrency_slot_for_step(run.run_id, "step-a")
+    assert storage.get_concurrency_info(pool).claimed_slots == []
+    ephemeral = dg.DagsterInstance.ephemeral()
+    assert internals.slot_event_log(ephemeral) is ephemeral.event_log_storage

@@ -4,7 +4,6 @@ and the outcome (done, refused by the safety filter, failed)."""
 
 from __future__ import annotations
 
-import itertools
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
@@ -110,8 +109,8 @@ class GoogleClips(_GoogleStage):
 
         Without ``schedule``: at once, then after ``poll_initial_s`` doubling up to ``poll_max_s``.
         With one (learned from the ledger, vidpipe_core.polling): first when the schedule says,
-        counted from the operation's submission (at once for one submitted long ago), then every
-        ``schedule.interval_s``. Either way no poll comes later than ``poll_timeout_s`` after the
+        counted from the operation's submission (at once for one submitted long ago), then at its
+        learned later polls still ahead, then every ``schedule.interval_s``. Either way no poll comes later than ``poll_timeout_s`` after the
         wait began, and the wait ends within half a second of ``cancel``. The outcome carries what
         the polls saw (``observed``: when it was last seen running and first seen done)."""
         from google.genai import types
@@ -121,11 +120,9 @@ class GoogleClips(_GoogleStage):
         s = self.settings
         ref = types.GenerateVideosOperation.model_validate({"name": operation_ref(operation, model)})
         started = time.monotonic()
-        if schedule is None:
-            delays: Iterator[float] = _backoff(s.poll_initial_s, s.poll_max_s)
-        else:
+        backoff = _backoff(s.poll_initial_s, s.poll_max_s)
+        if schedule is not None:
             self._first_wait(schedule, min(schedule.first_wait_s(), s.poll_timeout_s), scene, on_poll, cancel)
-            delays = itertools.repeat(min(schedule.interval_s, s.poll_max_s))
         polls = 0
         running_seen_at: datetime | None = None  # when the last poll that found it running was sent
         while True:
@@ -139,7 +136,10 @@ class GoogleClips(_GoogleStage):
                 observed = PollObservation(running_seen_at, asked_at, seen_at)
                 return replace(self._outcome(current, request, model, cancel), observed=observed)
             running_seen_at = asked_at
-            delay = next(delays)
+            if schedule is None:
+                delay = next(backoff)
+            else:
+                delay = min(schedule.next_wait_s(schedule.since_submission_s(elapsed)), s.poll_max_s)
             if elapsed + delay > s.poll_timeout_s:
                 raise ProviderError(
                     CLIPS,
