@@ -181,5 +181,9 @@ def test_the_pool_claims_own_storage_object_shares_the_slots_but_not_the_log_loc
     assert not storage.claim_concurrency_slot(pool, run.run_id, "step-b").is_claimed
     own.free_concurrency_slot_for_step(run.run_id, "step-a")
     assert storage.get_concurrency_info(pool).claimed_slots == []
+    # What its `_connect` replaces: Dagster's, one engine per connection, behind the object's lock.
+    assert list(inspect.signature(type(storage)._connect).parameters) == ["self", "shard"]
+    assert isinstance(storage._initialized_dbs, set) and callable(storage._initdb)
+    assert list(own._engines) == ["index"]  # every claim and free above reused one engine
     ephemeral = dg.DagsterInstance.ephemeral()
     assert internals.slot_event_log(ephemeral) is ephemeral.event_log_storage
