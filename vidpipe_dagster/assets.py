@@ -43,7 +43,7 @@ from vidpipe_dagster import asset_metadata as meta
 from vidpipe_dagster.celery_executor import running_on_worker
 from vidpipe_dagster.desk import desk_metadata
 from vidpipe_dagster.failures import step_failure
-from vidpipe_dagster.healing import owner_tags, run_heartbeat
+from vidpipe_dagster.healing import names_this_owner, owner_tags, run_heartbeat
 from vidpipe_dagster.instance import refuse_unknown_project
 from vidpipe_dagster.materializations import nonce_metadata
 from vidpipe_dagster.partitions import projects_partitions
@@ -132,7 +132,10 @@ def _step(context: dg.AssetExecutionContext, vidpipe: VidpipeResource) -> Iterat
     link_origin(instance, context.run)
     beat: AbstractContextManager[object] = nullcontext()
     if not running_on_worker():
-        instance.add_run_tags(run_id, owner_tags())
+        # Named at the run's creation or by the step before in this process (13 ms a write, six steps):
+        # the tags are written again only when they name another process or their heartbeat has aged.
+        if not names_this_owner(context.run.tags, services.settings.heartbeat_interval_s):
+            instance.add_run_tags(run_id, owner_tags())
         beat = run_heartbeat(instance, run_id, services.settings.heartbeat_interval_s, "vidpipe-run")
     try:
         with beat:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import dagster as dg
@@ -54,6 +54,17 @@ def owner_tags(pid: int | None = None) -> dict[str, str]:
     if started is not None:
         tags[PID_STARTED_TAG] = f"{started:.3f}"
     return tags
+
+
+def names_this_owner(tags: Mapping[str, str], fresh_within_s: float) -> bool:
+    """Whether a run's ``tags`` already name this step's owner process (pid, its start time, host)
+    with a heartbeat younger than ``fresh_within_s``: then a step need not write them again (the
+    run's creation in `runner.render`, or the step before in this process, did)."""
+    expected = owner_tags()
+    if any(tags.get(key) != expected.get(key) for key in (PID_TAG, PID_STARTED_TAG, HOST_TAG)):
+        return False
+    beat = _float(tags.get(HEARTBEAT_TAG))
+    return beat is not None and 0 <= time.time() - beat < fresh_within_s
 
 
 def run_worker_tags() -> dict[str, str]:

@@ -23,7 +23,7 @@ from vidpipe_core.models import ClipStatus, Keyframe, Project, VideoClip
 from vidpipe_core.scratch import owner_tag
 from vidpipe_core.steps.state import resolve_state
 from vidpipe_core.storage import Layout
-from vidpipe_dagster.healing import HEARTBEAT_TAG, HOST_TAG, PARTITION_TAG, PID_TAG
+from vidpipe_dagster.healing import HEARTBEAT_TAG, HOST_TAG, PARTITION_TAG, PID_TAG, names_this_owner, owner_tags
 from vidpipe_dagster.runner import register
 
 POOL = "video-operations"
@@ -85,6 +85,16 @@ def _foreign_run(instance: dg.DagsterInstance, slots: int, heartbeat_age_s: floa
     for i in range(slots):
         assert instance.event_log_storage.claim_concurrency_slot(POOL, run_id, f"clips[scene-{i}]").is_claimed
     return run_id
+
+
+def test_a_step_writes_the_owner_tags_again_only_when_they_name_another_process_or_have_aged() -> None:
+    ours = owner_tags()
+    assert names_this_owner(ours, 15.0)
+    assert not names_this_owner({**ours, HEARTBEAT_TAG: f"{time.time() - 20:.3f}"}, 15.0)  # aged: beat again
+    assert not names_this_owner({**ours, PID_TAG: "1"}, 15.0)  # another process
+    assert not names_this_owner({**ours, HOST_TAG: "another-host"}, 15.0)
+    assert not names_this_owner({k: v for k, v in ours.items() if k != HEARTBEAT_TAG}, 15.0)
+    assert not names_this_owner({}, 15.0)  # a run no step has tagged yet
 
 
 def test_a_killed_render_does_not_starve_another_project(backend, request):
