@@ -157,5 +157,7 @@ def slot_event_log(instance: DagsterInstance) -> EventLogStorage:
         if own is None:
             own = _SlotStorage(os.path.dirname(storage.path_for_shard(INDEX_SHARD_NAME)))
             own.register_instance(instance)  # what its concurrency calls read the pool settings from
+            # The instance's object has checked the index database's schema (alembic, ~25 ms): once is enough.
+            own._initialized_dbs.update(storage._initialized_dbs & {INDEX_SHARD_NAME})
             _slot_storages[instance] = own
         return own
