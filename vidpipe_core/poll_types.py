@@ -24,6 +24,9 @@ class PollObservation:
     done_seen_at: datetime
 
 
+MIN_GAP_SHARE = 0.25  # no two polls of one operation closer than this share of the interval
+
+
 @dataclass(frozen=True)
 class PollSchedule:
     """Poll one operation first ``first_poll_s`` after its submission, then at ``then_s`` (seconds
@@ -43,7 +46,7 @@ class PollSchedule:
     @property
     def min_gap_s(self) -> float:
         """The shortest wait between two polls: a quarter of the interval."""
-        return self.interval_s / 4
+        return self.interval_s * MIN_GAP_SHARE
 
     @property
     def capped(self) -> bool:
@@ -51,10 +54,7 @@ class PollSchedule:
 
     def first_wait_s(self, now: datetime | None = None) -> float:
         """Seconds from ``now`` to the first poll: 0 for an operation submitted long ago."""
-        if self.submitted_at is None:
-            return self.first_poll_s
-        elapsed = ((now or utcnow()) - utc(self.submitted_at)).total_seconds()
-        return max(0.0, self.first_poll_s - elapsed)
+        return max(0.0, self.first_poll_s - self.since_submission_s(0.0, now))
 
     def since_submission_s(self, waited_s: float, now: datetime | None = None) -> float:
         """Seconds since the operation's submission (``waited_s``, the wait so far, when it is not known)."""
@@ -91,4 +91,4 @@ class PollSchedule:
         )
 
 
-__all__ = ["PollObservation", "PollSchedule"]
+__all__ = ["MIN_GAP_SHARE", "PollObservation", "PollSchedule"]

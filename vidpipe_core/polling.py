@@ -38,9 +38,11 @@ these intervals (earlier after a clip done at its first poll, above), counted fr
 submission, at most the model's ceiling (``poll_first_max_s``) and half ``poll_timeout_s``; after
 it, :data:`LATER_POLLS` polls where the rest of the mixture lies (:func:`later_polls`), then a poll
 every ``poll_interval_s`` (at most ``poll_max_s``). With the first poll at q0.25 and then one
-interval later, a clip done just after the first poll was seen up to one interval late: on the
-bench's emulator 0.15-0.25 s of each 4 s wave of clips, where the later polls find it within
-0.01-0.05 s, for up to three more polls per clip. An operation submitted long ago (a
+interval later, a clip done just after the first poll was seen up to one interval late (in a
+traced render on the emulator, 4 s operations, 0.25 s interval: the done poll 0.22-0.24 s after
+the operation ended, 0.00-0.03 s with the later polls), for up to three more polls per clip
+where clips end close together; where they spread over more than an interval the later polls
+are one interval apart, as before (bench/README.md, Veo polling). An operation submitted long ago (a
 run resumed after a crash) is polled at once. Fewer than ``poll_learn_min_samples`` intervals, or
 ``VIDPIPE_POLL_LEARN=false``: no schedule, and the provider keeps its backoff.
 """
@@ -56,7 +58,7 @@ from sqlalchemy import select
 
 from vidpipe_core.config import DEFAULT_FIRST_POLL_MAX_S, Settings
 from vidpipe_core.models import ClipStatus, VideoClip, utc
-from vidpipe_core.poll_types import PollObservation, PollSchedule
+from vidpipe_core.poll_types import MIN_GAP_SHARE, PollObservation, PollSchedule
 from vidpipe_core.services import Services
 
 LENGTH_TOLERANCE_S = 0.5  # a clip "of the same length": measured length within this of the request
@@ -215,7 +217,7 @@ def later_polls(
     previous = first_s
     for j in range(1, LATER_POLLS + 1):
         at = interval_quantile(brackets, min(1.0, q + j * (1.0 - q) / LATER_POLLS))
-        at = min(max(at, previous + interval_s / 4), previous + interval_s)
+        at = min(max(at, previous + interval_s * MIN_GAP_SHARE), previous + interval_s)
         if at >= timeout_s:
             break
         polls.append(round(at, 3))

@@ -230,8 +230,8 @@ class DagsterPoolSlots:
                 _slot_freed.notify_all()
 
     def _free(self, key: str) -> None:
-        """Free a held slot behind the claims' lock: a free racing a claim on SQLite met a locked
-        database and waited in SQLite's busy handler (sleeps of 1 to 100 ms), 0.05-0.15 s per
-        hand-over in a wave of four clips (bench e2e), where the lock hands over in microseconds."""
+        """Free a held slot behind the claims' lock (across processes too: the file lock on SQLite),
+        so a free never meets a claim in SQLite's busy handler, which waits in sleeps of 1 to
+        100 ms where the lock hands over at once."""
         with self._claim_mutex():
             self.storage.free_concurrency_slot_for_step(self.run_id, key)

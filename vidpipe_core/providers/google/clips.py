@@ -110,8 +110,8 @@ class GoogleClips(_GoogleStage):
         Without ``schedule``: at once, then after ``poll_initial_s`` doubling up to ``poll_max_s``.
         With one (learned from the ledger, vidpipe_core.polling): first when the schedule says,
         counted from the operation's submission (at once for one submitted long ago), then at its
-        learned later polls still ahead, then every ``schedule.interval_s``. Either way no poll comes later than ``poll_timeout_s`` after the
-        wait began, and the wait ends within half a second of ``cancel``. The outcome carries what
+        learned later polls still ahead, then every ``schedule.interval_s``. Either way no poll
+        comes later than ``poll_timeout_s`` after the wait began, and the wait ends within half a second of ``cancel``. The outcome carries what
         the polls saw (``observed``: when it was last seen running and first seen done)."""
         from google.genai import types
 
