@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -82,7 +83,6 @@ def check_keyframes(services: Services, project_id: str, made: KeyframesReport |
         spec, frames = made.spec, made.frames
         good, damaged = _held_frames(made.frames, made.pngs)
     expected = keyframe_provider(spec.providers.keyframes, services.settings).expected_size(spec.aspect_ratio)
-    aw, ah = ASPECT_RATIOS[spec.aspect_ratio]
     problems, sizes = [], set()
     for f in frames:
         label = frame_label(f.index, len(frames) - 1)
@@ -99,16 +99,40 @@ def check_keyframes(services: Services, project_id: str, made: KeyframesReport |
             problems.append(f"{label} does not decode: {exc}")
             continue
         sizes.add(size)
-        if expected and size != expected:
-            problems.append(f"{label} is {size[0]}x{size[1]}, expected {expected[0]}x{expected[1]}")
-        elif abs(size[0] / size[1] - aw / ah) > ASPECT_TOLERANCE * aw / ah:
-            problems.append(f"{label} is {size[0]}x{size[1]}, not {spec.aspect_ratio}")
+        problem = _size_problem(size, expected, spec.aspect_ratio)
+        if problem is not None:
+            problems.append(f"{label} {problem}")
     return CheckOutcome(
         "keyframes_decode",
         not problems,
         "; ".join(problems) or f"{len(frames)} frames decode at {sorted(sizes)}",
         {"frames": len(frames)},
     )
+
+
+def _size_problem(size: tuple[int, int], expected: tuple[int, int] | None, aspect_ratio: str) -> str | None:
+    aw, ah = ASPECT_RATIOS[aspect_ratio]
+    if expected and size != expected:
+        return f"is {size[0]}x{size[1]}, expected {expected[0]}x{expected[1]}"
+    if abs(size[0] / size[1] - aw / ah) > ASPECT_TOLERANCE * aw / ah:
+        return f"is {size[0]}x{size[1]}, not {aspect_ratio}"
+    return None
+
+
+def keyframe_test(services: Services, spec: ProjectSpec) -> Callable[[int, bytes], str | None]:
+    """The `keyframes_decode` check of one frame the keyframes step has just recorded (its bytes
+    match the ledger and decoded when they were made): None, or what is wrong with frame ``k``.
+    A clip made beside the keyframes step (frame_feed) starts only from frames that pass it."""
+    expected = keyframe_provider(spec.providers.keyframes, services.settings).expected_size(spec.aspect_ratio)
+
+    def test(k: int, png: bytes) -> str | None:
+        try:
+            problem = _size_problem(_png_size(png, decode=False), expected, spec.aspect_ratio)
+        except Exception as exc:
+            problem = f"does not decode: {exc}"
+        return None if problem is None else f"{frame_label(k, spec.scenes)} {problem}"
+
+    return test
 
 
 def check_characters(made: CharactersReport) -> CheckOutcome:

@@ -21,7 +21,7 @@ Built on dagster-celery's execution loop and task, with four differences:
   it then returns at once and does nothing.
 - **The run worker owns the run.** The process that runs this executor tags the run with its own
   pid and host and `vidpipe/owner: run-worker`, and beats the run's heartbeat for the whole run,
-  also while a step waits in the queue; the steps do not re-tag it (see `assets._step`). Healing
+  also while a step waits in the queue; the steps do not re-tag it (see `asset_step.asset_step`). Healing
   (vidpipe_dagster.healing) thus judges a celery run by its run worker, on any host.
 - **No worker, no wait forever.** Before sending a step, the run worker asks the broker whether
   any worker consumes the queue, and fails the run after `VIDPIPE_CELERY_WORKER_WAIT_S` if none
@@ -118,7 +118,7 @@ _ON_WORKER: ContextVar[bool] = ContextVar("vidpipe_on_celery_worker", default=Fa
 
 def running_on_worker() -> bool:
     """Whether the calling step runs as a task on a `vidpipe worker` (not in its run worker): such a
-    step leaves the run's owner tags and heartbeat to the run worker (see `assets._step`)."""
+    step leaves the run's owner tags and heartbeat to the run worker (see `asset_step.asset_step`)."""
     return _ON_WORKER.get()
 
 

@@ -73,6 +73,7 @@ def awaiting(context: dg.AssetExecutionContext, held: Gate) -> Iterator[dg.Asset
         )
     )
     yield dg.AssetCheckResult(
+        asset_key=CLIPS,
         check_name="clips_complete",
         passed=False,
         severity=dg.AssetCheckSeverity.WARN,

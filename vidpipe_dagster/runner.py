@@ -23,11 +23,11 @@ from vidpipe_core.projects import delete_project, earlier_files, load_spec, proj
 from vidpipe_core.request import ProjectRequest, parse_fields
 from vidpipe_core.schemas import ProjectSpec
 from vidpipe_core.services import Services
-from vidpipe_core.steps import CHARACTERS, CLIPS, FINAL_VIDEO, KEYFRAMES, NARRATION, STAGES
+from vidpipe_core.steps import CHARACTERS, CLIPS, FINAL_VIDEO, NARRATION, STAGES, STEP_OF
 from vidpipe_core.steps.report import ProgressEvent
 from vidpipe_core.steps.state import project_nonce
 from vidpipe_dagster import progress
-from vidpipe_dagster.failures import ERROR_CLASS_KEY, ERROR_SCENE_KEY
+from vidpipe_dagster.failures import ERROR_CLASS_KEY, ERROR_SCENE_KEY, ERROR_STAGE_KEY
 from vidpipe_dagster.healing import PARTITION_TAG, describe_run, owner_tags
 from vidpipe_dagster.instance import (
     ensure_partition,
@@ -268,11 +268,8 @@ def _remote_origin(job_name: str) -> RemoteJobOrigin:
 
 def repair_config(assets: Sequence[str]) -> dict[str, Any]:
     """Run config that lets the characters, keyframes and clips steps pay to regenerate damaged files."""
-    return {
-        "ops": {
-            name: {"config": {"repair_damaged": True}} for name in (CHARACTERS, KEYFRAMES, CLIPS, NARRATION) if name in assets
-        }
-    }
+    steps = {STEP_OF.get(name, name) for name in assets}  # the keyframes: the clips step's config
+    return {"ops": {name: {"config": {"repair_damaged": True}} for name in (CHARACTERS, CLIPS, NARRATION) if name in steps}}
 
 
 @dataclass
@@ -322,9 +319,10 @@ def failures(result: dg.JobExecutionResult) -> list[StepFailure]:
             metadata = user.metadata or {}
             text = getattr(metadata.get(ERROR_CLASS_KEY), "value", None)
             scene = getattr(metadata.get(ERROR_SCENE_KEY), "value", None)
+            stage = getattr(metadata.get(ERROR_STAGE_KEY), "value", None)
             found.append(
                 StepFailure(
-                    event.step_key or "?",
+                    stage if isinstance(stage, str) else event.step_key or "?",
                     user.description,
                     text if isinstance(text, str) else None,
                     scene if isinstance(scene, int) else None,

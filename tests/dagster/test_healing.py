@@ -332,13 +332,13 @@ def test_pool_claims_are_serialised_by_a_lock_chosen_by_storage_class(backend, r
 # the run names its process from the moment it is created, so it is recognised as dead at once.
 _DIE_BEFORE_THE_FIRST_STEP = """
 import os, signal, sys
-import vidpipe_dagster.assets as assets
+import vidpipe_dagster.asset_step as asset_step
 from vidpipe_dagster.runner import render
 
 def die(*args, **kwargs):
     os.kill(os.getpid(), signal.SIGKILL)  # the first step, before it looks at (or writes) the run's owner tags
 
-assets.names_this_owner = die
+asset_step.names_this_owner = die
 render(sys.argv[1])
 """
 

@@ -167,7 +167,7 @@ def test_a_failed_clips_check_stops_the_final_video(vp_env):
     assert not result.success
     assert failure_message(result).startswith("clips: check clips_complete failed: scene 2: the clip lasts 0.50 s")
     started = {e.step_key for e in instance.all_logs(result.run_id, of_type=dg.DagsterEventType.STEP_START)}
-    assert started == {"storyboard", "characters", "keyframes", "clips", "narration"}  # the narration needs only the storyboard
+    assert started == {"storyboard", "characters", "clips", "narration"}  # the narration needs only the storyboard
     latest = instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=dg.AssetKey("final_video"), asset_partitions=[spec.id]), limit=1
     ).records[0]

@@ -37,6 +37,7 @@ from vidpipe_core.scenes import check_scene_indices, frame_label, scene_label
 from vidpipe_core.schemas import ProjectSpec
 from vidpipe_core.services import Services
 from vidpipe_core.steps import CLIPS
+from vidpipe_core.steps.frame_feed import FrameFeed
 from vidpipe_core.steps.locking import default_run_id, step_lock
 from vidpipe_core.steps.report import Action, ItemReport, Progress, ProgressEvent, StepReport, no_progress
 from vidpipe_core.steps.state import ClipState, ProjectState, damaged_clips, resolve_state, resubmits_rejected, spent_usd
@@ -84,9 +85,21 @@ def make_clips(
     slots: SlotLimiter | None = None,
     repair: bool = False,
     progress: Progress = no_progress,
+    frames: FrameFeed | None = None,
+    committed_usd: float | None = None,
+    lock: bool = True,
 ) -> StepReport:
+    """``frames``: the keyframes step is rendering this project's frames in this run, and each
+    scene waits for its two (see frame_feed); the caller holds the project's lock (``lock=False``)
+    and gives what is spent plus what the keyframes step may still spend (``committed_usd``), so
+    the budget is checked against the frames not yet paid for too."""
+    body = functools.partial(
+        _make_clips, services, project_id, run_id or default_run_id(), concurrency, slots or NoLimit(), repair, progress
+    )
+    if not lock:
+        return body(frames, committed_usd)
     with step_lock(services, project_id, run_id):
-        return _make_clips(services, project_id, run_id or default_run_id(), concurrency, slots or NoLimit(), repair, progress)
+        return body(frames, committed_usd)
 
 
 def _make_clips(
@@ -97,9 +110,11 @@ def _make_clips(
     slots: SlotLimiter,
     repair: bool,
     progress: Progress,
+    frames: FrameFeed | None,
+    committed_usd: float | None,
 ) -> StepReport:
     state = resolve_state(services, project_id)
-    missing_frames = [f.index for f in state.frames if not f.done]
+    missing_frames = [f.index for f in state.frames if not f.done] if frames is None else []
     if not state.has_storyboard or missing_frames:
         n = len(state.scenes)
         raise VidpipeError(
@@ -119,12 +134,13 @@ def _make_clips(
     if repair:
         to_pay += len(damaged_clips(services, state))  # at worst every damaged clip is paid for again
     report.projected_usd = video_cost(settings, model, to_pay * spec.clip_duration, spec.generate_audio)
-    guard_budget(CLIPS, spent_usd(services, project_id), report.projected_usd, spec.max_cost_usd, project_id)
+    spent = spent_usd(services, project_id) if committed_usd is None else committed_usd
+    guard_budget(CLIPS, spent, report.projected_usd, spec.max_cost_usd, project_id)
 
     total = len(clips)
     counter = {"done": 0}
     lock = threading.Lock()
-    cancel = CancelToken()
+    cancel = CancelToken(frames.interrupt if frames is not None else None)
 
     def beat(scene: int, line: str, heartbeat: bool = False, opening: bool = False) -> None:
         event = ProgressEvent(
@@ -139,7 +155,12 @@ def _make_clips(
         progress(event)
 
     def run(c: ClipState) -> ItemReport | Future[ItemReport]:
-        worker = _SceneWorker(services, state, c, provider, model, run_id, slots, beat, cancel, repair)
+        now = state
+        if frames is not None:  # the scene's two frames are being rendered in this run: wait, then look again
+            frames.wait_for_scene(c.index, cancel)
+            now = resolve_state(services, project_id)
+            c = now.clips[c.index]
+        worker = _SceneWorker(services, now, c, provider, model, run_id, slots, beat, cancel, repair)
         result = worker.run()
         if isinstance(result, ItemReport):
             return reported(c, result)

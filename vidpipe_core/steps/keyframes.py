@@ -61,11 +61,21 @@ def make_keyframes(
     repair: bool = False,
     progress: Progress = no_progress,
     on_frame: Callable[[int, bytes], None] | None = None,
+    on_planned: Callable[[float], None] | None = None,
+    lock: bool = True,
 ) -> KeyframesReport:
     """``on_frame(k, png)``: each frame's bytes as soon as the step has them (reused or rendered
-    and recorded), in order, e.g. to shrink it for the contact sheet while the next is made."""
+    and recorded), in order, e.g. to shrink it for the contact sheet while the next is made.
+    ``on_planned(committed_usd)``: once the budget allows the frames, before the first is paid for,
+    what is spent plus what this step may spend (the clips step made beside it checks its own
+    cost against that). ``lock=False``: the caller holds the project's lock."""
+    body = functools.partial(
+        _make_keyframes, services, project_id, repair, progress, on_frame or (lambda _k, _png: None), on_planned
+    )
+    if not lock:
+        return body()
     with step_lock(services, project_id, run_id):
-        return _make_keyframes(services, project_id, repair, progress, on_frame or (lambda _k, _png: None))
+        return body()
 
 
 def _request(state: ProjectState, k: int, reference: bytes | None, sheets: dict[str, bytes]) -> KeyframeRequest:
@@ -140,7 +150,12 @@ def _check_stored(
 
 
 def _make_keyframes(
-    services: Services, project_id: str, repair: bool, progress: Progress, on_frame: Callable[[int, bytes], None]
+    services: Services,
+    project_id: str,
+    repair: bool,
+    progress: Progress,
+    on_frame: Callable[[int, bytes], None],
+    on_planned: Callable[[float], None] | None,
 ) -> KeyframesReport:
     state = resolve_state(services, project_id)  # once: the loop chains each frame on the one before
     if not state.has_storyboard or state.style is None:
@@ -156,7 +171,10 @@ def _make_keyframes(
     if damaged and not getattr(provider, "reproducible", False):
         missing = len(state.frames) - min(damaged)  # paid repair: the cascade from the first damaged frame
     report.projected_usd = image_cost(settings, model, missing)
-    guard_budget(KEYFRAMES, spent_usd(services, project_id), report.projected_usd, spec.max_cost_usd, project_id)
+    spent = spent_usd(services, project_id)
+    guard_budget(KEYFRAMES, spent, report.projected_usd, spec.max_cost_usd, project_id)
+    if on_planned is not None:
+        on_planned(spent + report.projected_usd)
 
     total, n = len(state.frames), len(state.scenes)
     reference: bytes | None = None
