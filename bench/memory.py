@@ -13,10 +13,9 @@ import sys
 import time
 
 from bench.common import PYTHON, Report, fmt_s, fresh_home, last_json_line, log, mib, remove_home, run_measured, table
-from vidpipe_core.steps import STAGES
+from vidpipe_core.steps import STEPS  # one Dagster step per stage, the keyframes' in the clips step
 
 SCENES, CLIP_S, RES = 16, 4, 1080
-STEPS = STAGES  # one Dagster step per stage
 PROMPT = (
     "A hot-air balloon rises over a valley at dawn, drifts above vineyards, a village, a river, a forest, "
     "a lake, snow peaks and lands in a meadow at dusk"

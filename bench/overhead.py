@@ -17,10 +17,9 @@ import time
 from typing import Any
 
 from bench.common import Report, fmt_s, fresh_home, log, remove_home, summary, table
-from vidpipe_core.steps import STAGES
+from vidpipe_core.steps import STEPS  # one Dagster step per stage, the keyframes' in the clips step
 
 N, CLIP_S, RES = 4, 1, 72
-STEPS = STAGES  # one Dagster step per stage
 PROMPT = "A lighthouse keeper climbs the stairs, lights the lamp, watches a ship pass, and goes to sleep"
 
 

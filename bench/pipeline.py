@@ -11,10 +11,6 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from vidpipe_core.steps import STAGES
-
-STEPS = STAGES  # one Dagster step per stage
-
 
 def register(prompt: str, *, scenes: int, clip_duration: int, provider: str, prefix: str, **options: Any) -> str:
     from vidpipe_dagster.runner import register
@@ -40,6 +36,7 @@ class RunRecord:
     wall_s: float  # measured around the call, in this process
     executor: str
     steps: dict[str, tuple[float, float]] = field(default_factory=dict)  # step -> (start, end), epoch seconds
+    materialized: dict[str, float] = field(default_factory=dict)  # asset -> its materialization (epoch)
     run_start: float | None = None  # first event of the run (epoch)
     run_end: float | None = None  # last event of the run (epoch)
     call_start: float = 0.0  # epoch time the call was made
@@ -54,6 +51,13 @@ class RunRecord:
         a, b = self.steps[step]
         return b - a
 
+    def keyframes_s(self) -> float | None:
+        """From the clips step's start to the keyframes' materialization: the step makes the frames
+        first and submits each clip as soon as its two frames exist."""
+        if "clips" not in self.steps or "keyframes" not in self.materialized:
+            return None
+        return self.materialized["keyframes"] - self.steps["clips"][0]
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "project_id": self.project_id,
@@ -62,6 +66,7 @@ class RunRecord:
             "wall_s": self.wall_s,
             "executor": self.executor,
             "step_s": {s: self.step_s(s) for s in self.steps},
+            "keyframes_s": self.keyframes_s(),
             "before_first_step_s": (min(a for a, _ in self.steps.values()) - self.call_start) if self.steps else None,
             "after_last_step_s": (self.call_start + self.wall_s - max(b for _, b in self.steps.values())) if self.steps else None,
             "stitch_s": self.stitch_s,
@@ -102,6 +107,8 @@ def collect(record: RunRecord, instance=None) -> RunRecord:  # type: ignore[no-u
             record.steps[entry.step_key] = (starts[entry.step_key], ts)
             if ev.event_type_value == "STEP_FAILURE":
                 record.failure = msg[:500]
+        elif ev is not None and ev.event_type_value == "ASSET_MATERIALIZATION" and ev.asset_key is not None:
+            record.materialized[ev.asset_key.to_user_string()] = ts
         elif ev is None and msg.startswith("[final_video] stitching"):
             stitch_from = ts
         elif ev is None and msg.startswith("[final_video] final video written") and stitch_from is not None:
