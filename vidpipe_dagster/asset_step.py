@@ -98,7 +98,9 @@ def check_result(outcome: CheckOutcome, asset: str | None = None) -> dg.AssetChe
 def check_spec(name: str, asset: str, *, blocking: bool) -> dg.AssetCheckSpec:
     """The check of ``asset``. A ``blocking`` check guards the next stage: when it fails, the step
     records its materialization and the check, then fails, and nothing downstream runs in that run
-    (a failed `keyframes_decode` pays for no clip; a failed `clips_complete` stitches no video)."""
+    (a failed `keyframes_decode` pays for no clip of a frame it refused: the clips step, which makes
+    the frames, submits a scene's clip only from frames that passed it one by one; a failed
+    `clips_complete` stitches no video)."""
     return dg.AssetCheckSpec(
         name, asset=asset, partitions_def=projects_partitions, description=DESCRIPTIONS[name], blocking=blocking
     )
