@@ -257,8 +257,8 @@ def _report(runs: dict, cal: dict, stats: dict, reps: int, quick: bool, n_def: i
         "floor is DESIGN.md's, written before the characters stage: 'floor + sheets' adds its image calls, "
         f"ceil(C/{SHEET_WORKERS})·T_image (C = the reference sheets of the median run, made {SHEET_WORKERS} at once). "
         "It also has the clips start after the last keyframe: since the clips step submits each clip once its two "
-        "frames exist, a render can beat it (the keyframes column is the step's start to the keyframes' "
-        "materialization; the clips step's column holds both, against (N+1)·T_image + ceil(N/K)·T_video).",
+        "frames exist, a render can beat it (the keyframes column is the step's start to its last "
+        "'[keyframes]' line; the clips step's column holds both, against (N+1)·T_image + ceil(N/K)·T_video).",
     ]
     t_stitch = statistics.median(t_stitch_all)
     c_text, c_image = cal["text_s"]["median"], cal["image_s"]["median"]

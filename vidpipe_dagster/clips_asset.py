@@ -290,14 +290,19 @@ def clips(
             return
         _take_approvals(context, config, services, project_id)  # new takes only: no approval under `review: none`
         feed = FrameFeed(keyframe_test(services, spec))
+        # Nothing is yielded while the clips thread runs: a signal that comes while Dagster handles a
+        # yielded result is raised outside this generator, which would be left suspended with the
+        # clips still polling (and the process unable to exit). In here it stops them (_Beside).
         with _Beside(part, feed) as beside:
             frames, passed = _keyframes_part(context, services, project_id, config.repair_damaged, feed, beside.start)
-            yield frames
-            if not passed:  # no clip of a frame the check refused is submitted; the clips submitted finish
+            if passed:
+                made = list(part.outcome(beside.result))
+            else:  # no clip of a frame the check refused is submitted; the clips submitted finish
                 feed.fail("the keyframes check failed")
                 beside.settle()
-                return
-            yield from part.outcome(beside.result)
+        yield frames
+        if passed:
+            yield from made
 
 
 class _Beside:
