@@ -292,15 +292,22 @@ def clips(
         feed = FrameFeed(keyframe_test(services, spec))
         # Nothing is yielded while the clips thread runs: a signal that comes while Dagster handles a
         # yielded result is raised outside this generator, which would be left suspended with the
-        # clips still polling (and the process unable to exit). In here it stops them (_Beside).
+        # clips still polling (and the process unable to exit). In here it stops them (_Beside). So
+        # both assets are materialized when the step ends; the keyframes also when the clips failed.
+        failed: VidpipeError | None = None
         with _Beside(part, feed) as beside:
             frames, passed = _keyframes_part(context, services, project_id, config.repair_damaged, feed, beside.start)
             if passed:
-                made = list(part.outcome(beside.result))
+                try:
+                    made = list(part.outcome(beside.result))
+                except VidpipeError as exc:
+                    failed = exc
             else:  # no clip of a frame the check refused is submitted; the clips submitted finish
                 feed.fail("the keyframes check failed")
                 beside.settle()
         yield frames
+        if failed is not None:
+            raise failed
         if passed:
             yield from made
 

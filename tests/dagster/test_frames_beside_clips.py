@@ -149,3 +149,25 @@ def test_under_review_the_frames_are_made_before_any_clip_is_looked_at(vp_env, m
     assert _clips(services, spec.id) == {}  # nothing approved: no clip claimed, nothing paid
     made = [m for m in _materializations(instance, result.run_id) if m[0] in ("keyframes", "clips")]
     assert made == [("keyframes", "clips")]  # the clips wait for an approval: not materialized
+
+
+def test_when_a_clip_fails_the_keyframes_are_still_materialized(vp_env, monkeypatch):
+    project_id = _project("A fox cub wakes. It yawns. It runs into the woods.", "fox")
+    services, instance = vp_env.services(), vp_env.instance()
+    real_submit = AnimaticProvider.submit
+
+    def submit(self: AnimaticProvider, request: Any, model: str, cancel: Any = None) -> str:
+        if request.scene_index == 1:
+            raise ProviderError("clips", "the video model is unavailable", scene=1)
+        return real_submit(self, request, model) if cancel is None else real_submit(self, request, model, cancel)
+
+    monkeypatch.setattr(AnimaticProvider, "submit", submit)
+
+    result = render(project_id, assets=["keyframes", "clips"])
+
+    assert not result.success
+    [failure] = failures(result)
+    assert (failure.step, failure.scene) == ("clips", 1) and "the video model is unavailable" in failure.message
+    assert _materializations(instance, result.run_id) == [("keyframes", "clips")]  # the frames are all made
+    assert check_results(instance, result.run_id) == {"keyframes_decode": True}
+    assert sorted(_clips(services, project_id)) == [0, 1, 2]
