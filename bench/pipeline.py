@@ -36,7 +36,7 @@ class RunRecord:
     wall_s: float  # measured around the call, in this process
     executor: str
     steps: dict[str, tuple[float, float]] = field(default_factory=dict)  # step -> (start, end), epoch seconds
-    last_line: dict[str, float] = field(default_factory=dict)  # stage -> its last progress line in the log (epoch)
+    keyframes_end: float | None = None  # the last "[keyframes]" line in the log (epoch): the last frame recorded
     run_start: float | None = None  # first event of the run (epoch)
     run_end: float | None = None  # last event of the run (epoch)
     call_start: float = 0.0  # epoch time the call was made
@@ -54,9 +54,9 @@ class RunRecord:
     def keyframes_s(self) -> float | None:
         """From the clips step's start to its last "[keyframes]" line (the last frame recorded): the
         step makes the frames and submits each clip as soon as its two frames exist."""
-        if "clips" not in self.steps or "keyframes" not in self.last_line:
+        if "clips" not in self.steps or self.keyframes_end is None:
             return None
-        return self.last_line["keyframes"] - self.steps["clips"][0]
+        return self.keyframes_end - self.steps["clips"][0]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -108,7 +108,7 @@ def collect(record: RunRecord, instance=None) -> RunRecord:  # type: ignore[no-u
             if ev.event_type_value == "STEP_FAILURE":
                 record.failure = msg[:500]
         elif ev is None and msg.startswith("[keyframes]"):
-            record.last_line["keyframes"] = ts
+            record.keyframes_end = ts
         elif ev is None and msg.startswith("[final_video] stitching"):
             stitch_from = ts
         elif ev is None and msg.startswith("[final_video] final video written") and stitch_from is not None:

@@ -276,17 +276,16 @@ def clips(
         stack.enter_context(step_lock(services, project_id, context.run.run_id))  # one hold for both assets
         part = _ClipsPart(context, config, services, project_id, stack) if CLIPS in selected else None
         spec = load_spec(services, project_id)
-        if KEYFRAMES in selected and (part is None or spec.review != "none"):
+        if part is None or KEYFRAMES not in selected or spec.review != "none":
             # One after the other: a project under review approves clips of the frames it has seen.
-            frames, passed = _keyframes_part(context, services, project_id, config.repair_damaged, None, None)
-            yield frames
-            if not passed or part is None:  # a failed blocking check: no clip is paid for
-                return
-        if part is None:
-            return
-        if KEYFRAMES not in selected or spec.review != "none":
-            _take_approvals(context, config, services, project_id)
-            yield from part.outcome(part.make)
+            if KEYFRAMES in selected:
+                frames, passed = _keyframes_part(context, services, project_id, config.repair_damaged, None, None)
+                yield frames
+                if not passed:  # a failed blocking check: no clip is paid for
+                    return
+            if part is not None:
+                _take_approvals(context, config, services, project_id)
+                yield from part.outcome(part.make)
             return
         _take_approvals(context, config, services, project_id)  # new takes only: no approval under `review: none`
         feed = FrameFeed(keyframe_test(services, spec))

@@ -267,7 +267,8 @@ def _remote_origin(job_name: str) -> RemoteJobOrigin:
 
 
 def repair_config(assets: Sequence[str]) -> dict[str, Any]:
-    """Run config that lets the characters, keyframes and clips steps pay to regenerate damaged files."""
+    """Run config that lets the characters, clips (which makes the keyframes too) and narration
+    steps pay to regenerate damaged files."""
     steps = {STEP_OF.get(name, name) for name in assets}  # the keyframes: the clips step's config
     return {"ops": {name: {"config": {"repair_damaged": True}} for name in (CHARACTERS, CLIPS, NARRATION) if name in steps}}
 

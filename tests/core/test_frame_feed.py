@@ -73,9 +73,8 @@ def test_an_interrupted_step_ends_the_wait():
     cancel = CancelToken(feed.interrupt)
     thread, out = _waiter(feed, 0, cancel)
     time.sleep(0.1)
-    started = time.monotonic()
     feed.interrupt.cancel("KeyboardInterrupt in the keyframes part of the clips step")
-    thread.join(2)
-    assert time.monotonic() - started < 1.0
+    thread.join(5)  # without the interrupt no frame ever comes: the wait would never end
+    assert not thread.is_alive()
     [error] = out
     assert isinstance(error, Interrupted) and "KeyboardInterrupt" in str(error)

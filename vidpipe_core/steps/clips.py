@@ -17,6 +17,7 @@ import re
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import replace
 from typing import Any
 
@@ -93,13 +94,18 @@ def make_clips(
     scene waits for its two (see frame_feed); the caller holds the project's lock (``lock=False``)
     and gives what is spent plus what the keyframes step may still spend (``committed_usd``), so
     the budget is checked against the frames not yet paid for too."""
-    body = functools.partial(
-        _make_clips, services, project_id, run_id or default_run_id(), concurrency, slots or NoLimit(), repair, progress
-    )
-    if not lock:
-        return body(frames, committed_usd)
-    with step_lock(services, project_id, run_id):
-        return body(frames, committed_usd)
+    with step_lock(services, project_id, run_id) if lock else nullcontext():
+        return _make_clips(
+            services,
+            project_id,
+            run_id or default_run_id(),
+            concurrency,
+            slots or NoLimit(),
+            repair,
+            progress,
+            frames,
+            committed_usd,
+        )
 
 
 def _make_clips(

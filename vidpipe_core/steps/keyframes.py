@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
@@ -69,13 +70,8 @@ def make_keyframes(
     ``on_planned(committed_usd)``: once the budget allows the frames, before the first is paid for,
     what is spent plus what this step may spend (the clips step made beside it checks its own
     cost against that). ``lock=False``: the caller holds the project's lock."""
-    body = functools.partial(
-        _make_keyframes, services, project_id, repair, progress, on_frame or (lambda _k, _png: None), on_planned
-    )
-    if not lock:
-        return body()
-    with step_lock(services, project_id, run_id):
-        return body()
+    with step_lock(services, project_id, run_id) if lock else nullcontext():
+        return _make_keyframes(services, project_id, repair, progress, on_frame or (lambda _k, _png: None), on_planned)
 
 
 def _request(state: ProjectState, k: int, reference: bytes | None, sheets: dict[str, bytes]) -> KeyframeRequest:
